@@ -1,0 +1,1 @@
+"""OKX v5 venue adapter: signing, payload parsing, error codes, REST and WebSocket clients."""
