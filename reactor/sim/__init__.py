@@ -1,0 +1,1 @@
+"""OKX v5 simulator: exchange mechanics, scenario files, and a loopback server."""

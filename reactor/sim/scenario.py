@@ -1,0 +1,129 @@
+"""Scenario files that seed the simulator: instruments, accounts, positions (YAML).
+
+Validated with pydantic so a bad file fails at start-up with a message naming the file and the
+field, instead of surfacing later as a wrong number in a push.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstrumentSpec(_Model):
+    instId: str = Field(min_length=1)
+    ctVal: Decimal = Field(gt=0)
+    markPx: Decimal = Field(gt=0)
+    mmrRate: Decimal = Field(default=Decimal("0.004"), ge=0, lt=1)
+    lotSz: Decimal = Field(default=Decimal("1"), gt=0)
+    tickSz: Decimal = Field(default=Decimal("0.0001"), gt=0)
+    ctValCcy: str | None = None
+
+
+class PositionSpec(_Model):
+    instId: str = Field(min_length=1)
+    posSide: Literal["long", "short", "net"]
+    pos: Decimal
+    avgPx: Decimal = Field(gt=0)
+    lever: Decimal = Field(gt=0)
+    margin: Decimal | None = Field(default=None, ge=0)
+    mgnMode: Literal["isolated", "cross"] = "isolated"
+    cTime: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PositionSpec:
+        if self.pos == 0:
+            raise ValueError("pos must not be 0 (omit closed positions)")
+        if self.posSide != "net" and self.pos < 0:
+            raise ValueError("pos must be positive for posSide long/short")
+        if self.mgnMode == "isolated" and self.margin is None:
+            raise ValueError("margin is required for an isolated position")
+        return self
+
+
+class AccountSpec(_Model):
+    name: str = Field(min_length=1)
+    apiKey: str = Field(min_length=1)
+    secretKey: SecretStr
+    passphrase: SecretStr
+    balance: Decimal = Field(ge=0)
+    main: bool = False
+    uid: str | None = None
+    positions: list[PositionSpec] = Field(default_factory=list)
+
+
+class PriceWalkSpec(_Model):
+    enabled: bool = True
+    interval_s: float = Field(default=1.0, gt=0)
+    max_step_pct: Decimal = Field(default=Decimal("0.2"), gt=0, lt=50)
+    seed: int | None = None
+
+
+class Scenario(_Model):
+    instruments: list[InstrumentSpec] = Field(min_length=1)
+    accounts: list[AccountSpec] = Field(min_length=1)
+    price_walk: PriceWalkSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Scenario:
+        inst_ids = [i.instId for i in self.instruments]
+        _unique("instruments", "instId", inst_ids)
+        _unique("accounts", "name", [a.name for a in self.accounts])
+        _unique("accounts", "apiKey", [a.apiKey for a in self.accounts])
+        known = set(inst_ids)
+        for a in self.accounts:
+            keys = [(p.instId, p.posSide) for p in a.positions]
+            _unique(f"accounts[{a.name}].positions", "instId+posSide", keys)
+            for p in a.positions:
+                if p.instId not in known:
+                    raise ValueError(
+                        f"accounts[{a.name}].positions: instId {p.instId!r} is not an instrument"
+                    )
+        return self
+
+
+def _unique(where: str, field: str, values: list[Any]) -> None:
+    seen: set[Any] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{where}: duplicate {field} {v!r}")
+        seen.add(v)
+
+
+def scenario_from_dict(raw: Any, source: str = "<scenario>") -> Scenario:
+    """Validate an already-parsed scenario (tests build them as dicts)."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: expected a mapping at top level")
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ScenarioError(f"{source}: {loc}: {first['msg']}{more}") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file; every failure is a :class:`ScenarioError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{p}: not valid YAML: {exc}") from None
+    return scenario_from_dict(raw, str(p))
