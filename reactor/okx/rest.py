@@ -1,0 +1,278 @@
+"""Signed OKX v5 REST client on httpx.
+
+What it adds over raw HTTP, and why:
+- the ``{"code","msg","data"}`` envelope becomes data or an :class:`OkxError` by code, so the
+  engine reasons about OKX codes, not HTTP;
+- per-account client-side rate limits (OKX's documented numbers), waited for rather than
+  failed, so the reactor does not earn 50011s;
+- a hard line between "nothing was sent" (:class:`RequestNotSent`, safe to retry) and "it may
+  have been applied" (:class:`AmbiguousOutcome`): a margin transfer must never be resent
+  blindly. Margin calls are therefore never retried here; idempotent GETs are, a little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from reactor.log import get_logger
+from reactor.okx.credentials import Credentials
+from reactor.okx.errors import ErrorClass, OkxError, classify
+from reactor.okx.pacing import TokenBucket
+from reactor.okx.signing import iso_timestamp, rest_sign
+
+log = get_logger(__name__)
+
+POSITIONS = "/api/v5/account/positions"
+BALANCE = "/api/v5/account/balance"
+MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
+INSTRUMENTS = "/api/v5/public/instruments"
+TIME = "/api/v5/public/time"
+
+# OKX's documented limits: (requests, window seconds). Private ones count per sub-account.
+RATE_LIMITS: dict[str, tuple[int, float]] = {
+    POSITIONS: (10, 2.0),
+    BALANCE: (10, 2.0),
+    MARGIN_BALANCE: (20, 2.0),
+    INSTRUMENTS: (20, 2.0),
+    TIME: (10, 2.0),
+}
+AMBIGUOUS_CODES = frozenset({"50004"})
+
+
+class AmbiguousOutcome(Exception):
+    """The request may have reached OKX but no answer came back: its effect is unknown."""
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class RequestNotSent(Exception):
+    """Failed before anything was sent (connect error, refused, pool timeout): safe to retry."""
+
+
+class OkxRestClient:
+    """One account's REST client. Use one instance per account so its rate limits hold."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        simulated: bool = False,
+        timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        account: str = "",
+        get_retries: int = 2,
+        retry_backoff_s: float = 0.25,
+    ) -> None:
+        self.account = account
+        self._credentials = credentials
+        self._simulated = simulated
+        self._clock = clock
+        self._offset_s = 0.0
+        self._get_retries = get_retries
+        self._retry_backoff_s = retry_backoff_s
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+        )
+        self._buckets = {path: TokenBucket(n, per) for path, (n, per) in RATE_LIMITS.items()}
+
+    def __repr__(self) -> str:
+        return f"OkxRestClient(account={self.account!r}, base_url={str(self._client.base_url)!r})"
+
+    @property
+    def clock_offset_s(self) -> float:
+        return self._offset_s
+
+    async def __aenter__(self) -> OkxRestClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def get_positions(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._get(POSITIONS, {"instType": inst_type, "instId": inst_id})
+
+    async def get_balance(self, ccy: str | None = None) -> list[dict[str, Any]]:
+        return await self._get(BALANCE, {"ccy": ccy})
+
+    async def get_instruments(self, inst_type: str = "SWAP") -> list[dict[str, Any]]:
+        return await self._get(INSTRUMENTS, {"instType": inst_type}, signed=False)
+
+    async def server_time_ms(self) -> int:
+        data = await self._get(TIME, {}, signed=False, resync=False)
+        try:
+            return int(data[0]["ts"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            raise OkxError("0", "public/time: unexpected data", 200) from None
+
+    async def sync_clock(self) -> float:
+        """Measure the offset to OKX's clock (after 50102) and use it for all timestamps."""
+        before = self._clock()
+        server_ms = await self.server_time_ms()
+        after = self._clock()
+        self._offset_s = server_ms / 1000.0 - (before + after) / 2.0
+        log.info("rest.clock.synced", account=self.account, offset_s=round(self._offset_s, 3))
+        return self._offset_s
+
+    async def margin_balance(
+        self, inst_id: str, pos_side: str, action: str, amt: Decimal
+    ) -> dict[str, Any]:
+        """Move isolated margin. Never retried here: the caller owns ambiguous outcomes."""
+        if action not in ("add", "reduce"):
+            raise ValueError(f"action must be 'add' or 'reduce', not {action!r}")
+        if not isinstance(amt, Decimal) or not amt.is_finite() or amt <= 0:
+            raise ValueError(f"amt must be a positive finite Decimal, not {amt!r}")
+        body = {"instId": inst_id, "posSide": pos_side, "type": action, "amt": format(amt, "f")}
+        try:
+            data = await self._request("POST", MARGIN_BALANCE, body=body)
+        except OkxError as exc:
+            if exc.error_class is ErrorClass.CLOCK_SKEW:
+                # Rejected, so nothing happened; fix the clock so the engine's next try works.
+                await self._try_sync_clock()
+            raise
+        return data[0] if data and isinstance(data[0], dict) else {}
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _try_sync_clock(self) -> bool:
+        try:
+            await self.sync_clock()
+        except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
+            log.warning("rest.clock.sync_failed", account=self.account, error=str(exc))
+            return False
+        return True
+
+    async def _get(
+        self,
+        path: str,
+        params: dict[str, str | None],
+        *,
+        signed: bool = True,
+        resync: bool = True,
+    ) -> list[dict[str, Any]]:
+        """GET with a few retries on transient failures; GETs are idempotent."""
+        attempt = 0
+        resynced = not resync
+        while True:
+            try:
+                return await self._request("GET", path, params=params, signed=signed)
+            except OkxError as exc:
+                cls = exc.error_class
+                if cls is ErrorClass.CLOCK_SKEW and not resynced:
+                    resynced = True
+                    if await self._try_sync_clock():
+                        continue
+                    raise
+                retryable = cls in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMIT)
+                if not retryable or attempt >= self._get_retries:
+                    raise
+                error = f"{exc.code}"
+            except (RequestNotSent, AmbiguousOutcome) as exc:
+                if attempt >= self._get_retries:
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
+            attempt += 1
+            delay = self._retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
+            log.warning(
+                "rest.retry",
+                account=self.account,
+                path=path,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                error=error,
+            )
+            await asyncio.sleep(delay)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | None] | None = None,
+        body: dict[str, Any] | None = None,
+        signed: bool = True,
+    ) -> list[dict[str, Any]]:
+        query = {k: v for k, v in (params or {}).items() if v}  # OKX: empty means absent
+        request_path = f"{path}?{urlencode(query)}" if query else path
+        body_text = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._simulated:
+            headers["x-simulated-trading"] = "1"
+        bucket = self._buckets.get(path)
+        if bucket is not None:
+            waited = await bucket.acquire()
+            if waited > 0:
+                log.debug("rest.throttled", account=self.account, path=path, waited_s=waited)
+        if signed:
+            creds = self._credentials
+            ts = iso_timestamp(self._clock() + self._offset_s)
+            headers["OK-ACCESS-KEY"] = creds.api_key
+            headers["OK-ACCESS-SIGN"] = rest_sign(
+                creds.secret_key, ts, method, request_path, body_text
+            )
+            headers["OK-ACCESS-TIMESTAMP"] = ts
+            headers["OK-ACCESS-PASSPHRASE"] = creds.passphrase
+        try:
+            resp = await self._client.request(
+                method, request_path, content=body_text or None, headers=headers
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise RequestNotSent(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        except httpx.TransportError as exc:
+            # Read/write timeout, reset, server closed mid-answer: it may have been applied.
+            raise AmbiguousOutcome(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        return _unwrap(method, path, resp)
+
+
+def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]]:
+    status = resp.status_code
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or "code" not in payload:
+        reason = resp.reason_phrase or "no OKX envelope"
+        raise OkxError(str(status), f"{method} {path}: HTTP {status} {reason}", status)
+    code = str(payload.get("code"))
+    msg = str(payload.get("msg") or "")
+    if code in AMBIGUOUS_CODES:
+        raise AmbiguousOutcome(f"{method} {path}: OKX {code}: {msg}", code=code)
+    if code != "0":
+        raise OkxError(code, msg, status)
+    data = payload.get("data")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise OkxError(str(status), f"{method} {path}: data is not a list", status)
+    return data
+
+
+__all__ = [
+    "AmbiguousOutcome",
+    "OkxError",
+    "OkxRestClient",
+    "RequestNotSent",
+    "classify",
+]
