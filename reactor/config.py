@@ -1,0 +1,296 @@
+"""Configuration: ``config.yaml`` validated by pydantic at start-up.
+
+Errors name the field (``targets.1.band``) so a bad deploy fails fast with one clear line.
+Credentials never live here: they come from the environment or a 0600 credentials file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reactor.okx.credentials import Credentials
+from reactor.policy import PolicyConfig, TargetRule
+
+LIVE_REST_URL = "https://www.okx.com"
+LIVE_WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
+DEMO_REST_URL = "https://www.okx.com"
+DEMO_WS_PRIVATE_URL = "wss://wspap.okx.com:8443/ws/v5/private"
+
+PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VenueConfig(_Model):
+    kind: Literal["sim", "demo", "live"] = "sim"
+    rest_url: str | None = None
+    ws_private_url: str | None = None
+    scenario: Path | None = None
+    price_walk: bool = True
+
+    @model_validator(mode="after")
+    def _urls_together(self) -> VenueConfig:
+        if (self.rest_url is None) != (self.ws_private_url is None):
+            raise ValueError("rest_url and ws_private_url must be set together")
+        for url, schemes in (
+            (self.rest_url, ("http://", "https://")),
+            (self.ws_private_url, ("ws://", "wss://")),
+        ):
+            if url is not None and not url.startswith(schemes):
+                raise ValueError(f"URL {url!r} must start with {' or '.join(schemes)}")
+        if self.embedded and self.scenario is None:
+            raise ValueError("kind sim without URLs runs the embedded simulator: set scenario")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """Kind sim without URL overrides: start the simulator in-process."""
+        return self.kind == "sim" and self.rest_url is None
+
+    @property
+    def simulated_trading(self) -> bool:
+        """Send ``x-simulated-trading: 1`` (demo trading, and the simulator)."""
+        return self.kind != "live"
+
+    def urls(self) -> tuple[str, str]:
+        if self.rest_url is not None and self.ws_private_url is not None:
+            return self.rest_url, self.ws_private_url
+        if self.kind == "live":
+            return LIVE_REST_URL, LIVE_WS_PRIVATE_URL
+        if self.kind == "demo":
+            return DEMO_REST_URL, DEMO_WS_PRIVATE_URL
+        raise ValueError("embedded simulator URLs are known only once it listens")
+
+
+class AccountConfig(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["sub", "main"] = "sub"
+    enabled: bool = True
+
+    @property
+    def env_prefix(self) -> str:
+        return "OKX_" + re.sub(r"[^A-Z0-9]", "_", self.name.upper())
+
+
+class TargetConfig(_Model):
+    min_count: int = Field(ge=0)
+    target: PositiveDecimal
+    band: tuple[PositiveDecimal, PositiveDecimal]
+
+    @model_validator(mode="after")
+    def _band_contains_target(self) -> TargetConfig:
+        lo, hi = self.band
+        if not lo <= self.target <= hi:
+            raise ValueError(f"band [{lo}, {hi}] must contain target {self.target}")
+        return self
+
+
+class PolicySection(_Model):
+    buffer: NonNegativeDecimal = Decimal("1.5")
+    min_action: PositiveDecimal = Decimal("0.1")
+    amount_step: PositiveDecimal = Decimal("0.01")
+    mmr_rate_fallback: PositiveDecimal = Decimal("0.004")
+    max_moved_per_hour: PositiveDecimal = Decimal("1000")
+
+
+class TimingSection(_Model):
+    debounce_ms: int = Field(default=500, ge=0, le=60_000)
+    leading_edge: bool = True
+    cooldown_s: float = Field(default=5.0, ge=0, le=3600)
+    reconcile_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    request_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    ledger_poll_ms: int = Field(default=200, gt=0, le=10_000)
+
+
+class MainSection(_Model):
+    expected_positions: int = Field(default=22, ge=0)
+
+
+class StatusSection(_Model):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+
+
+class LogSection(_Model):
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Model):
+    venue: VenueConfig = VenueConfig(scenario=Path("scenarios/demo.yaml"))
+    state_dir: Path = Path("./state")
+    credentials_file: Path | None = None
+    accounts: list[AccountConfig] = Field(min_length=1)
+    targets: list[TargetConfig] = Field(min_length=1)
+    policy: PolicySection = PolicySection()
+    timing: TimingSection = TimingSection()
+    main: MainSection = MainSection()
+    status: StatusSection = StatusSection()
+    log: LogSection = LogSection()
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, accounts: list[AccountConfig]) -> list[AccountConfig]:
+        names = [a.name for a in accounts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate account names: {', '.join(dupes)}")
+        if sum(a.role == "main" for a in accounts) > 1:
+            raise ValueError("at most one account may have role main")
+        prefixes = [a.env_prefix for a in accounts]
+        clash = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if clash:
+            raise ValueError(f"account names map to the same variables: {', '.join(clash)}")
+        return accounts
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_start_at_zero(cls, targets: list[TargetConfig]) -> list[TargetConfig]:
+        counts = [t.min_count for t in targets]
+        if len(set(counts)) != len(counts):
+            raise ValueError("min_count values must be unique")
+        if 0 not in counts:
+            raise ValueError("one entry must have min_count 0")
+        return sorted(targets, key=lambda t: t.min_count)
+
+    def policy_config(self) -> PolicyConfig:
+        return PolicyConfig(
+            targets=tuple(
+                TargetRule(t.min_count, t.target, t.band[0], t.band[1]) for t in self.targets
+            ),
+            buffer=self.policy.buffer,
+            min_action=self.policy.min_action,
+            amount_step=self.policy.amount_step,
+            mmr_rate_fallback=self.policy.mmr_rate_fallback,
+        )
+
+    def enabled_accounts(self) -> list[AccountConfig]:
+        return [a for a in self.accounts if a.enabled]
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; relative paths inside are resolved against its folder."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    _reject_secrets(raw, path)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path))) from None
+    base = path.parent
+    updates: dict[str, Any] = {"state_dir": _resolve(base, cfg.state_dir)}
+    if cfg.credentials_file is not None:
+        updates["credentials_file"] = _resolve(base, cfg.credentials_file)
+    if cfg.venue.scenario is not None:
+        updates["venue"] = cfg.venue.model_copy(
+            update={"scenario": _resolve(base, cfg.venue.scenario)}
+        )
+    return cfg.model_copy(update=updates)
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p)
+
+
+_SECRET_KEYS = re.compile(r"(secret|passphrase|api_?key)", re.IGNORECASE)
+
+
+def _reject_secrets(raw: Any, path: Path, where: str = "") -> None:
+    """Credentials in config.yaml would end up in the repo: refuse them outright."""
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            here = f"{where}.{k}" if where else str(k)
+            if isinstance(k, str) and _SECRET_KEYS.search(k) and k != "credentials_file":
+                raise ConfigError(
+                    f"{path}: {here}: credentials do not belong in the config file; use "
+                    "environment variables OKX_<NAME>_API_KEY/_SECRET_KEY/_PASSPHRASE "
+                    "or a 0600 credentials_file"
+                )
+            _reject_secrets(v, path, here)
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            _reject_secrets(v, path, f"{where}.{i}")
+
+
+def load_credentials(
+    cfg: Config, account: AccountConfig, env: dict[str, str] | None = None
+) -> Credentials:
+    """Credentials for ``account``: environment first, then the credentials file.
+
+    Raises ConfigError naming the variables to set; never includes any secret value.
+    """
+    env = dict(os.environ) if env is None else env
+    prefix = account.env_prefix
+    names = (f"{prefix}_API_KEY", f"{prefix}_SECRET_KEY", f"{prefix}_PASSPHRASE")
+    values = [env.get(n, "") for n in names]
+    if all(values):
+        return Credentials(*values)
+    if cfg.credentials_file is not None:
+        entry = _credentials_file(cfg.credentials_file).get(account.name)
+        if entry is not None:
+            return entry
+    missing = [n for n, v in zip(names, values, strict=True) if not v]
+    where = f" or an entry in {cfg.credentials_file}" if cfg.credentials_file else ""
+    raise ConfigError(f"account {account.name}: no credentials: set {', '.join(missing)}{where}")
+
+
+def _credentials_file(path: Path) -> dict[str, Credentials]:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"credentials_file {path}: cannot read: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"credentials_file {path}: permissions {stat.S_IMODE(mode):o} are too open; "
+            "run chmod 600"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise ConfigError(f"credentials_file {path}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"credentials_file {path}: expected a mapping of account names")
+    out: dict[str, Credentials] = {}
+    for name, entry in raw.items():
+        keys = ("api_key", "secret_key", "passphrase")
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) and entry.get(k) for k in keys
+        ):
+            raise ConfigError(
+                f"credentials_file {path}: {name}: needs non-empty api_key, secret_key, passphrase"
+            )
+        out[str(name)] = Credentials(entry["api_key"], entry["secret_key"], entry["passphrase"])
+    return out

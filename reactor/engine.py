@@ -1,0 +1,695 @@
+"""The reactor's control loop: position pushes in, margin-balance calls out.
+
+The engine owns the timing rules of domain.md - debounce, single flight per position, cooldown
+that ends early when a push confirms the new margin, the 59301 step-halving rule, the runaway
+guard - and the handling of every exchange answer. What to do is decided by the pure
+:func:`reactor.policy.decide`; the book, ledger and clients are injected, so the same engine
+runs against OKX, the simulator or a benchmark harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from reactor.book import BookChange, ChangeKind, PositionBook
+from reactor.ledger import Ledger
+from reactor.log import get_logger
+from reactor.okx.errors import ErrorClass, OkxError
+from reactor.okx.models import PayloadError, Position, PositionKey, parse_position
+from reactor.okx.rest import AmbiguousOutcome, RequestNotSent
+from reactor.policy import Action, ActionKind, PolicyConfig, decide, target_for
+from reactor.status.metrics import Metrics
+from reactor.status.model import AccountStatus, PositionStatus, StatusSnapshot
+
+log = get_logger("reactor.engine")
+
+HOUR_S = 3600.0
+
+
+class MarginClient(Protocol):
+    """The part of :class:`reactor.okx.rest.OkxRestClient` the engine uses."""
+
+    async def get_positions(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def margin_balance(
+        self, inst_id: str, pos_side: str, action: str, amt: Decimal
+    ) -> dict[str, Any]: ...
+
+    async def sync_clock(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    policy: PolicyConfig
+    debounce_s: float = 0.5
+    leading_edge: bool = True
+    cooldown_s: float = 5.0
+    max_moved_per_hour: Decimal = Decimal("1000")
+    main_expected_positions: int = 22
+    dry_run: bool = False
+
+
+@dataclass(slots=True)
+class AccountState:
+    name: str
+    role: str
+    client: MarginClient | None
+    enabled: bool = True
+    connected: bool = False
+    stopped_reason: str | None = None
+    guard_tripped: bool = False
+    moved: deque[tuple[float, Decimal]] = field(default_factory=deque)
+
+    @property
+    def managed(self) -> bool:
+        return self.role == "sub" and self.stopped_reason is None and not self.guard_tripped
+
+
+@dataclass(slots=True)
+class PositionControl:
+    """Per-position timing state. Lives as long as the position is in the book."""
+
+    timer: asyncio.TimerHandle | None = None
+    last_change: float = -1e9
+    in_flight: bool = False
+    pending: bool = False
+    cooldown_until: float = 0.0
+    expected_margin: Decimal | None = None
+    step_cap: Decimal | None = None
+    unknown: bool = False
+    hold_until_change: str | None = None  # error code that needs a changed position first
+    blocked: bool = False
+    status: str = "ok"
+    reason: str = ""
+    target: Decimal | None = None
+    band: tuple[Decimal, Decimal] | None = None
+    count: int = 0
+    changed_at: float = 0.0  # loop time of the push that made it due, for latency
+
+
+class Engine:
+    """Event-driven margin controller over a :class:`PositionBook`.
+
+    The WebSocket sessions call the ``on_*`` methods (it is their ``SessionHandler``); the
+    engine schedules evaluations on the running loop and spawns one task per margin call.
+    """
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        accounts: Mapping[str, AccountState],
+        ct_vals: Mapping[str, Decimal],
+        ledger: Ledger,
+        *,
+        book: PositionBook | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.accounts = dict(accounts)
+        self.ct_vals = dict(ct_vals)
+        self.ledger = ledger
+        self.book = book or PositionBook()
+        self.metrics = metrics or Metrics()
+        self._clock = clock
+        self._controls: dict[PositionKey, PositionControl] = {}
+        self._counts: dict[tuple[PositionKey, int], int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cross_logged: set[PositionKey] = set()
+        self._unknown_at_start: set[PositionKey] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.calls_sent = 0
+
+    # ------------------------------------------------------------------ start-up / shutdown
+
+    def recover_journal(self) -> int:
+        """Intents without a result are calls a crash left unanswered: mark them unknown.
+
+        Their positions are re-read over REST before anything else is sent for them.
+        """
+        pending = self.ledger.pending_intents()
+        for entry in pending:
+            self.ledger.journal_result(entry.id, "unknown", None, "no result before restart")
+            key = (entry.account, entry.inst_id, entry.pos_side)
+            self._unknown_at_start.add(key)
+            log.warning(
+                "margin.adjust.unknown",
+                account=entry.account,
+                instId=entry.inst_id,
+                posSide=entry.pos_side,
+                action=entry.action,
+                amount=entry.amount,
+                journal_id=entry.id,
+                recovered=True,
+            )
+        return len(pending)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let in-flight margin calls finish; journal the rest as unknown."""
+        for control in self._controls.values():
+            if control.timer is not None:
+                control.timer.cancel()
+                control.timer = None
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, still = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+
+    # ------------------------------------------------------------------ SessionHandler
+
+    def on_connected(self, account: str) -> None:
+        state = self.accounts.get(account)
+        if state is not None:
+            state.connected = True
+
+    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None:
+        changes = self.book.apply_snapshot_page(account, positions, last_page=last_page)
+        if last_page:
+            log.info(
+                "book.snapshot",
+                account=account,
+                positions=len(self.book.positions(account)),
+            )
+            if account in {k[0] for k in self._unknown_at_start}:
+                self._reread_unknown_after_restart(account)
+            # Every position is re-evaluated from the fresh snapshot, changed or not.
+            now = self._clock()
+            for pos in self.book.positions(account):
+                self._schedule(pos.key, now)
+        self._handle_changes(changes)
+
+    def on_update(self, account: str, positions: list[Position]) -> None:
+        self._handle_changes(self.book.apply_update(account, positions))
+
+    def on_disconnected(self, account: str, reason: str) -> None:
+        self.book.mark_stale(account)
+        state = self.accounts.get(account)
+        if state is not None:
+            state.connected = False
+            self.metrics.inc_reconnect(account)
+
+    def on_stopped(self, account: str, reason: str) -> None:
+        self.book.mark_stale(account)
+        state = self.accounts.get(account)
+        if state is not None:
+            state.connected = False
+            state.stopped_reason = reason
+
+    # ------------------------------------------------------------------ other inputs
+
+    def on_counts_changed(self, keys: set[tuple[str, str, str]]) -> None:
+        """The ledger gained maintenance records: the target may have moved."""
+        self._counts = {k: v for k, v in self._counts.items() if k[0] not in keys}
+        now = self._clock()
+        for key in keys:
+            if self.book.get(key) is not None:
+                self._schedule(key, now, immediate=True)
+
+    def apply_rest_positions(self, account: str, raw: list[dict[str, Any]]) -> int:
+        """Reconcile the book of ``account`` with a REST read; returns the number of drifts."""
+        positions = self._parse_rest(account, raw)
+        drifts, changes = self.book.reconcile(account, positions)
+        for d in drifts:
+            log.warning(
+                "book.drift",
+                account=account,
+                instId=d.key[1],
+                posSide=d.key[2],
+                field=d.field,
+                book=d.book,
+                exchange=d.exchange,
+            )
+        self._handle_changes(changes)
+        return len(drifts)
+
+    async def reconcile_account(self, account: str) -> int:
+        state = self.accounts.get(account)
+        if state is None or state.client is None or not self.book.is_fresh(account):
+            return 0
+        try:
+            raw = await state.client.get_positions("SWAP")
+        except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
+            log.warning("reconcile.failed", account=account, error=str(exc))
+            return 0
+        return self.apply_rest_positions(account, raw)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _handle_changes(self, changes: list[BookChange]) -> None:
+        if not changes:
+            return
+        now = self._clock()
+        for change in changes:
+            key = change.key
+            if change.kind is ChangeKind.CLOSED:
+                control = self._controls.pop(key, None)
+                if control is not None and control.timer is not None:
+                    control.timer.cancel()
+                continue
+            if change.kind is ChangeKind.REOPENED:
+                old = self._controls.pop(key, None)
+                if old is not None and old.timer is not None:
+                    old.timer.cancel()
+            control = self._controls.get(key)
+            if control is not None:
+                self._note_push(control, change)
+            self._schedule(key, now)
+
+    def _note_push(self, control: PositionControl, change: BookChange) -> None:
+        """End the cooldown early once a push shows the margin the call should have left."""
+        pos, prev = change.position, change.previous
+        if control.expected_margin is not None and pos.margin is not None:
+            if abs(pos.margin - control.expected_margin) < self.settings.policy.amount_step:
+                control.cooldown_until = 0.0
+                control.expected_margin = None
+        if control.hold_until_change is not None and prev is not None:
+            if (pos.margin, pos.pos, pos.mark_px) != (prev.margin, prev.pos, prev.mark_px):
+                control.hold_until_change = None
+
+    def _control(self, key: PositionKey) -> PositionControl:
+        control = self._controls.get(key)
+        if control is None:
+            control = self._controls[key] = PositionControl()
+        return control
+
+    def _schedule(self, key: PositionKey, now: float, *, immediate: bool = False) -> None:
+        control = self._control(key)
+        quiet = now - control.last_change >= self.settings.debounce_s
+        control.last_change = now
+        if control.timer is not None:
+            if not immediate:
+                return  # the trailing evaluation already pending folds this change in
+            control.timer.cancel()
+            control.timer = None
+        control.changed_at = now
+        loop = self._running_loop()
+        if immediate or self.settings.debounce_s == 0 or (self.settings.leading_edge and quiet):
+            control.timer = loop.call_soon(self._fire, key)
+        else:
+            control.timer = loop.call_later(self.settings.debounce_s, self._fire, key)
+
+    def _schedule_at(self, key: PositionKey, delay_s: float) -> None:
+        control = self._control(key)
+        if control.timer is not None:
+            control.timer.cancel()
+        control.timer = self._running_loop().call_later(max(0.0, delay_s), self._fire, key)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _fire(self, key: PositionKey) -> None:
+        control = self._controls.get(key)
+        if control is None:
+            return
+        control.timer = None
+        self.evaluate(key)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def count_for(self, pos: Position) -> int:
+        ck = (pos.key, pos.c_time)
+        count = self._counts.get(ck)
+        if count is None:
+            count = self._counts[ck] = self.ledger.count(
+                pos.account, pos.inst_id, pos.pos_side, pos.c_time
+            )
+        return count
+
+    def evaluate(self, key: PositionKey) -> Action | None:
+        """Decide for one position now and start the margin call if one is due."""
+        pos = self.book.get(key)
+        control = self._controls.get(key)
+        if pos is None or control is None:
+            return None
+        account = self.accounts.get(pos.account)
+        if account is None or not account.enabled or account.role != "sub":
+            control.status, control.reason = "unmanaged", "read-only account"
+            return None
+        if not pos.is_managed_kind:
+            control.status, control.reason = "unmanaged", f"{pos.mgn_mode} {pos.inst_id}"
+            if key not in self._cross_logged:
+                self._cross_logged.add(key)
+                log.info(
+                    "book.cross.ignored",
+                    account=pos.account,
+                    instId=pos.inst_id,
+                    posSide=pos.pos_side,
+                    mgnMode=pos.mgn_mode,
+                )
+            return None
+        if not account.managed:
+            control.status = "error"
+            control.reason = account.stopped_reason or "runaway guard tripped"
+            return None
+        if not self.book.is_fresh(pos.account):
+            control.status, control.reason = "stale", "waiting for a fresh snapshot"
+            return None
+        if control.in_flight:
+            control.pending = True
+            return None
+        now = self._clock()
+        if control.cooldown_until > now:
+            self._schedule_at(key, control.cooldown_until - now)
+            return None
+        if control.unknown or key in self._unknown_at_start:
+            self._spawn(self._reread(key))
+            return None
+        if control.hold_until_change is not None:
+            return None
+        ct_val = self.ct_vals.get(pos.inst_id)
+        if ct_val is None:
+            control.status, control.reason = "error", f"unknown instrument {pos.inst_id}"
+            return None
+        count = self.count_for(pos)
+        rule = target_for(count, self.settings.policy.targets)
+        control.count, control.target = count, rule.target
+        control.band = (rule.band_lo, rule.band_hi)
+        action = decide(pos, ct_val, count, self.settings.policy, step_cap=control.step_cap)
+        self._track_blocked(pos, control, action)
+        if action.kind is ActionKind.NONE:
+            control.status, control.reason = "ok", action.reason
+            control.step_cap = None
+            return action
+        if action.kind is ActionKind.BLOCKED:
+            control.status, control.reason = "blocked", action.reason
+            return action
+        if not self._guard_allows(account, pos, action.amount, now):
+            control.status, control.reason = "error", "runaway guard tripped"
+            return action
+        if self.settings.dry_run:
+            control.status, control.reason = "ok", "dry run"
+            log.info(
+                "margin.adjust.dry_run",
+                account=pos.account,
+                instId=pos.inst_id,
+                posSide=pos.pos_side,
+                action=action.kind.value,
+                amount=str(action.amount),
+                margin=str(pos.margin),
+                target=str(action.target),
+                floor=_s(action.floor),
+                count=count,
+            )
+            control.cooldown_until = now + self.settings.cooldown_s
+            return action
+        control.in_flight = True
+        control.status, control.reason = "adjusting", action.reason
+        self._spawn(self._adjust(pos, action, account, control))
+        return action
+
+    def _track_blocked(self, pos: Position, control: PositionControl, action: Action) -> None:
+        """``margin.target.blocked`` once per episode, ``margin.target.unblocked`` when it ends."""
+        blocked = action.kind is ActionKind.BLOCKED or action.limited_by_floor
+        if blocked and not control.blocked:
+            control.blocked = True
+            log.warning(
+                "margin.target.blocked",
+                account=pos.account,
+                instId=pos.inst_id,
+                posSide=pos.pos_side,
+                margin=str(pos.margin),
+                target=str(action.target),
+                floor=_s(action.floor),
+                upl=_s(pos.upl),
+                reason=action.reason,
+            )
+        elif control.blocked and action.kind is ActionKind.NONE:
+            control.blocked = False
+            log.info(
+                "margin.target.unblocked",
+                account=pos.account,
+                instId=pos.inst_id,
+                posSide=pos.pos_side,
+                margin=str(pos.margin),
+                target=str(action.target),
+            )
+
+    def _guard_allows(
+        self, account: AccountState, pos: Position, amount: Decimal, now: float
+    ) -> bool:
+        moved = account.moved
+        while moved and now - moved[0][0] > HOUR_S:
+            moved.popleft()
+        total = sum((a for _, a in moved), Decimal(0))
+        if total + amount <= self.settings.max_moved_per_hour:
+            moved.append((now, amount))
+            return True
+        account.guard_tripped = True
+        log.error(
+            "margin.guard.tripped",
+            account=account.name,
+            instId=pos.inst_id,
+            posSide=pos.pos_side,
+            moved_last_hour=str(total),
+            amount=str(amount),
+            limit=str(self.settings.max_moved_per_hour),
+        )
+        return False
+
+    # ------------------------------------------------------------------ exchange calls
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _adjust(
+        self, pos: Position, action: Action, account: AccountState, control: PositionControl
+    ) -> None:
+        client = account.client
+        assert client is not None
+        kind = action.kind.value
+        amount = action.amount
+        fields = {
+            "account": pos.account,
+            "instId": pos.inst_id,
+            "posSide": pos.pos_side,
+            "action": kind,
+            "amount": str(amount),
+        }
+        request = (
+            f'{{"instId":"{pos.inst_id}","posSide":"{pos.pos_side}",'
+            f'"type":"{kind}","amt":"{amount}"}}'
+        )
+        entry = self.ledger.journal_intent(
+            pos.account, pos.inst_id, pos.pos_side, kind, str(amount), request
+        )
+        sent_at = self._clock()
+        self.calls_sent += 1
+        log.info(
+            "margin.adjust.sent",
+            **fields,
+            margin=str(pos.margin),
+            target=str(action.target),
+            floor=_s(action.floor),
+            journal_id=entry,
+        )
+        self.metrics.observe_latency(sent_at - control.changed_at)
+        retry_in = self.settings.cooldown_s
+        try:
+            await client.margin_balance(pos.inst_id, pos.pos_side, kind, amount)
+        except AmbiguousOutcome as exc:
+            self.ledger.journal_result(entry, "unknown", None, str(exc)[:200])
+            control.unknown = True
+            self.metrics.inc_adjustment("unknown")
+            log.error("margin.adjust.unknown", **fields, journal_id=entry, error=str(exc))
+            retry_in = 0.0
+        except RequestNotSent as exc:
+            self.ledger.journal_result(entry, "error", "not_sent", str(exc)[:200])
+            self.metrics.inc_adjustment("not_sent")
+            log.warning("margin.adjust.failed", **fields, code="not_sent", msg=str(exc))
+        except OkxError as exc:
+            self.ledger.journal_result(entry, "error", exc.code, exc.msg)
+            self.metrics.inc_adjustment(exc.code)
+            log.error("margin.adjust.failed", **fields, code=exc.code, msg=exc.msg)
+            retry_in = await self._on_error(pos, action, account, control, exc)
+        except asyncio.CancelledError:
+            self.ledger.journal_result(entry, "unknown", None, "cancelled at shutdown")
+            log.error("margin.adjust.unknown", **fields, journal_id=entry, error="cancelled")
+            raise
+        else:
+            self.ledger.journal_result(entry, "ok")
+            self.metrics.inc_adjustment("ok")
+            assert pos.margin is not None
+            sign = 1 if action.kind is ActionKind.ADD else -1
+            control.expected_margin = pos.margin + sign * amount
+            log.info(
+                "margin.adjust.ok",
+                **fields,
+                margin_before=str(pos.margin),
+                margin_expected=str(control.expected_margin),
+                elapsed_ms=round((self._clock() - sent_at) * 1000, 2),
+            )
+        finally:
+            control.in_flight = False
+        control.cooldown_until = self._clock() + retry_in
+        if self._controls.get(pos.key) is control:
+            self._schedule_at(pos.key, retry_in)
+
+    async def _on_error(
+        self,
+        pos: Position,
+        action: Action,
+        account: AccountState,
+        control: PositionControl,
+        exc: OkxError,
+    ) -> float:
+        """React to an OKX error code; returns the delay before the next evaluation."""
+        cls = exc.error_class
+        control.status, control.reason = "error", f"{exc.code} {exc.msg}"
+        cooldown = self.settings.cooldown_s
+        if cls is ErrorClass.REDUCE_TOO_LARGE:
+            cap = max(self.settings.policy.min_action, _half(action.amount))
+            control.step_cap = cap
+            log.warning(
+                "margin.step.halved",
+                account=pos.account,
+                instId=pos.inst_id,
+                posSide=pos.pos_side,
+                amount=str(action.amount),
+                step_cap=str(cap),
+            )
+            if action.amount <= self.settings.policy.min_action:
+                control.hold_until_change = exc.code
+        elif cls is ErrorClass.AUTH:
+            account.stopped_reason = f"auth error {exc.code}"
+            log.error("account.stopped", account=pos.account, code=exc.code, reason=exc.msg)
+        elif cls is ErrorClass.CLOCK_SKEW:
+            assert account.client is not None
+            try:
+                offset = await account.client.sync_clock()
+                log.info("rest.clock.resync", account=pos.account, offset_s=round(offset, 3))
+            except (OkxError, RequestNotSent, AmbiguousOutcome) as sync_exc:
+                log.warning("rest.clock.resync", account=pos.account, error=str(sync_exc))
+            return 0.5
+        elif cls is ErrorClass.POSITION_GONE:
+            await self.reconcile_account(pos.account)
+        elif cls in (ErrorClass.PARAMETER, ErrorClass.POSITION_FROZEN, ErrorClass.UNKNOWN):
+            control.hold_until_change = exc.code
+        elif cls is ErrorClass.AMBIGUOUS:
+            control.unknown = True
+            return 0.0
+        elif cls is ErrorClass.RATE_LIMIT:
+            return cooldown * 2
+        return cooldown
+
+    async def _reread(self, key: PositionKey) -> None:
+        """Resolve an ambiguous call: re-read the position before anything else is sent."""
+        control = self._controls.get(key)
+        account = self.accounts.get(key[0])
+        if control is None or account is None or account.client is None or control.in_flight:
+            return
+        control.in_flight = True
+        delay = 0.0
+        try:
+            raw = await account.client.get_positions("SWAP", key[1])
+        except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
+            log.warning("reconcile.failed", account=key[0], instId=key[1], error=str(exc))
+            delay = self.settings.cooldown_s
+        else:
+            positions = self._parse_rest(key[0], raw)
+            ours = [p for p in positions if p.key == key]
+            drifts, changes = self.book.reconcile_position(key, ours[0] if ours else None)
+            for d in drifts:
+                log.warning(
+                    "book.drift",
+                    account=key[0],
+                    instId=key[1],
+                    posSide=key[2],
+                    field=d.field,
+                    book=d.book,
+                    exchange=d.exchange,
+                )
+            control.unknown = False
+            self._unknown_at_start.discard(key)
+            control.expected_margin = None
+            control.cooldown_until = 0.0
+            self._handle_changes(changes)
+        finally:
+            control.in_flight = False
+        if self._controls.get(key) is control:
+            self._schedule_at(key, delay)
+
+    def _reread_unknown_after_restart(self, account: str) -> None:
+        for key in [k for k in self._unknown_at_start if k[0] == account]:
+            if self.book.get(key) is None:
+                self._unknown_at_start.discard(key)
+
+    def _parse_rest(self, account: str, raw: list[dict[str, Any]]) -> list[Position]:
+        positions = []
+        for item in raw:
+            try:
+                positions.append(parse_position(account, item))
+            except PayloadError as exc:
+                log.warning("rest.payload.invalid", account=account, reason=str(exc))
+        return [p for p in positions if p.is_open]
+
+    # ------------------------------------------------------------------ status
+
+    def status_snapshot(self) -> StatusSnapshot:
+        accounts = []
+        for state in self.accounts.values():
+            rows = []
+            for pos in self.book.positions(state.name):
+                control = self._controls.get(pos.key) or PositionControl()
+                if control.target is None and pos.is_managed_kind and state.role == "sub":
+                    rule = target_for(self.count_for(pos), self.settings.policy.targets)
+                    control.target, control.band = rule.target, (rule.band_lo, rule.band_hi)
+                band = control.band or (None, None)
+                rows.append(
+                    PositionStatus(
+                        account=state.name,
+                        role=state.role,
+                        inst_id=pos.inst_id,
+                        pos_side=pos.pos_side,
+                        pos=pos.pos,
+                        margin=pos.margin,
+                        target=control.target,
+                        band_lo=band[0],
+                        band_hi=band[1],
+                        count=control.count,
+                        upl=pos.upl,
+                        profit_rate=pos.profit_rate,
+                        status=control.status if state.role == "sub" else "unmanaged",
+                        reason=control.reason,
+                    )
+                )
+            accounts.append(
+                AccountStatus(
+                    name=state.name,
+                    role=state.role,
+                    enabled=state.enabled,
+                    connected=state.connected,
+                    fresh=self.book.is_fresh(state.name),
+                    stopped_reason=state.stopped_reason
+                    or ("runaway guard tripped" if state.guard_tripped else None),
+                    positions=tuple(rows),
+                )
+            )
+        return StatusSnapshot(
+            accounts=tuple(accounts),
+            main_expected_positions=self.settings.main_expected_positions,
+            generated_ms=int(time.time() * 1000),
+        )
+
+
+def _half(amount: Decimal) -> Decimal:
+    return (amount / 2).quantize(Decimal("0.01"), rounding="ROUND_DOWN")
+
+
+def _s(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
