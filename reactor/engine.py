@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, Protocol
 
 from reactor.book import BookChange, ChangeKind, PositionBook
@@ -270,13 +270,17 @@ class Engine:
     def _note_push(self, control: PositionControl, change: BookChange) -> None:
         """End the cooldown early once a push shows the margin the call should have left."""
         pos, prev = change.position, change.previous
-        if control.expected_margin is not None and pos.margin is not None:
-            if abs(pos.margin - control.expected_margin) < self.settings.policy.amount_step:
-                control.cooldown_until = 0.0
-                control.expected_margin = None
-        if control.hold_until_change is not None and prev is not None:
-            if (pos.margin, pos.pos, pos.mark_px) != (prev.margin, prev.pos, prev.mark_px):
-                control.hold_until_change = None
+        step = self.settings.policy.amount_step
+        expected = control.expected_margin
+        if expected is not None and pos.margin is not None and abs(pos.margin - expected) < step:
+            control.cooldown_until = 0.0
+            control.expected_margin = None
+        if (
+            control.hold_until_change is not None
+            and prev is not None
+            and (pos.margin, pos.pos, pos.mark_px) != (prev.margin, prev.pos, prev.mark_px)
+        ):
+            control.hold_until_change = None
 
     def _control(self, key: PositionKey) -> PositionControl:
         control = self._controls.get(key)
@@ -553,7 +557,9 @@ class Engine:
         control.status, control.reason = "error", f"{exc.code} {exc.msg}"
         cooldown = self.settings.cooldown_s
         if cls is ErrorClass.REDUCE_TOO_LARGE:
-            cap = max(self.settings.policy.min_action, _half(action.amount))
+            step = self.settings.policy.amount_step
+            half = (action.amount / 2).quantize(step, rounding=ROUND_DOWN)
+            cap = max(self.settings.policy.min_action, half)
             control.step_cap = cap
             log.warning(
                 "margin.step.halved",
@@ -685,10 +691,6 @@ class Engine:
             main_expected_positions=self.settings.main_expected_positions,
             generated_ms=int(time.time() * 1000),
         )
-
-
-def _half(amount: Decimal) -> Decimal:
-    return (amount / 2).quantize(Decimal("0.01"), rounding="ROUND_DOWN")
 
 
 def _s(value: Decimal | None) -> str | None:
