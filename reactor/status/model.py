@@ -1,0 +1,193 @@
+"""The read-only status view: what the operator sees, as plain frozen data.
+
+The engine builds a :class:`StatusSnapshot` on demand (``StatusSource.status_snapshot()``); the
+HTTP server, the metrics and the dashboard only read it, so they can never change the reactor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+POSITION_STATUSES = ("ok", "adjusting", "blocked", "error", "stale", "unmanaged")
+ROLES = ("sub", "main")
+
+_RATE_QUANTUM = Decimal("0.0001")
+
+
+def _dec(value: Decimal | None) -> str | None:
+    # Fixed-point text: JSON numbers would go through float, and str() may give '1E+1'.
+    return None if value is None else format(value, "f")
+
+
+@dataclass(frozen=True, slots=True)
+class PositionStatus:
+    account: str
+    role: str  # sub | main
+    inst_id: str
+    pos_side: str  # long | short | net
+    pos: Decimal
+    margin: Decimal | None
+    target: Decimal | None
+    band_lo: Decimal | None
+    band_hi: Decimal | None
+    count: int  # maintenance count of the current position
+    upl: Decimal | None
+    profit_rate: Decimal | None  # upl / margin, a fraction (-0.1 is -10 %)
+    status: str  # ok | adjusting | blocked | error | stale | unmanaged
+    reason: str = ""
+
+    @property
+    def side(self) -> str:
+        """long or short; a net-mode position's side is the sign of ``pos``."""
+        if self.pos_side in ("long", "short"):
+            return self.pos_side
+        return "short" if self.pos < 0 else "long"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "role": self.role,
+            "instId": self.inst_id,
+            "posSide": self.pos_side,
+            "side": self.side,
+            "pos": _dec(self.pos),
+            "margin": _dec(self.margin),
+            "target": _dec(self.target),
+            "bandLo": _dec(self.band_lo),
+            "bandHi": _dec(self.band_hi),
+            "count": self.count,
+            "upl": _dec(self.upl),
+            "profitRate": _dec(self.profit_rate),
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    name: str
+    role: str  # sub | main
+    enabled: bool
+    connected: bool
+    fresh: bool  # a snapshot newer than the freshness limit has arrived since (re)connecting
+    stopped_reason: str | None
+    positions: tuple[PositionStatus, ...] = ()
+
+    def problems(self) -> tuple[str, ...]:
+        """Why this account is not healthy; empty when it is (or when it is disabled)."""
+        if not self.enabled:
+            return ()
+        out: list[str] = []
+        if self.stopped_reason is not None:
+            out.append(f"{self.name}: stopped ({self.stopped_reason})")
+        if not self.connected:
+            out.append(f"{self.name}: not connected")
+        elif not self.fresh:
+            out.append(f"{self.name}: data not fresh")
+        return tuple(out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "enabled": self.enabled,
+            "connected": self.connected,
+            "fresh": self.fresh,
+            "stoppedReason": self.stopped_reason,
+            "positions": [p.to_json() for p in self.positions],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    accounts: tuple[AccountStatus, ...]
+    main_expected_positions: int
+    generated_ms: int
+
+    # -- main account (read-only, monitored) -------------------------------------------------
+    def _main_positions(self) -> list[PositionStatus]:
+        return [p for a in self.accounts if a.role == "main" for p in a.positions]
+
+    @property
+    def has_main(self) -> bool:
+        return any(a.role == "main" and a.enabled for a in self.accounts)
+
+    @property
+    def main_long(self) -> int:
+        return sum(1 for p in self._main_positions() if p.side == "long")
+
+    @property
+    def main_short(self) -> int:
+        return sum(1 for p in self._main_positions() if p.side == "short")
+
+    @property
+    def main_total(self) -> int:
+        return len(self._main_positions())
+
+    @property
+    def main_below_expected(self) -> bool:
+        """True when a main account is configured and holds fewer positions than expected."""
+        return self.has_main and self.main_total < self.main_expected_positions
+
+    # -- sub-accounts (managed) --------------------------------------------------------------
+    @property
+    def sub_accounts(self) -> int:
+        """Enabled sub-accounts."""
+        return sum(1 for a in self.accounts if a.role == "sub" and a.enabled)
+
+    @property
+    def sub_positions(self) -> int:
+        return sum(len(a.positions) for a in self.accounts if a.role == "sub")
+
+    # -- combined PnL ------------------------------------------------------------------------
+    def _all_positions(self) -> list[PositionStatus]:
+        return [p for a in self.accounts for p in a.positions]
+
+    @property
+    def total_upl(self) -> Decimal:
+        """Unrealised PnL over every account's positions (those that report one)."""
+        return sum((p.upl for p in self._all_positions() if p.upl is not None), Decimal(0))
+
+    @property
+    def avg_profit_rate(self) -> Decimal | None:
+        """Arithmetic mean of the positions' profit rates (to 4 places); None without any."""
+        rates = [p.profit_rate for p in self._all_positions() if p.profit_rate is not None]
+        if not rates:
+            return None
+        return (sum(rates, Decimal(0)) / len(rates)).quantize(_RATE_QUANTUM)
+
+    # -- health ------------------------------------------------------------------------------
+    def problems(self) -> tuple[str, ...]:
+        """Reasons ``/healthz`` fails: every enabled account must be connected and fresh."""
+        return tuple(r for a in self.accounts for r in a.problems())
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict; Decimals as fixed-point strings so no precision is lost."""
+        return {
+            "generatedMs": self.generated_ms,
+            "healthy": self.healthy,
+            "problems": list(self.problems()),
+            "main": {
+                "present": self.has_main,
+                "long": self.main_long,
+                "short": self.main_short,
+                "total": self.main_total,
+                "expected": self.main_expected_positions,
+                "belowExpected": self.main_below_expected,
+            },
+            "sub": {"accounts": self.sub_accounts, "positions": self.sub_positions},
+            "pnl": {"upl": _dec(self.total_upl), "avgProfitRate": _dec(self.avg_profit_rate)},
+            "accounts": [a.to_json() for a in self.accounts],
+        }
+
+
+class StatusSource(Protocol):
+    """Anything that can describe the reactor right now (the engine implements it)."""
+
+    def status_snapshot(self) -> StatusSnapshot: ...

@@ -1,0 +1,152 @@
+"""The dashboard: one self-contained HTML page (no external assets), rendered client-side.
+
+The first snapshot is embedded so the page shows data at once; then it re-fetches
+``/api/status`` every few seconds (``?refresh=MS`` overrides the period). All text goes in via
+``textContent``, never ``innerHTML``, so names from config or the exchange cannot inject markup.
+
+Stable hooks for tests and operators' scripts: ``#card-main`` (class ``alert`` when below the
+expected count), ``#card-sub``, ``#card-pnl``, ``section.account[data-account]`` and
+``tr.position[data-account][data-inst][data-side][data-status]`` with ``td.<field>`` cells.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+REFRESH_MS = 3000
+
+PAGE_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>okx-margin-reactor status</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
+header{display:flex;justify-content:space-between;align-items:center;padding:12px 20px;
+background:#1d2330;color:#fff}
+header h1{font-size:17px;margin:0}
+#health.bad{color:#ff8a80}#health.good{color:#8fe3a5}
+main{padding:16px 20px}
+.cards{display:grid;grid-template-columns:repeat(3,1fr);gap:14px;margin-bottom:18px}
+.card{background:#fff;border-radius:8px;padding:14px 16px;border-left:6px solid #3b82f6;
+box-shadow:0 1px 2px rgba(0,0,0,.08)}
+.card h2{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:#667;margin:0 0 6px}
+.card .big{font-size:28px;font-weight:600}
+.card .sub{color:#556}
+.card.alert{border-left-color:#dc2626;background:#fef2f2}.card.alert .big{color:#b91c1c}
+.card.ok{border-left-color:#16a34a}
+section.account{background:#fff;border-radius:8px;margin-bottom:14px;padding:10px 14px;
+box-shadow:0 1px 2px rgba(0,0,0,.08)}
+section.account h3{margin:2px 0 8px;font-size:15px}
+.badge{font-size:11px;padding:1px 7px;border-radius:9px;margin-left:6px;background:#e5e7eb}
+.badge.down{background:#fecaca;color:#7f1d1d}.badge.up{background:#bbf7d0;color:#14532d}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:right;padding:4px 8px;border-bottom:1px solid #eef}
+th:first-child,td:first-child,td.side,th.side,td.status,th.status,td.reason,th.reason{
+text-align:left}
+td.neg{color:#b91c1c}td.pos{color:#15803d}
+tr[data-status=blocked] td.status,tr[data-status=error] td.status{color:#b91c1c;font-weight:600}
+tr[data-status=adjusting] td.status{color:#b45309;font-weight:600}
+tr[data-status=stale] td.status{color:#6b7280}
+.empty{color:#889;font-style:italic}
+</style></head>
+<body>
+<header><h1>okx-margin-reactor</h1>
+<div><span id="health"></span> &middot; updated <span id="updated">-</span></div></header>
+<main>
+<div class="cards">
+ <div class="card" id="card-main"><h2>Main account positions</h2>
+  <div class="big"><span id="main-total">-</span> / <span id="main-expected">-</span></div>
+  <div class="sub">long <span id="main-long">-</span> &middot; short
+   <span id="main-short">-</span></div></div>
+ <div class="card" id="card-sub"><h2>Sub-accounts</h2>
+  <div class="big"><span id="sub-positions">-</span> positions</div>
+  <div class="sub"><span id="sub-accounts">-</span> accounts</div></div>
+ <div class="card" id="card-pnl"><h2>Unrealised PnL (USDT)</h2>
+  <div class="big" id="pnl-upl">-</div>
+  <div class="sub">average profit rate <span id="pnl-rate">-</span></div></div>
+</div>
+<div id="accounts"></div>
+</main>
+<script id="initial" type="application/json">__INITIAL__</script>
+<script>
+"use strict";
+const COLS = [["inst","instId"],["side","posSide"],["pos","pos"],["margin","margin"],
+  ["target","target"],["band",null],["count","count"],["upl","upl"],["rate",null],
+  ["status","status"],["reason","reason"]];
+const HEAD = ["Instrument","Side","Size","Margin","Target","Band","Count","uPnL","Profit rate",
+  "Status","Reason"];
+function el(tag, cls, text){const e=document.createElement(tag); if(cls) e.className=cls;
+  if(text!==undefined&&text!==null) e.textContent=String(text); return e;}
+function setText(id, v){document.getElementById(id).textContent = v===null||v===undefined?"-":v;}
+function money(s){if(s===null||s===undefined) return "-"; const n=Number(s);
+  return (n>0?"+":"")+n.toFixed(2);}
+function pct(s){if(s===null||s===undefined) return "-"; return (Number(s)*100).toFixed(2)+" %";}
+function sign(td, s){if(s!==null&&s!==undefined){const n=Number(s);
+  if(n<0) td.classList.add("neg"); else if(n>0) td.classList.add("pos");}}
+function render(s){
+  const m=s.main, card=document.getElementById("card-main");
+  setText("main-total", m.present?m.total:"n/a"); setText("main-expected", m.expected);
+  setText("main-long", m.long); setText("main-short", m.short);
+  card.classList.toggle("alert", m.belowExpected); card.classList.toggle("ok", !m.belowExpected);
+  setText("sub-accounts", s.sub.accounts); setText("sub-positions", s.sub.positions);
+  setText("pnl-upl", money(s.pnl.upl)); setText("pnl-rate", pct(s.pnl.avgProfitRate));
+  const pc=document.getElementById("card-pnl"), u=Number(s.pnl.upl);
+  pc.classList.toggle("alert", u<0); pc.classList.toggle("ok", u>=0);
+  const h=document.getElementById("health");
+  h.textContent = s.healthy ? "healthy" : "unhealthy: " + s.problems.join("; ");
+  h.className = s.healthy ? "good" : "bad";
+  setText("updated", new Date(s.generatedMs).toLocaleTimeString());
+  const box=document.getElementById("accounts"); box.replaceChildren();
+  for (const a of s.accounts){
+    const sec=el("section","account"); sec.dataset.account=a.name; sec.dataset.role=a.role;
+    const h3=el("h3",null,a.name); h3.append(el("span","badge",a.role));
+    if(!a.enabled) h3.append(el("span","badge","disabled"));
+    else if(a.stoppedReason) h3.append(el("span","badge down","stopped: "+a.stoppedReason));
+    else h3.append(el("span", a.connected&&a.fresh ? "badge up" : "badge down",
+      !a.connected ? "disconnected" : (a.fresh ? "live" : "stale")));
+    sec.append(h3);
+    if(!a.positions.length){ sec.append(el("div","empty","no open positions")); }
+    else {
+      const t=el("table"), hr=el("tr");
+      COLS.forEach(([c],i)=>hr.append(el("th",c,HEAD[i])));
+      t.append(el("thead")); t.tHead.append(hr);
+      const tb=el("tbody"); t.append(tb);
+      for (const p of a.positions){
+        const tr=el("tr","position"); tr.dataset.account=p.account; tr.dataset.inst=p.instId;
+        tr.dataset.side=p.posSide; tr.dataset.status=p.status;
+        for (const [c,k] of COLS){
+          let v = k ? p[k] : null;
+          if(c==="band") v = p.bandLo===null ? "-" : p.bandLo+" - "+p.bandHi;
+          if(c==="rate") v = pct(p.profitRate);
+          if(c==="upl") v = money(p.upl);
+          const td=el("td",c,v===null?"-":v);
+          if(c==="upl") sign(td,p.upl); if(c==="rate") sign(td,p.profitRate);
+          tr.append(td);
+        }
+        tb.append(tr);
+      }
+      sec.append(t);
+    }
+    box.append(sec);
+  }
+  window.lastSnapshot = s;
+}
+async function refresh(){
+  try { const r=await fetch("api/status",{cache:"no-store"}); if(r.ok) render(await r.json()); }
+  catch(e){ const h=document.getElementById("health"); h.textContent="status server unreachable";
+    h.className="bad"; }
+}
+render(JSON.parse(document.getElementById("initial").textContent));
+const q=new URLSearchParams(location.search).get("refresh");
+setInterval(refresh, Math.max(200, Number(q)||__REFRESH__));
+</script>
+</body></html>
+"""
+
+
+def render_page(snapshot_json: dict[str, Any], refresh_ms: int = REFRESH_MS) -> str:
+    """The dashboard with ``snapshot_json`` embedded as its first state."""
+    # '<' escaped so a name containing '</script>' cannot close the data block.
+    data = json.dumps(snapshot_json).replace("<", "\\u003c")
+    return PAGE_TEMPLATE.replace("__INITIAL__", data).replace("__REFRESH__", str(refresh_ms))
