@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from reactor import log as logging_setup
-from reactor.config import Config, ConfigError, load_config
+from reactor.config import Config, ConfigError, load_config, resolve_credentials
 
 EXIT_BAD_INPUT = 2
 
@@ -87,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_config(cfg: Config, path: Path) -> int:
-    from reactor.app import resolve_credentials
-
     if not cfg.venue.embedded:
         resolve_credentials(cfg)
     enabled = cfg.enabled_accounts()

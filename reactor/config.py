@@ -294,3 +294,16 @@ def _credentials_file(path: Path) -> dict[str, Credentials]:
             )
         out[str(name)] = Credentials(entry["api_key"], entry["secret_key"], entry["passphrase"])
     return out
+
+
+def resolve_credentials(cfg: Config) -> dict[str, Credentials]:
+    """All enabled accounts' credentials, or one ConfigError naming every missing variable."""
+    errors, out = [], {}
+    for acc in cfg.enabled_accounts():
+        try:
+            out[acc.name] = load_credentials(cfg, acc)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return out

@@ -1,0 +1,117 @@
+"""Config validation: bad input names the field; credentials never come from config.yaml."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reactor.config import ConfigError, load_config, load_credentials
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, raw: dict) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def _base() -> dict:
+    return {
+        "venue": {"kind": "demo"},
+        "accounts": [{"name": "Wu666666"}],
+        "targets": [{"min_count": 0, "target": "10", "band": ["9.5", "10.5"]}],
+    }
+
+
+def test_repo_config_is_valid_and_embedded():
+    cfg = load_config(REPO / "config.yaml")
+    assert cfg.venue.embedded
+    assert cfg.venue.scenario is not None and cfg.venue.scenario.exists()
+    assert [t.min_count for t in cfg.targets] == [0, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"targets": [{"min_count": 0, "target": "10", "band": ["11", "12"]}]}, "targets.0"),
+        ({"targets": [{"min_count": 1, "target": "10", "band": ["9", "11"]}]}, "min_count 0"),
+        ({"accounts": [{"name": "A"}, {"name": "A"}]}, "duplicate account names: A"),
+        ({"accounts": [{"name": "A", "role": "boss"}]}, "accounts.0.role"),
+        ({"timing": {"debounce_ms": -1}}, "timing.debounce_ms"),
+        ({"policy": {"min_action": "0"}}, "policy.min_action"),
+        ({"venue": {"kind": "sim", "rest_url": "http://x"}}, "set together"),
+        ({"venue": {"kind": "paper"}}, "venue.kind"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, patch, fragment):
+    raw = _base() | patch
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, raw))
+    assert fragment in str(err.value)
+
+
+def test_secrets_in_config_are_refused(tmp_path):
+    raw = _base()
+    raw["accounts"][0]["api_key"] = "abc"
+    with pytest.raises(ConfigError, match=r"accounts\.0\.api_key: credentials do not belong"):
+        load_config(_write(tmp_path, raw))
+
+
+def test_credentials_from_environment_name_missing_variables(tmp_path):
+    cfg = load_config(_write(tmp_path, _base() | {"accounts": [{"name": "wu-66.x"}]}))
+    acc = cfg.accounts[0]
+    env = {"OKX_WU_66_X_API_KEY": "k", "OKX_WU_66_X_SECRET_KEY": "s"}
+    with pytest.raises(ConfigError, match="set OKX_WU_66_X_PASSPHRASE") as err:
+        load_credentials(cfg, acc, env)
+    assert "s" not in str(err.value).split("set")[0].split(":")[-1]
+    creds = load_credentials(cfg, acc, env | {"OKX_WU_66_X_PASSPHRASE": "p"})
+    assert (creds.api_key, creds.secret_key, creds.passphrase) == ("k", "s", "p")
+    assert "s" not in repr(creds).replace("Credentials", "")
+
+
+def test_credentials_file_must_be_0600(tmp_path):
+    creds = tmp_path / "creds.yaml"
+    creds.write_text(
+        yaml.safe_dump({"Wu666666": {"api_key": "k", "secret_key": "s", "passphrase": "p"}})
+    )
+    os.chmod(creds, 0o644)
+    cfg = load_config(_write(tmp_path, _base() | {"credentials_file": "creds.yaml"}))
+    with pytest.raises(ConfigError, match="too open; run chmod 600"):
+        load_credentials(cfg, cfg.accounts[0], {})
+    os.chmod(creds, 0o600)
+    assert load_credentials(cfg, cfg.accounts[0], {}).passphrase == "p"
+
+
+def _reactor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reactor", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_check_config_exit_codes(tmp_path):
+    ok = _reactor("check-config", "--config", "config.yaml")
+    assert ok.returncode == 0, ok.stderr
+    assert '"config.ok"' in ok.stdout
+    bad = _write(tmp_path, _base() | {"timing": {"cooldown_s": "soon"}})
+    res = _reactor("check-config", "--config", str(bad))
+    assert res.returncode == 2
+    assert "timing.cooldown_s" in res.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OKX_")}
+    res = _reactor("check-config", "--config", str(_write(tmp_path, _base())), env=env)
+    assert res.returncode == 2
+    assert "OKX_WU666666_API_KEY" in res.stderr
+    missing = _reactor("check-config", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert _reactor("run").returncode == 2  # argparse: --config is required
