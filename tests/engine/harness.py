@@ -16,7 +16,7 @@ import yaml
 
 from reactor import app
 from reactor import log as logging_setup
-from reactor.config import Config, load_config
+from reactor.config import Config
 
 TARGETS = [
     {"min_count": 0, "target": "10", "band": ["9.5", "10.5"]},
