@@ -1,0 +1,1 @@
+"""Test suite (a package, so tests/okx does not shadow the python-okx `okx` module)."""
