@@ -1,6 +1,6 @@
 """Client-side pacing so the reactor stays inside OKX's documented limits.
 
-OKX answers 50011 (REST) or refuses connections (WS) past its limits; waiting for a token is
+OKX answers 50011 (REST) or refuses connections (WS) past its limits; waiting for a slot is
 cheaper and more predictable than being throttled and retrying.
 """
 
@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+_POLL_S = 0.02
 
 
 class TokenBucket:
-    """Sliding-window limiter: at most ``rate`` acquisitions in any ``per_s`` window.
+    """Sliding window: at most ``rate`` requests in any ``per_s`` window.
 
-    A sliding window (not a refilling bucket) matches how OKX counts requests, so a burst
-    never exceeds the exchange's own count even at window edges.
+    A sliding window (not a refilling bucket) matches how OKX counts. With :meth:`slot`, a
+    request counts from when it is sent until ``per_s`` after its answer: the exchange counts
+    it on arrival, somewhere in between, so network jitter can never push us over its count.
     """
 
     def __init__(
@@ -27,36 +31,53 @@ class TokenBucket:
         self.rate = rate
         self.per_s = per_s
         self._clock = clock
-        self._stamps: deque[float] = deque()
+        self._done: deque[float] = deque()  # completion times, ascending
+        self._pending = 0
         self._lock = asyncio.Lock()
 
     def delay(self) -> float:
-        """Seconds until the next acquisition would be allowed (0 if now)."""
+        """Seconds until the next request may start (0 if now)."""
         now = self._clock()
-        while self._stamps and now - self._stamps[0] >= self.per_s:
-            self._stamps.popleft()
-        if len(self._stamps) < self.rate:
+        done = self._done
+        while done and now - done[0] >= self.per_s:
+            done.popleft()
+        if len(done) + self._pending < self.rate:
             return 0.0
-        return self._stamps[0] + self.per_s - now
+        if done:
+            return max(done[0] + self.per_s - now, 0.001)
+        return _POLL_S  # every slot is in flight: wait for one to finish
 
     def try_acquire(self) -> bool:
         if self.delay() > 0:
             return False
-        self._stamps.append(self._clock())
+        self._done.append(self._clock())
         return True
 
-    async def acquire(self) -> float:
-        """Wait for a slot; returns the seconds waited. FIFO among waiters."""
+    async def _wait(self) -> float:
         waited = 0.0
+        while (d := self.delay()) > 0:
+            await asyncio.sleep(d)
+            waited += d
+        return waited
+
+    async def acquire(self) -> float:
+        """Wait for a slot and count an instantaneous event now; returns seconds waited."""
+        async with self._lock:  # FIFO among waiters
+            waited = await self._wait()
+            self._done.append(self._clock())
+            return waited
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Hold a slot for the duration of a request; yields the seconds waited."""
         async with self._lock:
-            while True:
-                d = self.delay()
-                if d <= 0:
-                    self._stamps.append(self._clock())
-                    return waited
-                # A small margin so a slightly coarse clock never lets us in early.
-                await asyncio.sleep(d + 0.005)
-                waited += d + 0.005
+            waited = await self._wait()
+            self._pending += 1
+        try:
+            yield waited
+        finally:
+            self._pending -= 1
+            self._done.append(self._clock())
 
 
 class ConnectPacer(TokenBucket):

@@ -16,7 +16,8 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -221,29 +222,33 @@ class OkxRestClient:
         if self._simulated:
             headers["x-simulated-trading"] = "1"
         bucket = self._buckets.get(path)
-        if bucket is not None:
-            waited = await bucket.acquire()
+        async with bucket.slot() if bucket is not None else _no_slot() as waited:
             if waited > 0:
                 log.debug("rest.throttled", account=self.account, path=path, waited_s=waited)
-        if signed:
-            creds = self._credentials
-            ts = iso_timestamp(self._clock() + self._offset_s)
-            headers["OK-ACCESS-KEY"] = creds.api_key
-            headers["OK-ACCESS-SIGN"] = rest_sign(
-                creds.secret_key, ts, method, request_path, body_text
-            )
-            headers["OK-ACCESS-TIMESTAMP"] = ts
-            headers["OK-ACCESS-PASSPHRASE"] = creds.passphrase
-        try:
-            resp = await self._client.request(
-                method, request_path, content=body_text or None, headers=headers
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise RequestNotSent(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        except httpx.TransportError as exc:
-            # Read/write timeout, reset, server closed mid-answer: it may have been applied.
-            raise AmbiguousOutcome(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            if signed:
+                creds = self._credentials
+                ts = iso_timestamp(self._clock() + self._offset_s)
+                headers["OK-ACCESS-KEY"] = creds.api_key
+                headers["OK-ACCESS-SIGN"] = rest_sign(
+                    creds.secret_key, ts, method, request_path, body_text
+                )
+                headers["OK-ACCESS-TIMESTAMP"] = ts
+                headers["OK-ACCESS-PASSPHRASE"] = creds.passphrase
+            try:
+                resp = await self._client.request(
+                    method, request_path, content=body_text or None, headers=headers
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise RequestNotSent(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            except httpx.TransportError as exc:
+                # Read/write timeout, reset, closed mid-answer: it may have been applied.
+                raise AmbiguousOutcome(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         return _unwrap(method, path, resp)
+
+
+@asynccontextmanager
+async def _no_slot() -> AsyncIterator[float]:
+    yield 0.0
 
 
 def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]]:

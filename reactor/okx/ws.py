@@ -1,0 +1,301 @@
+"""Asyncio driver for one account's private WebSocket, thin over :mod:`ws_protocol`.
+
+It owns the connection lifecycle the protocol cannot: pacing connection starts across all
+accounts, reconnecting with capped exponential backoff and full jitter, the ``ping``/``pong``
+heartbeat that detects dead connections, proactive reconnects on OKX's 64008 notice, and
+stopping an account for good when its credentials are wrong (no retry storm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from reactor.log import get_logger
+from reactor.okx.credentials import Credentials
+from reactor.okx.errors import WS_SERVICE_UPGRADE
+from reactor.okx.models import Position
+from reactor.okx.pacing import ConnectPacer
+from reactor.okx.ws_protocol import (
+    Ignored,
+    InvalidFrame,
+    InvalidItem,
+    LoginFailed,
+    LoginOk,
+    Notice,
+    Pong,
+    PrivateChannelProtocol,
+    ServerError,
+    SnapshotPage,
+    Subscribed,
+    SubscribeFailed,
+    Update,
+    WsEvent,
+)
+
+log = get_logger(__name__)
+T = TypeVar("T")
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+class SessionHandler(Protocol):
+    def on_connected(self, account: str) -> None: ...
+    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None: ...
+    def on_update(self, account: str, positions: list[Position]) -> None: ...
+    def on_disconnected(self, account: str, reason: str) -> None: ...
+    def on_stopped(self, account: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    reason: str
+    then: Literal["backoff", "now", "stop"]
+    healthy: bool  # the connection reached "subscribed": reset the backoff
+
+
+class PrivateSession:
+    """One account's private connection, kept alive until :meth:`stop` or an auth failure."""
+
+    def __init__(
+        self,
+        account: str,
+        url: str,
+        credentials: Credentials,
+        handler: SessionHandler,
+        *,
+        pacer: ConnectPacer,
+        ping_interval_s: float = 20.0,
+        pong_timeout_s: float = 10.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        extra_headers: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        open_timeout_s: float = 10.0,
+    ) -> None:
+        self.account = account
+        self.url = url
+        self._credentials = credentials
+        self._handler = handler
+        self._pacer = pacer
+        self._ping_interval_s = ping_interval_s
+        self._pong_timeout_s = pong_timeout_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._extra_headers = dict(extra_headers or {})
+        self._clock = clock
+        self._open_timeout_s = open_timeout_s
+        self._stop = asyncio.Event()
+        self._timestamp_retry_used = False
+        self.connected = False
+        self.logged_in = False
+        self.stopped_reason: str | None = None
+        self.connect_count = 0  # connections that reached "subscribed"
+
+    def __repr__(self) -> str:
+        return f"PrivateSession(account={self.account!r}, connected={self.connected})"
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to end; it closes the connection and returns promptly."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            if not (await self._or_stop(self._pacer.acquire()))[0]:
+                break
+            done, outcome = await self._or_stop(self._connection(attempt))
+            if not done or outcome is None or self._stop.is_set():
+                break
+            if outcome.then == "stop":
+                return
+            attempt = 0 if outcome.healthy else attempt
+            attempt += 1
+            if outcome.then == "now":
+                delay = 0.0
+            else:
+                ceiling = min(self._backoff_max_s, self._backoff_initial_s * 2 ** (attempt - 1))
+                delay = random.uniform(0, ceiling)  # full jitter: accounts do not stampede
+            log.info(
+                "ws.reconnect",
+                account=self.account,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                reason=outcome.reason,
+            )
+            if delay > 0 and not (await self._or_stop(asyncio.sleep(delay)))[0]:
+                break
+
+    async def _or_stop(self, aw: Awaitable[T]) -> tuple[bool, T | None]:
+        """Await ``aw`` unless stop() comes first (then cancel it). True if it finished."""
+        task = asyncio.ensure_future(aw)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            return False, None
+        return True, task.result()
+
+    async def _connection(self, attempt: int) -> _Outcome:
+        log.info("ws.connecting", account=self.account, url=self.url, attempt=attempt)
+        try:
+            ws = await connect(
+                self.url,
+                additional_headers=self._extra_headers or None,
+                open_timeout=self._open_timeout_s,
+                ping_interval=None,  # OKX heartbeats at the application level ("ping" text)
+                close_timeout=2,
+                max_size=MAX_FRAME_BYTES,
+                proxy=None,
+            )
+        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+            return _Outcome(f"connect failed: {type(exc).__name__}: {exc}"[:300], "backoff", False)
+        reason = "closed"
+        outcome: _Outcome | None = None
+        was_connected = False
+        try:
+            outcome = await self._serve(ws)
+            reason = outcome.reason
+        except websockets.exceptions.ConnectionClosed as exc:
+            reason = f"connection closed: code={exc.rcvd.code if exc.rcvd else None}"
+        except asyncio.CancelledError:
+            reason = "stopped"
+            raise
+        finally:
+            was_connected = self.connected
+            self.connected = False
+            self.logged_in = False
+            try:
+                await ws.close()
+            except asyncio.CancelledError:
+                ws.transport.abort()
+                raise
+            log.warning("ws.disconnected", account=self.account, reason=reason)
+            if was_connected:
+                self._notify(self._handler.on_disconnected, reason)
+        return outcome or _Outcome(reason, "backoff", was_connected)
+
+    async def _serve(self, ws: ClientConnection) -> _Outcome:
+        proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._clock)
+        await ws.send(proto.login_frame())  # never logged: it carries the passphrase
+        loop = asyncio.get_running_loop()
+        opened = last_rx = loop.time()
+        ping_sent: float | None = None
+        while True:
+            now = loop.time()
+            if proto.state != "subscribed" and now - opened >= self._ping_interval_s:
+                return _Outcome("no login/subscribe answer", "backoff", False)
+            if ping_sent is None:
+                wait = self._ping_interval_s - (now - last_rx)
+                if wait <= 0:
+                    await ws.send("ping")
+                    ping_sent = now
+                    continue
+            else:
+                wait = self._pong_timeout_s - (now - ping_sent)
+                if wait <= 0:
+                    log.warning(
+                        "ws.pong.timeout", account=self.account, waited_s=self._pong_timeout_s
+                    )
+                    return _Outcome("pong timeout", "backoff", self.connected)
+            try:
+                async with asyncio.timeout(wait):
+                    frame = await ws.recv()
+            except TimeoutError:
+                continue
+            last_rx = loop.time()
+            text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+            for event in proto.receive(text):
+                if isinstance(event, Pong):
+                    ping_sent = None
+                    continue
+                outcome = await self._on_event(ws, proto, event)
+                if outcome is not None:
+                    return outcome
+
+    async def _on_event(
+        self, ws: ClientConnection, proto: PrivateChannelProtocol, event: WsEvent
+    ) -> _Outcome | None:
+        account = self.account
+        if isinstance(event, Update):
+            self._report_invalid(event.invalid)
+            if event.positions:
+                self._notify_update(event.positions)
+        elif isinstance(event, SnapshotPage):
+            self._report_invalid(event.invalid)
+            try:
+                self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
+            except Exception:
+                log.exception("ws.handler.error", account=account, callback="on_snapshot")
+        elif isinstance(event, LoginOk):
+            self.logged_in = True
+            await ws.send(proto.subscribe_frame())
+        elif isinstance(event, Subscribed):
+            self.connected = True
+            self.connect_count += 1
+            log.info("ws.connected", account=account, conn_id=event.conn_id)
+            self._notify(self._handler.on_connected)
+        elif isinstance(event, InvalidFrame):
+            log.warning(
+                "ws.frame.invalid", account=account, reason=event.reason, preview=event.preview
+            )
+        elif isinstance(event, Notice):
+            log.warning("ws.notice", account=account, code=event.code, msg=event.msg[:200])
+            if event.code == WS_SERVICE_UPGRADE:
+                return _Outcome(f"notice {event.code}", "now", True)
+        elif isinstance(event, LoginFailed):
+            return self._login_failed(event)
+        elif isinstance(event, SubscribeFailed):
+            log.error("ws.subscribe.failed", account=account, code=event.code, msg=event.msg[:200])
+            return _Outcome(f"subscribe failed {event.code}", "backoff", False)
+        elif isinstance(event, ServerError):
+            log.warning("ws.error", account=account, code=event.code, msg=event.msg[:200])
+        elif isinstance(event, Ignored):
+            log.debug("ws.ignored", account=account, reason=event.reason)
+        return None
+
+    def _login_failed(self, event: LoginFailed) -> _Outcome:
+        fields = {"account": self.account, "code": event.code, "msg": event.msg[:200]}
+        if event.is_timestamp and not self._timestamp_retry_used:
+            self._timestamp_retry_used = True
+            log.warning("ws.login.failed", retry=True, **fields)
+            return _Outcome(f"login failed {event.code}", "backoff", False)
+        if event.is_auth or event.is_timestamp:
+            log.error("ws.login.failed", retry=False, **fields)
+            reason = f"login failed {event.code}: {event.msg[:200]}"
+            self.stopped_reason = reason
+            log.error("account.stopped", account=self.account, reason=reason)
+            self._notify(self._handler.on_stopped, reason)
+            return _Outcome(reason, "stop", False)
+        log.error("ws.login.failed", retry=True, **fields)
+        return _Outcome(f"login failed {event.code}", "backoff", False)
+
+    def _report_invalid(self, items: list[InvalidItem]) -> None:
+        for item in items:
+            log.warning(
+                "ws.frame.invalid", account=self.account, reason=item.reason, preview=item.preview
+            )
+
+    def _notify_update(self, positions: list[Position]) -> None:
+        try:
+            self._handler.on_update(self.account, positions)
+        except Exception:
+            log.exception("ws.handler.error", account=self.account, callback="on_update")
+
+    def _notify(self, callback: Callable[..., None], *args: str) -> None:
+        """A buggy handler must not take the connection down with it."""
+        try:
+            callback(self.account, *args)
+        except Exception:
+            log.exception("ws.handler.error", account=self.account, callback=callback.__name__)
