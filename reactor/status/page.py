@@ -44,7 +44,7 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:right;padding:4px 8px;border-bottom:1px solid #eef}
 th:first-child,td:first-child,td.side,th.side,td.status,th.status,td.reason,th.reason{
 text-align:left}
-td.neg{color:#b91c1c}td.pos{color:#15803d}
+td.loss{color:#b91c1c}td.gain{color:#15803d}
 tr[data-status=blocked] td.status,tr[data-status=error] td.status{color:#b91c1c;font-weight:600}
 tr[data-status=adjusting] td.status{color:#b45309;font-weight:600}
 tr[data-status=stale] td.status{color:#6b7280}
@@ -83,7 +83,7 @@ function money(s){if(s===null||s===undefined) return "-"; const n=Number(s);
   return (n>0?"+":"")+n.toFixed(2);}
 function pct(s){if(s===null||s===undefined) return "-"; return (Number(s)*100).toFixed(2)+" %";}
 function sign(td, s){if(s!==null&&s!==undefined){const n=Number(s);
-  if(n<0) td.classList.add("neg"); else if(n>0) td.classList.add("pos");}}
+  if(n<0) td.classList.add("loss"); else if(n>0) td.classList.add("gain");}}
 function render(s){
   const m=s.main, card=document.getElementById("card-main");
   setText("main-total", m.present?m.total:"n/a"); setText("main-expected", m.expected);
