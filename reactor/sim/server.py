@@ -76,7 +76,7 @@ def _envelope(code: str, msg: str, data: list[Any] | None = None) -> web.Respons
     return web.json_response(body, status=status)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Conn:
     """One private WebSocket connection."""
 

@@ -26,6 +26,7 @@ async def signed(
     ts: str | None = None,
     drop: str | None = None,
     sign: str | None = None,
+    timeout: float = 5.0,
 ) -> httpx.Response:
     ts = ts or iso_timestamp(time.time())
     headers = {
@@ -37,7 +38,7 @@ async def signed(
     }
     if drop:
         del headers[drop]
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
         return await client.request(method, path, content=body.encode(), headers=headers)
 
 

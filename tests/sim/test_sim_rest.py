@@ -18,6 +18,7 @@ def sdk(sim: Simulator) -> Account.AccountAPI:
     return Account.AccountAPI(KEY, SECRET, PASSPHRASE, False, "1", domain=sim.url, debug=False)
 
 
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # python-okx's data=
 async def test_python_okx_reads_and_adjusts(sim: Simulator) -> None:
     api = sdk(sim)
     res = await asyncio.to_thread(api.get_positions, "SWAP")
