@@ -1,0 +1,192 @@
+"""Maintenance ledger and call journal on a real SQLite file, two instances as two processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reactor.ledger import LEDGER_FILENAME, Ledger
+
+T0 = 1_700_000_000_000  # ms
+
+
+class Clock:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + 1_000)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / LEDGER_FILENAME
+
+
+@pytest.fixture
+def ledger(path: Path, clock: Clock) -> Iterator[Ledger]:
+    with Ledger(path, clock=clock) as led:
+        yield led
+
+
+def test_schema_and_wal(ledger: Ledger, path: Path) -> None:
+    assert path.exists()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_record_is_idempotent_per_account_key(ledger: Ledger) -> None:
+    first = ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "ord-1", c_time=T0)
+    assert first is not None
+    assert (first.account, first.key, first.c_time, first.recorded_ms) == (
+        "sub1",
+        "ord-1",
+        T0,
+        T0 + 1_000,
+    )
+    assert ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "ord-1", c_time=T0) is None
+    # Same key on another instrument of the same account: still the same maintenance.
+    assert ledger.record_maintenance("sub1", "BTC-USDT-SWAP", "long", "ord-1") is None
+    # Another account may use the same clOrdId: OKX ids are unique per account only.
+    assert ledger.record_maintenance("sub2", "CRO-USDT-SWAP", "long", "ord-1") is not None
+    assert ledger.count("sub1", "CRO-USDT-SWAP", "long", T0) == 1
+    assert [r.key for r in ledger.list_maintenance()] == ["ord-1", "ord-1"]
+
+
+def test_empty_fields_are_rejected(ledger: Ledger) -> None:
+    with pytest.raises(ValueError):
+        ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "")
+    with pytest.raises(ValueError):
+        ledger.record_maintenance("", "CRO-USDT-SWAP", "long", "k")
+
+
+def test_count_is_derived_and_restarts_on_reopen(ledger: Ledger, clock: Clock) -> None:
+    key = ("sub1", "CRO-USDT-SWAP", "long")
+    assert ledger.count(*key, T0) == 0
+    ledger.record_maintenance(*key, "k1", c_time=T0)
+    clock.ms = T0 + 5_000
+    ledger.record_maintenance(*key, "k2")  # no cTime: counts for the position open now
+    assert ledger.count(*key, T0) == 2
+    # Other sides, instruments and accounts are separate positions.
+    assert ledger.count("sub1", "CRO-USDT-SWAP", "short", T0) == 0
+    assert ledger.count("sub1", "ETH-USDT-SWAP", "long", T0) == 0
+    assert ledger.count("sub2", "CRO-USDT-SWAP", "long", T0) == 0
+    # The position closes and reopens at T0 + 10 s: a new position, count 0.
+    reopened = T0 + 10_000
+    assert ledger.count(*key, reopened) == 0
+    clock.ms = reopened + 1
+    ledger.record_maintenance(*key, "k3")
+    ledger.record_maintenance(*key, "k4", c_time=reopened)
+    assert ledger.count(*key, reopened) == 2
+    # (count() is meant for the position open now: untied records made after a reopen would
+    # also match an older cTime, which no longer matters once that position is closed.)
+    assert ledger.count(*key, reopened + 100) == 0  # tied records never count for another cTime
+
+
+def test_records_after_for_polling(ledger: Ledger) -> None:
+    a = ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1")
+    b = ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k2")
+    assert a is not None and b is not None
+    assert [r.key for r in ledger.records_after(0)] == ["k1", "k2"]
+    assert [r.key for r in ledger.records_after(a.id)] == ["k2"]
+    assert ledger.records_after(b.id) == []
+
+
+def test_two_instances_see_each_others_writes(path: Path, clock: Clock) -> None:
+    reactor = Ledger(path, clock=clock)
+    cli = Ledger(path, clock=clock)  # stands for the CLI process
+    try:
+        before = reactor.data_version()
+        assert reactor.data_version() == before  # nothing changed, nothing reported
+        rec = cli.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1", c_time=T0)
+        assert rec is not None
+        after = reactor.data_version()
+        assert after != before
+        assert [r.id for r in reactor.records_after(0)] == [rec.id]
+        assert reactor.count("sub1", "CRO-USDT-SWAP", "long", T0) == 1
+        # The duplicate from the other instance is a no-op there too.
+        assert reactor.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1") is None
+        assert reactor.data_version() == after
+    finally:
+        reactor.close()
+        cli.close()
+
+
+def test_journal_intent_then_result(ledger: Ledger, clock: Clock) -> None:
+    body = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"reduce","amt":"10.03"}'
+    first = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "10.03", body)
+    [pending] = ledger.pending_intents()
+    assert pending.id == first
+    assert (pending.status, pending.sent_ms, pending.done_ms) == ("pending", T0 + 1_000, None)
+    assert pending.request == body
+    clock.ms += 120
+    ledger.journal_result(first, "ok", "0", "")
+    second = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "5", body)
+    ledger.journal_result(second, "error", "59301", "Margin adjustment failed")
+    third = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", body)
+    ledger.journal_result(third, "unknown", msg="timeout")
+    assert ledger.pending_intents() == []
+    entries = ledger.journal()
+    assert [e.id for e in entries] == [third, second, first]  # newest first
+    assert [e.status for e in entries] == ["unknown", "error", "ok"]
+    assert entries[1].code == "59301"
+    assert entries[2].done_ms == T0 + 1_120
+    assert [e.id for e in ledger.journal(limit=1)] == [third]
+
+
+def test_journal_result_validation(ledger: Ledger) -> None:
+    entry = ledger.journal_intent("sub1", "X-USDT-SWAP", "long", "add", "1", "{}")
+    with pytest.raises(ValueError):
+        ledger.journal_result(entry, "pending")
+    with pytest.raises(KeyError):
+        ledger.journal_result(entry + 100, "ok")
+
+
+def test_pending_survives_a_crash(path: Path, clock: Clock) -> None:
+    before = Ledger(path, clock=clock)
+    done = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "10.03", "{}")
+    before.journal_result(done, "ok", "0")
+    sent = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "2", "{}")
+    # "Crash": the process dies without closing; a new process opens the file.
+    after = Ledger(path, clock=clock)
+    try:
+        [pending] = after.pending_intents()
+        assert (pending.id, pending.amount, pending.status) == (sent, "2", "pending")
+        after.journal_result(sent, "unknown", msg="crash before the answer")
+        assert after.pending_intents() == []
+    finally:
+        after.close()
+        before.close()
+
+
+def test_racing_writers_record_a_key_once(path: Path, clock: Clock) -> None:
+    """The old system's race: two writers each counting the same maintenance."""
+    ledgers = [Ledger(path, clock=clock) for _ in range(4)]
+    results: list[object] = []
+    barrier = threading.Barrier(len(ledgers))
+
+    def write(led: Ledger) -> None:
+        barrier.wait()
+        for i in range(20):
+            results.append(led.record_maintenance("sub1", "CRO-USDT-SWAP", "long", f"k{i}"))
+
+    threads = [threading.Thread(target=write, args=(led,)) for led in ledgers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert sum(r is not None for r in results) == 20
+        assert ledgers[0].count("sub1", "CRO-USDT-SWAP", "long", T0) == 20
+    finally:
+        for led in ledgers:
+            led.close()
