@@ -93,6 +93,7 @@ class PrivateSession:
         self._open_timeout_s = open_timeout_s
         self._stop = asyncio.Event()
         self._timestamp_retry_used = False
+        self._snapshot_done = False
         self.connected = False
         self.logged_in = False
         self.stopped_reason: str | None = None
@@ -188,14 +189,22 @@ class PrivateSession:
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
         proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._clock)
+        self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
-        opened = last_rx = loop.time()
+        last_rx = loop.time()
+        # OKX always answers login and subscribe and then sends a full snapshot; without it the
+        # account would stay stale forever, so a connection that is not ready in time is redone.
+        ready_by: float | None = last_rx + self._ping_interval_s + self._pong_timeout_s
         ping_sent: float | None = None
         while True:
             now = loop.time()
-            if proto.state != "subscribed" and now - opened >= self._ping_interval_s:
-                return _Outcome("no login/subscribe answer", "backoff", False)
+            if ready_by is not None:
+                if self._snapshot_done:
+                    ready_by = None
+                elif now >= ready_by:
+                    state = proto.state
+                    return _Outcome(f"not ready in time (state {state})", "backoff", False)
             if ping_sent is None:
                 wait = self._ping_interval_s - (now - last_rx)
                 if wait <= 0:
@@ -209,8 +218,10 @@ class PrivateSession:
                         "ws.pong.timeout", account=self.account, waited_s=self._pong_timeout_s
                     )
                     return _Outcome("pong timeout", "backoff", self.connected)
+            if ready_by is not None:
+                wait = min(wait, ready_by - now)
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(max(wait, 0.0)):
                     frame = await ws.recv()
             except TimeoutError:
                 continue
@@ -234,6 +245,8 @@ class PrivateSession:
                 self._notify_update(event.positions)
         elif isinstance(event, SnapshotPage):
             self._report_invalid(event.invalid)
+            if event.last_page:
+                self._snapshot_done = True
             try:
                 self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
             except Exception:

@@ -1,0 +1,359 @@
+"""The OKX client layer against the simulator over real sockets (REST and private WS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from reactor.okx.credentials import Credentials
+from reactor.okx.errors import ErrorClass, OkxError
+from reactor.okx.models import Position
+from reactor.okx.pacing import ConnectPacer
+from reactor.okx.rest import (
+    MARGIN_BALANCE,
+    POSITIONS,
+    AmbiguousOutcome,
+    OkxRestClient,
+    RequestNotSent,
+)
+from reactor.okx.ws import PrivateSession
+from reactor.sim.server import Simulator
+
+CRO = "CRO-USDT-SWAP"
+SCENARIO: dict[str, Any] = {
+    "instruments": [{"instId": CRO, "ctVal": "10", "markPx": "0.0950", "mmrRate": "0.004"}],
+    "accounts": [
+        {
+            "name": "A",
+            "apiKey": "key-a",
+            "secretKey": "secret-a",
+            "passphrase": "pass-a",
+            "balance": "1000",
+            "positions": [
+                {"instId": CRO, "posSide": "long", "pos": "108", "avgPx": "0.0905",
+                 "lever": "10", "margin": "20.29"},
+            ],
+        },
+        {
+            "name": "B",
+            "apiKey": "key-b",
+            "secretKey": "secret-b",
+            "passphrase": "pass-b",
+            "balance": "500",
+            "positions": [],
+        },
+    ],
+}  # fmt: skip
+CREDS_A = Credentials("key-a", "secret-a", "pass-a")
+CREDS_B = Credentials("key-b", "secret-b", "pass-b")
+
+
+@pytest.fixture
+async def sim(sim_factory: Callable[..., Any]) -> Simulator:
+    sim: Simulator = await sim_factory(SCENARIO, price_walk=False)
+    return sim
+
+
+@pytest.fixture
+async def rest_a(sim: Simulator) -> AsyncIterator[OkxRestClient]:
+    async with OkxRestClient(sim.url, CREDS_A, simulated=True, account="A") as client:
+        yield client
+
+
+async def admin(sim: Simulator, method: str, path: str, body: Any = None) -> Any:
+    async with httpx.AsyncClient(base_url=sim.url) as c:
+        r = await c.request(method, path, json=body)
+        r.raise_for_status()
+        return r.json()
+
+
+async def sim_position(sim: Simulator, account: str) -> dict[str, str]:
+    state = await admin(sim, "GET", "/sim/state")
+    (acct,) = [a for a in state["accounts"] if a["name"] == account]
+    (pos,) = acct["positions"]
+    return dict(pos)
+
+
+async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def on_connected(self, account: str) -> None:
+        self.calls.append(("connected", account))
+
+    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None:
+        self.calls.append(("snapshot", (positions, last_page)))
+
+    def on_update(self, account: str, positions: list[Position]) -> None:
+        self.calls.append(("update", positions))
+
+    def on_disconnected(self, account: str, reason: str) -> None:
+        self.calls.append(("disconnected", reason))
+
+    def on_stopped(self, account: str, reason: str) -> None:
+        self.calls.append(("stopped", reason))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.calls]
+
+    def count(self, kind: str) -> int:
+        return self.kinds().count(kind)
+
+    def last(self, kind: str) -> Any:
+        return [v for k, v in self.calls if k == kind][-1]
+
+
+def session(sim: Simulator, handler: Recorder, creds: Credentials = CREDS_A, **kw: Any) -> Any:
+    kw.setdefault("backoff_initial_s", 0.05)
+    kw.setdefault("backoff_max_s", 0.2)
+    name = "A" if creds.api_key == "key-a" else "B"
+    return PrivateSession(name, sim.ws_url, creds, handler, pacer=ConnectPacer(), **kw)
+
+
+# -- REST ---------------------------------------------------------------------------------
+
+
+async def test_signed_calls_succeed(sim: Simulator, rest_a: OkxRestClient) -> None:
+    (pos,) = await rest_a.get_positions()
+    assert (pos["instId"], pos["posSide"], pos["margin"]) == (CRO, "long", "20.29")
+    assert await rest_a.get_positions(inst_id=CRO)
+    balance = await rest_a.get_balance()
+    assert any(d["ccy"] == "USDT" for d in balance[0]["details"])
+    instruments = await rest_a.get_instruments()
+    assert {i["instId"]: i["ctVal"] for i in instruments}[CRO] == "10"
+    assert await rest_a.server_time_ms() > 1_600_000_000_000
+    offset = await rest_a.sync_clock()
+    assert abs(offset) < 5
+    out = await rest_a.margin_balance(CRO, "long", "reduce", Decimal("5.29"))
+    assert out["instId"] == CRO and out["type"] == "reduce"
+    assert Decimal((await sim_position(sim, "A"))["margin"]) == Decimal("15")
+    reqs = await admin(sim, "GET", "/sim/requests")
+    assert all(r["code"] == "0" and r["simulated"] for r in reqs)
+
+
+async def test_over_large_reduce_raises_59301(sim: Simulator, rest_a: OkxRestClient) -> None:
+    with pytest.raises(OkxError) as info:
+        await rest_a.margin_balance(CRO, "long", "reduce", Decimal("20"))
+    assert info.value.code == "59301"
+    assert info.value.error_class is ErrorClass.REDUCE_TOO_LARGE
+    assert (await sim_position(sim, "A"))["margin"] == "20.29"
+
+
+async def test_wrong_passphrase_rest(sim: Simulator) -> None:
+    async with OkxRestClient(sim.url, Credentials("key-a", "secret-a", "nope")) as c:
+        with pytest.raises(OkxError) as info:
+            await c.get_positions()
+    assert info.value.code == "50105" and info.value.error_class is ErrorClass.AUTH
+
+
+async def test_rate_limiter_keeps_margin_calls_under_the_limit(
+    sim: Simulator, rest_a: OkxRestClient
+) -> None:
+    calls = [rest_a.margin_balance(CRO, "long", "add", Decimal("0.01")) for _ in range(25)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    reqs = await admin(sim, "GET", "/sim/requests")
+    margin = [r for r in reqs if r["path"] == MARGIN_BALANCE]
+    assert len(margin) == 25
+    assert {r["code"] for r in margin} == {"0"}
+    assert Decimal((await sim_position(sim, "A"))["margin"]) == Decimal("20.54")
+
+
+async def test_get_retries_through_50011_but_margin_call_does_not(
+    sim: Simulator, rest_a: OkxRestClient
+) -> None:
+    fault = {"kind": "rest_error", "account": "A", "path": POSITIONS, "code": "50011", "count": 2}
+    await admin(sim, "POST", "/sim/faults", fault)
+    assert len(await rest_a.get_positions()) == 1
+    fault = dict(fault, path=MARGIN_BALANCE, count=1)
+    await admin(sim, "POST", "/sim/faults", fault)
+    with pytest.raises(OkxError) as info:
+        await rest_a.margin_balance(CRO, "long", "add", Decimal("1"))
+    assert info.value.error_class is ErrorClass.RATE_LIMIT
+    reqs = await admin(sim, "GET", "/sim/requests")
+    assert [r["code"] for r in reqs] == ["50011", "50011", "0", "50011"]
+
+
+@pytest.mark.parametrize("delay_s", [1.0, None])
+async def test_late_or_missing_answer_is_ambiguous_but_applied(
+    sim: Simulator, delay_s: float | None
+) -> None:
+    fault = {"kind": "rest_delay", "account": "A", "path": MARGIN_BALANCE, "delay_s": delay_s}
+    await admin(sim, "POST", "/sim/faults", fault)
+    async with OkxRestClient(sim.url, CREDS_A, timeout_s=0.3, account="A") as c:
+        with pytest.raises(AmbiguousOutcome):
+            await c.margin_balance(CRO, "long", "add", Decimal("1"))
+    # The exchange applied it: exactly why the caller must re-read, never resend blindly.
+    assert Decimal((await sim_position(sim, "A"))["margin"]) == Decimal("21.29")
+
+
+async def test_connection_refused_is_request_not_sent() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with OkxRestClient(f"http://127.0.0.1:{port}", CREDS_A, get_retries=0) as c:
+        with pytest.raises(RequestNotSent):
+            await c.margin_balance(CRO, "long", "add", Decimal("1"))
+
+
+# -- private WebSocket ----------------------------------------------------------------------
+
+
+async def test_session_snapshot_update_drop_and_resnapshot(sim: Simulator) -> None:
+    rec = Recorder()
+    s = session(sim, rec)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        positions, last_page = rec.last("snapshot")
+        assert last_page is True and positions[0].margin == Decimal("20.29")
+        assert s.connected and s.logged_in
+        assert rec.kinds()[:2] == ["connected", "snapshot"]
+
+        await admin(sim, "POST", "/sim/mark-price", {"instId": CRO, "markPx": "0.0960"})
+        await eventually(lambda: rec.count("update") >= 1)
+        assert rec.last("update")[0].mark_px == Decimal("0.0960")
+
+        # The position is closed while we are disconnected: the next snapshot must show it.
+        await admin(sim, "POST", "/sim/faults", {"kind": "drop_ws", "account": "A"})
+        await eventually(lambda: rec.count("disconnected") == 1)
+        await eventually(lambda: rec.count("snapshot") == 2)
+        assert s.connect_count == 2
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    events = [e["event"] for e in logs]
+    assert events.count("ws.connected") == 2
+    assert "ws.disconnected" in events and "ws.reconnect" in events
+    reconnect = next(e for e in logs if e["event"] == "ws.reconnect")
+    assert reconnect["attempt"] == 1 and reconnect["delay_s"] <= 0.2
+    assert not s.connected
+    assert_no_secrets(logs)
+
+
+async def test_wrong_passphrase_stops_session_without_retries(sim: Simulator) -> None:
+    rec = Recorder()
+    s = session(sim, rec, Credentials("key-a", "secret-a", "wrong"))
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(s.run(), 5)  # returns by itself: no retry loop
+    assert rec.kinds() == ["stopped"]
+    assert "60024" in rec.last("stopped") and s.stopped_reason is not None
+    events = [e["event"] for e in logs]
+    assert events.count("ws.connecting") == 1
+    assert "ws.reconnect" not in events
+    failed = next(e for e in logs if e["event"] == "ws.login.failed")
+    assert failed["log_level"] == "error" and failed["code"] == "60024"
+    assert any(e["event"] == "account.stopped" for e in logs)
+    assert_no_secrets(logs, "wrong")
+
+
+async def test_one_bad_account_does_not_stop_the_others(sim: Simulator) -> None:
+    pacer = ConnectPacer()
+    good, bad = Recorder(), Recorder()
+    sessions = [
+        PrivateSession("A", sim.ws_url, CREDS_A, good, pacer=pacer),
+        PrivateSession("B", sim.ws_url, Credentials("key-b", "bad", "pass-b"), bad, pacer=pacer),
+    ]
+    tasks = [asyncio.create_task(x.run()) for x in sessions]
+    await eventually(lambda: good.count("snapshot") == 1 and bad.count("stopped") == 1)
+    assert "60007" in bad.last("stopped")
+    assert tasks[1].done() and not tasks[0].done()
+    await sessions[0].stop()
+    await asyncio.wait_for(tasks[0], 5)
+
+
+async def test_garbage_frames_are_logged_and_skipped(sim: Simulator) -> None:
+    rec = Recorder()
+    s = session(sim, rec)
+    blank = {"instId": CRO, "posSide": "long", "pos": "108", "mgnMode": "isolated",
+             "markPx": "", "margin": "", "upl": "", "instType": "SWAP"}  # fmt: skip
+    frames = [
+        "this is not json" + "x" * 1000,
+        '{"arg":{"channel":"orders"},"data":[]}',
+        json.dumps({"arg": {"channel": "positions", "instType": "SWAP"},
+                    "eventType": "event_update", "data": [{"pos": "bad"}, blank]}),
+    ]  # fmt: skip
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        for frame in frames:
+            fault = {"kind": "raw_frame", "account": "A", "frame": frame}
+            await admin(sim, "POST", "/sim/faults", fault)
+        await eventually(lambda: rec.count("update") == 1)
+        (pos,) = rec.last("update")
+        assert pos.margin is None and pos.mark_px is None
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    invalid = [e for e in logs if e["event"] == "ws.frame.invalid"]
+    assert [e["reason"].split(":")[0] for e in invalid] == ["not JSON", "unknown channel", "pos"]
+    assert all(len(e["preview"]) <= 201 for e in invalid)
+    assert s.connect_count == 1 and rec.count("disconnected") == 1
+
+
+async def test_notice_64008_reconnects_at_once(sim: Simulator) -> None:
+    rec = Recorder()
+    s = session(sim, rec, backoff_initial_s=10, backoff_max_s=10)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: rec.count("snapshot") == 1)
+    with structlog.testing.capture_logs() as logs:
+        await admin(sim, "POST", "/sim/faults", {"kind": "ws_notice", "account": "A"})
+        await eventually(lambda: rec.count("snapshot") == 2)
+    await s.stop()
+    await asyncio.wait_for(task, 5)
+    notice = next(e for e in logs if e["event"] == "ws.notice")
+    assert notice["code"] == "64008"
+    reconnect = next(e for e in logs if e["event"] == "ws.reconnect")
+    assert reconnect["delay_s"] == 0
+
+
+async def test_silent_connection_is_detected_by_missing_pong(sim: Simulator) -> None:
+    rec = Recorder()
+    s = session(sim, rec, ping_interval_s=0.2, pong_timeout_s=0.2)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: rec.count("snapshot") == 1)
+    with structlog.testing.capture_logs() as logs:
+        fault = {"kind": "ws_silent", "account": "A", "seconds": 0.6}
+        await admin(sim, "POST", "/sim/faults", fault)
+        await eventually(lambda: rec.count("disconnected") >= 1)
+        await eventually(lambda: rec.count("snapshot") == 2)
+    await s.stop()
+    await asyncio.wait_for(task, 5)
+    events = [e["event"] for e in logs]
+    assert "ws.pong.timeout" in events
+    assert rec.calls[-1][0] == "disconnected"
+
+
+async def test_stop_while_backing_off_returns_promptly(sim: Simulator) -> None:
+    rec = Recorder()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = PrivateSession(
+        "A", f"ws://127.0.0.1:{port}/ws/v5/private", CREDS_A, rec, pacer=ConnectPacer(),
+        backoff_initial_s=30, backoff_max_s=30,
+    )  # fmt: skip
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: any(e["event"] == "ws.reconnect" for e in logs))
+        await s.stop()
+        await asyncio.wait_for(task, 2)
+    assert rec.calls == []
+
+
+def assert_no_secrets(logs: list[dict[str, Any]], *extra: str) -> None:
+    text = json.dumps(logs, default=str)
+    for secret in ("secret-a", "pass-a", *extra):
+        assert secret not in text
