@@ -1,0 +1,59 @@
+"""``reactor sim --scenario FILE``: run the simulator until SIGINT/SIGTERM.
+
+stdout carries exactly one JSON line (``sim.ready``) so scripts and tests can wait for it and
+read the URL; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from reactor.log import configure, get_logger
+from reactor.sim.scenario import ScenarioError, load_scenario
+from reactor.sim.server import Simulator
+
+log = get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reactor sim", description="OKX v5 simulator on loopback")
+    p.add_argument("--scenario", required=True, help="scenario YAML file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = any free port")
+    p.add_argument("--price-walk", action="store_true", help="move mark prices randomly")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+async def _serve(sim: Simulator, host: str, port: int) -> None:
+    url = await sim.start(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(json.dumps({"event": "sim.ready", "url": url, "ws_url": sim.ws_url}), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    configure(args.log_level, "json", sys.stderr)
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"reactor sim: bad scenario: {exc}", file=sys.stderr)
+        return 2
+    sim = Simulator(scenario, price_walk=True if args.price_walk else None)
+    try:
+        asyncio.run(_serve(sim, args.host, args.port))
+    except OSError as exc:
+        print(f"reactor sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

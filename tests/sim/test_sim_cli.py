@@ -1,0 +1,114 @@
+"""`python -m reactor.sim` as a process, and scenario validation messages."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reactor.sim.exchange import Exchange
+from reactor.sim.scenario import ScenarioError, load_scenario
+from tests.conftest import SCENARIOS
+
+
+def run_sim(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reactor.sim", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_cli_prints_ready_line_and_stops_on_sigterm() -> None:
+    proc = run_sim("--scenario", str(SCENARIOS / "demo.yaml"))
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "sim.ready"
+        assert ready["url"].startswith("http://127.0.0.1:")
+        assert ready["ws_url"] == "ws" + ready["url"][4:] + "/ws/v5/private"
+        state = httpx.get(ready["url"] + "/sim/state", timeout=5).json()
+        assert len(state["accounts"]) == 5
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert proc.stdout.read() == ""  # exactly one line on stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cli_bad_scenario_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("instruments: []\naccounts: []\n")
+    proc = run_sim("--scenario", str(bad))
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "bad.yaml" in err and "instruments" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("instruments: [\n", "not valid YAML"),
+        ("- 1\n", "mapping"),
+        (
+            "instruments: [{instId: A-USDT-SWAP, ctVal: '0', markPx: '1'}]\naccounts: []",
+            "instruments.0.ctVal",
+        ),
+        (
+            "instruments: [{instId: A-USDT-SWAP, ctVal: '1', markPx: '1'}]\n"
+            "accounts: [{name: a, apiKey: k, secretKey: s, passphrase: p, balance: '1',"
+            " positions: [{instId: B-USDT-SWAP, posSide: long, pos: '1', avgPx: '1',"
+            " lever: '1', margin: '1'}]}]",
+            "B-USDT-SWAP",
+        ),
+        (
+            "instruments: [{instId: A-USDT-SWAP, ctVal: '1', markPx: '1'}]\n"
+            "accounts: [{name: a, apiKey: k, secretKey: s, passphrase: p, balance: '1',"
+            " positions: [{instId: A-USDT-SWAP, posSide: long, pos: '1', avgPx: '1',"
+            " lever: '1'}]}]",
+            "margin is required",
+        ),
+    ],
+)
+def test_scenario_errors_name_the_problem(tmp_path: Path, text: str, needle: str) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(f)
+    assert needle in str(e.value) and "s.yaml" in str(e.value)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario("/nonexistent/x.yaml")
+
+
+def test_scenario_secrets_not_in_repr() -> None:
+    sc = load_scenario(SCENARIOS / "cro.yaml")
+    assert "sim-secret" not in repr(sc) and "sim-pass" not in repr(sc)
+
+
+def test_demo_book_shape() -> None:
+    sc = load_scenario(SCENARIOS / "demo.yaml")
+    ex = Exchange.from_scenario(sc)
+    mains = [a for a in ex.accounts.values() if a.main]
+    assert len(mains) == 1 and len(ex.accounts) == 5
+    # nothing in the demo book is liquidated on load
+    assert sum(len(a.positions) for a in ex.accounts.values()) == sum(
+        len(a.positions) for a in sc.accounts
+    )
+    cro = ex.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long")]
+    assert (cro.pos, cro.avg_px, cro.lever, cro.margin) == (
+        108,
+        Decimal("0.0905"),
+        10,
+        Decimal("20.29"),
+    )
