@@ -17,11 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from reactor.log import get_logger
-
 __all__ = ["LEDGER_FILENAME", "JournalEntry", "Ledger", "MaintenanceRecord"]
-
-log = get_logger(__name__)
 
 LEDGER_FILENAME = "ledger.sqlite3"
 _RESULT_STATUSES = frozenset({"ok", "error", "unknown"})
@@ -133,6 +129,8 @@ class Ledger:
     ) -> MaintenanceRecord | None:
         """Record one successful maintenance; None when ``(account, key)`` is already recorded.
 
+        Logs nothing: the caller (the CLI, the one writer) logs ``maintenance.recorded``.
+
         ``c_time`` ties the record to one position; without it the record counts for the
         position open at ``recorded_ms`` (see :meth:`count`).
         """
@@ -151,21 +149,8 @@ class Ledger:
             inserted = cur.rowcount == 1
             row_id = cur.lastrowid
         if not inserted or row_id is None:
-            log.info(
-                "maintenance.duplicate", account=account, instId=inst_id, posSide=pos_side, key=key
-            )
             return None
-        record = MaintenanceRecord(row_id, account, inst_id, pos_side, c_time, key, now)
-        log.info(
-            "maintenance.recorded",
-            account=account,
-            instId=inst_id,
-            posSide=pos_side,
-            key=key,
-            cTime=c_time,
-            record_id=row_id,
-        )
-        return record
+        return MaintenanceRecord(row_id, account, inst_id, pos_side, c_time, key, now)
 
     def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
         """Maintenances of the position opened at ``c_time`` (ms), derived from the records.
