@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -357,3 +358,13 @@ def assert_no_secrets(logs: list[dict[str, Any]], *extra: str) -> None:
     text = json.dumps(logs, default=str)
     for secret in ("secret-a", "pass-a", *extra):
         assert secret not in text
+
+
+async def test_expired_login_timestamp_is_retried_once_then_stops(sim: Simulator) -> None:
+    rec = Recorder()
+    s = session(sim, rec, clock=lambda: time.time() - 120)
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(s.run(), 5)
+    failed = [e for e in logs if e["event"] == "ws.login.failed"]
+    assert [(e["code"], e["retry"]) for e in failed] == [("60006", True), ("60006", False)]
+    assert rec.kinds() == ["stopped"]
