@@ -51,3 +51,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache state
+
+# As root: the app into /opt/okx-margin-reactor, units into /etc/systemd/system (deploy/install.sh).
+install-service:
+	bash deploy/install.sh
