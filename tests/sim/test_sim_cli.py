@@ -112,3 +112,15 @@ def test_demo_book_shape() -> None:
         10,
         Decimal("20.29"),
     )
+
+
+def test_every_demo_position_parses_with_the_reactor_parser() -> None:
+    from reactor.okx.models import parse_position
+
+    ex = Exchange.from_scenario(load_scenario(SCENARIOS / "demo.yaml"))
+    for name in ex.accounts:
+        for raw in ex.positions(name):
+            p = parse_position(name, raw)
+            assert p.is_managed_kind == (raw["mgnMode"] == "isolated")
+            numbers = [v for k, v in raw.items() if k not in ("instId", "instType", "ccy")]
+            assert not any("E" in v for v in numbers)  # no exponent anywhere
