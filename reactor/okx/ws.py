@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
@@ -160,7 +160,7 @@ class PrivateSession:
                 max_size=MAX_FRAME_BYTES,
                 proxy=None,
             )
-        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+        except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
             return _Outcome(f"connect failed: {type(exc).__name__}: {exc}"[:300], "backoff", False)
         reason = "closed"
         outcome: _Outcome | None = None
@@ -168,11 +168,14 @@ class PrivateSession:
         try:
             outcome = await self._serve(ws)
             reason = outcome.reason
-        except websockets.exceptions.ConnectionClosed as exc:
+        except ConnectionClosed as exc:
             reason = f"connection closed: code={exc.rcvd.code if exc.rcvd else None}"
         except asyncio.CancelledError:
             reason = "stopped"
             raise
+        except Exception as exc:  # a bug here must cost one connection, not the account
+            reason = f"session error: {type(exc).__name__}"
+            log.exception("ws.session.error", account=self.account)
         finally:
             was_connected = self.connected
             self.connected = False
@@ -182,7 +185,8 @@ class PrivateSession:
             except asyncio.CancelledError:
                 ws.transport.abort()
                 raise
-            log.warning("ws.disconnected", account=self.account, reason=reason)
+            level = log.info if reason == "stopped" else log.warning
+            level("ws.disconnected", account=self.account, reason=reason)
             if was_connected:
                 self._notify(self._handler.on_disconnected, reason)
         return outcome or _Outcome(reason, "backoff", was_connected)

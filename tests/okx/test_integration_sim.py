@@ -368,3 +368,24 @@ async def test_expired_login_timestamp_is_retried_once_then_stops(sim: Simulator
     failed = [e for e in logs if e["event"] == "ws.login.failed"]
     assert [(e["code"], e["retry"]) for e in failed] == [("60006", True), ("60006", False)]
     assert rec.kinds() == ["stopped"]
+
+
+class Buggy(Recorder):
+    def on_update(self, account: str, positions: list[Position]) -> None:
+        super().on_update(account, positions)
+        raise RuntimeError("handler bug")
+
+
+async def test_handler_bug_does_not_drop_the_connection(sim: Simulator) -> None:
+    rec = Buggy()
+    s = session(sim, rec)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: rec.count("snapshot") == 1)
+    with structlog.testing.capture_logs() as logs:
+        for px in ("0.0960", "0.0970"):
+            await admin(sim, "POST", "/sim/mark-price", {"instId": CRO, "markPx": px})
+        await eventually(lambda: rec.count("update") == 2)
+    assert s.connected and s.connect_count == 1
+    assert [e["callback"] for e in logs if e["event"] == "ws.handler.error"] == ["on_update"] * 2
+    await s.stop()
+    await asyncio.wait_for(task, 5)
