@@ -41,7 +41,7 @@ def test_cli_prints_ready_line_and_stops_on_sigterm() -> None:
         assert proc.stdout.read() == ""  # exactly one line on stdout
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()
 
 
 def test_cli_bad_scenario_exits_2(tmp_path: Path) -> None:
