@@ -77,6 +77,7 @@ class PrivateSession:
         backoff_max_s: float = 30.0,
         extra_headers: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        resync_clock: Callable[[], Awaitable[float]] | None = None,
         open_timeout_s: float = 10.0,
     ) -> None:
         self.account = account
@@ -90,6 +91,8 @@ class PrivateSession:
         self._backoff_max_s = backoff_max_s
         self._extra_headers = dict(extra_headers or {})
         self._clock = clock
+        self._resync_clock = resync_clock  # e.g. OkxRestClient.sync_clock: offset to OKX time
+        self._offset_s = 0.0
         self._open_timeout_s = open_timeout_s
         self._stop = asyncio.Event()
         self._timestamp_retry_used = False
@@ -192,7 +195,7 @@ class PrivateSession:
         return outcome or _Outcome(reason, "backoff", was_connected)
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
-        proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._clock)
+        proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._now)
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
@@ -272,7 +275,7 @@ class PrivateSession:
             if event.code == WS_SERVICE_UPGRADE:
                 return _Outcome(f"notice {event.code}", "now", True)
         elif isinstance(event, LoginFailed):
-            return self._login_failed(event)
+            return await self._login_failed(event)
         elif isinstance(event, SubscribeFailed):
             log.error("ws.subscribe.failed", account=account, code=event.code, msg=event.msg[:200])
             return _Outcome(f"subscribe failed {event.code}", "backoff", False)
@@ -282,11 +285,19 @@ class PrivateSession:
             log.debug("ws.ignored", account=account, reason=event.reason)
         return None
 
-    def _login_failed(self, event: LoginFailed) -> _Outcome:
+    def _now(self) -> float:
+        return self._clock() + self._offset_s
+
+    async def _login_failed(self, event: LoginFailed) -> _Outcome:
         fields = {"account": self.account, "code": event.code, "msg": event.msg[:200]}
         if event.is_timestamp and not self._timestamp_retry_used:
             self._timestamp_retry_used = True
             log.warning("ws.login.failed", retry=True, **fields)
+            if self._resync_clock is not None:
+                try:
+                    self._offset_s = await self._resync_clock()
+                except Exception as exc:
+                    log.warning("ws.clock.sync_failed", account=self.account, error=str(exc))
             return _Outcome(f"login failed {event.code}", "backoff", False)
         if event.is_auth or event.is_timestamp:
             log.error("ws.login.failed", retry=False, **fields)

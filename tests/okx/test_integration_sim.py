@@ -389,3 +389,17 @@ async def test_handler_bug_does_not_drop_the_connection(sim: Simulator) -> None:
     assert [e["callback"] for e in logs if e["event"] == "ws.handler.error"] == ["on_update"] * 2
     await s.stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_expired_login_timestamp_resyncs_clock_and_logs_in(sim: Simulator) -> None:
+    def skewed() -> float:
+        return time.time() - 120
+
+    rec = Recorder()
+    async with OkxRestClient(sim.url, CREDS_A, clock=skewed) as rest:
+        s = session(sim, rec, clock=skewed, resync_clock=rest.sync_clock)
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    assert "stopped" not in rec.kinds()
