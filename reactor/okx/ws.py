@@ -43,6 +43,7 @@ from reactor.okx.ws_protocol import (
 log = get_logger(__name__)
 T = TypeVar("T")
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+HEALTHY_AFTER_S = 10.0
 
 
 class SessionHandler(Protocol):
@@ -57,7 +58,7 @@ class SessionHandler(Protocol):
 class _Outcome:
     reason: str
     then: Literal["backoff", "now", "stop"]
-    healthy: bool  # the connection reached "subscribed": reset the backoff
+    healthy: bool  # reset the backoff (set by _connection, not by _serve)
 
 
 class PrivateSession:
@@ -168,6 +169,7 @@ class PrivateSession:
         reason = "closed"
         outcome: _Outcome | None = None
         was_connected = False
+        opened = time.monotonic()
         try:
             outcome = await self._serve(ws)
             reason = outcome.reason
@@ -192,7 +194,11 @@ class PrivateSession:
             level("ws.disconnected", account=self.account, reason=reason)
             if was_connected:
                 self._notify(self._handler.on_disconnected, reason)
-        return outcome or _Outcome(reason, "backoff", was_connected)
+        # Only a connection that delivered its snapshot and then lived a while resets the
+        # backoff: a server that accepts and drops at once must not be hammered.
+        healthy = self._snapshot_done and time.monotonic() - opened >= HEALTHY_AFTER_S
+        then = outcome.then if outcome is not None else "backoff"
+        return _Outcome(reason, then, healthy or then == "now")
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
         proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._now)
