@@ -431,7 +431,7 @@ class Engine:
                 upl=_s(pos.upl),
                 reason=action.reason,
             )
-        elif control.blocked and action.kind is ActionKind.NONE:
+        elif control.blocked and not blocked:
             control.blocked = False
             log.info(
                 "margin.target.unblocked",
@@ -608,8 +608,7 @@ class Engine:
             delay = self.settings.cooldown_s
         else:
             positions = self._parse_rest(key[0], raw)
-            ours = [p for p in positions if p.key == key]
-            drifts, changes = self.book.reconcile_position(key, ours[0] if ours else None)
+            drifts, changes = self.book.reconcile(key[0], positions, inst_id=key[1])
             for d in drifts:
                 log.warning(
                     "book.drift",

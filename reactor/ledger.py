@@ -87,8 +87,10 @@ class JournalEntry:
 class Ledger:
     """One connection to the ledger file; thread-safe (one lock), every write committed at once.
 
-    Writes use ``synchronous=FULL``: a journal intent must survive a power cut before the call
-    it describes is sent. Margin calls are rare enough that the fsync does not matter.
+    Writes use WAL with ``synchronous=NORMAL``: a committed intent survives a crash or kill -9
+    of the process (the case the journal is for) without an fsync on the hot path between a
+    push and its margin call. A power cut may lose the last intents; the reactor then starts
+    from the exchange's fresh snapshot, so nothing is re-sent from stale state.
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -102,7 +104,7 @@ class Ledger:
         )
         self._db.execute("PRAGMA busy_timeout = 5000")
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once: one creates
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
