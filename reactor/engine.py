@@ -77,7 +77,7 @@ class AccountState:
 class PositionControl:
     """Per-position timing state. Lives as long as the position is in the book."""
 
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Handle | None = None
     last_change: float = -1e9
     in_flight: bool = False
     pending: bool = False

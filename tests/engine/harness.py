@@ -92,6 +92,9 @@ async def running(cfg: Config, *, dry_run: bool = False) -> AsyncIterator[tuple[
     rt = await app.start(cfg, dry_run=dry_run)
     try:
         yield rt, capture
+    except BaseException:
+        print("\n".join(capture.lines[-80:]))  # shown by pytest on failure
+        raise
     finally:
         await app.stop(rt)
 

@@ -19,7 +19,7 @@ CRO = {"instId": "CRO-USDT-SWAP", "ctVal": "10", "markPx": "0.0950", "mmrRate": 
 
 def cro_scenario(**extra_accounts: Any) -> dict[str, Any]:
     return {
-        "instruments": [CRO, {"instId": "DOGE-USDT-SWAP", "ctVal": "1000", "markPx": "0.1"}],
+        "instruments": [dict(CRO), {"instId": "DOGE-USDT-SWAP", "ctVal": "1000", "markPx": "0.1"}],
         "accounts": [
             {
                 "name": "Wu666666",
