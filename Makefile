@@ -1,5 +1,6 @@
 # Everything runs inside .venv, created on first use from the python3 on PATH (3.11+).
 PYTHON ?= python3
+LINT_PATHS := reactor tests $(wildcard bench)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -23,13 +24,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check reactor tests bench
-	$(BIN)/ruff format --check reactor tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy reactor
 
 fmt: $(STAMP)
-	$(BIN)/ruff format reactor tests bench
-	$(BIN)/ruff check --fix reactor tests bench
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 test: lint
 	$(BIN)/pytest -q

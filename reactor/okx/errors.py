@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
     RATE_LIMIT = "rate_limit"
     TRANSIENT = "transient"
     AMBIGUOUS = "ambiguous"
