@@ -125,6 +125,7 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._cross_logged: set[PositionKey] = set()
         self._unknown_at_start: set[PositionKey] = set()
+        self._main_below = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.calls_sent = 0
 
@@ -184,6 +185,7 @@ class Engine:
             )
             if account in {k[0] for k in self._unknown_at_start}:
                 self._reread_unknown_after_restart(account)
+            self._check_main_positions(account)
             # Every position is re-evaluated from the fresh snapshot, changed or not.
             now = self._clock()
             for pos in self.book.positions(account):
@@ -253,6 +255,8 @@ class Engine:
         now = self._clock()
         for change in changes:
             key = change.key
+            if change.kind is not ChangeKind.UPDATED:
+                self._check_main_positions(key[0])
             if change.kind is ChangeKind.CLOSED:
                 control = self._controls.pop(key, None)
                 if control is not None and control.timer is not None:
@@ -266,6 +270,28 @@ class Engine:
             if control is not None:
                 self._note_push(control, change)
             self._schedule(key, now)
+
+    def _check_main_positions(self, account: str) -> None:
+        """Warn once when the main account holds fewer positions than expected."""
+        state = self.accounts.get(account)
+        if state is None or state.role != "main" or not self.book.is_fresh(account):
+            return
+        positions = self.book.positions(account)
+        expected = self.settings.main_expected_positions
+        below = len(positions) < expected
+        if below and not self._main_below:
+            long_ = sum(1 for p in positions if p.pos_side == "long" or p.pos > 0)
+            log.warning(
+                "main.positions.below_expected",
+                account=account,
+                positions=len(positions),
+                long=long_,
+                short=len(positions) - long_,
+                expected=expected,
+            )
+        elif self._main_below and not below:
+            log.info("main.positions.restored", account=account, positions=len(positions))
+        self._main_below = below
 
     def _note_push(self, control: PositionControl, change: BookChange) -> None:
         """End the cooldown early once a push shows the margin the call should have left."""
