@@ -280,7 +280,9 @@ class Engine:
         expected = self.settings.main_expected_positions
         below = len(positions) < expected
         if below and not self._main_below:
-            long_ = sum(1 for p in positions if p.pos_side == "long" or p.pos > 0)
+            long_ = sum(
+                1 for p in positions if p.pos_side == "long" or (p.pos_side == "net" and p.pos > 0)
+            )
             log.warning(
                 "main.positions.below_expected",
                 account=account,
