@@ -6,7 +6,8 @@
 #   deploy/alerts/journalctl-jq.sh 'okx-margin-reactor@*'   # every shard
 #   journalctl -u okx-margin-reactor -o json --since today | deploy/alerts/journalctl-jq.sh --stdin
 #
-# Output: ALERT <name> <ISO time> key=value ...   (one line each, flushed at once)
+# Output: ALERT <name> <ISO time> key=value ...   (one line each, flushed at once), and
+# RESOLVED <name> ... when a main-account or blocked-target episode ends.
 # Tunables (environment): BLOCKED_MINUTES=30 (target blocked without unblocked for longer),
 # STORM_COUNT=5 and STORM_SECONDS=300 (more than STORM_COUNT ws.reconnect per account within
 # STORM_SECONDS). The blocked check runs whenever a line arrives.
@@ -27,6 +28,7 @@ def iso: todate;
 def val: tostring | if test("[\\s\"]") then tojson else . end;
 def kv($keys): [ $keys[] as $k | select(.[$k] != null) | "\($k)=\(.[$k] | val)" ] | join(" ");
 def alert($name; $keys): "ALERT \($name) \(._t | floor | iso) \(kv($keys))";
+def resolved($name; $keys): "RESOLVED \($name) \(._t | floor | iso) \(kv($keys))";
 def poskey: "\(.account)|\(.instId)|\(.posSide)";
 
 foreach (inputs | entry) as $e (
@@ -46,13 +48,18 @@ foreach (inputs | entry) as $e (
       .out += [$e | alert("ReactorRunawayGuardTripped";
                           ["account", "instId", "posSide", "amount", "moved_last_hour", "limit"])]
     elif $e.event == "main.positions.below_expected" then
-      .out += [$e | alert("ReactorMainBelowExpected"; ["account", "total", "expected"])]
+      .out += [$e | alert("ReactorMainBelowExpected"; ["account", "positions", "long", "short", "expected"])]
+    elif $e.event == "main.positions.restored" then
+      .out += [$e | resolved("ReactorMainBelowExpected"; ["account", "positions"])]
     elif $e.event == "systemd.watchdog.unhealthy" then
       .out += [$e | alert("ReactorWatchdogUnhealthy"; ["reason"])]
     elif $e.event == "margin.target.blocked" then
       .blocked[$e | poskey] = ($e | {_t, account, instId, posSide, margin, floor, reason, alerted: false})
     elif $e.event == "margin.target.unblocked" then
-      .blocked |= del(.[$e | poskey])
+      if .blocked[$e | poskey].alerted then
+        .out += [$e | resolved("ReactorTargetBlocked"; ["account", "instId", "posSide", "margin"])]
+      else . end
+      | .blocked |= del(.[$e | poskey])
     elif $e.event == "ws.reconnect" then
       .reconnects[$e.account] = ([(.reconnects[$e.account] // [])[] | select(. > $e._t - $storm_s)] + [$e._t])
       | (.reconnects[$e.account] | length) as $n

@@ -24,7 +24,7 @@ ALERTS = ROOT / "deploy" / "alerts"
 EVENTS_MD = ROOT / "docs" / "events.md"
 RULE_FILES = ("loki-rules.yaml", "promtail.yaml", "journalctl-jq.sh")
 
-PENDING = frozenset({"main.positions.below_expected"})
+PENDING: frozenset[str] = frozenset()
 
 # What the issue asks alerts for, as the events each rule file must match.
 REQUIRED = frozenset(
@@ -38,6 +38,7 @@ REQUIRED = frozenset(
         "book.drift",
         "margin.guard.tripped",
         "main.positions.below_expected",
+        "main.positions.restored",
     }
 )
 
@@ -197,10 +198,12 @@ def test_journalctl_jq_recipe() -> None:
         journal_line(201, event="margin.adjust.unknown", account="a", **pos, error="timeout"),
         journal_line(300, event="book.drift", account="a", **pos, field="margin"),
         journal_line(301, event="margin.guard.tripped", account="a", **pos, limit="1000"),
-        journal_line(302, event="main.positions.below_expected", account="m", total=20),
+        journal_line(302, event="main.positions.below_expected", account="m", positions=20),
         journal_line(303, event="systemd.watchdog.unhealthy", reason="health check failed"),
         journal_line(400, event="ws.connected", account="a"),
         journal_line(401, event="ws.connected", account="a"),
+        journal_line(402, event="main.positions.restored", account="m", positions=22),
+        journal_line(403, event="margin.target.unblocked", account="a", **pos),
     ]
     r = subprocess.run(
         ["bash", str(ALERTS / "journalctl-jq.sh"), "--stdin"],
@@ -224,9 +227,16 @@ def test_journalctl_jq_recipe() -> None:
         "ReactorMainBelowExpected",
         "ReactorWatchdogUnhealthy",
         "ReactorTargetBlocked",  # account a only (b was unblocked), once
+        "ReactorMainBelowExpected",  # RESOLVED
+        "ReactorTargetBlocked",  # RESOLVED
     ]
     assert alerts[0].startswith("ALERT ReactorLoginFailed 2023-11-14T22:13:21Z account=a")
     assert 'msg="Login failed."' in alerts[0]
     assert "account=c count=3 window_s=300" in alerts[2]
-    assert "account=a instId=CRO-USDT-SWAP posSide=long" in alerts[-1]
-    assert "blocked_min=6" in alerts[-1]
+    blocked = alerts[9]
+    assert blocked.startswith("ALERT ReactorTargetBlocked")
+    assert "account=a instId=CRO-USDT-SWAP posSide=long" in blocked and "blocked_min=6" in blocked
+    assert (
+        alerts[10].startswith("RESOLVED ReactorMainBelowExpected") and "positions=22" in alerts[10]
+    )
+    assert alerts[11].startswith("RESOLVED ReactorTargetBlocked") and "account=a" in alerts[11]
