@@ -118,13 +118,26 @@ async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
         max_moved_per_hour=cfg.policy.max_moved_per_hour,
         main_expected_positions=cfg.main.expected_positions,
         dry_run=dry_run,
+        retry_max_s=cfg.timing.retry_max_s,
     )
     engine = Engine(settings, accounts, ct_vals, ledger, metrics=Metrics())
     engine.recover_journal()
     pacer = ConnectPacer()
     headers = {"x-simulated-trading": "1"} if simulated else None
+    timing = cfg.timing
     sessions = {
-        name: PrivateSession(name, ws_url, c, engine, pacer=pacer, extra_headers=headers)
+        name: PrivateSession(
+            name,
+            ws_url,
+            c,
+            engine,
+            pacer=pacer,
+            extra_headers=headers,
+            ping_interval_s=timing.ws_ping_interval_s,
+            pong_timeout_s=timing.ws_pong_timeout_s,
+            backoff_max_s=timing.ws_backoff_max_s,
+            resync_clock=clients[name].sync_clock,  # one 60006 retry with OKX's clock
+        )
         for name, c in creds.items()
     }
     rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim)

@@ -115,6 +115,12 @@ class TimingSection(_Model):
     reconcile_interval_s: float = Field(default=60.0, gt=0, le=86_400)
     request_timeout_s: float = Field(default=5.0, gt=0, le=120)
     ledger_poll_ms: int = Field(default=200, gt=0, le=10_000)
+    # Private WebSocket: ping after this long without a frame (OKX closes at 30 s idle), a
+    # missing pong within the timeout means a dead connection; reconnect backoff cap.
+    ws_ping_interval_s: float = Field(default=20.0, gt=0, le=25)
+    ws_pong_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    ws_backoff_max_s: float = Field(default=30.0, gt=0, le=300)
+    retry_max_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class MainSection(_Model):

@@ -10,6 +10,8 @@ runs against OKX, the simulator or a benchmark harness.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -55,6 +57,8 @@ class EngineSettings:
     max_moved_per_hour: Decimal = Decimal("1000")
     main_expected_positions: int = 22
     dry_run: bool = False
+    retry_max_s: float = 60.0  # cap of the per-position backoff after repeated errors
+    reread_delay_s: float = 0.5  # after an ambiguous call, before the position is re-read
 
 
 @dataclass(slots=True)
@@ -66,6 +70,7 @@ class AccountState:
     connected: bool = False
     stopped_reason: str | None = None
     guard_tripped: bool = False
+    reconcile_due: bool = False  # a (re)connect happened: reconcile after its snapshot
     moved: deque[tuple[float, Decimal]] = field(default_factory=deque)
 
     @property
@@ -85,7 +90,12 @@ class PositionControl:
     expected_margin: Decimal | None = None
     step_cap: Decimal | None = None
     unknown: bool = False
+    # (journal id, action, amount, margin before) of the call whose outcome is unknown
+    unknown_basis: tuple[int, str, Decimal, Decimal | None] | None = None
     hold_until_change: str | None = None  # error code that needs a changed position first
+    hold_size_only: bool = False  # a mark-price move does not end the hold (51000)
+    balance_wait: bool = False  # 59200: retry when the account's balance grows, or later
+    failures: int = 0  # consecutive failed calls: the backoff exponent
     blocked: bool = False
     status: str = "ok"
     reason: str = ""
@@ -151,7 +161,33 @@ class Engine:
                 journal_id=entry.id,
                 recovered=True,
             )
+        self._seed_guard()
         return len(pending)
+
+    def _seed_guard(self) -> None:
+        """Refill the runaway guard from the journal: a crash loop must not reset the ceiling.
+
+        Calls that were answered ok or whose outcome is unknown count; rejected ones moved
+        nothing.
+        """
+        wall_now = time.time()
+        now = self._clock()
+        since_ms = int((wall_now - HOUR_S) * 1000)
+        for entry in self.ledger.journal_since(since_ms):
+            state = self.accounts.get(entry.account)
+            if state is None or entry.status not in ("ok", "unknown"):
+                continue
+            age = max(0.0, wall_now - entry.sent_ms / 1000)
+            state.moved.append((now - age, Decimal(entry.amount)))
+        for state in self.accounts.values():
+            if state.moved:
+                log.info(
+                    "margin.guard.seeded",
+                    account=state.name,
+                    moved_last_hour=str(sum((a for _, a in state.moved), Decimal(0))),
+                    calls=len(state.moved),
+                    limit=str(self.settings.max_moved_per_hour),
+                )
 
     async def drain(self, timeout_s: float) -> None:
         """Let in-flight margin calls finish; journal the rest as unknown."""
@@ -174,6 +210,7 @@ class Engine:
         state = self.accounts.get(account)
         if state is not None:
             state.connected = True
+            state.reconcile_due = True
 
     def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None:
         changes = self.book.apply_snapshot_page(account, positions, last_page=last_page)
@@ -186,6 +223,12 @@ class Engine:
             if account in {k[0] for k in self._unknown_at_start}:
                 self._reread_unknown_after_restart(account)
             self._check_main_positions(account)
+            state = self.accounts.get(account)
+            if state is not None and state.reconcile_due:
+                # Once per (re)connect, not on OKX's periodic snapshots: a REST read catches
+                # what the stream may have lost while the account was away.
+                state.reconcile_due = False
+                self._spawn(self.reconcile_account(account, trigger="connect"))
             # Every position is re-evaluated from the fresh snapshot, changed or not.
             now = self._clock()
             for pos in self.book.positions(account):
@@ -236,16 +279,28 @@ class Engine:
         self._handle_changes(changes)
         return len(drifts)
 
-    async def reconcile_account(self, account: str) -> int:
+    async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
+        """Compare a REST read of ``account`` with the book and correct it; returns drifts."""
         state = self.accounts.get(account)
         if state is None or state.client is None or not self.book.is_fresh(account):
             return 0
         try:
             raw = await state.client.get_positions("SWAP")
         except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
-            log.warning("reconcile.failed", account=account, error=str(exc))
+            log.warning("reconcile.failed", account=account, trigger=trigger, error=str(exc))
             return 0
-        return self.apply_rest_positions(account, raw)
+        if not self.book.is_fresh(account):
+            return 0  # the stream broke while we read: the next snapshot decides
+        drifts = self.apply_rest_positions(account, raw)
+        level = log.debug if trigger == "interval" and not drifts else log.info
+        level(
+            "book.reconciled",
+            account=account,
+            trigger=trigger,
+            positions=len(self.book.positions(account)),
+            drifts=drifts,
+        )
+        return drifts
 
     # ------------------------------------------------------------------ scheduling
 
@@ -303,12 +358,11 @@ class Engine:
         if expected is not None and pos.margin is not None and abs(pos.margin - expected) < step:
             control.cooldown_until = 0.0
             control.expected_margin = None
-        if (
-            control.hold_until_change is not None
-            and prev is not None
-            and (pos.margin, pos.pos, pos.mark_px) != (prev.margin, prev.pos, prev.mark_px)
-        ):
-            control.hold_until_change = None
+        if control.hold_until_change is not None and prev is not None:
+            size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
+            if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):
+                control.hold_until_change = None
+                control.hold_size_only = False
 
     def _control(self, key: PositionKey) -> PositionControl:
         control = self._controls.get(key)
@@ -397,7 +451,9 @@ class Engine:
         if control.cooldown_until > now:
             self._schedule_at(key, control.cooldown_until - now)
             return None
-        if control.unknown or key in self._unknown_at_start:
+        if control.unknown or control.expected_margin is not None or key in self._unknown_at_start:
+            # Unknown outcome, or an ok call whose effect no push has shown within the
+            # cooldown: the book may lack a transfer the exchange made. Re-read, never guess.
             self._spawn(self._reread(key))
             return None
         if control.hold_until_change is not None:
@@ -419,7 +475,8 @@ class Engine:
         if action.kind is ActionKind.BLOCKED:
             control.status, control.reason = "blocked", action.reason
             return action
-        if not self._guard_allows(account, pos, action.amount, now):
+        guard_entry = self._guard_allows(account, pos, action.amount, now)
+        if guard_entry is None:
             control.status, control.reason = "error", "runaway guard tripped"
             return action
         if self.settings.dry_run:
@@ -440,7 +497,7 @@ class Engine:
             return action
         control.in_flight = True
         control.status, control.reason = "adjusting", action.reason
-        self._spawn(self._adjust(pos, action, account, control))
+        self._spawn(self._adjust(pos, action, account, control, guard_entry))
         return action
 
     def _track_blocked(self, pos: Position, control: PositionControl, action: Action) -> None:
@@ -472,14 +529,16 @@ class Engine:
 
     def _guard_allows(
         self, account: AccountState, pos: Position, amount: Decimal, now: float
-    ) -> bool:
+    ) -> tuple[float, Decimal] | None:
+        """Count ``amount`` against the hourly ceiling; None (and the account stops) if over."""
         moved = account.moved
         while moved and now - moved[0][0] > HOUR_S:
             moved.popleft()
         total = sum((a for _, a in moved), Decimal(0))
         if total + amount <= self.settings.max_moved_per_hour:
-            moved.append((now, amount))
-            return True
+            entry = (now, amount)
+            moved.append(entry)
+            return entry
         account.guard_tripped = True
         log.error(
             "margin.guard.tripped",
@@ -490,7 +549,7 @@ class Engine:
             amount=str(amount),
             limit=str(self.settings.max_moved_per_hour),
         )
-        return False
+        return None
 
     # ------------------------------------------------------------------ exchange calls
 
@@ -500,7 +559,12 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
 
     async def _adjust(
-        self, pos: Position, action: Action, account: AccountState, control: PositionControl
+        self,
+        pos: Position,
+        action: Action,
+        account: AccountState,
+        control: PositionControl,
+        guard_entry: tuple[float, Decimal] | None = None,
     ) -> None:
         client = account.client
         assert client is not None
@@ -532,20 +596,28 @@ class Engine:
         )
         self.metrics.observe_latency(sent_at - control.changed_at)
         retry_in = self.settings.cooldown_s
+        moved = True  # for the runaway guard: False only when the call certainly did nothing
         try:
             await client.margin_balance(pos.inst_id, pos.pos_side, kind, amount)
         except AmbiguousOutcome as exc:
-            self.ledger.journal_result(entry, "unknown", None, str(exc)[:200])
+            self.ledger.journal_result(entry, "unknown", exc.code, str(exc)[:200])
             control.unknown = True
+            control.unknown_basis = (entry, kind, amount, pos.margin)
             self.metrics.inc_adjustment("unknown")
             log.error("margin.adjust.unknown", **fields, journal_id=entry, error=str(exc))
-            retry_in = 0.0
+            retry_in = self.settings.reread_delay_s
         except RequestNotSent as exc:
+            moved = False
             self.ledger.journal_result(entry, "error", "not_sent", str(exc)[:200])
             self.metrics.inc_adjustment("not_sent")
             log.warning("margin.adjust.failed", **fields, code="not_sent", msg=str(exc))
+            control.failures += 1
+            retry_in = self._backoff(pos, control, "not_sent")
         except OkxError as exc:
-            self.ledger.journal_result(entry, "error", exc.code, exc.msg)
+            moved = exc.error_class is ErrorClass.AMBIGUOUS
+            self.ledger.journal_result(
+                entry, "unknown" if moved else "error", exc.code, exc.msg[:200]
+            )
             self.metrics.inc_adjustment(exc.code)
             log.error("margin.adjust.failed", **fields, code=exc.code, msg=exc.msg)
             retry_in = await self._on_error(pos, action, account, control, exc)
@@ -556,6 +628,7 @@ class Engine:
         else:
             self.ledger.journal_result(entry, "ok")
             self.metrics.inc_adjustment("ok")
+            control.failures = 0
             assert pos.margin is not None
             sign = 1 if action.kind is ActionKind.ADD else -1
             control.expected_margin = pos.margin + sign * amount
@@ -566,11 +639,53 @@ class Engine:
                 margin_expected=str(control.expected_margin),
                 elapsed_ms=round((self._clock() - sent_at) * 1000, 2),
             )
+            if action.kind is ActionKind.REDUCE:
+                self._wake_balance_waiters(pos.account)
         finally:
             control.in_flight = False
+            if guard_entry is not None and not moved:
+                with contextlib.suppress(ValueError):
+                    account.moved.remove(guard_entry)
         control.cooldown_until = self._clock() + retry_in
         if self._controls.get(pos.key) is control:
             self._schedule_at(pos.key, retry_in)
+
+    def _backoff(self, pos: Position, control: PositionControl, code: str) -> float:
+        """Delay before the next try after ``control.failures`` failures in a row."""
+        base = max(self.settings.cooldown_s, 0.1)
+        exponent = min(max(control.failures - 1, 0), 16)
+        delay = min(self.settings.retry_max_s, base * 2.0**exponent)
+        delay *= 0.75 + random.random() / 4  # jitter: many positions do not retry in step
+        log.info(
+            "margin.adjust.retry",
+            account=pos.account,
+            instId=pos.inst_id,
+            posSide=pos.pos_side,
+            code=code,
+            failures=control.failures,
+            delay_s=round(delay, 3),
+        )
+        return delay
+
+    def _wake_balance_waiters(self, account: str) -> None:
+        """A reduction freed balance: positions that got 59200 may try again now."""
+        for key, control in self._controls.items():
+            if key[0] == account and control.balance_wait and not control.in_flight:
+                control.balance_wait = False
+                control.cooldown_until = 0.0
+                self._schedule_at(key, 0.0)
+
+    def _hold(self, pos: Position, control: PositionControl, code: str, *, size_only: bool) -> None:
+        control.hold_until_change = code
+        control.hold_size_only = size_only
+        log.warning(
+            "margin.adjust.held",
+            account=pos.account,
+            instId=pos.inst_id,
+            posSide=pos.pos_side,
+            code=code,
+            until="size or margin change" if size_only else "position change",
+        )
 
     async def _on_error(
         self,
@@ -582,12 +697,14 @@ class Engine:
     ) -> float:
         """React to an OKX error code; returns the delay before the next evaluation."""
         cls = exc.error_class
+        control.failures += 1
         control.status, control.reason = "error", f"{exc.code} {exc.msg}"
         cooldown = self.settings.cooldown_s
         if cls is ErrorClass.REDUCE_TOO_LARGE:
             step = self.settings.policy.amount_step
+            min_action = self.settings.policy.min_action
             half = (action.amount / 2).quantize(step, rounding=ROUND_DOWN)
-            cap = max(self.settings.policy.min_action, half)
+            cap = max(min_action, half)
             control.step_cap = cap
             log.warning(
                 "margin.step.halved",
@@ -597,29 +714,63 @@ class Engine:
                 amount=str(action.amount),
                 step_cap=str(cap),
             )
-            if action.amount <= self.settings.policy.min_action:
-                control.hold_until_change = exc.code
-        elif cls is ErrorClass.AUTH:
+            if action.amount <= min_action:
+                # Even the smallest step is refused: the exchange's limit is stricter than
+                # our model. Blocked until the position changes (never the same call in a loop).
+                self._hold(pos, control, exc.code, size_only=False)
+                control.status = "blocked"
+                control.reason = f"exchange_limit: 59301 at the minimum step {min_action}"
+                if not control.blocked:
+                    control.blocked = True
+                    log.warning(
+                        "margin.target.blocked",
+                        account=pos.account,
+                        instId=pos.inst_id,
+                        posSide=pos.pos_side,
+                        margin=str(pos.margin),
+                        target=str(action.target),
+                        floor=_s(action.floor),
+                        upl=_s(pos.upl),
+                        reason=control.reason,
+                    )
+            return self._backoff(pos, control, exc.code)
+        if cls is ErrorClass.AUTH:
             account.stopped_reason = f"auth error {exc.code}"
             log.error("account.stopped", account=pos.account, code=exc.code, reason=exc.msg)
-        elif cls is ErrorClass.CLOCK_SKEW:
+            return cooldown
+        if cls is ErrorClass.CLOCK_SKEW:
             assert account.client is not None
             try:
                 offset = await account.client.sync_clock()
                 log.info("rest.clock.resync", account=pos.account, offset_s=round(offset, 3))
             except (OkxError, RequestNotSent, AmbiguousOutcome) as sync_exc:
                 log.warning("rest.clock.resync", account=pos.account, error=str(sync_exc))
-            return 0.5
-        elif cls is ErrorClass.POSITION_GONE:
-            await self.reconcile_account(pos.account)
-        elif cls in (ErrorClass.PARAMETER, ErrorClass.POSITION_FROZEN, ErrorClass.UNKNOWN):
-            control.hold_until_change = exc.code
-        elif cls is ErrorClass.AMBIGUOUS:
+                return self._backoff(pos, control, exc.code)
+            return min(0.5, cooldown)
+        if cls is ErrorClass.POSITION_GONE:
+            await self.reconcile_account(pos.account, trigger=exc.code)
+            return cooldown
+        if cls is ErrorClass.PARAMETER:
+            # Our bug: the same request would fail the same way. Alert (failed is an error
+            # event) and wait for the position's size or margin to change.
+            self._hold(pos, control, exc.code, size_only=True)
+            return cooldown
+        if cls in (ErrorClass.POSITION_FROZEN, ErrorClass.UNKNOWN):
+            self._hold(pos, control, exc.code, size_only=False)
+            return cooldown
+        if cls is ErrorClass.AMBIGUOUS:
             control.unknown = True
-            return 0.0
-        elif cls is ErrorClass.RATE_LIMIT:
-            return cooldown * 2
-        return cooldown
+            control.unknown_basis = (0, action.kind.value, action.amount, pos.margin)
+            return self.settings.reread_delay_s
+        if cls is ErrorClass.INSUFFICIENT_BALANCE:
+            control.balance_wait = True
+            return self._backoff(pos, control, exc.code)
+        if cls is ErrorClass.TRANSIENT and exc.code.isdigit() and len(exc.code) == 3:
+            # A bare HTTP 5xx (a gateway, no OKX envelope) does not say the call failed:
+            # re-read the position before anything else is sent.
+            control.unknown = True
+            control.unknown_basis = (0, action.kind.value, action.amount, pos.margin)
+        return self._backoff(pos, control, exc.code)
 
     async def _reread(self, key: PositionKey) -> None:
         """Resolve an ambiguous call: re-read the position before anything else is sent."""
@@ -633,7 +784,8 @@ class Engine:
             raw = await account.client.get_positions("SWAP", key[1])
         except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
             log.warning("reconcile.failed", account=key[0], instId=key[1], error=str(exc))
-            delay = self.settings.cooldown_s
+            control.failures += 1
+            delay = min(self.settings.retry_max_s, max(self.settings.cooldown_s, 0.1))
         else:
             positions = self._parse_rest(key[0], raw)
             drifts, changes = self.book.reconcile(key[0], positions, inst_id=key[1])
@@ -647,7 +799,9 @@ class Engine:
                     book=d.book,
                     exchange=d.exchange,
                 )
+            self._log_resolution(key, control)
             control.unknown = False
+            control.unknown_basis = None
             self._unknown_at_start.discard(key)
             control.expected_margin = None
             control.cooldown_until = 0.0
@@ -656,6 +810,45 @@ class Engine:
             control.in_flight = False
         if self._controls.get(key) is control:
             self._schedule_at(key, delay)
+
+    def _log_resolution(self, key: PositionKey, control: PositionControl) -> None:
+        """Say what the re-read showed about the call it was made for."""
+        now = self.book.get(key)
+        fields = {"account": key[0], "instId": key[1], "posSide": key[2]}
+        margin_now = None if now is None else now.margin
+        basis = control.unknown_basis
+        if basis is None:
+            if control.unknown or key in self._unknown_at_start:
+                log.info(
+                    "margin.adjust.resolved", **fields, outcome="reread", margin=_s(margin_now)
+                )
+            elif control.expected_margin is not None:
+                log.info(
+                    "margin.adjust.unconfirmed",
+                    **fields,
+                    expected=str(control.expected_margin),
+                    margin=_s(margin_now),
+                )
+            return
+        journal_id, kind, amount, before = basis
+        if now is None:
+            outcome = "position_gone"
+        elif before is None or margin_now is None:
+            outcome = "unclear"
+        else:
+            delta = margin_now - before
+            expected = amount if kind == "add" else -amount
+            outcome = "applied" if delta == expected else "not_applied" if delta == 0 else "unclear"
+        log.warning(
+            "margin.adjust.resolved",
+            **fields,
+            outcome=outcome,
+            action=kind,
+            amount=str(amount),
+            margin_before=_s(before),
+            margin=_s(margin_now),
+            journal_id=journal_id or None,
+        )
 
     def _reread_unknown_after_restart(self, account: str) -> None:
         for key in [k for k in self._unknown_at_start if k[0] == account]:

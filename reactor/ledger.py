@@ -217,6 +217,13 @@ class Ledger:
         rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
         return [JournalEntry(*row) for row in rows]
 
+    def journal_since(self, since_ms: int) -> list[JournalEntry]:
+        """Entries sent at or after ``since_ms``, oldest first (the runaway guard's window)."""
+        rows = self._query(
+            f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= ? ORDER BY id", (since_ms,)
+        )
+        return [JournalEntry(*row) for row in rows]
+
     def journal(self, limit: int = 100) -> list[JournalEntry]:
         """The latest ``limit`` entries, newest first."""
         rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT ?", (limit,))
