@@ -252,6 +252,8 @@ class Exchange:
             acct.balance += amt
         self._touch(p)
         m = self.metrics(p)
+        change = Change(account, self.position_dict(account, p))
+        liquidated = self._liquidate([(acct, (inst_id, pos_side))])
         leverage = (m.notional / p.margin).quantize(Decimal("0.01")) if p.margin else ZERO
         result = {
             "instId": inst_id,
@@ -261,7 +263,7 @@ class Exchange:
             "leverage": fmt(leverage),
             "ccy": "USDT",
         }
-        return result, [Change(account, self.position_dict(account, p)), *self._liquidate()]
+        return result, [change, *liquidated]
 
     def set_mark_price(self, inst_id: str, mark_px: Decimal) -> list[Change]:
         """Move the mark price: every position on it changes; some may be liquidated."""
@@ -272,14 +274,19 @@ class Exchange:
             return []
         inst.mark_px = mark_px
         changes: list[Change] = []
+        moved: list[tuple[Account, tuple[str, str]]] = []
         for acct in self.accounts.values():
-            for p in acct.positions.values():
+            for key, p in acct.positions.items():
                 if p.inst_id == inst_id:
                     self._touch(p)
-                    changes.append(Change(acct.name, self.position_dict(acct.name, p)))
-        liquidated = self._liquidate()
-        gone = {(c.account, c.position["posId"]) for c in liquidated}
-        return [c for c in changes if (c.account, c.position["posId"]) not in gone] + liquidated
+                    moved.append((acct, key))
+        liquidated = self._liquidate(moved)
+        # Positions about to be liquidated are pushed once, closed; the rest once, updated.
+        for acct, key in moved:
+            held = acct.positions.get(key)
+            if held is not None:
+                changes.append(Change(acct.name, self.position_dict(acct.name, held)))
+        return changes + liquidated
 
     def set_position(
         self,
@@ -327,18 +334,26 @@ class Exchange:
             p = old
             p.pos, p.avg_px, p.lever, p.margin, p.mgn_mode = pos, avg_px, lever, margin, mgn_mode
             self._touch(p)
-        liquidated = self._liquidate()
+        liquidated = self._liquidate([(acct, key)])
         if any(c.account == account and c.position["posId"] == p.pos_id for c in liquidated):
             return liquidated
         return [Change(account, self.position_dict(account, p)), *liquidated]
 
-    def _liquidate(self) -> list[Change]:
-        """Close every isolated position with ``margin + upl <= mm``; its margin is lost."""
+    def _liquidate(
+        self, candidates: list[tuple[Account, tuple[str, str]]] | None = None
+    ) -> list[Change]:
+        """Close every isolated position with ``margin + upl <= mm``; its margin is lost.
+
+        ``candidates`` limits the check to the positions a mutation touched: every mutation
+        liquidates what it made liquidatable, so no other position can have become so, and a
+        mark-price move over 10,000 positions stays proportional to that instrument's positions.
+        """
+        if candidates is None:
+            candidates = [(a, k) for a in self.accounts.values() for k in a.positions]
         out: list[Change] = []
-        for acct in self.accounts.values():
-            for key, p in list(acct.positions.items()):
-                if p.mgn_mode != "isolated":
-                    continue
+        for acct, key in candidates:
+            p = acct.positions.get(key)
+            if p is not None and p.mgn_mode == "isolated":
                 m = self.metrics(p)
                 if p.margin + m.upl <= m.mm:
                     del acct.positions[key]

@@ -85,6 +85,7 @@ class _Conn:
     outbox: asyncio.Queue[str]
     account: Account | None = None
     subs: list[dict[str, str]] | None = None
+    stamp: bool = False
 
     async def write_loop(self) -> None:
         """One writer per connection keeps frames in the order they were produced."""
@@ -92,6 +93,9 @@ class _Conn:
             text = await self.outbox.get()
             if self.ws.closed:
                 return
+            if self.stamp and text.startswith('{"arg"'):
+                # Benchmarks only: the wall time the push left, as an extra top-level field.
+                text = f'{text[:-1]},"simTs":{time.time():.6f}}}'
             try:
                 await self.ws.send_str(text)
             except ConnectionError:
@@ -118,6 +122,7 @@ class Simulator:
         price_walk: bool | None = None,
         idle_timeout: float = 30.0,
         rate_limits: bool = True,
+        stamp_pushes: bool = False,
     ) -> None:
         self.scenario = scenario
         self._exchange = Exchange.from_scenario(scenario)
@@ -125,6 +130,10 @@ class Simulator:
         self._walk_enabled = price_walk if price_walk is not None else bool(walk and walk.enabled)
         self.idle_timeout = idle_timeout
         self.rate_limits = rate_limits
+        self.stamp_pushes = stamp_pushes  # add "simTs" (send wall time) to pushes: benchmarks
+        # Called with every batch of position changes before it is pushed (benchmarks track
+        # time out of band with it).
+        self.on_changes: Callable[[list[Change]], None] | None = None
         self._by_key = {a.api_key: a for a in self._exchange.accounts.values()}
         self._conns: set[_Conn] = set()
         self._faults: list[_Fault] = []
@@ -289,8 +298,14 @@ class Simulator:
         finally:
             self._hung.discard(task)
 
+    def apply(self, changes: list[Change]) -> None:
+        """Push changes made directly on :attr:`exchange` (benchmark drivers, tests)."""
+        self._apply(changes)
+
     def _apply(self, changes: list[Change]) -> None:
         """Push every change to the subscribed connections of its account, one push each."""
+        if self.on_changes is not None:
+            self.on_changes(changes)
         by_account: dict[str, list[dict[str, str]]] = {}
         for c in changes:
             by_account.setdefault(c.account, []).append(c.position)
@@ -451,7 +466,9 @@ class Simulator:
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        conn = _Conn(ws=ws, conn_id=secrets.token_hex(4), outbox=asyncio.Queue())
+        conn = _Conn(
+            ws=ws, conn_id=secrets.token_hex(4), outbox=asyncio.Queue(), stamp=self.stamp_pushes
+        )
         self._conns.add(conn)
         writer = asyncio.create_task(conn.write_loop())
         try:
