@@ -1,0 +1,1 @@
+"""Benchmarks for the reactor (``make bench`` / ``python -m bench``); never run by pytest."""

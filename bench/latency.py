@@ -1,0 +1,113 @@
+"""Part 1: reaction latency, simulator push -> simulator receives the margin-balance call.
+
+Corrections are injected by the simulator process itself: a position in band (margin 10) is set
+to 15 (a reduce of 5 is due) or 5 (an add of 5 is due), round-robin over 200 positions so each
+position is quiet for seconds between its corrections (the leading edge applies).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PROBE,
+    account,
+    dist_ms,
+    install_probes,
+    match_e2e,
+    reactor,
+    sim_process,
+    wait_until,
+    write_config,
+)
+
+ACCOUNTS = 20
+PER_ACCOUNT = 10
+RATE = 50.0  # corrections per second (each position every 4 s)
+
+
+def scenario() -> dict[str, Any]:
+    insts = [
+        {"instId": f"B{i:02d}-USDT-SWAP", "ctVal": "1", "markPx": "100", "tickSz": "0.01"}
+        for i in range(PER_ACCOUNT)
+    ]
+    accounts = [
+        account(
+            n,
+            [
+                {
+                    "instId": i["instId"],
+                    "posSide": "long",
+                    "pos": "1",
+                    "avgPx": "100",
+                    "lever": "20",
+                    "margin": "10",
+                }
+                for i in insts
+            ],
+        )
+        for n in range(ACCOUNTS)
+    ]
+    return {"instruments": insts, "accounts": accounts}
+
+
+MODES = [
+    ("debounce 0", {"debounce_ms": 0, "leading_edge": True}),
+    ("debounce 500 ms, leading edge (default)", {"debounce_ms": 500, "leading_edge": True}),
+    ("debounce 500 ms, trailing only", {"debounce_ms": 500, "leading_edge": False}),
+]
+
+
+async def run_mode(timing: dict[str, Any], corrections: int) -> dict[str, Any]:
+    sc = scenario()
+    keys = [[a["name"], p["instId"], p["posSide"]] for a in sc["accounts"] for p in a["positions"]]
+    async with sim_process(sc) as sim:
+        with tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp:
+            cfg = write_config(Path(tmp), sim, sc, cooldown_s=5, **timing)
+            async with reactor(cfg) as rt:
+                names = list(rt.sessions)
+                ok = await wait_until(lambda: all(rt.engine.book.is_fresh(n) for n in names), 60)
+                assert ok, "accounts did not become fresh"
+                await sim.post(
+                    "/bench/perturb",
+                    {"keys": keys, "values": ["15", "5"], "rate": RATE, "count": corrections},
+                )
+                t0 = time.monotonic()
+                await wait_until(lambda: len(PROBE.sends) >= corrections, corrections / RATE + 30)
+                await wait_until(lambda: False, 1.0)  # room for extra (wrong) calls to show
+                elapsed = time.monotonic() - t0
+                requests = await sim.get("/bench/margin-requests")
+                sends = list(PROBE.sends)
+    own = [s["own_s"] for s in sends if s["own_s"] is not None]
+    inbound = [s["in_s"] for s in sends if s["in_s"] is not None]
+    e2e = match_e2e(sends, requests)
+    errors = [r for r in requests if r["code"] != "0"]
+    return {
+        "corrections": corrections,
+        "margin_calls": len(requests),
+        "calls_per_correction": round(len(requests) / corrections, 3),
+        "errors": len(errors),
+        "e2e": dist_ms(e2e),
+        "own": dist_ms(own),
+        "inbound": dist_ms(inbound),
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    install_probes()
+    corrections = 200 if quick else 1000
+    out = {}
+    for name, timing in MODES:
+        out[name] = await run_mode(timing, corrections)
+        r = out[name]
+        print(
+            f"  {name:42s} e2e p50 {r['e2e']['p50_ms']} p99 {r['e2e']['p99_ms']} "
+            f"max {r['e2e']['max_ms']} ms | own p50 {r['own']['p50_ms']} p99 {r['own']['p99_ms']}"
+            f" ms | calls/correction {r['calls_per_correction']}",
+            flush=True,
+        )
+    return out

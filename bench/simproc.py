@@ -1,0 +1,292 @@
+"""The simulator in its own process, plus a small control API that drives it from inside.
+
+Running the simulator in a separate process keeps its CPU (building and sending thousands of
+pushes a second) off the reactor's core, so the reactor's CPU share can be measured on its own.
+The drivers (price walk at a target push rate, correction injector, scripted market, band
+tracking) run in the simulator's process too, so they cost the reactor nothing.
+
+``python -m bench.simproc SCENARIO.json [--no-rate-limits] [--stamp]`` prints one JSON line
+``{"url", "ws_url", "control"}`` on stdout once listening, then serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from reactor import log as logging_setup
+from reactor.sim.exchange import Change
+from reactor.sim.scenario import scenario_from_dict
+from reactor.sim.server import Simulator
+
+MARGIN_PATH = "/api/v5/account/position/margin-balance"
+TICK_S = 0.005
+
+
+class BandTracker:
+    """Exact position-seconds out of band, from every change the simulator pushes."""
+
+    def __init__(self, sim: Simulator, lo: Decimal, hi: Decimal) -> None:
+        self.lo, self.hi = lo, hi
+        self.start = time.time()
+        self.out_s = 0.0
+        self.out_since: dict[tuple[str, str, str], float] = {}
+        self.last_in_at = self.start
+        self.episodes = 0
+        for acct in sim.exchange.accounts.values():
+            for p in acct.positions.values():
+                if p.mgn_mode == "isolated" and not lo <= p.margin <= hi:
+                    self.out_since[(acct.name, p.inst_id, p.pos_side)] = self.start
+                    self.episodes += 1
+
+    def on_changes(self, changes: list[Change]) -> None:
+        now = time.time()
+        for c in changes:
+            d = c.position
+            if d["mgnMode"] != "isolated":
+                continue
+            key = (c.account, d["instId"], d["posSide"])
+            out = d["pos"] != "0" and not self.lo <= Decimal(d["margin"]) <= self.hi
+            since = self.out_since.get(key)
+            if out and since is None:
+                self.out_since[key] = now
+                self.episodes += 1
+            elif not out and since is not None:
+                del self.out_since[key]
+                self.out_s += now - since
+                self.last_in_at = now
+
+    def report(self) -> dict[str, Any]:
+        now = time.time()
+        open_s = sum(now - t for t in self.out_since.values())
+        return {
+            "out_s": self.out_s + open_s,
+            "out_now": len(self.out_since),
+            "episodes": self.episodes,
+            "converged_after_s": self.last_in_at - self.start if not self.out_since else None,
+            "elapsed_s": now - self.start,
+        }
+
+
+class Control:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.ex = sim.exchange
+        self.pushes = 0  # position updates handed to the WebSocket writers
+        self.walk_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.perturbed = 0
+        self.perturb_done = True
+        self.script_done = True
+        self.band: BandTracker | None = None
+        sim.on_changes = self._on_changes
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        self.pushes += len(changes)
+        if self.band is not None:
+            self.band.on_changes(changes)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/bench/stats", self.stats),
+            web.post("/bench/walk", self.walk),
+            web.post("/bench/perturb", self.perturb),
+            web.post("/bench/script", self.script),
+            web.post("/bench/band", self.band_start),
+            web.get("/bench/band", self.band_report),
+            web.get("/bench/margin-requests", self.margin_requests),
+            web.get("/bench/positions", self.positions),
+        ]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "pushes": self.pushes,
+                "cpu_s": time.process_time(),
+                "wall": time.time(),
+                "perturbed": self.perturbed,
+                "perturb_done": self.perturb_done,
+                "script_done": self.script_done,
+            }
+        )
+
+    # -- price walk at a target push rate ---------------------------------------------------
+    async def walk(self, request: web.Request) -> web.Response:
+        raw = await request.json()
+        if self.walk_task is not None:
+            self.walk_task.cancel()
+            self.walk_task = None
+        rate = float(raw.get("rate", 0))
+        if rate > 0:
+            step = Decimal(str(raw.get("step_pct", "0.05"))) / 100
+            self.walk_task = asyncio.create_task(
+                self._walk(rate, step, random.Random(raw.get("seed", 1)))
+            )
+        return web.json_response({"ok": True})
+
+    async def _walk(self, rate: float, step: Decimal, rng: random.Random) -> None:
+        insts = list(self.ex.instruments.values())
+        start = time.monotonic()
+        sent = 0
+        while True:
+            await asyncio.sleep(TICK_S)
+            due = rate * (time.monotonic() - start)
+            while sent < due:
+                inst = rng.choice(insts)
+                sign = 1 if rng.random() < 0.5 else -1
+                px = (inst.mark_px * (1 + sign * step)).quantize(inst.tick_sz)
+                changes = self.ex.set_mark_price(inst.inst_id, px)
+                self.sim.apply(changes)
+                sent += max(1, len(changes))
+
+    # -- corrections: put positions out of band one at a time ------------------------------
+    async def perturb(self, request: web.Request) -> web.Response:
+        raw = await request.json()
+        keys = [tuple(k) for k in raw["keys"]]
+        values = [Decimal(v) for v in raw["values"]]
+        self.perturbed = 0
+        self.perturb_done = False
+        self._spawn(self._perturb(keys, values, float(raw["rate"]), int(raw["count"])))
+        return web.json_response({"ok": True})
+
+    async def _perturb(
+        self, keys: list[tuple[str, ...]], values: list[Decimal], rate: float, count: int
+    ) -> None:
+        start = time.monotonic()
+        try:
+            for n in range(count):
+                delay = start + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                acct, inst_id, side = keys[n % len(keys)]
+                value = values[(n // len(keys)) % len(values)]
+                p = self.ex.accounts[acct].positions.get((inst_id, side))
+                if p is None:
+                    continue
+                self.sim.apply(
+                    self.ex.set_position(
+                        acct,
+                        inst_id,
+                        side,
+                        pos=p.pos,
+                        avg_px=p.avg_px,
+                        lever=p.lever,
+                        margin=value,
+                        mgn_mode=p.mgn_mode,
+                    )
+                )
+                self.perturbed += 1
+        finally:
+            self.perturb_done = True
+
+    # -- scripted market: [{"at": s, "instId": ..., "markPx": ...}] relative to now -------
+    async def script(self, request: web.Request) -> web.Response:
+        raw = await request.json()
+        self.script_done = False
+        self._spawn(self._script(raw["steps"]))
+        return web.json_response({"ok": True})
+
+    async def _script(self, steps: list[dict[str, Any]]) -> None:
+        start = time.monotonic()
+        try:
+            for s in steps:
+                delay = start + float(s["at"]) - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                changes = self.ex.set_mark_price(s["instId"], Decimal(s["markPx"]))
+                self.sim.apply(changes)
+        finally:
+            self.script_done = True
+
+    # -- band tracking --------------------------------------------------------------------
+    async def band_start(self, request: web.Request) -> web.Response:
+        raw = await request.json()
+        self.band = BandTracker(self.sim, Decimal(raw["lo"]), Decimal(raw["hi"]))
+        return web.json_response({"ok": True})
+
+    async def band_report(self, request: web.Request) -> web.Response:
+        return web.json_response(self.band.report() if self.band else {})
+
+    async def margin_requests(self, request: web.Request) -> web.Response:
+        out = [
+            {"account": r["account"], "body": r["body"], "code": r["code"], "time": r["time"]}
+            for r in self.sim._requests
+            if r["path"] == MARGIN_PATH
+        ]
+        return web.json_response(out)
+
+    async def positions(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [
+                {
+                    "account": a.name,
+                    "instId": p.inst_id,
+                    "posSide": p.pos_side,
+                    "margin": str(p.margin),
+                }
+                for a in self.ex.accounts.values()
+                for p in a.positions.values()
+            ]
+        )
+
+
+async def serve(scenario_path: Path, *, rate_limits: bool, stamp: bool) -> None:
+    scenario = scenario_from_dict(json.loads(scenario_path.read_text()), str(scenario_path))
+    sim = Simulator(
+        scenario, price_walk=False, rate_limits=rate_limits, stamp_pushes=stamp, idle_timeout=600
+    )
+    url = await sim.start("127.0.0.1", 0)
+    control = Control(sim)
+    app = web.Application()
+    app.add_routes(control.routes())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(
+        json.dumps({"url": url, "ws_url": sim.ws_url, "control": f"http://{host}:{port}"}),
+        flush=True,
+    )
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    await done.wait()
+    for task in list(control.tasks):
+        task.cancel()
+    if control.walk_task is not None:
+        control.walk_task.cancel()
+    with contextlib.suppress(Exception):
+        await sim.stop()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="bench.simproc")
+    ap.add_argument("scenario", type=Path)
+    ap.add_argument("--no-rate-limits", action="store_true")
+    ap.add_argument("--stamp", action="store_true")
+    args = ap.parse_args(argv)
+    logging_setup.configure("warning", "json", stream=sys.stderr)
+    asyncio.run(serve(args.scenario, rate_limits=not args.no_rate_limits, stamp=args.stamp))
+
+
+if __name__ == "__main__":
+    main()
