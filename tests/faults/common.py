@@ -119,12 +119,14 @@ class ExchangeTap:
     applied: list[Applied] = field(default_factory=list)
     refused: list[Applied] = field(default_factory=list)
     lost: Decimal = Decimal(0)
+    injected: Decimal = Decimal(0)  # margin changed by admin fills (no balance moves)
 
     def __post_init__(self) -> None:
         ex = self.sim.exchange
         self.initial_total = self.total()
         orig_balance = ex.margin_balance
         orig_mark = ex.set_mark_price
+        orig_set = ex.set_position
 
         def margin_balance(
             account: str, inst_id: str, pos_side: str, kind: Any, amt: Decimal
@@ -155,7 +157,16 @@ class ExchangeTap:
         def set_mark_price(inst_id: str, mark_px: Decimal) -> Any:
             return self._losing(lambda: orig_mark(inst_id, mark_px))
 
+        def set_position(account: str, inst_id: str, pos_side: str, **kw: Any) -> Any:
+            p = ex.accounts[account].positions.get((inst_id, pos_side))
+            before = p.margin if p is not None and p.mgn_mode == "isolated" else Decimal(0)
+            isolated = kw.get("mgn_mode", "isolated") == "isolated"
+            after = kw["margin"] if kw["pos"] != 0 and isolated else Decimal(0)
+            self.injected += after - before
+            return self._losing(lambda: orig_set(account, inst_id, pos_side, **kw))
+
         ex.margin_balance = margin_balance  # type: ignore[method-assign]
+        ex.set_position = set_position  # type: ignore[method-assign]
         ex.set_mark_price = set_mark_price  # type: ignore[method-assign]
 
     def _losing(self, fn: Callable[[], Any]) -> Any:
@@ -192,10 +203,11 @@ class ExchangeTap:
         return None if p is None else p.margin
 
     def assert_conserved(self) -> None:
-        assert self.total() + self.lost == self.initial_total, (
+        assert self.total() + self.lost == self.initial_total + self.injected, (
             self.total(),
             self.lost,
             self.initial_total,
+            self.injected,
         )
 
     def assert_no_double_application(self, logs: LogCapture) -> None:
