@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -144,19 +145,20 @@ def login_frame(**override: Any) -> str:
     return json.dumps({"op": "login", "args": [arg]})
 
 
+# Frames are built when the test runs, not at collection: a long suite must not expire them.
 @pytest.mark.parametrize(
-    ("frame", "code"),
+    ("make_frame", "code"),
     [
-        (login_frame(apiKey="nobody"), "60005"),
-        (login_frame(sign="bm9wZQ=="), "60007"),
-        (login_frame(passphrase="wrong"), "60024"),
-        (login_frame(timestamp=str(int(time.time()) - 120)), "60006"),
-        (json.dumps({"op": "login", "args": [{"apiKey": KEY}]}), "60009"),
+        (lambda: login_frame(apiKey="nobody"), "60005"),
+        (lambda: login_frame(sign="bm9wZQ=="), "60007"),
+        (lambda: login_frame(passphrase="wrong"), "60024"),
+        (lambda: login_frame(timestamp=str(int(time.time()) - 120)), "60006"),
+        (lambda: json.dumps({"op": "login", "args": [{"apiKey": KEY}]}), "60009"),
     ],
 )
-async def test_login_failures(sim: Simulator, frame: str, code: str) -> None:
+async def test_login_failures(sim: Simulator, make_frame: Callable[[], str], code: str) -> None:
     async with websockets.connect(sim.ws_url) as ws:
-        await ws.send(frame)
+        await ws.send(make_frame())
         err = await recv(ws)
         assert err["event"] == "error" and err["code"] == code and err["connId"]
 
