@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from decimal import Decimal
 
 from tests.engine.harness import running, wait_for
@@ -176,3 +177,25 @@ async def test_garbage_frames_and_empty_fields_never_kill_the_reactor(
     assert len(logs.events("ws.connected")) == 1  # never even reconnected
     blocked = logs.events("margin.target.blocked")
     assert blocked and blocked[0]["reason"].startswith("missing_field")
+
+
+async def test_reconnects_of_many_accounts_are_paced(tmp_path, monkeypatch, sim_factory):
+    """OKX allows 3 new connections per second per IP: all accounts dropped at once come back
+    paced, not in a burst."""
+    names = [f"P{i}" for i in range(7)]
+    scen = scenario(*(account(n, i, [cro(margin="10.2")]) for i, n in enumerate(names)))
+    _, admin, cfg, _tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
+    async with running(cfg) as (_, logs):
+        await wait_for(lambda: len(logs.events("book.snapshot")) >= len(names))
+        n0 = len(logs.events("ws.connecting"))
+        for n in names:
+            await admin.fault(kind="drop_ws", account=n)
+        await wait_for(lambda: len(logs.events("book.snapshot")) >= 2 * len(names), timeout_s=15)
+        calls = await admin.margin_calls()
+    starts = sorted(
+        datetime.fromisoformat(e["timestamp"]).timestamp() for e in logs.events("ws.connecting")
+    )
+    assert len(starts) >= n0 + len(names)
+    # Any 4 consecutive starts span about a second (0.8 s: log stamps trail the pacer a bit).
+    assert all(b - a >= 0.8 for a, b in zip(starts, starts[3:], strict=False))
+    assert calls == []
