@@ -20,6 +20,16 @@ class PayloadError(ValueError):
 
 def _dec(raw: dict[str, Any], field: str) -> Decimal | None:
     value = raw.get(field, "")
+    if value.__class__ is str:  # fast path: OKX sends every number as a string
+        if not value:
+            return None
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            raise PayloadError(f"{field}: not a number: {value[:40]!r}") from None
+        if not d.is_finite():
+            raise PayloadError(f"{field}: not finite: {value!r}")
+        return d
     if value is None or value == "":
         return None
     if not isinstance(value, str | int | float) or isinstance(value, bool):
@@ -35,6 +45,8 @@ def _dec(raw: dict[str, Any], field: str) -> Decimal | None:
 
 def _str(raw: dict[str, Any], field: str, *, required: bool = False) -> str:
     value = raw.get(field, "")
+    if value.__class__ is str and (value or not required):
+        return value
     if value is None:
         value = ""
     if not isinstance(value, str):
