@@ -302,13 +302,19 @@ async def wait_until(pred: Any, timeout_s: float, interval_s: float = 0.05) -> b
 
 
 def match_e2e(sends: list[dict[str, Any]], requests: list[dict[str, Any]]) -> list[float]:
-    """Simulator push (simTs) -> simulator received the call, per probed send."""
+    """Simulator push (simTs) -> simulator received the call, per probed send.
+
+    A send matches the first request with the same account and body received after it left
+    (the same body recurs across corrections, so order alone is not enough).
+    """
     queues: dict[tuple[str, str], list[float]] = {}
     for r in requests:
         queues.setdefault((r["account"], r["body"]), []).append(r["time"])
     out = []
-    for s in sends:
+    for s in sorted(sends, key=lambda s: s["wall"]):
         q = queues.get((s["account"], s["body"]))
+        while q and q[0] < s["wall"] - 0.005:
+            q.pop(0)
         if not q:
             continue
         t = q.pop(0)

@@ -7,6 +7,7 @@ position is quiet for seconds between its corrections (the leading edge applies)
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ async def run_mode(timing: dict[str, Any], corrections: int) -> dict[str, Any]:
                 names = list(rt.sessions)
                 ok = await wait_until(lambda: all(rt.engine.book.is_fresh(n) for n in names), 60)
                 assert ok, "accounts did not become fresh"
+                await asyncio.sleep(1.0)  # the snapshot counts as a change: let it go quiet
                 await sim.post(
                     "/bench/perturb",
                     {"keys": keys, "values": ["15", "5"], "rate": RATE, "count": corrections},

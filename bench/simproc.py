@@ -104,6 +104,7 @@ class Control:
             web.post("/bench/perturb", self.perturb),
             web.post("/bench/script", self.script),
             web.post("/bench/band", self.band_start),
+            web.post("/bench/open", self.open_positions),
             web.get("/bench/band", self.band_report),
             web.get("/bench/margin-requests", self.margin_requests),
             web.get("/bench/positions", self.positions),
@@ -218,6 +219,24 @@ class Control:
     async def band_start(self, request: web.Request) -> web.Response:
         raw = await request.json()
         self.band = BandTracker(self.sim, Decimal(raw["lo"]), Decimal(raw["hi"]))
+        return web.json_response({"ok": True})
+
+    async def open_positions(self, request: web.Request) -> web.Response:
+        """Open positions now (all in one batch), tracking the band from this instant."""
+        raw = await request.json()
+        self.band = BandTracker(self.sim, Decimal(raw["lo"]), Decimal(raw["hi"]))
+        for p in raw["positions"]:
+            self.sim.apply(
+                self.ex.set_position(
+                    p["account"],
+                    p["instId"],
+                    p["posSide"],
+                    pos=Decimal(p["pos"]),
+                    avg_px=Decimal(p["avgPx"]),
+                    lever=Decimal(p["lever"]),
+                    margin=Decimal(p["margin"]),
+                )
+            )
         return web.json_response({"ok": True})
 
     async def band_report(self, request: web.Request) -> web.Response:
