@@ -72,6 +72,7 @@ class AccountState:
     guard_tripped: bool = False
     reconcile_due: bool = False  # a (re)connect happened: reconcile after its snapshot
     moved: deque[tuple[float, Decimal]] = field(default_factory=deque)
+    balance_waiters: set[PositionKey] = field(default_factory=set)  # got 59200, wait for funds
 
     @property
     def managed(self) -> bool:
@@ -83,7 +84,7 @@ class PositionControl:
     """Per-position timing state. Lives as long as the position is in the book."""
 
     timer: asyncio.Handle | None = None
-    last_change: float = -1e9
+    last_fired: float = -1e9  # loop time of the last scheduled evaluation
     in_flight: bool = False
     pending: bool = False
     cooldown_until: float = 0.0
@@ -372,8 +373,10 @@ class Engine:
 
     def _schedule(self, key: PositionKey, now: float, *, immediate: bool = False) -> None:
         control = self._control(key)
-        quiet = now - control.last_change >= self.settings.debounce_s
-        control.last_change = now
+        # Leading edge: a position not evaluated within the debounce window is acted on at
+        # once; the rest of a burst folds into one trailing evaluation. Measured on the last
+        # evaluation, not the last push: routine pushes (mark price) must not delay a fix.
+        quiet = now - control.last_fired >= self.settings.debounce_s
         if control.timer is not None:
             if not immediate:
                 return  # the trailing evaluation already pending folds this change in
@@ -402,6 +405,7 @@ class Engine:
         if control is None:
             return
         control.timer = None
+        control.last_fired = self._clock()
         self.evaluate(key)
 
     # ------------------------------------------------------------------ evaluation
@@ -632,6 +636,16 @@ class Engine:
             assert pos.margin is not None
             sign = 1 if action.kind is ActionKind.ADD else -1
             control.expected_margin = pos.margin + sign * amount
+            current = self.book.get(pos.key)
+            if (
+                current is not None
+                and current.u_time > pos.u_time
+                and current.margin is not None
+                and abs(current.margin - control.expected_margin) < self.settings.policy.amount_step
+            ):
+                # The confirming push beat the HTTP answer: the cooldown is already over.
+                control.expected_margin = None
+                retry_in = 0.0
             log.info(
                 "margin.adjust.ok",
                 **fields,
@@ -669,8 +683,15 @@ class Engine:
 
     def _wake_balance_waiters(self, account: str) -> None:
         """A reduction freed balance: positions that got 59200 may try again now."""
-        for key, control in self._controls.items():
-            if key[0] == account and control.balance_wait and not control.in_flight:
+        state = self.accounts.get(account)
+        if state is None:
+            return
+        for key in list(state.balance_waiters):
+            control = self._controls.get(key)
+            if control is None:
+                state.balance_waiters.discard(key)
+            elif control.balance_wait and not control.in_flight:
+                state.balance_waiters.discard(key)
                 control.balance_wait = False
                 control.cooldown_until = 0.0
                 self._schedule_at(key, 0.0)
@@ -764,6 +785,7 @@ class Engine:
             return self.settings.reread_delay_s
         if cls is ErrorClass.INSUFFICIENT_BALANCE:
             control.balance_wait = True
+            account.balance_waiters.add(pos.key)
             return self._backoff(pos, control, exc.code)
         if cls is ErrorClass.TRANSIENT and exc.code.isdigit() and len(exc.code) == 3:
             # A bare HTTP 5xx (a gateway, no OKX envelope) does not say the call failed:

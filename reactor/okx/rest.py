@@ -13,8 +13,10 @@ What it adds over raw HTTP, and why:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -62,6 +64,13 @@ class RequestNotSent(Exception):
     """Failed before anything was sent (connect error, refused, pool timeout): safe to retry."""
 
 
+@functools.cache
+def _shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every account: each costs ~0.85 MB and ~20 ms to build, which at
+    500 sub-accounts was most of the reactor's memory and start-up time."""
+    return ssl.create_default_context()
+
+
 class OkxRestClient:
     """One account's REST client. Use one instance per account so its rate limits hold."""
 
@@ -89,6 +98,7 @@ class OkxRestClient:
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
+            verify=_shared_ssl_context(),
         )
         self._buckets = {path: TokenBucket(n, per) for path, (n, per) in RATE_LIMITS.items()}
 
