@@ -84,7 +84,7 @@ class PositionControl:
     """Per-position timing state. Lives as long as the position is in the book."""
 
     timer: asyncio.Handle | None = None
-    last_fired: float = -1e9  # loop time of the last scheduled evaluation
+    last_acted: float = -1e9  # loop time the last margin call was started
     in_flight: bool = False
     pending: bool = False
     cooldown_until: float = 0.0
@@ -265,8 +265,16 @@ class Engine:
 
     def apply_rest_positions(self, account: str, raw: list[dict[str, Any]]) -> int:
         """Reconcile the book of ``account`` with a REST read; returns the number of drifts."""
+        drifts, changes = self._reconcile_book(account, raw)
+        self._handle_changes(changes)
+        return drifts
+
+    def _reconcile_book(
+        self, account: str, raw: list[dict[str, Any]], inst_id: str | None = None
+    ) -> tuple[int, list[BookChange]]:
+        """Correct the book from a REST read, logging each ``book.drift``."""
         positions = self._parse_rest(account, raw)
-        drifts, changes = self.book.reconcile(account, positions)
+        drifts, changes = self.book.reconcile(account, positions, inst_id=inst_id)
         for d in drifts:
             log.warning(
                 "book.drift",
@@ -277,8 +285,7 @@ class Engine:
                 book=d.book,
                 exchange=d.exchange,
             )
-        self._handle_changes(changes)
-        return len(drifts)
+        return len(drifts), changes
 
     async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
         """Compare a REST read of ``account`` with the book and correct it; returns drifts."""
@@ -359,6 +366,11 @@ class Engine:
         if expected is not None and pos.margin is not None and abs(pos.margin - expected) < step:
             control.cooldown_until = 0.0
             control.expected_margin = None
+            if control.timer is not None:
+                # The evaluation parked at the cooldown's end is no longer due: without this,
+                # the next change would fold into it and wait out the whole cooldown.
+                control.timer.cancel()
+                control.timer = None
         if control.hold_until_change is not None and prev is not None:
             size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
             if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):
@@ -373,10 +385,12 @@ class Engine:
 
     def _schedule(self, key: PositionKey, now: float, *, immediate: bool = False) -> None:
         control = self._control(key)
-        # Leading edge: a position not evaluated within the debounce window is acted on at
-        # once; the rest of a burst folds into one trailing evaluation. Measured on the last
-        # evaluation, not the last push: routine pushes (mark price) must not delay a fix.
-        quiet = now - control.last_fired >= self.settings.debounce_s
+        # Leading edge: a change to a position with no margin call started within the debounce
+        # window is evaluated at once (the policy is cheap and pure); changes while a window
+        # is open fold into one trailing evaluation. Measured on the last call, not the last
+        # push, so routine mark-price pushes never delay a fix; single flight and the
+        # cooldown still rule out a second call for one burst.
+        quiet = now - control.last_acted >= self.settings.debounce_s
         if control.timer is not None:
             if not immediate:
                 return  # the trailing evaluation already pending folds this change in
@@ -405,7 +419,6 @@ class Engine:
         if control is None:
             return
         control.timer = None
-        control.last_fired = self._clock()
         self.evaluate(key)
 
     # ------------------------------------------------------------------ evaluation
@@ -501,25 +514,15 @@ class Engine:
             return action
         control.in_flight = True
         control.status, control.reason = "adjusting", action.reason
+        control.last_acted = now
         self._spawn(self._adjust(pos, action, account, control, guard_entry))
         return action
 
     def _track_blocked(self, pos: Position, control: PositionControl, action: Action) -> None:
         """``margin.target.blocked`` once per episode, ``margin.target.unblocked`` when it ends."""
         blocked = action.kind is ActionKind.BLOCKED or action.limited_by_floor
-        if blocked and not control.blocked:
-            control.blocked = True
-            log.warning(
-                "margin.target.blocked",
-                account=pos.account,
-                instId=pos.inst_id,
-                posSide=pos.pos_side,
-                margin=str(pos.margin),
-                target=str(action.target),
-                floor=_s(action.floor),
-                upl=_s(pos.upl),
-                reason=action.reason,
-            )
+        if blocked:
+            self._enter_blocked(pos, control, action, action.reason)
         elif control.blocked and not blocked:
             control.blocked = False
             log.info(
@@ -530,6 +533,24 @@ class Engine:
                 margin=str(pos.margin),
                 target=str(action.target),
             )
+
+    def _enter_blocked(
+        self, pos: Position, control: PositionControl, action: Action, reason: str
+    ) -> None:
+        if control.blocked:
+            return  # once per episode, not on every push
+        control.blocked = True
+        log.warning(
+            "margin.target.blocked",
+            account=pos.account,
+            instId=pos.inst_id,
+            posSide=pos.pos_side,
+            margin=str(pos.margin),
+            target=str(action.target),
+            floor=_s(action.floor),
+            upl=_s(pos.upl),
+            reason=reason,
+        )
 
     def _guard_allows(
         self, account: AccountState, pos: Position, amount: Decimal, now: float
@@ -741,19 +762,7 @@ class Engine:
                 self._hold(pos, control, exc.code, size_only=False)
                 control.status = "blocked"
                 control.reason = f"exchange_limit: 59301 at the minimum step {min_action}"
-                if not control.blocked:
-                    control.blocked = True
-                    log.warning(
-                        "margin.target.blocked",
-                        account=pos.account,
-                        instId=pos.inst_id,
-                        posSide=pos.pos_side,
-                        margin=str(pos.margin),
-                        target=str(action.target),
-                        floor=_s(action.floor),
-                        upl=_s(pos.upl),
-                        reason=control.reason,
-                    )
+                self._enter_blocked(pos, control, action, control.reason)
             return self._backoff(pos, control, exc.code)
         if cls is ErrorClass.AUTH:
             account.stopped_reason = f"auth error {exc.code}"
@@ -809,18 +818,7 @@ class Engine:
             control.failures += 1
             delay = min(self.settings.retry_max_s, max(self.settings.cooldown_s, 0.1))
         else:
-            positions = self._parse_rest(key[0], raw)
-            drifts, changes = self.book.reconcile(key[0], positions, inst_id=key[1])
-            for d in drifts:
-                log.warning(
-                    "book.drift",
-                    account=key[0],
-                    instId=key[1],
-                    posSide=key[2],
-                    field=d.field,
-                    book=d.book,
-                    exchange=d.exchange,
-                )
+            _, changes = self._reconcile_book(key[0], raw, inst_id=key[1])
             self._log_resolution(key, control)
             control.unknown = False
             control.unknown_basis = None
