@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, latency
+from bench import convergence, latency, seed
 from bench.common import ROOT, patch_connect_rate
 
 OUT = ROOT / "bench" / "results.json"
@@ -49,6 +49,15 @@ def _ms(d: dict[str, Any]) -> str:
 def table(results: dict[str, Any]) -> str:
     """The results as Markdown tables (printed, and pasted into the README)."""
     lines: list[str] = []
+    sd = results.get("seed")
+    if sd:
+        lines += [
+            f"Seed case from a cold start ({sd['runs']} runs of `reactor run`, CRO margin "
+            f"20.29 -> band 9.5-10.5): process spawned -> margin-balance answered "
+            f"p50 {sd['to_in_band']['p50_ms']} ms, max {sd['to_in_band']['max_ms']} ms; "
+            f"margin calls per run {sd['calls_per_run']} (amount {sd['amount']}).",
+            "",
+        ]
     lat = results.get("latency")
     if lat:
         lines += [
@@ -131,7 +140,7 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer samples, about 2 minutes")
-    ap.add_argument("--only", default="latency,convergence,scale")
+    ap.add_argument("--only", default="seed,latency,convergence,scale")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--connect-rate", type=int, help="scale: connections per second")
     ap.add_argument("--profile", type=Path, help="scale: pyinstrument text profile of 5,000/s")
@@ -147,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         }
     }
+    if "seed" in only:
+        print("seed case from a cold start:", flush=True)
+        results["seed"] = seed.run(args.quick)
     results.update(asyncio.run(_in_process(args.quick, only)))
     if "scale" in only:
         print("scale:", flush=True)
