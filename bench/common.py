@@ -280,6 +280,7 @@ async def reactor(cfg: Config, *, probes: bool = True) -> AsyncIterator[app.Runt
         logging_setup.configure("info", "json", stream=sink)
         PROBE.__init__()  # type: ignore[misc]
         rt = await app.start(cfg)
+        app.tune_gc()  # as `reactor run` does
         if probes:
             for session in rt.sessions.values():
                 session._handler = _ProbeHandler(session._handler)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,20 @@ async def _load_ct_vals(client: OkxRestClient) -> dict[str, Decimal]:
             continue
         out[inst.inst_id] = inst.ct_val
     return out
+
+
+# Generation-0 threshold: the hot path allocates many short-lived, acyclic objects (parsed
+# positions, log dicts) that reference counting frees; with the default (2,000) the collector
+# ran so often over 10,000 live positions that its pauses were the latency tail (own-share
+# p99 at 5,000 pushes/s: 7-13 ms by default, 2.1 ms with this; see README, Performance).
+GC_THRESHOLDS = (100_000, 50, 1_000)
+
+
+def tune_gc() -> None:
+    """The reactor owns its process: make cyclic GC rare and keep start-up objects out of it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
@@ -231,6 +246,7 @@ async def run(cfg: Config, *, dry_run: bool = False) -> int:
     except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
         log.error("reactor.start.failed", error=str(exc))
         return 1
+    tune_gc()
     notifier = SystemdNotifier()
     notifier.ready(f"{len(rt.sessions)} accounts")
     watchdog = asyncio.create_task(run_watchdog(notifier, lambda: True))
