@@ -523,7 +523,7 @@ class Engine:
         blocked = action.kind is ActionKind.BLOCKED or action.limited_by_floor
         if blocked:
             self._enter_blocked(pos, control, action, action.reason)
-        elif control.blocked and not blocked:
+        elif control.blocked:
             control.blocked = False
             log.info(
                 "margin.target.unblocked",
