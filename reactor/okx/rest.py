@@ -39,6 +39,9 @@ BALANCE = "/api/v5/account/balance"
 MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
 INSTRUMENTS = "/api/v5/public/instruments"
 TIME = "/api/v5/public/time"
+ORDERS_HISTORY = "/api/v5/trade/orders-history"  # last 7 days, completed orders
+ORDERS_PENDING = "/api/v5/trade/orders-pending"  # live and partially filled orders
+BILLS = "/api/v5/account/bills"  # last 7 days
 
 # OKX's documented limits: (requests, window seconds). Private ones count per sub-account.
 RATE_LIMITS: dict[str, tuple[int, float]] = {
@@ -47,6 +50,11 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
     MARGIN_BALANCE: (20, 2.0),
     INSTRUMENTS: (20, 2.0),
     TIME: (10, 2.0),
+    # OKX docs (Trade: Get order history (last 7 days), Get order list; Account: Get bills
+    # details (last 7 days)); per User ID.
+    ORDERS_HISTORY: (40, 2.0),
+    ORDERS_PENDING: (60, 2.0),
+    BILLS: (5, 1.0),
 }
 AMBIGUOUS_CODES = frozenset({"50004"})
 
@@ -130,6 +138,49 @@ class OkxRestClient:
 
     async def get_instruments(self, inst_type: str = "SWAP") -> list[dict[str, Any]]:
         return await self._get(INSTRUMENTS, {"instType": inst_type}, signed=False)
+
+    async def get_orders_history(
+        self,
+        inst_type: str = "SWAP",
+        *,
+        begin_ms: int | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Completed orders, newest first; ``after`` (an ordId) pages to older ones."""
+        params = {
+            "instType": inst_type,
+            "begin": None if begin_ms is None else str(begin_ms),
+            "after": after,
+            "limit": str(limit),
+        }
+        return await self._get(ORDERS_HISTORY, params)
+
+    async def get_orders_pending(
+        self, inst_type: str = "SWAP", *, after: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Live and partially filled orders, newest first."""
+        params = {"instType": inst_type, "after": after, "limit": str(limit)}
+        return await self._get(ORDERS_PENDING, params)
+
+    async def get_bills(
+        self,
+        inst_type: str = "SWAP",
+        *,
+        bill_type: str | None = None,
+        begin_ms: int | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Account bills, newest first; ``after`` (a billId) pages to older ones."""
+        params = {
+            "instType": inst_type,
+            "type": bill_type,
+            "begin": None if begin_ms is None else str(begin_ms),
+            "after": after,
+            "limit": str(limit),
+        }
+        return await self._get(BILLS, params)
 
     async def server_time_ms(self) -> int:
         data = await self._get(TIME, {}, signed=False, resync=False)
