@@ -143,6 +143,8 @@ def classify(order: OrderUpdate, rule: DetectRule | None) -> tuple[FillClass, st
         return "no_fill", order.state or "no fill"
     if rule is None or not rule.matches(order.tag, order.cl_ord_id):
         return "plain", "not marked as a maintenance"
+    if order.pos_side not in ("long", "short", "net"):
+        return "skipped", f"posSide {order.pos_side or '(empty)'} names no position"
     if order.td_mode != ISOLATED:
         return "skipped", f"tdMode {order.td_mode or '(empty)'}, not isolated"
     if not order.adds_to_position:
