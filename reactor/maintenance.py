@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reactor.okx.models import Position, PositionKey
+from reactor.okx.models import Position
 from reactor.okx.orders import Bill, OrderUpdate
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Effect",
     "FillClass",
     "FillGate",
+    "GateKey",
     "MaintenanceSection",
     "PlainFill",
     "RecordMaintenance",
@@ -48,7 +49,9 @@ __all__ = [
 
 DEFAULT_GRACE_MS = 300
 ISOLATED = "isolated"
-GateKey = tuple[str, str, str, str]  # (account, instId, posSide, mgnMode)
+# (account, instId, posSide, mgnMode): a position's identity (an isolated and a cross position
+# on one instrument and side coexist on OKX).
+GateKey = tuple[str, str, str, str]
 _ZERO = Decimal(0)
 
 
@@ -178,8 +181,8 @@ class RecordMaintenance:
         return self.ord_id
 
     @property
-    def position_key(self) -> PositionKey:
-        return (self.account, self.inst_id, self.pos_side)
+    def position_key(self) -> GateKey:
+        return (self.account, self.inst_id, self.pos_side, ISOLATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +207,7 @@ class Skipped:
 class Released:
     """A held position may be evaluated again: its fills are classified, or grace ran out."""
 
-    key: PositionKey
+    key: GateKey
     reason: Literal["classified", "grace_expired", "closed", "reset"]
     waited_ms: int
 
@@ -291,7 +294,7 @@ class FillGate:
                 return []
             effects = self._bind_unbound(lane, None, now_ms, force=True)
             if lane.hold is not None:
-                effects.append(Released(pos.key, "closed", now_ms - lane.hold.since_ms))
+                effects.append(Released(gk, "closed", now_ms - lane.hold.since_ms))
             del self._lanes[gk]
             return effects
         if lane is None:
@@ -361,7 +364,7 @@ class FillGate:
             lane = self._lanes.pop(gk)
             effects.extend(self._bind_unbound(lane, None, now_ms, force=True))
             if lane.hold is not None:
-                effects.append(Released(gk[:3], "reset", now_ms - lane.hold.since_ms))
+                effects.append(Released(gk, "reset", now_ms - lane.hold.since_ms))
         return effects
 
     def expire(self, now_ms: int) -> list[Effect]:
@@ -374,7 +377,7 @@ class FillGate:
                 lane.forgiven += lane.unexplained
                 lane.unexplained = _ZERO
                 lane.hold = None
-                effects.append(Released(gk[:3], "grace_expired", now_ms - hold.since_ms))
+                effects.append(Released(gk, "grace_expired", now_ms - hold.since_ms))
         return effects
 
     # -- queries ------------------------------------------------------------------------------
@@ -392,8 +395,8 @@ class FillGate:
         times += [d for lane in self._lanes.values() for d, _ in lane.unbound]
         return min(times) if times else None
 
-    def held_keys(self) -> list[PositionKey]:
-        return [gk[:3] for gk, lane in self._lanes.items() if lane.hold is not None]
+    def held_keys(self) -> list[GateKey]:
+        return [gk for gk, lane in self._lanes.items() if lane.hold is not None]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -451,7 +454,7 @@ class FillGate:
         if lane.unexplained <= 0 and lane.hold is not None:
             waited = now_ms - lane.hold.since_ms
             lane.hold = None
-            return [Released(gk[:3], "classified", waited)]
+            return [Released(gk, "classified", waited)]
         return []
 
     def _expire_credit(self, lane: _Lane, now_ms: int) -> None:
@@ -598,11 +601,12 @@ def recovery_since_ms(positions: Iterable[Position], now_ms: int, max_age_ms: in
 def describe_effect(effect: Effect) -> dict[str, Any]:
     """Log fields for an effect (no secrets exist here: ids, sizes, reasons)."""
     if isinstance(effect, Released):
-        account, inst_id, pos_side = effect.key
+        account, inst_id, pos_side, mgn_mode = effect.key
         return {
             "account": account,
             "instId": inst_id,
             "posSide": pos_side,
+            "mgnMode": mgn_mode,
             "reason": effect.reason,
             "waited_ms": effect.waited_ms,
         }

@@ -22,12 +22,13 @@ from reactor.ledger import Ledger
 from reactor.log import get_logger
 from reactor.maintenance import (
     DetectRule,
+    GateKey,
     RecordMaintenance,
     missing_from_bills,
     missing_from_orders,
     recovery_since_ms,
 )
-from reactor.okx.models import PayloadError, Position, PositionKey
+from reactor.okx.models import PayloadError, Position
 from reactor.okx.orders import BILL_TYPE_TRADE, Bill, OrderUpdate, parse_bill, parse_order
 
 __all__ = ["HistoryClient", "RecoveryResult", "recover_account"]
@@ -80,7 +81,7 @@ class RecoveryResult:
     recorded: list[RecordMaintenance] = field(default_factory=list)
 
     @property
-    def affected(self) -> set[PositionKey]:
+    def affected(self) -> set[GateKey]:
         return {r.position_key for r in self.recorded}
 
 

@@ -20,13 +20,14 @@ from reactor.log import get_logger
 from reactor.maintenance import (
     Effect,
     FillGate,
+    GateKey,
     PlainFill,
     RecordMaintenance,
     Released,
     Skipped,
     describe_effect,
 )
-from reactor.okx.models import Position, PositionKey
+from reactor.okx.models import Position
 from reactor.okx.orders import OrderUpdate
 
 __all__ = ["MaintenanceTracker"]
@@ -66,23 +67,21 @@ class MaintenanceTracker:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def on_orders(self, orders: list[OrderUpdate], now_ms: int) -> set[PositionKey]:
+    def on_orders(self, orders: list[OrderUpdate], now_ms: int) -> set[GateKey]:
         """An ``orders`` push; returns the positions to evaluate again."""
-        touched: set[PositionKey] = set()
+        touched: set[GateKey] = set()
         for order in orders:
             touched |= self._apply(self.gate.on_order(order, now_ms), now_ms)
         return touched
 
-    def on_position(
-        self, pos: Position, now_ms: int, *, baseline: bool = False
-    ) -> set[PositionKey]:
+    def on_position(self, pos: Position, now_ms: int, *, baseline: bool = False) -> set[GateKey]:
         """A position from a push (``baseline`` for snapshots and REST re-reads)."""
         return self._apply(self.gate.on_position(pos, now_ms, baseline=baseline), now_ms)
 
-    def reset_account(self, account: str, now_ms: int) -> set[PositionKey]:
+    def reset_account(self, account: str, now_ms: int) -> set[GateKey]:
         return self._apply(self.gate.reset_account(account, now_ms), now_ms)
 
-    def tick(self, now_ms: int) -> set[PositionKey]:
+    def tick(self, now_ms: int) -> set[GateKey]:
         touched = self._apply(self.gate.expire(now_ms), now_ms)
         if self._unsaved and (self._retry_at is None or now_ms >= self._retry_at):
             self._flush(now_ms)
@@ -98,7 +97,8 @@ class MaintenanceTracker:
         return sum(
             1
             for r in self._unsaved
-            if r.position_key == pos.key and (r.c_time is None or r.c_time == pos.c_time)
+            if r.position_key == (pos.account, pos.inst_id, pos.pos_side, pos.mgn_mode)
+            and (r.c_time is None or r.c_time == pos.c_time)
         )
 
     def next_deadline(self) -> int | None:
@@ -111,8 +111,8 @@ class MaintenanceTracker:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _apply(self, effects: list[Effect], now_ms: int) -> set[PositionKey]:
-        touched: set[PositionKey] = set()
+    def _apply(self, effects: list[Effect], now_ms: int) -> set[GateKey]:
+        touched: set[GateKey] = set()
         fresh = False
         for effect in effects:
             if isinstance(effect, RecordMaintenance):

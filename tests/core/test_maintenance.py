@@ -32,6 +32,7 @@ from .factories import D, position
 T0 = 1_700_000_000_000  # the factory position's cTime
 NOW = T0 + 60_000
 TAG = DetectRule(tag="maint")
+KEY4 = ("sub1", "CRO-USDT-SWAP", "long", "isolated")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"
 
 
@@ -161,8 +162,8 @@ def test_position_first_is_held_until_the_order_is_classified() -> None:
     effects = gate.on_order(order(), NOW + 40)
     rec, rel = effects
     assert isinstance(rec, RecordMaintenance) and isinstance(rel, Released)
-    assert (rec.key, rec.c_time, rec.position_key) == ("9001", T0, grown().key)
-    assert (rel.key, rel.reason, rel.waited_ms) == (grown().key, "classified", 40)
+    assert (rec.key, rec.c_time, rec.position_key) == ("9001", T0, KEY4)
+    assert (rel.key, rel.reason, rel.waited_ms) == (KEY4, "classified", 40)
     assert not gate.held(grown(), NOW + 40)
     assert gate.next_deadline() is None
 

@@ -135,7 +135,7 @@ async def test_missed_fills_are_recorded_as_backfill(ledger: Ledger) -> None:
     with capture_logs() as logs:
         result = await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW)
     assert sorted(r.ord_id for r in result.recorded) == ["a", "part", "viabill"]
-    assert result.affected == {("sub1", "CRO-USDT-SWAP", "long")}
+    assert result.affected == {("sub1", "CRO-USDT-SWAP", "long", "isolated")}
     assert result.complete and result.orders == 6 and result.bills == 3 and result.invalid == 0
     assert ledger.count("sub1", "CRO-USDT-SWAP", "long", T0) == 4
     assert ledger.sources("sub1", "CRO-USDT-SWAP", "long", T0) == {"fill": 1, "backfill": 3}

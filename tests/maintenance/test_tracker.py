@@ -18,7 +18,8 @@ from tests.core.factories import D, position
 
 T0 = 1_700_000_000_000
 NOW = T0 + 60_000
-KEY = ("sub1", "CRO-USDT-SWAP", "long")
+KEY = ("sub1", "CRO-USDT-SWAP", "long", "isolated")
+POS = KEY[:3]
 
 
 def order(**kw: Any) -> OrderUpdate:
@@ -72,12 +73,12 @@ def test_position_first_then_order_records_and_releases(ledger: Ledger) -> None:
         touched = t.on_orders([order()], NOW + 50)
     assert touched == {KEY}
     assert not t.held(grown, NOW + 50)
-    assert ledger.count(*KEY, T0) == 1 and ledger.sources(*KEY, T0) == {"fill": 1}
+    assert ledger.count(*POS, T0) == 1 and ledger.sources(*POS, T0) == {"fill": 1}
     [rec] = [e for e in logs if e["event"] == "maintenance.recorded"]
     assert rec["source"] == "fill" and rec["cTime"] == T0
     # The same fill again: nothing.
     assert t.on_orders([order()], NOW + 60) == set()
-    assert ledger.count(*KEY, T0) == 1
+    assert ledger.count(*POS, T0) == 1
 
 
 def test_grace_expiry_is_a_warning(ledger: Ledger) -> None:
@@ -114,7 +115,7 @@ def test_failed_write_is_counted_in_memory_and_retried(ledger: Ledger) -> None:
     flaky.healthy = True
     t.tick(NOW + 1_010)
     assert t.unsaved == 0 and t.count_extra(grown) == 0 and t.next_deadline() is None
-    assert ledger.count(*KEY, T0) == 1
+    assert ledger.count(*POS, T0) == 1
 
 
 def test_invalid_record_is_dropped_not_retried_forever(ledger: Ledger) -> None:
