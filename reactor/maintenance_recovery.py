@@ -1,12 +1,13 @@
 """Recover maintenance fills missed while away (restart, reconnect) from OKX's own history.
 
-Thin driver over the pure :func:`reactor.maintenance.missing_from_orders` /
-:func:`missing_from_bills`: read ``trade/orders-history`` (completed orders),
-``trade/orders-pending`` (partially filled ones still live) and type-2 ``account/bills`` since
-the oldest open position's ``cTime`` (at most 7 days: what OKX keeps there), and write every
-matching fill the ledger lacks as a ``backfill`` record, tied to its position. The engine runs
-this after a fresh snapshot and before it corrects that account's positions, so a maintenance
-filled during a disconnect moves the target before any margin call.
+Thin driver over the pure :func:`reactor.maintenance.missing_from_bills` /
+:func:`missing_from_orders`: read type-2 ``account/bills`` (one per fill, with ``tag`` and
+``clOrdId``; partial fills of orders still live included) and, when configured,
+``trade/orders-history`` (completed orders) plus ``trade/orders-pending`` (partially filled
+ones), since the oldest open position's ``cTime`` (at most 7 days: what OKX keeps there), and
+write every matching fill the ledger lacks as a ``backfill`` record, tied to its position.
+The engine runs this after a fresh snapshot and before it corrects that account's positions,
+so a maintenance filled during a disconnect moves the target before any margin call.
 
 Idempotent by construction: the ledger refuses a second record of an ``ordId``, so a recovery
 that overlaps the live ``orders`` channel, or runs twice, counts nothing twice.
@@ -31,7 +32,7 @@ from reactor.maintenance import (
 from reactor.okx.models import PayloadError, Position
 from reactor.okx.orders import BILL_TYPE_TRADE, Bill, OrderUpdate, parse_bill, parse_order
 
-__all__ = ["HistoryClient", "RecoveryResult", "recover_account"]
+__all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
 
 log = get_logger(__name__)
 
@@ -41,6 +42,7 @@ HISTORY_MAX_AGE_MS = 7 * DAY_MS  # orders-history and bills cover the last 7 day
 # can fill after it, so read a day further back than the oldest position.
 ORDER_SLACK_MS = DAY_MS
 PAGE_LIMIT = 100
+RECOVERY_SOURCES = ("bills", "orders")
 
 
 class HistoryClient(Protocol):
@@ -128,7 +130,7 @@ async def recover_account(
     rule: DetectRule,
     now_ms: int,
     *,
-    use_bills: bool = True,
+    sources: tuple[str, ...] = ("bills",),
     max_pages: int = 20,
 ) -> RecoveryResult:
     """Read the account's recent orders (and trade bills) and record the missing maintenances.
@@ -155,13 +157,18 @@ async def recover_account(
             bill_type=BILL_TYPE_TRADE, begin_ms=since, after=after, limit=PAGE_LIMIT
         )
 
-    hist_rows, hist_done = await _pages(history, "ordId", begin, "cTime", max_pages)
-    pend_rows, pend_done = await _pages(pending, "ordId", 0, "cTime", max_pages)
-    orders: list[OrderUpdate] = _parse_all(account, [*hist_rows, *pend_rows], parse_order, result)
-    result.orders = len(orders)
-    result.complete = hist_done and pend_done
+    unknown = set(sources) - set(RECOVERY_SOURCES)
+    if unknown or not sources:
+        raise ValueError(f"sources must be among {RECOVERY_SOURCES}, not {sorted(sources)}")
+    orders: list[OrderUpdate] = []
+    if "orders" in sources:
+        hist_rows, hist_done = await _pages(history, "ordId", begin, "cTime", max_pages)
+        pend_rows, pend_done = await _pages(pending, "ordId", 0, "cTime", max_pages)
+        orders = _parse_all(account, [*hist_rows, *pend_rows], parse_order, result)
+        result.orders = len(orders)
+        result.complete = hist_done and pend_done
     bill_list: list[Bill] = []
-    if use_bills:
+    if "bills" in sources:
         bill_rows, bills_done = await _pages(bills, "billId", since, "ts", max_pages)
         bill_list = _parse_all(account, bill_rows, parse_bill, result)
         result.bills = len(bill_list)

@@ -133,7 +133,9 @@ async def test_missed_fills_are_recorded_as_backfill(ledger: Ledger) -> None:
         bills=[bill("b2", "viabill", sz="5"), bill("b1", "viabill", sz="2"), bill("b0", "a")],
     )
     with capture_logs() as logs:
-        result = await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW)
+        result = await recover_account(
+            client(fake), ledger, "sub1", [position()], TAG, NOW, sources=("bills", "orders")
+        )
     assert sorted(r.ord_id for r in result.recorded) == ["a", "part", "viabill"]
     assert result.affected == {("sub1", "CRO-USDT-SWAP", "long", "isolated")}
     assert result.complete and result.orders == 6 and result.bills == 3 and result.invalid == 0
@@ -150,23 +152,30 @@ async def test_missed_fills_are_recorded_as_backfill(ledger: Ledger) -> None:
     bills_req = next(r for r in fake.requests if r.url.path.endswith("bills"))
     assert bills_req.url.params["type"] == "2" and int(bills_req.url.params["begin"]) == T0
     # Running it again records nothing twice.
-    again = await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW)
+    again = await recover_account(
+        client(fake), ledger, "sub1", [position()], TAG, NOW, sources=("bills", "orders")
+    )
     assert again.recorded == [] and ledger.count("sub1", "CRO-USDT-SWAP", "long", T0) == 4
 
 
 async def test_voided_fill_is_not_revived(ledger: Ledger) -> None:
     ledger.record("sub1", "CRO-USDT-SWAP", "long", "a", source="fill", c_time=T0, ord_id="a")
     ledger.void("sub1", "a", actor="alice", reason="not a maintenance")
-    result = await recover_account(
-        client(FakeOkx([order("a")])), ledger, "sub1", [position()], TAG, NOW
-    )
-    assert result.recorded == [] and ledger.count("sub1", "CRO-USDT-SWAP", "long", T0) == 0
+    fake = FakeOkx([order("a")], bills=[bill("b1", "a")])
+    for sources in (("bills",), ("orders",)):
+        result = await recover_account(
+            client(fake), ledger, "sub1", [position()], TAG, NOW, sources=sources
+        )
+        assert result.recorded == []
+    assert ledger.count("sub1", "CRO-USDT-SWAP", "long", T0) == 0
 
 
 async def test_pages_through_history(ledger: Ledger) -> None:
     rows = [order(f"o{i:03d}", cTime=str(T0 + 10_000 - i)) for i in range(PAGE_LIMIT + 30)]
     fake = FakeOkx(rows)
-    result = await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW)
+    result = await recover_account(
+        client(fake), ledger, "sub1", [position()], TAG, NOW, sources=("orders",)
+    )
     assert len(result.recorded) == PAGE_LIMIT + 30
     hist = [r for r in fake.requests if r.url.path.endswith("orders-history")]
     assert [r.url.params.get("after") for r in hist] == [None, f"o{PAGE_LIMIT - 1:03d}"]
@@ -175,7 +184,14 @@ async def test_pages_through_history(ledger: Ledger) -> None:
 async def test_page_cap_reports_incomplete(ledger: Ledger) -> None:
     rows = [order(f"o{i:04d}", cTime=str(T0 + 100_000 - i)) for i in range(PAGE_LIMIT * 3)]
     result = await recover_account(
-        client(FakeOkx(rows)), ledger, "sub1", [position()], TAG, NOW, max_pages=2
+        client(FakeOkx(rows)),
+        ledger,
+        "sub1",
+        [position()],
+        TAG,
+        NOW,
+        max_pages=2,
+        sources=("orders",),
     )
     assert not result.complete and len(result.recorded) == PAGE_LIMIT * 2
 
@@ -187,7 +203,7 @@ async def test_no_open_position_reads_nothing(ledger: Ledger) -> None:
 
 
 async def test_exchange_error_writes_nothing(ledger: Ledger) -> None:
-    fake = FakeOkx([order("a")])
+    fake = FakeOkx([order("a")], bills=[bill("b1", "a")])
     fake.fail_with = "50026"
     with pytest.raises(OkxError):
         await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW)
@@ -198,6 +214,17 @@ async def test_captured_history_and_bad_rows(ledger: Ledger) -> None:
     [row] = json.loads((FIXTURES / "http_orders_history_swap.json").read_text())["data"]
     btc = position(inst_id="BTC-USDT-SWAP", c_time=1746947317000)
     fake = FakeOkx([dict(row, tag="maint"), {"instId": "X"}, "junk"])  # type: ignore[list-item]
-    result = await recover_account(client(fake), ledger, "sub1", [btc], TAG, 1746947317402 + 1)
+    result = await recover_account(
+        client(fake), ledger, "sub1", [btc], TAG, 1746947317402 + 1, sources=("orders",)
+    )
     assert [r.ord_id for r in result.recorded] == ["2497956918703120384"]
     assert result.invalid == 2
+
+
+async def test_bills_only_by_default(ledger: Ledger) -> None:
+    fake = FakeOkx([order("a")], bills=[bill("b1", "viabill")])
+    result = await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW)
+    assert [r.ord_id for r in result.recorded] == ["viabill"]
+    assert {r.url.path for r in fake.requests} == {"/api/v5/account/bills"}
+    with pytest.raises(ValueError, match="sources"):
+        await recover_account(client(fake), ledger, "sub1", [position()], TAG, NOW, sources=())
