@@ -152,3 +152,33 @@ def test_old_ledger_migrates_in_place(tmp_path: Path, clock: Clock) -> None:
     # Opening again (a second process, a restart) migrates nothing twice.
     with Ledger(path, clock=clock) as again, Ledger(path, clock=clock) as third:
         assert again.count(*POS, T0) == 2 == third.count(*POS, T0)
+
+
+def test_fill_api_and_backfill_racing_on_one_order_count_once(tmp_path: Path) -> None:
+    """The reactor (fill), a strategy (API) and a recovery (backfill) in three connections."""
+    import threading
+
+    path = tmp_path / "reactor.sqlite"
+    ledgers = [Ledger(path) for _ in range(3)]
+    sources = ["fill", "api", "backfill"]
+    results: list[object] = []
+    barrier = threading.Barrier(3)
+
+    def write(led: Ledger, source: str) -> None:
+        barrier.wait()
+        for i in range(30):
+            key = f"ord-{i}" if source != "api" else f"strategy-key-{i}"
+            results.append(led.record(*POS, key, source=source, c_time=T0, ord_id=f"ord-{i}"))
+
+    threads = [threading.Thread(target=write, args=ab) for ab in zip(ledgers, sources, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert sum(r is not None for r in results) == 30
+        assert ledgers[0].count(*POS, T0) == 30
+        assert len(ledgers[0].recorded_ord_ids("sub1")) == 30
+    finally:
+        for led in ledgers:
+            led.close()

@@ -170,3 +170,50 @@ def test_never_held_past_grace(grow: int, delays: list[int], grace: int) -> None
         gate.expire(now + grace)
         assert not gate.held(grown, now + grace)
         grow += 1
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[OrderUpdate], set[str]]:
+    rows = []
+    for i in range(draw(st.integers(0, 12))):
+        tagged = draw(st.booleans())
+        filled = draw(st.integers(0, 5))
+        rows.append(
+            parse_order(
+                "sub1",
+                {
+                    "instId": draw(st.sampled_from(["CRO-USDT-SWAP", "DOGE-USDT-SWAP"])),
+                    "ordId": f"o{draw(st.integers(0, 8))}",
+                    "tag": "maint" if tagged else "",
+                    "state": "filled" if filled else "canceled",
+                    "side": draw(st.sampled_from(["buy", "sell"])),
+                    "posSide": draw(st.sampled_from(["long", "short"])),
+                    "tdMode": draw(st.sampled_from(["isolated", "isolated", "cross"])),
+                    "accFillSz": str(filled),
+                    "fillTime": str(T0 + draw(st.integers(-1_000, 10_000)) + i),
+                },
+            )
+        )
+    recorded = set(draw(st.lists(st.sampled_from([f"o{i}" for i in range(9)]), max_size=4)))
+    return rows, recorded
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_recovery_is_idempotent_and_sound(case: tuple[list[OrderUpdate], set[str]]) -> None:
+    """Recovered fills are new, matching, tied to an open position they could have grown; and
+    recovering again after recording them finds nothing."""
+    from reactor.maintenance import classify, missing_from_orders
+
+    orders, recorded = case
+    positions = [position(), position(pos_side="short", c_time=T0 + 5_000)]
+    found = missing_from_orders("sub1", orders, positions, recorded, TAG)
+    ids = [r.ord_id for r in found]
+    assert len(ids) == len(set(ids)) and not set(ids) & recorded
+    by_side = {p.pos_side: p for p in positions if p.inst_id == "CRO-USDT-SWAP"}
+    for rec in found:
+        pos = by_side[rec.pos_side]
+        assert rec.inst_id == pos.inst_id and rec.c_time == pos.c_time
+        assert rec.fill_time >= pos.c_time
+        assert any(o.ord_id == rec.ord_id and classify(o, TAG)[0] == "maintenance" for o in orders)
+    assert missing_from_orders("sub1", orders, positions, recorded | set(ids), TAG) == []
