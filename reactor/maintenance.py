@@ -241,8 +241,9 @@ class _Lane:
 class FillGate:
     """The "no race" gate between ``orders`` and ``positions`` pushes (see module docstring).
 
-    Feed it every position push (:meth:`on_position`, ``baseline=True`` for snapshot pages:
-    what changed while away is recovered from history, not waited for) and every order push
+    Feed it every position push (:meth:`on_position`, ``baseline=True`` for snapshot pages and
+    REST reads: a position first seen there is not held, what changed while away is recovered
+    from history; a known position that grew is held whatever showed it) and every order push
     (:meth:`on_order`); carry out the effects in order (a ``RecordMaintenance`` always comes
     before the ``Released`` it explains); call :meth:`expire` at :meth:`next_deadline`.
     Everything it holds is bounded by ``grace_ms`` - a position is never held longer, even if
@@ -299,7 +300,8 @@ class FillGate:
             return effects
         if lane is None:
             lane = self._lanes[gk] = _Lane()
-        if lane.c_time != pos.c_time:  # first sight, or closed and reopened: a new position
+        first_sight = lane.c_time != pos.c_time  # or closed and reopened: a new position
+        if first_sight:
             grown = size
             lane.unexplained = lane.forgiven = _ZERO
             lane.hold = None
@@ -307,7 +309,9 @@ class FillGate:
             grown = size - lane.size
         lane.c_time, lane.size = pos.c_time, size
         effects = self._bind_unbound(lane, pos.c_time, now_ms)
-        if baseline or grown <= 0:
+        # A snapshot or REST read is a baseline for a position not seen before (what changed
+        # while away is recovered from history); for a known one, growth is growth.
+        if grown <= 0 or (baseline and first_sight):
             return effects
         lane.unexplained += grown
         self._expire_credit(lane, now_ms)

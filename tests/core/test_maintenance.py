@@ -411,3 +411,20 @@ def test_recovery_since() -> None:
     assert recovery_since_ms([position()], NOW, 7 * day) == T0
     assert recovery_since_ms([position()], T0 + 8 * day, 7 * day) == T0 + day
     assert recovery_since_ms([], NOW, day) == NOW
+
+
+def test_growth_seen_first_in_a_regular_snapshot_is_held() -> None:
+    """OKX's regular snapshot (every ~5 s) may show a fill before its order event."""
+    gate = baseline_gate()
+    assert gate.on_position(grown(), NOW, baseline=True) == []
+    assert gate.held(grown(), NOW)
+    assert gate.on_position(grown(), NOW + 20) == []  # the event push: no new growth
+    assert gate.held(grown(), NOW + 20)
+    rec, rel = gate.on_order(order(), NOW + 30)
+    assert isinstance(rec, RecordMaintenance) and isinstance(rel, Released)
+
+
+def test_first_sight_in_a_snapshot_is_a_baseline() -> None:
+    gate = FillGate(TAG)
+    assert gate.on_position(grown(), NOW, baseline=True) == []
+    assert not gate.held(grown(), NOW) and gate.next_deadline() is None
