@@ -2,7 +2,8 @@
 
 A model exchange executes a few orders (tagged maintenances or plain buys, some in partial
 fills) on one isolated long; every fill is pushed once on ``orders`` (possibly duplicated) and
-the position is pushed after some of them (several fills may share one push). The two channels
+the position is pushed after some of them (several fills may share one push, which may be an
+event push or a regular snapshot). The two channels
 keep their own order, as pushes on one OKX connection do, but are merged in any interleaving,
 all within the grace window. Whenever the gate lets the position be evaluated, every
 maintenance included in the pushed size is already recorded: the correction uses the final
@@ -46,6 +47,7 @@ class OrderPush:
 @dataclass(frozen=True)
 class PositionPush:
     upto: int  # the position includes parts [0, upto)
+    snapshot: bool = False  # a regular snapshot (baseline) rather than an event push
 
 
 def order_push(p: Part, t: int) -> OrderUpdate:
@@ -86,7 +88,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Part], list[object], list[int]]:
         orders.append(OrderPush(k))
         if draw(st.booleans()) and draw(st.booleans()):
             orders.append(OrderPush(k))  # delivered twice
-    positions: list[object] = [PositionPush(c) for c in cuts]
+    positions: list[object] = [PositionPush(c, draw(st.booleans())) for c in cuts]
     # Merge the two FIFO streams in any interleaving.
     merged: list[object] = []
     oi = pi = 0
@@ -131,7 +133,7 @@ def test_evaluation_always_sees_the_final_count(
             assert isinstance(event, PositionPush)
             upto = event.upto
             current = pushed(parts, upto)
-            effects = gate.on_position(current, now)
+            effects = gate.on_position(current, now, baseline=event.snapshot)
         for effect in effects:
             if isinstance(effect, RecordMaintenance):
                 assert effect.c_time == T0  # tied to the position it grew
