@@ -174,10 +174,15 @@ def _port_problem(host: str, port: int, exc: OSError) -> str:
 
 
 def _open_ledger(cfg: Config) -> Ledger:
+    path = cfg.state_dir / LEDGER_FILE
+    new = not path.exists()
     try:
-        return Ledger(cfg.state_dir / LEDGER_FILE, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
+        ledger = Ledger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
+    if new:  # visible: a ledger expected elsewhere means maintenance counts start at 0
+        log.warning("ledger.created", path=str(path))
+    return ledger
 
 
 # Generation-0 threshold: the hot path allocates many short-lived, acyclic objects (parsed
@@ -205,6 +210,7 @@ async def start(
     """
     if not cfg.enabled_accounts():
         raise StartupError("accounts: every account is disabled; nothing to run")
+    creds = None if cfg.venue.embedded else resolve_credentials(cfg)
     prepare_state_dir(cfg.state_dir)
     lock = StateLock(cfg.state_dir)
     lock.acquire()
@@ -218,7 +224,7 @@ async def start(
             ledger.close()
 
         cleanup.append(close_ledger)
-        rt = await _start_locked(cfg, ledger, dry_run, stop_event, cleanup)
+        rt = await _start_locked(cfg, creds, ledger, dry_run, stop_event, cleanup)
     except BaseException:
         for undo in reversed(cleanup):
             with contextlib.suppress(Exception):
@@ -231,6 +237,7 @@ async def start(
 
 async def _start_locked(
     cfg: Config,
+    creds: dict[str, Credentials] | None,
     ledger: Ledger,
     dry_run: bool,
     stop_event: asyncio.Event | None,
@@ -250,7 +257,7 @@ async def _start_locked(
         rest_url, ws_url = sim.url, sim.ws_url
         log.info("sim.embedded", url=rest_url, scenario=str(cfg.venue.scenario))
     else:
-        creds = resolve_credentials(cfg)
+        assert creds is not None
         rest_url, ws_url = cfg.venue.urls()
 
     timeout = cfg.timing.request_timeout_s

@@ -59,7 +59,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
 
 
 class _Model(BaseModel):

@@ -34,23 +34,19 @@ class StateDirError(StartupError):
 
 
 def prepare_state_dir(path: Path) -> None:
-    """Create ``path`` when only its last component is missing; refuse otherwise.
-
-    A missing *parent* usually means an unmounted volume or a typo: starting with an empty
-    ledger there would forget every maintenance count, so that is refused rather than created.
-    """
+    """Make sure ``path`` is a writable directory, creating it (and parents) when missing."""
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
             raise StateDirError(f"state_dir {path}: not writable")
         return
     if path.exists():
         raise StateDirError(f"state_dir {path}: exists and is not a directory")
-    if not path.parent.is_dir():
-        raise StateDirError(f"state_dir {path}: missing (and so is its parent {path.parent})")
     try:
-        path.mkdir(mode=0o700)
+        path.mkdir(mode=0o700, parents=True)
     except OSError as exc:
-        raise StateDirError(f"state_dir {path}: cannot create: {exc.strerror}") from None
+        raise StateDirError(
+            f"state_dir {path}: missing and cannot be created: {exc.strerror}"
+        ) from None
 
 
 class StateLock:

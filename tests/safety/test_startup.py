@@ -126,12 +126,12 @@ async def test_unwritable_state_dir_exits_2(tmp_path):
     assert "state_dir /proc" in _one_line(err)
 
 
-async def test_state_dir_with_missing_parent_exits_2(tmp_path):
-    cfg_path = _cfg_without_sim(tmp_path, state_dir=str(tmp_path / "unmounted" / "state"))
+async def test_missing_state_dir_that_cannot_be_created_exits_2(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    cfg_path = _cfg_without_sim(tmp_path, state_dir=str(tmp_path / "a-file" / "state"))
     rc, _, err, _ = await _run_to_exit(cfg_path, ENV)
     assert rc == 2
-    assert "missing" in _one_line(err)
-    assert not (tmp_path / "unmounted").exists()
+    assert "missing and cannot be created" in _one_line(err)
 
 
 async def test_status_port_in_use_exits_2(tmp_path):
