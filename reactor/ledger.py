@@ -34,6 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from reactor.redaction import redact_text
+
 __all__ = [
     "LEDGER_FILENAME",
     "JournalEntry",
@@ -327,7 +329,7 @@ class Ledger:
             cur = db.execute(
                 "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
                 " status, sent_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (account, inst_id, pos_side, action, amount, request, self._now_ms()),
+                (account, inst_id, pos_side, action, amount, redact_text(request), self._now_ms()),
             )
             row_id = cur.lastrowid
         assert row_id is not None
@@ -342,7 +344,7 @@ class Ledger:
         with self._guarded(write=True) as db:
             cur = db.execute(
                 "UPDATE journal SET status = ?, code = ?, msg = ?, done_ms = ? WHERE id = ?",
-                (status, code, msg, self._now_ms(), entry_id),
+                (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
             )
             found = cur.rowcount == 1
         if not found:

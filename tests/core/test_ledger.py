@@ -259,3 +259,17 @@ def test_closed_ledger_refuses_writes(path: Path, clock: Clock) -> None:
     led.close()
     with pytest.raises(LedgerUnavailable, match="closed"):
         led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+
+
+def test_journal_rows_never_hold_a_credential(ledger: Ledger) -> None:
+    from reactor.okx.credentials import Credentials
+
+    Credentials("AKjournal-0001", "SKjournal-0002", "PPjournal-0003")  # registers the values
+    entry = ledger.journal_intent(
+        "sub1", "CRO-USDT-SWAP", "long", "add", "1", '{"instId":"CRO","sign":"c2ln+/="}'
+    )
+    ledger.journal_result(entry, "error", "50113", "bad: AKjournal-0001 PPjournal-0003")
+    (row,) = ledger.journal(1)
+    text = f"{row.request} {row.msg}"
+    for secret in ("AKjournal-0001", "PPjournal-0003", "c2ln+/="):
+        assert secret not in text
