@@ -25,7 +25,9 @@ from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 from reactor.okx.ws import PrivateSession
 from reactor.status.metrics import Metrics
+from reactor.status.model import StatusSnapshot
 from reactor.status.server import StatusServer
+from reactor.status.snapshot import EngineStatus
 from reactor.systemd import SystemdNotifier, run_watchdog
 
 log = get_logger("reactor.app")
@@ -48,6 +50,11 @@ class Runtime:
     status_url: str | None = None
     sim: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def status_snapshot(self) -> StatusSnapshot:
+        """What ``/api/status`` shows now (the engine's read-only view)."""
+        return EngineStatus(self.engine).status_snapshot()
 
 
 def _embedded_credentials(cfg: Config, scenario: Any) -> dict[str, Credentials]:
@@ -135,7 +142,8 @@ async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
         dry_run=dry_run,
         retry_max_s=cfg.timing.retry_max_s,
     )
-    engine = Engine(settings, accounts, ct_vals, ledger, metrics=Metrics())
+    metrics = Metrics()
+    engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
     engine.recover_journal()
     pacer = ConnectPacer()
     headers = {"x-simulated-trading": "1"} if simulated else None
@@ -155,13 +163,13 @@ async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
         )
         for name, c in creds.items()
     }
-    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim)
+    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim, metrics=metrics)
     for session in sessions.values():
         rt.tasks.append(asyncio.create_task(session.run()))
     rt.tasks.append(asyncio.create_task(_reconcile_loop(rt)))
     rt.tasks.append(asyncio.create_task(_ledger_loop(rt)))
     if cfg.status.enabled:
-        server = StatusServer(engine, engine.metrics, cfg.status.host, cfg.status.port)
+        server = StatusServer(EngineStatus(engine), metrics, cfg.status.host, cfg.status.port)
         rt.status_url = await server.start()
         rt.tasks.append(asyncio.create_task(_hold(server.stop)))
     log.info(
