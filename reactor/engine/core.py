@@ -87,6 +87,14 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _instrument_reason(inst_id: str, fetch: _Fetch) -> str:
+    if fetch.error:
+        return (
+            f"instrument {inst_id}: contract value unknown (fetch failed: {fetch.error}; retrying)"
+        )
+    return f"instrument {inst_id}: contract value unknown (fetching)"
+
+
 def _pos_fields(key: PositionKey) -> dict[str, str]:
     return {"account": key[0], "instId": key[1], "posSide": key[2]}
 
@@ -325,6 +333,7 @@ class EngineCore:
         )
         for key in waiting:
             control = self._control(key)
+            control.status, control.reason = "unmanaged", _instrument_reason(inst_id, fetch)
             if control.due_at is None or control.due_at > fetch.next_try:
                 self._set_timer(key, control, fetch.next_try, out)
         return out.commands
@@ -855,12 +864,7 @@ class EngineCore:
         if not fetch.in_flight and now >= fetch.next_try:
             fetch.in_flight = True
             out.add(FetchInstrument(pos.account, pos.inst_id))
-        reason = f"instrument {pos.inst_id}: contract value unknown"
-        if fetch.error:
-            reason += f" (fetch failed: {fetch.error}; retrying)"
-        else:
-            reason += " (fetching)"
-        control.status, control.reason = "unmanaged", reason
+        control.status, control.reason = "unmanaged", _instrument_reason(pos.inst_id, fetch)
 
     def _position_guard(
         self,
