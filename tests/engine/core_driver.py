@@ -74,6 +74,7 @@ class Driver:
     results: dict[int, WriteResult] = field(default_factory=dict)
     sent: list[SendMarginCall] = field(default_factory=list)  # awaiting an answer
     all_sent: list[SendMarginCall] = field(default_factory=list)
+    answered: list[tuple[SendMarginCall, Outcome]] = field(default_factory=list)
     resolves: list[ResolveOutcome] = field(default_factory=list)
     reads: list[ReadPositions] = field(default_factory=list)
     fetches: list[FetchInstrument] = field(default_factory=list)
@@ -161,6 +162,7 @@ class Driver:
 
     def answer(self, outcome: Outcome = OK, index: int = 0) -> SendMarginCall:
         cmd = self.sent.pop(index)
+        self.answered.append((cmd, outcome))
         self.feed(self.core.on_call_done(cmd.call, outcome, now=self.now))
         self.run_due()
         return cmd
