@@ -54,7 +54,6 @@ from reactor.ledger import JournalEntry
 from reactor.okx.models import Position, PositionKey
 from reactor.policy import Action, ActionKind, decide, round_down, target_for
 
-HOUR_S = 3600.0
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
 
@@ -754,8 +753,8 @@ class EngineCore:
         if control.cooldown_until > now:
             self._set_timer(key, control, control.cooldown_until, out)
             return None
-        if control.pending is not None or control.expected_margin is not None:
-            control.reread = control.reread or control.pending is None
+        if control.expected_margin is not None and control.pending is None:
+            control.reread = True  # an ok call no push confirmed within the cooldown
         if control.pending is not None or control.reread or key in self._unknown_at_start:
             # Unknown outcome, or an ok call whose effect no push has shown within the
             # cooldown: the book may lack a transfer the exchange made. Re-read, never guess.

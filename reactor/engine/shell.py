@@ -175,10 +175,25 @@ class Engine:
 
     def on_counts_changed(self, keys: Iterable[tuple[str, str, str]]) -> None:
         """The ledger gained maintenance records: the target may have moved."""
-        self._run(self.core.on_counts_changed(keys, now=self._clock()))
+        try:
+            self._run(self.core.on_counts_changed(keys, now=self._clock()))
+        except Exception as exc:  # a bug must not end the caller's loop silently
+            log.exception("engine.task.failed", what="on_counts_changed", error=_text(exc))
 
     async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
-        """Compare a REST read of ``account`` with the book and correct it; returns drifts."""
+        """Compare a REST read of ``account`` with the book and correct it; returns drifts.
+
+        Never raises (the app's reconcile loop must not die): a bug is ``engine.task.failed``.
+        """
+        try:
+            return await self._reconcile_account(account, trigger)
+        except Exception as exc:
+            log.exception("engine.task.failed", what="reconcile", account=account, error=_text(exc))
+            cmd = ReadPositions(account, trigger)
+            self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+            return 0
+
+    async def _reconcile_account(self, account: str, trigger: str) -> int:
         state = self.accounts.get(account)
         if state is None or state.client is None or not self.book.is_fresh(account):
             return 0
