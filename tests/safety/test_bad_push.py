@@ -27,7 +27,7 @@ async def _push(admin, position: dict[str, str]) -> None:  # type: ignore[no-unt
 async def test_a_push_with_utime_far_in_the_future_does_not_freeze_the_position(
     tmp_path, monkeypatch, sim_factory
 ):
-    sim, admin, cfg, tap = await setup(
+    _, admin, cfg, tap = await setup(
         tmp_path, monkeypatch, sim_factory, scenario(account(W, 1, [cro()]))
     )
     async with running(cfg) as (rt, logs):
@@ -56,7 +56,7 @@ async def test_a_push_with_utime_far_in_the_future_does_not_freeze_the_position(
 
 
 async def test_an_impossible_push_is_never_acted_on(tmp_path, monkeypatch, sim_factory):
-    sim, admin, cfg, tap = await setup(
+    _, admin, cfg, tap = await setup(
         tmp_path, monkeypatch, sim_factory, scenario(account(W, 1, [cro()]))
     )
     async with running(cfg) as (rt, logs):
