@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import os
 import random
 import signal
 import socket
@@ -19,14 +20,17 @@ from typing import Any
 
 from reactor.config import AccountConfig, Config, ConfigError, resolve_credentials
 from reactor.engine import AccountState, Engine, EngineSettings
-from reactor.ledger import Ledger, LedgerError
+from reactor.ledger import Ledger, LedgerError, MaintenanceRecord
 from reactor.log import get_logger
+from reactor.maintenance import FillGate
+from reactor.maintenance_api import MaintenanceApi
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 from reactor.okx.ws import PrivateSession
+from reactor.redaction import register_secrets
 from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot
@@ -292,7 +296,17 @@ async def _start_locked(
         retry_max_s=cfg.timing.retry_max_s,
     )
     metrics = Metrics()
-    engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
+    maint = cfg.maintenance
+    rule = maint.rule()  # None: counts from records only, the orders channel is not read
+    engine = Engine(
+        settings,
+        accounts,
+        ct_vals,
+        ledger,
+        observer=metrics,
+        fills=FillGate(rule, grace_ms=maint.grace_ms) if rule is not None else None,
+        recovery_sources=tuple(maint.recover_from),
+    )
     try:
         engine.recover_journal()
     except LedgerError as exc:
@@ -300,7 +314,14 @@ async def _start_locked(
     status_url = None
     server = None
     if cfg.status.enabled:
-        server = StatusServer(EngineStatus(engine), metrics, cfg.status.host, cfg.status.port)
+        api = _maintenance_api(cfg, engine, ledger)
+        server = StatusServer(
+            EngineStatus(engine),
+            metrics,
+            cfg.status.host,
+            cfg.status.port,
+            extra_routes=api.add_routes,
+        )
         try:
             status_url = await server.start()
         except OSError as exc:
@@ -321,6 +342,7 @@ async def _start_locked(
             pong_timeout_s=timing.ws_pong_timeout_s,
             backoff_max_s=timing.ws_backoff_max_s,
             resync_clock=clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
+            orders=rule is not None,  # counts from fills: orders on the same connection
         )
         for name, c in creds.items()
     }
@@ -341,6 +363,19 @@ async def _start_locked(
         instruments=len(ct_vals),
     )
     return rt
+
+
+def _maintenance_api(cfg: Config, engine: Engine, ledger: Ledger) -> MaintenanceApi:
+    """``POST /api/maintenance`` with the token from the environment (closed without one)."""
+    token = os.environ.get(cfg.maintenance.api_token_env, "")
+    if token:
+        register_secrets([token])  # never in a log line, even echoed back by a client
+    managed = [a.name for a in cfg.accounts if a.role == "sub" and a.enabled]
+
+    def recorded(rec: MaintenanceRecord) -> None:
+        engine.on_counts_changed({(rec.account, rec.inst_id, rec.pos_side)})
+
+    return MaintenanceApi(ledger, token, managed, on_recorded=recorded)
 
 
 async def _hold(on_cancel: Callable[[], Awaitable[None]]) -> None:
@@ -372,7 +407,7 @@ async def _ledger_loop(rt: Runtime) -> None:
     and a ledger file deleted or replaced under us (``ledger.unavailable``)."""
     ledger = rt.ledger
     version: int | None = None
-    last_id = 0
+    last_id = last_audit = 0
     problem: str | None = None
     while True:
         try:
@@ -381,11 +416,14 @@ async def _ledger_loop(rt: Runtime) -> None:
                 version = ledger.data_version()
                 records = ledger.list_maintenance()
                 last_id = records[-1].id if records else 0
+                audits = ledger.audit_after(0)
+                last_audit = audits[-1].id if audits else 0
             else:
                 now = ledger.data_version()
                 if now != version:
                     version = now
                     last_id = _new_records(rt, last_id)
+                    last_audit = _new_voids(rt, last_audit)
         except LedgerError as exc:
             if problem != str(exc):
                 problem = str(exc)
@@ -414,6 +452,28 @@ def _new_records(rt: Runtime, last_id: int) -> int:
             key=r.key,
         )
     rt.engine.on_counts_changed(keys)
+    return fresh[-1].id
+
+
+def _new_voids(rt: Runtime, last_audit: int) -> int:
+    """``reactor maintenance void`` in another process: the count (and target) may drop."""
+    fresh = rt.ledger.audit_after(last_audit)
+    if not fresh:
+        return last_audit
+    keys = set()
+    for entry in fresh:
+        for rec in rt.ledger.find(entry.key, entry.account):
+            if rec.id == entry.record_id:
+                keys.add((rec.account, rec.inst_id, rec.pos_side))
+                log.info(
+                    "maintenance.void.seen",
+                    account=rec.account,
+                    instId=rec.inst_id,
+                    posSide=rec.pos_side,
+                    key=rec.key,
+                )
+    if keys:
+        rt.engine.on_counts_changed(keys)
     return fresh[-1].id
 
 

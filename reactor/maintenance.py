@@ -122,6 +122,9 @@ class MaintenanceSection(BaseModel):
     grace_ms: int = Field(default=DEFAULT_GRACE_MS, ge=0, le=10_000)
     # The local API's bearer token is read from this environment variable (never from config).
     api_token_env: str = Field(default="REACTOR_API_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    # Where fills missed while away are read back from after a (re)connect: type-2 bills (one
+    # per fill, tag and clOrdId included) and/or the order history.
+    recover_from: tuple[Literal["bills", "orders"], ...] = Field(default=("bills",), min_length=1)
 
     def rule(self) -> DetectRule | None:
         if self.detect is None:
@@ -234,6 +237,7 @@ class _Lane:
     credit: Decimal = _ZERO  # classified adding fills not yet matched by growth
     credit_ms: int = 0
     forgiven: Decimal = _ZERO  # growth released at grace end; a late fill pays this first
+    credit_released: bool = False  # the credit waited its grace: it holds nothing any more
     hold: _Hold | None = None
     unbound: list[tuple[int, RecordMaintenance]] = field(default_factory=list)
 
@@ -316,8 +320,6 @@ class FillGate:
         lane.unexplained += grown
         self._expire_credit(lane, now_ms)
         effects.extend(self._settle(gk, lane, now_ms))
-        if lane.unexplained > 0 and lane.hold is None:
-            lane.hold = _Hold(now_ms, now_ms + self.grace_ms)
         return effects
 
     def on_order(self, order: OrderUpdate, now_ms: int) -> list[Effect]:
@@ -351,12 +353,14 @@ class FillGate:
             effects.append(
                 PlainFill(order.account, order.inst_id, order.pos_side, order.ord_id, new)
             )
-        if order.adds_to_position:
+        older = lane.c_time is not None and 0 < order.fill_time < lane.c_time
+        if order.adds_to_position and not older:  # a closed position's fill grows nothing here
             self._expire_credit(lane, now_ms)
             paid = min(new, lane.forgiven)  # a late fill for growth already released
             lane.forgiven -= paid
             lane.credit += new - paid
             lane.credit_ms = now_ms
+            lane.credit_released = False
             effects.extend(self._settle(gk, lane, now_ms))
         self._prune(now_ms)
         return effects
@@ -380,6 +384,7 @@ class FillGate:
             if hold is not None and (now_ms >= hold.until_ms or now_ms < hold.since_ms):
                 lane.forgiven += lane.unexplained
                 lane.unexplained = _ZERO
+                lane.credit_released = True  # a late growth still consumes it, unheld
                 lane.hold = None
                 effects.append(Released(gk, "grace_expired", now_ms - hold.since_ms))
         return effects
@@ -388,10 +393,26 @@ class FillGate:
 
     def held(self, pos: Position, now_ms: int) -> bool:
         """True while ``pos`` grew by fills not yet classified, within its grace window."""
+        return self.hold_until(pos, now_ms) is not None
+
+    def hold_until(self, pos: Position, now_ms: int) -> int | None:
+        """When the hold of ``pos`` ends at the latest (ms), or None when it is not held."""
         lane = self._lanes.get((pos.account, pos.inst_id, pos.pos_side, pos.mgn_mode))
         if lane is None or lane.hold is None:
-            return False
-        return lane.hold.since_ms <= now_ms < lane.hold.until_ms
+            return None
+        if not lane.hold.since_ms <= now_ms < lane.hold.until_ms:
+            return None
+        return lane.hold.until_ms
+
+    def close(self, key: GateKey, now_ms: int) -> list[Effect]:
+        """The position left the book (closed): forget it, releasing a hold."""
+        lane = self._lanes.pop(key, None)
+        if lane is None:
+            return []
+        effects = self._bind_unbound(lane, None, now_ms, force=True)
+        if lane.hold is not None:
+            effects.append(Released(key, "closed", now_ms - lane.hold.since_ms))
+        return effects
 
     def next_deadline(self) -> int | None:
         """When :meth:`expire` has work next (ms), or None."""
@@ -452,10 +473,21 @@ class FillGate:
         return out
 
     def _settle(self, gk: GateKey, lane: _Lane, now_ms: int) -> list[Effect]:
+        """Match growth against classified fills; hold while either side waits for the other.
+
+        Growth without its order event: the count may be about to move. A classified fill
+        without its growth: the count moved but the pushed margin does not show the fill yet
+        (correcting now would move margin the fill is about to add). Both end at grace."""
         matched = min(lane.credit, lane.unexplained)
         lane.credit -= matched
         lane.unexplained -= matched
-        if lane.unexplained <= 0 and lane.hold is not None:
+        fill_ahead = lane.credit > 0 and not lane.credit_released and lane.c_time is not None
+        waiting = lane.unexplained > 0 or fill_ahead
+        hold = lane.hold
+        if waiting and (hold is None or not hold.since_ms <= now_ms < hold.until_ms):
+            lane.hold = _Hold(now_ms, now_ms + self.grace_ms)  # new, or one nobody expired
+            return []
+        if not waiting and lane.hold is not None:
             waited = now_ms - lane.hold.since_ms
             lane.hold = None
             return [Released(gk, "classified", waited)]

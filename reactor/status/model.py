@@ -37,6 +37,8 @@ class PositionStatus:
     profit_rate: Decimal | None  # upl / margin, a fraction (-0.1 is -10 %)
     status: str  # ok | adjusting | blocked | error | stale | unmanaged
     reason: str = ""
+    # Where the counted maintenance records came from: fill | api | cli | backfill -> how many.
+    sources: tuple[tuple[str, int], ...] = ()
 
     @property
     def side(self) -> str:
@@ -58,6 +60,7 @@ class PositionStatus:
             "bandLo": _dec(self.band_lo),
             "bandHi": _dec(self.band_hi),
             "count": self.count,
+            "sources": dict(self.sources),
             "upl": _dec(self.upl),
             "profitRate": _dec(self.profit_rate),
             "status": self.status,

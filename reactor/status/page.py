@@ -120,6 +120,8 @@ function render(s){
           if(c==="band") v = p.bandLo===null ? "-" : p.bandLo+" - "+p.bandHi;
           if(c==="rate") v = pct(p.profitRate);
           if(c==="upl") v = money(p.upl);
+          if(c==="count" && p.sources && Object.keys(p.sources).length)
+            v = p.count+" ("+Object.entries(p.sources).map(([k,n])=>k+" "+n).join(", ")+")";
           const td=el("td",c,v===null?"-":v);
           if(c==="upl") sign(td,p.upl); if(c==="rate") sign(td,p.profitRate);
           tr.append(td);

@@ -32,6 +32,7 @@ def build_snapshot(view: EngineView, generated_ms: int) -> StatusSnapshot:
                 profit_rate=p.profit_rate,
                 status=p.status,
                 reason=p.reason,
+                sources=p.sources,
             )
             for p in a.positions
         )

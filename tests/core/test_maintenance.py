@@ -168,11 +168,14 @@ def test_position_first_is_held_until_the_order_is_classified() -> None:
     assert gate.next_deadline() is None
 
 
-def test_order_first_records_and_never_holds() -> None:
+def test_order_first_records_and_holds_until_the_position_shows_the_fill() -> None:
     gate = baseline_gate()
     [rec] = gate.on_order(order(), NOW)
     assert isinstance(rec, RecordMaintenance) and rec.c_time == T0
-    assert gate.on_position(grown(), NOW + 30) == []
+    # The count moved but the pushed margin does not show the fill yet: not corrected.
+    assert gate.held(position(), NOW + 10)
+    [rel] = gate.on_position(grown(), NOW + 30)
+    assert isinstance(rel, Released) and (rel.reason, rel.waited_ms) == ("classified", 30)
     assert not gate.held(grown(), NOW + 30)
 
 
@@ -220,7 +223,8 @@ def test_partial_fills_record_once_and_release_when_all_classified() -> None:
     part = {"state": "partially_filled"}
     [rec] = gate.on_order(order(fillSz="4", accFillSz="4", **part), NOW)
     assert isinstance(rec, RecordMaintenance) and rec.acc_fill_sz == 4
-    assert gate.on_position(grown(by=4), NOW + 5) == []
+    [rel] = gate.on_position(grown(by=4), NOW + 5)
+    assert isinstance(rel, Released)
     assert gate.on_position(grown(by=10), NOW + 10) == []  # 6 more, not yet classified
     assert gate.held(grown(by=10), NOW + 10)
     [rel] = gate.on_order(order(fillSz="6", accFillSz="10", tradeId="t2"), NOW + 30)

@@ -6,8 +6,8 @@ the position is pushed after some of them (several fills may share one push, whi
 event push or a regular snapshot). The two channels
 keep their own order, as pushes on one OKX connection do, but are merged in any interleaving,
 all within the grace window. Whenever the gate lets the position be evaluated, every
-maintenance included in the pushed size is already recorded: the correction uses the final
-count.
+maintenance included in the pushed size is already recorded, and every fill already classified
+is included in the pushed size: the correction uses the final count with the final margin.
 """
 
 from __future__ import annotations
@@ -126,8 +126,10 @@ def test_evaluation_always_sees_the_final_count(
     recorded: list[str] = []
     current: Position | None = None
     upto = 0
+    delivered = 0  # order pushes seen: parts [0, delivered) (one channel keeps its order)
     for event, now in zip(events, times, strict=True):
         if isinstance(event, OrderPush):
+            delivered = max(delivered, event.part + 1)
             effects = gate.on_order(order_push(parts[event.part], now), now)
         else:
             assert isinstance(event, PositionPush)
@@ -142,9 +144,11 @@ def test_evaluation_always_sees_the_final_count(
                 assert effect.reason == "classified"
         assert gate.expire(now) == []  # nothing times out inside the grace window
         if current is not None and not gate.held(current, now):
-            # Evaluable now: every maintenance in the pushed size is already counted.
+            # Evaluable now: every maintenance in the pushed size is already counted ...
             included = {p.ord_id for p in parts[:upto] if p.tagged}
             assert included <= set(recorded)
+            # ... and no fill is counted that the pushed size (and margin) does not show yet.
+            assert delivered <= upto
     # Each maintenance counted exactly once, partial fills and duplicates included.
     assert sorted(recorded) == sorted({p.ord_id for p in parts if p.tagged})
     # Nothing is left held or waiting once every push has arrived.
