@@ -35,7 +35,7 @@ async def test_poller_brings_the_cro_case_into_band(sim_factory: Any) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.aclose()
-    margin = acct.positions[("CRO-USDT-SWAP", "long")].margin
+    margin = acct.positions[("CRO-USDT-SWAP", "long", "isolated")].margin
     assert Decimal("9.5") <= margin <= Decimal("10.5")
     assert poller.stats.calls == 2  # 5 U at most per call: 20.29 -> 15.29 -> 10.29
     assert poller.stats.codes["0"] == 2

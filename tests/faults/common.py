@@ -131,7 +131,7 @@ class ExchangeTap:
         def margin_balance(
             account: str, inst_id: str, pos_side: str, kind: Any, amt: Decimal
         ) -> Any:
-            p = ex.accounts[account].positions.get((inst_id, pos_side))
+            p = ex.accounts[account].positions.get((inst_id, pos_side, "isolated"))
             rec = None
             if p is not None:
                 m = ex.metrics(p)
@@ -158,7 +158,7 @@ class ExchangeTap:
             return self._losing(lambda: orig_mark(inst_id, mark_px))
 
         def set_position(account: str, inst_id: str, pos_side: str, **kw: Any) -> Any:
-            p = ex.accounts[account].positions.get((inst_id, pos_side))
+            p = ex.accounts[account].positions.get((inst_id, pos_side, "isolated"))
             before = p.margin if p is not None and p.mgn_mode == "isolated" else Decimal(0)
             isolated = kw.get("mgn_mode", "isolated") == "isolated"
             after = kw["margin"] if kw["pos"] != 0 and isolated else Decimal(0)
@@ -199,7 +199,7 @@ class ExchangeTap:
         )
 
     def margin(self, account: str, inst_id: str, pos_side: str) -> Decimal | None:
-        p = self.sim.exchange.accounts[account].positions.get((inst_id, pos_side))
+        p = self.sim.exchange.accounts[account].positions.get((inst_id, pos_side, "isolated"))
         return None if p is None else p.margin
 
     def assert_conserved(self) -> None:
