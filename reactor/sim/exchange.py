@@ -20,7 +20,7 @@ from reactor.sim import bills as billing
 from reactor.sim.bills import BillBook, make_bill
 from reactor.sim.decimals import fmt
 from reactor.sim.errors import ExchangeError
-from reactor.sim.fills import Fill, close_fill, open_fill
+from reactor.sim.fills import Fill, close_fill, money, open_fill
 from reactor.sim.lifecycle import (
     CLOSE_ALL,
     CLOSE_PARTIAL,
@@ -345,8 +345,8 @@ class Exchange:
         ]
 
     # ---- mutations ------------------------------------------------------------------
-    def _touch(self, p: SimPosition) -> None:
-        p.u_time = max(self._clock_ms(), p.u_time + 1)
+    def _touch(self, p: SimPosition, at_ms: int | None = None) -> None:
+        p.u_time = max(self._clock_ms() if at_ms is None else at_ms, p.u_time + 1)
 
     def _closed_dict(self, account: str, p: SimPosition) -> dict[str, str]:
         d = self.position_dict(account, p)
@@ -357,8 +357,10 @@ class Exchange:
         d["adl"] = ""  # CCXT-16166: a pos-0 record has adl ""
         return d
 
-    def _bill(self, acct: Account, p: SimPosition | None, **values: str) -> dict[str, str]:
-        ts = self._clock_ms()
+    def _bill(
+        self, acct: Account, p: SimPosition | None, at_ms: int | None = None, **values: str
+    ) -> dict[str, str]:
+        ts = self._clock_ms() if at_ms is None else at_ms
         bill = make_bill(
             billId=str(700000000000000000 + self._next_bill_id),
             ts=str(ts),
@@ -452,7 +454,8 @@ class Exchange:
             held = acct.positions.get(key)
             if held is not None:
                 changes.append(Change(acct.name, self.position_dict(acct.name, held)))
-        return changes + liquidated
+        pushed = {(c.account, c.position["posId"]) for c in changes}
+        return changes + [c for c in liquidated if (c.account, c.position["posId"]) not in pushed]
 
     def _new_position(
         self,
@@ -634,7 +637,9 @@ class Exchange:
         fee_total = pnl_total = ZERO
         lever = self.mechanics.default_lever
         for kind, key, sz in legs:
-            fill, p, closed_push = self._apply_leg(acct, req, kind, key, sz, inst, ord_id, trade_id)
+            fill, p, closed_push = self._apply_leg(
+                acct, req, kind, key, sz, inst, ord_id, trade_id, now
+            )
             fee_total += fill.fee
             pnl_total += fill.pnl
             lever = p.lever
@@ -722,6 +727,7 @@ class Exchange:
         inst: Instrument,
         ord_id: str,
         trade_id: str,
+        now: int,
     ) -> tuple[Fill, SimPosition, dict[str, str] | None]:
         px = inst.mark_px
         rate = self.mechanics.taker_fee_rate
@@ -762,10 +768,11 @@ class Exchange:
         p.fee += fill.fee
         p.trade_id = trade_id
         acct.balance += fill.bal_chg
-        self._touch(p)
+        self._touch(p, now)
         self._bill(
             acct,
             p,
+            now,
             type=billing.TYPE_TRADE,
             subType=billing.trade_subtype(key[1], req.side, opening),
             balChg=fmt(fill.bal_chg),
@@ -878,8 +885,8 @@ class Exchange:
                 was_long = not p.short
                 target = partial_target(inst.tiers, size)
                 closing = size - target if target is not None else size
-                lost = p.margin if target is None else p.margin * closing / size
-                share_upl = m.upl * closing / size
+                lost = p.margin if target is None else money(p.margin * closing / size)
+                share_upl = money(m.upl * closing / size)
                 p.margin -= lost
                 p.pos = (-1 if p.pos < 0 else 1) * (size - closing)
                 p.pnl += -lost

@@ -19,6 +19,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 ZERO = Decimal(0)
+_MONEY_Q = Decimal("1e-16")
+
+
+def money(d: Decimal) -> Decimal:
+    """Money is kept to 16 decimals (as OKX prints it), so that sums of balances and margins
+    stay exact within Decimal's 28 significant digits: conservation holds to the last digit."""
+    return d.quantize(_MONEY_Q)
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class Fill:
 
 
 def taker_fee(sz: Decimal, ct_val: Decimal, px: Decimal, rate: Decimal) -> Decimal:
-    return -(sz * ct_val * px * rate)
+    return money(-(sz * ct_val * px * rate))
 
 
 def open_fill(
@@ -51,7 +58,7 @@ def open_fill(
     """An opening or increasing fill of ``sz`` contracts at ``px``."""
     new_size = size + sz
     new_avg = (size * avg_px + sz * px) / new_size
-    im = sz * ct_val * px / lever if isolated else ZERO
+    im = money(sz * ct_val * px / lever) if isolated else ZERO
     fee = taker_fee(sz, ct_val, px, fee_rate)
     return Fill(new_size, new_avg, margin + im, im, -im + fee, ZERO, fee)
 
@@ -69,8 +76,8 @@ def close_fill(
 ) -> Fill:
     """A reducing fill of ``sz`` (<= ``size``) contracts at ``px``: margin released pro rata,
     PnL realised against ``avgPx``; ``avgPx`` itself does not move."""
-    released = margin if sz == size else margin * sz / size
+    released = margin if sz == size else money(margin * sz / size)
     diff = sz * ct_val * (px - avg_px)
-    pnl = -diff if short else diff
+    pnl = money(-diff if short else diff)
     fee = taker_fee(sz, ct_val, px, fee_rate)
     return Fill(size - sz, avg_px, margin - released, -released, released + pnl + fee, pnl, fee)
