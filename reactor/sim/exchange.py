@@ -235,6 +235,9 @@ class Exchange:
             ex.accounts[a.name].flows.injected = ZERO  # the seed is the starting point
         return ex
 
+    def now_ms(self) -> int:
+        return self._clock_ms()
+
     # ---- derived values -------------------------------------------------------------
     def metrics(self, p: SimPosition) -> Metrics:
         inst = self.instruments[p.inst_id]

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from reactor.log import get_logger
-from reactor.sim import endpoints
+from reactor.sim import endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
 from reactor.sim.exchange import Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -55,6 +55,7 @@ class Simulator:
         )
         self.rest = RestApi(self._exchange, self.faults, self.hub, rate_limits=rate_limits)
         endpoints.register(self.rest)
+        trade_endpoints.register(self.rest, self.hub)
         self.admin = AdminApi(self.rest, self.hub, self.faults)
         self._walk = PriceWalk(self._exchange, scenario.price_walk)
         self._wakers: dict[WsSession, asyncio.Event] = {}
