@@ -174,18 +174,15 @@ class ExchangeTap:
         ex.set_mark_price = set_mark_price  # type: ignore[method-assign]
 
     def _losing(self, fn: Callable[[], Any]) -> Any:
-        """Run a mutation; add the margin of every isolated position it liquidated to lost."""
+        """Run a mutation; add the margin it lost to liquidations (the exchange's type-5
+        liquidation bills, partial ones included) to lost."""
         ex = self.sim.exchange
-        held = {
-            (a.name, k): p
-            for a in ex.accounts.values()
-            for k, p in a.positions.items()
-            if p.mgn_mode == "isolated"
-        }
+        seen = {a.name: len(a.bills.bills) for a in ex.accounts.values()}
         result = fn()
-        for (name, k), p in held.items():
-            if k not in ex.accounts[name].positions:
-                self.lost += p.margin
+        for a in ex.accounts.values():
+            for bill in a.bills.bills[seen[a.name] :]:
+                if bill["type"] == "5":
+                    self.lost -= Decimal(bill["posBalChg"])
         return result
 
     def total(self) -> Decimal:
