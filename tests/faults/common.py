@@ -203,12 +203,26 @@ class ExchangeTap:
         p = self.sim.exchange.accounts[account].positions.get((inst_id, pos_side, "isolated"))
         return None if p is None else p.margin
 
+    def traded(self) -> Decimal:
+        """Realised PnL and fees of fills (the exchange's type-2 trade bills)."""
+        return sum(
+            (
+                Decimal(b["pnl"]) + Decimal(b["fee"])
+                for a in self.sim.exchange.accounts.values()
+                for b in a.bills.bills
+                if b["type"] == "2"
+            ),
+            Decimal(0),
+        )
+
     def assert_conserved(self) -> None:
-        assert self.total() + self.lost == self.initial_total + self.injected, (
+        expected = self.initial_total + self.injected + self.traded()
+        assert self.total() + self.lost == expected, (
             self.total(),
             self.lost,
             self.initial_total,
             self.injected,
+            self.traded(),
         )
 
     def assert_no_double_application(self, logs: LogCapture) -> None:
