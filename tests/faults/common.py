@@ -262,7 +262,9 @@ async def setup(
     policy: dict[str, Any] | None = None,
     **timing: Any,
 ) -> tuple[Simulator, SimAdmin, Config, ExchangeTap]:
-    sim = await sim_factory(scen, price_walk=False)
+    # Regular snapshots every 0.5 s (OKX: 5 s): a silent mark move reaches the reactor
+    # through them, as on OKX, without slowing the suite.
+    sim = await sim_factory(scen, price_walk=False, time_scale=0.1)
     set_credentials(monkeypatch, scen)
     names = accounts if accounts is not None else [{"name": a["name"]} for a in scen["accounts"]]
     cfg = make_config(tmp_path, sim.url, names, policy=policy, **timing)
