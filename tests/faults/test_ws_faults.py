@@ -188,6 +188,7 @@ async def test_reconnects_of_many_accounts_are_paced(tmp_path, monkeypatch, sim_
     scen = scenario(*(account(n, i, [cro(margin="10.2")]) for i, n in enumerate(names)))
     _, admin, cfg, _tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
     async with running(cfg) as (_, logs):
+        await wait_for(lambda: len(logs.events("ws.connected")) >= len(names))
         await wait_for(lambda: len(logs.events("book.snapshot")) >= len(names))
         n0 = len(logs.events("ws.connecting"))
         for n in names:
