@@ -75,6 +75,20 @@ class Runtime:
         return task
 
 
+def _on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's last resort ("Task exception was never retrieved", a failing callback) as an
+    event on stdout like every other fact, instead of an unstructured line on stderr."""
+    exc = context.get("exception")
+    task = context.get("task") or context.get("future")
+    name = task.get_name() if isinstance(task, asyncio.Task) else None
+    log.error(
+        "reactor.task.failed",
+        task=name,
+        error=_short(exc) if isinstance(exc, BaseException) else str(context.get("message")),
+        exc_info=exc if isinstance(exc, BaseException) else None,
+    )
+
+
 def _log_task_end(task: asyncio.Task[Any]) -> None:
     if task.cancelled():
         return
@@ -210,6 +224,7 @@ async def start(
     """
     if not cfg.enabled_accounts():
         raise StartupError("accounts: every account is disabled; nothing to run")
+    asyncio.get_running_loop().set_exception_handler(_on_loop_exception)
     creds = None if cfg.venue.embedded else resolve_credentials(cfg)
     prepare_state_dir(cfg.state_dir)
     lock = StateLock(cfg.state_dir)

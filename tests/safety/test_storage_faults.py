@@ -1,0 +1,79 @@
+"""Ledger storage faults under a running reactor process (subprocesses, real simulator): a
+deleted or replaced ledger is detected and no call is sent without a durable intent; a ledger
+locked by another writer fails the write fast instead of stalling the process."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+from reactor.app import LEDGER_FILE
+from tests.engine.harness import SimAdmin, wait_for, write_config
+from tests.faults.common import FAST, account, cro, in_band, report, scenario
+from tests.faults.procs import credentials_env, start_reactor, start_sim
+
+W = "Wu666666"
+
+
+async def _margin(admin: SimAdmin):  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    p = await admin.position(W, "CRO-USDT-SWAP", "long")
+    return None if p is None else Decimal(p["margin"])
+
+
+async def _settled(tmp_path):  # type: ignore[no-untyped-def]
+    scen = scenario(account(W, 1, [cro()]))
+    sim, url = await start_sim(scen, tmp_path)
+    admin = SimAdmin(url)
+    cfg_path = write_config(tmp_path, url, [{"name": W}], **FAST)
+    reactor = await start_reactor(cfg_path, credentials_env(scen), tmp_path)
+
+    async def ok() -> bool:
+        return in_band(await _margin(admin))
+
+    await wait_for(ok, timeout_s=15)
+    await asyncio.sleep(0.5)
+    return sim, admin, reactor
+
+
+async def test_deleted_ledger_is_detected_and_nothing_is_sent_without_an_intent(tmp_path):
+    sim, admin, reactor = await _settled(tmp_path)
+    try:
+        before = len(await admin.margin_calls())
+        t0 = time.monotonic()
+        (tmp_path / "state" / LEDGER_FILE).unlink()
+        event = await reactor.wait_event("ledger.unavailable")
+        report("deleted ledger detected after", time.monotonic() - t0)
+        assert event["reason"] == "replaced" and "deleted" in event["error"]
+        await admin.mark_price("CRO-USDT-SWAP", "0.0800")  # wants a correction now
+        await asyncio.sleep(1.5)
+        after = len(await admin.margin_calls())
+        assert reactor.alive
+    finally:
+        await reactor.terminate()
+        await sim.terminate()
+        await admin.aclose()
+    assert after == before  # before: the intent went into the unlinked file and the call out
+
+
+async def test_a_locked_ledger_fails_the_write_fast(tmp_path):
+    sim, admin, reactor = await _settled(tmp_path)
+    holder = sqlite3.connect(tmp_path / "state" / LEDGER_FILE, isolation_level=None)
+    try:
+        before = len(await admin.margin_calls())
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the ledger
+        await admin.mark_price("CRO-USDT-SWAP", "0.0800")
+        await asyncio.sleep(2.0)
+        during = len(await admin.margin_calls())
+        assert reactor.alive
+        pongs = len(reactor.events("ws.pong.timeout"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await reactor.terminate()
+        await sim.terminate()
+        await admin.aclose()
+    assert during == before  # no call without its durable intent
+    assert pongs == 0  # the event loop never stalled long enough to miss a pong (1 s)
