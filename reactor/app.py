@@ -29,7 +29,9 @@ from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 from reactor.okx.ws import PrivateSession
 from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
+from reactor.status.model import StatusSnapshot
 from reactor.status.server import StatusServer
+from reactor.status.snapshot import EngineStatus
 from reactor.systemd import SystemdNotifier, run_watchdog
 
 log = get_logger("reactor.app")
@@ -66,6 +68,11 @@ class Runtime:
     sim: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateLock | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def status_snapshot(self) -> StatusSnapshot:
+        """What ``/api/status`` shows now (the engine's read-only view)."""
+        return EngineStatus(self.engine).status_snapshot()
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start a long-lived task whose failure is an event, never a silent dead loop."""
@@ -299,7 +306,8 @@ async def _start_locked(
         dry_run=dry_run,
         retry_max_s=cfg.timing.retry_max_s,
     )
-    engine = Engine(settings, accounts, ct_vals, ledger, metrics=Metrics())
+    metrics = Metrics()
+    engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
     try:
         engine.recover_journal()
     except LedgerError as exc:
@@ -307,7 +315,7 @@ async def _start_locked(
     status_url = None
     server = None
     if cfg.status.enabled:
-        server = StatusServer(engine, engine.metrics, cfg.status.host, cfg.status.port)
+        server = StatusServer(EngineStatus(engine), metrics, cfg.status.host, cfg.status.port)
         try:
             status_url = await server.start()
         except OSError as exc:
@@ -331,7 +339,7 @@ async def _start_locked(
         )
         for name, c in creds.items()
     }
-    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim)
+    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim, metrics=metrics)
     rt.status_url = status_url
     for name, session in sessions.items():
         rt.spawn(f"ws:{name}", session.run())

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-PositionKey = tuple[str, str, str]  # (account, instId, posSide)
+# (account, instId, posSide, mgnMode): on OKX an isolated and a cross position on the same
+# instrument and side coexist, so mgnMode is part of a position's identity.
+PositionKey = tuple[str, str, str, str]
 
 # Bounds of a real position; beyond them a record is an invalid frame, never acted on. They are
 # far outside anything OKX lists (largest ctVal 1e7 contracts of PEPE, leverage <= 125), so a
@@ -110,7 +112,7 @@ class Position:
 
     @property
     def key(self) -> PositionKey:
-        return (self.account, self.inst_id, self.pos_side)
+        return (self.account, self.inst_id, self.pos_side, self.mgn_mode)
 
     @property
     def is_open(self) -> bool:

@@ -28,7 +28,13 @@ import httpx
 
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import ErrorClass, OkxError, classify
+from reactor.okx.errors import (
+    AmbiguousOutcome,
+    ErrorClass,
+    OkxError,
+    RequestNotSent,
+    classify,
+)
 from reactor.okx.pacing import TokenBucket
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
@@ -54,19 +60,6 @@ AMBIGUOUS_CODES = frozenset({"50004"})
 # rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
 CLOCK_SYNC_BACKOFF_S = 0.5
 CLOCK_SYNC_BACKOFF_MAX_S = 10.0
-
-
-class AmbiguousOutcome(Exception):
-    """The request may have reached OKX but no answer came back: its effect is unknown."""
-
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class RequestNotSent(Exception):
-    """Failed before anything was sent (connect error, refused, pool timeout): safe to retry."""
 
 
 @functools.cache
@@ -136,8 +129,13 @@ class OkxRestClient:
     async def get_balance(self, ccy: str | None = None) -> list[dict[str, Any]]:
         return await self._get(BALANCE, {"ccy": ccy})
 
-    async def get_instruments(self, inst_type: str = "SWAP") -> list[dict[str, Any]]:
-        return await self._get(INSTRUMENTS, {"instType": inst_type}, signed=False)
+    async def get_instruments(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Public instruments; ``inst_id`` reads one (an instrument listed after start-up)."""
+        return await self._get(
+            INSTRUMENTS, {"instType": inst_type, "instId": inst_id}, signed=False
+        )
 
     async def server_time_ms(self) -> int:
         data = await self._get(TIME, {}, signed=False, resync=False)
