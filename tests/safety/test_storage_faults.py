@@ -14,6 +14,15 @@ from tests.faults.common import FAST, account, cro, in_band, report, scenario
 from tests.faults.procs import credentials_env, start_reactor, start_sim
 
 W = "Wu666666"
+OUT_OF_BAND = {  # a fill-like change on the exchange: margin 20.29 again, a reduce is due
+    "account": W,
+    "instId": "CRO-USDT-SWAP",
+    "posSide": "long",
+    "pos": "108",
+    "avgPx": "0.0905",
+    "lever": "10",
+    "margin": "20.29",
+}
 
 
 async def _margin(admin: SimAdmin):  # type: ignore[no-untyped-def]
@@ -47,8 +56,10 @@ async def test_deleted_ledger_is_detected_and_nothing_is_sent_without_an_intent(
         event = await reactor.wait_event("ledger.unavailable")
         report("deleted ledger detected after", time.monotonic() - t0)
         assert event["reason"] == "replaced" and "deleted" in event["error"]
-        await admin.mark_price("CRO-USDT-SWAP", "0.0800")  # wants a correction now
-        await asyncio.sleep(1.5)
+        await admin.set_position(**OUT_OF_BAND)  # wants a correction now
+        failed = await reactor.wait_event("journal.write.failed", timeout_s=5)  # engine's event
+        assert "replaced" in failed["error"] or "deleted" in failed["error"]
+        await asyncio.sleep(1.0)
         after = len(await admin.margin_calls())
         assert reactor.alive
     finally:
@@ -64,13 +75,24 @@ async def test_a_locked_ledger_fails_the_write_fast(tmp_path):
     try:
         before = len(await admin.margin_calls())
         holder.execute("BEGIN IMMEDIATE")  # another writer holds the ledger
-        await admin.mark_price("CRO-USDT-SWAP", "0.0800")
-        await asyncio.sleep(2.0)
+        await admin.set_position(**OUT_OF_BAND)
+        failed = await reactor.wait_event("journal.write.failed", timeout_s=5)
+        assert "locked" in failed["error"]
+        await asyncio.sleep(1.5)
         during = len(await admin.margin_calls())
         assert reactor.alive
         pongs = len(reactor.events("ws.pong.timeout"))
+        holder.execute("ROLLBACK")  # storage recovers: corrections resume by themselves
+        t0 = time.monotonic()
+
+        async def ok() -> bool:
+            return in_band(await _margin(admin))
+
+        await wait_for(ok, timeout_s=20)
+        report("locked ledger: release to in band", time.monotonic() - t0)
     finally:
-        holder.execute("ROLLBACK")
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
         holder.close()
         await reactor.terminate()
         await sim.terminate()
