@@ -95,6 +95,8 @@ def _check_config(cfg: Config, path: Path) -> int:
     if not cfg.venue.embedded:
         resolve_credentials(cfg)
     enabled = cfg.enabled_accounts()
+    if not enabled:
+        raise ConfigError("accounts: every account is disabled; nothing to run")
     print(
         json.dumps(
             {
