@@ -228,9 +228,10 @@ class Ledger:
         now = _identity(self.path)
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
-            raise LedgerReplaced(
+            self.problem = LedgerReplaced(
                 f"ledger {self.path}: {what} while in use; restart the reactor", "replaced"
             )
+            raise self.problem
 
     @contextmanager
     def _guarded(self, *, write: bool) -> Iterator[sqlite3.Connection]:

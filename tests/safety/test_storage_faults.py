@@ -8,6 +8,9 @@ import asyncio
 import sqlite3
 import time
 
+import httpx
+import yaml
+
 from reactor.app import LEDGER_FILE
 from tests.engine.harness import SimAdmin, wait_for, write_config
 from tests.faults.common import FAST, account, cro, in_band, report, scenario
@@ -37,6 +40,9 @@ async def _settled(tmp_path):  # type: ignore[no-untyped-def]
     sim, url = await start_sim(scen, tmp_path)
     admin = SimAdmin(url)
     cfg_path = write_config(tmp_path, url, [{"name": W}], **FAST)
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["status"] = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    cfg_path.write_text(yaml.safe_dump(raw))
     reactor = await start_reactor(cfg_path, credentials_env(scen), tmp_path)
 
     async def ok() -> bool:
@@ -56,6 +62,10 @@ async def test_deleted_ledger_is_detected_and_nothing_is_sent_without_an_intent(
         event = await reactor.wait_event("ledger.unavailable")
         report("deleted ledger detected after", time.monotonic() - t0)
         assert event["reason"] == "replaced" and "deleted" in event["error"]
+        url = reactor.events("status.ready")[0]["url"]
+        async with httpx.AsyncClient(base_url=url) as http:
+            health = await http.get("/healthz")
+        assert health.status_code == 503 and "ledger replaced" in health.text
         await admin.set_position(**OUT_OF_BAND)  # wants a correction now
         failed = await reactor.wait_event("journal.write.failed", timeout_s=5)  # engine's event
         assert "replaced" in failed["error"] or "deleted" in failed["error"]
