@@ -132,7 +132,7 @@ def test_classify_without_rule_is_plain() -> None:
 
 
 def test_classify_captured_payloads() -> None:
-    raw = json.loads((FIXTURES / "ws_orders_swap_isolated_filled.json").read_text())
+    raw = json.loads((FIXTURES / "ws_orders_nt.json").read_text())
     [o] = parse_orders_push("sub1", raw).orders
     assert classify(o, DetectRule(cl_ord_id_prefix="001BTC"))[0] == "maintenance"
     assert classify(o, TAG)[0] == "plain"

@@ -34,7 +34,7 @@ def test_subscribe_arg_and_frame() -> None:
 
 
 def test_filled_swap_order_push() -> None:
-    push = parse_orders_push("sub1", load("ws_orders_swap_isolated_filled.json"))
+    push = parse_orders_push("sub1", load("ws_orders_nt.json"))
     assert push.invalid == []
     [o] = push.orders
     assert (o.account, o.inst_id, o.inst_type) == ("sub1", "BTC-USDT-SWAP", "SWAP")
@@ -69,7 +69,7 @@ def test_creation_push_has_no_fill_then_fill_push() -> None:
 def test_orders_history_row_parses_like_a_push() -> None:
     [row] = load("http_orders_history_swap.json")["data"]
     o = parse_order("sub1", row)
-    [pushed] = parse_orders_push("sub1", load("ws_orders_swap_isolated_filled.json")).orders
+    [pushed] = parse_orders_push("sub1", load("ws_orders_nt.json")).orders
     assert o.ord_id == pushed.ord_id and o.acc_fill_sz == pushed.acc_fill_sz
     assert o.cl_ord_id == ""  # the history copy has no clOrdId
 

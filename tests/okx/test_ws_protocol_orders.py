@@ -59,7 +59,7 @@ def test_orders_push_from_a_capture() -> None:
     p.subscribe_frame()
     p.receive(ACK.format("positions"))
     p.receive(ACK.format("orders"))
-    text = (FIXTURES / "ws_orders_swap_isolated_filled.json").read_text()
+    text = (FIXTURES / "ws_orders_nt.json").read_text()
     [event] = p.receive(text)
     assert isinstance(event, OrdersUpdate) and event.invalid == []
     [o] = event.orders
@@ -87,6 +87,6 @@ def test_bad_order_items_are_reported_not_fatal() -> None:
 
 def test_orders_push_without_the_subscription_is_unknown() -> None:
     p = logged_in(False)
-    text = (FIXTURES / "ws_orders_swap_isolated_filled.json").read_text()
+    text = (FIXTURES / "ws_orders_nt.json").read_text()
     [event] = p.receive(text)
     assert isinstance(event, InvalidFrame) and "unknown channel" in event.reason
