@@ -23,7 +23,7 @@ BOTH = json.dumps(
 
 
 def session():  # type: ignore[no-untyped-def]
-    hub, clock, ex = make_hub()
+    hub, clock, _ = make_hub()
     hub.add_channel(Channel("orders"))
     s = hub.open()
     s.receive(initLoginParams(False, KEY, PASSPHRASE, SECRET), clock.now)
