@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +30,13 @@ class CliInputError(ValueError):
 
 
 def _user() -> str:
+    """Who runs the command; under ``sudo -u okx-reactor`` also the person behind it."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers): still say who, by uid
-        import os
-
-        return f"uid:{os.getuid()}"
+        user = f"uid:{os.getuid()}"
+    behind = os.environ.get("SUDO_USER")
+    return f"{behind} as {user}" if behind and behind != user else user
 
 
 def record(
