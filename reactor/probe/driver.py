@@ -509,7 +509,8 @@ async def run_probe(
 
 def _write_outputs(out: Path, recorder: Recorder, facts: dict[str, Any]) -> None:
     redact = recorder.redactor
-    (out / FACTS_FILE).write_text(redact(json.dumps(facts, indent=2, default=str)) + "\n")
+    facts = redact.scrub(facts)
+    (out / FACTS_FILE).write_text(json.dumps(facts, indent=2, default=str) + "\n")
     meta = facts["meta"]
     source = {
         "source": "reactor probe",
@@ -523,4 +524,4 @@ def _write_outputs(out: Path, recorder: Recorder, facts: dict[str, Any]) -> None
     for rel, payload in fixture_payloads(recorder.records).items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(redact(json.dumps(payload, indent=2)) + "\n")
+        path.write_text(json.dumps(redact.scrub(payload), indent=2) + "\n")

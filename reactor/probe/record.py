@@ -11,7 +11,7 @@ One record is a JSON object with ``seq``, ``t_ms`` (wall clock, ms) and ``kind``
 
 Secrets never reach a record: request headers are not recorded at all, the login frame's
 ``apiKey``/``passphrase``/``sign`` are replaced, and as a last line every serialised record is
-scrubbed of the account's literal key, secret and passphrase.
+scrubbed of the account's literal key, secret and passphrase (inside every string).
 """
 
 from __future__ import annotations
@@ -72,6 +72,17 @@ class Redactor:
                 text = text.replace(s, REDACTED)
         return text
 
+    def scrub(self, value: Any) -> Any:
+        """``value`` with the secrets replaced inside every string (keys included); numbers
+        and structure untouched, so the result still serialises to the same JSON shape."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        return value
+
 
 class Recorder:
     """Collects records in memory and hands each serialised line to ``sink`` at once, so a
@@ -94,9 +105,9 @@ class Recorder:
         return int(self._clock() * 1000)
 
     def add(self, kind: str, **fields: Any) -> dict[str, Any]:
-        fields = _scrub_keys(fields)
         record = {"seq": len(self.records), "t_ms": self.now_ms(), "kind": kind, **fields}
-        line = self.redactor(json.dumps(record, separators=(",", ":"), default=str))
+        record = self.redactor.scrub(_scrub_keys(record))
+        line = json.dumps(record, separators=(",", ":"), default=str)
         kept: dict[str, Any] = json.loads(line)  # what is kept is exactly what is written
         self.records.append(kept)
         if self._sink is not None:

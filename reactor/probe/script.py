@@ -370,7 +370,7 @@ class ProbeScript:
         self.v.step(
             "done",
             "end",
-            net_left=format(t.net, "f"),
+            net_left="0" if t.net == 0 else format(t.net, "f"),
             unresolved=[[a, format(x, "f")] for a, x in t.unresolved],
             undo=out.undo,
             error=out.error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 
@@ -102,7 +103,8 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
             f"{name}: reduce {b['amt']} -> code {b['code']} (expected {b['expect'] or 'any'}"
             f"{verdicts[b['as_expected']]})"
         )
-    if rev["unresolved"] or (rev["net_left"] not in (None, "0")):
+    moved = rev["net_left"] is not None and Decimal(rev["net_left"]) != 0
+    if rev["unresolved"] or moved:
         lines.append(
             f"WARNING: margin NOT restored: net {rev['net_left']} USDT still moved by the probe, "
             f"unresolved calls {rev['unresolved']}, undo {rev['undo']}; check "
