@@ -121,7 +121,7 @@ def test_a_cluster_without_event_type_counts_every_push_as_regular() -> None:
 
 
 def test_frames_after_the_window_are_not_part_of_it() -> None:
-    rec, clock = stream()
+    rec, _ = stream()
     rec.step("observe", "end")
     rec.ws_in(1, push("event_update", [position()]))
     assert ws_facts(rec.records)["pushes"] == 0

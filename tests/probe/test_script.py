@@ -28,7 +28,9 @@ POLICY = PolicyConfig(targets=(TargetRule(0, Decimal(10), Decimal("9.5"), Decima
 class MemoryVenue:
     """One position; ``limit`` = margin that must stay; scripted failures by call number."""
 
-    def __init__(self, *, est: Decimal | None = Decimal("10.00"), limit: Decimal = Decimal("10.29")):
+    def __init__(
+        self, *, est: Decimal | None = Decimal("10.00"), limit: Decimal = Decimal("10.29")
+    ):
         self.margin = Decimal("20.29")
         self.limit = limit
         self.est = est
