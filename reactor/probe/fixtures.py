@@ -78,3 +78,48 @@ def fixture_payloads(records: Sequence[Record]) -> dict[str, Any]:
             event_type = _slug(str(payload.get("eventType", "untyped")))
             keep(f"ws/{channel}.{event_type}.json", _mask_uid(payload))
     return dict(sorted(out.items()))
+
+
+def field_types(payload: Any, prefix: str = "") -> dict[str, str]:
+    """Every field of a JSON payload with its JSON type, as dotted paths; list elements are
+    merged under ``[]`` (``data[].margin: str``), several types joined with ``|``."""
+    out: dict[str, set[str]] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            if path:
+                out.setdefault(path, set()).add("object")
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            out.setdefault(path, set()).add("array")
+            for v in value:
+                walk(v, f"{path}[]")
+        else:
+            out.setdefault(path, set()).add(_json_type(value))
+
+    walk(payload, prefix)
+    return {k: "|".join(sorted(v)) for k, v in sorted(out.items())}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def shape_differences(reference: Any, candidate: Any) -> list[str]:
+    """Where ``candidate`` (the simulator) lacks a field of ``reference`` (OKX) or gives it
+    another JSON type; fields only the candidate has are not differences."""
+    ref, cand = field_types(reference), field_types(candidate)
+    out = []
+    for path, kind in ref.items():
+        if path not in cand:
+            out.append(f"missing {path} ({kind})")
+        elif cand[path] != kind:
+            out.append(f"type of {path}: {kind} in the reference, {cand[path]} here")
+    return out
