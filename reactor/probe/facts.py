@@ -253,6 +253,15 @@ def _changed(before: Any, after: Any) -> bool | None:
     return bool(before != after)
 
 
+def _carries(before: Any, pushed: Any, start: Record, amt: Decimal) -> bool | None:
+    """Whether the pushed margin is the margin before plus (add) or minus (reduce) the amount:
+    the push reports this transfer, not some other change."""
+    m0, m1 = _dec(before), _dec(pushed)
+    if m0 is None or m1 is None:
+        return None
+    return m1 - m0 == (amt if start.get("action") == "add" else -amt)
+
+
 def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | None:
     """One observed call (check 2): its answer, the push, ``uTime``/``lever``, the bill."""
     phases = _steps(records, name)
@@ -287,6 +296,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
             "lever_pushed": p.get("lever"),
             "lever_changed": _changed(before.get("lever"), p.get("lever")),
             "margin_pushed": p.get("margin"),
+            "carries_transfer": _carries(before.get("margin"), p.get("margin"), start, amt),
             "p_time_present": "pTime" in p,
         }
 

@@ -48,7 +48,8 @@ def _call_lines(name: str, f: dict[str, Any]) -> list[str]:
     lines = [f"{name}: {f['action']} {f['amt']} -> code {f['code']} (applied: {_yn(f['applied'])})"]
     if push["seen"]:
         lines.append(
-            f"  event push after {push['latency_ms']} ms (eventType {push['eventType']}); "
+            f"  event push after {push['latency_ms']} ms (eventType {push['eventType']}, "
+            f"margin {push['margin_pushed']}, this transfer: {_yn(push['carries_transfer'])}); "
             f"uTime moved: {_yn(push['uTime_moved'])}; lever {push['lever_before']} -> "
             f"{push['lever_pushed']} (changed: {_yn(push['lever_changed'])})"
         )

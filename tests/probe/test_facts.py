@@ -177,6 +177,7 @@ def test_margin_call_push_lever_and_bill() -> None:
     assert push_fact["seen"] and push_fact["latency_ms"] == 70
     assert push_fact["eventType"] == "event_update"
     assert push_fact["uTime_moved"] is True and push_fact["lever_changed"] is False
+    assert push_fact["carries_transfer"] is True  # 20 + 10 = 30
     assert f["rest_after"]["margin_delta"] == "10" and f["rest_after"]["uTime_moved"] is True
     assert f["bill"]["available"] and f["bill"]["seen"]
     assert f["bill"]["latency_ms"] == 1070 and f["bill"]["ts_minus_sent_ms"] == 20

@@ -124,6 +124,7 @@ async def test_probe_records_every_frame_derives_the_facts_and_restores_the_marg
         assert call["event_push"]["seen"] is True
         assert call["event_push"]["eventType"] == "event_update"
         assert call["event_push"]["lever_changed"] is False
+        assert call["event_push"]["carries_transfer"] is True
         assert Decimal(call["rest_after"]["margin_delta"]) == Decimal(delta)
         assert call["answer"]["instId"] == CRO
     # The simulator at this commit serves neither bills nor adjust-leverage-info: recorded
