@@ -102,8 +102,11 @@ async def test_59301_from_a_stricter_exchange(tmp_path, monkeypatch, sim_factory
         tmp_path,
         monkeypatch,
         sim_factory,
-        scenario(account(W, 1, [cro()])),
-        strict_extra=Decimal(3),
+        # an exchange stricter than the reactor's model by 3 USDT (a scenario switch)
+        scenario(
+            account(W, 1, [cro()]),
+            reduce_rule={"im_basis": "mark", "fee_reserve": False, "extra": "3"},
+        ),
     )
     async with running(cfg) as (_, logs):
         await wait_for(

@@ -105,7 +105,7 @@ def test_demo_book_shape() -> None:
     assert sum(len(a.positions) for a in ex.accounts.values()) == sum(
         len(a.positions) for a in sc.accounts
     )
-    cro = ex.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long")]
+    cro = ex.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long", "isolated")]
     assert (cro.pos, cro.avg_px, cro.lever, cro.margin) == (
         108,
         Decimal("0.0905"),

@@ -174,7 +174,9 @@ async def test_string_timestamp_login_and_errors_before_login(sim: Simulator) ->
         await ws.send(login_frame())
         assert (await recv(ws))["code"] == "0"
         await ws.send(
-            json.dumps({"op": "subscribe", "args": [{"channel": "orders", "instType": "SWAP"}]})
+            json.dumps(
+                {"op": "subscribe", "args": [{"channel": "orders-algo", "instType": "SWAP"}]}
+            )
         )
         assert (await recv(ws))["code"] == "60012"
         await ws.send(json.dumps({"op": "fly", "args": []}))
