@@ -8,7 +8,7 @@ Order (okx-fidelity.md §9, checks 1-3):
 3. ``add_1`` then ``reduce_1``: whether an event is pushed, ``uTime``/``lever`` after, how soon
    the type-6 bill appears;
 4. ``reduce_limit``: ``estAvailTrans`` at the position's lever against the reactor's floor;
-5. ``above_limit``: a reduce one step above ``estAvailTrans`` (59301 expected; if accepted it
+5. ``above_limit``: a reduce just above ``estAvailTrans`` (the next amount step) (59301 expected; if accepted it
    is added back at once); ``at_limit``: a reduce of ``estAvailTrans`` itself, added back.
 
 Every applied transfer is booked in :class:`Transfers`; whatever happens, the script ends by
@@ -214,7 +214,9 @@ class ProbeScript:
         est = await self._reduce_limit()
         if est is None:
             return
-        above = est + o.step if est > 0 else o.step
+        # The smallest multiple of the amount step strictly above estAvailTrans (OKX's answer
+        # can carry more decimals than margin-balance accepts).
+        above = round_down(max(est, Decimal(0)), o.step) + o.step
         if await self._transfer("above_limit", "reduce", above, expect="59301"):
             await self._transfer("above_limit_back", "add", above)
         at = round_down(est, o.step)

@@ -127,17 +127,33 @@ async def test_probe_records_every_frame_derives_the_facts_and_restores_the_marg
         assert call["event_push"]["carries_transfer"] is True
         assert Decimal(call["rest_after"]["margin_delta"]) == Decimal(delta)
         assert call["answer"]["instId"] == CRO
-    # The simulator at this commit serves neither bills nor adjust-leverage-info: recorded
-    # as facts, not a crash.
-    assert add["bill"] == {"available": False, "seen": False, "polls": 1, "code": "404"}
+    for call, sub_type in ((add, "160"), (red, "161")):
+        bill = call["bill"]
+        assert bill["available"] is True and bill["seen"] is True
+        assert bill["bill"]["type"] == "6" and bill["bill"]["subType"] == sub_type
+        assert Decimal(bill["bill"]["sz"]) == 1 and bill["latency_ms"] >= 0
+
+    # estAvailTrans against the reactor's floor; the simulator's default reduce rule is the
+    # strictest variant (initial margin at the higher of mark and avgPx, plus a closing-fee
+    # reserve), so OKX-as-simulated allows less than the reactor's floor would take.
     lim = facts["reduce_limit"]
-    assert lim["available"] is False and lim["code"] == "404"
-    assert Decimal(lim["reactor_floor"]) > 0 and lim["margin"] == "20.29"
-    assert facts["boundary"] == {}
-    assert facts["reversal"]["net_left"] == "0" and facts["reversal"]["calls"] == 2
-    assert [c["body"] for c in await margin_calls(sim)] == [
-        '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"add","amt":"1"}',
-        '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"reduce","amt":"1"}',
+    assert lim["available"] is True and lim["margin"] == "20.29" and lim["lever"] == "10"
+    est = Decimal(lim["est_avail_trans"])
+    assert Decimal(lim["reactor_max_reduce"]) == Decimal("20.29") - Decimal(lim["reactor_floor"])
+    assert Decimal(lim["est_minus_reactor"]) < 0
+    above = facts["boundary"]["above_limit"]
+    assert Decimal(above["amt"]) > est and Decimal(above["amt"]) - est <= Decimal("0.01")
+    assert above["code"] == "59301" and above["as_expected"] is True
+    at = facts["boundary"]["at_limit"]
+    assert at["code"] == "0" and at["applied"] is True and Decimal(at["amt"]) <= est
+    assert facts["reversal"]["net_left"] == "0" and facts["reversal"]["calls"] == 5
+    amounts = [json.loads(c["body"]) for c in await margin_calls(sim)]
+    assert [(a["type"], a["amt"]) for a in amounts] == [
+        ("add", "1"),
+        ("reduce", "1"),
+        ("reduce", above["amt"]),
+        ("reduce", at["amt"]),
+        ("add", at["amt"]),
     ]
 
     records = read_records(out / "frames.jsonl")
@@ -149,7 +165,10 @@ async def test_probe_records_every_frame_derives_the_facts_and_restores_the_marg
     assert json.loads((out / "source.json").read_text())["source"] == "reactor probe"
     no_secret_in(out)
     summary = stdout.getvalue()
-    assert "add_1: add 1 -> code 0" in summary and "bills: not available (code 404)" in summary
+    assert "add_1: add 1 -> code 0" in summary and "bill type 6/160 seen" in summary
+    assert (
+        "above_limit: reduce" in summary and "code 59301 (expected 59301, as expected)" in summary
+    )
     assert "net margin moved by the probe 0" in summary
 
 
@@ -257,3 +276,19 @@ def test_bad_arguments_and_config_exit_2_with_one_line(
     _one_line_exit_2(capsys, full, "not an empty folder")
     missing = ["--config", str(tmp_path / "nope.yaml"), "--out", "o", "--account", "A"]
     _one_line_exit_2(capsys, missing, "cannot read")
+
+
+async def test_a_lenient_reduce_rule_shows_as_estavailtrans_at_the_reactor_floor(
+    tmp_path: Path, sim_factory: Any
+) -> None:
+    # The other setting of the simulator's reduce-rule switch: initial margin at mark, no fee
+    # reserve (the rule the reactor's floor was written against).
+    lenient = {**SCENARIO, "mechanics": {"reduce_rule": {"im_basis": "mark", "fee_reserve": False}}}
+    sim: Simulator = await sim_factory(lenient, price_walk=False)
+    cfg = load_config(write_config(tmp_path, sim))
+    opts = ProbeOptions(window_s=0, event_wait_s=3.0, bill_wait_s=0, at_limit=False)
+    run = await run_probe(cfg, "A", tmp_path / "out", opts, stdout=io.StringIO())
+    lim = run.facts["reduce_limit"]
+    assert Decimal(lim["est_minus_reactor"]) >= 0  # the reactor's floor is the stricter one
+    assert run.facts["boundary"]["above_limit"]["code"] == "59301"
+    assert run.exit_code == 0 and await sim_margin(sim) == Decimal("20.29")
