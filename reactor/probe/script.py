@@ -8,8 +8,9 @@ Order (okx-fidelity.md §9, checks 1-3):
 3. ``add_1`` then ``reduce_1``: whether an event is pushed, ``uTime``/``lever`` after, how soon
    the type-6 bill appears;
 4. ``reduce_limit``: ``estAvailTrans`` at the position's lever against the reactor's floor;
-5. ``above_limit``: a reduce just above ``estAvailTrans`` (the next amount step) (59301 expected; if accepted it
-   is added back at once); ``at_limit``: a reduce of ``estAvailTrans`` itself, added back.
+5. ``above_limit``: a reduce just above ``estAvailTrans`` (the next amount step; 59301
+   expected; if accepted it is added back at once); ``at_limit``: a reduce of
+   ``estAvailTrans`` (rounded down to the step), added back.
 
 Every applied transfer is booked in :class:`Transfers`; whatever happens, the script ends by
 moving the net back (``undo``), so the account's margin is where it started. An ambiguous
