@@ -6,8 +6,11 @@ the step script expects an exchange to; the real-socket runs are in test_probe_s
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from reactor.policy import PolicyConfig, TargetRule
 from reactor.probe.facts import extract_facts
@@ -239,3 +242,12 @@ def test_choose_position_takes_isolated_open_usdt_swaps_only() -> None:
     assert choose_position([cross, closed, good], None, None) is good
     assert choose_position([cross, closed, good], None, "long") is None
     assert choose_position([{"bad": 1}, good], INST, "short") is good
+
+
+async def test_an_interrupt_half_way_still_moves_the_margin_back() -> None:
+    v = MemoryVenue()
+    v.raise_on[2] = asyncio.CancelledError()  # Ctrl-C while reduce_1 is in flight
+    with pytest.raises(asyncio.CancelledError):
+        await run(v)
+    assert v.calls[-1] == ("reduce", Decimal(1))  # the undo of add_1
+    assert v.margin == Decimal("20.29")
