@@ -42,6 +42,21 @@ _RATIO_Q = Decimal("1e-18")
 MAX_LEVER = Decimal(75)  # the simulator's instruments list lever "75"
 
 PosKey = tuple[str, str, str]  # instId, posSide, mgnMode
+POS0_EMPTY = (
+    "adl",
+    "availPos",
+    "avgPx",
+    "bePx",
+    "idxPx",
+    "imr",
+    "last",
+    "lever",
+    "liqPx",
+    "margin",
+    "markPx",
+    "mgnRatio",
+    "notionalUsd",
+)
 
 
 def _ratio(a: Decimal, b: Decimal) -> Decimal:
@@ -341,11 +356,17 @@ class Exchange:
         (DOC-TA Get positions; CCXT-16166); never without ``instId``."""
         acct = self.accounts[account]
         now = self._clock_ms()
-        return [
-            self._closed_dict(account, c.position)
-            for key, c in acct.closed.items()
-            if key[0] in inst_ids and now - c.closed_ms <= POS_ID_TTL_MS
-        ]
+        out = []
+        for key, c in acct.closed.items():
+            if key[0] in inst_ids and now - c.closed_ms <= POS_ID_TTL_MS:
+                d = self._closed_dict(account, c.position)
+                # CCXT-16166 (a captured pos-0 record): prices, lever, margin and sizes are "",
+                # mmr "0"; posId, cTime and mgnMode kept.
+                for k in POS0_EMPTY:
+                    d[k] = ""
+                d["mmr"] = "0"
+                out.append(d)
+        return out
 
     # ---- mutations ------------------------------------------------------------------
     def _touch(self, p: SimPosition, at_ms: int | None = None) -> None:
