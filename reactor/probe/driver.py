@@ -38,7 +38,7 @@ from reactor.probe.facts import (
     extract_facts,
     find_event_push,
 )
-from reactor.probe.fixtures import fixture_payloads
+from reactor.probe.fixtures import fixture_payloads, readme
 from reactor.probe.record import FileSink, Recorder, Redactor
 from reactor.probe.script import (
     AMBIGUOUS,
@@ -54,6 +54,7 @@ from reactor.probe.summary import summary_lines
 FRAMES_FILE = "frames.jsonl"
 FACTS_FILE = "facts.json"
 SOURCE_FILE = "source.json"
+README_FILE = "README.md"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 _DROP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -518,10 +519,11 @@ def _write_outputs(out: Path, recorder: Recorder, facts: dict[str, Any]) -> None
         "rest_url": meta["rest_url"],
         "ws_url": meta["ws_url"],
         "captured": meta["started"],
-        "files": "frames.jsonl (every frame and answer), facts.json, rest/, ws/",
+        "files": "frames.jsonl (every frame and answer), facts.json, one <what>.json per kind",
     }
     (out / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
-    for rel, payload in fixture_payloads(recorder.records).items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(redact.scrub(payload), indent=2) + "\n")
+    payloads = fixture_payloads(recorder.records)
+    for name, payload in payloads.items():
+        (out / name).write_text(json.dumps(redact.scrub(payload), indent=2) + "\n")
+    where = f"`reactor probe` against {meta['venue']} ({meta['rest_url']}), {meta['started']}"
+    (out / README_FILE).write_text(readme(list(payloads), where))

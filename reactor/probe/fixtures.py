@@ -1,19 +1,24 @@
-"""The payloads a probe captured, laid out as files for ``tests/fixtures/okx/``.
+"""The payloads a probe captured, as files in the layout of ``tests/fixtures/okx/``.
 
-Pure: records in, ``{relative path: payload}`` out; the driver writes them. One file per
-kind of answer, the body exactly as the venue sent it (parsed JSON):
+That folder holds one real payload per file, named ``<what>_<source>.json`` (e.g.
+``adjust_leverage_info_doc.json``, ``bill_margin_transfer_ccxt.json``), with a README table
+naming each source, and tests compare field names and value types with the simulator's. A
+probe writes the same ``<what>.json`` names into its own folder, with a README.md table, so the
+folder drops in as ``tests/fixtures/okx/<name>/`` (README: "Probing OKX demo trading"):
 
-- ``rest/<path>.json``: the first successful answer (``code`` "0", with data when any had
-  data) of each REST path, e.g. ``rest/account/bills.json``;
-- ``rest/<path>.<code>.json``: the first error answer of each code, e.g.
-  ``rest/account/position/margin-balance.59301.json``;
-- ``ws/positions.<eventType>.json`` (``snapshot``, ``event_update``, or ``untyped`` when the
+- ``<endpoint>.json``: the first successful answer (``code`` "0", with data when any had data)
+  of each REST path, named by its last segment: ``bills.json``, ``adjust_leverage_info.json``,
+  ``positions.json``, ``margin_balance.json``, ``instruments.json``...;
+- ``<endpoint>_<code>.json``: the first error answer of each code, e.g.
+  ``margin_balance_59301.json``;
+- ``bill_margin_transfer.json``: the first type-6 bill record (subType 160/161) seen;
+- ``ws_positions_<eventType>.json`` (``snapshot``, ``event_update``, or ``untyped`` when the
   push had no ``eventType``): the first push of each kind, with data when any had data;
-- ``ws/event.<event>.json``: the first ``login``, ``subscribe``, ``error``,
-  ``channel-conn-count``... frame.
+- ``ws_event_<event>.json``: the first ``login``, ``subscribe``, ``error``,
+  ``channel_conn_count``... frame.
 
-The account's ``uid`` (in every push's ``arg``) is replaced by ``"<uid>"``: the files are
-meant to be committed.
+Pure: records in, ``{file name: payload}`` out; the driver writes them. The account's ``uid``
+(in every push's ``arg``) is replaced by ``"<uid>"``: the files are meant to be committed.
 """
 
 from __future__ import annotations
@@ -23,16 +28,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from reactor.probe.facts import Record
+from reactor.probe.facts import BILL_SUBTYPE, BILL_TYPE_MARGIN, Record
 
-API_PREFIX = "/api/v5/"
 UID_MASK = "<uid>"
 
 
-def _slug(path: str) -> str:
-    path = path.split("?", 1)[0]
-    path = path.removeprefix(API_PREFIX).strip("/")
-    return re.sub(r"[^A-Za-z0-9_./-]", "_", path) or "root"
+def _name(text: str) -> str:
+    """``account/adjust-leverage-info?x=1`` -> ``adjust_leverage_info``."""
+    last = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "_", last.lower()).strip("_") or "root"
 
 
 def _has_data(payload: Any) -> bool:
@@ -45,6 +49,18 @@ def _mask_uid(payload: Any) -> Any:
         if isinstance(arg, dict) and "uid" in arg:
             payload = {**payload, "arg": {**arg, "uid": UID_MASK}}
     return payload
+
+
+def _margin_bill(payload: dict[str, Any]) -> dict[str, Any] | None:
+    data = payload.get("data")
+    for bill in data if isinstance(data, list) else []:
+        if (
+            isinstance(bill, dict)
+            and str(bill.get("type")) == BILL_TYPE_MARGIN
+            and str(bill.get("subType")) in BILL_SUBTYPE.values()
+        ):
+            return bill
+    return None
 
 
 def fixture_payloads(records: Sequence[Record]) -> dict[str, Any]:
@@ -69,15 +85,42 @@ def fixture_payloads(records: Sequence[Record]) -> dict[str, Any]:
             continue
         if kind == "http_response":
             code = str(payload.get("code", ""))
-            suffix = "" if code == "0" else f".{code or r.get('status')}"
-            keep(f"rest/{_slug(str(r.get('path', '')))}{suffix}.json", payload)
+            name = _name(str(r.get("path", "")))
+            keep(
+                f"{name}.json" if code == "0" else f"{name}_{code or r.get('status')}.json", payload
+            )
+            bill = _margin_bill(payload) if name == "bills" and code == "0" else None
+            if bill is not None:
+                out.setdefault("bill_margin_transfer.json", bill)
         elif "event" in payload:
-            keep(f"ws/event.{_slug(str(payload['event']))}.json", payload)
+            keep(f"ws_event_{_name(str(payload['event']))}.json", payload)
         elif isinstance(payload.get("arg"), dict) and "data" in payload:
-            channel = _slug(str(payload["arg"].get("channel", "unknown")))
-            event_type = _slug(str(payload.get("eventType", "untyped")))
-            keep(f"ws/{channel}.{event_type}.json", _mask_uid(payload))
+            channel = _name(str(payload["arg"].get("channel", "unknown")))
+            event_type = _name(str(payload.get("eventType", "untyped")))
+            keep(f"ws_{channel}_{event_type}.json", _mask_uid(payload))
     return dict(sorted(out.items()))
+
+
+def readme(files: Sequence[str], source: str) -> str:
+    """The folder's README: one row per file, as ``tests/fixtures/okx/README.md`` lists them."""
+    rows = "\n".join(f"| `{f}` | {_describe(f)} | {source} |" for f in files)
+    return (
+        "# Payloads captured by `reactor probe`\n\n"
+        "Every frame and answer is in `frames.jsonl`; the facts derived from them in\n"
+        "`facts.json`. One payload per kind, as the venue sent it (`uid` masked):\n\n"
+        "| file | what | source |\n|---|---|---|\n" + rows + "\n"
+    )
+
+
+def _describe(name: str) -> str:
+    stem = name.removesuffix(".json")
+    if stem == "bill_margin_transfer":
+        return "a type-6 margin-transfer bill record (subType 160/161)"
+    if stem.startswith("ws_event_"):
+        return f"WebSocket `{stem.removeprefix('ws_event_')}` event frame"
+    if stem.startswith("ws_positions_"):
+        return f"`positions` push, eventType `{stem.removeprefix('ws_positions_')}`"
+    return f"REST answer `{stem}`"
 
 
 def field_types(payload: Any, prefix: str = "") -> dict[str, str]:

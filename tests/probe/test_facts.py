@@ -16,7 +16,7 @@ from reactor.probe.facts import (
     match_bill,
     ws_facts,
 )
-from reactor.probe.fixtures import UID_MASK, fixture_payloads
+from reactor.probe.fixtures import UID_MASK, fixture_payloads, readme
 from reactor.probe.record import REDACTED, Recorder, Redactor, redact_ws_out
 from reactor.probe.summary import summary_lines
 
@@ -251,19 +251,29 @@ def test_fixture_layout_and_uid_mask() -> None:
             body=json.dumps({"code": "59301", "msg": "x", "data": []}))  # fmt: skip
     files = fixture_payloads(rec.records)
     assert sorted(files) == [
-        "rest/account/bills.404.json",
-        "rest/account/position/margin-balance.59301.json",
-        "rest/account/position/margin-balance.json",
-        "ws/event.channel-conn-count.json",
-        "ws/event.login.json",
-        "ws/event.subscribe.json",
-        "ws/positions.event_update.json",
-        "ws/positions.snapshot.json",
-        "ws/positions.untyped.json",
+        "bills_404.json",
+        "margin_balance.json",
+        "margin_balance_59301.json",
+        "ws_event_channel_conn_count.json",
+        "ws_event_login.json",
+        "ws_event_subscribe.json",
+        "ws_positions_event_update.json",
+        "ws_positions_snapshot.json",
+        "ws_positions_untyped.json",
     ]
-    assert files["ws/positions.snapshot.json"]["data"] == [position()]  # the one with data
-    assert files["ws/positions.snapshot.json"]["arg"]["uid"] == UID_MASK
-    assert files["ws/positions.untyped.json"]["arg"]["uid"] == UID_MASK
+    assert files["ws_positions_snapshot.json"]["data"] == [position()]  # the one with data
+    assert files["ws_positions_snapshot.json"]["arg"]["uid"] == UID_MASK
+    assert files["ws_positions_untyped.json"]["arg"]["uid"] == UID_MASK
+
+
+def test_the_margin_bill_is_kept_as_a_record_of_its_own() -> None:
+    rec, clock = stream()
+    rec.step("observe", "end")
+    margin_call(rec, clock, bills=[{**CCXT_BILL, "type": "2", "subType": "1"}, CCXT_BILL])
+    files = fixture_payloads(rec.records)
+    assert files["bill_margin_transfer.json"] == CCXT_BILL
+    assert files["bills.json"]["data"][1] == CCXT_BILL  # the answer with data, not the empty one
+    assert "| `bill_margin_transfer.json` |" in readme(sorted(files), "a test")
 
 
 def test_summary_names_the_facts() -> None:

@@ -1,6 +1,11 @@
-"""A probe capture dropped into ``tests/fixtures/okx/<name>/`` is compared, file by file, with
-what the simulator sends for the same steps: every field the venue sent must be there, with
-the same JSON type (README: "Probing OKX demo trading").
+"""The simulator's payloads, as a probe captures them, against real OKX payloads in
+``tests/fixtures/okx/``: every field OKX sent must be there with the same JSON type.
+
+Two kinds of reference:
+- a probe capture dropped in as ``tests/fixtures/okx/<name>/`` (its ``source.json`` says
+  "reactor probe"), compared file by file with the same probe run against the simulator;
+- the published payloads at the top of ``tests/fixtures/okx/`` named ``<what>_<source>.json``
+  (README there), compared with the simulator capture's ``<what>.json`` when it has one.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import pytest
 import yaml
 
 from reactor.config import load_config
-from reactor.probe.driver import SOURCE_FILE, run_probe
+from reactor.probe.driver import FACTS_FILE, SOURCE_FILE, run_probe
 from reactor.probe.fixtures import field_types, shape_differences
 from reactor.probe.script import ProbeOptions
 from reactor.sim.server import Simulator
 from tests.probe.test_probe_sim import SCENARIO, write_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"
+NOT_PAYLOADS = frozenset({FACTS_FILE, SOURCE_FILE})
 
 
 def probe_captures() -> list[Path]:
@@ -37,10 +43,15 @@ def probe_captures() -> list[Path]:
 
 def payload_files(folder: Path) -> dict[str, Any]:
     return {
-        str(p.relative_to(folder)): json.loads(p.read_text())
-        for sub in ("rest", "ws")
-        for p in sorted((folder / sub).rglob("*.json"))
+        p.name: json.loads(p.read_text())
+        for p in sorted(folder.glob("*.json"))
+        if p.name not in NOT_PAYLOADS
     }
+
+
+def published() -> list[Path]:
+    """Top-level ``<what>_<source>.json`` fixtures."""
+    return sorted(p for p in FIXTURES.glob("*_*.json"))
 
 
 def test_field_types_and_differences() -> None:
@@ -75,9 +86,20 @@ async def simulator_capture(tmp_path: Path, sim_factory: Any) -> Path:
     return out
 
 
-async def test_the_simulator_capture_has_the_fixture_layout(simulator_capture: Path) -> None:
-    files = payload_files(simulator_capture)
-    assert {"ws/positions.snapshot.json", "rest/account/positions.json"} <= set(files)
+async def test_published_payloads_match_the_simulator_capture(simulator_capture: Path) -> None:
+    sim = payload_files(simulator_capture)
+    compared, problems = [], {}
+    for path in published():
+        what = path.stem.rsplit("_", 1)[0]
+        if f"{what}.json" not in sim:
+            continue
+        compared.append(path.name)
+        diff = shape_differences(json.loads(path.read_text()), sim[f"{what}.json"])
+        if diff:
+            problems[path.name] = diff
+    # The bill record and the estimate are both captured by the probe and published.
+    assert {"bill_margin_transfer_ccxt.json", "adjust_leverage_info_doc.json"} <= set(compared)
+    assert problems == {}, yaml.safe_dump(problems)
 
 
 @pytest.mark.parametrize("capture", probe_captures(), ids=lambda p: p.name)
