@@ -499,6 +499,7 @@ async def run_probe(
         "account": acc.name,
         "started": started,
         "window_s": opts.window_s,
+        "clock_offset_ms": round(rest.clock_offset_s * 1000),  # venue clock - ours
         "failure": failure,
     }
     _write_outputs(out, recorder, facts)
