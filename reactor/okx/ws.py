@@ -9,6 +9,7 @@ stopping an account for good when its credentials are wrong (no retry storm).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,9 @@ HEALTHY_AFTER_S = 10.0
 
 
 class SessionHandler(Protocol):
+    """What a session reports. ``on_snapshot`` may also take a keyword ``cur_page`` (the
+    snapshot page number, 1-based); the session passes it only to handlers that accept it."""
+
     def on_connected(self, account: str) -> None: ...
     def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None: ...
     def on_update(self, account: str, positions: list[Position]) -> None: ...
@@ -85,6 +89,7 @@ class PrivateSession:
         self.url = url
         self._credentials = credentials
         self._handler = handler
+        self._snapshot_takes_page = _accepts_keyword(handler.on_snapshot, "cur_page")
         self._pacer = pacer
         self._ping_interval_s = ping_interval_s
         self._pong_timeout_s = pong_timeout_s
@@ -205,7 +210,7 @@ class PrivateSession:
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
-        last_rx = loop.time()
+        last_rx = last_tx = loop.time()
         # OKX always answers login and subscribe and then sends a full snapshot; without it the
         # account would stay stale forever, so a connection that is not ready in time is redone.
         ready_by: float | None = last_rx + self._ping_interval_s + self._pong_timeout_s
@@ -219,10 +224,13 @@ class PrivateSession:
                     state = proto.state
                     return _Outcome(f"not ready in time (state {state})", "backoff", False)
             if ping_sent is None:
-                wait = self._ping_interval_s - (now - last_rx)
+                # OKX's recipe pings after N s with nothing received; pinging after N s with
+                # nothing *sent* as well keeps a stricter server (one that closes quiet
+                # clients, okx-fidelity §2) from dropping a busy connection.
+                wait = self._ping_interval_s - (now - min(last_rx, last_tx))
                 if wait <= 0:
                     await ws.send("ping")
-                    ping_sent = now
+                    ping_sent = last_tx = now
                     continue
             else:
                 wait = self._pong_timeout_s - (now - ping_sent)
@@ -247,6 +255,8 @@ class PrivateSession:
                 outcome = await self._on_event(ws, proto, event)
                 if outcome is not None:
                     return outcome
+                if isinstance(event, LoginOk):
+                    last_tx = loop.time()  # the subscribe frame went out
 
     async def _on_event(
         self, ws: ClientConnection, proto: PrivateChannelProtocol, event: WsEvent
@@ -261,7 +271,15 @@ class PrivateSession:
             if event.last_page:
                 self._snapshot_done = True
             try:
-                self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
+                if self._snapshot_takes_page:
+                    self._handler.on_snapshot(
+                        account,
+                        event.positions,
+                        last_page=event.last_page,
+                        cur_page=event.cur_page,  # type: ignore[call-arg]
+                    )
+                else:
+                    self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
             except Exception:
                 log.exception("ws.handler.error", account=account, callback="on_snapshot")
         elif isinstance(event, LoginOk):
@@ -333,3 +351,13 @@ class PrivateSession:
             callback(self.account, *args)
         except Exception:
             log.exception("ws.handler.error", account=self.account, callback=callback.__name__)
+
+
+def _accepts_keyword(fn: Callable[..., object], name: str) -> bool:
+    """Does ``fn`` take keyword ``name`` (or ``**kwargs``)? Handlers written before a keyword
+    existed keep working."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import ValidationError
+
 from reactor.log import get_logger
-from reactor.sim.exchange import Account, ExchangeError, fmt
+from reactor.sim.exchange import Account, ExchangeError, Instrument, fmt
 from reactor.sim.faults import FaultPlan, RestFault
 from reactor.sim.rest_api import RestApi
+from reactor.sim.scenario import InstrumentSpec
 from reactor.sim.ws_api import WsHub
 
 log = get_logger(__name__)
@@ -37,6 +40,7 @@ class AdminApi:
         self._routes: dict[tuple[str, str], AdminHandler] = {
             ("GET", "/sim/state"): lambda raw: self.state(),
             ("POST", "/sim/mark-price"): self.mark_price,
+            ("POST", "/sim/instruments"): self.list_instrument,
             ("POST", "/sim/positions"): self.positions,
             ("POST", "/sim/faults"): self.fault,
             ("GET", "/sim/requests"): lambda raw: self.rest.requests,
@@ -109,6 +113,21 @@ class AdminApi:
         self.hub.changes(changes)
         return {"ok": True, "changed": len(changes)}
 
+    def list_instrument(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """List a new instrument while running, as OKX does (okx-fidelity §7.11); the body is
+        a scenario ``instruments`` entry."""
+        try:
+            spec = InstrumentSpec.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(body)"
+            raise BadRequest(f"{where}: {first['msg']}") from None
+        if spec.instId in self.exchange.instruments:
+            raise BadRequest(f"instId {spec.instId!r} is already listed")
+        self.exchange.instruments[spec.instId] = instrument_from_spec(spec)
+        log.info("sim.instrument.listed", instId=spec.instId)
+        return {"ok": True, "instId": spec.instId}
+
     def positions(self, raw: dict[str, Any]) -> dict[str, Any]:
         acct = self.account(raw)
         side = raw.get("posSide")
@@ -144,13 +163,20 @@ class AdminApi:
         if kind == "drop_ws":
             for s in sessions:
                 s.close(1001, "dropped by simulator")
-        elif kind in ("rest_error", "rest_delay"):
+        elif kind in ("rest_error", "rest_delay", "rest_gateway"):
             path = raw.get("path")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise BadRequest("path must be a request path such as /api/v5/account/positions")
             fault = RestFault(kind, acct.name, path.split("?")[0], count=int(raw.get("count", 1)))
             if kind == "rest_error":
                 fault.code = str(raw.get("code", "50013"))
+            elif kind == "rest_gateway":
+                status, body = raw.get("status", 502), raw.get("body", "html")
+                if status not in (500, 502, 503, 504):
+                    raise BadRequest("status must be 500, 502, 503 or 504")
+                if body not in ("html", "json"):
+                    raise BadRequest("body must be html or json")
+                fault.status, fault.body_kind = int(status), body
             else:
                 delay = raw.get("delay_s")
                 fault.delay_s = None if delay is None else float(delay)
@@ -163,6 +189,15 @@ class AdminApi:
                 s.send_raw(frame)
         elif kind == "ws_silent":
             self.faults.silence(acct.name, float(raw.get("seconds", 0)))
+        elif kind == "ws_quiet_close":
+            seconds = raw.get("seconds")
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0
+            ):
+                raise BadRequest("seconds must be a positive number or null")
+            self.faults.set_quiet_close(acct.name, None if seconds is None else float(seconds))
+            for s in sessions:
+                self.hub.wake(s)
         elif kind == "ws_notice":
             for s in sessions:
                 s.send_raw(
@@ -199,3 +234,15 @@ def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
     if not d.is_finite() or d < 0:
         raise BadRequest(f"{name} must be a finite non-negative number")
     return d
+
+
+def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
+    return Instrument(
+        inst_id=spec.instId,
+        ct_val=spec.ctVal,
+        mark_px=spec.markPx,
+        mmr_rate=spec.mmrRate,
+        lot_sz=spec.lotSz,
+        tick_sz=spec.tickSz,
+        ct_val_ccy=spec.ctValCcy or spec.instId.split("-")[0],
+    )

@@ -41,10 +41,7 @@ class FaultPlan:
         self._clock = clock
         self._rest: list[RestFault] = []
         self._silent_until: dict[str, float] = {}
-        # Close a client that has not *sent* a frame for this many seconds (None: off). OKX's
-        # documented rule only closes when nothing moved either way (DOC-WS, okx-fidelity §2);
-        # this keeps "OKX is stricter than its docs" testable.
-        self.quiet_client_close_s: float | None = None
+        self._quiet_close_s: dict[str, float] = {}
 
     def add_rest(self, fault: RestFault) -> None:
         self._rest.append(fault)
@@ -67,3 +64,15 @@ class FaultPlan:
 
     def silent(self, account: str) -> bool:
         return self._clock() < self._silent_until.get(account, 0.0)
+
+    def set_quiet_close(self, account: str, seconds: float | None) -> None:
+        """Close ``account``'s connections once the client has *sent* nothing for ``seconds``
+        (None: off). OKX's documented rule only closes when nothing moved either way (DOC-WS,
+        okx-fidelity §2); this keeps "OKX is stricter than its docs" testable."""
+        if seconds is None:
+            self._quiet_close_s.pop(account, None)
+        else:
+            self._quiet_close_s[account] = seconds
+
+    def quiet_close_s(self, account: str) -> float | None:
+        return self._quiet_close_s.get(account)

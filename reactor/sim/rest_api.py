@@ -37,10 +37,12 @@ from reactor.sim.faults import FaultPlan
 
 TIMESTAMP_WINDOW_S = 30.0
 
-# Codes errors.py does not carry: 50002 (bad JSON), 51001 (unknown instrument).
+# Codes errors.py does not carry: 50002 (bad JSON), 51001 (unknown instrument); 50111 with
+# OKX's exact text (NT http_error_invalid_access_key.json: no trailing period).
 _EXTRA_CODES = {
     "50002": ("Json data format error.", 400),
     "51001": ("Instrument ID does not exist.", 200),
+    "50111": ("Invalid OK-ACCESS-KEY", 401),
 }
 
 
@@ -103,6 +105,20 @@ class RestResponse:
         return str(self.body)
 
 
+def not_found() -> RestResponse:
+    """OKX's 404 for an unknown path: the gateway's body with a numeric ``code`` (NT
+    ``http_error_not_found.json``, captured 2026-09-29; okx-fidelity §7.1)."""
+    body = {
+        "code": 404,
+        "data": {},
+        "detailMsg": "",
+        "error_code": "404",
+        "error_message": "Not Found",
+        "msg": "Not Found",
+    }
+    return RestResponse(404, body)
+
+
 def envelope(code: str, msg: str, data: list[Any] | None = None) -> RestResponse:
     """OKX's answer envelope; ``data`` is left out of auth and rate-limit errors (NT
     ``http_error_invalid_access_key.json``, ``http_error_rate_limit.json``)."""
@@ -113,6 +129,35 @@ def envelope(code: str, msg: str, data: list[Any] | None = None) -> RestResponse
     if status not in (401, 429):
         body["data"] = data if data is not None else []
     return RestResponse(status, body)
+
+
+_GATEWAY_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def gateway_error(status: int, body_kind: str) -> RestResponse:
+    """A 5xx from OKX's gateway rather than its API: an HTML page or the gateway's JSON with a
+    numeric ``code`` (okx-fidelity §7.9, shape as NT ``http_error_not_found.json``)."""
+    reason = _GATEWAY_REASONS.get(status, "Internal Server Error")
+    if body_kind == "json":
+        body = {
+            "code": status,
+            "data": {},
+            "detailMsg": "",
+            "error_code": str(status),
+            "error_message": reason,
+            "msg": reason,
+        }
+        return RestResponse(status, body)
+    html = (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+    return RestResponse(status, html, content_type="text/html")
 
 
 class Publisher(Protocol):
@@ -207,6 +252,7 @@ class RestApi:
         publisher: Publisher,
         *,
         rate_limits: bool = True,
+        demo_keys: bool = True,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -214,6 +260,9 @@ class RestApi:
         self.faults = faults
         self.publisher = publisher
         self.rate_limits = rate_limits
+        # The accounts' keys are demo-trading keys (OKX: a demo key needs x-simulated-trading: 1,
+        # a live key must not send it; else 50101, okx-fidelity §7.8).
+        self.demo_keys = demo_keys
         self._wall = wall_clock
         self._clock = clock
         self._routes: dict[tuple[str, str], Route] = {}
@@ -247,7 +296,7 @@ class RestApi:
         if route is None:
             if self.knows(req.path):
                 return RestResponse(405, {"code": "405", "msg": "Method Not Allowed"})
-            return RestResponse(404, {"code": "404", "msg": "Not Found"})
+            return not_found()
         if not route.private:
             try:
                 return envelope("0", "", route.handler(Call(req, self.exchange, self.publisher)))
@@ -270,6 +319,10 @@ class RestApi:
         try:
             acct = self.authenticate(req)
             entry["account"] = acct.name
+            gateway = self.faults.take_rest(("rest_gateway",), acct.name, req.path)
+            if gateway is not None:
+                entry["code"] = str(gateway.status)
+                return gateway_error(gateway.status, gateway.body_kind)
             self._rate_check(acct, req.path, route.rate_limit)
             err = self.faults.take_rest(("rest_error",), acct.name, req.path)
             if err is not None:
@@ -301,6 +354,8 @@ class RestApi:
         acct = self._account_by_key(key)
         if acct is None:
             raise Reject("50111")
+        if (req.header("x-simulated-trading") == "1") != self.demo_keys:
+            raise Reject("50101")
         if not secrets.compare_digest(phrase, acct.passphrase):
             raise Reject("50105")
         expected = rest_sign(acct.secret, ts, req.method, req.raw_path, req.body)

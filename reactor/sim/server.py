@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
@@ -29,6 +29,7 @@ from reactor.sim.ws_api import Close, WsHub, WsOptions, WsSession
 log = get_logger(__name__)
 
 WS_PATH = "/ws/v5/private"
+T = TypeVar("T")
 
 
 class Simulator:
@@ -42,18 +43,35 @@ class Simulator:
         idle_timeout: float = 30.0,
         rate_limits: bool = True,
         stamp_pushes: bool = False,
-        page_size: int = 100,
+        page_size: int | None = None,
+        time_scale: float | None = None,
+        legacy_push_fields: bool | None = None,
+        close_on_login_failure: bool | None = None,
+        demo_keys: bool | None = None,
     ) -> None:
+        """Keyword settings left None take the scenario's ``simulator:`` values."""
         self.scenario = scenario
         self._exchange = Exchange.from_scenario(scenario)
         walk = scenario.price_walk
         self._walk_enabled = price_walk if price_walk is not None else bool(walk and walk.enabled)
         self.stamp_pushes = stamp_pushes  # add "simTs" (send wall time) to pushes: benchmarks
+        spec = scenario.simulator
         self.faults = FaultPlan()
-        self.hub = WsHub(
-            self._exchange, self.faults, WsOptions(idle_timeout_s=idle_timeout, page_size=page_size)
+        options = WsOptions(
+            idle_timeout_s=idle_timeout,
+            page_size=_pick(page_size, spec.snapshot_page_size),
+            time_scale=_pick(time_scale, spec.time_scale),
+            legacy_push_fields=_pick(legacy_push_fields, spec.legacy_push_fields),
+            close_on_login_failure=_pick(close_on_login_failure, spec.close_on_login_failure),
         )
-        self.rest = RestApi(self._exchange, self.faults, self.hub, rate_limits=rate_limits)
+        self.hub = WsHub(self._exchange, self.faults, options)
+        self.rest = RestApi(
+            self._exchange,
+            self.faults,
+            self.hub,
+            rate_limits=rate_limits,
+            demo_keys=_pick(demo_keys, spec.demo_keys),
+        )
         endpoints.register(self.rest)
         trade_endpoints.register(self.rest, self.hub)
         self.admin = AdminApi(self.rest, self.hub, self.faults)
@@ -179,6 +197,7 @@ class Simulator:
                 elif msg.type == WSMsgType.PING:
                     session.note_rx(now)
                     await ws.pong(msg.data)
+                    session.note_tx(self.hub.clock())
                     continue
                 elif msg.type == WSMsgType.ERROR:
                     break
@@ -232,6 +251,10 @@ class Simulator:
         while True:
             await asyncio.sleep(self._walk.interval_s)
             self.hub.changes(self._walk.step())
+
+
+def _pick(override: T | None, default: T) -> T:
+    return default if override is None else override
 
 
 def _to_aiohttp(response: RestResponse) -> web.Response:

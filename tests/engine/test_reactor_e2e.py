@@ -65,7 +65,7 @@ async def _setup(
     accounts: list[dict[str, Any]],
     **timing: Any,
 ) -> tuple[Any, SimAdmin, Any]:
-    sim = await sim_factory(scenario)
+    sim = await sim_factory(scenario, time_scale=0.1)  # regular snapshots every 0.5 s
     set_credentials(monkeypatch, scenario)
     cfg = load_config(write_config(tmp_path, sim.url, accounts, **timing))
     return sim, SimAdmin(sim.url), cfg
@@ -109,10 +109,12 @@ async def test_unrealised_loss_reduces_to_floor_then_finishes(tmp_path, monkeypa
         await wait_for(lambda: len(logs.events("margin.adjust.ok")) >= 1)
         p = await admin.position("Wu666666", "CRO-USDT-SWAP", "long")
         assert margin_of(p) == Decimal("15.12")
-        # More pushes while blocked: the blocked event is not repeated.
+        # More pushes while blocked (regular snapshots, every 0.5 s here, carry the silent
+        # mark moves): the blocked event is not repeated.
         await admin.mark_price("CRO-USDT-SWAP", "0.0851")
+        await asyncio.sleep(0.6)
         await admin.mark_price("CRO-USDT-SWAP", "0.0850")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.6)
         assert len(logs.events("margin.target.blocked")) == 1
         # The market recovers: the reactor finishes the correction by itself.
         await admin.mark_price("CRO-USDT-SWAP", "0.0950")

@@ -118,11 +118,26 @@ class Recorder:
         return [v for k, v in self.calls if k == kind][-1]
 
 
+async def add_margin(sim: Simulator, amt: str) -> None:
+    """A position event through the real REST path (mark moves push nothing on OKX)."""
+    async with OkxRestClient(sim.url, CREDS_A, simulated=True, account="A") as c:
+        await c.margin_balance(CRO, "long", "add", Decimal(amt))
+
+
 def session(sim: Simulator, handler: Recorder, creds: Credentials = CREDS_A, **kw: Any) -> Any:
     kw.setdefault("backoff_initial_s", 0.05)
     kw.setdefault("backoff_max_s", 0.2)
     name = "A" if creds.api_key == "key-a" else "B"
     return PrivateSession(name, sim.ws_url, creds, handler, pacer=ConnectPacer(), **kw)
+
+
+class PagedRecorder(Recorder):
+    """A handler that takes the page number (the session passes ``cur_page`` to it)."""
+
+    def on_snapshot(  # type: ignore[override]
+        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int = 0
+    ) -> None:
+        self.calls.append(("snapshot", (positions, last_page, cur_page)))
 
 
 # -- REST ---------------------------------------------------------------------------------
@@ -155,7 +170,9 @@ async def test_over_large_reduce_raises_59301(sim: Simulator, rest_a: OkxRestCli
 
 
 async def test_wrong_passphrase_rest(sim: Simulator) -> None:
-    async with OkxRestClient(sim.url, Credentials("key-a", "secret-a", "nope")) as c:
+    async with OkxRestClient(
+        sim.url, Credentials("key-a", "secret-a", "nope"), simulated=True
+    ) as c:
         with pytest.raises(OkxError) as info:
             await c.get_positions()
     assert info.value.code == "50105" and info.value.error_class is ErrorClass.AUTH
@@ -195,7 +212,7 @@ async def test_late_or_missing_answer_is_ambiguous_but_applied(
 ) -> None:
     fault = {"kind": "rest_delay", "account": "A", "path": MARGIN_BALANCE, "delay_s": delay_s}
     await admin(sim, "POST", "/sim/faults", fault)
-    async with OkxRestClient(sim.url, CREDS_A, timeout_s=0.3, account="A") as c:
+    async with OkxRestClient(sim.url, CREDS_A, simulated=True, timeout_s=0.3, account="A") as c:
         with pytest.raises(AmbiguousOutcome):
             await c.margin_balance(CRO, "long", "add", Decimal("1"))
     # The exchange applied it: exactly why the caller must re-read, never resend blindly.
@@ -225,9 +242,13 @@ async def test_session_snapshot_update_drop_and_resnapshot(sim: Simulator) -> No
         assert s.connected and s.logged_in
         assert rec.kinds()[:2] == ["connected", "snapshot"]
 
+        # A mark move alone pushes nothing (DOC-POS); the margin call is the event.
         await admin(sim, "POST", "/sim/mark-price", {"instId": CRO, "markPx": "0.0960"})
+        await add_margin(sim, "1")
         await eventually(lambda: rec.count("update") >= 1)
-        assert rec.last("update")[0].mark_px == Decimal("0.0960")
+        assert rec.count("update") == 1
+        [p] = rec.last("update")
+        assert (p.margin, p.mark_px) == (Decimal("21.29"), Decimal("0.0960"))
 
         # The position is closed while we are disconnected: the next snapshot must show it.
         await admin(sim, "POST", "/sim/faults", {"kind": "drop_ws", "account": "A"})
@@ -382,9 +403,9 @@ async def test_handler_bug_does_not_drop_the_connection(sim: Simulator) -> None:
     task = asyncio.create_task(s.run())
     await eventually(lambda: rec.count("snapshot") == 1)
     with structlog.testing.capture_logs() as logs:
-        for px in ("0.0960", "0.0970"):
-            await admin(sim, "POST", "/sim/mark-price", {"instId": CRO, "markPx": px})
-        await eventually(lambda: rec.count("update") == 2)
+        for n in (1, 2):  # one push each: the second call starts after the first push came
+            await add_margin(sim, "1")
+            await eventually(lambda n=n: rec.count("update") == n)
     assert s.connected and s.connect_count == 1
     assert [e["callback"] for e in logs if e["event"] == "ws.handler.error"] == ["on_update"] * 2
     await s.stop()
@@ -403,3 +424,79 @@ async def test_expired_login_timestamp_resyncs_clock_and_logs_in(sim: Simulator)
         await s.stop()
         await asyncio.wait_for(task, 5)
     assert "stopped" not in rec.kinds()
+
+
+# -- the faithful push model -----------------------------------------------------------------
+
+TWO_POSITIONS: dict[str, Any] = {
+    **SCENARIO,
+    "accounts": [
+        {
+            **SCENARIO["accounts"][0],
+            "positions": [
+                *SCENARIO["accounts"][0]["positions"],
+                {"instId": CRO, "posSide": "short", "pos": "10", "avgPx": "0.0905",
+                 "lever": "10", "margin": "2"},
+            ],
+        }
+    ],
+}  # fmt: skip
+
+
+async def test_snapshot_without_event_type_makes_the_account_fresh(
+    sim_factory: Callable[..., Any],
+) -> None:
+    """Against the simulator's legacy switch (no eventType/curPage/lastPage, CCXT-21565) the
+    first push is the snapshot: the session is ready and does not loop on "not ready"."""
+    sim = await sim_factory(SCENARIO, legacy_push_fields=True)
+    rec = Recorder()
+    s = session(sim, rec, ping_interval_s=0.3, pong_timeout_s=0.3)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        positions, last_page = rec.last("snapshot")
+        assert last_page is True and positions[0].margin == Decimal("20.29")
+        await add_margin(sim, "1")
+        await eventually(lambda: rec.count("update") == 1)
+        await asyncio.sleep(1.0)  # > ready_by (ping + pong timeout): still the same connection
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    assert s.connect_count == 1
+    assert not [e for e in logs if e["event"] == "ws.reconnect"]
+
+
+async def test_cur_page_reaches_a_handler_that_takes_it(sim_factory: Callable[..., Any]) -> None:
+    sim = await sim_factory(TWO_POSITIONS, page_size=1)
+    rec, old = PagedRecorder(), Recorder()
+    s1, s2 = session(sim, rec), session(sim, old)
+    tasks = [asyncio.create_task(s1.run()), asyncio.create_task(s2.run())]
+    await eventually(lambda: rec.count("snapshot") == 2 and old.count("snapshot") == 2)
+    pages = [v for k, v in rec.calls if k == "snapshot"]
+    assert [(len(p), last, cur) for p, last, cur in pages] == [(1, False, 1), (1, True, 2)]
+    # A handler written before cur_page existed still gets its two pages.
+    assert [v[1] for k, v in old.calls if k == "snapshot"] == [False, True]
+    for s in (s1, s2):
+        await s.stop()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+@pytest.mark.parametrize(("ping_interval_s", "survives"), [(0.2, True), (30.0, False)])
+async def test_pinging_when_nothing_was_sent_survives_a_strict_server(
+    sim_factory: Callable[..., Any], ping_interval_s: float, survives: bool
+) -> None:
+    """A server that closes clients that sent nothing for N s (the quiet-close fault) while
+    regular snapshots flow: the reactor pings on send-idleness too, so it is never closed. With
+    a ping interval above N (the old receive-only rule) the same server drops it."""
+    sim = await sim_factory(SCENARIO, time_scale=0.02)  # a snapshot every 100 ms
+    fault = {"kind": "ws_quiet_close", "account": "A", "seconds": 0.5}
+    await admin(sim, "POST", "/sim/faults", fault)
+    rec = Recorder()
+    s = session(sim, rec, ping_interval_s=ping_interval_s, pong_timeout_s=1.0)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") >= 1)
+        await asyncio.sleep(1.5)  # three quiet-close periods
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    reconnects = [e for e in logs if e["event"] == "ws.reconnect"]
+    assert (reconnects == [] and s.connect_count == 1) is survives
