@@ -103,11 +103,11 @@ def fixture_payloads(records: Sequence[Record]) -> dict[str, Any]:
 
 def readme(files: Sequence[str], source: str) -> str:
     """The folder's README: one row per file, as ``tests/fixtures/okx/README.md`` lists them."""
-    rows = "\n".join(f"| `{f}` | {_describe(f)} | {source} |" for f in files)
+    rows = "\n".join(f"| `{f}` | {_describe(f)} | this capture |" for f in files)
     return (
         "# Payloads captured by `reactor probe`\n\n"
-        "Every frame and answer is in `frames.jsonl`; the facts derived from them in\n"
-        "`facts.json`. One payload per kind, as the venue sent it (`uid` masked):\n\n"
+        f"Source: {source}. Every frame and answer is in `frames.jsonl`, the facts derived\n"
+        "from them in `facts.json`. One payload per kind, as the venue sent it (`uid` masked):\n\n"
         "| file | what | source |\n|---|---|---|\n" + rows + "\n"
     )
 

@@ -200,8 +200,9 @@ class ProbeScript:
     async def _margin_steps(self) -> None:
         v, o = self.v, self.opts
         listed = await v.positions()
-        if isinstance(listed, Unavailable):
-            self._skip(f"positions not readable: {listed.code} {listed.msg}")
+        if isinstance(listed, Unavailable):  # e.g. 50101 (wrong environment), 50111
+            self.outcome.error = f"positions not readable: {listed.code} {listed.msg}"[:300]
+            v.step("select", "none", reason=self.outcome.error)
             return
         chosen = choose_position(listed, o.inst_id, o.pos_side)
         if chosen is None:

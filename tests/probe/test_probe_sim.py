@@ -233,8 +233,11 @@ async def test_cli_end_to_end(tmp_path: Path, sim: Simulator) -> None:
     no_secret_in(tmp_path / "o")
 
 
-async def test_live_runs_only_with_the_flag(tmp_path: Path, sim: Simulator) -> None:
-    config = write_config(tmp_path, sim, kind="live")  # a live venue pointed at the simulator
+async def test_live_runs_only_with_the_flag(tmp_path: Path, sim_factory: Any) -> None:
+    # A live venue pointed at a simulator whose keys are live keys (no x-simulated-trading).
+    live_keys = {**SCENARIO, "simulator": {"demo_keys": False}}
+    sim: Simulator = await sim_factory(live_keys, price_walk=False)
+    config = write_config(tmp_path, sim, kind="live")
     args = ["--config", str(config), "--account", "A", "--window-s", "0", "--bill-wait-s", "0"]
     code, out, err = await run_cli(*args, "--out", str(tmp_path / "o1"))
     assert code == 2 and out == ""
@@ -243,6 +246,19 @@ async def test_live_runs_only_with_the_flag(tmp_path: Path, sim: Simulator) -> N
     assert await margin_calls(sim) == []
     code, out, err = await run_cli(*args, "--out", str(tmp_path / "o2"), "--i-understand-live")
     assert code == 0, err
+    assert len(await margin_calls(sim)) >= 2 and await sim_margin(sim) == Decimal("20.29")
+
+
+async def test_a_demo_probe_against_live_keys_stops_with_exit_1(
+    tmp_path: Path, sim_factory: Any
+) -> None:
+    # Demo venue (x-simulated-trading: 1) with live keys: OKX answers 50101 (okx-fidelity §7.8).
+    sim: Simulator = await sim_factory({**SCENARIO, "simulator": {"demo_keys": False}})
+    cfg = load_config(write_config(tmp_path, sim))
+    stdout = io.StringIO()
+    run = await run_probe(cfg, "A", tmp_path / "out", FAST, stdout=stdout)
+    assert run.exit_code == 1 and await margin_calls(sim) == []
+    assert "positions not readable: 50101" in stdout.getvalue()
 
 
 def _one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
@@ -293,3 +309,70 @@ async def test_a_lenient_reduce_rule_shows_as_estavailtrans_at_the_reactor_floor
     assert Decimal(lim["est_minus_reactor"]) >= 0  # the reactor's floor is the stricter one
     assert run.facts["boundary"]["above_limit"]["code"] == "59301"
     assert run.exit_code == 0 and await sim_margin(sim) == Decimal("20.29")
+
+
+THREE = {
+    **SCENARIO,
+    "instruments": [
+        *SCENARIO["instruments"],
+        {"instId": "XRP-USDT-SWAP", "ctVal": "100", "markPx": "0.52"},
+        {"instId": "DOGE-USDT-SWAP", "ctVal": "1000", "markPx": "0.1"},
+    ],
+    "accounts": [
+        {
+            **SCENARIO["accounts"][0],
+            "positions": [
+                *SCENARIO["accounts"][0]["positions"],
+                {"instId": "XRP-USDT-SWAP", "posSide": "short", "pos": "2", "avgPx": "0.55",
+                 "lever": "10", "margin": "10.1"},
+                {"instId": "DOGE-USDT-SWAP", "posSide": "long", "pos": "1", "avgPx": "0.1",
+                 "lever": "5", "margin": "20"},
+            ],
+        },
+        SCENARIO["accounts"][1],
+    ],
+}  # fmt: skip
+
+
+async def test_regular_snapshots_pages_and_a_silent_price_walk(
+    tmp_path: Path, sim_factory: Any
+) -> None:
+    # time_scale 0.1: the default regular push (DOC-POS: "around per 5 seconds" without
+    # extraParams) comes every 500 ms; pages of one position; the price walk moves marks.
+    sim: Simulator = await sim_factory(THREE, price_walk=True, time_scale=0.1, page_size=1)
+    cfg = load_config(write_config(tmp_path, sim))
+    opts = ProbeOptions(window_s=2.2, event_wait_s=3.0, bill_wait_s=1.0, at_limit=False)
+    run = await run_probe(cfg, "A", tmp_path / "out", opts, stdout=io.StringIO())
+    ws = run.facts["ws"]
+    snaps = ws["snapshots"]
+    assert snaps["count"] >= 3, snaps
+    assert snaps["pages_max"] == 3 and snaps["page_size_max"] == 1
+    # The snapshot interval is the configured one (loose bounds: a shared test machine).
+    assert 400 <= snaps["interval_ms"]["median"] <= 900, snaps
+    assert ws["event_type"]["values"] == ["snapshot"] and ws["event_type"]["absent"] == 0
+    assert ws["pages"]["curPage"]["types"] == ["int"]
+    assert ws["pages"]["lastPage"]["types"] == ["bool"]
+    assert ws["between_snapshots"]["pushes"] == 0  # mark moves are silent
+    assert ws["p_time_present"] is True and ws["channel_conn_count"] is True
+    add = run.facts["margin_calls"]["add_1"]
+    assert add["event_push"]["eventType"] == "event_update"
+    assert add["event_push"]["carries_transfer"] is True
+    assert add["event_push"]["uTime_moved"] is True and add["event_push"]["lever_changed"] is False
+    assert add["bill"]["seen"] is True
+    assert run.exit_code == 0
+
+
+async def test_a_cluster_without_event_type(tmp_path: Path, sim_factory: Any) -> None:
+    # The 2024 push shape (CCXT-21565): no eventType, curPage or lastPage.
+    sim: Simulator = await sim_factory(
+        SCENARIO, price_walk=False, time_scale=0.1, legacy_push_fields=True
+    )
+    cfg = load_config(write_config(tmp_path, sim))
+    opts = ProbeOptions(window_s=1.3, event_wait_s=3.0, bill_wait_s=0, at_limit=False)
+    run = await run_probe(cfg, "A", tmp_path / "out", opts, stdout=io.StringIO())
+    ws = run.facts["ws"]
+    assert ws["event_type"]["present"] == 0 and ws["event_type"]["absent"] >= 2
+    assert ws["pages"]["curPage"]["present"] == 0 and ws["pages"]["lastPage"]["present"] == 0
+    assert ws["snapshots"]["count"] >= 2
+    assert (tmp_path / "out" / "ws_positions_untyped.json").exists()
+    assert run.exit_code == 0

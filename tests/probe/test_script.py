@@ -251,3 +251,15 @@ async def test_an_interrupt_half_way_still_moves_the_margin_back() -> None:
         await run(v)
     assert v.calls[-1] == ("reduce", Decimal(1))  # the undo of add_1
     assert v.margin == Decimal("20.29")
+
+
+async def test_unreadable_positions_are_an_error_not_a_skip() -> None:
+    v = MemoryVenue()
+
+    async def refused() -> list[dict[str, Any]] | Unavailable:
+        return Unavailable("50101", "APIKey does not match current environment.")
+
+    v.positions = refused  # type: ignore[method-assign]
+    out = await run(v)
+    assert v.calls == [] and out.skipped is None
+    assert out.error is not None and "50101" in out.error
