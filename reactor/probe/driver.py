@@ -474,6 +474,7 @@ async def run_probe(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome: ScriptOutcome | None = None
     failure: str | None = None
+    interrupted = False
     try:
         try:
             await rest.sync_clock()
@@ -484,6 +485,10 @@ async def run_probe(
         outcome = await ProbeScript(venue, opts, cfg.policy_config(), acc.name).run()
     except ProbeFailed as exc:
         failure = str(exc)
+        recorder.step("failed", "end", error=failure)
+    except asyncio.CancelledError:  # Ctrl-C: the script has moved the margin back already
+        interrupted = True
+        failure = "interrupted"
         recorder.step("failed", "end", error=failure)
     finally:
         await link.close()
@@ -506,6 +511,8 @@ async def run_probe(
     stream = stdout or sys.stdout
     for line in summary_lines(facts):
         print(line, file=stream)
+    if interrupted:  # the files are written; the cancellation goes on
+        raise asyncio.CancelledError
     return ProbeRun(outcome, facts, failure)
 
 

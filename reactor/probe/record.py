@@ -2,7 +2,8 @@
 
 One record is a JSON object with ``seq``, ``t_ms`` (wall clock, ms) and ``kind``:
 
-- ``ws_open`` / ``ws_closed`` (``conn``, ``url`` / ``code``, ``reason``);
+- ``ws_open`` / ``ws_closed`` / ``ws_error`` (``conn``, ``url`` / ``code``, ``reason`` /
+  ``error``: the connection could not be opened);
 - ``ws_out`` / ``ws_in`` (``conn``, ``text``: the frame as sent or received);
 - ``http_request`` (``id``, ``method``, ``path`` with query, ``body``);
 - ``http_response`` (``id``, ``method``, ``path``, ``status``, ``body``: the raw text);

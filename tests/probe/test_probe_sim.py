@@ -376,3 +376,23 @@ async def test_a_cluster_without_event_type(tmp_path: Path, sim_factory: Any) ->
     assert ws["snapshots"]["count"] >= 2
     assert (tmp_path / "out" / "ws_positions_untyped.json").exists()
     assert run.exit_code == 0
+
+
+async def test_an_interrupted_probe_still_writes_its_files(tmp_path: Path, sim: Simulator) -> None:
+    cfg = load_config(write_config(tmp_path, sim))
+    out = tmp_path / "out"
+    opts = ProbeOptions(window_s=30.0)
+    task = asyncio.create_task(run_probe(cfg, "A", out, opts, stdout=io.StringIO()))
+    frames = out / "frames.jsonl"
+
+    async def observing() -> None:
+        while not (frames.exists() and '"observe"' in frames.read_text()):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(observing(), 20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    facts = json.loads((out / "facts.json").read_text())
+    assert facts["meta"]["failure"] == "interrupted"
+    assert await margin_calls(sim) == []
