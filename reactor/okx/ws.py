@@ -9,7 +9,6 @@ stopping an account for good when its credentials are wrong (no retry storm).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -49,11 +48,13 @@ HEALTHY_AFTER_S = 10.0
 
 
 class SessionHandler(Protocol):
-    """What a session reports. ``on_snapshot`` may also take a keyword ``cur_page`` (the
-    snapshot page number, 1-based); the session passes it only to handlers that accept it."""
+    """What a session reports. ``cur_page`` is the snapshot page number (1-based), so the
+    book can drop a snapshot a reconnect interrupted."""
 
     def on_connected(self, account: str) -> None: ...
-    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None: ...
+    def on_snapshot(
+        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int | None
+    ) -> None: ...
     def on_update(self, account: str, positions: list[Position]) -> None: ...
     def on_disconnected(self, account: str, reason: str) -> None: ...
     def on_stopped(self, account: str, reason: str) -> None: ...
@@ -90,7 +91,6 @@ class PrivateSession:
         self.url = url
         self._credentials = credentials
         self._handler = handler
-        self._snapshot_takes_page = _accepts_keyword(handler.on_snapshot, "cur_page")
         self._pacer = pacer
         self._ping_interval_s = ping_interval_s
         self._pong_timeout_s = pong_timeout_s
@@ -272,15 +272,9 @@ class PrivateSession:
             if event.last_page:
                 self._snapshot_done = True
             try:
-                if self._snapshot_takes_page:
-                    self._handler.on_snapshot(
-                        account,
-                        event.positions,
-                        last_page=event.last_page,
-                        cur_page=event.cur_page,  # type: ignore[call-arg]
-                    )
-                else:
-                    self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
+                self._handler.on_snapshot(
+                    account, event.positions, last_page=event.last_page, cur_page=event.cur_page
+                )
             except Exception:
                 log.exception("ws.handler.error", account=account, callback="on_snapshot")
         elif isinstance(event, LoginOk):
@@ -363,16 +357,6 @@ class PrivateSession:
             callback(self.account, *args)
         except Exception:
             log.exception("ws.handler.error", account=self.account, callback=callback.__name__)
-
-
-def _accepts_keyword(fn: Callable[..., object], name: str) -> bool:
-    """Does ``fn`` take keyword ``name`` (or ``**kwargs``)? Handlers written before a keyword
-    existed keep working."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _msg(text: str) -> str:

@@ -92,12 +92,16 @@ async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.pages: list[int | None] = []
 
     def on_connected(self, account: str) -> None:
         self.calls.append(("connected", account))
 
-    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None:
+    def on_snapshot(
+        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int | None
+    ) -> None:
         self.calls.append(("snapshot", (positions, last_page)))
+        self.pages.append(cur_page)
 
     def on_update(self, account: str, positions: list[Position]) -> None:
         self.calls.append(("update", positions))
@@ -129,15 +133,6 @@ def session(sim: Simulator, handler: Recorder, creds: Credentials = CREDS_A, **k
     kw.setdefault("backoff_max_s", 0.2)
     name = "A" if creds.api_key == "key-a" else "B"
     return PrivateSession(name, sim.ws_url, creds, handler, pacer=ConnectPacer(), **kw)
-
-
-class PagedRecorder(Recorder):
-    """A handler that takes the page number (the session passes ``cur_page`` to it)."""
-
-    def on_snapshot(  # type: ignore[override]
-        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int = 0
-    ) -> None:
-        self.calls.append(("snapshot", (positions, last_page, cur_page)))
 
 
 # -- REST ---------------------------------------------------------------------------------
@@ -489,19 +484,17 @@ async def test_snapshot_without_event_type_makes_the_account_fresh(
     assert not [e for e in logs if e["event"] == "ws.reconnect"]
 
 
-async def test_cur_page_reaches_a_handler_that_takes_it(sim_factory: Callable[..., Any]) -> None:
+async def test_cur_page_reaches_the_handler(sim_factory: Callable[..., Any]) -> None:
     sim = await sim_factory(TWO_POSITIONS, page_size=1)
-    rec, old = PagedRecorder(), Recorder()
-    s1, s2 = session(sim, rec), session(sim, old)
-    tasks = [asyncio.create_task(s1.run()), asyncio.create_task(s2.run())]
-    await eventually(lambda: rec.count("snapshot") == 2 and old.count("snapshot") == 2)
+    rec = Recorder()
+    s = session(sim, rec)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: rec.count("snapshot") == 2)
     pages = [v for k, v in rec.calls if k == "snapshot"]
-    assert [(len(p), last, cur) for p, last, cur in pages] == [(1, False, 1), (1, True, 2)]
-    # A handler written before cur_page existed still gets its two pages.
-    assert [v[1] for k, v in old.calls if k == "snapshot"] == [False, True]
-    for s in (s1, s2):
-        await s.stop()
-    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert [(len(p), last) for p, last in pages] == [(1, False), (1, True)]
+    assert rec.pages[:2] == [1, 2]
+    await s.stop()
+    await asyncio.wait_for(task, 5)
 
 
 @pytest.mark.parametrize(("ping_interval_s", "survives"), [(0.2, True), (30.0, False)])
