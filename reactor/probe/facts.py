@@ -354,6 +354,7 @@ def reduce_limit_facts(records: Sequence[Record]) -> dict[str, Any] | None:
     reactor_max = None if margin is None or floor is None else max(margin - floor, Decimal(0))
     return {
         "available": bool(end.get("available")),
+        "plausible": end.get("plausible"),
         "code": end.get("code"),
         "msg": end.get("msg"),
         "lever": end.get("lever"),

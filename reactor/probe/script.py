@@ -344,6 +344,11 @@ class ProbeScript:
             first = info[0] if info and isinstance(info[0], dict) else {}
             est = _dec(first.get("estAvailTrans"))
             fields = {"available": est is not None, "answer": first}
+        # An amount to send is never taken from an implausible answer: estAvailTrans must lie
+        # in [0, margin) for the boundary steps to run.
+        plausible = est is not None and margin is not None and 0 <= est < margin
+        if est is not None:
+            fields["plausible"] = plausible
         v.step(
             "reduce_limit",
             "end",
@@ -355,7 +360,7 @@ class ProbeScript:
             position=position_brief(raw),
             **fields,
         )
-        return est
+        return est if plausible else None
 
     async def _undo(self) -> None:
         """Move the net back; a failure here is reported, never retried blindly."""

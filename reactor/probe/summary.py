@@ -87,6 +87,11 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
         lines += _call_lines(name, f)
     lim = facts["reduce_limit"]
     if lim is not None:
+        if lim["available"] and lim.get("plausible") is False:
+            lines.append(
+                f"estAvailTrans {lim['est_avail_trans']} is implausible for margin "
+                f"{lim['margin']}: boundary steps not tried"
+            )
         if lim["available"]:
             lines.append(
                 f"estAvailTrans at lever {lim['lever']}: {lim['est_avail_trans']}; reactor floor "

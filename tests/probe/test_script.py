@@ -263,3 +263,13 @@ async def test_unreadable_positions_are_an_error_not_a_skip() -> None:
     out = await run(v)
     assert v.calls == [] and out.skipped is None
     assert out.error is not None and "50101" in out.error
+
+
+@pytest.mark.parametrize("est", [Decimal("20.29"), Decimal("1E+9"), Decimal("-1")])
+async def test_an_implausible_estavailtrans_sends_nothing_from_it(est: Decimal) -> None:
+    v = MemoryVenue(est=est)
+    out = await run(v)
+    assert v.calls == [("add", Decimal(1)), ("reduce", Decimal(1))]
+    lim = extract_facts(v.rec.records)["reduce_limit"]
+    assert lim["available"] is True and lim["plausible"] is False
+    assert out.clean
