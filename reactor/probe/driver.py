@@ -503,6 +503,7 @@ async def run_probe(
         "ws_url": ws_url,
         "account": acc.name,
         "started": started,
+        "simulated_trading": simulated,  # x-simulated-trading: 1 sent
         "window_s": opts.window_s,
         "clock_offset_ms": round(rest.clock_offset_s * 1000),  # venue clock - ours
         "failure": failure,
