@@ -381,14 +381,38 @@ def assert_no_secrets(logs: list[dict[str, Any]], *extra: str) -> None:
         assert secret not in text
 
 
-async def test_expired_login_timestamp_is_retried_once_then_stops(sim: Simulator) -> None:
+async def test_expired_login_timestamp_is_retried_with_backoff_and_never_stops(
+    sim: Simulator,
+) -> None:
     rec = Recorder()
-    s = session(sim, rec, clock=lambda: time.time() - 120)
+    s = session(sim, rec, clock=lambda: time.time() - 120)  # no way to re-sync: keeps trying
     with structlog.testing.capture_logs() as logs:
-        await asyncio.wait_for(s.run(), 5)
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: sum(e["event"] == "ws.login.failed" for e in logs) >= 3)
+        await s.stop()
+        await asyncio.wait_for(task, 5)
     failed = [e for e in logs if e["event"] == "ws.login.failed"]
-    assert [(e["code"], e["retry"]) for e in failed] == [("60006", True), ("60006", False)]
-    assert rec.kinds() == ["stopped"]
+    assert all((e["code"], e["retry"]) == ("60006", True) for e in failed)
+    assert "stopped" not in rec.kinds() and s.stopped_reason is None
+
+
+async def test_a_second_clock_step_resyncs_again_and_logs_in(sim: Simulator) -> None:
+    step = {"s": -120.0}
+
+    def stepping() -> float:
+        return time.time() + step["s"]
+
+    rec = Recorder()
+    async with OkxRestClient(sim.url, CREDS_A, clock=stepping) as rest:
+        s = session(sim, rec, clock=stepping, resync_clock=rest.sync_clock)
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        step["s"] = 400.0  # the host clock steps again, the other way
+        await admin(sim, "POST", "/sim/faults", {"kind": "drop_ws", "account": "A"})
+        await eventually(lambda: rec.count("snapshot") == 2)  # before: the account stopped
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    assert "stopped" not in rec.kinds() and s.connect_count == 2
 
 
 class Buggy(Recorder):
