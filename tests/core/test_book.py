@@ -221,3 +221,94 @@ def test_many_updates_stay_consistent() -> None:
         changes = book.apply_update(A, [pos(i, u_time=T0 + step, margin=D(step)) for i in insts])
         assert len(changes) == len(insts)
     assert all(p.margin == D(3) for p in book.positions(A))
+
+
+# --- a bad push cannot freeze a position -----------------------------------------------------
+
+NOW = T0 + 3_600_000  # the fake clock: an hour after T0
+DAY = 86_400_000
+KEY = (A, "CRO-USDT-SWAP", "long")
+
+
+def clocked() -> PositionBook:
+    return PositionBook(now_ms=lambda: NOW)
+
+
+def test_push_with_utime_far_beyond_its_ptime_is_invalid_and_freezes_nothing() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    bad = pos(margin=D("5"), u_time=NOW + DAY, p_time=NOW)  # uTime a day ahead of OKX's clock
+    assert book.apply_update(A, [bad]) == []
+    assert book.get(KEY).margin == D("20.29")  # type: ignore[union-attr]
+    # Before: the bad uTime was held and every later push, snapshot and read was "older".
+    (change,) = book.apply_update(A, [pos(margin=D("10"), u_time=NOW + 1, p_time=NOW + 1)])
+    assert change.kind is ChangeKind.UPDATED and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_future_utime_without_ptime_is_clamped_to_the_local_clock() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=NOW + DAY, margin=D("5"))], last_page=True)
+    assert book.get(KEY).u_time == NOW  # type: ignore[union-attr]
+    drifts, _ = book.reconcile(A, [pos(u_time=NOW + 10, margin=D("10"))])
+    assert [d.field for d in drifts] == ["margin"] and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_a_utime_within_the_tolerance_keeps_its_order() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("12"), u_time=NOW + 4_000, p_time=NOW)])
+    assert book.get(KEY).u_time == NOW + 4_000  # type: ignore[union-attr]
+    assert book.apply_update(A, [pos(margin=D("11"), u_time=NOW + 3_000, p_time=NOW)]) == []
+
+
+def test_ctime_after_ptime_is_an_invalid_record() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    bad = pos(c_time=NOW + DAY, u_time=NOW + DAY, p_time=NOW, margin=D("1"))
+    assert book.apply_update(A, [bad]) == []
+    held = book.get(KEY)
+    assert held is not None and held.c_time == T0 and held.margin == D("20.29")
+
+
+def test_snapshot_disagreeing_with_a_newer_entry_wins_on_the_second_look() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("5"), u_time=NOW + 4_000, p_time=NOW)])  # ahead, trusted
+    snap = pos(margin=D("10"), u_time=NOW - 1_000)
+    book.mark_stale(A)
+    assert book.apply_snapshot_page(A, [snap], last_page=True) == []  # first look: stream ahead
+    assert book.get(KEY).margin == D("5")  # type: ignore[union-attr]
+    book.mark_stale(A)
+    (change,) = book.apply_snapshot_page(A, [snap], last_page=True)  # still disagrees: it wins
+    assert change.kind is ChangeKind.UPDATED and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_rest_read_disagreeing_with_a_newer_entry_wins_on_the_second_look() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("5"), u_time=NOW + 4_000, p_time=NOW)])
+    read = pos(margin=D("10"), u_time=NOW - 1_000)
+    drifts, changes = book.reconcile(A, [read])
+    assert drifts == [] and changes == [] and book.get(KEY).margin == D("5")  # type: ignore[union-attr]
+    drifts, changes = book.reconcile(A, [read])
+    assert [d.field for d in drifts] == ["margin"] and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_a_real_newer_push_between_two_reads_resets_the_doubt() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("5"), u_time=NOW + 4_000, p_time=NOW)])
+    read = pos(margin=D("10"), u_time=NOW - 1_000)
+    book.reconcile(A, [read])
+    book.apply_update(A, [pos(margin=D("6"), u_time=NOW + 4_500, p_time=NOW)])  # the stream moves
+    drifts, _ = book.reconcile(A, [read])
+    assert drifts == [] and book.get(KEY).margin == D("6")  # type: ignore[union-attr]
+
+
+def test_an_agreeing_older_read_raises_no_doubt() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=NOW)], last_page=True)
+    for _ in range(3):
+        drifts, changes = book.reconcile(A, [pos(u_time=NOW - 5)])
+        assert drifts == [] and changes == []
+    assert book.get(KEY).u_time == NOW  # type: ignore[union-attr]
