@@ -557,9 +557,10 @@ class EngineCore:
         *,
         now: float,
         bill_applied: bool | None = None,
+        bill_id: str | None = None,
     ) -> list[Command]:
         """The answer of :class:`ResolveOutcome`: a REST read of the position's instrument, and
-        (when the shell can read bills) whether OKX booked the call."""
+        (when the shell can read bills) whether OKX booked the call, and the matching bill."""
         out = Out()
         control = self._controls.get(key)
         _, changes = self._reconcile_book(key[0], positions, key[1], out)
@@ -567,7 +568,7 @@ class EngineCore:
             self._handle_changes(changes, now, out)
             return out.commands
         pending = control.pending
-        self._log_resolution(key, control, bill_applied, out)
+        self._log_resolution(key, control, bill_applied, bill_id, out)
         control.pending = None
         control.reread = False
         self._unknown_at_start.discard(key)
@@ -995,7 +996,12 @@ class EngineCore:
         return len(drifts), changes
 
     def _log_resolution(
-        self, key: PositionKey, control: PositionControl, bill_applied: bool | None, out: Out
+        self,
+        key: PositionKey,
+        control: PositionControl,
+        bill_applied: bool | None,
+        bill_id: str | None,
+        out: Out,
     ) -> None:
         """Say what the re-read showed about the call it was made for."""
         now_pos = self.book.get(key)
@@ -1029,6 +1035,7 @@ class EngineCore:
             margin_before=_s(pending.margin_before),
             margin=_s(margin_now),
             journal_id=pending.journal_id,
+            **({"bill_id": bill_id} if bill_id is not None else {}),
         )
 
     # ------------------------------------------------------------------ storage health
