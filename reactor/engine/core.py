@@ -1104,6 +1104,9 @@ class EngineCore:
             )
         if self._storage_error is not None:
             problems.append(f"journal: writes failing ({self._storage_error})")
+        for inst_id, fetch in self._fetches.items():
+            if fetch.error:  # its positions are unmanaged until the fetch succeeds
+                problems.append(f"instrument {inst_id}: ctVal unknown ({fetch.error})")
         if now - self._internal_error_at < self.settings.internal_error_window_s:
             problems.append(
                 f"engine: {self._internal_errors} internal error(s), last: {self._internal_error}"

@@ -55,6 +55,7 @@ def test_instrument_listed_after_start_is_fetched_and_then_managed() -> None:
     assert len(d.fetches) == 1  # one fetch at a time
     d.feed(d.core.on_instrument(CRO, None, "50026 System error", now=d.now))
     assert "fetch failed" in d.control().reason
+    assert any(CRO in p for p in d.core.view(d.now).problems)
     assert d.events("instrument.fetch.failed")[0]["failures"] == 1
     d.advance(d.timers[KEY] - d.now)
     assert len(d.fetches) == 2  # retried after the back-off
@@ -62,6 +63,7 @@ def test_instrument_listed_after_start_is_fetched_and_then_managed() -> None:
     d.run_due()
     assert [c.amount for c in d.sent] == [D("10.74")]
     assert d.events("instrument.fetched") == [{"instId": CRO, "ctVal": "10"}]
+    assert not d.core.view(d.now).problems
 
 
 def test_a_failed_task_leaves_nothing_in_flight() -> None:
