@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
 from reactor.engine.commands import (
@@ -51,9 +52,11 @@ from reactor.engine.state import (
 )
 from reactor.engine.timing import backoff_for, next_due
 from reactor.engine.view import build_view
-from reactor.ledger import JournalEntry
 from reactor.okx.models import Position, PositionKey
 from reactor.policy import Action, ActionKind, decide, round_down, target_for
+
+if TYPE_CHECKING:
+    from reactor.ledger import JournalEntry
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
