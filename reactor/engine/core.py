@@ -326,6 +326,13 @@ class EngineCore:
         if self._controls.get(c.key) is not c.control:
             self._abandon(call, c, "position closed before send", now, out)
             return out.commands
+        current = self.book.get(c.key)
+        if not self.book.is_fresh(c.key[0]) or current != c.position:
+            # The stream broke or the position moved while the exchange was asked: the call
+            # was decided from data that is no longer current. Decide again, never send it.
+            self._abandon(call, c, "", now, out)
+            self._set_timer(c.key, c.control, now, out)
+            return out.commands
         if cap is not None and cap < c.amount:
             amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
             out.info(

@@ -116,3 +116,24 @@ def test_pre_reduce_check_below_the_minimum_blocks_without_a_call() -> None:
     assert d.intents == [] and d.all_sent == []
     assert d.control().status == "blocked" and not d.control().in_flight
     assert KEY in d.timers
+
+
+def test_no_call_from_data_that_changed_during_the_pre_reduce_check() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    (check,) = d.checks
+    d.push(cro(margin=D("12"), u_time=T + 1))  # moved while the exchange was asked
+    d.feed(d.core.on_reduce_checked(check.call, None, now=d.now))
+    assert d.intents == [] and d.all_sent == []
+    d.run_due()  # decided again, from the new margin
+    assert [c.amount for c in d.checks[1:]] == [D("1.74")]
+
+
+def test_no_call_when_the_stream_broke_during_the_pre_reduce_check() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    (check,) = d.checks
+    d.feed(d.core.on_disconnected("sub1", "drop", now=d.now))
+    d.feed(d.core.on_reduce_checked(check.call, None, now=d.now))
+    d.run_due()
+    assert d.intents == [] and d.all_sent == [] and not d.control().in_flight
