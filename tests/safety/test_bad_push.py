@@ -12,7 +12,7 @@ from tests.faults.common import account, cro, in_band, scenario, setup
 
 W = "Wu666666"
 KEY = (W, "CRO-USDT-SWAP", "long")
-BOOK_KEY = (*KEY, "isolated")  # the book keys positions with mgnMode
+BOOK_KEY = (*KEY, "isolated")  # the book keys positions with mgnMode too
 DAY_MS = 86_400_000
 
 
@@ -45,9 +45,7 @@ async def test_a_push_with_utime_far_in_the_future_does_not_freeze_the_position(
         # The exchange moves on (a mark price change): the book must follow, not ignore it.
         await admin.mark_price("CRO-USDT-SWAP", "0.0951")
         await wait_for(
-            lambda: (
-                (p := rt.engine.book.get(BOOK_KEY)) is not None and p.margin == tap.margin(*KEY)
-            ),
+            lambda: (p := rt.engine.book.get(BOOK_KEY)) is not None and p.margin == tap.margin(*KEY),
             timeout_s=10,
         )
         await asyncio.sleep(1.0)
