@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -81,7 +81,7 @@ class Engine:
         *,
         book: PositionBook | None = None,
         observer: EngineObserver | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger
         self.core = EngineCore(
