@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reactor.config import load_config
+from reactor.fdlimit import recommended_nofile
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -62,6 +63,10 @@ def test_unit_settings(name: str) -> None:
     assert one["Service.StateDirectory"] == state
     assert one["Service.ReadWritePaths"] == f"/var/lib/{state}"
     assert one["Install.WantedBy"] == "multi-user.target"
+    # 1,000+ accounts at ~4 descriptors each, and the soft limit may be raised to it at start.
+    assert int(one["Service.LimitNOFILE"]) >= recommended_nofile(1000)
+    allowed = " ".join(u["Service.SystemCallFilter"][1:])
+    assert "setrlimit" in allowed and "prlimit64" in allowed
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
