@@ -27,7 +27,10 @@ async def signed(
     drop: str | None = None,
     sign: str | None = None,
     timeout: float = 5.0,
+    simulated: bool = True,
 ) -> httpx.Response:
+    """A signed request; ``simulated`` sends ``x-simulated-trading: 1`` (the scenario's keys
+    are demo keys by default)."""
     ts = ts or iso_timestamp(time.time())
     headers = {
         "OK-ACCESS-KEY": key,
@@ -36,6 +39,8 @@ async def signed(
         "OK-ACCESS-PASSPHRASE": passphrase,
         "Content-Type": "application/json",
     }
+    if simulated:
+        headers["x-simulated-trading"] = "1"
     if drop:
         del headers[drop]
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
