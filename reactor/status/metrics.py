@@ -103,10 +103,11 @@ def _snapshot_families(snap: StatusSnapshot) -> Iterator[Metric]:
     yield stopped
 
     accounts = GaugeMetricFamily(
-        "reactor_accounts", "Configured accounts, by state.", labels=["state"]
+        "reactor_accounts", "Configured accounts, by role and state.", labels=["role", "state"]
     )
-    for state, n in snap.account_states().items():
-        accounts.add_metric([state], n)
+    for role in ("sub", "main"):
+        for state, n in snap.account_states(role).items():
+            accounts.add_metric([role, state], n)
     yield accounts
 
     info = GaugeMetricFamily(

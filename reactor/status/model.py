@@ -185,11 +185,12 @@ class StatusSnapshot:
     def sub_positions(self) -> int:
         return sum(len(a.positions) for a in self.accounts if a.role == "sub")
 
-    def account_states(self) -> dict[str, int]:
-        """Configured accounts by :attr:`AccountStatus.state` (every state, zeros included)."""
+    def account_states(self, role: str | None = "sub") -> dict[str, int]:
+        """Accounts of ``role`` (None: all) by :attr:`AccountStatus.state`, zeros included."""
         out = dict.fromkeys(("live", "stale", "disconnected", "stopped", "disabled"), 0)
         for a in self.accounts:
-            out[a.state] += 1
+            if role is None or a.role == role:
+                out[a.state] += 1
         return out
 
     @property

@@ -120,7 +120,7 @@ def test_snapshot_carries_venue_stopped_accounts_and_last_action() -> None:
     assert pos["history"][0] == [NOW - 6 * H, "20.29"] and pos["history"][-1] == [NOW, "10.26"]
     v = _samples(Metrics(process=False).render(snap))
     assert float(v['reactor_info{dry_run="false",venue="demo"}']) == 1
-    assert float(v['reactor_accounts{state="stopped"}']) == 1
+    assert float(v['reactor_accounts{role="sub",state="stopped"}']) == 1
     assert float(v['reactor_account_stopped{account="b",role="sub"}']) == 1
 
 

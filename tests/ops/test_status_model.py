@@ -67,7 +67,7 @@ def test_to_json_uses_decimal_strings() -> None:
     assert j["sub"] == {
         "accounts": 2,
         "positions": 3,
-        "states": {"live": 3, "stale": 0, "disconnected": 0, "stopped": 0, "disabled": 1},
+        "states": {"live": 2, "stale": 0, "disconnected": 0, "stopped": 0, "disabled": 1},
         "stopped": [],
     }
     assert j["pnl"] == {
@@ -139,7 +139,7 @@ def test_metrics_render() -> None:
     assert float(v["reactor_main_positions_expected"]) == 4
     assert float(v["reactor_unrealized_pnl_usdt"]) == -4.02
     assert float(v['reactor_info{dry_run="false",venue="unknown"}']) == 1
-    assert float(v['reactor_accounts{state="disabled"}']) == 1
+    assert float(v['reactor_accounts{role="sub",state="disabled"}']) == 1
     assert float(v['reactor_account_stopped{account="sub-b",role="sub"}']) == 0
     assert float(v["process_max_fds"]) > 0 and float(v["process_open_fds"]) > 0
     # Every sample belongs to a declared family (HELP and TYPE lines present).
