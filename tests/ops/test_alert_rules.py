@@ -387,3 +387,26 @@ def test_mtail_program_on_a_synthetic_log(tmp_path: Path) -> None:
     assert m['reactor_log_account_stopped_seen_timestamp_seconds{account="c"}'] == pytest.approx(
         t0 + 360, abs=1
     )
+
+
+def test_mtail_unit_matches_the_generated_files(tmp_path: Path) -> None:
+    unit = (ALERTS / "okx-margin-reactor-mtail.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert "journalctl -f -n 0 -o cat -u okx-margin-reactor.service" in exec_start
+    assert "--logs /dev/stdin" in exec_start and "--port 3903" in exec_start
+    prom = yaml.safe_load((ALERTS / alerting.PROMETHEUS_FILE).read_text())
+    mtail_job = next(j for j in prom["scrape_configs"] if j["job_name"] == alerting.MTAIL_JOB)
+    assert mtail_job["static_configs"][0]["targets"] == ["127.0.0.1:3903"]
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("needs systemd-analyze")
+    copy = tmp_path / "okx-margin-reactor-mtail.service"
+    copy.write_text(unit)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in r.stderr.splitlines()
+        if "okx-margin-reactor-mtail" in line and "okx-margin-reactor.service" not in line
+    ]
+    assert not problems, r.stderr

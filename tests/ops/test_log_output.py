@@ -86,3 +86,17 @@ def test_a_redirected_stream_is_not_the_journal(tmp_path: Path) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="log format"):
         log.resolve_format("xml", io.StringIO())
+
+
+def test_run_takes_log_flags() -> None:
+    from reactor.cli import _parser
+
+    args = _parser().parse_args(
+        ["run", "--config", "c.yaml", "--log-format", "console", "--log-level", "debug"]
+    )
+    assert (args.log_format, args.log_level) == ("console", "debug")
+    args = _parser().parse_args(["run", "--config", "c.yaml"])
+    assert (args.log_format, args.log_level) == (None, None)  # the config decides
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["run", "--config", "c.yaml", "--log-format", "xml"])
+    assert exc.value.code == 2
