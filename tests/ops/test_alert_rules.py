@@ -410,3 +410,50 @@ def test_mtail_unit_matches_the_generated_files(tmp_path: Path) -> None:
         if "okx-margin-reactor-mtail" in line and "okx-margin-reactor.service" not in line
     ]
     assert not problems, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq (apt-get install jq)")
+def test_journalctl_jq_recipe_across_restarts() -> None:
+    """A restart closes blocked episodes: one that ended while the reactor was down never
+    alerts, and one that had alerted is RESOLVED (the new process logs it again if it is still
+    blocked, and its clock starts again)."""
+    pos = {"instId": "CRO-USDT-SWAP", "posSide": "long"}
+    lines = [
+        journal_line(0, event="margin.target.blocked", account="a", **pos),
+        journal_line(360, event="margin.target.blocked", account="b", **pos),
+        journal_line(400, event="ws.connected", account="x"),  # a: 6+ minutes -> ALERT
+        journal_line(500, event="reactor.started"),  # a RESOLVED; b (not alerted) closed
+        journal_line(1500, event="ws.connected", account="x"),  # b would be 19 min old: quiet
+        journal_line(1600, event="margin.target.blocked", account="a", **pos),  # still blocked
+        journal_line(2000, event="ws.connected", account="x"),  # 6.7 min after re-log: ALERT
+    ]
+    r = subprocess.run(
+        ["bash", str(ALERTS / "journalctl-jq.sh"), "--stdin"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "BLOCKED_MINUTES": "5"},
+    )
+    assert r.returncode == 0, r.stderr
+    out = [
+        (line.split()[0], line.split()[1], "account=a" in line) for line in r.stdout.splitlines()
+    ]
+    assert out == [
+        ("ALERT", "ReactorTargetBlocked", True),
+        ("RESOLVED", "ReactorTargetBlocked", True),
+        ("ALERT", "ReactorTargetBlocked", True),
+    ]
+    assert "closed_by=restart" in r.stdout.splitlines()[1]
+
+
+def test_loki_episode_rules_are_restart_safe() -> None:
+    """The Loki blocked / main-below rules compare last times, including the last start;
+    no "count minus count" is left."""
+    doc = yaml.safe_load((ALERTS / "loki-rules.yaml").read_text())
+    rules = {r["alert"]: r["expr"] for g in doc["groups"] for r in g["rules"]}
+    for name in ("ReactorTargetBlocked", "ReactorMainBelowExpected"):
+        expr = rules[name]
+        assert 'event="reactor.started"' in expr, name
+        assert "unwrap ts" in expr and "__timestamp__" in expr, name
+        assert not re.search(r"\)\s*-\s*\n?\s*sum", expr), name
