@@ -114,3 +114,50 @@ def test_reporter_logs_once_per_interval() -> None:
     now[0] = 11
     assert rep.report(emfile)
     assert rep._suppressed == 0
+
+
+def test_httpx_failure_under_emfile_is_recognised() -> None:
+    """What the REST client really sees when descriptors run out is EMFILE to is_emfile,
+    whatever httpx/anyio wrap it in."""
+    lines = _child(
+        """
+        import asyncio, json, resource, socket, threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        import httpx
+        from reactor.fdlimit import is_emfile
+
+        class Ok(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+            def log_message(self, *args):
+                pass
+
+        srv = HTTPServer(("127.0.0.1", 0), Ok)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{srv.server_address[1]}/"
+
+        async def main():
+            async with httpx.AsyncClient() as warm:
+                await warm.get(url)  # imports done while descriptors are free
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+            held = []
+            try:
+                while True:
+                    held.append(socket.socket())
+            except OSError:
+                pass
+            try:
+                async with httpx.AsyncClient() as c:
+                    await c.get(url, timeout=2)
+                print(json.dumps({"failed": False}))
+            except Exception as exc:
+                print(json.dumps({"failed": True, "type": type(exc).__name__,
+                                  "emfile": is_emfile(exc)}))
+            for s in held:
+                s.close()
+
+        asyncio.run(main())
+        """
+    )
+    (result,) = lines
+    assert result["failed"] is True and result["emfile"] is True, result
