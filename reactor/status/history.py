@@ -4,7 +4,9 @@ The journal records every call (action, amount, outcome, time) but not the margi
 the margin line is rebuilt backwards from the current margin: before an accepted call the margin
 was ``after - amount`` for an add and ``after + amount`` for a reduce. Fills and fees change
 isolated margin too and are not in the journal, so the line is the margin as the reactor moved
-it, exact at the present and at each call, not a tick chart.
+it, exact at the present and at each call, not a tick chart. Rows are matched by account,
+instrument and side: calls made for an earlier position on the same key (closed and reopened
+within the window) are drawn as its past.
 """
 
 from __future__ import annotations

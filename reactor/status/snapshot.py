@@ -1,4 +1,4 @@
-"""Build the :class:`StatusSnapshot` from the engine's read-only view (no writes, no SQL).
+"""Build the :class:`StatusSnapshot` from the engine's read-only view (no writes).
 
 Extra, optional sources (all additive; the snapshot is complete without them): the venue and
 dry-run flag the process runs with, and the journal of margin calls (rows of
@@ -118,8 +118,10 @@ def _dec(text: str) -> Decimal | None:
 class EngineStatus:
     """The engine as the status server's :class:`StatusSource`.
 
-    ``journal(since_ms)`` (e.g. ``ledger.journal_since``) feeds last actions and charts; when it
-    raises (the ledger is locked or gone) the snapshot is built without them.
+    ``journal(since_ms)`` (e.g. ``ledger.journal_since``) feeds last actions and charts; its
+    rows are reused for ``journal_ttl_s`` (a page refreshing every 3 s in several browsers reads
+    the ledger once); when it raises (the ledger is locked or gone) the snapshot is built
+    without them.
     """
 
     def __init__(
@@ -130,8 +132,13 @@ class EngineStatus:
         dry_run: bool = False,
         journal: Callable[[int], Sequence[JournalRow]] | None = None,
         history_window_ms: int = HISTORY_WINDOW_MS,
+        journal_ttl_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._ttl_s = journal_ttl_s
+        self._clock = clock
+        self._cached: tuple[float, Sequence[JournalRow]] | None = None
         self._venue = venue
         self._dry_run = dry_run
         self._journal = journal
@@ -139,17 +146,24 @@ class EngineStatus:
 
     def status_snapshot(self) -> StatusSnapshot:
         now_ms = int(time.time() * 1000)
-        rows: Sequence[JournalRow] = ()
-        if self._journal is not None:
-            try:
-                rows = self._journal(now_ms - self._window_ms)
-            except Exception:  # the page must render while storage is failing (/healthz says so)
-                rows = ()
         return build_snapshot(
             self._engine.view(),
             now_ms,
             venue=self._venue,
             dry_run=self._dry_run,
-            journal=rows,
+            journal=self._rows(now_ms),
             history_window_ms=self._window_ms,
         )
+
+    def _rows(self, now_ms: int) -> Sequence[JournalRow]:
+        if self._journal is None:
+            return ()
+        now = self._clock()
+        if self._cached is not None and now - self._cached[0] < self._ttl_s:
+            return self._cached[1]
+        try:
+            rows = self._journal(now_ms - self._window_ms)
+        except Exception:  # the page must render while storage is failing (/healthz says so)
+            rows = ()
+        self._cached = (now, rows)
+        return rows

@@ -140,3 +140,41 @@ def test_reconnects_are_not_shutdowns_and_retries_are_not_reactions() -> None:
     assert float(v["reactor_retry_call_delay_seconds_count"]) == 1
     assert float(v['reactor_margin_adjustments_total{account="a",result="ok"}']) == 1
     assert "process_open_fds" not in v
+
+
+class _Engine:
+    def __init__(self, view: EngineView) -> None:
+        self._view = view
+
+    def view(self) -> EngineView:
+        return self._view
+
+
+def test_engine_status_reads_the_journal_at_most_once_per_ttl_and_survives_failures() -> None:
+    from reactor.status.snapshot import EngineStatus
+
+    reads: list[int] = []
+    now = [0.0]
+    fail = [False]
+
+    def journal(since_ms: int) -> list[Row]:
+        reads.append(since_ms)
+        if fail[0]:
+            raise RuntimeError("database is locked")
+        return [row("reduce", "10.03", since_ms + H)]
+
+    source = EngineStatus(
+        _Engine(_view("ok", "10.26")),
+        venue="sim",
+        journal=journal,
+        journal_ttl_s=2,
+        clock=lambda: now[0],
+    )
+    first = source.status_snapshot()
+    assert first.accounts[0].positions[0].last_action == "reduce"
+    source.status_snapshot()
+    assert len(reads) == 1
+    now[0], fail[0] = 3.0, True
+    broken = source.status_snapshot()  # storage failing: the page still renders
+    assert len(reads) == 2 and broken.accounts[0].positions[0].last_action is None
+    assert broken.venue == "sim"
