@@ -177,7 +177,7 @@ class Control:
                     await asyncio.sleep(delay)
                 acct, inst_id, side = keys[n % len(keys)]
                 value = values[(n // len(keys)) % len(values)]
-                p = self.ex.accounts[acct].positions.get((inst_id, side))
+                p = self.ex.accounts[acct].positions.get((inst_id, side, "isolated"))
                 if p is None:
                     continue
                 self.sim.apply(

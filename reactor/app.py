@@ -13,7 +13,7 @@ import random
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 from reactor.okx.ws import PrivateSession
 from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
-from reactor.status.model import StatusSnapshot
+from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
 from reactor.systemd import SystemdNotifier, run_watchdog
@@ -72,7 +72,7 @@ class Runtime:
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
-        return EngineStatus(self.engine).status_snapshot()
+        return WithLedgerHealth(EngineStatus(self.engine), self.ledger).status_snapshot()
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start a long-lived task whose failure is an event, never a silent dead loop."""
@@ -80,6 +80,39 @@ class Runtime:
         task.add_done_callback(_log_task_end)
         self.tasks.append(task)
         return task
+
+
+class WithLedgerHealth:
+    """The engine's status plus the ledger's own: a ledger file deleted or replaced is found by
+    the poll loop before any write fails, and must make ``/healthz`` unhealthy at once."""
+
+    def __init__(self, source: StatusSource, ledger: Ledger) -> None:
+        self._source = source
+        self._ledger = ledger
+
+    def status_snapshot(self) -> StatusSnapshot:
+        snap = self._source.status_snapshot()
+        problem = self._ledger.problem
+        if problem is None:
+            return snap
+        reason = f"ledger {problem.reason}: {problem}"[:300]
+        if reason in snap.engine_problems:
+            return snap
+        return replace(snap, engine_problems=(*snap.engine_problems, reason), storage_ok=False)
+
+
+def _on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's last resort ("Task exception was never retrieved", a failing callback) as an
+    event on stdout like every other fact, instead of an unstructured line on stderr."""
+    exc = context.get("exception")
+    task = context.get("task") or context.get("future")
+    name = task.get_name() if isinstance(task, asyncio.Task) else None
+    log.error(
+        "reactor.task.failed",
+        task=name,
+        error=_short(exc) if isinstance(exc, BaseException) else str(context.get("message")),
+        exc_info=exc if isinstance(exc, BaseException) else None,
+    )
 
 
 def _log_task_end(task: asyncio.Task[Any]) -> None:
@@ -217,6 +250,7 @@ async def start(
     """
     if not cfg.enabled_accounts():
         raise StartupError("accounts: every account is disabled; nothing to run")
+    asyncio.get_running_loop().set_exception_handler(_on_loop_exception)
     creds = None if cfg.venue.embedded else resolve_credentials(cfg)
     prepare_state_dir(cfg.state_dir)
     lock = StateLock(cfg.state_dir)
@@ -300,7 +334,8 @@ async def _start_locked(
     status_url = None
     server = None
     if cfg.status.enabled:
-        server = StatusServer(EngineStatus(engine), metrics, cfg.status.host, cfg.status.port)
+        source = WithLedgerHealth(EngineStatus(engine), ledger)
+        server = StatusServer(source, metrics, cfg.status.host, cfg.status.port)
         try:
             status_url = await server.start()
         except OSError as exc:

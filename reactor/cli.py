@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from reactor import log as logging_setup
-from reactor.config import Config, ConfigError, load_config, resolve_credentials
+from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
 from reactor.ledger import LedgerError
 from reactor.state_dir import StartupError
 
@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--pos-side", required=True, choices=["long", "short", "net"])
     rec.add_argument("--key", required=True, help="idempotency key, e.g. the order's clOrdId")
     rec.add_argument(
-        "--c-time", type=int, default=None, help="position cTime (ms); default: current position"
+        "--c-time",
+        type=int,
+        default=None,
+        help="position cTime (ms); default: read the position OKX reports now",
     )
     lst = msub.add_parser("list", help="list maintenance records with derived counts")
     lst.add_argument("--config", type=Path, required=True)
@@ -97,6 +100,8 @@ def _check_config(cfg: Config, path: Path) -> int:
     if not cfg.venue.embedded:
         resolve_credentials(cfg)
     enabled = cfg.enabled_accounts()
+    if not enabled:
+        raise ConfigError("accounts: every account is disabled; nothing to run")
     print(
         json.dumps(
             {
@@ -128,10 +133,19 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
     if not args.key.strip():
         raise ConfigError("--key: must not be empty")
     log = logging_setup.get_logger("reactor.cli")
+    c_time = args.c_time
+    if c_time is None:
+        try:
+            c_time = asyncio.run(_current_c_time(cfg, acc, args.inst_id, args.pos_side))
+        except _ExchangeUnreachable as exc:
+            print(f"reactor: {exc}", file=sys.stderr)
+            return 1
+    elif c_time <= 0:
+        raise ConfigError(f"--c-time: must be a positive OKX cTime in ms, not {c_time}")
     ledger = _ledger(cfg)
     try:
         rec = ledger.record_maintenance(
-            acc.name, args.inst_id, args.pos_side, args.key, c_time=args.c_time
+            acc.name, args.inst_id, args.pos_side, args.key, c_time=c_time
         )
     finally:
         ledger.close()
@@ -139,8 +153,65 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
     if rec is None:
         log.info("maintenance.duplicate", **fields, key=args.key)
     else:
-        log.info("maintenance.recorded", **fields, key=args.key, record_id=rec.id)
+        log.info("maintenance.recorded", **fields, key=args.key, record_id=rec.id, cTime=c_time)
     return 0
+
+
+class _ExchangeUnreachable(Exception):
+    """The position could not be read (network, OKX error): a runtime failure, exit 1."""
+
+
+async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_side: str) -> int:
+    """The cTime of the position OKX reports now, read with the account's own credentials.
+
+    A maintenance record belongs to one real position: the host clock cannot say which (a
+    position reopened a minute ago would take a record meant for the closed one). Unknown
+    instrument, or no open position on that side: ConfigError (one line, exit 2).
+    """
+    from reactor.config import load_credentials
+    from reactor.okx.errors import OkxError
+    from reactor.okx.models import PayloadError, parse_position
+    from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+
+    if cfg.venue.embedded:
+        raise ConfigError(
+            "--c-time: required with the embedded simulator (its positions live inside the "
+            "running reactor); pass the position's cTime"
+        )
+    creds = load_credentials(cfg, acc)
+    rest_url, _ = cfg.venue.urls()
+    where = f"{acc.name} {inst_id} {pos_side}"
+    async with OkxRestClient(
+        rest_url,
+        creds,
+        simulated=cfg.venue.simulated_trading,
+        timeout_s=cfg.timing.request_timeout_s,
+        account=acc.name,
+    ) as client:
+        try:
+            listed = {i.get("instId") for i in await client.get_instruments("SWAP")}
+            if inst_id not in listed:
+                raise ConfigError(f"--inst-id: {inst_id} is not a swap OKX lists")
+            raw = await client.get_positions("SWAP", inst_id)
+        except OkxError as exc:
+            if exc.code == "51001":
+                raise ConfigError(f"--inst-id: {inst_id} is not an instrument OKX knows") from None
+            raise _ExchangeUnreachable(f"cannot read the position {where}: {exc}") from None
+        except (RequestNotSent, AmbiguousOutcome) as exc:
+            raise _ExchangeUnreachable(f"cannot read the position {where}: {exc}") from None
+    open_now = []
+    for item in raw:
+        try:
+            p = parse_position(acc.name, item)
+        except PayloadError:
+            continue
+        if p.inst_id == inst_id and p.pos_side == pos_side and p.pos != 0:
+            open_now.append(p)
+    if not open_now:
+        raise ConfigError(f"no open position {where} on OKX now: nothing to record against")
+    if open_now[0].c_time <= 0:
+        raise ConfigError(f"OKX reports no cTime for {where}: pass --c-time")
+    return open_now[0].c_time
 
 
 def _maintenance_list(cfg: Config) -> int:

@@ -48,8 +48,13 @@ HEALTHY_AFTER_S = 10.0
 
 
 class SessionHandler(Protocol):
+    """What a session reports. ``cur_page`` is the snapshot page number (1-based), so the
+    book can drop a snapshot a reconnect interrupted."""
+
     def on_connected(self, account: str) -> None: ...
-    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None: ...
+    def on_snapshot(
+        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int | None
+    ) -> None: ...
     def on_update(self, account: str, positions: list[Position]) -> None: ...
     def on_disconnected(self, account: str, reason: str) -> None: ...
     def on_stopped(self, account: str, reason: str) -> None: ...
@@ -206,7 +211,7 @@ class PrivateSession:
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
-        last_rx = loop.time()
+        last_rx = last_tx = loop.time()
         # OKX always answers login and subscribe and then sends a full snapshot; without it the
         # account would stay stale forever, so a connection that is not ready in time is redone.
         ready_by: float | None = last_rx + self._ping_interval_s + self._pong_timeout_s
@@ -220,10 +225,13 @@ class PrivateSession:
                     state = proto.state
                     return _Outcome(f"not ready in time (state {state})", "backoff", False)
             if ping_sent is None:
-                wait = self._ping_interval_s - (now - last_rx)
+                # OKX's recipe pings after N s with nothing received; pinging after N s with
+                # nothing *sent* as well keeps a stricter server (one that closes quiet
+                # clients, okx-fidelity §2) from dropping a busy connection.
+                wait = self._ping_interval_s - (now - min(last_rx, last_tx))
                 if wait <= 0:
                     await ws.send("ping")
-                    ping_sent = now
+                    ping_sent = last_tx = now
                     continue
             else:
                 wait = self._pong_timeout_s - (now - ping_sent)
@@ -248,6 +256,8 @@ class PrivateSession:
                 outcome = await self._on_event(ws, proto, event)
                 if outcome is not None:
                     return outcome
+                if isinstance(event, LoginOk):
+                    last_tx = loop.time()  # the subscribe frame went out
 
     async def _on_event(
         self, ws: ClientConnection, proto: PrivateChannelProtocol, event: WsEvent
@@ -262,7 +272,9 @@ class PrivateSession:
             if event.last_page:
                 self._snapshot_done = True
             try:
-                self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
+                self._handler.on_snapshot(
+                    account, event.positions, last_page=event.last_page, cur_page=event.cur_page
+                )
             except Exception:
                 log.exception("ws.handler.error", account=account, callback="on_snapshot")
         elif isinstance(event, LoginOk):

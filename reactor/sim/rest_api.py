@@ -49,10 +49,11 @@ _EXTRA_CODES = {
 class Reject(Exception):
     """An OKX error answer for the current request (raised by endpoints and the gateway)."""
 
-    def __init__(self, code: str, msg: str | None = None) -> None:
+    def __init__(self, code: str, msg: str | None = None, data: list[Any] | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.msg = msg if msg is not None else message(code)
+        self.data = data  # e.g. a failed order's sCode/sMsg (place order answers code "1")
 
 
 def message(code: str) -> str:
@@ -300,7 +301,7 @@ class RestApi:
             try:
                 return envelope("0", "", route.handler(Call(req, self.exchange, self.publisher)))
             except Reject as rej:
-                return envelope(rej.code, rej.msg)
+                return envelope(rej.code, rej.msg, rej.data)
         return self._private(route, req)
 
     def _private(self, route: Route, req: RestRequest) -> RestResponse:
@@ -333,7 +334,7 @@ class RestApi:
             response = envelope("0", "", route.handler(call))
         except Reject as rej:
             entry["code"] = rej.code
-            response = envelope(rej.code, rej.msg)
+            response = envelope(rej.code, rej.msg, rej.data)
         response.hang = hang
         return response
 
