@@ -136,6 +136,13 @@ def test_install_staged(tmp_path: Path) -> None:
         assert (units / name).read_text() == (DEPLOY / name).read_text()
         assert mode(units / name) == 0o644
     assert "Next steps" in r.stdout
+    mtail_unit = units / "okx-margin-reactor-mtail.service"
+    assert (
+        mtail_unit.read_text() == (DEPLOY / "alerts/okx-margin-reactor-mtail.service").read_text()
+    )
+    program = etc / "mtail/okx-margin-reactor.mtail"
+    assert program.read_text() == (DEPLOY / "alerts/okx-margin-reactor.mtail").read_text()
+    assert "--progs /etc/okx-margin-reactor/mtail" in mtail_unit.read_text()
 
 
 def test_install_never_overwrites_credentials_or_config(tmp_path: Path) -> None:
