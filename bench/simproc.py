@@ -152,9 +152,21 @@ class Control:
                 inst = rng.choice(insts)
                 sign = 1 if rng.random() < 0.5 else -1
                 px = (inst.mark_px * (1 + sign * step)).quantize(inst.tick_sz)
-                changes = self.ex.set_mark_price(inst.inst_id, px)
+                changes = self._mark_as_event(inst.inst_id, px)
                 self.sim.apply(changes)
                 sent += max(1, len(changes))
+
+    def _mark_as_event(self, inst_id: str, px: Decimal) -> list[Change]:
+        """Bench load only: OKX pushes nothing on a mark move (the simulator is silent too), so
+        the walk pushes every position on the instrument as if an event had changed it."""
+        liquidated = self.ex.set_mark_price(inst_id, px)
+        moved = [
+            Change(a.name, self.ex.position_dict(a.name, p))
+            for a in self.ex.accounts.values()
+            for p in a.positions.values()
+            if p.inst_id == inst_id
+        ]
+        return moved + liquidated
 
     # -- corrections: put positions out of band one at a time ------------------------------
     async def perturb(self, request: web.Request) -> web.Response:

@@ -61,7 +61,7 @@ class HistoryClient(Protocol):
         self, inst_type: str = ..., *, after: str | None = ..., limit: int = ...
     ) -> list[dict[str, Any]]: ...
 
-    async def get_bills(
+    async def get_account_bills(
         self,
         inst_type: str = ...,
         *,
@@ -153,7 +153,7 @@ async def recover_account(
         return await client.get_orders_pending(after=after, limit=PAGE_LIMIT)
 
     async def bills(after: str | None) -> list[dict[str, Any]]:
-        return await client.get_bills(
+        return await client.get_account_bills(
             bill_type=BILL_TYPE_TRADE, begin_ms=since, after=after, limit=PAGE_LIMIT
         )
 

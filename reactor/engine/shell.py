@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -55,7 +55,9 @@ from reactor.okx.orders import OrderUpdate
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-_STORAGE_ERRORS = (sqlite3.Error, OSError, KeyError)  # KeyError: the entry vanished (file replaced)
+# LedgerError: locked too long, disk full, I/O error, file deleted or replaced (reactor.ledger);
+# KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
+_STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
 
 
@@ -68,7 +70,7 @@ class _LedgerCounts:
     def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
         try:
             return self._ledger.count(account, inst_id, pos_side, c_time)
-        except (sqlite3.Error, OSError) as exc:
+        except (LedgerError, sqlite3.Error, OSError) as exc:
             raise StorageError(f"{type(exc).__name__}: {exc}") from None
 
     def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
@@ -90,7 +92,7 @@ class Engine:
         *,
         book: PositionBook | None = None,
         observer: EngineObserver | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
         fills: FillGate | None = None,
         recovery_sources: tuple[str, ...] = ("bills",),
     ) -> None:
@@ -377,7 +379,8 @@ class Engine:
     async def _recover_fills(self, cmd: RecoverFills) -> None:
         """Missed maintenances from OKX's trade bills (and order history when configured)."""
         client = self._client(cmd.account)
-        if self._fills is None or self._fills.rule is None or not hasattr(client, "get_bills"):
+        rule = None if self._fills is None else self._fills.rule
+        if rule is None or not hasattr(client, "get_account_bills"):
             self._run(self.core.on_fills_recovered(cmd.account, (), now=self._clock()))
             return
         try:
@@ -386,7 +389,7 @@ class Engine:
                 self.ledger,
                 cmd.account,
                 cmd.positions,
-                self._fills.rule,
+                rule,
                 int(time.time() * 1000),  # OKX's history is in wall-clock ms
                 sources=self._recovery_sources,
             )

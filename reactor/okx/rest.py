@@ -170,7 +170,7 @@ class OkxRestClient:
         params = {"instType": inst_type, "after": after, "limit": str(limit)}
         return await self._get(ORDERS_PENDING, params)
 
-    async def get_bills(
+    async def get_account_bills(
         self,
         inst_type: str = "SWAP",
         *,

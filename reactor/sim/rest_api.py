@@ -21,6 +21,7 @@ Adding an endpoint::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -322,6 +323,9 @@ class RestApi:
             gateway = self.faults.take_rest(("rest_gateway",), acct.name, req.path)
             if gateway is not None:
                 entry["code"] = str(gateway.status)
+                if gateway.applied:
+                    with contextlib.suppress(Reject):
+                        route.handler(Call(req, self.exchange, self.publisher, acct))
                 return gateway_error(gateway.status, gateway.body_kind)
             self._rate_check(acct, req.path, route.rate_limit)
             err = self.faults.take_rest(("rest_error",), acct.name, req.path)

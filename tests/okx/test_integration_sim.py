@@ -39,8 +39,14 @@ SCENARIO: dict[str, Any] = {
             "passphrase": "pass-a",
             "balance": "1000",
             "positions": [
-                {"instId": CRO, "posSide": "long", "pos": "108", "avgPx": "0.0905",
-                 "lever": "10", "margin": "20.29"},
+                {
+                    "instId": CRO,
+                    "posSide": "long",
+                    "pos": "108",
+                    "avgPx": "0.0905",
+                    "lever": "10",
+                    "margin": "20.29",
+                },
             ],
         },
         {
@@ -52,7 +58,7 @@ SCENARIO: dict[str, Any] = {
             "positions": [],
         },
     ],
-}  # fmt: skip
+}
 CREDS_A = Credentials("key-a", "secret-a", "pass-a")
 CREDS_B = Credentials("key-b", "secret-b", "pass-b")
 
@@ -295,8 +301,16 @@ async def test_one_bad_account_does_not_stop_the_others(sim: Simulator) -> None:
 async def test_garbage_frames_are_logged_and_skipped(sim: Simulator) -> None:
     rec = Recorder()
     s = session(sim, rec)
-    blank = {"instId": CRO, "posSide": "long", "pos": "108", "mgnMode": "isolated",
-             "markPx": "", "margin": "", "upl": "", "instType": "SWAP"}  # fmt: skip
+    blank = {
+        "instId": CRO,
+        "posSide": "long",
+        "pos": "108",
+        "mgnMode": "isolated",
+        "markPx": "",
+        "margin": "",
+        "upl": "",
+        "instType": "SWAP",
+    }
     frames = [
         "this is not json" + "x" * 1000,
         '{"arg":{"channel":"orders"},"data":[]}',
@@ -454,12 +468,18 @@ TWO_POSITIONS: dict[str, Any] = {
             **SCENARIO["accounts"][0],
             "positions": [
                 *SCENARIO["accounts"][0]["positions"],
-                {"instId": CRO, "posSide": "short", "pos": "10", "avgPx": "0.0905",
-                 "lever": "10", "margin": "2"},
+                {
+                    "instId": CRO,
+                    "posSide": "short",
+                    "pos": "10",
+                    "avgPx": "0.0905",
+                    "lever": "10",
+                    "margin": "2",
+                },
             ],
         }
     ],
-}  # fmt: skip
+}
 
 
 async def test_snapshot_without_event_type_makes_the_account_fresh(
@@ -517,3 +537,30 @@ async def test_pinging_when_nothing_was_sent_survives_a_strict_server(
         await asyncio.wait_for(task, 5)
     reconnects = [e for e in logs if e["event"] == "ws.reconnect"]
     assert (reconnects == [] and s.connect_count == 1) is survives
+
+
+@pytest.mark.parametrize(("body", "applied"), [("html", False), ("json", True)])
+async def test_gateway_5xx_reaches_the_client_as_an_error(
+    sim: Simulator, rest_a: OkxRestClient, body: str, applied: bool
+) -> None:
+    """okx-fidelity §7.9: OKX's gateway answers 5xx with an HTML page or a JSON body whose
+    ``code`` is a number. With ``applied`` the backend acted before the gateway gave up (a
+    504 is then ambiguous for the caller)."""
+    fault = {
+        "kind": "rest_gateway",
+        "account": "A",
+        "path": MARGIN_BALANCE,
+        "status": 504,
+        "body": body,
+        "applied": applied,
+    }
+    await admin(sim, "POST", "/sim/faults", fault)
+    with pytest.raises(OkxError) as info:
+        await rest_a.margin_balance(CRO, "long", "add", Decimal("1"))
+    assert info.value.code == "504" and info.value.http_status == 504
+    margin = Decimal((await sim_position(sim, "A"))["margin"])
+    assert margin == (Decimal("21.29") if applied else Decimal("20.29"))
+    # A GET behind a 503 answers once the gateway recovers (the client retries GETs).
+    fault = {"kind": "rest_gateway", "account": "A", "path": POSITIONS, "status": 503}
+    await admin(sim, "POST", "/sim/faults", fault)
+    assert len(await rest_a.get_positions()) == 1
