@@ -144,6 +144,7 @@ class EngineCore:
         self._fill_pending: list[RecordMaintenance] = []
         self._fill_retry_at: float | None = None
         self._recovering: set[str] = set()
+        self._fill_problems: dict[str, str] = {}  # for /healthz, until the next success
         self._sources: dict[tuple[PositionKey, int], dict[str, int]] = {}
 
     # ------------------------------------------------------------------ start-up
@@ -306,6 +307,8 @@ class EngineCore:
         out = Out()
         if record in self._fill_pending:
             self._fill_pending.remove(record)
+        if not self._fill_pending:
+            self._fill_problems.pop("write", None)
         self._forget_counts({record.position_key[:3]})
         fields = {
             "account": record.account,
@@ -336,8 +339,13 @@ class EngineCore:
         )
         if not retry and record in self._fill_pending:
             self._fill_pending.remove(record)
-        elif retry and self._fill_retry_at is None:
-            self._fill_retry_at = now + FILL_WRITE_RETRY_S
+        elif retry:
+            if self._fill_retry_at is None:
+                self._fill_retry_at = now + FILL_WRITE_RETRY_S
+            self._fill_problems["write"] = (
+                f"maintenance: {len(self._fill_pending)} record(s) not in the ledger"
+                f" (counted in memory, retrying): {error[:120]}"
+            )
         self._arm_fills_timer(out)
         return out.commands
 
@@ -347,6 +355,7 @@ class EngineCore:
         """Recovery wrote what was missed (``keys``: positions with new records): go on."""
         out = Out()
         self._recovering.discard(account)
+        self._fill_problems.pop(f"recovery:{account}", None)
         self._forget_counts({k[:3] for k in keys})
         for pos in self.book.positions(account):
             self._schedule(pos.key, now, out, immediate=True)
@@ -358,6 +367,9 @@ class EngineCore:
         out = Out()
         out.error("maintenance.recovery.failed", account=account, error=error)
         self._recovering.discard(account)
+        self._fill_problems[f"recovery:{account}"] = (
+            f"{account}: fills missed while away not recovered: {error[:120]}"
+        )
         for pos in self.book.positions(account):
             self._schedule(pos.key, now, out, immediate=True)
         return out.commands
@@ -1253,7 +1265,9 @@ class EngineCore:
             self._controls,
             sources=self._view_sources,
             main_expected_positions=self.settings.main_expected_positions,
-            problems=self.health.problems(now) + self._fetches.problems(),
+            problems=self.health.problems(now)
+            + self._fetches.problems()
+            + sorted(self._fill_problems.values()),
             storage_ok=self.health.storage_ok,
             internal_errors=self.health.internal_errors,
         )

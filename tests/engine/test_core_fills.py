@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from reactor.engine.commands import Command, RecoverFills, WriteMaintenance
 from reactor.engine.core import EngineCore
@@ -158,9 +161,12 @@ def test_failed_ledger_write_still_counts_and_is_retried() -> None:
     d.advance(0.5)
     assert d.all_sent == [] and d.control().count == 2  # counted in memory
     assert d.levels("maintenance.record.failed")[0] == "error"
+    [problem] = d.core.view(d.now).problems
+    assert "1 record(s) not in the ledger" in problem  # /healthz answers 503 meanwhile
     d.ledger_error = None
     d.advance(1.0)
     assert [r.ord_id for r in d.written] == ["m-1"] and d.counts.counts[POS3] == 2
+    assert d.core.view(d.now).problems == ()
     d.advance(10.0)
     assert d.all_sent == [] and d.control().count == 2
     assert d.core.view(d.now).accounts[0].positions[0].sources == ()  # FakeCounts: no sources
@@ -184,6 +190,11 @@ def test_recovery_failure_never_blocks_for_good() -> None:
     d.feed(core.on_fills_recovery_failed("sub1", "OkxError 50026", now=d.now))
     d.advance(1.0)
     assert d.levels("maintenance.recovery.failed") == ["error"]
+    assert d.core.view(d.now).problems == (
+        "sub1: fills missed while away not recovered: OkxError 50026",
+    )
+    d.feed(core.on_fills_recovered("sub1", (), now=d.now))  # the next reconnect's recovery
+    assert d.core.view(d.now).problems == ()
     assert [c.action for c in d.all_sent] == ["reduce"]
 
 
@@ -221,3 +232,41 @@ def test_no_rule_no_gate_no_recovery() -> None:
     d = FillDriver(core, counts)
     d.snapshot(cro(c_time=T0, **BEFORE))
     assert d.recoveries == [] and d.core.on_orders("sub1", [order()], now=0) == []
+
+
+# -- any interleaving -----------------------------------------------------------------------
+
+# 108 more contracts at 20x add 5.13: 15.13 with count 2 (target 20) -> one add of 4.87.
+GROWN = {"pos": D("216"), "margin": D("15.13"), "lever": D("20"), "mmr": D("0.82"), "upl": D("0")}
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    order_first=st.booleans(),
+    gap_ms=st.integers(0, 250),
+    duplicates=st.lists(st.integers(0, 250), max_size=2),
+    repeat_position=st.booleans(),
+)
+def test_any_interleaving_one_call_in_the_right_direction(
+    order_first: bool, gap_ms: int, duplicates: list[int], repeat_position: bool
+) -> None:
+    """Within the grace window, whatever comes first, duplicated or not: the maintenance is
+    counted once and the margin goes to the new target with one add, never a reduce."""
+    d = fill_driver()
+    grown = cro(c_time=T0, u_time=T0 + 5_000, **GROWN)
+    events: list[tuple[int, str]] = [(0, "order" if order_first else "position")]
+    events.append((gap_ms, "position" if order_first else "order"))
+    events += [(t, "order") for t in duplicates]
+    if repeat_position:
+        events.append((gap_ms + 10, "position"))
+    start = d.now
+    for at, kind in sorted(events, key=lambda e: e[0]):
+        d.advance(start + at / 1000 - d.now)
+        if kind == "order":
+            d.orders(order())
+        else:
+            d.push(grown)
+    d.advance(10.0)
+    assert len(d.written) == 1 and d.counts.counts[POS3] == 2
+    assert [c.action for c in d.all_sent] == ["add"]
+    assert d.all_sent[0].amount == D("4.87")
