@@ -377,7 +377,8 @@ async def _start_locked(
             pong_timeout_s=timing.ws_pong_timeout_s,
             backoff_max_s=timing.ws_backoff_max_s,
             resync_clock=clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
-            orders=rule is not None,  # counts from fills: orders on the same connection
+            # Counts from fills: orders on the same connection (managed sub-accounts only).
+            orders=rule is not None and accounts[name].role == "sub",
         )
         for name, c in creds.items()
     }
