@@ -148,6 +148,12 @@ class SimulatorSpec(_Model):
     # The accounts' keys are demo-trading keys: REST requests need x-simulated-trading: 1,
     # and a live key must not send it (DOC: 50101, okx-fidelity §7.8).
     demo_keys: bool = True
+    # DOC-WS limits (okx-fidelity §7.4; reactor/sim/ws_limits.py); 0 turns one off.
+    ws_connects_per_s: int = Field(default=3, ge=0)  # new connections per second per IP
+    # Beyond it: HTTP 429 on the upgrade, or accept and close 1013 (OKX: undocumented).
+    ws_connect_refusal: Literal["http_429", "close"] = "http_429"
+    ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
+    ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
 
 
 class Scenario(_Model):
