@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="decide and log, never call margin-balance"
     )
+    run.add_argument("--log-format", choices=logging_setup.LOG_FORMATS, help="overrides log.format")
+    run.add_argument("--log-level", choices=logging_setup.LOG_LEVELS, help="overrides log.level")
 
     check = sub.add_parser("check-config", help="validate a config file and its credentials")
     check.add_argument("--config", type=Path, required=True)
@@ -78,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         if args.command == "check-config":
             return _check_config(cfg, args.config)
-        logging_setup.configure(cfg.log.level, cfg.log.format)
+        logging_setup.configure(
+            getattr(args, "log_level", None) or cfg.log.level,
+            getattr(args, "log_format", None) or cfg.log.format,
+        )
         if args.command == "run":
             from reactor import app
 
