@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
@@ -24,6 +25,7 @@ from reactor.sim.faults import FaultPlan
 from reactor.sim.market import PriceWalk
 from reactor.sim.rest_api import RestApi, RestRequest, RestResponse
 from reactor.sim.scenario import Scenario
+from reactor.sim.tls import TlsMaterial, make_tls, remove_tls
 from reactor.sim.ws_api import Close, WsHub, WsOptions, WsSession
 
 log = get_logger(__name__)
@@ -48,8 +50,14 @@ class Simulator:
         legacy_push_fields: bool | None = None,
         close_on_login_failure: bool | None = None,
         demo_keys: bool | None = None,
+        tls: bool | TlsMaterial = False,
     ) -> None:
-        """Keyword settings left None take the scenario's ``simulator:`` values."""
+        """Keyword settings left None take the scenario's ``simulator:`` values.
+
+        ``tls``: serve https/wss on the port (OKX serves nothing else). True makes a fresh
+        CA and server certificate at :meth:`start` (removed at :meth:`stop`); clients trust
+        it through :attr:`ca_file`. A :class:`TlsMaterial` is used as given.
+        """
         self.scenario = scenario
         self._exchange = Exchange.from_scenario(scenario)
         walk = scenario.price_walk
@@ -83,6 +91,8 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._walk_task: asyncio.Task[None] | None = None
         self._url = ""
+        self._tls_wanted = tls
+        self._tls: TlsMaterial | None = tls if isinstance(tls, TlsMaterial) else None
 
     # ---- compatibility surface ----------------------------------------------------------
     @property
@@ -96,6 +106,15 @@ class Simulator:
     @property
     def ws_url(self) -> str:
         return "ws" + self._url.removeprefix("http") + WS_PATH
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The PEM CA that signed the server certificate (TLS only, once started)."""
+        return None if self._tls is None else self._tls.ca_file
+
+    @property
+    def tls(self) -> TlsMaterial | None:
+        return self._tls
 
     @property
     def on_changes(self) -> Callable[[list[Change]], None] | None:
@@ -124,10 +143,22 @@ class Simulator:
         app.router.add_route("*", "/{tail:.*}", self._http)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        if self._tls_wanted is True and self._tls is None:
+            self._tls = await asyncio.to_thread(make_tls)  # openssl runs ~0.1 s
+        ssl_context = None if self._tls is None else self._tls.server_context()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            if self._tls_wanted is True and self._tls is not None:
+                remove_tls(self._tls)
+                self._tls = None
+            raise
         sock_host, sock_port = self._runner.addresses[0][:2]
-        self._url = f"http://{sock_host}:{sock_port}"
+        scheme = "http" if ssl_context is None else "https"
+        self._url = f"{scheme}://{sock_host}:{sock_port}"
         if self._walk_enabled:
             self._walk_task = asyncio.create_task(self._price_walk())
         log.info("sim.started", url=self._url, ws_url=self.ws_url, price_walk=self._walk_enabled)
@@ -145,6 +176,9 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._tls_wanted is True and self._tls is not None:
+            remove_tls(self._tls)  # made by start(): a fresh CA per run
+            self._tls = None
         log.info("sim.stopped", url=self._url)
 
     # ---- HTTP -------------------------------------------------------------------------
