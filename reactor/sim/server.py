@@ -20,11 +20,12 @@ from aiohttp import WSMsgType, web
 from reactor.log import get_logger
 from reactor.sim import endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
-from reactor.sim.exchange import Change, Exchange
+from reactor.sim.desk import Desk, DeskOrder
+from reactor.sim.exchange import Change, Exchange, ExchangeError
 from reactor.sim.faults import FaultPlan
 from reactor.sim.market import PriceWalk
 from reactor.sim.rest_api import RestApi, RestRequest, RestResponse
-from reactor.sim.scenario import Scenario
+from reactor.sim.scenario import DeskSpec, Scenario
 from reactor.sim.tls import TlsMaterial, make_tls, remove_tls
 from reactor.sim.ws_api import Close, WsHub, WsOptions, WsSession
 
@@ -51,12 +52,14 @@ class Simulator:
         close_on_login_failure: bool | None = None,
         demo_keys: bool | None = None,
         tls: bool | TlsMaterial = False,
+        desk: bool | None = None,
     ) -> None:
         """Keyword settings left None take the scenario's ``simulator:`` values.
 
         ``tls``: serve https/wss on the port (OKX serves nothing else). True makes a fresh
         CA and server certificate at :meth:`start` (removed at :meth:`stop`); clients trust
         it through :attr:`ca_file`. A :class:`TlsMaterial` is used as given.
+        ``desk``: run the scenario's ``desk:`` (default: when the scenario enables it).
         """
         self.scenario = scenario
         self._exchange = Exchange.from_scenario(scenario)
@@ -90,6 +93,12 @@ class Simulator:
         self._hung: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._walk_task: asyncio.Task[None] | None = None
+        self._desk_spec = scenario.desk or DeskSpec()  # desk=True without a section: defaults
+        self._desk_enabled = (
+            desk if desk is not None else bool(scenario.desk and scenario.desk.enabled)
+        )
+        self.desk: Desk | None = None
+        self._desk_task: asyncio.Task[None] | None = None
         self._url = ""
         self._tls_wanted = tls
         self._tls: TlsMaterial | None = tls if isinstance(tls, TlsMaterial) else None
@@ -161,14 +170,24 @@ class Simulator:
         self._url = f"{scheme}://{sock_host}:{sock_port}"
         if self._walk_enabled:
             self._walk_task = asyncio.create_task(self._price_walk())
-        log.info("sim.started", url=self._url, ws_url=self.ws_url, price_walk=self._walk_enabled)
+        if self._desk_enabled:
+            self.desk = Desk(self._exchange, self._desk_spec, time.monotonic())
+            self._desk_task = asyncio.create_task(self._desk_loop(self.desk))
+        log.info(
+            "sim.started",
+            url=self._url,
+            ws_url=self.ws_url,
+            price_walk=self._walk_enabled,
+            desk=self._desk_enabled,
+        )
         return self._url
 
     async def stop(self) -> None:
-        if self._walk_task is not None:
-            self._walk_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._walk_task
+        for loop_task in (self._walk_task, self._desk_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         for task in list(self._hung):
             task.cancel()
         for ws in list(self._hub_sockets.values()):
@@ -285,6 +304,38 @@ class Simulator:
         while True:
             await asyncio.sleep(self._walk.interval_s)
             self.hub.changes(self._walk.step())
+
+    # ---- the simulated desk -----------------------------------------------------------
+    async def _desk_loop(self, desk: Desk) -> None:
+        """Sleep until the desk's next order is due, place it, repeat."""
+        while True:
+            await asyncio.sleep(desk.due_in(time.monotonic()))
+            order = desk.poll(time.monotonic())
+            if order is not None:
+                self.desk_fill(order)
+
+    def desk_fill(self, order: DeskOrder) -> None:
+        """One desk order through the exchange's order path (pushes ``orders`` and the
+        ``positions`` event like a REST order)."""
+        req = order.request
+        fields: dict[str, Any] = {
+            "account": order.account,
+            "instId": req.inst_id,
+            "posSide": req.pos_side,
+            "side": req.side,
+            "sz": str(req.sz),
+            "tag": req.tag,
+        }
+        try:
+            done = trade_endpoints.fill(self._exchange, self.hub, order.account, req)
+        except ExchangeError as exc:
+            log.info("sim.desk.refused", **fields, code=exc.code, msg=exc.msg)
+            return
+        margin = next(
+            (c.position.get("margin") for c in done.changes if c.position["instId"] == req.inst_id),
+            None,
+        )
+        log.info("sim.desk.fill", **fields, ordId=done.ack["ordId"], margin=margin)
 
 
 def _pick(override: T | None, default: T) -> T:
