@@ -134,7 +134,7 @@ def test_sizes_are_a_share_of_the_first_seen_size() -> None:
 
 
 def test_scenario_desk_block_is_validated() -> None:
-    with pytest.raises(ScenarioError, match="desk.accounts"):
+    with pytest.raises(ScenarioError, match=r"desk\.accounts"):
         scenario_from_dict({**DEMO, "desk": {"accounts": ["nobody"]}})
     with pytest.raises(ScenarioError, match="size_pct"):
         scenario_from_dict({**DEMO, "desk": {"size_pct": [30, 10]}})
