@@ -310,9 +310,12 @@ class Simulator:
         """Sleep until the desk's next order is due, place it, repeat."""
         while True:
             await asyncio.sleep(desk.due_in(time.monotonic()))
-            order = desk.poll(time.monotonic())
-            if order is not None:
-                self.desk_fill(order)
+            try:
+                order = desk.poll(time.monotonic())
+                if order is not None:
+                    self.desk_fill(order)
+            except Exception:  # a desk bug must not silently end the demo's fills
+                log.exception("sim.desk.error")
 
     def desk_fill(self, order: DeskOrder) -> None:
         """One desk order through the exchange's order path (pushes ``orders`` and the
