@@ -286,11 +286,14 @@ async def _start_locked(
 ) -> Runtime:
     sim = None
     if cfg.venue.embedded:
-        from reactor.sim.scenario import load_scenario
+        from reactor.sim.scenario import ScenarioError, load_scenario
         from reactor.sim.server import Simulator
 
         assert cfg.venue.scenario is not None
-        scenario = load_scenario(cfg.venue.scenario)
+        try:
+            scenario = load_scenario(cfg.venue.scenario)
+        except ScenarioError as exc:  # unreadable or invalid: one line, exit 2
+            raise StartupError("venue.scenario: " + " ".join(str(exc).split())) from None
         creds = _embedded_credentials(cfg, scenario)
         sim = Simulator(scenario, price_walk=cfg.venue.price_walk)
         await sim.start("127.0.0.1", 0)

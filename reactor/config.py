@@ -279,9 +279,12 @@ def load_config(path: Path) -> Config:
     if cfg.credentials_file is not None:
         updates["credentials_file"] = _resolve(base, cfg.credentials_file)
     if cfg.venue.scenario is not None:
-        updates["venue"] = cfg.venue.model_copy(
-            update={"scenario": _resolve(base, cfg.venue.scenario)}
-        )
+        scenario = _resolve(base, cfg.venue.scenario)
+        if cfg.venue.embedded and not scenario.is_file():
+            # The embedded simulator reads it at start-up: say so now, in one line.
+            what = "is not a file" if scenario.exists() else "no such file"
+            raise ConfigError(f"{path}: venue.scenario: {scenario}: {what}")
+        updates["venue"] = cfg.venue.model_copy(update={"scenario": scenario})
     return cfg.model_copy(update=updates)
 
 
