@@ -327,6 +327,9 @@ async def _start_locked(
         main_expected_positions=cfg.main.expected_positions,
         dry_run=dry_run,
         retry_max_s=cfg.timing.retry_max_s,
+        pre_reduce_check=True,  # estAvailTrans caps every reduce
+        foreign_transfer_limit=cfg.policy.foreign_transfer_limit,
+        foreign_transfer_window_s=cfg.policy.foreign_transfer_window_s,
     )
     metrics = Metrics()
     engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
