@@ -77,6 +77,7 @@ class _Call:
     guard_entry: tuple[float, Decimal, PositionKey] | None
     journal_id: int = 0
     sent_at: float = 0.0
+    checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -442,8 +443,9 @@ class EngineCore:
         """
         out = Out()
         c = self._calls.get(call)
-        if c is None:
+        if c is None or c.checked:
             return []  # a second answer, or one for a call already dropped
+        c.checked = True
         if self._controls.get(c.key) is not c.control:
             self._abandon(call, c, "position closed before send", now, out)
             return out.commands
@@ -497,8 +499,9 @@ class EngineCore:
         back-off, from fresh data and a fresh check."""
         out = Out()
         c = self._calls.get(call)
-        if c is None:
-            return []
+        if c is None or c.checked:
+            return []  # answered already: the call goes on, or was dropped
+        c.checked = True
         control = c.control
         self._abandon(call, c, "", now, out)
         out.warning(
