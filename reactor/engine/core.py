@@ -466,7 +466,9 @@ class EngineCore:
         control = c.control
         if cap is not None and cap < c.amount:
             amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
-            out.info(
+            # Once per blocked episode at info: a blocked position is checked again and again.
+            log = out.debug if control.exchange_limited else out.info
+            log(
                 "margin.adjust.capped",
                 **_pos_fields(c.key),
                 amount=str(c.amount),
