@@ -36,10 +36,10 @@ def _config(base: Path, url: str, limit: int) -> Path:
 
 
 def _record_maintenance(cfg: Path, c_time: str, env: dict[str, str], key: str) -> None:
+    argv = ["maintenance", "record", "--config", str(cfg), "--account", W]
+    argv += ["--inst-id", "CRO-USDT-SWAP", "--pos-side", "long", "--key", key, "--c-time", c_time]
     subprocess.run(
-        [sys.executable, "-m", "reactor", "maintenance", "record", "--config", str(cfg)]
-        + ["--account", W, "--inst-id", "CRO-USDT-SWAP", "--pos-side", "long"]
-        + ["--key", key, "--c-time", c_time],
+        [sys.executable, "-m", "reactor", *argv],
         check=True,
         capture_output=True,
         env=env,
@@ -86,10 +86,11 @@ async def _tug_of_war(tmp_path: Path, limit: int, seconds: float) -> tuple[Any, 
 
 
 async def test_two_controllers_stop_fighting_after_a_few_transfers(tmp_path):
-    a, b, calls, settled, later, margin = await _tug_of_war(tmp_path, limit=2, seconds=6.0)
+    a, b, _, settled, later, margin = await _tug_of_war(tmp_path, limit=2, seconds=6.0)
     n, moved = _moved(later)
     print(
-        f"\nFAULT-METRIC two controllers, fence on: {n} transfers, {moved} USDT moved, margin {margin}"
+        f"\nFAULT-METRIC two controllers, fence on: {n} transfers, {moved} USDT moved,"
+        f" margin {margin}"
     )
     held = a.events("margin.position.held_foreign") + b.events("margin.position.held_foreign")
     assert held, "neither side held the position"
@@ -105,7 +106,7 @@ async def test_two_controllers_stop_fighting_after_a_few_transfers(tmp_path):
 async def test_without_the_fence_the_controllers_fight(tmp_path):
     """The same two processes with the limit out of reach (the behaviour before the fence):
     they keep undoing each other's transfers."""
-    _, _, calls, _, later, _ = await _tug_of_war(tmp_path, limit=100, seconds=4.0)
+    _, _, _, _, later, _ = await _tug_of_war(tmp_path, limit=100, seconds=4.0)
     n, moved = _moved(later)
     print(f"\nFAULT-METRIC two controllers, fence off: {n} transfers, {moved} USDT moved in ~6 s")
     assert n >= 10 and moved >= 100
