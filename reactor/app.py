@@ -19,6 +19,7 @@ from typing import Any
 
 from reactor.config import AccountConfig, Config, ConfigError, resolve_credentials
 from reactor.engine import AccountState, Engine, EngineSettings
+from reactor.fdlimit import raise_nofile_limit
 from reactor.ledger import Ledger, LedgerError
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
@@ -69,10 +70,13 @@ class Runtime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateLock | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    status_source: StatusSource | None = None
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
-        return WithLedgerHealth(EngineStatus(self.engine), self.ledger).status_snapshot()
+        if self.status_source is None:
+            self.status_source = WithLedgerHealth(EngineStatus(self.engine), self.ledger)
+        return self.status_source.status_snapshot()
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start a long-lived task whose failure is an event, never a silent dead loop."""
@@ -339,8 +343,11 @@ async def _start_locked(
         raise StartupError(str(exc)) from None
     status_url = None
     server = None
+    source = WithLedgerHealth(
+        EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
+        ledger,
+    )
     if cfg.status.enabled:
-        source = WithLedgerHealth(EngineStatus(engine), ledger)
         server = StatusServer(source, metrics, cfg.status.host, cfg.status.port)
         try:
             status_url = await server.start()
@@ -365,7 +372,18 @@ async def _start_locked(
         )
         for name, c in creds.items()
     }
-    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim, metrics=metrics)
+    rt = Runtime(
+        cfg,
+        engine,
+        ledger,
+        clients,
+        sessions,
+        rest_url,
+        ws_url,
+        sim=sim,
+        metrics=metrics,
+        status_source=source,
+    )
     rt.status_url = status_url
     for name, session in sessions.items():
         rt.spawn(f"ws:{name}", session.run())
@@ -460,6 +478,7 @@ def _new_records(rt: Runtime, last_id: int) -> int:
 
 async def stop(rt: Runtime) -> None:
     log.info("reactor.stopping")
+    rt.metrics.stopping()  # the disconnects that follow are not reconnects
     try:
         for session in rt.sessions.values():
             await session.stop()
@@ -483,6 +502,7 @@ async def run(cfg: Config, *, dry_run: bool = False) -> int:
 
     Start-up problems (StartupError, ConfigError) propagate: the CLI prints one line, exit 2.
     """
+    raise_nofile_limit(accounts=len(cfg.enabled_accounts()))
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -28,11 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="decide and log, never call margin-balance"
     )
+    run.add_argument("--log-format", choices=logging_setup.LOG_FORMATS, help="overrides log.format")
+    run.add_argument("--log-level", choices=logging_setup.LOG_LEVELS, help="overrides log.level")
 
     check = sub.add_parser("check-config", help="validate a config file and its credentials")
     check.add_argument("--config", type=Path, required=True)
 
     sub.add_parser("sim", help="run the OKX v5 simulator", add_help=False)
+    sub.add_parser("probe", help="reversible probe of one account (reactor probe -h)")
 
     maint = sub.add_parser("maintenance", help="the maintenance ledger")
     msub = maint.add_subparsers(dest="maint_command", required=True)
@@ -68,12 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         from reactor.sim.cli import main as sim_main
 
         return sim_main(argv[1:])
+    if argv[:1] == ["probe"]:  # the probe parses its own arguments (reactor/probe/cli.py)
+        from reactor.probe.cli import main as probe_main
+
+        return probe_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         cfg = load_config(args.config)
         if args.command == "check-config":
             return _check_config(cfg, args.config)
-        logging_setup.configure(cfg.log.level, cfg.log.format)
+        logging_setup.configure(
+            getattr(args, "log_level", None) or cfg.log.level,
+            getattr(args, "log_format", None) or cfg.log.format,
+        )
         if args.command == "run":
             from reactor import app
 
