@@ -59,6 +59,10 @@ _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
 # Journal rows that may own a bill: answered ok, ambiguous, or not answered yet.
 _MAY_HAVE_MOVED = frozenset({"ok", "unknown", "pending"})
 BILL_PAGES_MAX = 5  # 500 margin transfers per read; older ones wait for the next read
+# Attributing bills to our calls allows OKX's own timestamp tolerance (a signed request more
+# than 30 s off is refused, 50102), so a local clock off by seconds never makes our own
+# transfers look foreign.
+ATTRIBUTION_SKEW_MS = 30_000
 
 
 class _LedgerCounts:
@@ -104,6 +108,7 @@ class Engine:
         self._bills_seen: dict[str, dict[str, int]] = {}
         self._bills_busy: set[str] = set()
         self._bills_again: dict[str, str] = {}
+        self._clock_synced: set[str] = set()  # accounts whose offset to OKX's clock is measured
 
     # -- the core's state, for the app, tests and the benchmark ---------------------------
 
@@ -449,7 +454,7 @@ class Engine:
             return None
         if entry.bill_id is not None:
             return _bill_of(entry)
-        offset_ms = round(client.clock_offset_s * 1000)
+        offset_ms = await self._server_offset_ms(key[0], client)
         skew = self.settings.bill_skew_ms
         sent = entry.sent_ms + offset_ms
         raw = await client.get_bills(
@@ -474,6 +479,17 @@ class Engine:
         me = _call_record(entry, offset_ms)
         return match_ambiguous(bills, me, margin_before, credited, skew_ms=skew)
 
+    async def _server_offset_ms(self, account: str, client: MarginClient) -> int:
+        """The offset to OKX's clock, measured once per account before bills are matched to
+        journal times (the REST client otherwise measures it only after a 50102)."""
+        if account not in self._clock_synced:
+            self._clock_synced.add(account)
+            try:
+                await client.sync_clock()
+            except _EXCHANGE_ERRORS as exc:
+                log.warning("rest.clock.sync_failed", account=account, error=str(exc)[:200])
+        return round(client.clock_offset_s * 1000)
+
     async def read_bills(self, account: str, trigger: str) -> None:
         """Read the account's margin-transfer bills since the last read and report those no
         journalled call accounts for (foreign transfers). One read per account at a time."""
@@ -496,8 +512,8 @@ class Engine:
         if state is None or state.client is None or state.role != "sub":
             return
         client = state.client
-        skew = self.settings.bill_skew_ms
-        offset_ms = round(client.clock_offset_s * 1000)
+        skew = max(self.settings.bill_skew_ms, ATTRIBUTION_SKEW_MS)
+        offset_ms = await self._server_offset_ms(account, client)
         since = self._bills_since.get(account, self._started_ms + offset_ms)
         try:
             raw: list[dict[str, Any]] = []
