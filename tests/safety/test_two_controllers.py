@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.engine.harness import SimAdmin, write_config
@@ -31,6 +32,7 @@ def _config(base: Path, url: str, limit: int) -> Path:
     raw = yaml.safe_load(path.read_text())
     raw["policy"].update({"foreign_transfer_limit": limit, "foreign_transfer_window_s": 60})
     raw["log"]["level"] = "info"
+    raw["status"] = {"enabled": True, "host": "127.0.0.1", "port": 0}
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -75,6 +77,12 @@ async def _tug_of_war(tmp_path: Path, limit: int, seconds: float) -> tuple[Any, 
         await asyncio.sleep(2.0)  # nothing more once a side holds
         later = await admin.margin_calls()
         margin = Decimal((await admin.position(W, "CRO-USDT-SWAP", "long"))["margin"])
+        health = {}
+        async with httpx.AsyncClient() as http:
+            for p in (a, b):
+                url = (await p.wait_event("status.ready"))["url"]
+                r = await http.get(f"{url.rstrip('/')}/healthz")
+                health[p] = (r.status_code, r.text)
     finally:
         for p in (a, b):
             if p is not None:
@@ -82,11 +90,11 @@ async def _tug_of_war(tmp_path: Path, limit: int, seconds: float) -> tuple[Any, 
         await sim.terminate()
         await admin.aclose()
     assert a is not None and b is not None
-    return a, b, calls, settled, later, margin
+    return a, b, calls, settled, later, margin, health
 
 
 async def test_two_controllers_stop_fighting_after_a_few_transfers(tmp_path):
-    a, b, _, settled, later, margin = await _tug_of_war(tmp_path, limit=2, seconds=6.0)
+    a, b, _, settled, later, margin, health = await _tug_of_war(tmp_path, limit=2, seconds=6.0)
     n, moved = _moved(later)
     print(
         f"\nFAULT-METRIC two controllers, fence on: {n} transfers, {moved} USDT moved,"
@@ -99,14 +107,17 @@ async def test_two_controllers_stop_fighting_after_a_few_transfers(tmp_path):
     assert all(f["billId"] and Decimal(f["amount"]) > 0 for f in foreign)
     assert n <= 5, [json.loads(c["body"]) for c in later]
     assert len(later) == settled  # quiet after the hold
-    # The side that holds says so in its status: its reason names the foreign transfers.
+    # The side that holds says so on /healthz (503, the position named).
+    holder = a if a.events("margin.position.held_foreign") else b
+    code, text = health[holder]
+    assert code == 503 and "CRO-USDT-SWAP" in text and "held" in text, text
     assert Decimal("9.5") <= margin <= Decimal("21")
 
 
 async def test_without_the_fence_the_controllers_fight(tmp_path):
     """The same two processes with the limit out of reach (the behaviour before the fence):
     they keep undoing each other's transfers."""
-    _, _, _, _, later, _ = await _tug_of_war(tmp_path, limit=100, seconds=4.0)
+    _, _, _, _, later, _, _ = await _tug_of_war(tmp_path, limit=100, seconds=4.0)
     n, moved = _moved(later)
     print(f"\nFAULT-METRIC two controllers, fence off: {n} transfers, {moved} USDT moved in ~6 s")
     assert n >= 10 and moved >= 100
