@@ -511,6 +511,10 @@ class Engine:
         state = self.accounts.get(account)
         if state is None or state.client is None or state.role != "sub":
             return
+        if self.settings.dry_run:
+            # A dry run moves nothing, so every transfer is someone else's (typically the
+            # controller it is being compared with): no fence to keep, no alert to raise.
+            return
         client = state.client
         skew = max(self.settings.bill_skew_ms, ATTRIBUTION_SKEW_MS)
         offset_ms = await self._server_offset_ms(account, client)
