@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-POSITION_STATUSES = ("ok", "adjusting", "blocked", "error", "stale", "unmanaged", "dry_run")
+POSITION_STATUSES = (
+    "ok",
+    "adjusting",
+    "blocked",
+    "held",
+    "error",
+    "stale",
+    "unmanaged",
+    "dry_run",
+)
 VENUES = ("sim", "demo", "live")
 # How the dashboard's average profit rate is weighted (shown next to it).
 PROFIT_RATE_WEIGHTING = "margin-weighted: total uPnL / total margin of positions reporting both"
