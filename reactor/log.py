@@ -63,8 +63,21 @@ def _route_stdlib_logging() -> None:
     sys.excepthook = _redacting_excepthook
 
 
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Configure structlog for the process: JSON lines (or console) on stdout."""
+    """Configure structlog for the process: JSON lines (or console) on stdout.
+
+    ``fmt`` ``auto``: the console renderer on a terminal, JSON lines otherwise.
+    """
+    out = stream or sys.stdout
+    if fmt == "auto":
+        try:
+            fmt = "console" if out.isatty() else "json"
+        except (ValueError, AttributeError):
+            fmt = "json"
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -82,7 +95,7 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     _route_stdlib_logging()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-POSITION_STATUSES = ("ok", "adjusting", "blocked", "error", "stale", "unmanaged")
+POSITION_STATUSES = ("ok", "adjusting", "blocked", "error", "stale", "unmanaged", "paused")
 ROLES = ("sub", "main")
 
 _RATE_QUANTUM = Decimal("0.0001")
@@ -35,7 +35,7 @@ class PositionStatus:
     count: int  # maintenance count of the current position
     upl: Decimal | None
     profit_rate: Decimal | None  # upl / margin, a fraction (-0.1 is -10 %)
-    status: str  # ok | adjusting | blocked | error | stale | unmanaged
+    status: str  # ok | adjusting | blocked | error | stale | unmanaged | paused
     reason: str = ""
 
     @property
@@ -74,6 +74,7 @@ class AccountStatus:
     fresh: bool  # a snapshot newer than the freshness limit has arrived since (re)connecting
     stopped_reason: str | None
     positions: tuple[PositionStatus, ...] = ()
+    paused: str | None = None  # paused by an operator (reason, "" without one); None: not paused
 
     def problems(self) -> tuple[str, ...]:
         """Why this account is not healthy; empty when it is (or when it is disabled)."""
@@ -96,6 +97,8 @@ class AccountStatus:
             "connected": self.connected,
             "fresh": self.fresh,
             "stoppedReason": self.stopped_reason,
+            "paused": self.paused is not None,
+            "pausedReason": self.paused,
             "positions": [p.to_json() for p in self.positions],
         }
 

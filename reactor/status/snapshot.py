@@ -44,6 +44,7 @@ def build_snapshot(view: EngineView, generated_ms: int) -> StatusSnapshot:
                 fresh=a.fresh,
                 stopped_reason=a.stopped_reason,
                 positions=rows,
+                paused=a.paused,
             )
         )
     return StatusSnapshot(
