@@ -32,6 +32,7 @@ def _version() -> str:
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
+    """``-c/--config`` (default ``$REACTOR_CONFIG``) and the log flags: every command has both."""
     p.add_argument(
         "-c",
         "--config",
@@ -39,6 +40,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"config file (default: ${CONFIG_ENV})",
     )
+    _add_log_flags(p)
 
 
 def _add_log_flags(p: argparse.ArgumentParser) -> None:
@@ -65,7 +67,6 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="decide and log, never call margin-balance (overrides the dry_run config key)",
     )
-    _add_log_flags(run)
 
     check = sub.add_parser("check-config", help="validate a config file and its credentials")
     _add_config(check)
@@ -74,11 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also log in to every enabled account and check its API key's permissions",
     )
-    _add_log_flags(check)
 
     plan = sub.add_parser("plan", help="read the positions once and print what would be done now")
     _add_config(plan)
-    _add_log_flags(plan)
 
     for verb, text in (("pause", "stop correcting"), ("resume", "correct again")):
         ctl = sub.add_parser(verb, help=f"{text} one account or one position (no restart)")
