@@ -22,6 +22,7 @@ from typing import Any
 from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
 from reactor.control_api import TOKEN_ENV, ControlApi
 from reactor.engine import AccountState, Engine, EngineSettings
+from reactor.fdlimit import raise_nofile_limit
 from reactor.ledger import Ledger, LedgerError, Pause
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
@@ -87,10 +88,13 @@ class Runtime:
     # Clients of accounts a reload stopped: closed at stop, after their calls in flight.
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    status_source: StatusSource | None = None
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
-        return WithLedgerHealth(EngineStatus(self.engine), self.ledger).status_snapshot()
+        if self.status_source is None:
+            self.status_source = WithLedgerHealth(EngineStatus(self.engine), self.ledger)
+        return self.status_source.status_snapshot()
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start a long-lived task whose failure is an event, never a silent dead loop."""
@@ -359,8 +363,12 @@ async def _start_locked(
     rt.dry_run, rt.pacer = dry_run, pacer
     status_url = None
     server = None
+    source = WithLedgerHealth(
+        EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
+        ledger,
+    )
+    rt.status_source = source
     if cfg.status.enabled:
-        source = WithLedgerHealth(EngineStatus(engine), ledger)
         server = StatusServer(
             source,
             metrics,
@@ -515,6 +523,7 @@ def _new_records(rt: Runtime, last_id: int) -> int:
 
 async def stop(rt: Runtime) -> None:
     log.info("reactor.stopping")
+    rt.metrics.stopping()  # the disconnects that follow are not reconnects
     try:
         for session in rt.sessions.values():
             await session.stop()
@@ -539,6 +548,7 @@ async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | N
 
     Start-up problems (StartupError, ConfigError) propagate: the CLI prints one line, exit 2.
     """
+    raise_nofile_limit(accounts=len(cfg.enabled_accounts()))
     stop_event = asyncio.Event()
     reload_event = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(pauses)
 
     sub.add_parser("sim", help="run the OKX v5 simulator", add_help=False)
+    sub.add_parser("probe", help="reversible probe of one account (reactor probe -h)")
 
     maint = sub.add_parser("maintenance", help="the maintenance ledger")
     msub = maint.add_subparsers(dest="maint_command", required=True)
@@ -133,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         from reactor.sim.cli import main as sim_main
 
         return sim_main(argv[1:])
+    if argv[:1] == ["probe"]:  # the probe parses its own arguments (reactor/probe/cli.py)
+        from reactor.probe.cli import main as probe_main
+
+        return probe_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         path = _config_path(args)

@@ -166,8 +166,7 @@ class StatusSection(_Model):
 
 
 class LogSection(_Model):
-    # auto: the console renderer on a terminal, JSON lines otherwise (pipes, files, journald)
-    format: Literal["auto", "json", "console"] = "auto"
+    format: Literal["auto", "json", "console"] = "auto"  # auto: console on a tty, else JSON
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -224,7 +224,7 @@ class EngineCore:
         state = self.accounts.get(account)
         if state is not None:
             state.connected = False
-            self.observer.inc_reconnect(account)
+            self.observer.inc_reconnect(account, reason)
         return []
 
     def on_stopped(self, account: str, reason: str, *, now: float) -> list[Command]:
@@ -428,7 +428,10 @@ class EngineCore:
             floor=_s(action.floor),
             journal_id=journal_id,
         )
-        self.observer.observe_latency(now - c.control.changed_at)
+        # A call after a failed one waited out its back-off: kept apart from reaction latency.
+        self.observer.observe_latency(
+            now - c.control.changed_at, retry=c.control.failures > 0, account=c.key[0]
+        )
         out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
         return out.commands
 
@@ -441,7 +444,7 @@ class EngineCore:
             return out.commands
         if c.guard_entry is not None:
             self.guard.refund(c.guard_entry)
-        self.observer.inc_adjustment("journal_failed")
+        self.observer.inc_adjustment("journal_failed", account=c.key[0])
         control = c.control
         control.in_flight = False
         control.failures += 1
@@ -478,7 +481,7 @@ class EngineCore:
         out.add(
             WriteResult(c.journal_id, outcome.journal_status, outcome.code, outcome.msg or None)
         )
-        self.observer.inc_adjustment(outcome.label)
+        self.observer.inc_adjustment(outcome.label, account=c.key[0])
         if outcome.moved_nothing and c.guard_entry is not None:
             self.guard.refund(c.guard_entry)
         control, key = c.control, c.key

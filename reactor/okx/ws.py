@@ -18,6 +18,7 @@ from typing import Literal, Protocol, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from reactor.fdlimit import log_if_emfile
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import WS_SERVICE_UPGRADE
@@ -170,6 +171,7 @@ class PrivateSession:
                 proxy=None,
             )
         except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
+            log_if_emfile(exc, account=self.account, what="ws connect")
             why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
             return _Outcome(why[:300], "backoff", False)
         reason = "closed"

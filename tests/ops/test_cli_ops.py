@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ from tests.faults.common import account, cro, doge, scenario
 from tests.faults.procs import credentials_env, start_sim
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _logging_back_to_stdout() -> Iterator[None]:
+    """``main()`` configures logging on the stream of the moment (capsys's, closed after the
+    test): point it back at stdout so later tests' loggers do not write to a closed file."""
+    yield
+    from reactor import log as logging_setup
+
+    logging_setup.configure("info", "json")
 
 
 def _cfg(tmp_path: Path, accounts: list[dict[str, Any]] | None = None) -> Path:
