@@ -13,10 +13,19 @@ import httpx
 import pytest
 import yaml
 
+from reactor import app
+from reactor import log as logging_setup
 from reactor.app import LEDGER_FILE
 from reactor.config import load_config
 from reactor.ledger import Ledger
-from tests.engine.harness import SimAdmin, running, set_credentials, wait_for, write_config
+from tests.engine.harness import (
+    LogCapture,
+    SimAdmin,
+    running,
+    set_credentials,
+    wait_for,
+    write_config,
+)
 from tests.engine.test_reactor_e2e import cro_scenario
 
 W, CRO = "Wu666666", "CRO-USDT-SWAP"
@@ -116,3 +125,31 @@ async def test_without_a_token_the_api_refuses_everything(
         assert r.status_code == 503 and "REACTOR_API_TOKEN" in r.json()["error"]
     with Ledger(cfg.state_dir / LEDGER_FILE) as ledger:
         assert ledger.pauses() == []
+
+
+async def test_dry_run_config_key_and_the_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sim_factory: Any
+) -> None:
+    scen = cro_scenario()
+    sim = await sim_factory(scen, price_walk=False)
+    set_credentials(monkeypatch, scen)
+    cfg = _config(tmp_path, sim.url).model_copy(update={"dry_run": True})
+    admin = SimAdmin(sim.url)
+    logs = LogCapture()
+    logging_setup.configure("debug", "json", stream=logs)  # type: ignore[arg-type]
+    rt = await app.start(cfg)  # dry_run None: the config's key
+    try:
+        assert rt.dry_run is True
+        http = httpx.AsyncClient(base_url=rt.status_url)
+        await wait_for(lambda: logs.events("margin.adjust.dry_run"))
+        status = (await http.get("/api/status")).json()
+        assert (status["venue"], status["dryRun"]) == ("sim", True)
+        assert 'reactor_info{dry_run="true",venue="sim"} 1.0' in (await http.get("/metrics")).text
+        assert await admin.margin_calls() == []
+        await http.aclose()
+    finally:
+        await app.stop(rt)
+    # `reactor run --no-dry-run` overrides the key
+    async with running(cfg, dry_run=False) as (rt, logs):
+        await wait_for(lambda: logs.events("margin.adjust.ok"))
+        assert rt.status_snapshot().dry_run is False
