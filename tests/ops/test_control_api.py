@@ -89,6 +89,8 @@ async def test_pause_resume_over_http_and_the_ledger(
         assert paused.json() == {"ok": True, "changed": True}
         acc = (await http.get("/api/status")).json()["accounts"][0]
         assert (acc["paused"], acc["pausedReason"]) == (True, "desk")
+        metrics = (await http.get("/metrics")).text
+        assert f'reactor_account_paused{{account="{W}",role="sub"}} 1.0' in metrics
         await admin.set_position(
             account=W,
             instId=CRO,
