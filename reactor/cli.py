@@ -200,8 +200,8 @@ def _check_config(cfg: Config, path: Path, *, online: bool = False) -> int:
         )
     from reactor.online_check import check_accounts
 
-    rest_url, _ = cfg.venue.urls()
-    results = asyncio.run(check_accounts(cfg, creds, rest_url))
+    rest_url, ws_url = cfg.venue.urls()
+    results = asyncio.run(check_accounts(cfg, creds, rest_url, ws_url))
     failing = [r for r in results if r.problem is not None]
     if failing:
         names = "; ".join(f"{r.account}: {r.problem}" for r in failing)

@@ -219,3 +219,19 @@ async def test_check_config_online_names_every_failing_account(tmp_path: Path) -
 def test_online_check_refuses_the_embedded_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "-c", str(REPO / "config.yaml"), "--online"]) == 2
     assert "--online: the embedded simulator" in capsys.readouterr().err
+
+
+async def test_online_ws_login(sim_factory: Any) -> None:
+    from reactor.okx.credentials import Credentials
+    from reactor.online_check import ws_login
+
+    scen = scenario(account("Good", 1, []))
+    sim = await sim_factory(scen, price_walk=False)
+    good = Credentials("key-1", "secret-1", "pass-1")
+    assert await ws_login(sim.ws_url, "Good", good, simulated=True, timeout_s=5) is None
+    bad = Credentials("key-1", "secret-1", "wrong-passphrase")
+    problem = await ws_login(sim.ws_url, "Good", bad, simulated=True, timeout_s=5)
+    assert problem is not None and problem.startswith("WebSocket login refused: 60")
+    assert "wrong-passphrase" not in problem
+    gone = await ws_login("ws://127.0.0.1:9/ws", "Good", good, simulated=True, timeout_s=5)
+    assert gone is not None and gone.startswith("WebSocket unreachable")
