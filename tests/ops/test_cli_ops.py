@@ -116,7 +116,9 @@ def test_log_format_and_level_flags(tmp_path: Path) -> None:
     assert rc == 2 and "--log-format" in err
 
 
-def test_pause_and_resume_persist_in_the_ledger(tmp_path: Path) -> None:
+def test_pause_and_resume_persist_in_the_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _cfg(tmp_path, [{"name": "A"}, {"name": "B"}])
     base = ["-c", str(path), "--log-level", "warning"]
     assert main(["pause", *base, "--account", "A", "--reason", "hedging"]) == 0
@@ -128,6 +130,15 @@ def test_pause_and_resume_persist_in_the_ledger(tmp_path: Path) -> None:
     assert main(["resume", *base, *pos]) == 0
     with Ledger(tmp_path / "state" / "reactor.sqlite") as ledger:
         assert [p.key for p in ledger.pauses()] == [("A", None, None)]
+    capsys.readouterr()
+    assert main(["pauses", *base]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["account"], row["instId"], row["reason"], row["source"]) == (
+        "A",
+        None,
+        "hedging",
+        "cli",
+    )
     assert main(["pause", *base, "--account", "nobody"]) == 2
     assert main(["pause", *base, "--account", "A", "--inst-id", "CRO-USDT-SWAP"]) == 2
 
