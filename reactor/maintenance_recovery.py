@@ -61,12 +61,14 @@ class HistoryClient(Protocol):
         self, inst_type: str = ..., *, after: str | None = ..., limit: int = ...
     ) -> list[dict[str, Any]]: ...
 
-    async def get_account_bills(
+    async def get_bills(
         self,
-        inst_type: str = ...,
+        inst_id: str,
         *,
-        bill_type: str | None = ...,
+        bill_type: str = ...,
+        sub_type: str | None = ...,
         begin_ms: int | None = ...,
+        end_ms: int | None = ...,
         after: str | None = ...,
         limit: int = ...,
     ) -> list[dict[str, Any]]: ...
@@ -153,8 +155,9 @@ async def recover_account(
         return await client.get_orders_pending(after=after, limit=PAGE_LIMIT)
 
     async def bills(after: str | None) -> list[dict[str, Any]]:
-        return await client.get_account_bills(
-            bill_type=BILL_TYPE_TRADE, begin_ms=since, after=after, limit=PAGE_LIMIT
+        # Every isolated SWAP instrument (instId left out): type 2, one bill per fill.
+        return await client.get_bills(
+            "", bill_type=BILL_TYPE_TRADE, begin_ms=since, after=after, limit=PAGE_LIMIT
         )
 
     unknown = set(sources) - set(RECOVERY_SOURCES)

@@ -26,6 +26,7 @@ def build_view(
     problems: list[str],
     storage_ok: bool,
     internal_errors: int,
+    paused_accounts: Mapping[str, str] | None = None,
     sources: Callable[[Position], tuple[tuple[str, int], ...]] | None = None,
 ) -> EngineView:
     """``sources``: where a position's counted maintenance records came from (cached, no I/O)."""
@@ -55,6 +56,11 @@ def build_view(
                     reason=control.reason,
                 )
             )
+            if control.foreign_held:
+                problems.append(
+                    f"{state.name} {pos.inst_id} {pos.pos_side}: held, margin moved by"
+                    " transfers this reactor did not make (another controller?)"
+                )
             if control.guard_held:
                 problems.append(
                     f"{state.name} {pos.inst_id} {pos.pos_side}: held by the runaway guard"
@@ -69,6 +75,7 @@ def build_view(
                 stopped_reason=state.stopped_reason
                 or ("runaway guard tripped" if state.guard_tripped else None),
                 positions=tuple(rows),
+                paused=(paused_accounts or {}).get(state.name),
             )
         )
     return EngineView(

@@ -61,6 +61,9 @@ class AccountSpec(_Model):
     balance: Decimal = Field(ge=0)
     main: bool = False
     uid: str | None = None
+    # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
+    # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
+    perm: str = "read_only,trade"
     positions: list[PositionSpec] = Field(default_factory=list)
 
 
