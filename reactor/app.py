@@ -389,7 +389,7 @@ async def _start_locked(
     )
     rt.status_source = source
     if cfg.status.enabled:
-        api = _maintenance_api(cfg, engine, ledger)
+        api = _maintenance_api(rt)
         server = StatusServer(
             source,
             metrics,
@@ -421,17 +421,19 @@ async def _start_locked(
     return rt
 
 
-def _maintenance_api(cfg: Config, engine: Engine, ledger: Ledger) -> MaintenanceApi:
+def _maintenance_api(rt: Runtime) -> MaintenanceApi:
     """``POST /api/maintenance`` with the token from the environment (closed without one)."""
-    token = os.environ.get(cfg.maintenance.api_token_env, "")
+    token = os.environ.get(rt.cfg.maintenance.api_token_env, "")
     if token:
         register_secrets([token])  # never in a log line, even echoed back by a client
-    managed = [a.name for a in cfg.accounts if a.role == "sub" and a.enabled]
+
+    def managed() -> list[str]:  # asked per request: a config reload may add accounts
+        return [a.name for a in rt.cfg.accounts if a.role == "sub" and a.enabled]
 
     def recorded(rec: MaintenanceRecord) -> None:
-        engine.on_counts_changed({(rec.account, rec.inst_id, rec.pos_side)})
+        rt.engine.on_counts_changed({(rec.account, rec.inst_id, rec.pos_side)})
 
-    return MaintenanceApi(ledger, token, managed, on_recorded=recorded)
+    return MaintenanceApi(rt.ledger, token, managed, on_recorded=recorded)
 
 
 def _start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:

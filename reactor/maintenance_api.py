@@ -102,13 +102,14 @@ class MaintenanceApi:
         self,
         ledger: Ledger,
         token: str | None,
-        managed_accounts: Collection[str],
+        managed_accounts: Collection[str] | Callable[[], Collection[str]],
         *,
         on_recorded: Callable[[MaintenanceRecord], None] | None = None,
     ) -> None:
+        """``managed_accounts`` may be a callable: asked per request (a config reload)."""
         self._ledger = ledger
         self._token = token or ""
-        self._accounts = frozenset(managed_accounts)
+        self._accounts = managed_accounts
         self._on_recorded = on_recorded
 
     @property
@@ -131,7 +132,8 @@ class MaintenanceApi:
         except BadRequest as exc:
             log.warning("maintenance.api.refused", reason=str(exc), peer=peer)
             return _error(400, str(exc))
-        if req.account not in self._accounts:
+        accounts = self._accounts() if callable(self._accounts) else self._accounts
+        if req.account not in accounts:
             log.warning("maintenance.api.refused", reason="unknown account", peer=peer)
             return _error(404, f"account: {req.account} is not a managed sub-account")
         key = req.idempotency_key

@@ -176,3 +176,24 @@ def test_parse_request_strips_and_defaults() -> None:
     assert (req.account, req.idempotency_key, req.ord_id) == ("sub1", "k", None)
     with pytest.raises(BadRequest, match="account"):
         parse_request(b'{"instId":"A","posSide":"net","key":"k"}')
+
+
+async def test_accounts_may_come_from_a_callable(tmp_path: Path) -> None:
+    """A config reload adds an account: the API asks for the managed set per request."""
+    ledger = Ledger(tmp_path / "reactor.sqlite")
+    managed = {"sub1"}
+    api = MaintenanceApi(ledger, TOKEN, lambda: managed)
+    app = web.Application()
+    api.add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        body = {**BODY, "account": "sub3"}
+        assert (await post(url, body, AUTH)).status_code == 404
+        managed.add("sub3")
+        assert (await post(url, body, AUTH)).status_code == 201
+    finally:
+        await runner.cleanup()
+        ledger.close()
