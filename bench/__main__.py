@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import convergence, latency, seed
-from bench.common import ROOT, patch_connect_rate
+from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
-BENCH_CONNECT_RATE = 50  # connections/s for the small latency and convergence books
 
 
 def _scale(quick: bool, connect_rate: int | None, profile: Path | None) -> dict[str, Any]:
@@ -126,7 +125,6 @@ def table(results: dict[str, Any]) -> str:
 
 
 async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
-    patch_connect_rate(BENCH_CONNECT_RATE)
     out: dict[str, Any] = {}
     if "latency" in only:
         print("latency:", flush=True)

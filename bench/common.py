@@ -12,29 +12,25 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from reactor import app
-from reactor import log as logging_setup
-from reactor.config import AccountConfig, Config, load_config
+from reactor.config import Config, load_config
 from reactor.okx import pacing
-from reactor.okx import ws as ws_module
 from reactor.okx.models import Position
+from reactor.okx.ws import SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol, WsEvent
+from reactor.sim import testing
+from reactor.sim.testing import BAND_HI, BAND_LO, credentials_env, wait_until
+
+__all__ = ["BAND_HI", "BAND_LO", "wait_until"]
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = [
-    {"min_count": 0, "target": "10", "band": ["9.5", "10.5"]},
-    {"min_count": 2, "target": "20", "band": ["19", "21"]},
-    {"min_count": 3, "target": "30", "band": ["28.5", "31.5"]},
-]
-BAND_LO, BAND_HI = Decimal("9.5"), Decimal("10.5")
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
+MARGIN_PATH = testing.MARGIN_BALANCE
+BENCH_CONNECT_RATE = 50  # connections/s for the small latency and convergence books
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -139,7 +135,7 @@ def account(n: int, positions: list[dict[str, Any]], balance: str = "1000000") -
 
 @dataclass
 class Probe:
-    """Timestamps taken around the reactor without touching engine.py or app.py.
+    """Timestamps taken around the reactor through ``app.StartHooks`` (no engine changes).
 
     - frame received: when the session hands a text frame to the protocol (``receive``);
     - due: the first frame that showed a position out of band (count-0 band), per position;
@@ -196,29 +192,43 @@ class Probe:
 PROBE = Probe()
 
 
-class _StampedProtocol(PrivateChannelProtocol):
+class StampedProtocol(PrivateChannelProtocol):
+    """Stamps each text frame as the session hands it to the protocol."""
+
     def receive(self, text: str) -> list[WsEvent]:
         PROBE.on_frame(text)
         return super().receive(text)
 
 
-class _ProbeHandler:
+class ProbeHandler:
     """Sits between a session and the engine; records when a position became due."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: SessionHandler) -> None:
         self._inner = inner
 
     def on_update(self, account: str, positions: list[Position]) -> None:
         PROBE.on_positions(positions)
         self._inner.on_update(account, positions)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None:
+        PROBE.on_positions(positions)
+        self._inner.on_snapshot(account, positions, last_page=last_page)
+
+    def on_connected(self, account: str) -> None:
+        self._inner.on_connected(account)
+
+    def on_disconnected(self, account: str, reason: str) -> None:
+        self._inner.on_disconnected(account, reason)
+
+    def on_stopped(self, account: str, reason: str) -> None:
+        self._inner.on_stopped(account, reason)
 
 
-class _ProbeTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, account: str) -> None:
-        self._inner = inner
+class ProbeTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport, stamping when a margin-balance request is handed to it."""
+
+    def __init__(self, account: str) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
         self._account = account
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -230,19 +240,18 @@ class _ProbeTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def install_probes() -> None:
-    """Stamp frames on arrival (class-level patch of the protocol the sessions build)."""
-    setattr(ws_module, "PrivateChannelProtocol", _StampedProtocol)  # noqa: B010
-
-
-def patch_connect_rate(rate: int) -> None:
-    """Scaled start-up: app.start builds ``ConnectPacer()``; give it ``rate`` per second."""
-
-    class _Pacer(pacing.ConnectPacer):
-        def __init__(self) -> None:
-            super().__init__(rate, 1.0)
-
-    setattr(app, "ConnectPacer", _Pacer)  # noqa: B010
+def start_hooks(*, connect_rate: int, probes: bool) -> app.StartHooks:
+    """The seams the benchmarks use: a scaled connection pacer (OKX allows 3 per second) and,
+    with ``probes``, frame stamps, due times and send stamps."""
+    pacer = pacing.ConnectPacer(connect_rate, 1.0)
+    if not probes:
+        return app.StartHooks(pacer=pacer)
+    return app.StartHooks(
+        pacer=pacer,
+        transport=ProbeTransport,
+        session_handler=lambda _account, inner: ProbeHandler(inner),
+        protocol_class=StampedProtocol,
+    )
 
 
 def write_config(
@@ -251,55 +260,34 @@ def write_config(
     scenario: dict[str, Any],
     **timing: Any,
 ) -> Config:
-    """A reactor config for ``scenario`` on ``sim``; credentials go to the environment."""
-    names = [a["name"] for a in scenario["accounts"]]
-    for acc in scenario["accounts"]:
-        prefix = AccountConfig(name=acc["name"]).env_prefix
-        os.environ[f"{prefix}_API_KEY"] = acc["apiKey"]
-        os.environ[f"{prefix}_SECRET_KEY"] = acc["secretKey"]
-        os.environ[f"{prefix}_PASSPHRASE"] = acc["passphrase"]
-    raw = {
-        "venue": {"kind": "sim", "rest_url": sim.url, "ws_private_url": sim.ws_url},
-        "state_dir": str(state_dir / "state"),
-        "accounts": [{"name": n} for n in names],
-        "targets": TARGETS,
-        "policy": {"buffer": "1.5", "min_action": "0.1"},
-        "timing": timing,
-        "status": {"enabled": False, "port": 0},
-        "log": {"format": "json", "level": "info"},
-    }
-    path = state_dir / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    """A reactor config for ``scenario`` on ``sim`` (production timing unless given);
+    credentials go to the environment."""
+    os.environ.update(credentials_env(scenario))
+    path = testing.write_config(
+        state_dir,
+        sim.url,
+        [{"name": a["name"]} for a in scenario["accounts"]],
+        ws_url=sim.ws_url,
+        defaults={},
+        log_level="info",
+        **timing,
+    )
     return load_config(path)
 
 
 @asynccontextmanager
-async def reactor(cfg: Config, *, probes: bool = True) -> AsyncIterator[app.Runtime]:
-    """The real reactor (app.start/stop), logging at info into /dev/null as in production."""
+async def reactor(
+    cfg: Config, *, probes: bool = True, connect_rate: int = BENCH_CONNECT_RATE
+) -> AsyncIterator[app.Runtime]:
+    """The real reactor (app.start/stop, GC tuned as ``reactor run`` does), logging at info
+    into /dev/null as in production."""
+    PROBE.__init__()  # type: ignore[misc]
     with open(os.devnull, "w") as sink:
-        logging_setup.configure("info", "json", stream=sink)
-        PROBE.__init__()  # type: ignore[misc]
-        rt = await app.start(cfg)
-        app.tune_gc()  # as `reactor run` does
-        if probes:
-            for session in rt.sessions.values():
-                session._handler = _ProbeHandler(session._handler)
-            for name, client in rt.clients.items():
-                inner = client._client._transport
-                client._client._transport = _ProbeTransport(inner, name)
-        try:
+        hooks = start_hooks(connect_rate=connect_rate, probes=probes)
+        async with testing.running(
+            cfg, hooks=hooks, log_level="info", log_stream=sink, tune_gc=True
+        ) as (rt, _):
             yield rt
-        finally:
-            await app.stop(rt)
-
-
-async def wait_until(pred: Any, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(interval_s)
-    return bool(pred())
 
 
 def match_e2e(sends: list[dict[str, Any]], requests: list[dict[str, Any]]) -> list[float]:

@@ -17,7 +17,6 @@ from bench.common import (
     PROBE,
     account,
     dist_ms,
-    install_probes,
     match_e2e,
     reactor,
     sim_process,
@@ -100,7 +99,6 @@ async def run_mode(timing: dict[str, Any], corrections: int) -> dict[str, Any]:
 
 
 async def run(quick: bool) -> dict[str, Any]:
-    install_probes()
     corrections = 200 if quick else 1000
     out = {}
     for name, timing in MODES:

@@ -23,9 +23,7 @@ from bench.common import (
     PROBE,
     account,
     dist_ms,
-    install_probes,
     match_e2e,
-    patch_connect_rate,
     reactor,
     sim_process,
     wait_until,
@@ -89,8 +87,6 @@ async def run(
     connect_rate: int,
     profile: Path | None,
 ) -> dict[str, Any]:
-    install_probes()
-    patch_connect_rate(connect_rate)
     sc = scenario(accounts, per_account, instruments)
     rng = random.Random(5)
     all_keys = [
@@ -111,7 +107,7 @@ async def run(
             cfg = write_config(Path(tmp), sim, sc)
             t0 = time.perf_counter()
             cpu0 = time.process_time()
-            async with reactor(cfg) as rt:
+            async with reactor(cfg, connect_rate=connect_rate) as rt:
                 result["start_returned_s"] = round(time.perf_counter() - t0, 2)
                 names = list(rt.sessions)
                 fresh = await wait_until(

@@ -29,8 +29,9 @@ from reactor import log as logging_setup
 from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
+from reactor.sim.testing import MARGIN_BALANCE
 
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
+MARGIN_PATH = MARGIN_BALANCE
 TICK_S = 0.005
 
 

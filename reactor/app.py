@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
+
 from reactor.config import AccountConfig, Config, ConfigError, resolve_credentials
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.ledger import Ledger
@@ -23,7 +25,8 @@ from reactor.okx.errors import OkxError
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
-from reactor.okx.ws import PrivateSession
+from reactor.okx.ws import PrivateSession, SessionHandler
+from reactor.okx.ws_protocol import PrivateChannelProtocol
 from reactor.status.metrics import Metrics
 from reactor.status.server import StatusServer
 from reactor.systemd import SystemdNotifier, run_watchdog
@@ -48,6 +51,20 @@ class Runtime:
     status_url: str | None = None
     sim: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StartHooks:
+    """Seams for tests and benchmarks, so they need no monkeypatching; the defaults (None) are
+    production. ``transport(account)`` gives that account's REST client an httpx transport
+    (None: httpx's own); ``session_handler(account, engine)`` wraps what a session reports to;
+    ``protocol_class`` parses the private channel (a subclass may stamp frames on arrival);
+    ``pacer`` paces WebSocket connection starts (OKX: 3 per second)."""
+
+    pacer: ConnectPacer | None = None
+    transport: Callable[[str], httpx.AsyncBaseTransport | None] | None = None
+    session_handler: Callable[[str, SessionHandler], SessionHandler] | None = None
+    protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol
 
 
 def _embedded_credentials(cfg: Config, scenario: Any) -> dict[str, Credentials]:
@@ -93,8 +110,9 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
+async def start(cfg: Config, *, dry_run: bool = False, hooks: StartHooks | None = None) -> Runtime:
     """Build and start everything; raises ConfigError before anything touches the exchange."""
+    hooks = hooks or StartHooks()
     sim = None
     if cfg.venue.embedded:
         from reactor.sim.scenario import load_scenario
@@ -116,7 +134,14 @@ async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
     timeout = cfg.timing.request_timeout_s
     simulated = cfg.venue.simulated_trading
     clients = {
-        name: OkxRestClient(rest_url, c, simulated=simulated, timeout_s=timeout, account=name)
+        name: OkxRestClient(
+            rest_url,
+            c,
+            simulated=simulated,
+            timeout_s=timeout,
+            account=name,
+            transport=hooks.transport(name) if hooks.transport else None,
+        )
         for name, c in creds.items()
     }
     first = next(iter(clients.values()))
@@ -137,7 +162,8 @@ async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
     )
     engine = Engine(settings, accounts, ct_vals, ledger, metrics=Metrics())
     engine.recover_journal()
-    pacer = ConnectPacer()
+    pacer = hooks.pacer or ConnectPacer()
+    wrap = hooks.session_handler
     headers = {"x-simulated-trading": "1"} if simulated else None
     timing = cfg.timing
     sessions = {
@@ -145,13 +171,14 @@ async def start(cfg: Config, *, dry_run: bool = False) -> Runtime:
             name,
             ws_url,
             c,
-            engine,
+            wrap(name, engine) if wrap else engine,
             pacer=pacer,
             extra_headers=headers,
             ping_interval_s=timing.ws_ping_interval_s,
             pong_timeout_s=timing.ws_pong_timeout_s,
             backoff_max_s=timing.ws_backoff_max_s,
             resync_clock=clients[name].sync_clock,  # one 60006 retry with OKX's clock
+            protocol_class=hooks.protocol_class,
         )
         for name, c in creds.items()
     }

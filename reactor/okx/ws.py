@@ -80,6 +80,7 @@ class PrivateSession:
         clock: Callable[[], float] = time.time,
         resync_clock: Callable[[], Awaitable[float]] | None = None,
         open_timeout_s: float = 10.0,
+        protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol,
     ) -> None:
         self.account = account
         self.url = url
@@ -95,6 +96,7 @@ class PrivateSession:
         self._resync_clock = resync_clock  # e.g. OkxRestClient.sync_clock: offset to OKX time
         self._offset_s = 0.0
         self._open_timeout_s = open_timeout_s
+        self._protocol_class = protocol_class  # a seam for benchmarks (frame arrival stamps)
         self._stop = asyncio.Event()
         self._timestamp_retry_used = False
         self._snapshot_done = False
@@ -201,7 +203,7 @@ class PrivateSession:
         return _Outcome(reason, then, healthy or then == "now")
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
-        proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._now)
+        proto = self._protocol_class(self.account, self._credentials, clock=self._now)
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
