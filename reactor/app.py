@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
+import random
 import signal
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,7 +21,7 @@ import httpx
 
 from reactor.config import AccountConfig, Config, ConfigError, resolve_credentials
 from reactor.engine import AccountState, Engine, EngineSettings
-from reactor.ledger import Ledger
+from reactor.ledger import Ledger, LedgerError
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
@@ -27,14 +30,30 @@ from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 from reactor.okx.ws import PrivateSession, SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol
+from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
+from reactor.status.model import StatusSnapshot
 from reactor.status.server import StatusServer
+from reactor.status.snapshot import EngineStatus
 from reactor.systemd import SystemdNotifier, run_watchdog
 
 log = get_logger("reactor.app")
 
 LEDGER_FILE = "reactor.sqlite"
 DRAIN_TIMEOUT_S = 10.0
+# Start-up calls to the exchange (instruments) that fail for a network reason are retried
+# with capped exponential back-off and jitter, in the process, until they work or SIGTERM.
+START_BACKOFF_INITIAL_S = 0.5
+START_BACKOFF_MAX_S = 30.0
+# Ledger writes wait at most this long for another writer (the CLI) before failing typed:
+# the ledger is written from the event loop, which must never stall for seconds.
+LEDGER_BUSY_TIMEOUT_MS = 500
+
+__all__ = ["LEDGER_FILE", "Runtime", "StartCancelled", "StartupError", "run", "start", "stop"]
+
+
+class StartCancelled(Exception):
+    """SIGTERM/SIGINT arrived while start-up was still retrying: exit cleanly."""
 
 
 @dataclass
@@ -51,6 +70,32 @@ class Runtime:
     status_url: str | None = None
     sim: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    lock: StateLock | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def status_snapshot(self) -> StatusSnapshot:
+        """What ``/api/status`` shows now (the engine's read-only view)."""
+        return EngineStatus(self.engine).status_snapshot()
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start a long-lived task whose failure is an event, never a silent dead loop."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_task_end)
+        self.tasks.append(task)
+        return task
+
+
+def _log_task_end(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()  # retrieved: never "Task exception was never retrieved"
+    if exc is not None:
+        log.error(
+            "reactor.task.failed",
+            task=task.get_name(),
+            error=f"{type(exc).__name__}: {exc}"[:300],
+            exc_info=exc,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,6 +141,74 @@ async def _load_ct_vals(client: OkxRestClient) -> dict[str, Decimal]:
     return out
 
 
+async def _with_start_retries(
+    what: str,
+    call: Callable[[], Awaitable[Any]],
+    stop_event: asyncio.Event | None,
+    *,
+    initial_s: float = START_BACKOFF_INITIAL_S,
+    max_s: float = START_BACKOFF_MAX_S,
+) -> Any:
+    """Run ``call`` until it succeeds; network and exchange-side failures wait and retry.
+
+    A reactor started while OKX (or the network) is briefly away must come up by itself
+    rather than exit and depend on its supervisor; each failure is a ``reactor.start.retry``
+    event. SIGTERM during the wait raises :class:`StartCancelled`.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
+            attempt += 1
+            ceiling = min(max_s, initial_s * 2 ** (attempt - 1))
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+            log.warning(
+                "reactor.start.retry",
+                what=what,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+        if stop_event is None:
+            await asyncio.sleep(delay)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), delay)
+        if stop_event.is_set():
+            raise StartCancelled(what)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a status port another process listens on before touching the exchange."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartupError(_port_problem(host, port, exc)) from None
+
+
+def _port_problem(host: str, port: int, exc: OSError) -> str:
+    why = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return f"status.port: {host}:{port} {why}"
+
+
+def _open_ledger(cfg: Config) -> Ledger:
+    path = cfg.state_dir / LEDGER_FILE
+    new = not path.exists()
+    try:
+        ledger = Ledger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
+    except LedgerError as exc:
+        raise StartupError(str(exc)) from None
+    if new:  # visible: a ledger expected elsewhere means maintenance counts start at 0
+        log.warning("ledger.created", path=str(path))
+    return ledger
+
+
 # Generation-0 threshold: the hot path allocates many short-lived, acyclic objects (parsed
 # positions, log dicts) that reference counting frees; with the default (2,000) the collector
 # ran so often over 10,000 live positions that its pauses were the latency tail (own-share
@@ -110,9 +223,57 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def start(cfg: Config, *, dry_run: bool = False, hooks: StartHooks | None = None) -> Runtime:
-    """Build and start everything; raises ConfigError before anything touches the exchange."""
-    hooks = hooks or StartHooks()
+async def start(
+    cfg: Config,
+    *,
+    dry_run: bool = False,
+    stop_event: asyncio.Event | None = None,
+    hooks: StartHooks | None = None,
+) -> Runtime:
+    """Build and start everything.
+
+    Raises ConfigError / StartupError (one line, exit 2) before anything touches the exchange:
+    the state dir is checked and locked (one controller per state dir), the ledger opened, the
+    status port checked. Then network failures are retried in-process (``reactor.start.retry``).
+    """
+    if not cfg.enabled_accounts():
+        raise StartupError("accounts: every account is disabled; nothing to run")
+    creds = None if cfg.venue.embedded else resolve_credentials(cfg)
+    prepare_state_dir(cfg.state_dir)
+    lock = StateLock(cfg.state_dir)
+    lock.acquire()
+    cleanup: list[Callable[[], Awaitable[None]]] = []
+    try:
+        if cfg.status.enabled:
+            _check_port_free(cfg.status.host, cfg.status.port)
+        ledger = _open_ledger(cfg)
+
+        async def close_ledger() -> None:
+            ledger.close()
+
+        cleanup.append(close_ledger)
+        rt = await _start_locked(
+            cfg, creds, ledger, dry_run, stop_event, cleanup, hooks or StartHooks()
+        )
+    except BaseException:
+        for undo in reversed(cleanup):
+            with contextlib.suppress(Exception):
+                await undo()
+        lock.release()
+        raise
+    rt.lock = lock
+    return rt
+
+
+async def _start_locked(
+    cfg: Config,
+    creds: dict[str, Credentials] | None,
+    ledger: Ledger,
+    dry_run: bool,
+    stop_event: asyncio.Event | None,
+    cleanup: list[Callable[[], Awaitable[None]]],
+    hooks: StartHooks,
+) -> Runtime:
     sim = None
     if cfg.venue.embedded:
         from reactor.sim.scenario import load_scenario
@@ -123,14 +284,13 @@ async def start(cfg: Config, *, dry_run: bool = False, hooks: StartHooks | None 
         creds = _embedded_credentials(cfg, scenario)
         sim = Simulator(scenario, price_walk=cfg.venue.price_walk)
         await sim.start("127.0.0.1", 0)
+        cleanup.append(sim.stop)
         rest_url, ws_url = sim.url, sim.ws_url
         log.info("sim.embedded", url=rest_url, scenario=str(cfg.venue.scenario))
     else:
-        creds = resolve_credentials(cfg)
+        assert creds is not None
         rest_url, ws_url = cfg.venue.urls()
 
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(cfg.state_dir / LEDGER_FILE)
     timeout = cfg.timing.request_timeout_s
     simulated = cfg.venue.simulated_trading
     clients = {
@@ -144,8 +304,10 @@ async def start(cfg: Config, *, dry_run: bool = False, hooks: StartHooks | None 
         )
         for name, c in creds.items()
     }
+    for client in clients.values():
+        cleanup.append(client.aclose)
     first = next(iter(clients.values()))
-    ct_vals = await _load_ct_vals(first)
+    ct_vals = await _with_start_retries("instruments", lambda: _load_ct_vals(first), stop_event)
     accounts = {
         a.name: AccountState(a.name, a.role, clients.get(a.name), enabled=a.enabled)
         for a in cfg.accounts
@@ -160,8 +322,21 @@ async def start(cfg: Config, *, dry_run: bool = False, hooks: StartHooks | None 
         dry_run=dry_run,
         retry_max_s=cfg.timing.retry_max_s,
     )
-    engine = Engine(settings, accounts, ct_vals, ledger, metrics=Metrics())
-    engine.recover_journal()
+    metrics = Metrics()
+    engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
+    try:
+        engine.recover_journal()
+    except LedgerError as exc:
+        raise StartupError(str(exc)) from None
+    status_url = None
+    server = None
+    if cfg.status.enabled:
+        server = StatusServer(EngineStatus(engine), metrics, cfg.status.host, cfg.status.port)
+        try:
+            status_url = await server.start()
+        except OSError as exc:
+            raise StartupError(_port_problem(cfg.status.host, cfg.status.port, exc)) from None
+        cleanup.append(server.stop)
     pacer = hooks.pacer or ConnectPacer()
     wrap = hooks.session_handler
     headers = {"x-simulated-trading": "1"} if simulated else None
@@ -177,20 +352,19 @@ async def start(cfg: Config, *, dry_run: bool = False, hooks: StartHooks | None 
             ping_interval_s=timing.ws_ping_interval_s,
             pong_timeout_s=timing.ws_pong_timeout_s,
             backoff_max_s=timing.ws_backoff_max_s,
-            resync_clock=clients[name].sync_clock,  # one 60006 retry with OKX's clock
+            resync_clock=clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
             protocol_class=hooks.protocol_class,
         )
         for name, c in creds.items()
     }
-    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim)
-    for session in sessions.values():
-        rt.tasks.append(asyncio.create_task(session.run()))
-    rt.tasks.append(asyncio.create_task(_reconcile_loop(rt)))
-    rt.tasks.append(asyncio.create_task(_ledger_loop(rt)))
-    if cfg.status.enabled:
-        server = StatusServer(engine, engine.metrics, cfg.status.host, cfg.status.port)
-        rt.status_url = await server.start()
-        rt.tasks.append(asyncio.create_task(_hold(server.stop)))
+    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim, metrics=metrics)
+    rt.status_url = status_url
+    for name, session in sessions.items():
+        rt.spawn(f"ws:{name}", session.run())
+    rt.spawn("reconcile", _reconcile_loop(rt))
+    rt.spawn("ledger", _ledger_loop(rt))
+    if server is not None:
+        rt.spawn("status", _hold(server.stop))
     log.info(
         "reactor.started",
         accounts=len(cfg.enabled_accounts()),
@@ -214,65 +388,106 @@ async def _reconcile_loop(rt: Runtime) -> None:
     while True:
         await asyncio.sleep(rt.cfg.timing.reconcile_interval_s)
         for name in list(rt.clients):
-            await rt.engine.reconcile_account(name)
+            try:
+                await rt.engine.reconcile_account(name)
+            except Exception as exc:  # one bad pass must not end reconciling for good
+                log.exception(
+                    "reactor.task.error", task="reconcile", account=name, error=_short(exc)
+                )
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 async def _ledger_loop(rt: Runtime) -> None:
-    """Notice maintenance records written by other processes (the CLI) within a poll tick."""
+    """Notice maintenance records written by other processes (the CLI) within a poll tick,
+    and a ledger file deleted or replaced under us (``ledger.unavailable``)."""
     ledger = rt.ledger
-    version = ledger.data_version()
-    records = ledger.list_maintenance()
-    last_id = records[-1].id if records else 0
+    version: int | None = None
+    last_id = 0
+    problem: str | None = None
     while True:
+        try:
+            ledger.check()
+            if version is None:
+                version = ledger.data_version()
+                records = ledger.list_maintenance()
+                last_id = records[-1].id if records else 0
+            else:
+                now = ledger.data_version()
+                if now != version:
+                    version = now
+                    last_id = _new_records(rt, last_id)
+        except LedgerError as exc:
+            if problem != str(exc):
+                problem = str(exc)
+                reason = getattr(exc, "reason", "error")
+                log.error("ledger.unavailable", reason=reason, error=problem[:300])
+        except Exception as exc:
+            log.exception("reactor.task.error", task="ledger", error=_short(exc))
+        else:
+            if problem is not None:
+                problem = None
+                log.info("ledger.recovered")
         await asyncio.sleep(rt.cfg.timing.ledger_poll_ms / 1000)
-        now = ledger.data_version()
-        if now == version:
-            continue
-        version = now
-        fresh = ledger.records_after(last_id)
-        if not fresh:
-            continue
-        last_id = fresh[-1].id
-        keys = {(r.account, r.inst_id, r.pos_side) for r in fresh}
-        for r in fresh:
-            log.info(
-                "maintenance.seen",
-                account=r.account,
-                instId=r.inst_id,
-                posSide=r.pos_side,
-                key=r.key,
-            )
-        rt.engine.on_counts_changed(keys)
+
+
+def _new_records(rt: Runtime, last_id: int) -> int:
+    fresh = rt.ledger.records_after(last_id)
+    if not fresh:
+        return last_id
+    keys = {(r.account, r.inst_id, r.pos_side) for r in fresh}
+    for r in fresh:
+        log.info(
+            "maintenance.seen",
+            account=r.account,
+            instId=r.inst_id,
+            posSide=r.pos_side,
+            key=r.key,
+        )
+    rt.engine.on_counts_changed(keys)
+    return fresh[-1].id
 
 
 async def stop(rt: Runtime) -> None:
     log.info("reactor.stopping")
-    for session in rt.sessions.values():
-        await session.stop()
-    await rt.engine.drain(DRAIN_TIMEOUT_S)
-    for task in rt.tasks:
-        task.cancel()
-    await asyncio.gather(*rt.tasks, return_exceptions=True)
-    for client in rt.clients.values():
-        await client.aclose()
-    rt.ledger.close()
-    if rt.sim is not None:
-        await rt.sim.stop()
+    try:
+        for session in rt.sessions.values():
+            await session.stop()
+        await rt.engine.drain(DRAIN_TIMEOUT_S)
+        for task in rt.tasks:
+            task.cancel()
+        await asyncio.gather(*rt.tasks, return_exceptions=True)
+        for client in rt.clients.values():
+            await client.aclose()
+        rt.ledger.close()
+        if rt.sim is not None:
+            await rt.sim.stop()
+    finally:
+        if rt.lock is not None:
+            rt.lock.release()
     log.info("reactor.stopped", calls_sent=rt.engine.calls_sent)
 
 
 async def run(cfg: Config, *, dry_run: bool = False) -> int:
-    """``reactor run``: start, serve until SIGINT/SIGTERM, stop cleanly."""
+    """``reactor run``: start, serve until SIGINT/SIGTERM, stop cleanly.
+
+    Start-up problems (StartupError, ConfigError) propagate: the CLI prints one line, exit 2.
+    """
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop_event.set)
     try:
-        rt = await start(cfg, dry_run=dry_run)
-    except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
+        rt = await start(cfg, dry_run=dry_run, stop_event=stop_event)
+    except StartCancelled:
+        log.info("reactor.stopped", calls_sent=0)
+        return 0
+    except StartupError as exc:
         log.error("reactor.start.failed", error=str(exc))
-        return 1
+        raise
     tune_gc()
     notifier = SystemdNotifier()
     notifier.ready(f"{len(rt.sessions)} accounts")

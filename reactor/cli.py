@@ -13,6 +13,8 @@ from pathlib import Path
 
 from reactor import log as logging_setup
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
+from reactor.ledger import LedgerError
+from reactor.state_dir import StartupError
 
 EXIT_BAD_INPUT = 2
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return _maintenance_list(cfg)
         if args.command == "journal":
             return _journal(cfg, args.limit)
-    except ConfigError as exc:
+    except (ConfigError, StartupError, LedgerError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130

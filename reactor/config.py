@@ -32,6 +32,36 @@ class ConfigError(Exception):
     """Configuration that cannot be used; the message names the field."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last value silently: a pasted second ``policy:`` block would override the
+    first without a word. Refused instead, naming the key and its line.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable key: SafeLoader reports it itself
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -175,6 +205,34 @@ class Config(_Model):
             raise ValueError("one entry must have min_count 0")
         return sorted(targets, key=lambda t: t.min_count)
 
+    @model_validator(mode="after")
+    def _band_reachable(self) -> Config:
+        """Refuse steps too coarse for a band: the reactor could never bring a margin in.
+
+        A margin just outside a band needs a call of about the distance from the target to
+        that edge; below ``min_action`` the call is never made, so the position stays out of
+        band for good. Amounts are multiples of ``amount_step`` landing within one step of the
+        target, so a step wider than that distance can jump over the band.
+        """
+        step, min_action = self.policy.amount_step, self.policy.min_action
+        for i, t in enumerate(sorted(self.targets, key=lambda t: t.min_count)):
+            lo, hi = t.band
+            reach = min(t.target - lo, hi - t.target)
+            where = f"targets.{i} (band {lo}-{hi}, target {t.target})"
+            if min_action > reach:
+                raise ValueError(
+                    f"policy.min_action {min_action} is larger than {reach}, the distance from "
+                    f"the target to the nearer band edge in {where}: a margin just outside "
+                    "that band could never be corrected"
+                )
+            if step > reach:
+                raise ValueError(
+                    f"policy.amount_step {step} is coarser than {reach}, the distance from "
+                    f"the target to the nearer band edge in {where}: a correction could jump "
+                    "over the band"
+                )
+        return self
+
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(
             targets=tuple(
@@ -206,9 +264,9 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _yaml_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _reject_secrets(raw, path)
@@ -225,6 +283,14 @@ def load_config(path: Path) -> Config:
             update={"scenario": _resolve(base, cfg.venue.scenario)}
         )
     return cfg.model_copy(update=updates)
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def _resolve(base: Path, p: Path) -> Path:
@@ -284,9 +350,13 @@ def _credentials_file(path: Path) -> dict[str, Credentials]:
             "run chmod 600"
         )
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise ConfigError(f"credentials_file {path}: not valid YAML") from None
+        raw = _yaml_load(path.read_text())
+    except yaml.YAMLError as exc:
+        # Never quote the file: it holds secrets. The problem and the line only.
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"credentials_file {path}: {problem}{line}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"credentials_file {path}: expected a mapping of account names")
     out: dict[str, Credentials] = {}

@@ -4,20 +4,48 @@ Maintenance counts are *derived* from records (never a stored counter) and a rec
 unique per account, so recording twice is a no-op and a missing increment cannot happen. Several
 processes (the running reactor and the CLI) may open the file at once; ``data_version`` lets the
 reactor notice the CLI's writes without re-reading tables.
+
+Storage faults surface as typed exceptions, never as a hang or a bare ``sqlite3`` error:
+
+- :class:`LedgerUnavailable` - this read or write did not happen: the file is locked by another
+  writer for longer than ``busy_timeout_ms``, the disk is full, an I/O error, or the file was
+  deleted or replaced (:class:`LedgerReplaced`). For a caller this means exactly "not
+  written": a margin call must not be sent without its intent, and the caller may try again
+  later (locked and disk full recover by themselves; a replaced file does not, see below).
+- :class:`LedgerCorrupt` - at open: the file is not a usable SQLite database.
+
+A deleted or replaced file is detected by comparing the path's (device, inode) with the one
+opened, before every write and on :meth:`Ledger.check` (the reactor's poll loop). The
+connection then stays refused until the process restarts: writing on into an unlinked file
+would lose every record at exit, and silently switching to a new empty file would forget
+maintenance counts.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["LEDGER_FILENAME", "JournalEntry", "Ledger", "MaintenanceRecord"]
+from reactor.redaction import redact_text
+
+__all__ = [
+    "LEDGER_FILENAME",
+    "JournalEntry",
+    "Ledger",
+    "LedgerCorrupt",
+    "LedgerError",
+    "LedgerReplaced",
+    "LedgerUnavailable",
+    "MaintenanceRecord",
+]
 
 LEDGER_FILENAME = "ledger.sqlite3"
 _RESULT_STATUSES = frozenset({"ok", "error", "unknown"})
@@ -50,6 +78,47 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal (status) WHERE status = 'pending';
 """
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+class LedgerError(Exception):
+    """Base of the ledger's storage errors; the message names the file and the problem."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The read or write did not happen (locked too long, disk full, I/O error, replaced).
+
+    Contract with the engine: after this from :meth:`Ledger.journal_intent` no intent exists,
+    so the call must not be sent; after it from :meth:`Ledger.journal_result` the intent
+    stays ``pending`` in the file (a restart resolves it as unknown). ``reason`` is a short
+    stable word for events and ``/healthz``: ``locked``, ``disk_full``, ``io_error``,
+    ``replaced``, ``closed``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LedgerReplaced(LedgerUnavailable):
+    """The ledger file was deleted or replaced under the running process; restart needed."""
+
+
+class LedgerCorrupt(LedgerError):
+    """At open: the file is not a usable SQLite database."""
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "full" in text:
+        return "disk_full"
+    if "readonly" in text or "read-only" in text:
+        return "read_only"
+    return "io_error"
+
 
 _M_COLS = "id, account, inst_id, pos_side, c_time, key, recorded_ms"
 _J_COLS = (
@@ -93,30 +162,99 @@ class Ledger:
     from the exchange's fresh snapshot, so nothing is re-sent from stale state.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        """Open (and create) the ledger; raises :class:`LedgerCorrupt` or
+        :class:`LedgerUnavailable` (locked, read-only, disk full) with one line."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.Lock()
+        self._closed = False
+        # The last storage failure, until a write succeeds again: for /healthz and events.
+        self.problem: LedgerUnavailable | None = None
         # Autocommit (isolation_level=None): each statement is its own durable transaction.
-        self._db = sqlite3.connect(
-            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once: one creates
-            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                self._db.execute(statement)
-            self._db.execute("COMMIT")
+        # busy_timeout bounds how long a write waits for another writer: past it, the write
+        # fails with LedgerUnavailable("locked") instead of stalling the caller.
+        timeout_s = busy_timeout_ms / 1000
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(
+                f"ledger {self.path}: cannot open: {exc}", _reason(exc)
+            ) from None
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            check = self._db.execute("PRAGMA quick_check(1)").fetchone()
+            if check is None or check[0] != "ok":
+                raise LedgerCorrupt(f"ledger {self.path}: damaged: {check and check[0]}")
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once: one creates
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    self._db.execute(statement)
+                self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            text = str(exc)
+            if isinstance(exc, sqlite3.OperationalError):
+                raise LedgerUnavailable(f"ledger {self.path}: {text}", _reason(exc)) from None
+            raise LedgerCorrupt(
+                f"ledger {self.path}: not a usable SQLite database: {text}"
+            ) from None
+        except LedgerCorrupt:
+            self._db.close()
+            raise
+        self._identity = _identity(self.path)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    def check(self) -> None:
+        """Raise :class:`LedgerReplaced` when the file at ``path`` is no longer the one open."""
+        if self._closed:
+            raise LedgerUnavailable(f"ledger {self.path}: closed", "closed")
+        now = _identity(self.path)
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise LedgerReplaced(
+                f"ledger {self.path}: {what} while in use; restart the reactor", "replaced"
+            )
+
+    @contextmanager
+    def _guarded(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock, with SQLite's failures as :class:`LedgerUnavailable`."""
+        try:
+            if write:
+                self.check()
+            with self._lock:
+                if self._closed:
+                    raise LedgerUnavailable(f"ledger {self.path}: closed", "closed")
+                try:
+                    yield self._db
+                except sqlite3.Error as exc:
+                    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                        raise
+                    reason = _reason(exc)
+                    msg = f"ledger {self.path}: {reason}: {exc}"
+                    raise LedgerUnavailable(msg, reason) from None
+        except LedgerUnavailable as exc:
+            self.problem = exc
+            raise
+        if write:
+            self.problem = None
+
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+        with self._guarded(write=False) as db:
+            return db.execute(sql, params).fetchall()
 
     # --- maintenance ------------------------------------------------------------------------
 
@@ -142,8 +280,8 @@ class Ledger:
         if not key:
             raise ValueError("key must not be empty")
         now = self._now_ms()
-        with self._lock:
-            cur = self._db.execute(
+        with self._guarded(write=True) as db:
+            cur = db.execute(
                 "INSERT INTO maintenance (account, inst_id, pos_side, c_time, key, recorded_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, key) DO NOTHING",
                 (account, inst_id, pos_side, c_time, key, now),
@@ -187,11 +325,11 @@ class Ledger:
         self, account: str, inst_id: str, pos_side: str, action: str, amount: str, request: str
     ) -> int:
         """Write a pending entry, committed before the call is sent; returns its id."""
-        with self._lock:
-            cur = self._db.execute(
+        with self._guarded(write=True) as db:
+            cur = db.execute(
                 "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
                 " status, sent_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (account, inst_id, pos_side, action, amount, request, self._now_ms()),
+                (account, inst_id, pos_side, action, amount, redact_text(request), self._now_ms()),
             )
             row_id = cur.lastrowid
         assert row_id is not None
@@ -203,10 +341,10 @@ class Ledger:
         """Complete an entry: "ok", "error" (with OKX code and message) or "unknown"."""
         if status not in _RESULT_STATUSES:
             raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
-        with self._lock:
-            cur = self._db.execute(
+        with self._guarded(write=True) as db:
+            cur = db.execute(
                 "UPDATE journal SET status = ?, code = ?, msg = ?, done_ms = ? WHERE id = ?",
-                (status, code, msg, self._now_ms(), entry_id),
+                (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
             )
             found = cur.rowcount == 1
         if not found:
@@ -233,7 +371,9 @@ class Ledger:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if not self._closed:
+                self._closed = True
+                self._db.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -245,3 +385,11 @@ class Ledger:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)

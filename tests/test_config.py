@@ -115,3 +115,87 @@ def test_check_config_exit_codes(tmp_path):
     missing = _reactor("check-config", "--config", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     assert _reactor("run").returncode == 2  # argparse: --config is required
+
+
+# --- configs that can never reach the band; duplicate keys ----------------------------------
+
+_TARGETS3 = [
+    {"min_count": 0, "target": "10", "band": ["9.5", "10.5"]},
+    {"min_count": 2, "target": "20", "band": ["19", "21"]},
+    {"min_count": 3, "target": "30", "band": ["28.5", "31.5"]},
+]
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"policy": {"min_action": "0.6"}}, "policy.min_action 0.6 is larger than 0.5"),
+        ({"policy": {"amount_step": "1"}}, "policy.amount_step 1 is coarser than 0.5"),
+        (  # an asymmetric band: the near edge decides
+            {"targets": [{"min_count": 0, "target": "10", "band": ["9.95", "12"]}]},
+            "policy.min_action 0.1 is larger than 0.05",
+        ),
+        (  # target on the band edge: a margin just below can never be corrected
+            {"targets": [{"min_count": 0, "target": "10", "band": ["10", "11"]}]},
+            "targets.0 (band 10-11, target 10)",
+        ),
+    ],
+)
+def test_steps_too_coarse_for_a_band_are_refused(tmp_path, patch, fragment):
+    raw = _base() | {"targets": _TARGETS3} | patch
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, raw))
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_steps_fitting_every_band_are_accepted(tmp_path):
+    raw = _base() | {"targets": _TARGETS3, "policy": {"min_action": "0.5", "amount_step": "0.5"}}
+    assert load_config(_write(tmp_path, raw)).policy.min_action == 0.5
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "venue: {kind: demo}\n"
+        "accounts: [{name: Wu666666}]\n"
+        "targets: [{min_count: 0, target: '10', band: ['9.5', '10.5']}]\n"
+        "policy: {buffer: '1.5'}\n"
+        "policy: {buffer: '0'}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert "duplicate key 'policy' (line 5" in str(err.value)
+
+
+def test_duplicate_keys_nested_and_in_the_cli(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "venue: {kind: demo}\n"
+        "accounts: [{name: Wu666666, enabled: true, enabled: false}]\n"
+        "targets: [{min_count: 0, target: '10', band: ['9.5', '10.5']}]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "reactor", "check-config", "--config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "duplicate key 'enabled' (line 2" in lines[0]
+
+
+def test_duplicate_account_in_credentials_file_is_refused_without_quoting_it(tmp_path):
+    creds = tmp_path / "creds.yaml"
+    creds.write_text(
+        "Wu666666: {api_key: k-AAAA, secret_key: s-BBBB, passphrase: p-CCCC}\n"
+        "Wu666666: {api_key: k-DDDD, secret_key: s-EEEE, passphrase: p-FFFF}\n"
+    )
+    creds.chmod(0o600)
+    cfg = load_config(_write(tmp_path, _base() | {"credentials_file": str(creds)}))
+    with pytest.raises(ConfigError) as err:
+        load_credentials(cfg, cfg.accounts[0], env={})
+    text = str(err.value)
+    assert "duplicate key 'Wu666666'" in text
+    assert not any(s in text for s in ("AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF"))

@@ -113,3 +113,16 @@ class OkxError(Exception):
     @property
     def error_class(self) -> ErrorClass:
         return classify(self.code)
+
+
+class AmbiguousOutcome(Exception):
+    """The request may have reached OKX but no answer came back: its effect is unknown."""
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class RequestNotSent(Exception):
+    """Failed before anything was sent (connect error, refused, pool timeout): safe to retry."""

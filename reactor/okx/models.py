@@ -11,7 +11,22 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-PositionKey = tuple[str, str, str]  # (account, instId, posSide)
+# (account, instId, posSide, mgnMode): on OKX an isolated and a cross position on the same
+# instrument and side coexist, so mgnMode is part of a position's identity.
+PositionKey = tuple[str, str, str, str]
+
+# Bounds of a real position; beyond them a record is an invalid frame, never acted on. They are
+# far outside anything OKX lists (largest ctVal 1e7 contracts of PEPE, leverage <= 125), so a
+# true position is never refused, while a corrupted one ("1e30", a negative margin) always is.
+MAX_POS = Decimal("1e12")  # contracts
+MAX_LEVER = Decimal("1000")
+MAX_MARGIN = Decimal("1e9")  # USDT
+MARGIN_PER_NOTIONAL_MAX = Decimal("1e4")  # isolated margin above 10,000 x notional + 1e6
+MARGIN_SLACK = Decimal("1e6")
+# notionalUsd / (|pos| x markPx) is the contract value; real ones lie in 1e-6 .. 1e9.
+CT_VAL_IMPLIED_MIN = Decimal("1e-8")
+CT_VAL_IMPLIED_MAX = Decimal("1e10")
+_ZERO = Decimal(0)
 
 
 class PayloadError(ValueError):
@@ -93,10 +108,11 @@ class Position:
     pos_id: str
     c_time: int
     u_time: int
+    p_time: int = 0  # push time (exchange clock), 0 when the payload has none (REST)
 
     @property
     def key(self) -> PositionKey:
-        return (self.account, self.inst_id, self.pos_side)
+        return (self.account, self.inst_id, self.pos_side, self.mgn_mode)
 
     @property
     def is_open(self) -> bool:
@@ -129,7 +145,7 @@ def parse_position(account: str, raw: Any) -> Position:
     pos_side = _str(raw, "posSide", required=True)
     if pos_side not in ("long", "short", "net"):
         raise PayloadError(f"posSide: unknown value {pos_side[:20]!r}")
-    return Position(
+    position = Position(
         account=account,
         inst_id=_str(raw, "instId", required=True),
         inst_type=_str(raw, "instType"),
@@ -148,7 +164,49 @@ def parse_position(account: str, raw: Any) -> Position:
         pos_id=_str(raw, "posId"),
         c_time=_int(raw, "cTime"),
         u_time=_int(raw, "uTime"),
+        p_time=_int(raw, "pTime"),
     )
+    _check_plausible(position)
+    return position
+
+
+def _check_plausible(p: Position) -> None:
+    """Refuse values no real position can have: acting on them could move real money."""
+    pos = p.pos
+    if pos < 0 and p.pos_side != "net":
+        raise PayloadError(f"pos: negative for posSide {p.pos_side}: {pos}")
+    size = -pos if pos < 0 else pos
+    if size > MAX_POS:
+        raise PayloadError(f"pos: implausible size {pos}")
+    if p.c_time < 0 or p.u_time < 0 or p.p_time < 0:
+        raise PayloadError("cTime/uTime/pTime: negative")
+    mark, margin = p.mark_px, p.margin
+    if mark is not None and mark <= 0:
+        raise PayloadError(f"markPx: not positive: {mark}")
+    if p.avg_px is not None and p.avg_px < 0:
+        raise PayloadError(f"avgPx: negative: {p.avg_px}")
+    if p.lever is not None and not _ZERO < p.lever <= MAX_LEVER:
+        raise PayloadError(f"lever: implausible: {p.lever}")
+    if p.mmr is not None and p.mmr < 0:
+        raise PayloadError(f"mmr: negative: {p.mmr}")
+    notional = p.notional_usd
+    if notional is not None and notional < 0:
+        raise PayloadError(f"notionalUsd: negative: {notional}")
+    if margin is not None:
+        if margin < 0:
+            raise PayloadError(f"margin: negative: {margin}")
+        if margin > MAX_MARGIN:
+            raise PayloadError(f"margin: implausible: {margin}")
+        if (
+            notional is not None
+            and size
+            and margin > notional * MARGIN_PER_NOTIONAL_MAX + MARGIN_SLACK
+        ):
+            raise PayloadError(f"margin: {margin} is absurd against notional {notional}")
+    if size and notional and mark is not None:
+        implied = notional / (size * mark)
+        if not CT_VAL_IMPLIED_MIN <= implied <= CT_VAL_IMPLIED_MAX:
+            raise PayloadError(f"pos: size {pos} is absurd against notional {notional}")
 
 
 @dataclass(frozen=True, slots=True)

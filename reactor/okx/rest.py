@@ -28,9 +28,16 @@ import httpx
 
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import ErrorClass, OkxError, classify
+from reactor.okx.errors import (
+    AmbiguousOutcome,
+    ErrorClass,
+    OkxError,
+    RequestNotSent,
+    classify,
+)
 from reactor.okx.pacing import TokenBucket
 from reactor.okx.signing import iso_timestamp, rest_sign
+from reactor.redaction import redact_text
 
 log = get_logger(__name__)
 
@@ -49,19 +56,10 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
     TIME: (10, 2.0),
 }
 AMBIGUOUS_CODES = frozenset({"50004"})
-
-
-class AmbiguousOutcome(Exception):
-    """The request may have reached OKX but no answer came back: its effect is unknown."""
-
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class RequestNotSent(Exception):
-    """Failed before anything was sent (connect error, refused, pool timeout): safe to retry."""
+# After 50102 the clock is re-synced every time (a clock may step more than once); when
+# rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
+CLOCK_SYNC_BACKOFF_S = 0.5
+CLOCK_SYNC_BACKOFF_MAX_S = 10.0
 
 
 @functools.cache
@@ -86,12 +84,15 @@ class OkxRestClient:
         account: str = "",
         get_retries: int = 2,
         retry_backoff_s: float = 0.25,
+        clock_sync_backoff_s: float = CLOCK_SYNC_BACKOFF_S,
     ) -> None:
         self.account = account
         self._credentials = credentials
         self._simulated = simulated
         self._clock = clock
         self._offset_s = 0.0
+        self._clock_sync_backoff_s = clock_sync_backoff_s
+        self.skew_streak = 0  # clock rejections since the last accepted signed request
         self._get_retries = get_retries
         self._retry_backoff_s = retry_backoff_s
         self._client = httpx.AsyncClient(
@@ -128,8 +129,13 @@ class OkxRestClient:
     async def get_balance(self, ccy: str | None = None) -> list[dict[str, Any]]:
         return await self._get(BALANCE, {"ccy": ccy})
 
-    async def get_instruments(self, inst_type: str = "SWAP") -> list[dict[str, Any]]:
-        return await self._get(INSTRUMENTS, {"instType": inst_type}, signed=False)
+    async def get_instruments(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Public instruments; ``inst_id`` reads one (an instrument listed after start-up)."""
+        return await self._get(
+            INSTRUMENTS, {"instType": inst_type, "instId": inst_id}, signed=False
+        )
 
     async def server_time_ms(self) -> int:
         data = await self._get(TIME, {}, signed=False, resync=False)
@@ -168,6 +174,20 @@ class OkxRestClient:
     # -- plumbing -------------------------------------------------------------------------
 
     async def _try_sync_clock(self) -> bool:
+        """Re-sync after a clock rejection; back off when rejections keep coming."""
+        self.skew_streak += 1
+        if self.skew_streak > 1:
+            delay = min(
+                CLOCK_SYNC_BACKOFF_MAX_S,
+                self._clock_sync_backoff_s * 2 ** (self.skew_streak - 2),
+            )
+            log.warning(
+                "rest.clock.backoff",
+                account=self.account,
+                rejections=self.skew_streak,
+                delay_s=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
         try:
             await self.sync_clock()
         except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
@@ -249,11 +269,19 @@ class OkxRestClient:
                     method, request_path, content=body_text or None, headers=headers
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise RequestNotSent(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+                raise RequestNotSent(_transport_text(method, path, exc)) from None
             except httpx.TransportError as exc:
                 # Read/write timeout, reset, closed mid-answer: it may have been applied.
-                raise AmbiguousOutcome(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        return _unwrap(method, path, resp)
+                raise AmbiguousOutcome(_transport_text(method, path, exc)) from None
+        data = _unwrap(method, path, resp)
+        if signed:
+            self.skew_streak = 0  # OKX accepted our timestamp
+        return data
+
+
+def _transport_text(method: str, path: str, exc: Exception) -> str:
+    """The exception as one line, scrubbed: a transport error may quote the request."""
+    return redact_text(f"{method} {path}: {type(exc).__name__}: {exc}")[:300]
 
 
 @asynccontextmanager
@@ -270,8 +298,9 @@ def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]
     if not isinstance(payload, dict) or "code" not in payload:
         reason = resp.reason_phrase or "no OKX envelope"
         raise OkxError(str(status), f"{method} {path}: HTTP {status} {reason}", status)
-    code = str(payload.get("code"))
-    msg = str(payload.get("msg") or "")
+    code = redact_text(str(payload.get("code")))[:20]
+    # OKX's message goes into exceptions, the journal and the status page: never a credential
+    msg = redact_text(str(payload.get("msg") or ""))[:300]
     if code in AMBIGUOUS_CODES:
         raise AmbiguousOutcome(f"{method} {path}: OKX {code}: {msg}", code=code)
     if code != "0":

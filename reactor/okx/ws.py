@@ -39,6 +39,7 @@ from reactor.okx.ws_protocol import (
     Update,
     WsEvent,
 )
+from reactor.redaction import redact_text
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -98,7 +99,6 @@ class PrivateSession:
         self._open_timeout_s = open_timeout_s
         self._protocol_class = protocol_class  # a seam for benchmarks (frame arrival stamps)
         self._stop = asyncio.Event()
-        self._timestamp_retry_used = False
         self._snapshot_done = False
         self.connected = False
         self.logged_in = False
@@ -167,7 +167,8 @@ class PrivateSession:
                 proxy=None,
             )
         except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
-            return _Outcome(f"connect failed: {type(exc).__name__}: {exc}"[:300], "backoff", False)
+            why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
+            return _Outcome(why[:300], "backoff", False)
         reason = "closed"
         outcome: _Outcome | None = None
         was_connected = False
@@ -276,19 +277,22 @@ class PrivateSession:
             self._notify(self._handler.on_connected)
         elif isinstance(event, InvalidFrame):
             log.warning(
-                "ws.frame.invalid", account=account, reason=event.reason, preview=event.preview
+                "ws.frame.invalid",
+                account=account,
+                reason=redact_text(event.reason),
+                preview=redact_text(event.preview),
             )
         elif isinstance(event, Notice):
-            log.warning("ws.notice", account=account, code=event.code, msg=event.msg[:200])
+            log.warning("ws.notice", account=account, code=event.code, msg=_msg(event.msg))
             if event.code == WS_SERVICE_UPGRADE:
                 return _Outcome(f"notice {event.code}", "now", True)
         elif isinstance(event, LoginFailed):
             return await self._login_failed(event)
         elif isinstance(event, SubscribeFailed):
-            log.error("ws.subscribe.failed", account=account, code=event.code, msg=event.msg[:200])
+            log.error("ws.subscribe.failed", account=account, code=event.code, msg=_msg(event.msg))
             return _Outcome(f"subscribe failed {event.code}", "backoff", False)
         elif isinstance(event, ServerError):
-            log.warning("ws.error", account=account, code=event.code, msg=event.msg[:200])
+            log.warning("ws.error", account=account, code=event.code, msg=_msg(event.msg))
         elif isinstance(event, Ignored):
             log.debug("ws.ignored", account=account, reason=event.reason)
         return None
@@ -297,19 +301,24 @@ class PrivateSession:
         return self._clock() + self._offset_s
 
     async def _login_failed(self, event: LoginFailed) -> _Outcome:
-        fields = {"account": self.account, "code": event.code, "msg": event.msg[:200]}
-        if event.is_timestamp and not self._timestamp_retry_used:
-            self._timestamp_retry_used = True
+        # OKX echoes the login request (key, passphrase, signature) in some errors (60012):
+        # the message is scrubbed before it reaches a log line, a reason or the status page.
+        msg = _msg(event.msg)
+        fields = {"account": self.account, "code": event.code, "msg": msg}
+        if event.is_timestamp:
+            # Our clock and OKX's disagree: re-sync and retry with the session's back-off,
+            # as often as it takes; a clock that steps twice must not stop the account.
             log.warning("ws.login.failed", retry=True, **fields)
             if self._resync_clock is not None:
                 try:
                     self._offset_s = await self._resync_clock()
                 except Exception as exc:
-                    log.warning("ws.clock.sync_failed", account=self.account, error=str(exc))
+                    error = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+                    log.warning("ws.clock.sync_failed", account=self.account, error=error)
             return _Outcome(f"login failed {event.code}", "backoff", False)
-        if event.is_auth or event.is_timestamp:
+        if event.is_auth:
             log.error("ws.login.failed", retry=False, **fields)
-            reason = f"login failed {event.code}: {event.msg[:200]}"
+            reason = f"login failed {event.code}: {msg}"
             self.stopped_reason = reason
             log.error("account.stopped", account=self.account, reason=reason)
             self._notify(self._handler.on_stopped, reason)
@@ -320,7 +329,10 @@ class PrivateSession:
     def _report_invalid(self, items: list[InvalidItem]) -> None:
         for item in items:
             log.warning(
-                "ws.frame.invalid", account=self.account, reason=item.reason, preview=item.preview
+                "ws.frame.invalid",
+                account=self.account,
+                reason=redact_text(item.reason),
+                preview=redact_text(item.preview),
             )
 
     def _notify_update(self, positions: list[Position]) -> None:
@@ -335,3 +347,8 @@ class PrivateSession:
             callback(self.account, *args)
         except Exception:
             log.exception("ws.handler.error", account=self.account, callback=callback.__name__)
+
+
+def _msg(text: str) -> str:
+    """An exchange message fit for logs: secrets masked first, then cut to 200 characters."""
+    return redact_text(text)[:200]

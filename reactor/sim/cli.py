@@ -25,8 +25,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = any free port")
     p.add_argument("--price-walk", action="store_true", help="move mark prices randomly")
+    p.add_argument(
+        "--page-size",
+        type=_positive_int,
+        default=None,
+        help="positions per snapshot page (default: the scenario's, 100)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=None,
+        help="multiply regular-snapshot intervals and the 50 ms event window (default 1)",
+    )
+    p.add_argument(
+        "--legacy-push-fields",
+        action="store_true",
+        default=None,
+        help="omit eventType/curPage/lastPage from positions pushes (OKX in 2024)",
+    )
     p.add_argument("--log-level", default="info")
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
 
 
 async def _serve(sim: Simulator, host: str, port: int) -> None:
@@ -50,7 +88,13 @@ def main(argv: list[str]) -> int:
     except ScenarioError as exc:
         print(f"reactor sim: bad scenario: {exc}", file=sys.stderr)
         return 2
-    sim = Simulator(scenario, price_walk=True if args.price_walk else None)
+    sim = Simulator(
+        scenario,
+        price_walk=True if args.price_walk else None,
+        page_size=args.page_size,
+        time_scale=args.time_scale,
+        legacy_push_fields=args.legacy_push_fields,
+    )
     try:
         asyncio.run(_serve(sim, args.host, args.port))
     except OSError as exc:

@@ -266,27 +266,23 @@ class Exchange:
         return result, [change, *liquidated]
 
     def set_mark_price(self, inst_id: str, mark_px: Decimal) -> list[Change]:
-        """Move the mark price: every position on it changes; some may be liquidated."""
+        """Move the mark price. Silent, as on OKX: no change is pushed and ``uTime`` stays
+        (DOC-POS: pushes come on position events and regular snapshots; CCXT-POS: ``uTime``
+        462 s older than ``pTime`` with ``markPx`` != ``avgPx``; okx-fidelity §1.1-1.2). Only
+        the liquidations it causes are changes."""
         inst = self.instruments[inst_id]
         if mark_px <= 0:
             raise ExchangeError("51000", "Parameter markPx error")
         if mark_px == inst.mark_px:
             return []
         inst.mark_px = mark_px
-        changes: list[Change] = []
-        moved: list[tuple[Account, tuple[str, str]]] = []
-        for acct in self.accounts.values():
-            for key, p in acct.positions.items():
-                if p.inst_id == inst_id:
-                    self._touch(p)
-                    moved.append((acct, key))
-        liquidated = self._liquidate(moved)
-        # Positions about to be liquidated are pushed once, closed; the rest once, updated.
-        for acct, key in moved:
-            held = acct.positions.get(key)
-            if held is not None:
-                changes.append(Change(acct.name, self.position_dict(acct.name, held)))
-        return changes + liquidated
+        moved = [
+            (acct, key)
+            for acct in self.accounts.values()
+            for key, p in acct.positions.items()
+            if p.inst_id == inst_id
+        ]
+        return self._liquidate(moved)
 
     def set_position(
         self,

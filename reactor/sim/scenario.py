@@ -71,10 +71,27 @@ class PriceWalkSpec(_Model):
     seed: int | None = None
 
 
+class SimulatorSpec(_Model):
+    """How the simulated OKX behaves where OKX's behaviour is a setting or unknown."""
+
+    # Positions per snapshot page (OKX's own page size is unknown, okx-fidelity §1.3).
+    snapshot_page_size: int = Field(default=100, ge=1)
+    # Multiplies the regular-snapshot intervals and the 50 ms event window (tests: 0.1).
+    time_scale: float = Field(default=1.0, gt=0)
+    # Omit eventType/curPage/lastPage from positions pushes, as in 2024 (CCXT-21565).
+    legacy_push_fields: bool = False
+    # Close with 4001 "Login Failed" after a failed WS login (DOC-WS close codes; likely).
+    close_on_login_failure: bool = True
+    # The accounts' keys are demo-trading keys: REST requests need x-simulated-trading: 1,
+    # and a live key must not send it (DOC: 50101, okx-fidelity §7.8).
+    demo_keys: bool = True
+
+
 class Scenario(_Model):
     instruments: list[InstrumentSpec] = Field(min_length=1)
     accounts: list[AccountSpec] = Field(min_length=1)
     price_walk: PriceWalkSpec | None = None
+    simulator: SimulatorSpec = Field(default_factory=SimulatorSpec)
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:

@@ -253,9 +253,11 @@ async def signed(
     drop: str | None = None,
     sign: str | None = None,
     timeout: float = 5.0,
+    simulated: bool = True,
 ) -> httpx.Response:
     """A raw signed OKX v5 request (to test the exact answers): ``drop`` leaves out one
-    header, ``sign``/``ts`` override the signature and timestamp."""
+    header, ``sign``/``ts`` override the signature and timestamp; ``simulated`` sends
+    ``x-simulated-trading: 1`` (scenario keys are demo keys unless the scenario says not)."""
     ts = ts or iso_timestamp(time.time())
     headers = {
         "OK-ACCESS-KEY": key,
@@ -264,6 +266,8 @@ async def signed(
         "OK-ACCESS-PASSPHRASE": passphrase,
         "Content-Type": "application/json",
     }
+    if simulated:
+        headers["x-simulated-trading"] = "1"
     if drop:
         del headers[drop]
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:

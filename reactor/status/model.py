@@ -105,6 +105,9 @@ class StatusSnapshot:
     accounts: tuple[AccountStatus, ...]
     main_expected_positions: int
     generated_ms: int
+    engine_problems: tuple[str, ...] = ()  # journal writes failing, internal errors, guard holds
+    storage_ok: bool = True  # the last journal/ledger write succeeded
+    internal_errors: int = 0  # engine tasks that raised (engine.task.failed) since start
 
     # -- main account (read-only, monitored) -------------------------------------------------
     def _main_positions(self) -> list[PositionStatus]:
@@ -160,8 +163,9 @@ class StatusSnapshot:
 
     # -- health ------------------------------------------------------------------------------
     def problems(self) -> tuple[str, ...]:
-        """Reasons ``/healthz`` fails: every enabled account must be connected and fresh."""
-        return tuple(r for a in self.accounts for r in a.problems())
+        """Reasons ``/healthz`` fails: every enabled account must be connected and fresh, and the
+        engine must have nothing to report (journal writes, internal errors, guard holds)."""
+        return tuple(r for a in self.accounts for r in a.problems()) + self.engine_problems
 
     @property
     def healthy(self) -> bool:
@@ -183,6 +187,7 @@ class StatusSnapshot:
             },
             "sub": {"accounts": self.sub_accounts, "positions": self.sub_positions},
             "pnl": {"upl": _dec(self.total_upl), "avgProfitRate": _dec(self.avg_profit_rate)},
+            "engine": {"storageOk": self.storage_ok, "internalErrors": self.internal_errors},
             "accounts": [a.to_json() for a in self.accounts],
         }
 

@@ -23,7 +23,7 @@ def test_snapshot_pages_accumulate_and_replace() -> None:
     book = PositionBook()
     assert not book.is_fresh(A)
     assert book.apply_snapshot_page(A, [pos("A-USDT-SWAP")], last_page=False, cur_page=1) == []
-    assert book.get((A, "A-USDT-SWAP", "long")) is None  # nothing until the last page
+    assert book.get((A, "A-USDT-SWAP", "long", "isolated")) is None  # nothing until the last page
     changes = book.apply_snapshot_page(
         A, [pos("B-USDT-SWAP"), pos("Z-USDT-SWAP", pos=D("0"))], last_page=True, cur_page=2
     )
@@ -32,7 +32,9 @@ def test_snapshot_pages_accumulate_and_replace() -> None:
         ("B-USDT-SWAP", ChangeKind.OPENED),
     ]
     assert book.is_fresh(A)
-    assert book.get((A, "Z-USDT-SWAP", "long")) is None  # pos "0" in a snapshot is skipped
+    assert (
+        book.get((A, "Z-USDT-SWAP", "long", "isolated")) is None
+    )  # pos "0" in a snapshot is skipped
     assert book.accounts() == [A]
     # A later snapshot without A: A closed during the disconnect and disappears.
     book.mark_stale(A)
@@ -71,7 +73,7 @@ def test_updates_respect_utime() -> None:
     assert book.apply_update(A, [pos(u_time=T0 + 10, margin=D("11"))]) == []  # identical
     changes = book.apply_update(A, [pos(u_time=T0 + 20, margin=D("10.26"))])
     assert kinds(changes) == [("CRO-USDT-SWAP", ChangeKind.UPDATED)]
-    held = book.get((A, "CRO-USDT-SWAP", "long"))
+    held = book.get((A, "CRO-USDT-SWAP", "long", "isolated"))
     assert held is not None and held.margin == D("10.26")
 
 
@@ -81,7 +83,7 @@ def test_close_and_reopen_with_new_ctime() -> None:
     closed = book.apply_update(A, [pos(pos=D("0"), u_time=T0 + 50, margin=D("0"))])
     assert kinds(closed) == [("CRO-USDT-SWAP", ChangeKind.CLOSED)]
     assert closed[0].position.pos == 0
-    assert book.get((A, "CRO-USDT-SWAP", "long")) is None
+    assert book.get((A, "CRO-USDT-SWAP", "long", "isolated")) is None
     # A late push of the closed position must not bring it back.
     assert book.apply_update(A, [pos(u_time=T0 + 40)]) == []
     assert book.positions(A) == []
@@ -116,7 +118,7 @@ def test_snapshot_does_not_roll_back_a_newer_push() -> None:
     book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
     book.apply_update(A, [pos(u_time=T0 + 20, margin=D("10.26"))])
     assert book.apply_snapshot_page(A, [pos(u_time=T0 + 10)], last_page=True) == []
-    held = book.get((A, "CRO-USDT-SWAP", "long"))
+    held = book.get((A, "CRO-USDT-SWAP", "long", "isolated"))
     assert held is not None and held.margin == D("10.26")
 
 
@@ -148,7 +150,9 @@ def test_reconcile_reports_drift_and_corrects() -> None:
         pos("C-USDT-SWAP", u_time=T0 + 10),
     ]
     drifts, changes = book.reconcile(A, rest, as_of_ms=T0 + 10)
-    key_a, key_b, key_c = ((A, i, "long") for i in ("A-USDT-SWAP", "B-USDT-SWAP", "C-USDT-SWAP"))
+    key_a, key_b, key_c = (
+        (A, i, "long", "isolated") for i in ("A-USDT-SWAP", "B-USDT-SWAP", "C-USDT-SWAP")
+    )
     assert set(drifts) == {
         Drift(key_a, "pos", "108", "100"),
         Drift(key_a, "margin", "20.29", "10.26"),
@@ -165,12 +169,27 @@ def test_reconcile_reports_drift_and_corrects() -> None:
     assert book.reconcile(A, rest) == ([], [])  # corrected: no drift any more
 
 
-def test_reconcile_detects_reopen_and_mode() -> None:
+def test_reconcile_detects_reopen() -> None:
     book = PositionBook()
     book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
-    drifts, changes = book.reconcile(A, [pos(c_time=T0 + 5, u_time=T0 + 5, mgn_mode="cross")])
-    assert {d.field for d in drifts} == {"cTime", "mgnMode"}
+    drifts, changes = book.reconcile(A, [pos(c_time=T0 + 5, u_time=T0 + 5)])
+    assert {d.field for d in drifts} == {"cTime"}
     assert kinds(changes) == [("CRO-USDT-SWAP", ChangeKind.REOPENED)]
+
+
+def test_isolated_and_cross_positions_coexist() -> None:
+    """mgnMode is part of the key (OKX keeps both): a cross push never overwrites isolated."""
+    book = PositionBook()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    changes = book.apply_update(A, [pos(u_time=T0 + 5, mgn_mode="cross", margin=D("99"))])
+    assert [(c.key[3], c.kind) for c in changes] == [("cross", ChangeKind.OPENED)]
+    isolated = book.get((A, "CRO-USDT-SWAP", "long", "isolated"))
+    assert isolated is not None and isolated.margin == D("20.29")
+    assert len(book.positions(A)) == 2
+    # A REST read with only the cross one: the isolated position is gone, the cross one stays.
+    drifts, changes = book.reconcile(A, [pos(u_time=T0 + 5, mgn_mode="cross", margin=D("99"))])
+    assert [(d.key[3], d.field) for d in drifts] == [("isolated", "presence")]
+    assert [(c.key[3], c.kind) for c in changes] == [("isolated", ChangeKind.CLOSED)]
 
 
 def test_reconcile_leaves_newer_book_entries_alone() -> None:
@@ -187,7 +206,9 @@ def test_reconcile_one_instrument_keeps_the_rest() -> None:
     book = PositionBook()
     book.apply_snapshot_page(A, [pos("A-USDT-SWAP"), pos("B-USDT-SWAP")], last_page=True)
     drifts, changes = book.reconcile(A, [], inst_id="A-USDT-SWAP")
-    assert drifts == [Drift((A, "A-USDT-SWAP", "long"), "presence", "present", "absent")]
+    assert drifts == [
+        Drift((A, "A-USDT-SWAP", "long", "isolated"), "presence", "present", "absent")
+    ]
     assert kinds(changes) == [("A-USDT-SWAP", ChangeKind.CLOSED)]
     assert [p.inst_id for p in book.positions(A)] == ["B-USDT-SWAP"]
 
@@ -200,3 +221,94 @@ def test_many_updates_stay_consistent() -> None:
         changes = book.apply_update(A, [pos(i, u_time=T0 + step, margin=D(step)) for i in insts])
         assert len(changes) == len(insts)
     assert all(p.margin == D(3) for p in book.positions(A))
+
+
+# --- a bad push cannot freeze a position -----------------------------------------------------
+
+NOW = T0 + 3_600_000  # the fake clock: an hour after T0
+DAY = 86_400_000
+KEY = (A, "CRO-USDT-SWAP", "long")
+
+
+def clocked() -> PositionBook:
+    return PositionBook(now_ms=lambda: NOW)
+
+
+def test_push_with_utime_far_beyond_its_ptime_is_invalid_and_freezes_nothing() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    bad = pos(margin=D("5"), u_time=NOW + DAY, p_time=NOW)  # uTime a day ahead of OKX's clock
+    assert book.apply_update(A, [bad]) == []
+    assert book.get(KEY).margin == D("20.29")  # type: ignore[union-attr]
+    # Before: the bad uTime was held and every later push, snapshot and read was "older".
+    (change,) = book.apply_update(A, [pos(margin=D("10"), u_time=NOW + 1, p_time=NOW + 1)])
+    assert change.kind is ChangeKind.UPDATED and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_future_utime_without_ptime_is_clamped_to_the_local_clock() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=NOW + DAY, margin=D("5"))], last_page=True)
+    assert book.get(KEY).u_time == NOW  # type: ignore[union-attr]
+    drifts, _ = book.reconcile(A, [pos(u_time=NOW + 10, margin=D("10"))])
+    assert [d.field for d in drifts] == ["margin"] and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_a_utime_within_the_tolerance_keeps_its_order() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("12"), u_time=NOW + 4_000, p_time=NOW)])
+    assert book.get(KEY).u_time == NOW + 4_000  # type: ignore[union-attr]
+    assert book.apply_update(A, [pos(margin=D("11"), u_time=NOW + 3_000, p_time=NOW)]) == []
+
+
+def test_ctime_after_ptime_is_an_invalid_record() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    bad = pos(c_time=NOW + DAY, u_time=NOW + DAY, p_time=NOW, margin=D("1"))
+    assert book.apply_update(A, [bad]) == []
+    held = book.get(KEY)
+    assert held is not None and held.c_time == T0 and held.margin == D("20.29")
+
+
+def test_snapshot_disagreeing_with_a_newer_entry_wins_on_the_second_look() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("5"), u_time=NOW + 4_000, p_time=NOW)])  # ahead, trusted
+    snap = pos(margin=D("10"), u_time=NOW - 1_000)
+    book.mark_stale(A)
+    assert book.apply_snapshot_page(A, [snap], last_page=True) == []  # first look: stream ahead
+    assert book.get(KEY).margin == D("5")  # type: ignore[union-attr]
+    book.mark_stale(A)
+    (change,) = book.apply_snapshot_page(A, [snap], last_page=True)  # still disagrees: it wins
+    assert change.kind is ChangeKind.UPDATED and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_rest_read_disagreeing_with_a_newer_entry_wins_on_the_second_look() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("5"), u_time=NOW + 4_000, p_time=NOW)])
+    read = pos(margin=D("10"), u_time=NOW - 1_000)
+    drifts, changes = book.reconcile(A, [read])
+    assert drifts == [] and changes == [] and book.get(KEY).margin == D("5")  # type: ignore[union-attr]
+    drifts, changes = book.reconcile(A, [read])
+    assert [d.field for d in drifts] == ["margin"] and book.get(KEY).margin == D("10")  # type: ignore[union-attr]
+
+
+def test_a_real_newer_push_between_two_reads_resets_the_doubt() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0)], last_page=True)
+    book.apply_update(A, [pos(margin=D("5"), u_time=NOW + 4_000, p_time=NOW)])
+    read = pos(margin=D("10"), u_time=NOW - 1_000)
+    book.reconcile(A, [read])
+    book.apply_update(A, [pos(margin=D("6"), u_time=NOW + 4_500, p_time=NOW)])  # the stream moves
+    drifts, _ = book.reconcile(A, [read])
+    assert drifts == [] and book.get(KEY).margin == D("6")  # type: ignore[union-attr]
+
+
+def test_an_agreeing_older_read_raises_no_doubt() -> None:
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=NOW)], last_page=True)
+    for _ in range(3):
+        drifts, changes = book.reconcile(A, [pos(u_time=NOW - 5)])
+        assert drifts == [] and changes == []
+    assert book.get(KEY).u_time == NOW  # type: ignore[union-attr]

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from reactor.ledger import LEDGER_FILENAME, Ledger
+from reactor.ledger import (
+    LEDGER_FILENAME,
+    Ledger,
+    LedgerCorrupt,
+    LedgerReplaced,
+    LedgerUnavailable,
+)
 
 T0 = 1_700_000_000_000  # ms
 
@@ -190,3 +196,80 @@ def test_racing_writers_record_a_key_once(path: Path, clock: Clock) -> None:
     finally:
         for led in ledgers:
             led.close()
+
+
+# --- storage faults: typed errors, never a hang or a silent write into a lost file -----------
+
+
+def test_deleted_ledger_file_is_detected(ledger: Ledger, path: Path) -> None:
+    ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+    path.unlink()
+    with pytest.raises(LedgerReplaced) as err:
+        ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+    assert err.value.reason == "replaced" and "deleted" in str(err.value)
+    with pytest.raises(LedgerReplaced):
+        ledger.check()
+
+
+def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: Clock) -> None:
+    other = path.with_name("other.sqlite3")
+    Ledger(other, clock=clock).close()
+    other.replace(path)  # e.g. a restore from backup over the running file
+    with pytest.raises(LedgerReplaced, match="replaced"):
+        ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1")
+    assert isinstance(LedgerReplaced("x", "replaced"), LedgerUnavailable)
+
+
+def test_locked_ledger_fails_fast_with_a_typed_error(path: Path, clock: Clock) -> None:
+    led = Ledger(path, clock=clock, busy_timeout_ms=50)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    try:
+        with pytest.raises(LedgerUnavailable) as err:
+            led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+        assert err.value.reason == "locked"
+        assert led.pending_intents() == []  # nothing was written
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # Storage recovered: the next write works without reopening.
+    led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+    assert len(led.pending_intents()) == 1
+    led.close()
+
+
+def test_full_disk_is_a_typed_error(ledger: Ledger, path: Path) -> None:
+    pages = ledger._query("PRAGMA page_count")[0][0]
+    ledger._db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: SQLITE_FULL
+    with pytest.raises(LedgerUnavailable) as err:
+        for i in range(200):
+            ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "x" * 2000 + str(i))
+    assert err.value.reason == "disk_full"
+
+
+def test_corrupt_ledger_is_refused_at_open(path: Path, clock: Clock) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LedgerCorrupt, match="not a usable SQLite database"):
+        Ledger(path, clock=clock)
+
+
+def test_closed_ledger_refuses_writes(path: Path, clock: Clock) -> None:
+    led = Ledger(path, clock=clock)
+    led.close()
+    with pytest.raises(LedgerUnavailable, match="closed"):
+        led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+
+
+def test_journal_rows_never_hold_a_credential(ledger: Ledger) -> None:
+    from reactor.okx.credentials import Credentials
+
+    Credentials("AKjournal-0001", "SKjournal-0002", "PPjournal-0003")  # registers the values
+    entry = ledger.journal_intent(
+        "sub1", "CRO-USDT-SWAP", "long", "add", "1", '{"instId":"CRO","sign":"c2ln+/="}'
+    )
+    ledger.journal_result(entry, "error", "50113", "bad: AKjournal-0001 PPjournal-0003")
+    (row,) = ledger.journal(1)
+    text = f"{row.request} {row.msg}"
+    for secret in ("AKjournal-0001", "PPjournal-0003", "c2ln+/="):
+        assert secret not in text

@@ -176,7 +176,7 @@ async def test_auth_error_stops_the_account(tmp_path, monkeypatch, sim_factory):
         await admin.mark_price("CRO-USDT-SWAP", "0.0960")  # pushes: still nothing is sent
         await asyncio.sleep(0.6)
         calls = await admin.margin_calls()
-        status = rt.engine.status_snapshot()
+        status = rt.status_snapshot()
     # Both positions' calls may have been in flight together; none is sent after the stop.
     assert set(codes(calls)) == {"50113"} and len(calls) <= 2
     events = [e["event"] for e in logs.events()]

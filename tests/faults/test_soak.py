@@ -101,7 +101,7 @@ async def _fills(
         await asyncio.sleep(rng.uniform(0.5, 1.5))
         rows = [
             r
-            for a in rt.engine.status_snapshot().accounts
+            for a in rt.status_snapshot().accounts
             for r in a.positions
             if r.status == "ok" and r.margin is not None and LO <= r.margin <= HI
         ]
@@ -189,7 +189,7 @@ async def test_soak_random_prices_and_faults(tmp_path, monkeypatch, sim_factory)
         quiet = time.monotonic()
 
         def settled() -> bool:
-            for acc in rt.engine.status_snapshot().accounts:
+            for acc in rt.status_snapshot().accounts:
                 if not acc.fresh:
                     return False
                 for row in acc.positions:
@@ -206,7 +206,7 @@ async def test_soak_random_prices_and_faults(tmp_path, monkeypatch, sim_factory)
         report("soak: quiet to settled", time.monotonic() - quiet)
         await asyncio.sleep(0.5)
         assert settled()
-        rows = [r for a in rt.engine.status_snapshot().accounts for r in a.positions]
+        rows = [r for a in rt.status_snapshot().accounts for r in a.positions]
     for row in rows:
         if row.status == "blocked":
             print(f"blocked {row.account} {row.inst_id}: {row.reason}")

@@ -120,7 +120,7 @@ async def test_wrong_passphrase_on_one_of_three_accounts(tmp_path, monkeypatch, 
         )
         await asyncio.sleep(1.5)  # several backoff periods: no retry storm
         calls = await admin.margin_calls()
-        status = {a.name: a for a in rt.engine.status_snapshot().accounts}
+        status = {a.name: a for a in rt.status_snapshot().accounts}
     assert sorted(c["account"] for c in calls) == ["A1", "C3"]
     assert tap.margin("B2", "CRO-USDT-SWAP", "long") == Decimal("20.29")
     failed = logs.events("ws.login.failed")

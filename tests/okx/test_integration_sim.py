@@ -118,6 +118,12 @@ class Recorder:
         return [v for k, v in self.calls if k == kind][-1]
 
 
+async def add_margin(sim: Simulator, amt: str) -> None:
+    """A position event through the real REST path (mark moves push nothing on OKX)."""
+    async with OkxRestClient(sim.url, CREDS_A, simulated=True, account="A") as c:
+        await c.margin_balance(CRO, "long", "add", Decimal(amt))
+
+
 def session(sim: Simulator, handler: Recorder, creds: Credentials = CREDS_A, **kw: Any) -> Any:
     kw.setdefault("backoff_initial_s", 0.05)
     kw.setdefault("backoff_max_s", 0.2)
@@ -155,7 +161,9 @@ async def test_over_large_reduce_raises_59301(sim: Simulator, rest_a: OkxRestCli
 
 
 async def test_wrong_passphrase_rest(sim: Simulator) -> None:
-    async with OkxRestClient(sim.url, Credentials("key-a", "secret-a", "nope")) as c:
+    async with OkxRestClient(
+        sim.url, Credentials("key-a", "secret-a", "nope"), simulated=True
+    ) as c:
         with pytest.raises(OkxError) as info:
             await c.get_positions()
     assert info.value.code == "50105" and info.value.error_class is ErrorClass.AUTH
@@ -195,7 +203,7 @@ async def test_late_or_missing_answer_is_ambiguous_but_applied(
 ) -> None:
     fault = {"kind": "rest_delay", "account": "A", "path": MARGIN_BALANCE, "delay_s": delay_s}
     await admin(sim, "POST", "/sim/faults", fault)
-    async with OkxRestClient(sim.url, CREDS_A, timeout_s=0.3, account="A") as c:
+    async with OkxRestClient(sim.url, CREDS_A, simulated=True, timeout_s=0.3, account="A") as c:
         with pytest.raises(AmbiguousOutcome):
             await c.margin_balance(CRO, "long", "add", Decimal("1"))
     # The exchange applied it: exactly why the caller must re-read, never resend blindly.
@@ -225,9 +233,13 @@ async def test_session_snapshot_update_drop_and_resnapshot(sim: Simulator) -> No
         assert s.connected and s.logged_in
         assert rec.kinds()[:2] == ["connected", "snapshot"]
 
+        # A mark move alone pushes nothing (DOC-POS); the margin call is the event.
         await admin(sim, "POST", "/sim/mark-price", {"instId": CRO, "markPx": "0.0960"})
+        await add_margin(sim, "1")
         await eventually(lambda: rec.count("update") >= 1)
-        assert rec.last("update")[0].mark_px == Decimal("0.0960")
+        assert rec.count("update") == 1
+        [p] = rec.last("update")
+        assert (p.margin, p.mark_px) == (Decimal("21.29"), Decimal("0.0960"))
 
         # The position is closed while we are disconnected: the next snapshot must show it.
         await admin(sim, "POST", "/sim/faults", {"kind": "drop_ws", "account": "A"})
@@ -360,14 +372,38 @@ def assert_no_secrets(logs: list[dict[str, Any]], *extra: str) -> None:
         assert secret not in text
 
 
-async def test_expired_login_timestamp_is_retried_once_then_stops(sim: Simulator) -> None:
+async def test_expired_login_timestamp_is_retried_with_backoff_and_never_stops(
+    sim: Simulator,
+) -> None:
     rec = Recorder()
-    s = session(sim, rec, clock=lambda: time.time() - 120)
+    s = session(sim, rec, clock=lambda: time.time() - 120)  # no way to re-sync: keeps trying
     with structlog.testing.capture_logs() as logs:
-        await asyncio.wait_for(s.run(), 5)
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: sum(e["event"] == "ws.login.failed" for e in logs) >= 3)
+        await s.stop()
+        await asyncio.wait_for(task, 5)
     failed = [e for e in logs if e["event"] == "ws.login.failed"]
-    assert [(e["code"], e["retry"]) for e in failed] == [("60006", True), ("60006", False)]
-    assert rec.kinds() == ["stopped"]
+    assert all((e["code"], e["retry"]) == ("60006", True) for e in failed)
+    assert "stopped" not in rec.kinds() and s.stopped_reason is None
+
+
+async def test_a_second_clock_step_resyncs_again_and_logs_in(sim: Simulator) -> None:
+    step = {"s": -120.0}
+
+    def stepping() -> float:
+        return time.time() + step["s"]
+
+    rec = Recorder()
+    async with OkxRestClient(sim.url, CREDS_A, clock=stepping) as rest:
+        s = session(sim, rec, clock=stepping, resync_clock=rest.sync_clock)
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        step["s"] = 400.0  # the host clock steps again, the other way
+        await admin(sim, "POST", "/sim/faults", {"kind": "drop_ws", "account": "A"})
+        await eventually(lambda: rec.count("snapshot") == 2)  # before: the account stopped
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    assert "stopped" not in rec.kinds() and s.connect_count == 2
 
 
 class Buggy(Recorder):
@@ -382,9 +418,9 @@ async def test_handler_bug_does_not_drop_the_connection(sim: Simulator) -> None:
     task = asyncio.create_task(s.run())
     await eventually(lambda: rec.count("snapshot") == 1)
     with structlog.testing.capture_logs() as logs:
-        for px in ("0.0960", "0.0970"):
-            await admin(sim, "POST", "/sim/mark-price", {"instId": CRO, "markPx": px})
-        await eventually(lambda: rec.count("update") == 2)
+        for n in (1, 2):  # one push each: the second call starts after the first push came
+            await add_margin(sim, "1")
+            await eventually(lambda n=n: rec.count("update") == n)
     assert s.connected and s.connect_count == 1
     assert [e["callback"] for e in logs if e["event"] == "ws.handler.error"] == ["on_update"] * 2
     await s.stop()

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import ErrorClass, OkxError
@@ -266,4 +267,98 @@ async def test_errors_and_repr_never_contain_secrets() -> None:
     text = f"{info.value!s} {info.value!r} {c!r}"
     for secret in ("secret-1", "pass-1", "key-1"):
         assert secret not in text
+    await c.aclose()
+
+
+# --- never leak: OKX texts and transport errors that quote the request -----------------------
+
+
+def _header_dump(req: httpx.Request) -> str:
+    return json.dumps({k: v for k, v in req.headers.items()})
+
+
+@pytest.mark.parametrize("code", ["50111", "50113", "50105", "51000"])
+async def test_error_texts_quoting_the_request_are_scrubbed(code: str) -> None:
+    signs: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        signs.append(req.headers["OK-ACCESS-SIGN"])
+        msg = f"Invalid request, headers: {_header_dump(req)}"
+        return httpx.Response(401, json={"code": code, "msg": msg})
+
+    c = client(handler)
+    with pytest.raises(OkxError) as info:
+        await c.margin_balance("CRO-USDT-SWAP", "long", "add", Decimal("1"))
+    text = f"{info.value!s} {info.value.msg}"
+    assert info.value.code == code and "headers" in text
+    for secret in ("secret-1", "pass-1", "key-1", signs[0]):
+        assert secret not in text
+    await c.aclose()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(httpx.ConnectError, RequestNotSent), (httpx.RemoteProtocolError, AmbiguousOutcome)],
+)
+async def test_transport_errors_quoting_headers_are_scrubbed(
+    error: type[httpx.TransportError], expected: type[Exception]
+) -> None:
+    signs: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        signs.append(req.headers["OK-ACCESS-SIGN"])
+        raise error(f"failed with {dict(req.headers)!r}", request=req)
+
+    c = client(handler, get_retries=0)
+    with pytest.raises(expected) as info:
+        await c.get_positions()
+    text = f"{info.value!s} {info.value!r}"
+    assert "failed with" in text
+    for secret in ("secret-1", "pass-1", "key-1", signs[0]):
+        assert secret not in text
+    await c.aclose()
+
+
+# --- clock drift: re-sync every time, back off when rejections repeat -----------------------
+
+
+async def test_a_second_clock_step_is_resynced_again() -> None:
+    server = {"now": 1_700_000_100.0}  # local clock stays at 1_700_000_000
+    syncs = 0
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        nonlocal syncs
+        if req.url.path == "/api/v5/public/time":
+            syncs += 1
+            return ok([{"ts": str(int(server["now"] * 1000))}])
+        ts = parse_iso_timestamp(req.headers["OK-ACCESS-TIMESTAMP"])
+        if abs(ts - server["now"]) > 30:
+            return httpx.Response(401, json={"code": "50102", "msg": "Timestamp request expired"})
+        return ok([])
+
+    c = client(handler, clock=lambda: 1_700_000_000.0, clock_sync_backoff_s=0.001)
+    assert await c.get_positions() == []
+    server["now"] = 1_700_000_000.0 - 500  # the host clock stepped again
+    assert await c.get_positions() == []
+    server["now"] = 1_700_000_000.0 + 3600
+    assert await c.get_positions() == []
+    assert syncs == 3 and abs(c.clock_offset_s - 3600) < 0.01
+    assert c.skew_streak == 0
+    await c.aclose()
+
+
+async def test_repeated_clock_rejections_back_off_between_resyncs() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/api/v5/public/time":
+            return ok([{"ts": "1700000000000"}])
+        return httpx.Response(401, json={"code": "50102", "msg": "Timestamp request expired"})
+
+    c = client(handler, clock=lambda: 1_700_000_000.0, clock_sync_backoff_s=0.001)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            with pytest.raises(OkxError):
+                await c.get_positions()
+    backoffs = [e["rejections"] for e in logs if e["event"] == "rest.clock.backoff"]
+    assert backoffs == [2, 3]
+    assert c.skew_streak == 3
     await c.aclose()

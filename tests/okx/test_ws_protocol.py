@@ -161,13 +161,13 @@ def test_snapshot_pages_with_live_shape() -> None:
     assert isinstance(page1, SnapshotPage) and isinstance(page2, SnapshotPage)
     assert (page1.cur_page, page1.last_page, page2.cur_page, page2.last_page) == (1, False, 2, True)
     pos = page1.positions[0]
-    assert pos.key == ("Wu666666", "CRO-USDT-SWAP", "long")
+    assert pos.key == ("Wu666666", "CRO-USDT-SWAP", "long", "isolated")
     assert pos.margin == Decimal("20.29") and pos.pos == Decimal("108")
     # Float tails survive exactly: parsed from the string, not through float.
     assert pos.notional_usd == Decimal("102.60000000000001")
     assert pos.mmr == Decimal("0.41040000000000004")
     assert pos.u_time == 1619507761462
-    assert page2.positions[0].key == ("Wu666666", "DOGE-USDT-SWAP", "short")
+    assert page2.positions[0].key == ("Wu666666", "DOGE-USDT-SWAP", "short", "isolated")
     assert page1.invalid == [] and page2.invalid == []
 
 

@@ -96,16 +96,27 @@ def test_utime_strictly_increases() -> None:
     ex = cro_exchange()
     ex._clock_ms = lambda: 5  # a clock that stands still
     before = int(the_position(ex)["uTime"])
-    ex.set_mark_price("CRO-USDT-SWAP", D("0.0951"))
-    ex.set_mark_price("CRO-USDT-SWAP", D("0.0952"))
+    ex.margin_balance("Wu666666", "CRO-USDT-SWAP", "long", "add", D("1"))
+    ex.margin_balance("Wu666666", "CRO-USDT-SWAP", "long", "reduce", D("1"))
     assert int(the_position(ex)["uTime"]) == before + 2
+
+
+def test_mark_move_is_silent_and_keeps_utime() -> None:
+    """OKX: no push and no uTime change on a mark move (DOC-POS; CCXT-POS: uTime 462 s older
+    than pTime while markPx != avgPx)."""
+    ex = cro_exchange()
+    before = the_position(ex)
+    assert ex.set_mark_price("CRO-USDT-SWAP", D("0.0951")) == []
+    after = the_position(ex)
+    assert after["uTime"] == before["uTime"] and after["markPx"] == "0.0951"
+    assert after["upl"] != before["upl"]
 
 
 def test_liquidation_closes_and_loses_margin() -> None:
     ex = cro_exchange()
     liq = D(the_position(ex)["liqPx"])
     changes = ex.set_mark_price("CRO-USDT-SWAP", liq.quantize(D("0.0001")) + D("0.0001"))
-    assert changes[0].position["pos"] == "108"
+    assert changes == [] and the_position(ex)["pos"] == "108"
     changes = ex.set_mark_price("CRO-USDT-SWAP", liq.quantize(D("0.0001")))
     assert len(changes) == 1 and changes[0].position["pos"] == "0"
     assert ex.positions("Wu666666") == []

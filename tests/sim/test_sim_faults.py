@@ -84,7 +84,8 @@ async def test_ws_silent(sim: Simulator) -> None:
         await login_and_subscribe(ws)
         await admin(sim.url, "/sim/faults", {"kind": "ws_silent", "account": WU, "seconds": 0.4})
         await ws.send("ping")
-        await admin(sim.url, "/sim/mark-price", {"instId": "CRO-USDT-SWAP", "markPx": "0.0961"})
+        body = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"add","amt":"1"}'
+        assert (await signed(sim.url, "POST", MARGIN, body)).json()["code"] == "0"  # an event
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), 0.2)
         await asyncio.sleep(0.3)
@@ -105,9 +106,12 @@ async def test_price_walk_moves_and_pushes(sim_factory: Any) -> None:
 
     raw = yaml.safe_load((SCENARIOS / "cro.yaml").read_text())
     raw["price_walk"] = {"interval_s": 0.05, "max_step_pct": "0.5", "seed": 7}
-    sim = await sim_factory(raw)
+    sim = await sim_factory(raw, time_scale=0.02)  # regular snapshots every 100 ms
     async with websockets.connect(sim.ws_url) as ws:
         await login_and_subscribe(ws)
-        push = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert push["eventType"] == "event_update"
-        assert push["data"][0]["markPx"] != "0.095"
+        # The walk is silent (no event push); the regular snapshots show the moving mark.
+        while True:
+            push = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert push["eventType"] == "snapshot"
+            if push["data"][0]["markPx"] != "0.095":
+                break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import okx.Account as Account
 import pytest
@@ -149,5 +150,122 @@ async def test_ccxt_style_compact_body_with_numeric_amt(sim: Simulator) -> None:
 
 
 async def test_unknown_path(sim: Simulator) -> None:
+    """NT http_error_not_found.json (captured 2026-09-29): a numeric code, the gateway's body."""
     r = await signed(sim.url, "GET", "/api/v5/account/nothing-here")
-    assert r.status_code == 404 and r.json()["code"] == "404"
+    assert r.status_code == 404
+    assert r.json() == {
+        "code": 404,
+        "data": {},
+        "detailMsg": "",
+        "error_code": "404",
+        "error_message": "Not Found",
+        "msg": "Not Found",
+    }
+
+
+async def test_demo_key_needs_the_simulated_trading_header(sim_factory: Any) -> None:
+    """DOC: a demo key without x-simulated-trading: 1, or a live key with it, gets 50101
+    (okx-fidelity §7.8); the scenario's keys are demo keys unless simulator.demo_keys is off."""
+    from tests.conftest import SCENARIOS
+
+    demo = await sim_factory(SCENARIOS / "cro.yaml")
+    r = await signed(demo.url, "GET", POSITIONS, simulated=False)
+    assert (r.status_code, r.json()["code"]) == (401, "50101")
+    assert (await signed(demo.url, "GET", POSITIONS)).json()["code"] == "0"
+
+    live = await sim_factory(SCENARIOS / "cro.yaml", demo_keys=False)
+    r = await signed(live.url, "GET", POSITIONS)
+    assert (r.status_code, r.json()["code"]) == (401, "50101")
+    assert (await signed(live.url, "GET", POSITIONS, simulated=False)).json()["code"] == "0"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_gateway_fault_html(sim: Simulator, status: int) -> None:
+    fault = {"kind": "rest_gateway", "account": "Wu666666", "path": MARGIN, "status": status}
+    await admin(sim.url, "/sim/faults", fault)
+    body = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"add","amt":"1"}'
+    r = await signed(sim.url, "POST", MARGIN, body)
+    assert r.status_code == status and r.headers["content-type"].startswith("text/html")
+    assert f"<title>{status} " in r.text
+    assert sim.exchange.accounts["Wu666666"].balance == 1000  # not applied
+    assert (await signed(sim.url, "POST", MARGIN, body)).json()["code"] == "0"
+
+
+async def test_gateway_fault_json(sim: Simulator) -> None:
+    """okx-fidelity §7.9: ``{"code":500,"data":{},...,"error_code":"500",...}``."""
+    fault = {
+        "kind": "rest_gateway",
+        "account": "Wu666666",
+        "path": POSITIONS,
+        "status": 500,
+        "body": "json",
+    }
+    await admin(sim.url, "/sim/faults", fault)
+    r = await signed(sim.url, "GET", POSITIONS)
+    assert r.status_code == 500
+    assert r.json() == {
+        "code": 500,
+        "data": {},
+        "detailMsg": "",
+        "error_code": "500",
+        "error_message": "Internal Server Error",
+        "msg": "Internal Server Error",
+    }
+
+
+async def test_asset_currencies(sim: Simulator) -> None:
+    r = await signed(sim.url, "GET", "/api/v5/asset/currencies")
+    data = r.json()["data"]
+    assert [c["ccy"] for c in data] == ["USDT", "CRO"]
+    assert data[0]["canWd"] is True and isinstance(data[0]["minWd"], str)
+    one = await signed(sim.url, "GET", "/api/v5/asset/currencies?ccy=CRO")
+    assert [c["ccy"] for c in one.json()["data"]] == ["CRO"]
+
+
+async def test_python_okx_loads_currencies(sim: Simulator) -> None:
+    import okx.Funding as Funding
+
+    api = Funding.FundingAPI(KEY, SECRET, PASSPHRASE, False, "1", domain=sim.url, debug=False)
+    res = await asyncio.to_thread(api.get_currencies)
+    assert res["code"] == "0" and res["data"][0]["ccy"] == "USDT"
+
+
+async def test_instruments_full_field_set_and_filters(sim: Simulator) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=sim.url) as c:
+        [i] = (await c.get("/api/v5/public/instruments?instType=SWAP")).json()["data"]
+        assert isinstance(i["instIdCode"], int) and i["futureSettlement"] is False
+        assert i["tradeQuoteCcyList"] == [] and i["listTime"].isdigit()
+        assert (i["ctVal"], i["minSz"], i["uly"]) == ("10", "1", "CRO-USDT")
+        for query, n in [
+            ("instType=SWAP&instFamily=CRO-USDT", 1),
+            ("instType=SWAP&uly=BTC-USDT", 0),
+            ("instType=SPOT", 0),
+        ]:
+            assert len((await c.get(f"/api/v5/public/instruments?{query}")).json()["data"]) == n
+
+
+async def test_instrument_listed_while_running(sim: Simulator) -> None:
+    import httpx
+
+    new = {"instId": "PEPE-USDT-SWAP", "ctVal": "10000000", "markPx": "0.00001", "tickSz": "1e-9"}
+    assert (await admin(sim.url, "/sim/instruments", new))["instId"] == "PEPE-USDT-SWAP"
+    async with httpx.AsyncClient(base_url=sim.url) as c:
+        q = "/api/v5/public/instruments?instType=SWAP&instId=PEPE-USDT-SWAP"
+        [i] = (await c.get(q)).json()["data"]
+        assert (i["ctVal"], i["ctValCcy"]) == ("10000000", "PEPE")
+        again = await c.post("/sim/instruments", json=new)
+        assert again.status_code == 400 and "already listed" in again.json()["error"]
+        bad = await c.post("/sim/instruments", json={"instId": "X-USDT-SWAP", "ctVal": "0"})
+        assert bad.status_code == 400 and "ctVal" in bad.json()["error"]
+    pos = {
+        "account": "Wu666666",
+        "instId": "PEPE-USDT-SWAP",
+        "posSide": "long",
+        "pos": "1",
+        "avgPx": "0.00001",
+        "lever": "5",
+        "margin": "30",
+    }
+    assert (await admin(sim.url, "/sim/positions", pos))["ok"]

@@ -1,0 +1,1119 @@
+"""The engine core, sans-I/O: timestamped inputs in, :mod:`commands <reactor.engine.commands>` out.
+
+It owns the timing rules of domain.md - debounce with a leading edge, single flight per
+position, a cooldown that ends early when a push confirms the new margin, the 59301 step rule,
+the runaway guard - and what every exchange answer means for the position. What to do is
+decided by the pure :func:`reactor.policy.decide`; when things happen is decided here against
+the ``now`` each input carries, so a fake clock drives every rule in unit tests. The core never
+awaits, never sleeps, never touches a socket or the ledger's writes: it asks for them
+(:class:`WriteIntent` before every :class:`SendMarginCall`, timers, reads) and is told the
+result through another input.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from reactor.book import BookChange, ChangeKind, PositionBook
+from reactor.engine.commands import (
+    CancelTimer,
+    CheckReduce,
+    Command,
+    FetchInstrument,
+    Out,
+    ReadPositions,
+    ResolveOutcome,
+    SendMarginCall,
+    SetTimer,
+    SyncClock,
+    WriteIntent,
+    WriteResult,
+)
+from reactor.engine.guard import RunawayGuard, Verdict
+from reactor.engine.margin_call import Outcome, OutcomeKind
+from reactor.engine.reactions import react
+from reactor.engine.reconcile import outcome_by_margin
+from reactor.engine.state import (
+    AccountState,
+    AccountView,
+    CountSource,
+    EngineObserver,
+    EngineSettings,
+    EngineView,
+    NullObserver,
+    PendingOutcome,
+    PositionControl,
+    PositionView,
+    StorageError,
+)
+from reactor.engine.timing import backoff_for, next_due
+from reactor.ledger import JournalEntry
+from reactor.okx.models import Position, PositionKey
+from reactor.policy import Action, ActionKind, decide, round_down, target_for
+
+# The timer of engine-wide work (retrying journal writes that failed); not a position.
+STORAGE_KEY: PositionKey = ("", "", "", "")
+
+
+@dataclass(slots=True)
+class _Call:
+    """One margin call from decision to answer."""
+
+    key: PositionKey
+    control: PositionControl
+    position: Position  # the data it was decided from
+    action: Action
+    amount: Decimal  # the amount sent (``action.amount``, or less after a pre-reduce check)
+    guard_entry: tuple[float, Decimal, PositionKey] | None
+    journal_id: int = 0
+    sent_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """An instrument whose ctVal is being fetched (listed after start-up)."""
+
+    in_flight: bool = False
+    failures: int = 0
+    next_try: float = 0.0
+    error: str = ""
+
+
+def _s(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _instrument_reason(inst_id: str, fetch: _Fetch) -> str:
+    if fetch.error:
+        return (
+            f"instrument {inst_id}: contract value unknown (fetch failed: {fetch.error}; retrying)"
+        )
+    return f"instrument {inst_id}: contract value unknown (fetching)"
+
+
+def _pos_fields(key: PositionKey) -> dict[str, str]:
+    return {"account": key[0], "instId": key[1], "posSide": key[2]}
+
+
+class EngineCore:
+    """Margin control over a :class:`PositionBook`. Every ``on_*`` input returns commands."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        accounts: Mapping[str, AccountState],
+        ct_vals: Mapping[str, Decimal],
+        counts: CountSource,
+        *,
+        book: PositionBook | None = None,
+        observer: EngineObserver | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.accounts = dict(accounts)
+        self.ct_vals = dict(ct_vals)
+        self.book = book or PositionBook()
+        self.observer: EngineObserver = observer or NullObserver()
+        self.guard = RunawayGuard(settings.max_moved_per_hour, settings.position_limit)
+        self.calls_sent = 0
+        self._count_source = counts
+        self._rand = rand
+        self._backoff = backoff_for(settings)
+        self._controls: dict[PositionKey, PositionControl] = {}
+        self._counts: dict[tuple[PositionKey, int], int] = {}
+        self._calls: dict[int, _Call] = {}
+        self._next_call = 0
+        self._cross_logged: set[PositionKey] = set()
+        self._unknown_at_start: set[PositionKey] = set()
+        self._main_below = False
+        self._fetches: dict[str, _Fetch] = {}
+        self._storage_error: str | None = None
+        self._storage_failures = 0
+        self._unwritten: dict[int, WriteResult] = {}
+        self._internal_errors = 0
+        self._internal_error_at = -1e18
+        self._internal_error = ""
+
+    # ------------------------------------------------------------------ start-up
+
+    def recover(
+        self,
+        unanswered: Sequence[JournalEntry],
+        recent: Sequence[JournalEntry],
+        *,
+        now: float,
+        wall_now: float,
+    ) -> list[Command]:
+        """After a restart: ``unanswered`` intents (the shell journaled them unknown) are re-read
+        before anything is sent for their positions; ``recent`` (the journal's last hour) refills
+        the runaway guard, so a crash loop cannot reset the ceiling."""
+        out = Out()
+        for entry in unanswered:
+            key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
+            self._unknown_at_start.add(key)
+            out.warning(
+                "margin.adjust.unknown",
+                **_pos_fields(key),
+                action=entry.action,
+                amount=entry.amount,
+                journal_id=entry.id,
+                recovered=True,
+            )
+        seeded: dict[str, int] = {}
+        for entry in recent:
+            # Answered ok or unknown moved (or may have moved) margin; rejected ones did not.
+            if entry.account not in self.accounts or entry.status not in ("ok", "unknown"):
+                continue
+            age = max(0.0, wall_now - entry.sent_ms / 1000)
+            key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
+            self.guard.seed(key, now - age, Decimal(entry.amount))
+            seeded[entry.account] = seeded.get(entry.account, 0) + 1
+        for account in seeded:
+            moved, calls = self.guard.moved(account, now)
+            out.info(
+                "margin.guard.seeded",
+                account=account,
+                moved_last_hour=str(moved),
+                calls=calls,
+                limit=str(self.settings.max_moved_per_hour),
+            )
+        return out.commands
+
+    # ------------------------------------------------------------------ session inputs
+
+    def on_connected(self, account: str, *, now: float) -> list[Command]:
+        state = self.accounts.get(account)
+        if state is not None:
+            state.connected = True
+            state.reconcile_due = True
+            state.snapshot_logged = False
+        return []
+
+    def on_snapshot(
+        self,
+        account: str,
+        positions: Sequence[Position],
+        *,
+        last_page: bool,
+        now: float,
+        cur_page: int | None = None,
+    ) -> list[Command]:
+        out = Out()
+        changes = self.book.apply_snapshot_page(
+            account, positions, last_page=last_page, cur_page=cur_page
+        )
+        if last_page:
+            state = self.accounts.get(account)
+            # One info line per (re)connect; OKX's regular snapshots (every ~5 s) at debug.
+            first = state is None or not state.snapshot_logged
+            log = out.info if first else out.debug
+            log("book.snapshot", account=account, positions=len(self.book.positions(account)))
+            if state is not None:
+                state.snapshot_logged = True
+            for key in [k for k in self._unknown_at_start if k[0] == account]:
+                if self.book.get(key) is None:
+                    self._unknown_at_start.discard(key)
+            self._check_main_positions(account, out)
+            if state is not None and state.reconcile_due:
+                # Once per (re)connect, not on the periodic snapshots: a REST read catches what
+                # the stream may have lost while the account was away.
+                state.reconcile_due = False
+                out.add(ReadPositions(account, "connect"))
+            # Every position is re-evaluated from the fresh snapshot, changed or not.
+            for pos in self.book.positions(account):
+                self._schedule(pos.key, now, out)
+        self._handle_changes(changes, now, out)
+        return out.commands
+
+    def on_update(
+        self, account: str, positions: Sequence[Position], *, now: float
+    ) -> list[Command]:
+        out = Out()
+        self._handle_changes(self.book.apply_update(account, positions), now, out)
+        return out.commands
+
+    def on_disconnected(self, account: str, reason: str, *, now: float) -> list[Command]:
+        self.book.mark_stale(account)
+        state = self.accounts.get(account)
+        if state is not None:
+            state.connected = False
+            self.observer.inc_reconnect(account)
+        return []
+
+    def on_stopped(self, account: str, reason: str, *, now: float) -> list[Command]:
+        self.book.mark_stale(account)
+        state = self.accounts.get(account)
+        if state is not None:
+            state.connected = False
+            state.stopped_reason = reason
+        return []
+
+    # ------------------------------------------------------------------ other inputs
+
+    def on_counts_changed(
+        self, keys: Iterable[tuple[str, str, str]], *, now: float
+    ) -> list[Command]:
+        """The ledger gained maintenance records for (account, instId, posSide)."""
+        wanted = set(keys)
+        self._counts = {k: v for k, v in self._counts.items() if k[0][:3] not in wanted}
+        out = Out()
+        for account in {k[0] for k in wanted}:
+            for pos in self.book.positions(account):
+                if pos.key[:3] in wanted:
+                    self._schedule(pos.key, now, out, immediate=True)
+        return out.commands
+
+    def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
+        out = Out()
+        if key == STORAGE_KEY:
+            self._retry_results(out)
+            return out.commands
+        control = self._controls.get(key)
+        if control is None or control.due_at is None:
+            return []
+        control.due_at = None
+        self._evaluate(key, now, out)
+        return out.commands
+
+    def on_positions_read(
+        self, account: str, positions: Sequence[Position], trigger: str, *, now: float
+    ) -> list[Command]:
+        """A REST read of the whole account: correct the book, log each drift."""
+        out = Out()
+        if not self.book.is_fresh(account):
+            return []  # the stream broke while we read: the next snapshot decides
+        drifts, changes = self._reconcile_book(account, positions, None, out)
+        self._handle_changes(changes, now, out)
+        log = out.debug if trigger == "interval" and not drifts else out.info
+        log(
+            "book.reconciled",
+            account=account,
+            trigger=trigger,
+            positions=len(self.book.positions(account)),
+            drifts=drifts,
+        )
+        return out.commands
+
+    def on_read_failed(
+        self, account: str, trigger: str, error: str, *, now: float
+    ) -> list[Command]:
+        out = Out()
+        out.warning("reconcile.failed", account=account, trigger=trigger, error=error)
+        return out.commands
+
+    def on_instrument(
+        self, inst_id: str, ct_val: Decimal | None, error: str | None, *, now: float
+    ) -> list[Command]:
+        """The answer to :class:`FetchInstrument`: its ctVal, or why it is not known."""
+        out = Out()
+        fetch = self._fetches.setdefault(inst_id, _Fetch())
+        fetch.in_flight = False
+        waiting = [p.key for p in self.book.positions() if p.inst_id == inst_id]
+        if ct_val is not None and ct_val > 0:
+            self.ct_vals[inst_id] = ct_val
+            del self._fetches[inst_id]
+            out.info("instrument.fetched", instId=inst_id, ctVal=str(ct_val))
+            for key in waiting:
+                self._schedule(key, now, out, immediate=True)
+            return out.commands
+        fetch.failures += 1
+        fetch.error = error or "ctVal missing"
+        delay = self._backoff.delay(fetch.failures, self._rand)
+        fetch.next_try = now + delay
+        out.warning(
+            "instrument.fetch.failed",
+            instId=inst_id,
+            error=fetch.error,
+            failures=fetch.failures,
+            delay_s=round(delay, 3),
+        )
+        for key in waiting:
+            control = self._control(key)
+            control.status, control.reason = "unmanaged", _instrument_reason(inst_id, fetch)
+            if control.due_at is None or control.due_at > fetch.next_try:
+                self._set_timer(key, control, fetch.next_try, out)
+        return out.commands
+
+    # ------------------------------------------------------------------ call answers
+
+    def on_reduce_checked(self, call: int, cap: Decimal | None, *, now: float) -> list[Command]:
+        """The exchange's own reduce limit (``estAvailTrans``); None when it cannot say."""
+        out = Out()
+        c = self._calls.get(call)
+        if c is None:
+            return []
+        if self._controls.get(c.key) is not c.control:
+            self._abandon(call, c, "position closed before send", now, out)
+            return out.commands
+        if cap is not None and cap < c.amount:
+            amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
+            out.info(
+                "margin.adjust.capped",
+                **_pos_fields(c.key),
+                amount=str(c.amount),
+                capped=str(amount),
+                est_avail=str(cap),
+            )
+            if amount < self.settings.policy.min_action:
+                control = c.control
+                self._abandon(call, c, "", now, out)
+                control.status = "blocked"
+                control.reason = f"exchange_limit: estAvailTrans {cap}"
+                control.failures += 1
+                self._retry_later(c.key, control, "estAvailTrans", now, out)
+                return out.commands
+            c.amount = amount
+        self._write_intent(call, c, out)
+        return out.commands
+
+    def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:
+        """The intent is durable: the call may be sent."""
+        out = Out()
+        self._storage_recovered(out)
+        c = self._calls.get(call)
+        if c is None:
+            out.add(WriteResult(journal_id, "error", "not_sent", "abandoned before send"))
+            return out.commands
+        if self._controls.get(c.key) is not c.control:
+            c.journal_id = journal_id
+            self._abandon(call, c, "position closed before send", now, out)
+            return out.commands
+        c.journal_id = journal_id
+        c.sent_at = now
+        self.calls_sent += 1
+        action = c.action
+        out.info(
+            "margin.adjust.sent",
+            **_pos_fields(c.key),
+            action=action.kind.value,
+            amount=str(c.amount),
+            margin=str(c.position.margin),
+            target=str(action.target),
+            floor=_s(action.floor),
+            journal_id=journal_id,
+        )
+        self.observer.observe_latency(now - c.control.changed_at)
+        out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
+        return out.commands
+
+    def on_intent_failed(self, call: int, error: str, *, now: float) -> list[Command]:
+        """No durable intent, so no call: the position retries with back-off."""
+        out = Out()
+        self._storage_failed(error, "intent", out)
+        c = self._calls.pop(call, None)
+        if c is None:
+            return out.commands
+        if c.guard_entry is not None:
+            self.guard.refund(c.guard_entry)
+        self.observer.inc_adjustment("journal_failed")
+        control = c.control
+        control.in_flight = False
+        control.failures += 1
+        control.status, control.reason = "error", f"journal write failed: {error}"
+        if self._controls.get(c.key) is control:
+            self._retry_later(c.key, control, "journal", now, out)
+        return out.commands
+
+    def on_result_written(self, journal_id: int, *, now: float) -> list[Command]:
+        out = Out()
+        self._unwritten.pop(journal_id, None)
+        self._storage_recovered(out)
+        return out.commands
+
+    def on_result_failed(self, result: WriteResult, error: str, *, now: float) -> list[Command]:
+        """The call's answer is known here but not on disk: keep it and write it again later.
+
+        Until then the entry stays ``pending``, which a restart reads as unknown (a re-read):
+        never unsafe, only slower."""
+        out = Out()
+        self._storage_failed(error, "result", out)
+        self._unwritten[result.journal_id] = result
+        self._storage_failures += 1
+        at = now + self._backoff.delay(self._storage_failures, self._rand)
+        out.add(SetTimer(STORAGE_KEY, at))
+        return out.commands
+
+    def on_call_done(self, call: int, outcome: Outcome, *, now: float) -> list[Command]:
+        """The answer of a :class:`SendMarginCall`."""
+        out = Out()
+        c = self._calls.pop(call, None)
+        if c is None:
+            return []
+        out.add(
+            WriteResult(c.journal_id, outcome.journal_status, outcome.code, outcome.msg or None)
+        )
+        self.observer.inc_adjustment(outcome.label)
+        if outcome.moved_nothing and c.guard_entry is not None:
+            self.guard.refund(c.guard_entry)
+        control, key = c.control, c.key
+        control.in_flight = False
+        attached = self._controls.get(key) is control
+        fields = {**_pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
+        if outcome.kind is OutcomeKind.OK:
+            delay = self._on_ok(c, now, out, fields)
+        else:
+            delay = self._on_failure(c, outcome, now, out, fields)
+        control.cooldown_until = now + delay
+        if attached:
+            self._set_timer(key, control, now + delay, out)
+        return out.commands
+
+    def _on_ok(self, c: _Call, now: float, out: Out, fields: dict[str, str]) -> float:
+        control, pos = c.control, c.position
+        control.failures = 0
+        if control.step_cap is not None:
+            # After 59301 the step grows back with each success (reset when the position
+            # changes, or once the position is in band).
+            control.step_cap = control.step_cap * 2
+        assert pos.margin is not None
+        sign = 1 if c.action.kind is ActionKind.ADD else -1
+        control.expected_margin = pos.margin + sign * c.amount
+        delay = self.settings.cooldown_s
+        current = self.book.get(c.key)
+        if (
+            current is not None
+            and current.u_time > pos.u_time
+            and current.margin is not None
+            and abs(current.margin - control.expected_margin) < self.settings.policy.amount_step
+        ):
+            # The confirming push beat the HTTP answer: the cooldown is already over.
+            control.expected_margin = None
+            delay = 0.0
+        control.status, control.reason = "ok", c.action.reason
+        out.info(
+            "margin.adjust.ok",
+            **fields,
+            margin_before=str(pos.margin),
+            margin_expected=_s(control.expected_margin),
+            elapsed_ms=round((now - c.sent_at) * 1000, 2),
+        )
+        if c.action.kind is ActionKind.REDUCE:
+            self._wake_balance_waiters(c.key[0], now, out)
+        return delay
+
+    def _on_failure(
+        self, c: _Call, outcome: Outcome, now: float, out: Out, fields: dict[str, str]
+    ) -> float:
+        control, key, pos = c.control, c.key, c.position
+        account = self.accounts.get(key[0])
+        reaction = react(outcome, c.amount, self.settings)
+        code = outcome.code or outcome.label
+        if outcome.kind is OutcomeKind.UNKNOWN:
+            out.error(
+                "margin.adjust.unknown",
+                **fields,
+                journal_id=c.journal_id,
+                code=outcome.code,
+                error=outcome.msg,
+            )
+            control.pending = PendingOutcome(
+                c.journal_id, c.action.kind.value, c.amount, pos.margin, c.sent_at, outcome.code
+            )
+            control.status, control.reason = "adjusting", "outcome unknown: re-reading"
+        elif outcome.kind is OutcomeKind.NOT_SENT:
+            out.warning("margin.adjust.failed", **fields, code="not_sent", msg=outcome.msg)
+            control.status, control.reason = "error", f"not sent: {outcome.msg}"
+        else:
+            out.error("margin.adjust.failed", **fields, code=code, msg=outcome.msg)
+            control.status, control.reason = "error", f"{code} {outcome.msg}"
+        if reaction.failed:
+            control.failures += 1
+        if reaction.step_cap is not None:
+            control.step_cap = reaction.step_cap
+            out.warning(
+                "margin.step.halved",
+                **_pos_fields(key),
+                amount=str(c.amount),
+                step_cap=str(reaction.step_cap),
+            )
+        if reaction.hold_code is not None:
+            self._hold(key, control, reaction.hold_code, reaction.hold_size_only, out)
+        if reaction.blocked_reason is not None:
+            control.status, control.reason = "blocked", reaction.blocked_reason
+            self._enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
+        if reaction.stop_account is not None and account is not None:
+            account.stopped_reason = reaction.stop_account
+            out.error("account.stopped", account=key[0], code=outcome.code, reason=outcome.msg)
+        if reaction.reconcile:
+            out.add(ReadPositions(key[0], code))
+        if reaction.balance_wait and account is not None:
+            control.balance_wait = True
+            account.balance_waiters.add(key)
+        if reaction.resync_clock:
+            out.add(SyncClock(key[0]))
+            if control.failures <= 1:
+                return min(0.5, self.settings.cooldown_s)
+        if reaction.backoff:
+            return self._backoff_delay(key, control, code, out)
+        return reaction.delay_s
+
+    def on_resolved(
+        self,
+        key: PositionKey,
+        positions: Sequence[Position],
+        *,
+        now: float,
+        bill_applied: bool | None = None,
+    ) -> list[Command]:
+        """The answer of :class:`ResolveOutcome`: a REST read of the position's instrument, and
+        (when the shell can read bills) whether OKX booked the call."""
+        out = Out()
+        control = self._controls.get(key)
+        _, changes = self._reconcile_book(key[0], positions, key[1], out)
+        if control is None:
+            self._handle_changes(changes, now, out)
+            return out.commands
+        pending = control.pending
+        self._log_resolution(key, control, bill_applied, out)
+        control.pending = None
+        control.reread = False
+        self._unknown_at_start.discard(key)
+        control.expected_margin = None
+        control.in_flight = False
+        delay = 0.0
+        if pending is not None:
+            # An ambiguous answer is a failure like any other: the next call waits.
+            delay = self._backoff_delay(key, control, pending.code or "unknown", out)
+        control.cooldown_until = now + delay
+        self._handle_changes(changes, now, out)
+        if self._controls.get(key) is control:
+            self._set_timer(key, control, now + delay, out)
+        return out.commands
+
+    def on_resolve_failed(self, key: PositionKey, error: str, *, now: float) -> list[Command]:
+        out = Out()
+        out.warning(
+            "reconcile.failed", account=key[0], instId=key[1], trigger="resolve", error=error
+        )
+        control = self._controls.get(key)
+        if control is not None:
+            control.in_flight = False
+            control.failures += 1
+            self._retry_later(key, control, "resolve", now, out)
+        return out.commands
+
+    def on_task_failed(self, command: Command, error: str, *, now: float) -> list[Command]:
+        """A task the shell ran for ``command`` raised (a bug): nothing may stay in flight."""
+        out = Out()
+        self._internal_errors += 1
+        self._internal_error_at = now
+        self._internal_error = error[:200]
+        key: PositionKey | None = None
+        if isinstance(command, SendMarginCall):
+            c = self._calls.pop(command.call, None)
+            key = command.key
+            if c is not None:
+                # It may have been sent: resolve before anything else (the guard keeps it).
+                c.control.pending = PendingOutcome(
+                    c.journal_id, c.action.kind.value, c.amount, c.position.margin, c.sent_at
+                )
+                c.control.in_flight = False
+        elif isinstance(command, FetchInstrument):
+            return self.on_instrument(command.inst_id, None, f"internal error: {error}", now=now)
+        elif isinstance(command, (ResolveOutcome, SetTimer, CheckReduce, WriteIntent)):
+            key = command.key
+            if isinstance(command, (CheckReduce, WriteIntent)):
+                c = self._calls.pop(command.call, None)
+                if c is not None and c.guard_entry is not None:
+                    self.guard.refund(c.guard_entry)
+        if key is not None:
+            control = self._controls.get(key)
+            if control is not None:
+                control.in_flight = False
+                control.failures += 1
+                control.status, control.reason = "error", f"internal error: {error[:120]}"
+                self._retry_later(key, control, "internal", now, out)
+        return out.commands
+
+    # ------------------------------------------------------------------ changes and timers
+
+    def _handle_changes(self, changes: list[BookChange], now: float, out: Out) -> None:
+        for change in changes:
+            key = change.key
+            if change.kind is not ChangeKind.UPDATED:
+                self._check_main_positions(key[0], out)
+            if change.kind is ChangeKind.CLOSED:
+                self._drop(key, out)
+                continue
+            if change.kind is ChangeKind.REOPENED:
+                self._drop(key, out)
+            control = self._controls.get(key)
+            if control is not None:
+                self._note_push(key, control, change, out)
+            self._schedule(key, now, out)
+
+    def _drop(self, key: PositionKey, out: Out) -> None:
+        control = self._controls.pop(key, None)
+        if control is not None and control.due_at is not None:
+            out.add(CancelTimer(key))
+
+    def _note_push(
+        self, key: PositionKey, control: PositionControl, change: BookChange, out: Out
+    ) -> None:
+        """End the cooldown early once a push shows the margin the call should have left; end
+        holds and the 59301 step cap when the position itself changes."""
+        pos, prev = change.position, change.previous
+        step = self.settings.policy.amount_step
+        expected = control.expected_margin
+        if expected is not None and pos.margin is not None and abs(pos.margin - expected) < step:
+            control.cooldown_until = 0.0
+            control.expected_margin = None
+            if control.due_at is not None:
+                # The evaluation parked at the cooldown's end is no longer due: without this,
+                # the next change would fold into it and wait out the whole cooldown.
+                control.due_at = None
+                out.add(CancelTimer(key))
+        if prev is None:
+            return
+        if (pos.pos, pos.c_time) != (prev.pos, prev.c_time):
+            control.step_cap = None  # a new size: the exchange's limit is a new one too
+        if control.hold_until_change is not None:
+            size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
+            if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):
+                control.hold_until_change = None
+                control.hold_size_only = False
+
+    def _control(self, key: PositionKey) -> PositionControl:
+        control = self._controls.get(key)
+        if control is None:
+            control = self._controls[key] = PositionControl()
+        return control
+
+    def _schedule(self, key: PositionKey, now: float, out: Out, *, immediate: bool = False) -> None:
+        control = self._control(key)
+        at = next_due(control, now, self.settings, immediate=immediate)
+        if at is None:
+            return  # the pending evaluation folds this change in
+        control.changed_at = now
+        self._set_timer(key, control, at, out)
+
+    def _set_timer(self, key: PositionKey, control: PositionControl, at: float, out: Out) -> None:
+        control.due_at = at
+        out.add(SetTimer(key, at))
+
+    def _backoff_delay(
+        self, key: PositionKey, control: PositionControl, code: str, out: Out
+    ) -> float:
+        delay = self._backoff.delay(control.failures, self._rand)
+        out.info(
+            "margin.adjust.retry",
+            **_pos_fields(key),
+            code=code,
+            failures=control.failures,
+            delay_s=round(delay, 3),
+        )
+        return delay
+
+    def _retry_later(
+        self, key: PositionKey, control: PositionControl, code: str, now: float, out: Out
+    ) -> None:
+        delay = self._backoff_delay(key, control, code, out)
+        control.cooldown_until = now + delay
+        self._set_timer(key, control, now + delay, out)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def count_for(self, pos: Position) -> int:
+        ck = (pos.key, pos.c_time)
+        count = self._counts.get(ck)
+        if count is None:
+            count = self._counts[ck] = self._count_source.count(
+                pos.account, pos.inst_id, pos.pos_side, pos.c_time
+            )
+        return count
+
+    def _evaluate(self, key: PositionKey, now: float, out: Out) -> Action | None:
+        """Decide for one position now and start what is due (a call, a re-read, a fetch)."""
+        pos = self.book.get(key)
+        control = self._controls.get(key)
+        if pos is None or control is None:
+            return None
+        account = self.accounts.get(pos.account)
+        if account is None or not account.enabled or account.role != "sub":
+            control.status, control.reason = "unmanaged", "read-only account"
+            return None
+        if not pos.is_managed_kind:
+            control.status, control.reason = "unmanaged", f"{pos.mgn_mode} {pos.inst_id}"
+            if key not in self._cross_logged:
+                self._cross_logged.add(key)
+                out.info("book.cross.ignored", **_pos_fields(key), mgnMode=pos.mgn_mode)
+            return None
+        if not account.managed:
+            control.status = "error"
+            control.reason = account.stopped_reason or "runaway guard tripped"
+            return None
+        if not self.book.is_fresh(pos.account):
+            control.status, control.reason = "stale", "waiting for a fresh snapshot"
+            return None
+        if control.in_flight:
+            return None  # its answer schedules the next evaluation
+        if control.cooldown_until > now:
+            self._set_timer(key, control, control.cooldown_until, out)
+            return None
+        if control.expected_margin is not None and control.pending is None:
+            control.reread = True  # an ok call no push confirmed within the cooldown
+        if control.pending is not None or control.reread or key in self._unknown_at_start:
+            # Unknown outcome, or an ok call whose effect no push has shown within the
+            # cooldown: the book may lack a transfer the exchange made. Re-read, never guess.
+            control.in_flight = True
+            out.add(ResolveOutcome(key, control.pending))
+            return None
+        if control.hold_until_change is not None:
+            return None
+        ct_val = self.ct_vals.get(pos.inst_id)
+        if ct_val is None:
+            self._need_instrument(pos, control, now, out)
+            return None
+        try:
+            count = self.count_for(pos)
+        except StorageError as exc:
+            self._storage_failed(str(exc), "count", out)
+            control.failures += 1
+            control.status, control.reason = "error", f"ledger read failed: {exc}"
+            self._retry_later(key, control, "ledger", now, out)
+            return None
+        rule = target_for(count, self.settings.policy.targets)
+        control.count, control.target = count, rule.target
+        control.band = (rule.band_lo, rule.band_hi)
+        action = decide(pos, ct_val, count, self.settings.policy, step_cap=control.step_cap)
+        self._track_blocked(pos, control, action, out)
+        if action.kind is ActionKind.NONE:
+            control.status, control.reason = "ok", action.reason
+            control.step_cap = None
+            return action
+        if action.kind is ActionKind.BLOCKED:
+            control.status, control.reason = "blocked", action.reason
+            return action
+        check = self.guard.check(key, action.amount, now)
+        if check.verdict is Verdict.POSITION_LIMIT:
+            self._position_guard(
+                pos, control, action, check.position_moved, check.position_calls, out
+            )
+            return action
+        if check.verdict is Verdict.ACCOUNT_LIMIT:
+            account.guard_tripped = True
+            control.status, control.reason = "error", "runaway guard tripped"
+            out.error(
+                "margin.guard.tripped",
+                **_pos_fields(key),
+                moved_last_hour=str(check.account_moved),
+                position_moved_last_hour=str(check.position_moved),
+                amount=str(action.amount),
+                limit=str(self.settings.max_moved_per_hour),
+            )
+            return action
+        control.guard_held = False
+        if self.settings.dry_run:
+            control.status, control.reason = "ok", "dry run"
+            out.info(
+                "margin.adjust.dry_run",
+                **_pos_fields(key),
+                action=action.kind.value,
+                amount=str(action.amount),
+                margin=str(pos.margin),
+                target=str(action.target),
+                floor=_s(action.floor),
+                count=count,
+            )
+            control.cooldown_until = now + self.settings.cooldown_s
+            return action
+        self._next_call += 1
+        call = self._next_call
+        c = _Call(key, control, pos, action, action.amount, check.entry)
+        self._calls[call] = c
+        control.in_flight = True
+        control.call = call
+        control.status, control.reason = "adjusting", action.reason
+        control.last_acted = now
+        if self.settings.pre_reduce_check and action.kind is ActionKind.REDUCE:
+            out.add(CheckReduce(call, key, action.amount))
+        else:
+            self._write_intent(call, c, out)
+        return action
+
+    def _write_intent(self, call: int, c: _Call, out: Out) -> None:
+        self._retry_results(out)  # results a failed write left behind go first
+        kind = c.action.kind.value
+        # The body the REST client sends (format "f": never "1E+1").
+        request = (
+            f'{{"instId":"{c.key[1]}","posSide":"{c.key[2]}",'
+            f'"type":"{kind}","amt":"{format(c.amount, "f")}"}}'
+        )
+        out.add(WriteIntent(call, c.key, kind, c.amount, request))
+
+    def _abandon(self, call: int, c: _Call, why: str, now: float, out: Out) -> None:
+        """Drop a call before it was sent (its position closed, or the check forbade it)."""
+        self._calls.pop(call, None)
+        if c.guard_entry is not None:
+            self.guard.refund(c.guard_entry)
+        c.control.in_flight = False
+        if c.journal_id:
+            out.add(WriteResult(c.journal_id, "error", "not_sent", why))
+
+    def _need_instrument(
+        self, pos: Position, control: PositionControl, now: float, out: Out
+    ) -> None:
+        """An instrument listed after start-up: unmanaged, visibly, until its ctVal is read."""
+        fetch = self._fetches.get(pos.inst_id)
+        if fetch is None:
+            fetch = self._fetches[pos.inst_id] = _Fetch()
+        if not fetch.in_flight and now >= fetch.next_try:
+            fetch.in_flight = True
+            out.add(FetchInstrument(pos.account, pos.inst_id))
+        control.status, control.reason = "unmanaged", _instrument_reason(pos.inst_id, fetch)
+
+    def _position_guard(
+        self,
+        pos: Position,
+        control: PositionControl,
+        action: Action,
+        moved: Decimal,
+        calls: int,
+        out: Out,
+    ) -> None:
+        """Over the position's own ceiling: hold this position only, say what it already moved."""
+        limit = self.settings.position_limit
+        control.status = "error"
+        control.reason = (
+            f"runaway guard: {moved} of {limit} USDT moved this hour, next {action.amount}"
+        )
+        if control.guard_held:
+            return  # once per episode
+        control.guard_held = True
+        out.error(
+            "margin.guard.position_held",
+            **_pos_fields(pos.key),
+            action=action.kind.value,
+            amount=str(action.amount),
+            margin=_s(pos.margin),
+            moved_last_hour=str(moved),
+            calls_last_hour=calls,
+            limit=str(limit),
+        )
+
+    def _track_blocked(
+        self, pos: Position, control: PositionControl, action: Action, out: Out
+    ) -> None:
+        """``margin.target.blocked`` once per episode, ``margin.target.unblocked`` when it ends."""
+        blocked = action.kind is ActionKind.BLOCKED or action.limited_by_floor
+        if blocked:
+            self._enter_blocked(pos, control, action, action.reason, out)
+        elif control.blocked:
+            control.blocked = False
+            out.info(
+                "margin.target.unblocked",
+                **_pos_fields(pos.key),
+                margin=str(pos.margin),
+                target=str(action.target),
+            )
+
+    def _enter_blocked(
+        self, pos: Position, control: PositionControl, action: Action, reason: str, out: Out
+    ) -> None:
+        if control.blocked:
+            return  # once per episode, not on every push
+        control.blocked = True
+        out.warning(
+            "margin.target.blocked",
+            **_pos_fields(pos.key),
+            margin=str(pos.margin),
+            target=str(action.target),
+            floor=_s(action.floor),
+            upl=_s(pos.upl),
+            reason=reason,
+        )
+
+    def _hold(
+        self, key: PositionKey, control: PositionControl, code: str, size_only: bool, out: Out
+    ) -> None:
+        control.hold_until_change = code
+        control.hold_size_only = size_only
+        out.warning(
+            "margin.adjust.held",
+            **_pos_fields(key),
+            code=code,
+            until="size or margin change" if size_only else "position change",
+        )
+
+    def _wake_balance_waiters(self, account: str, now: float, out: Out) -> None:
+        """A reduction freed balance: positions that got 59200 may try again now."""
+        state = self.accounts.get(account)
+        if state is None:
+            return
+        for key in list(state.balance_waiters):
+            control = self._controls.get(key)
+            if control is None:
+                state.balance_waiters.discard(key)
+            elif control.balance_wait and not control.in_flight:
+                state.balance_waiters.discard(key)
+                control.balance_wait = False
+                control.cooldown_until = 0.0
+                self._set_timer(key, control, now, out)
+
+    def _check_main_positions(self, account: str, out: Out) -> None:
+        """Warn once when the main account holds fewer positions than expected."""
+        state = self.accounts.get(account)
+        if state is None or state.role != "main" or not self.book.is_fresh(account):
+            return
+        positions = self.book.positions(account)
+        expected = self.settings.main_expected_positions
+        below = len(positions) < expected
+        if below and not self._main_below:
+            long_ = sum(
+                1 for p in positions if p.pos_side == "long" or (p.pos_side == "net" and p.pos > 0)
+            )
+            out.warning(
+                "main.positions.below_expected",
+                account=account,
+                positions=len(positions),
+                long=long_,
+                short=len(positions) - long_,
+                expected=expected,
+            )
+        elif self._main_below and not below:
+            out.info("main.positions.restored", account=account, positions=len(positions))
+        self._main_below = below
+
+    # ------------------------------------------------------------------ re-reads
+
+    def _reconcile_book(
+        self, account: str, positions: Sequence[Position], inst_id: str | None, out: Out
+    ) -> tuple[int, list[BookChange]]:
+        """Correct the book from a REST read, logging each ``book.drift``."""
+        drifts, changes = self.book.reconcile(account, positions, inst_id=inst_id)
+        for d in drifts:
+            out.warning(
+                "book.drift",
+                **_pos_fields(d.key),
+                field=d.field,
+                book=d.book,
+                exchange=d.exchange,
+            )
+        return len(drifts), changes
+
+    def _log_resolution(
+        self, key: PositionKey, control: PositionControl, bill_applied: bool | None, out: Out
+    ) -> None:
+        """Say what the re-read showed about the call it was made for."""
+        now_pos = self.book.get(key)
+        fields = _pos_fields(key)
+        margin_now = None if now_pos is None else now_pos.margin
+        pending = control.pending
+        if pending is None:
+            if control.expected_margin is not None:
+                out.info(
+                    "margin.adjust.unconfirmed",
+                    **fields,
+                    expected=str(control.expected_margin),
+                    margin=_s(margin_now),
+                )
+            else:
+                out.info(
+                    "margin.adjust.resolved", **fields, outcome="reread", margin=_s(margin_now)
+                )
+            return
+        if bill_applied is not None:
+            outcome, by = ("applied" if bill_applied else "not_applied"), "bill"
+        else:
+            outcome, by = outcome_by_margin(pending, now_pos), "margin"
+        out.warning(
+            "margin.adjust.resolved",
+            **fields,
+            outcome=outcome,
+            resolved_by=by,
+            action=pending.action,
+            amount=str(pending.amount),
+            margin_before=_s(pending.margin_before),
+            margin=_s(margin_now),
+            journal_id=pending.journal_id,
+        )
+
+    # ------------------------------------------------------------------ storage health
+
+    def _storage_failed(self, error: str, what: str, out: Out) -> None:
+        first = self._storage_error is None
+        self._storage_error = error[:200]
+        out.error("journal.write.failed", what=what, error=error[:200], first=first)
+
+    def _storage_recovered(self, out: Out) -> None:
+        if self._storage_error is not None and not self._unwritten:
+            out.info("journal.write.recovered", error=self._storage_error)
+            self._storage_error = None
+            self._storage_failures = 0
+
+    def _retry_results(self, out: Out) -> None:
+        for result in list(self._unwritten.values()):
+            out.add(result)
+
+    # ------------------------------------------------------------------ status (read-only)
+
+    def view(self, now: float) -> EngineView:
+        """What the status page shows; reads engine state, never writes it, never does I/O."""
+        accounts = []
+        problems: list[str] = []
+        for state in self.accounts.values():
+            rows = []
+            for pos in self.book.positions(state.name):
+                control = self._controls.get(pos.key)
+                if control is None:
+                    control = PositionControl()
+                managed = state.role == "sub"
+                rows.append(
+                    PositionView(
+                        account=state.name,
+                        role=state.role,
+                        inst_id=pos.inst_id,
+                        pos_side=pos.pos_side,
+                        mgn_mode=pos.mgn_mode,
+                        pos=pos.pos,
+                        margin=pos.margin,
+                        target=control.target if managed else None,
+                        band=control.band if managed else None,
+                        count=control.count,
+                        upl=pos.upl,
+                        profit_rate=pos.profit_rate,
+                        status=control.status if managed else "unmanaged",
+                        reason=control.reason,
+                    )
+                )
+                if control.guard_held:
+                    problems.append(
+                        f"{state.name} {pos.inst_id} {pos.pos_side}: held by the runaway guard"
+                    )
+            accounts.append(
+                AccountView(
+                    name=state.name,
+                    role=state.role,
+                    enabled=state.enabled,
+                    connected=state.connected,
+                    fresh=self.book.is_fresh(state.name),
+                    stopped_reason=state.stopped_reason
+                    or ("runaway guard tripped" if state.guard_tripped else None),
+                    positions=tuple(rows),
+                )
+            )
+        if self._storage_error is not None:
+            problems.append(f"journal: writes failing ({self._storage_error})")
+        if now - self._internal_error_at < self.settings.internal_error_window_s:
+            problems.append(
+                f"engine: {self._internal_errors} internal error(s), last: {self._internal_error}"
+            )
+        return EngineView(
+            accounts=tuple(accounts),
+            main_expected_positions=self.settings.main_expected_positions,
+            problems=tuple(problems),
+            storage_ok=self._storage_error is None,
+            internal_errors=self._internal_errors,
+        )
+
+    # ------------------------------------------------------------------ introspection
+
+    def control(self, key: PositionKey) -> PositionControl | None:
+        """The position's control record (tests, the status page); do not mutate."""
+        return self._controls.get(key)
+
+    def in_flight(self) -> list[PositionKey]:
+        return [k for k, c in self._controls.items() if c.in_flight]

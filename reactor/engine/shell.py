@@ -1,0 +1,396 @@
+"""The asyncio shell of the engine: feeds the core and carries out its commands.
+
+It is the WebSocket sessions' ``SessionHandler``. Timers become ``loop.call_at`` handles, journal
+writes go to the ledger synchronously (the intent is committed before the call leaves), exchange
+calls and reads run as tasks whose answers go back into the core. Every task's exception is
+logged as ``engine.task.failed`` and handed to the core, so nothing stays in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from reactor.book import PositionBook
+from reactor.engine import margin_call
+from reactor.engine.commands import (
+    CancelTimer,
+    CheckReduce,
+    Command,
+    FetchInstrument,
+    Log,
+    ReadPositions,
+    ResolveOutcome,
+    SendMarginCall,
+    SetTimer,
+    SyncClock,
+    WriteIntent,
+    WriteResult,
+)
+from reactor.engine.core import EngineCore
+from reactor.engine.reconcile import parse_rest_positions
+from reactor.engine.state import (
+    AccountState,
+    EngineObserver,
+    EngineSettings,
+    EngineView,
+    MarginClient,
+    StorageError,
+)
+from reactor.ledger import Ledger
+from reactor.log import get_logger
+from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
+from reactor.okx.models import PayloadError, Position, PositionKey, parse_instrument
+
+log = get_logger("reactor.engine")
+
+HOUR_S = 3600.0
+_STORAGE_ERRORS = (sqlite3.Error, OSError, KeyError)  # KeyError: the entry vanished (file replaced)
+_EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
+
+
+class _LedgerCounts:
+    """The ledger as the core's :class:`CountSource`: storage errors become StorageError."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
+        try:
+            return self._ledger.count(account, inst_id, pos_side, c_time)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None
+
+
+class Engine:
+    """Event-driven margin controller: the core plus the I/O it asks for."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        accounts: Mapping[str, AccountState],
+        ct_vals: Mapping[str, Decimal],
+        ledger: Ledger,
+        *,
+        book: PositionBook | None = None,
+        observer: EngineObserver | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.ledger = ledger
+        self.core = EngineCore(
+            settings, accounts, ct_vals, _LedgerCounts(ledger), book=book, observer=observer
+        )
+        self._clock = clock
+        self._timers: dict[PositionKey, asyncio.TimerHandle | asyncio.Handle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the core's state, for the app, tests and the benchmark ---------------------------
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self.core.settings
+
+    @property
+    def accounts(self) -> dict[str, AccountState]:
+        return self.core.accounts
+
+    @property
+    def book(self) -> PositionBook:
+        return self.core.book
+
+    @property
+    def ct_vals(self) -> dict[str, Decimal]:
+        return self.core.ct_vals
+
+    @property
+    def calls_sent(self) -> int:
+        return self.core.calls_sent
+
+    def view(self) -> EngineView:
+        """Read-only state for the status page (:mod:`reactor.status.snapshot`)."""
+        return self.core.view(self._clock())
+
+    # -- start-up / shutdown --------------------------------------------------------------
+
+    def recover_journal(self) -> int:
+        """Intents without a result are calls a crash left unanswered: mark them unknown (their
+        positions are re-read before anything is sent) and refill the runaway guard."""
+        pending = self.ledger.pending_intents()
+        for entry in pending:
+            self.ledger.journal_result(entry.id, "unknown", None, "no result before restart")
+        wall_now = time.time()
+        recent = self.ledger.journal_since(int((wall_now - HOUR_S) * 1000))
+        self._run(self.core.recover(pending, recent, now=self._clock(), wall_now=wall_now))
+        return len(pending)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let in-flight calls finish; calls cancelled at the deadline are journaled unknown."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, still = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+
+    # -- SessionHandler -------------------------------------------------------------------
+
+    def on_connected(self, account: str) -> None:
+        self._run(self.core.on_connected(account, now=self._clock()))
+
+    def on_snapshot(
+        self,
+        account: str,
+        positions: list[Position],
+        *,
+        last_page: bool,
+        cur_page: int | None = None,
+    ) -> None:
+        self._run(
+            self.core.on_snapshot(
+                account, positions, last_page=last_page, cur_page=cur_page, now=self._clock()
+            )
+        )
+
+    def on_update(self, account: str, positions: list[Position]) -> None:
+        self._run(self.core.on_update(account, positions, now=self._clock()))
+
+    def on_disconnected(self, account: str, reason: str) -> None:
+        self._run(self.core.on_disconnected(account, reason, now=self._clock()))
+
+    def on_stopped(self, account: str, reason: str) -> None:
+        self._run(self.core.on_stopped(account, reason, now=self._clock()))
+
+    # -- other inputs ---------------------------------------------------------------------
+
+    def on_counts_changed(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """The ledger gained maintenance records: the target may have moved."""
+        try:
+            self._run(self.core.on_counts_changed(keys, now=self._clock()))
+        except Exception as exc:  # a bug must not end the caller's loop silently
+            log.exception("engine.task.failed", what="on_counts_changed", error=_text(exc))
+
+    async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
+        """Compare a REST read of ``account`` with the book and correct it; returns drifts.
+
+        Never raises (the app's reconcile loop must not die): a bug is ``engine.task.failed``.
+        """
+        try:
+            return await self._reconcile_account(account, trigger)
+        except Exception as exc:
+            log.exception("engine.task.failed", what="reconcile", account=account, error=_text(exc))
+            cmd = ReadPositions(account, trigger)
+            self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+            return 0
+
+    async def _reconcile_account(self, account: str, trigger: str) -> int:
+        state = self.accounts.get(account)
+        if state is None or state.client is None or not self.book.is_fresh(account):
+            return 0
+        try:
+            raw = await state.client.get_positions("SWAP")
+        except _EXCHANGE_ERRORS as exc:
+            self._run(self.core.on_read_failed(account, trigger, str(exc), now=self._clock()))
+            return 0
+        positions = self._parse(account, raw)
+        commands = self.core.on_positions_read(account, positions, trigger, now=self._clock())
+        drifts = sum(1 for c in commands if isinstance(c, Log) and c.event == "book.drift")
+        self._run(commands)
+        return drifts
+
+    # -- carrying out commands ------------------------------------------------------------
+
+    def _run(self, commands: Sequence[Command]) -> None:
+        queue = deque(commands)
+        while queue:
+            more = self._execute(queue.popleft())
+            if more:
+                queue.extend(more)
+
+    def _execute(self, cmd: Command) -> list[Command] | None:
+        if isinstance(cmd, Log):
+            getattr(log, cmd.level)(cmd.event, **cmd.fields)
+            return None
+        if isinstance(cmd, SetTimer):
+            self._set_timer(cmd.key, cmd.at)
+            return None
+        if isinstance(cmd, CancelTimer):
+            handle = self._timers.pop(cmd.key, None)
+            if handle is not None:
+                handle.cancel()
+            return None
+        if isinstance(cmd, WriteIntent):
+            return self._write_intent(cmd)
+        if isinstance(cmd, WriteResult):
+            return self._write_result(cmd)
+        if isinstance(cmd, SendMarginCall):
+            self._spawn(self._send(cmd), cmd)
+            return None
+        if isinstance(cmd, CheckReduce):
+            # The seam for adjust-leverage-info estAvailTrans: no venue answer yet.
+            return self.core.on_reduce_checked(cmd.call, None, now=self._clock())
+        if isinstance(cmd, ResolveOutcome):
+            self._spawn(self._resolve(cmd), cmd)
+            return None
+        if isinstance(cmd, ReadPositions):
+            self._spawn(self._reconcile(cmd), cmd)
+            return None
+        if isinstance(cmd, FetchInstrument):
+            self._spawn(self._fetch_instrument(cmd), cmd)
+            return None
+        if isinstance(cmd, SyncClock):
+            self._spawn(self._sync_clock(cmd), cmd)
+            return None
+        raise TypeError(f"unknown engine command {cmd!r}")
+
+    def _set_timer(self, key: PositionKey, at: float) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = self._running_loop()
+        delay = at - self._clock()
+        if delay <= 0:
+            self._timers[key] = loop.call_soon(self._fire, key)
+        else:
+            self._timers[key] = loop.call_later(delay, self._fire, key)
+
+    def _fire(self, key: PositionKey) -> None:
+        self._timers.pop(key, None)
+        now = self._clock()
+        try:
+            commands = self.core.on_timer(key, now=now)
+        except Exception as exc:  # a bug in the core: log it, never leave the position stuck
+            log.exception("engine.task.failed", what="timer", **_key_fields(key))
+            commands = self.core.on_task_failed(SetTimer(key, now), _text(exc), now=now)
+        self._run(commands)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], cmd: Command) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._task_done(t, cmd))
+
+    def _task_done(self, task: asyncio.Task[None], cmd: Command) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        fields = _key_fields(getattr(cmd, "key", None))
+        if isinstance(cmd, (ReadPositions, FetchInstrument, SyncClock)):
+            fields["account"] = cmd.account
+        log.error(
+            "engine.task.failed",
+            what=type(cmd).__name__,
+            **fields,
+            error=_text(exc),
+            exc_info=exc,
+        )
+        self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+
+    # -- journal --------------------------------------------------------------------------
+
+    def _write_intent(self, cmd: WriteIntent) -> list[Command]:
+        account, inst_id, pos_side = cmd.key[0], cmd.key[1], cmd.key[2]
+        try:
+            journal_id = self.ledger.journal_intent(
+                account, inst_id, pos_side, cmd.action, format(cmd.amount, "f"), cmd.request
+            )
+        except _STORAGE_ERRORS as exc:
+            return self.core.on_intent_failed(cmd.call, _text(exc), now=self._clock())
+        return self.core.on_intent_written(cmd.call, journal_id, now=self._clock())
+
+    def _write_result(self, cmd: WriteResult) -> list[Command]:
+        try:
+            self.ledger.journal_result(cmd.journal_id, cmd.status, cmd.code, cmd.msg)
+        except _STORAGE_ERRORS as exc:
+            return self.core.on_result_failed(cmd, _text(exc), now=self._clock())
+        return self.core.on_result_written(cmd.journal_id, now=self._clock())
+
+    # -- exchange tasks -------------------------------------------------------------------
+
+    def _client(self, account: str) -> MarginClient:
+        state = self.accounts.get(account)
+        if state is None or state.client is None:
+            raise RuntimeError(f"no REST client for account {account!r}")
+        return state.client
+
+    async def _send(self, cmd: SendMarginCall) -> None:
+        client = self._client(cmd.key[0])
+        try:
+            outcome = await margin_call.send(client, cmd.key[1], cmd.key[2], cmd.action, cmd.amount)
+        except asyncio.CancelledError:
+            self._run([WriteResult(cmd.journal_id, "unknown", None, "cancelled at shutdown")])
+            log.error(
+                "margin.adjust.unknown",
+                **_key_fields(cmd.key),
+                action=cmd.action,
+                amount=str(cmd.amount),
+                journal_id=cmd.journal_id,
+                error="cancelled",
+            )
+            raise
+        self._run(self.core.on_call_done(cmd.call, outcome, now=self._clock()))
+
+    async def _resolve(self, cmd: ResolveOutcome) -> None:
+        """Today a REST re-read of the instrument; bill matching plugs in as ``bill_applied``."""
+        key = cmd.key
+        try:
+            raw = await self._client(key[0]).get_positions("SWAP", key[1])
+        except _EXCHANGE_ERRORS as exc:
+            self._run(self.core.on_resolve_failed(key, str(exc), now=self._clock()))
+            return
+        positions = self._parse(key[0], raw)
+        self._run(self.core.on_resolved(key, positions, now=self._clock(), bill_applied=None))
+
+    async def _reconcile(self, cmd: ReadPositions) -> None:
+        await self.reconcile_account(cmd.account, trigger=cmd.trigger)
+
+    async def _fetch_instrument(self, cmd: FetchInstrument) -> None:
+        try:
+            raw = await self._client(cmd.account).get_instruments("SWAP", cmd.inst_id)
+            found = [parse_instrument(r) for r in raw]
+            ct_val = next((i.ct_val for i in found if i.inst_id == cmd.inst_id), None)
+            error = None if ct_val is not None else "not listed"
+        except (*_EXCHANGE_ERRORS, PayloadError) as exc:
+            ct_val, error = None, str(exc)
+        self._run(self.core.on_instrument(cmd.inst_id, ct_val, error, now=self._clock()))
+
+    async def _sync_clock(self, cmd: SyncClock) -> None:
+        try:
+            offset = await self._client(cmd.account).sync_clock()
+        except _EXCHANGE_ERRORS as exc:
+            log.warning("rest.clock.resync", account=cmd.account, error=str(exc))
+            return
+        log.info("rest.clock.resync", account=cmd.account, offset_s=round(offset, 3))
+
+    def _parse(self, account: str, raw: list[dict[str, Any]]) -> list[Position]:
+        positions, errors = parse_rest_positions(account, raw)
+        for reason in errors:
+            log.warning("rest.payload.invalid", account=account, what="position", reason=reason)
+        return positions
+
+
+def _key_fields(key: PositionKey | None) -> dict[str, str]:
+    if key is None or not key[0]:
+        return {}
+    return {"account": key[0], "instId": key[1], "posSide": key[2]}
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,187 @@
+"""The engine's plain state: settings, per-account and per-position records, the seams.
+
+Nothing here does I/O. The core (:mod:`reactor.engine.core`) reads and writes these records; the
+asyncio shell (:mod:`reactor.engine.shell`) only holds the clients named in
+:class:`AccountState` and drives the core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from reactor.okx.models import PositionKey
+from reactor.policy import PolicyConfig
+
+
+class MarginClient(Protocol):
+    """The part of :class:`reactor.okx.rest.OkxRestClient` the engine shell uses."""
+
+    async def get_positions(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def margin_balance(
+        self, inst_id: str, pos_side: str, action: str, amt: Decimal
+    ) -> dict[str, Any]: ...
+
+    async def sync_clock(self) -> float: ...
+
+    async def get_instruments(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+class EngineObserver(Protocol):
+    """Counters the engine feeds; :class:`reactor.status.metrics.Metrics` satisfies it."""
+
+    def inc_adjustment(self, result: str) -> None: ...
+    def inc_reconnect(self, account: str) -> None: ...
+    def observe_latency(self, seconds: float) -> None: ...
+
+
+class NullObserver:
+    """Counts nothing (tests, tools)."""
+
+    def inc_adjustment(self, result: str) -> None:
+        pass
+
+    def inc_reconnect(self, account: str) -> None:
+        pass
+
+    def observe_latency(self, seconds: float) -> None:
+        pass
+
+
+class StorageError(Exception):
+    """The ledger could not be read or written (locked, disk full, file gone)."""
+
+
+class CountSource(Protocol):
+    """Maintenance counts (the ledger); raises :class:`StorageError` when it cannot answer."""
+
+    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    policy: PolicyConfig
+    debounce_s: float = 0.5
+    leading_edge: bool = True
+    cooldown_s: float = 5.0
+    max_moved_per_hour: Decimal = Decimal("1000")  # per account
+    # per position; None = the account's limit, so one position can never trip the account
+    max_moved_per_position_hour: Decimal | None = None
+    main_expected_positions: int = 22
+    dry_run: bool = False
+    retry_max_s: float = 60.0  # cap of the per-position backoff after repeated errors
+    reread_delay_s: float = 0.5  # after an ambiguous call, before the position is re-read
+    # Ask the shell for the exchange's own reduce limit before every reduce (the seam for
+    # ``adjust-leverage-info`` ``estAvailTrans``); off until the shell can answer it.
+    pre_reduce_check: bool = False
+    internal_error_window_s: float = 600.0  # /healthz shows an internal error this long
+
+    @property
+    def position_limit(self) -> Decimal:
+        limit = self.max_moved_per_position_hour
+        return self.max_moved_per_hour if limit is None else limit
+
+
+@dataclass(slots=True)
+class AccountState:
+    name: str
+    role: str
+    client: MarginClient | None = None  # used by the shell only; the core never calls it
+    enabled: bool = True
+    connected: bool = False
+    stopped_reason: str | None = None
+    guard_tripped: bool = False
+    reconcile_due: bool = False  # a (re)connect happened: reconcile after its snapshot
+    snapshot_logged: bool = False  # the (re)connect snapshot was logged at info
+    balance_waiters: set[PositionKey] = field(default_factory=set)  # got 59200, wait for funds
+
+    @property
+    def managed(self) -> bool:
+        return self.role == "sub" and self.stopped_reason is None and not self.guard_tripped
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOutcome:
+    """A margin call whose effect is not known yet: what a resolution compares against."""
+
+    journal_id: int | None  # None: the answer was an ambiguous code with no journal row
+    action: str  # add | reduce
+    amount: Decimal
+    margin_before: Decimal | None
+    sent_at: float  # engine clock when the call was sent (the window for a bill match)
+    code: str | None = None  # the answer that made it ambiguous (50004, 502, timeout)
+
+
+@dataclass(slots=True)
+class PositionControl:
+    """Per-position timing and outcome state. Lives as long as the position is in the book."""
+
+    due_at: float | None = None  # the one pending wake-up of this position (engine clock)
+    last_acted: float = -1e9  # when the last margin call was started
+    in_flight: bool = False  # a check, journal write, call or re-read is under way
+    call: int = 0  # id of the call in flight (answers for an older id are stale)
+    cooldown_until: float = 0.0
+    expected_margin: Decimal | None = None  # an ok call's result, until a push confirms it
+    step_cap: Decimal | None = None  # after 59301: the largest reduce step to try
+    pending: PendingOutcome | None = None  # ambiguous outcome: resolve before anything else
+    reread: bool = False  # re-read before anything else (restart, unconfirmed ok call)
+    hold_until_change: str | None = None  # error code that needs a changed position first
+    hold_size_only: bool = False  # a mark-price move does not end the hold (51000)
+    balance_wait: bool = False  # 59200: retry when the account's balance grows, or later
+    failures: int = 0  # consecutive failed attempts: the backoff exponent
+    blocked: bool = False  # inside a margin.target.blocked episode
+    guard_held: bool = False  # inside a margin.guard.position_held episode
+    guard_entry: tuple[float, Decimal, PositionKey] | None = None  # reserved for the call
+    status: str = "ok"
+    reason: str = ""
+    target: Decimal | None = None
+    band: tuple[Decimal, Decimal] | None = None
+    count: int = 0
+    changed_at: float = 0.0  # when the push that made it due arrived, for latency
+
+
+# -- the read-only view the status page is built from ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    account: str
+    role: str
+    inst_id: str
+    pos_side: str
+    mgn_mode: str
+    pos: Decimal
+    margin: Decimal | None
+    target: Decimal | None
+    band: tuple[Decimal, Decimal] | None
+    count: int
+    upl: Decimal | None
+    profit_rate: Decimal | None
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    name: str
+    role: str
+    enabled: bool
+    connected: bool
+    fresh: bool
+    stopped_reason: str | None
+    positions: tuple[PositionView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    accounts: tuple[AccountView, ...]
+    main_expected_positions: int
+    problems: tuple[str, ...]  # engine-level reasons /healthz fails (storage, internal errors)
+    storage_ok: bool
+    internal_errors: int

@@ -1,0 +1,248 @@
+"""The simulator's ``/sim/`` admin API, sans-I/O: tests and demos steer the exchange with it.
+
+Not part of OKX: plain JSON in, ``(status, JSON)`` out. Errors are HTTP 400 with
+``{"error": reason}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from reactor.log import get_logger
+from reactor.sim.exchange import Account, ExchangeError, Instrument, fmt
+from reactor.sim.faults import FaultPlan, RestFault
+from reactor.sim.rest_api import RestApi
+from reactor.sim.scenario import InstrumentSpec
+from reactor.sim.ws_api import WsHub
+
+log = get_logger(__name__)
+
+AdminHandler = Callable[[dict[str, Any]], Any]
+
+
+class BadRequest(Exception):
+    """A 400 answer naming what is wrong with the admin request."""
+
+
+class AdminApi:
+    """``GET /sim/state``, ``POST /sim/mark-price`` ... as plain functions of JSON."""
+
+    def __init__(self, rest: RestApi, hub: WsHub, faults: FaultPlan) -> None:
+        self.rest = rest
+        self.hub = hub
+        self.faults = faults
+        self.exchange = rest.exchange
+        self._routes: dict[tuple[str, str], AdminHandler] = {
+            ("GET", "/sim/state"): lambda raw: self.state(),
+            ("POST", "/sim/mark-price"): self.mark_price,
+            ("POST", "/sim/instruments"): self.list_instrument,
+            ("POST", "/sim/positions"): self.positions,
+            ("POST", "/sim/faults"): self.fault,
+            ("GET", "/sim/requests"): lambda raw: self.rest.requests,
+            ("POST", "/sim/reset-requests"): self.reset_requests,
+        }
+
+    def add(self, method: str, path: str, handler: AdminHandler) -> None:
+        """Serve another admin route (``handler`` gets the JSON body, {} for GET)."""
+        self._routes[(method.upper(), path)] = handler
+
+    def knows(self, path: str) -> bool:
+        return any(p == path for _, p in self._routes)
+
+    def handle(self, method: str, path: str, body: str) -> tuple[int, Any]:
+        route = self._routes.get((method.upper(), path))
+        if route is None:
+            if self.knows(path):
+                return 405, {"code": "405", "msg": "Method Not Allowed"}
+            return 404, {"code": "404", "msg": "Not Found"}
+        try:
+            raw: dict[str, Any] = {}
+            if method.upper() == "POST":
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    raise BadRequest("body is not JSON") from None
+                if not isinstance(parsed, dict):
+                    raise BadRequest("body must be a JSON object")
+                raw = parsed
+            return 200, route(raw)
+        except BadRequest as exc:
+            return 400, {"error": str(exc)}
+
+    # ---- routes -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        ex = self.exchange
+        return {
+            "instruments": [
+                {
+                    "instId": i.inst_id,
+                    "ctVal": fmt(i.ct_val),
+                    "markPx": fmt(i.mark_px),
+                    "mmrRate": fmt(i.mmr_rate),
+                }
+                for i in ex.instruments.values()
+            ],
+            "accounts": [
+                {
+                    "name": a.name,
+                    "uid": a.uid,
+                    "main": a.main,
+                    "balance": fmt(a.balance),
+                    "positions": ex.positions(a.name),
+                }
+                for a in ex.accounts.values()
+            ],
+        }
+
+    def account(self, raw: dict[str, Any]) -> Account:
+        acct = self.exchange.accounts.get(str(raw.get("account")))
+        if acct is None:
+            raise BadRequest(f"unknown account {raw.get('account')!r}")
+        return acct
+
+    def mark_price(self, raw: dict[str, Any]) -> dict[str, Any]:
+        inst_id = raw.get("instId")
+        if inst_id not in self.exchange.instruments:
+            raise BadRequest(f"unknown instId {inst_id!r}")
+        changes = self.exchange.set_mark_price(str(inst_id), decimal_field(raw, "markPx"))
+        self.hub.changes(changes)
+        return {"ok": True, "changed": len(changes)}
+
+    def list_instrument(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """List a new instrument while running, as OKX does (okx-fidelity §7.11); the body is
+        a scenario ``instruments`` entry."""
+        try:
+            spec = InstrumentSpec.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(body)"
+            raise BadRequest(f"{where}: {first['msg']}") from None
+        if spec.instId in self.exchange.instruments:
+            raise BadRequest(f"instId {spec.instId!r} is already listed")
+        self.exchange.instruments[spec.instId] = instrument_from_spec(spec)
+        log.info("sim.instrument.listed", instId=spec.instId)
+        return {"ok": True, "instId": spec.instId}
+
+    def positions(self, raw: dict[str, Any]) -> dict[str, Any]:
+        acct = self.account(raw)
+        side = raw.get("posSide")
+        if side not in ("long", "short", "net"):
+            raise BadRequest("posSide must be long, short or net")
+        pos = decimal_field(raw, "pos")
+        zero = pos == 0
+        mode = raw.get("mgnMode", "isolated")
+        if mode not in ("isolated", "cross"):
+            raise BadRequest("mgnMode must be isolated or cross")
+        c_time = raw.get("cTime")
+        try:
+            changes = self.exchange.set_position(
+                acct.name,
+                str(raw.get("instId")),
+                str(side),
+                pos=pos,
+                avg_px=Decimal(1) if zero else decimal_field(raw, "avgPx"),
+                lever=Decimal(1) if zero else decimal_field(raw, "lever"),
+                margin=Decimal(0) if zero or mode == "cross" else decimal_field(raw, "margin"),
+                mgn_mode=str(mode),
+                c_time=int(c_time) if c_time is not None else None,
+            )
+        except ExchangeError as exc:
+            raise BadRequest(exc.msg) from None
+        self.hub.changes(changes)
+        return {"ok": True, "changes": [c.position for c in changes]}
+
+    def fault(self, raw: dict[str, Any]) -> dict[str, Any]:
+        kind = raw.get("kind")
+        acct = self.account(raw)
+        sessions = self.hub.sessions_of(acct.name)
+        if kind == "drop_ws":
+            for s in sessions:
+                s.close(1001, "dropped by simulator")
+        elif kind in ("rest_error", "rest_delay", "rest_gateway"):
+            path = raw.get("path")
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise BadRequest("path must be a request path such as /api/v5/account/positions")
+            fault = RestFault(kind, acct.name, path.split("?")[0], count=int(raw.get("count", 1)))
+            if kind == "rest_error":
+                fault.code = str(raw.get("code", "50013"))
+            elif kind == "rest_gateway":
+                status, body = raw.get("status", 502), raw.get("body", "html")
+                if status not in (500, 502, 503, 504):
+                    raise BadRequest("status must be 500, 502, 503 or 504")
+                if body not in ("html", "json"):
+                    raise BadRequest("body must be html or json")
+                fault.status, fault.body_kind = int(status), body
+            else:
+                delay = raw.get("delay_s")
+                fault.delay_s = None if delay is None else float(delay)
+            self.faults.add_rest(fault)
+        elif kind == "raw_frame":
+            frame = raw.get("frame")
+            if not isinstance(frame, str):
+                raise BadRequest("frame must be a string")
+            for s in sessions:
+                s.send_raw(frame)
+        elif kind == "ws_silent":
+            self.faults.silence(acct.name, float(raw.get("seconds", 0)))
+        elif kind == "ws_quiet_close":
+            seconds = raw.get("seconds")
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0
+            ):
+                raise BadRequest("seconds must be a positive number or null")
+            self.faults.set_quiet_close(acct.name, None if seconds is None else float(seconds))
+            for s in sessions:
+                self.hub.wake(s)
+        elif kind == "ws_notice":
+            for s in sessions:
+                s.send_raw(
+                    json.dumps(
+                        {
+                            "event": "notice",
+                            "code": "64008",
+                            "msg": "The connection will soon be closed for a service upgrade. "
+                            "Please reconnect.",
+                            "connId": s.conn_id,
+                        },
+                        separators=(",", ":"),
+                    )
+                )
+        else:
+            raise BadRequest(f"unknown fault kind {kind!r}")
+        log.info("sim.fault", kind=kind, account=acct.name, connections=len(sessions))
+        return {"ok": True, "connections": len(sessions)}
+
+    def reset_requests(self, raw: dict[str, Any]) -> dict[str, Any]:
+        self.rest.requests.clear()
+        return {"ok": True}
+
+
+def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
+    """A finite non-negative number (string or JSON number) from an admin body."""
+    value = raw.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadRequest(f"{name} must be a number string")
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise BadRequest(f"{name} is not a number: {value!r}") from None
+    if not d.is_finite() or d < 0:
+        raise BadRequest(f"{name} must be a finite non-negative number")
+    return d
+
+
+def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
+    return Instrument(
+        inst_id=spec.instId,
+        ct_val=spec.ctVal,
+        mark_px=spec.markPx,
+        mmr_rate=spec.mmrRate,
+        lot_sz=spec.lotSz,
+        tick_sz=spec.tickSz,
+        ct_val_ccy=spec.ctValCcy or spec.instId.split("-")[0],
+    )

@@ -1,0 +1,190 @@
+"""The asyncio shell over a fake REST client and a real ledger file: no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from reactor.engine import AccountState, Engine
+from reactor.ledger import Ledger
+from reactor.status.snapshot import EngineStatus
+from tests.core.factories import D
+
+from .core_driver import CRO, KEY, cro, settings
+
+
+class FakeClient:
+    """One CRO position whose margin moves with each accepted call, like the exchange's."""
+
+    def __init__(self) -> None:
+        self.margin = D("20.29")
+        self.u_time = cro().u_time
+        self.calls: list[tuple[str, str, str, Decimal]] = []
+        self.fail_with: BaseException | None = None
+        self.instruments = [{"instId": CRO, "ctVal": "10", "lotSz": "1", "tickSz": "0.00001"}]
+
+    async def get_positions(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        p = cro()
+        return [
+            {
+                "instId": CRO,
+                "instType": "SWAP",
+                "mgnMode": "isolated",
+                "posSide": "long",
+                "pos": str(p.pos),
+                "ccy": "USDT",
+                "avgPx": str(p.avg_px),
+                "markPx": str(p.mark_px),
+                "lever": str(p.lever),
+                "margin": str(self.margin),
+                "mmr": str(p.mmr),
+                "upl": str(p.upl),
+                "posId": "1",
+                "cTime": str(p.c_time),
+                "uTime": str(self.u_time),
+            }
+        ]
+
+    async def margin_balance(
+        self, inst_id: str, pos_side: str, action: str, amt: Decimal
+    ) -> dict[str, Any]:
+        self.calls.append((inst_id, pos_side, action, amt))
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.margin += amt if action == "add" else -amt
+        self.u_time += 1
+        return {}
+
+    async def sync_clock(self) -> float:
+        return 0.0
+
+    async def get_instruments(
+        self, inst_type: str = "SWAP", inst_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [i for i in self.instruments if inst_id in (None, i["instId"])]
+
+
+class FlakyLedger(Ledger):
+    """A ledger whose writes fail while ``locked`` is set (another writer holds the lock)."""
+
+    locked = False
+
+    def journal_intent(self, *args: Any) -> int:
+        if self.locked:
+            raise sqlite3.OperationalError("database is locked")
+        return super().journal_intent(*args)
+
+
+async def until(pred: Callable[[], object], rounds: int = 2000) -> None:
+    for _ in range(rounds):
+        if pred():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never met")
+
+
+def make(tmp_path: Path, ct_vals: dict[str, Decimal] | None = None) -> tuple[Engine, FakeClient]:
+    client = FakeClient()
+    engine = Engine(
+        settings(debounce_s=0.0, cooldown_s=0.05, retry_max_s=0.2),
+        {"sub1": AccountState("sub1", "sub", client)},
+        {CRO: D("10")} if ct_vals is None else ct_vals,
+        FlakyLedger(tmp_path / "l.sqlite"),
+    )
+    return engine, client
+
+
+async def test_one_call_with_its_journal_row(tmp_path: Path) -> None:
+    engine, client = make(tmp_path)
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True, cur_page=1)
+    await until(lambda: engine.ledger.journal(1) and engine.ledger.journal(1)[0].status == "ok")
+    assert client.calls == [(CRO, "long", "reduce", D("10.03"))]
+    (row,) = engine.ledger.journal()
+    assert (row.action, row.amount, row.status) == ("reduce", "10.03", "ok")
+    await engine.drain(1.0)
+
+
+async def test_a_task_exception_is_a_catalogued_event(tmp_path: Path) -> None:
+    engine, client = make(tmp_path)
+    client.fail_with = RuntimeError("boom")
+    with capture_logs() as logs:
+        engine.on_connected("sub1")
+        engine.on_snapshot("sub1", [cro()], last_page=True)
+        await until(lambda: any(e["event"] == "engine.task.failed" for e in logs))
+        await until(lambda: not engine.core.in_flight())
+    failed = next(e for e in logs if e["event"] == "engine.task.failed")
+    assert failed["what"] == "SendMarginCall" and "boom" in failed["error"]
+    snap = EngineStatus(engine).status_snapshot()
+    assert not snap.healthy and snap.internal_errors == 1
+    await engine.drain(1.0)
+
+
+async def test_locked_journal_is_unhealthy_then_resumes_by_itself(tmp_path: Path) -> None:
+    engine, client = make(tmp_path)
+    ledger = engine.ledger
+    assert isinstance(ledger, FlakyLedger)
+    ledger.locked = True
+    with capture_logs() as logs:
+        engine.on_connected("sub1")
+        engine.on_snapshot("sub1", [cro()], last_page=True)
+        await until(lambda: sum(e["event"] == "journal.write.failed" for e in logs) >= 2)
+        assert client.calls == []
+        snap = EngineStatus(engine).status_snapshot()
+        assert not snap.healthy and not snap.storage_ok
+        assert any("journal" in p for p in snap.problems())
+        ledger.locked = False
+        await until(lambda: client.calls)
+        await until(lambda: any(e["event"] == "journal.write.recovered" for e in logs))
+    assert EngineStatus(engine).status_snapshot().storage_ok
+    await engine.drain(1.0)
+
+
+async def test_new_instrument_is_fetched_through_the_client(tmp_path: Path) -> None:
+    engine, client = make(tmp_path, ct_vals={})
+    listed = asyncio.Event()
+    real = client.get_instruments
+
+    async def slow(inst_type: str = "SWAP", inst_id: str | None = None) -> list[dict[str, Any]]:
+        await listed.wait()
+        return await real(inst_type, inst_id)
+
+    client.get_instruments = slow  # type: ignore[method-assign]
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True)
+
+    def row() -> Any:
+        return EngineStatus(engine).status_snapshot().accounts[0].positions[0]
+
+    await until(lambda: row().status == "unmanaged")
+    assert "contract value unknown" in row().reason
+    listed.set()
+    await until(lambda: client.calls)
+    assert engine.ct_vals[CRO] == D("10")
+    await engine.drain(1.0)
+
+
+async def test_drain_journals_a_cancelled_call_unknown(tmp_path: Path) -> None:
+    engine, client = make(tmp_path)
+    gate = asyncio.Event()
+
+    async def hang(*args: Any) -> dict[str, Any]:
+        await gate.wait()
+        return {}
+
+    client.margin_balance = hang  # type: ignore[method-assign]
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True)
+    await until(lambda: engine.ledger.pending_intents())
+    await engine.drain(0.01)
+    (row,) = engine.ledger.journal()
+    assert row.status == "unknown"
+    assert engine.core.control(KEY) is not None
