@@ -1,9 +1,15 @@
-"""Part 3: scale - 500 sub-accounts x 20 positions in one simulator, a price walk driving pushes.
+"""Part 3: steady load on OKX's traffic model, and start-up, at 1,000 sub-accounts x 20.
 
-Runs in its own process (``python -m bench.scale``) so that peak RSS is the reactor's alone; the
-simulator is another process, so its CPU is not counted. Reported: start-up to all accounts
-fresh, RSS, the reactor's CPU share per 1,000 pushes/s at several push rates, whether it keeps
-up, event-loop lag and correction latency under load.
+On OKX the steady load is the regular snapshot - every position of every account, paginated,
+every 2-5 s by ``updateInterval`` - plus event pushes from fills and margin transfers; mark
+moves are silent (okx-fidelity.md 1). The simulator sends exactly that; a slow silent price
+walk changes what the snapshots carry, and fills put positions out of band at a chosen rate.
+
+Runs in its own process (``python -m bench.steady``) so that peak RSS is the reactor's alone;
+the simulator is another process, so its CPU is not counted. Reported: start-up until every
+account is fresh (against the bound OKX's 3 connections/s sets, scaled), ``app.start()``, RSS,
+the reactor's CPU per 1,000 position records/s, event-loop lag, and the own-share latency
+(frame in -> request out) of the corrections the fills cause under that load.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from bench.common import (
     write_config,
 )
 
-OKX_CONNECT_RATE = 3  # new connections per second per IP
+OKX_CONNECT_RATE = 3  # new connections per second per IP (DOC-WS)
 
 
 def scenario(accounts: int, per_account: int, instruments: int, seed: int = 3) -> dict[str, Any]:
@@ -82,7 +88,9 @@ async def run(
     accounts: int,
     per_account: int,
     instruments: int,
-    rates: list[int],
+    interval_ms: int | None,
+    fill_rate: float,
+    walk_rate: float,
     window_s: float,
     connect_rate: int,
     profile: Path | None,
@@ -92,22 +100,28 @@ async def run(
     all_keys = [
         [a["name"], p["instId"], p["posSide"]] for a in sc["accounts"] for p in a["positions"]
     ]
-    keys = rng.sample(all_keys, min(200, len(all_keys)))
+    keys = rng.sample(all_keys, min(400, len(all_keys)))
     result: dict[str, Any] = {
         "accounts": accounts,
         "positions": accounts * per_account,
         "instruments": instruments,
+        "update_interval_ms": interval_ms or 5000,
+        "update_interval_param": None if interval_ms is None else str(interval_ms),
+        "fill_rate_per_s": fill_rate,
+        "walk_moves_per_s": walk_rate,
         "connect_rate_per_s": connect_rate,
         "okx_bound_s": round(accounts / OKX_CONNECT_RATE, 1),
         "scaled_bound_s": round(accounts / connect_rate, 1),
         "rss_before_mb": round(rss_mb(), 1),
     }
     async with sim_process(sc, rate_limits=True, stamp=True) as sim:
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
             cfg = write_config(Path(tmp), sim, sc)
             t0 = time.perf_counter()
             cpu0 = time.process_time()
-            async with reactor(cfg, connect_rate=connect_rate) as rt:
+            async with reactor(
+                cfg, connect_rate=connect_rate, update_interval_ms=interval_ms
+            ) as rt:
                 result["start_returned_s"] = round(time.perf_counter() - t0, 2)
                 names = list(rt.sessions)
                 fresh = await wait_until(
@@ -120,20 +134,9 @@ async def run(
                 result["book_positions"] = len(rt.engine.book)
                 await asyncio.sleep(1.0)
                 result["rss_after_startup_mb"] = round(rss_mb(), 1)
-                result["load"] = {}
-                for rate in rates:
-                    result["load"][str(rate)] = await _load_phase(
-                        sim, rate, window_s, keys, profile
-                    )
-                    r = result["load"][str(rate)]
-                    print(
-                        f"  {rate:5d} pushes/s: received {r['received_per_s']}/s, reactor CPU "
-                        f"{r['cpu_share']:.0%} ({r['cpu_per_1000_pushes']:.0%} per 1,000/s), "
-                        f"own p99 {r['own']['p99_ms']} ms, e2e p99 {r['e2e']['p99_ms']} ms, "
-                        f"loop lag p99 {r['loop_lag']['p99_ms']} ms",
-                        flush=True,
-                        file=sys.stderr,
-                    )
+                result["load"] = await _load_phase(
+                    sim, interval_ms, fill_rate, walk_rate, window_s, keys, profile
+                )
                 result["rss_end_mb"] = round(rss_mb(), 1)
                 result["calls_sent"] = rt.engine.calls_sent
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -141,23 +144,31 @@ async def run(
 
 
 async def _load_phase(
-    sim: Any, rate: int, window_s: float, keys: list[list[str]], profile: Path | None
+    sim: Any,
+    interval_ms: int | None,
+    fill_rate: float,
+    walk_rate: float,
+    window_s: float,
+    keys: list[list[str]],
+    profile: Path | None,
 ) -> dict[str, Any]:
-    await sim.post("/bench/walk", {"rate": rate, "step_pct": "0.05", "seed": rate})
-    await asyncio.sleep(2.0)  # warm-up: queues reach their steady state
-    corrections = max(1, int(20 * window_s))
+    if walk_rate > 0:
+        await sim.post("/bench/walk", {"rate": walk_rate, "step_pct": "0.05", "seed": 1})
+    # Warm-up: a full snapshot cycle, so that every account's regular snapshots run.
+    await asyncio.sleep((interval_ms or 5000) / 1000 + 1.0)
+    corrections = max(1, int(fill_rate * window_s))
     await sim.post(
         "/bench/perturb",
-        {"keys": keys, "values": ["15", "5"], "rate": 20, "count": corrections},
+        {"keys": keys, "values": ["15", "5"], "rate": fill_rate, "count": corrections},
     )
     sends0 = len(PROBE.sends)
-    s0 = await sim.get("/bench/stats")
-    frames0, cpu0, wall0 = PROBE.frames, time.process_time(), time.perf_counter()
+    frames0, records0 = PROBE.frames, PROBE.records
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     lag: list[float] = []
     stop = asyncio.Event()
     lag_task = asyncio.create_task(_lag_probe(lag, stop))
     profiler = None
-    if profile is not None and rate == max(rate, 0):
+    if profile is not None:
         from pyinstrument import Profiler
 
         profiler = Profiler(async_mode="disabled")
@@ -166,26 +177,29 @@ async def _load_phase(
     if profiler is not None:
         profiler.stop()
         assert profile is not None
-        profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
-    frames1, cpu1, wall1 = PROBE.frames, time.process_time(), time.perf_counter()
-    s1 = await sim.get("/bench/stats")
+        profile.write_text(profiler.output_text(unicode=False, color=False, show_all=True))
+    frames1, records1 = PROBE.frames, PROBE.records
+    cpu1, wall1 = time.process_time(), time.perf_counter()
     stop.set()
     await lag_task
     await sim.post("/bench/walk", {"rate": 0})
     await wait_until(lambda: len(PROBE.sends) - sends0 >= corrections, 10)
     sends = PROBE.sends[sends0:]
     requests = await sim.get("/bench/margin-requests")
+    stats = await sim.get("/bench/stats")
     wall = wall1 - wall0
     cpu_share = (cpu1 - cpu0) / wall
-    sent_rate = (s1["pushes"] - s0["pushes"]) / (s1["wall"] - s0["wall"])
+    records_per_s = (records1 - records0) / wall
     return {
-        "target_per_s": rate,
-        "sim_sent_per_s": round(sent_rate),
-        "received_per_s": round((frames1 - frames0) / wall),
-        "sim_cpu_share": round((s1["cpu_s"] - s0["cpu_s"]) / (s1["wall"] - s0["wall"]), 2),
+        "records_per_s": round(records_per_s),
+        "frames_per_s": round((frames1 - frames0) / wall),
         "cpu_share": round(cpu_share, 3),
-        "cpu_per_1000_pushes": round(cpu_share / (sent_rate / 1000), 3) if sent_rate else None,
+        "cpu_per_1000_records": round(cpu_share / (records_per_s / 1000), 4)
+        if records_per_s
+        else None,
+        "sim_cpu_s": stats["cpu_s"],
         "corrections": len(sends),
+        "fills_sent": corrections,
         "own": dist_ms([s["own_s"] for s in sends if s["own_s"] is not None]),
         "e2e": dist_ms(match_e2e(sends, requests)),
         "inbound": dist_ms([s["in_s"] for s in sends if s["in_s"] is not None]),
@@ -194,13 +208,15 @@ async def _load_phase(
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="bench.scale")
-    ap.add_argument("--accounts", type=int, default=500)
+    ap = argparse.ArgumentParser(prog="bench.steady")
+    ap.add_argument("--accounts", type=int, default=1000)
     ap.add_argument("--per-account", type=int, default=20)
     ap.add_argument("--instruments", type=int, default=100)
-    ap.add_argument("--rates", default="1000,2500,5000")
+    ap.add_argument("--interval", type=int, help="updateInterval ms (2000-4000); none: 5 s")
+    ap.add_argument("--fill-rate", type=float, default=20.0)
+    ap.add_argument("--walk", type=float, default=20.0, help="silent mark moves per second")
     ap.add_argument("--window", type=float, default=10.0)
-    ap.add_argument("--connect-rate", type=int, default=25)
+    ap.add_argument("--connect-rate", type=int, default=50)
     ap.add_argument("--profile", type=Path)
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
@@ -209,11 +225,23 @@ def main(argv: list[str] | None = None) -> None:
             accounts=args.accounts,
             per_account=args.per_account,
             instruments=args.instruments,
-            rates=[int(r) for r in args.rates.split(",")],
+            interval_ms=args.interval,
+            fill_rate=args.fill_rate,
+            walk_rate=args.walk,
             window_s=args.window,
             connect_rate=args.connect_rate,
             profile=args.profile,
         )
+    )
+    r = result["load"]
+    print(
+        f"  {result['accounts']} accounts x {result['positions'] // result['accounts']}, "
+        f"snapshots every {result['update_interval_ms']} ms: {r['records_per_s']} records/s, "
+        f"CPU {r['cpu_share']:.0%}, own p99 {r['own']['p99_ms']} ms, loop lag p99 "
+        f"{r['loop_lag']['p99_ms']} ms, RSS {result['rss_end_mb']} MB, fresh after "
+        f"{result['startup_all_fresh_s']} s",
+        flush=True,
+        file=sys.stderr,
     )
     text = json.dumps(result, indent=2)
     if args.json_out:
