@@ -112,6 +112,11 @@ def _pos_fields(key: PositionKey) -> dict[str, str]:
 _SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
 
 
+def _settled(control: PositionControl) -> bool:
+    """The last evaluation found nothing to do (not a blocked, waiting or failed position)."""
+    return control.status == "ok" and control.reason in _SETTLED_REASONS
+
+
 def _still_in_band(control: PositionControl, change: BookChange) -> bool:
     """The last evaluation found the position in its band, and the change moved only market
     fields (mark price, upl, notional, liquidation price): on OKX every regular snapshot
@@ -262,9 +267,8 @@ class EngineCore:
             for pos in self.book.positions(account):
                 if not first:
                     control = self._controls.get(pos.key)
-                    if control is not None and control.status == "ok":
-                        if control.reason in _SETTLED_REASONS:
-                            continue
+                    if control is not None and _settled(control):
+                        continue
                 self._schedule(pos.key, now, out)
         self._handle_changes(changes, now, out)
         return out.commands
