@@ -227,7 +227,7 @@ def test_many_updates_stay_consistent() -> None:
 
 NOW = T0 + 3_600_000  # the fake clock: an hour after T0
 DAY = 86_400_000
-KEY = (A, "CRO-USDT-SWAP", "long")
+KEY = (A, "CRO-USDT-SWAP", "long", "isolated")
 
 
 def clocked() -> PositionBook:

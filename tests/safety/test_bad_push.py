@@ -12,6 +12,7 @@ from tests.faults.common import account, cro, in_band, scenario, setup
 
 W = "Wu666666"
 KEY = (W, "CRO-USDT-SWAP", "long")
+BOOK_KEY = (*KEY, "isolated")  # the book keys positions with mgnMode too
 DAY_MS = 86_400_000
 
 
@@ -44,11 +45,11 @@ async def test_a_push_with_utime_far_in_the_future_does_not_freeze_the_position(
         # The exchange moves on (a mark price change): the book must follow, not ignore it.
         await admin.mark_price("CRO-USDT-SWAP", "0.0951")
         await wait_for(
-            lambda: (p := rt.engine.book.get(KEY)) is not None and p.margin == tap.margin(*KEY),
+            lambda: (p := rt.engine.book.get(BOOK_KEY)) is not None and p.margin == tap.margin(*KEY),
             timeout_s=10,
         )
         await asyncio.sleep(1.0)
-        book = rt.engine.book.get(KEY)
+        book = rt.engine.book.get(BOOK_KEY)
     assert book is not None and book.u_time < now + DAY_MS
     assert in_band(tap.margin(*KEY))
     assert len(tap.applied) == settled  # the bad record was never acted on
@@ -69,6 +70,6 @@ async def test_an_impossible_push_is_never_acted_on(tmp_path, monkeypatch, sim_f
             await _push(admin, dict(real, uTime=str(int(real["uTime"]) + 1), **patch))
         await wait_for(lambda: len(logs.events("ws.frame.invalid")) >= 4)
         await asyncio.sleep(0.8)
-        book = rt.engine.book.get(KEY)
+        book = rt.engine.book.get(BOOK_KEY)
     assert len(tap.applied) == settled  # nothing was sent
     assert book is not None and book.margin == Decimal(real["margin"])
