@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import resource
@@ -74,6 +75,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class GcPauses:
+    """Cyclic-GC pauses by generation (gc.callbacks), to tell them from other loop stalls."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._t0)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def report(self) -> dict[str, Any]:
+        return {str(g): dist_ms(p) for g, p in self.pauses.items()}
+
+
 async def _lag_probe(samples: list[float], stop: asyncio.Event) -> None:
     """Event-loop lag: how late a 10 ms sleep wakes up."""
     loop = asyncio.get_running_loop()
@@ -94,6 +119,7 @@ async def run(
     window_s: float,
     connect_rate: int,
     profile: Path | None,
+    profile_start: Path | None = None,
 ) -> dict[str, Any]:
     sc = scenario(accounts, per_account, instruments)
     rng = random.Random(5)
@@ -119,10 +145,22 @@ async def run(
             cfg = write_config(Path(tmp), sim, sc)
             t0 = time.perf_counter()
             cpu0 = time.process_time()
+            start_profiler = None
+            if profile_start is not None:
+                from pyinstrument import Profiler
+
+                start_profiler = Profiler(async_mode="disabled")
+                start_profiler.start()
             async with reactor(
                 cfg, connect_rate=connect_rate, update_interval_ms=interval_ms
             ) as rt:
                 result["start_returned_s"] = round(time.perf_counter() - t0, 2)
+                if start_profiler is not None:
+                    assert profile_start is not None
+                    start_profiler.stop()
+                    profile_start.write_text(
+                        start_profiler.output_text(unicode=False, color=False, show_all=False)
+                    )
                 names = list(rt.sessions)
                 fresh = await wait_until(
                     lambda: all(rt.engine.book.is_fresh(n) for n in names), 900, 0.02
@@ -173,11 +211,12 @@ async def _load_phase(
 
         profiler = Profiler(async_mode="disabled")
         profiler.start()
-    await asyncio.sleep(window_s)
+    with GcPauses() as gc_pauses:
+        await asyncio.sleep(window_s)
     if profiler is not None:
         profiler.stop()
         assert profile is not None
-        profile.write_text(profiler.output_text(unicode=False, color=False, show_all=True))
+        profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     frames1, records1 = PROBE.frames, PROBE.records
     cpu1, wall1 = time.process_time(), time.perf_counter()
     stop.set()
@@ -204,6 +243,7 @@ async def _load_phase(
         "e2e": dist_ms(match_e2e(sends, requests)),
         "inbound": dist_ms([s["in_s"] for s in sends if s["in_s"] is not None]),
         "loop_lag": dist_ms(lag),
+        "gc_pauses": gc_pauses.report(),
     }
 
 
@@ -217,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--walk", type=float, default=20.0, help="silent mark moves per second")
     ap.add_argument("--window", type=float, default=10.0)
     ap.add_argument("--connect-rate", type=int, default=50)
-    ap.add_argument("--profile", type=Path)
+    ap.add_argument("--profile", type=Path, help="pyinstrument text profile of the window")
+    ap.add_argument("--profile-start", type=Path, help="pyinstrument text profile of app.start")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     result = asyncio.run(
@@ -231,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             window_s=args.window,
             connect_rate=args.connect_rate,
             profile=args.profile,
+            profile_start=args.profile_start,
         )
     )
     r = result["load"]
