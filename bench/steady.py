@@ -23,6 +23,7 @@ import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,10 @@ async def run(
                 result["book_positions"] = len(rt.engine.book)
                 await asyncio.sleep(1.0)
                 result["rss_after_startup_mb"] = round(rss_mb(), 1)
+                if tracemalloc.is_tracing():
+                    top = tracemalloc.take_snapshot().statistics("filename")[:15]
+                    for stat in top:
+                        print(f"    {stat}", file=sys.stderr)
                 result["load"] = await _load_phase(
                     sim, interval_ms, fill_rate, walk_rate, window_s, keys, profile
                 )
@@ -260,7 +265,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", type=Path, help="pyinstrument text profile of the window")
     ap.add_argument("--profile-start", type=Path, help="pyinstrument text profile of app.start")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--tracemalloc", action="store_true", help="top allocations after start-up")
     args = ap.parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start()
     result = asyncio.run(
         run(
             accounts=args.accounts,

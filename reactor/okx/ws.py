@@ -17,6 +17,7 @@ from typing import Literal, Protocol, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
@@ -45,6 +46,18 @@ log = get_logger(__name__)
 T = TypeVar("T")
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 HEALTHY_AFTER_S = 10.0
+
+
+def _deflate() -> ClientPerMessageDeflateFactory:
+    """permessage-deflate as websockets offers it, but with a small window for what the client
+    compresses (login, subscribe and "ping" only). The default compressor (32 KiB window,
+    memLevel 5) held ~190 KiB per connection: 190 MB of the reactor's RSS at 1,000
+    sub-accounts (bench: steady). Without a ``client_max_window_bits`` answer the client still
+    uses 9 bits, which any server's 15-bit decompressor reads (RFC 7692 7.1.2.2). What the
+    server sends is decompressed with the window it chose, as before."""
+    return ClientPerMessageDeflateFactory(
+        client_max_window_bits=9, compress_settings={"memLevel": 1}
+    )
 
 
 class SessionHandler(Protocol):
@@ -165,6 +178,7 @@ class PrivateSession:
                 close_timeout=2,
                 max_size=MAX_FRAME_BYTES,
                 proxy=None,
+                extensions=[_deflate()],
             )
         except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
             why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")

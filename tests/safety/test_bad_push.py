@@ -45,7 +45,9 @@ async def test_a_push_with_utime_far_in_the_future_does_not_freeze_the_position(
         # The exchange moves on (a mark price change): the book must follow, not ignore it.
         await admin.mark_price("CRO-USDT-SWAP", "0.0951")
         await wait_for(
-            lambda: (p := rt.engine.book.get(BOOK_KEY)) is not None and p.margin == tap.margin(*KEY),
+            lambda: (
+                (p := rt.engine.book.get(BOOK_KEY)) is not None and p.margin == tap.margin(*KEY)
+            ),
             timeout_s=10,
         )
         await asyncio.sleep(1.0)
