@@ -289,6 +289,9 @@ async def run_tool(tool: str, case: Case, poller_scale: float) -> dict[str, Any]
     sc = dict(case.scenario)
     if case.mechanics is not None:
         sc["mechanics"] = case.mechanics
+    # OKX's regular snapshots (every ~5 s: the only place a mark move shows) and its 50 ms
+    # event window run in scenario time too.
+    sc["simulator"] = {"time_scale": 1 / scale}
     # Accounts start empty; once the tool is ready, every position opens at once.
     empty = {**sc, "accounts": [{**a, "positions": []} for a in sc["accounts"]]}
     opened = [{"account": a["name"], **p} for a in sc["accounts"] for p in a["positions"]]
