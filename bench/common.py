@@ -168,7 +168,7 @@ class Probe:
             m = p.margin
             if m is None or p.pos == 0:
                 continue
-            key = p.key[:3]
+            key = p.key[:3]  # (account, instId, posSide): what the request body names
             if BAND_LO <= m <= BAND_HI:
                 self.due.pop(key, None)
             elif key not in self.due:

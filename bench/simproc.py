@@ -74,7 +74,7 @@ class BandTracker:
     def set_band(self, key: tuple[str, str, str], lo: Decimal, hi: Decimal) -> None:
         """A new maintenance count moved the position's band: it may be out of band now."""
         self.bands[key] = (lo, hi)
-        p = self.sim.exchange.accounts[key[0]].positions.get((key[1], key[2]))
+        p = self.sim.exchange.accounts[key[0]].positions.get((key[1], key[2], "isolated"))
         if p is not None:
             self._mark(key, not lo <= p.margin <= hi, time.time())
 
@@ -174,9 +174,21 @@ class Control:
                 inst = rng.choice(insts)
                 sign = 1 if rng.random() < 0.5 else -1
                 px = (inst.mark_px * (1 + sign * step)).quantize(inst.tick_sz)
-                changes = self.ex.set_mark_price(inst.inst_id, px)
+                changes = self._mark_as_event(inst.inst_id, px)
                 self.sim.apply(changes)
                 sent += max(1, len(changes))
+
+    def _mark_as_event(self, inst_id: str, px: Decimal) -> list[Change]:
+        """Bench load only: OKX pushes nothing on a mark move (the simulator is silent too), so
+        the walk pushes every position on the instrument as if an event had changed it."""
+        liquidated = self.ex.set_mark_price(inst_id, px)
+        moved = [
+            Change(a.name, self.ex.position_dict(a.name, p))
+            for a in self.ex.accounts.values()
+            for p in a.positions.values()
+            if p.inst_id == inst_id
+        ]
+        return moved + liquidated
 
     # -- corrections: put positions out of band one at a time ------------------------------
     async def perturb(self, request: web.Request) -> web.Response:
@@ -199,7 +211,7 @@ class Control:
                     await asyncio.sleep(delay)
                 acct, inst_id, side = keys[n % len(keys)]
                 value = values[(n // len(keys)) % len(values)]
-                p = self.ex.accounts[acct].positions.get((inst_id, side))
+                p = self.ex.accounts[acct].positions.get((inst_id, side, "isolated"))
                 if p is None:
                     continue
                 self.sim.apply(
@@ -255,7 +267,7 @@ class Control:
 
     def _maintenance_fill(self, s: dict[str, Any]) -> None:
         acct, inst_id, side = s["account"], s["instId"], s["posSide"]
-        p = self.ex.accounts[acct].positions[(inst_id, side)]
+        p = self.ex.accounts[acct].positions[(inst_id, side, "isolated")]
         inst = self.ex.instruments[inst_id]
         add = Decimal(s["add"])
         pos = p.pos + add

@@ -60,12 +60,22 @@ if [[ "$INSTALL_APP" == "1" ]]; then
   "$APP_DIR/.venv/bin/pip" install -q --upgrade "$SRC"
   install -d -m 0755 "$APP_DIR/docs"
   install -m 0644 "$SRC/docs/events.md" "$APP_DIR/docs/events.md"
+  install -m 0644 "$SRC/docs/alerting.md" "$APP_DIR/docs/alerting.md"
   say "installed the application into $APP_DIR/.venv"
 fi
 
 # 4. Units (always refreshed: they belong to the package, not to the operator).
 install -m 0644 "$SRC/deploy/$NAME.service" "$UNIT_DIR/$NAME.service"
 install -m 0644 "$SRC/deploy/$NAME@.service" "$UNIT_DIR/$NAME@.service"
+# Log-based alerting (docs/alerting.md): the mtail program and its unit (not enabled here), and
+# the Prometheus / Alertmanager files to merge into theirs.
+install -d -m 0755 "$ETC_DIR/mtail" "$APP_DIR/alerts"
+install -m 0644 "$SRC/deploy/alerts/$NAME.mtail" "$ETC_DIR/mtail/$NAME.mtail"
+install -m 0644 "$SRC/deploy/alerts/$NAME-mtail.service" "$UNIT_DIR/$NAME-mtail.service"
+for f in prometheus-rules.yaml prometheus.yml alertmanager.yml loki-rules.yaml promtail.yaml \
+  journalctl-jq.sh; do
+  install -m 0644 "$SRC/deploy/alerts/$f" "$APP_DIR/alerts/$f"
+done
 
 # 5. Config and credentials: created once, never overwritten.
 if [[ ! -e "$ETC_DIR/config.yaml" ]]; then
@@ -108,5 +118,8 @@ Next steps:
      curl -s http://127.0.0.1:8787/healthz   # status page on http://127.0.0.1:8787/
   Shards: /etc/$NAME/<shard>.yaml + <shard>.env (0600), then
      systemctl enable --now $NAME@<shard>
-  Alerts: deploy/alerts/ (Loki ruler + Promtail, or journalctl-jq.sh).
+  Alerts (apt-get install prometheus prometheus-alertmanager mtail; $APP_DIR/docs/alerting.md):
+     systemctl enable --now $NAME-mtail      # counts the journal's events on 127.0.0.1:3903
+     then merge $APP_DIR/alerts/prometheus.yml and alertmanager.yml into Prometheus' and
+     Alertmanager's configs and copy prometheus-rules.yaml next to prometheus.yml.
 EOF

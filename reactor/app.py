@@ -13,7 +13,7 @@ import random
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ import httpx
 
 from reactor.config import AccountConfig, Config, ConfigError, resolve_credentials
 from reactor.engine import AccountState, Engine, EngineSettings
+from reactor.fdlimit import raise_nofile_limit
 from reactor.ledger import Ledger, LedgerError
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
@@ -32,7 +33,7 @@ from reactor.okx.ws import PrivateSession, SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol
 from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
-from reactor.status.model import StatusSnapshot
+from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
 from reactor.systemd import SystemdNotifier, run_watchdog
@@ -72,10 +73,13 @@ class Runtime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateLock | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    status_source: StatusSource | None = None
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
-        return EngineStatus(self.engine).status_snapshot()
+        if self.status_source is None:
+            self.status_source = WithLedgerHealth(EngineStatus(self.engine), self.ledger)
+        return self.status_source.status_snapshot()
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start a long-lived task whose failure is an event, never a silent dead loop."""
@@ -83,6 +87,39 @@ class Runtime:
         task.add_done_callback(_log_task_end)
         self.tasks.append(task)
         return task
+
+
+class WithLedgerHealth:
+    """The engine's status plus the ledger's own: a ledger file deleted or replaced is found by
+    the poll loop before any write fails, and must make ``/healthz`` unhealthy at once."""
+
+    def __init__(self, source: StatusSource, ledger: Ledger) -> None:
+        self._source = source
+        self._ledger = ledger
+
+    def status_snapshot(self) -> StatusSnapshot:
+        snap = self._source.status_snapshot()
+        problem = self._ledger.problem
+        if problem is None:
+            return snap
+        reason = f"ledger {problem.reason}: {problem}"[:300]
+        if reason in snap.engine_problems:
+            return snap
+        return replace(snap, engine_problems=(*snap.engine_problems, reason), storage_ok=False)
+
+
+def _on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's last resort ("Task exception was never retrieved", a failing callback) as an
+    event on stdout like every other fact, instead of an unstructured line on stderr."""
+    exc = context.get("exception")
+    task = context.get("task") or context.get("future")
+    name = task.get_name() if isinstance(task, asyncio.Task) else None
+    log.error(
+        "reactor.task.failed",
+        task=name,
+        error=_short(exc) if isinstance(exc, BaseException) else str(context.get("message")),
+        exc_info=exc if isinstance(exc, BaseException) else None,
+    )
 
 
 def _log_task_end(task: asyncio.Task[Any]) -> None:
@@ -238,6 +275,7 @@ async def start(
     """
     if not cfg.enabled_accounts():
         raise StartupError("accounts: every account is disabled; nothing to run")
+    asyncio.get_running_loop().set_exception_handler(_on_loop_exception)
     creds = None if cfg.venue.embedded else resolve_credentials(cfg)
     prepare_state_dir(cfg.state_dir)
     lock = StateLock(cfg.state_dir)
@@ -330,8 +368,12 @@ async def _start_locked(
         raise StartupError(str(exc)) from None
     status_url = None
     server = None
+    source = WithLedgerHealth(
+        EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
+        ledger,
+    )
     if cfg.status.enabled:
-        server = StatusServer(EngineStatus(engine), metrics, cfg.status.host, cfg.status.port)
+        server = StatusServer(source, metrics, cfg.status.host, cfg.status.port)
         try:
             status_url = await server.start()
         except OSError as exc:
@@ -357,7 +399,18 @@ async def _start_locked(
         )
         for name, c in creds.items()
     }
-    rt = Runtime(cfg, engine, ledger, clients, sessions, rest_url, ws_url, sim=sim, metrics=metrics)
+    rt = Runtime(
+        cfg,
+        engine,
+        ledger,
+        clients,
+        sessions,
+        rest_url,
+        ws_url,
+        sim=sim,
+        metrics=metrics,
+        status_source=source,
+    )
     rt.status_url = status_url
     for name, session in sessions.items():
         rt.spawn(f"ws:{name}", session.run())
@@ -452,6 +505,7 @@ def _new_records(rt: Runtime, last_id: int) -> int:
 
 async def stop(rt: Runtime) -> None:
     log.info("reactor.stopping")
+    rt.metrics.stopping()  # the disconnects that follow are not reconnects
     try:
         for session in rt.sessions.values():
             await session.stop()
@@ -475,6 +529,7 @@ async def run(cfg: Config, *, dry_run: bool = False) -> int:
 
     Start-up problems (StartupError, ConfigError) propagate: the CLI prints one line, exit 2.
     """
+    raise_nofile_limit(accounts=len(cfg.enabled_accounts()))
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from reactor import log as logging_setup
-from reactor.config import Config, ConfigError, load_config, resolve_credentials
+from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
 from reactor.ledger import LedgerError
 from reactor.state_dir import StartupError
 
@@ -28,11 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="decide and log, never call margin-balance"
     )
+    run.add_argument("--log-format", choices=logging_setup.LOG_FORMATS, help="overrides log.format")
+    run.add_argument("--log-level", choices=logging_setup.LOG_LEVELS, help="overrides log.level")
 
     check = sub.add_parser("check-config", help="validate a config file and its credentials")
     check.add_argument("--config", type=Path, required=True)
 
     sub.add_parser("sim", help="run the OKX v5 simulator", add_help=False)
+    sub.add_parser("probe", help="reversible probe of one account (reactor probe -h)")
 
     maint = sub.add_parser("maintenance", help="the maintenance ledger")
     msub = maint.add_subparsers(dest="maint_command", required=True)
@@ -43,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--pos-side", required=True, choices=["long", "short", "net"])
     rec.add_argument("--key", required=True, help="idempotency key, e.g. the order's clOrdId")
     rec.add_argument(
-        "--c-time", type=int, default=None, help="position cTime (ms); default: current position"
+        "--c-time",
+        type=int,
+        default=None,
+        help="position cTime (ms); default: read the position OKX reports now",
     )
     lst = msub.add_parser("list", help="list maintenance records with derived counts")
     lst.add_argument("--config", type=Path, required=True)
@@ -65,12 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         from reactor.sim.cli import main as sim_main
 
         return sim_main(argv[1:])
+    if argv[:1] == ["probe"]:  # the probe parses its own arguments (reactor/probe/cli.py)
+        from reactor.probe.cli import main as probe_main
+
+        return probe_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         cfg = load_config(args.config)
         if args.command == "check-config":
             return _check_config(cfg, args.config)
-        logging_setup.configure(cfg.log.level, cfg.log.format)
+        logging_setup.configure(
+            getattr(args, "log_level", None) or cfg.log.level,
+            getattr(args, "log_format", None) or cfg.log.format,
+        )
         if args.command == "run":
             from reactor import app
 
@@ -92,6 +105,8 @@ def _check_config(cfg: Config, path: Path) -> int:
     if not cfg.venue.embedded:
         resolve_credentials(cfg)
     enabled = cfg.enabled_accounts()
+    if not enabled:
+        raise ConfigError("accounts: every account is disabled; nothing to run")
     print(
         json.dumps(
             {
@@ -123,10 +138,19 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
     if not args.key.strip():
         raise ConfigError("--key: must not be empty")
     log = logging_setup.get_logger("reactor.cli")
+    c_time = args.c_time
+    if c_time is None:
+        try:
+            c_time = asyncio.run(_current_c_time(cfg, acc, args.inst_id, args.pos_side))
+        except _ExchangeUnreachable as exc:
+            print(f"reactor: {exc}", file=sys.stderr)
+            return 1
+    elif c_time <= 0:
+        raise ConfigError(f"--c-time: must be a positive OKX cTime in ms, not {c_time}")
     ledger = _ledger(cfg)
     try:
         rec = ledger.record_maintenance(
-            acc.name, args.inst_id, args.pos_side, args.key, c_time=args.c_time
+            acc.name, args.inst_id, args.pos_side, args.key, c_time=c_time
         )
     finally:
         ledger.close()
@@ -134,8 +158,65 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
     if rec is None:
         log.info("maintenance.duplicate", **fields, key=args.key)
     else:
-        log.info("maintenance.recorded", **fields, key=args.key, record_id=rec.id)
+        log.info("maintenance.recorded", **fields, key=args.key, record_id=rec.id, cTime=c_time)
     return 0
+
+
+class _ExchangeUnreachable(Exception):
+    """The position could not be read (network, OKX error): a runtime failure, exit 1."""
+
+
+async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_side: str) -> int:
+    """The cTime of the position OKX reports now, read with the account's own credentials.
+
+    A maintenance record belongs to one real position: the host clock cannot say which (a
+    position reopened a minute ago would take a record meant for the closed one). Unknown
+    instrument, or no open position on that side: ConfigError (one line, exit 2).
+    """
+    from reactor.config import load_credentials
+    from reactor.okx.errors import OkxError
+    from reactor.okx.models import PayloadError, parse_position
+    from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+
+    if cfg.venue.embedded:
+        raise ConfigError(
+            "--c-time: required with the embedded simulator (its positions live inside the "
+            "running reactor); pass the position's cTime"
+        )
+    creds = load_credentials(cfg, acc)
+    rest_url, _ = cfg.venue.urls()
+    where = f"{acc.name} {inst_id} {pos_side}"
+    async with OkxRestClient(
+        rest_url,
+        creds,
+        simulated=cfg.venue.simulated_trading,
+        timeout_s=cfg.timing.request_timeout_s,
+        account=acc.name,
+    ) as client:
+        try:
+            listed = {i.get("instId") for i in await client.get_instruments("SWAP")}
+            if inst_id not in listed:
+                raise ConfigError(f"--inst-id: {inst_id} is not a swap OKX lists")
+            raw = await client.get_positions("SWAP", inst_id)
+        except OkxError as exc:
+            if exc.code == "51001":
+                raise ConfigError(f"--inst-id: {inst_id} is not an instrument OKX knows") from None
+            raise _ExchangeUnreachable(f"cannot read the position {where}: {exc}") from None
+        except (RequestNotSent, AmbiguousOutcome) as exc:
+            raise _ExchangeUnreachable(f"cannot read the position {where}: {exc}") from None
+    open_now = []
+    for item in raw:
+        try:
+            p = parse_position(acc.name, item)
+        except PayloadError:
+            continue
+        if p.inst_id == inst_id and p.pos_side == pos_side and p.pos != 0:
+            open_now.append(p)
+    if not open_now:
+        raise ConfigError(f"no open position {where} on OKX now: nothing to record against")
+    if open_now[0].c_time <= 0:
+        raise ConfigError(f"OKX reports no cTime for {where}: pass --c-time")
+    return open_now[0].c_time
 
 
 def _maintenance_list(cfg: Config) -> int:

@@ -164,7 +164,7 @@ class StatusSection(_Model):
 
 
 class LogSection(_Model):
-    format: Literal["json", "console"] = "json"
+    format: Literal["auto", "json", "console"] = "auto"  # auto: console on a tty, else JSON
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 

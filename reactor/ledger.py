@@ -82,8 +82,11 @@ CREATE INDEX IF NOT EXISTS journal_pending ON journal (status) WHERE status = 'p
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
-class LedgerError(Exception):
-    """Base of the ledger's storage errors; the message names the file and the problem."""
+class LedgerError(sqlite3.Error):
+    """Base of the ledger's storage errors; the message names the file and the problem.
+
+    A subclass of ``sqlite3.Error``, so that a caller catching SQLite's errors (the engine
+    shell does) catches these too."""
 
 
 class LedgerUnavailable(LedgerError):
@@ -225,9 +228,10 @@ class Ledger:
         now = _identity(self.path)
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
-            raise LedgerReplaced(
+            self.problem = LedgerReplaced(
                 f"ledger {self.path}: {what} while in use; restart the reactor", "replaced"
             )
+            raise self.problem
 
     @contextmanager
     def _guarded(self, *, write: bool) -> Iterator[sqlite3.Connection]:

@@ -52,10 +52,10 @@ def prepare_state_dir(path: Path) -> None:
 class StateLock:
     """An exclusive, non-blocking ``flock`` on ``<state_dir>/reactor.lock``."""
 
-    def __init__(self, state_dir: Path, *, clock: float | None = None) -> None:
+    def __init__(self, state_dir: Path, *, started: float | None = None) -> None:
         self.path = Path(state_dir) / LOCK_FILE
         self._fd: int | None = None
-        self._started = time.time() if clock is None else clock
+        self._started = time.time() if started is None else started  # shown to a refused 2nd
 
     @property
     def held(self) -> bool:

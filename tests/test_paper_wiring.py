@@ -57,7 +57,7 @@ async def test_demo_profile_sends_simulated_trading_header(tmp_path, monkeypatch
 
 async def test_live_profile_sends_no_simulated_header(tmp_path, monkeypatch, sim_factory):
     scenario = cro_scenario()
-    sim = await sim_factory(scenario)
+    sim = await sim_factory(scenario, demo_keys=False)  # live keys: the header would be 50101
     set_credentials(monkeypatch, scenario)
     path = write_config(tmp_path, sim.url, [{"name": "Wu666666"}])
     raw = yaml.safe_load(path.read_text())
@@ -68,4 +68,5 @@ async def test_live_profile_sends_no_simulated_header(tmp_path, monkeypatch, sim
         await wait_for(admin.margin_calls)
         calls = await admin.requests()
     assert calls and not any(c["simulated"] for c in calls)
+    assert all(c["code"] != "50101" for c in calls)
     await admin.aclose()

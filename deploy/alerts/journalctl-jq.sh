@@ -7,7 +7,8 @@
 #   journalctl -u okx-margin-reactor -o json --since today | deploy/alerts/journalctl-jq.sh --stdin
 #
 # Output: ALERT <name> <ISO time> key=value ...   (one line each, flushed at once), and
-# RESOLVED <name> ... when a main-account or blocked-target episode ends.
+# RESOLVED <name> ... when a main-account or blocked-target episode ends (a blocked episode also
+# ends at the next reactor.started: the new process logs it again if it is still blocked).
 # Tunables (environment): BLOCKED_MINUTES=30 (target blocked without unblocked for longer),
 # STORM_COUNT=5 and STORM_SECONDS=300 (more than STORM_COUNT ws.reconnect per account within
 # STORM_SECONDS). The blocked check runs whenever a line arrives.
@@ -60,6 +61,13 @@ foreach (inputs | entry) as $e (
         .out += [$e | resolved("ReactorTargetBlocked"; ["account", "instId", "posSide", "margin"])]
       else . end
       | .blocked |= del(.[$e | poskey])
+    elif $e.event == "reactor.started" then
+      # A restarted reactor forgets its episodes and logs the ones still open again: close
+      # every open blocked episode here (RESOLVED when it had alerted), so one that ended
+      # while the reactor was down cannot stay open forever.
+      .out += [.blocked[] | select(.alerted) | . + {_t: $e._t, closed_by: "restart"}
+               | resolved("ReactorTargetBlocked"; ["account", "instId", "posSide", "closed_by"])]
+      | .blocked = {}
     elif $e.event == "ws.reconnect" then
       .reconnects[$e.account] = ([(.reconnects[$e.account] // [])[] | select(. > $e._t - $storm_s)] + [$e._t])
       | (.reconnects[$e.account] | length) as $n

@@ -1,6 +1,21 @@
 """The margin engine: a sans-I/O core (:mod:`.core`) driven by an asyncio shell (:mod:`.shell`).
 
 ``from reactor.engine import Engine`` is the face the app, the benchmark and tests use.
+
+:class:`EngineCore` takes inputs, each with the time ``now`` (engine clock), and returns
+:mod:`commands <reactor.engine.commands>`:
+
+- stream: ``on_connected``, ``on_snapshot`` (``cur_page``), ``on_update``, ``on_disconnected``,
+  ``on_stopped``; ledger: ``on_counts_changed``; time: ``on_timer``;
+- answers to its own commands: ``on_intent_written`` / ``on_intent_failed`` (WriteIntent),
+  ``on_call_done`` (SendMarginCall, with an :class:`Outcome`), ``on_result_written`` /
+  ``on_result_failed`` (WriteResult), ``on_resolved`` / ``on_resolve_failed`` (ResolveOutcome),
+  ``on_positions_read`` / ``on_read_failed`` (ReadPositions), ``on_instrument``
+  (FetchInstrument), ``on_reduce_checked`` (CheckReduce), ``on_task_failed`` (any task);
+- ``recover`` at start-up, ``view(now)`` for the status page.
+
+Commands: SetTimer / CancelTimer, WriteIntent -> SendMarginCall (never the other way round),
+WriteResult, ResolveOutcome, ReadPositions, FetchInstrument, CheckReduce, SyncClock, Log.
 """
 
 from reactor.engine.core import EngineCore

@@ -75,9 +75,11 @@ class CheckReduce:
 class ResolveOutcome:
     """Find out what happened to an ambiguous call (or re-read before acting on a position).
 
-    Answer ``on_resolved(key, positions, bill_applied=...)`` with a REST read of the
+    Answer ``on_resolved(key, positions, bill_applied=..., bill_id=...)`` with a REST read of the
     instrument; ``bill_applied`` is what the exchange's bills say when the shell can read them
-    (None: undecided, the margin comparison decides). Failures: ``on_resolve_failed``.
+    (None: undecided, the margin comparison decides). A bill matches ``pending``: instrument,
+    subType 160 add / 161 reduce, amount, ``posBal`` = margin_before +- amount, ``ts`` after the
+    journal entry's ``sent_ms`` (read by ``pending.journal_id``). Failures: ``on_resolve_failed``.
     """
 
     key: PositionKey

@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
 from reactor.engine.commands import (
@@ -33,12 +34,13 @@ from reactor.engine.commands import (
     WriteResult,
 )
 from reactor.engine.guard import RunawayGuard, Verdict
+from reactor.engine.health import EngineHealth
+from reactor.engine.instruments import InstrumentFetches
 from reactor.engine.margin_call import Outcome, OutcomeKind
 from reactor.engine.reactions import react
 from reactor.engine.reconcile import outcome_by_margin
 from reactor.engine.state import (
     AccountState,
-    AccountView,
     CountSource,
     EngineObserver,
     EngineSettings,
@@ -46,11 +48,10 @@ from reactor.engine.state import (
     NullObserver,
     PendingOutcome,
     PositionControl,
-    PositionView,
     StorageError,
 )
 from reactor.engine.timing import backoff_for, next_due
-from reactor.ledger import JournalEntry
+from reactor.engine.view import build_view
 from reactor.okx.models import Position, PositionKey
 from reactor.policy import (
     BELOW_MIN_ACTION,
@@ -62,6 +63,9 @@ from reactor.policy import (
     round_down,
     target_for,
 )
+
+if TYPE_CHECKING:
+    from reactor.ledger import JournalEntry
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
@@ -81,26 +85,8 @@ class _Call:
     sent_at: float = 0.0
 
 
-@dataclass(slots=True)
-class _Fetch:
-    """An instrument whose ctVal is being fetched (listed after start-up)."""
-
-    in_flight: bool = False
-    failures: int = 0
-    next_try: float = 0.0
-    error: str = ""
-
-
 def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
-
-
-def _instrument_reason(inst_id: str, fetch: _Fetch) -> str:
-    if fetch.error:
-        return (
-            f"instrument {inst_id}: contract value unknown (fetch failed: {fetch.error}; retrying)"
-        )
-    return f"instrument {inst_id}: contract value unknown (fetching)"
 
 
 def _pos_fields(key: PositionKey) -> dict[str, str]:
@@ -165,13 +151,8 @@ class EngineCore:
         self._cross_logged: set[PositionKey] = set()
         self._unknown_at_start: set[PositionKey] = set()
         self._main_below = False
-        self._fetches: dict[str, _Fetch] = {}
-        self._storage_error: str | None = None
-        self._storage_failures = 0
-        self._unwritten: dict[int, WriteResult] = {}
-        self._internal_errors = 0
-        self._internal_error_at = -1e18
-        self._internal_error = ""
+        self._fetches = InstrumentFetches()
+        self.health = EngineHealth(settings.internal_error_window_s)
 
     # ------------------------------------------------------------------ start-up
 
@@ -285,7 +266,7 @@ class EngineCore:
         state = self.accounts.get(account)
         if state is not None:
             state.connected = False
-            self.observer.inc_reconnect(account)
+            self.observer.inc_reconnect(account, reason)
         return []
 
     def on_stopped(self, account: str, reason: str, *, now: float) -> list[Command]:
@@ -354,32 +335,29 @@ class EngineCore:
     ) -> list[Command]:
         """The answer to :class:`FetchInstrument`: its ctVal, or why it is not known."""
         out = Out()
-        fetch = self._fetches.setdefault(inst_id, _Fetch())
-        fetch.in_flight = False
         waiting = [p.key for p in self.book.positions() if p.inst_id == inst_id]
         if ct_val is not None and ct_val > 0:
             self.ct_vals[inst_id] = ct_val
-            del self._fetches[inst_id]
+            self._fetches.done(inst_id)
             out.info("instrument.fetched", instId=inst_id, ctVal=str(ct_val))
             for key in waiting:
                 self._schedule(key, now, out, immediate=True)
             return out.commands
-        fetch.failures += 1
-        fetch.error = error or "ctVal missing"
-        delay = self._backoff.delay(fetch.failures, self._rand)
-        fetch.next_try = now + delay
+        error = error or "ctVal missing"
+        delay = self._backoff.delay(self._fetches.failures(inst_id) + 1, self._rand)
+        failures = self._fetches.failed(inst_id, error, now, delay)
         out.warning(
             "instrument.fetch.failed",
             instId=inst_id,
-            error=fetch.error,
-            failures=fetch.failures,
+            error=error,
+            failures=failures,
             delay_s=round(delay, 3),
         )
         for key in waiting:
             control = self._control(key)
-            control.status, control.reason = "unmanaged", _instrument_reason(inst_id, fetch)
-            if control.due_at is None or control.due_at > fetch.next_try:
-                self._set_timer(key, control, fetch.next_try, out)
+            control.status, control.reason = "unmanaged", self._fetches.reason(inst_id)
+            if control.due_at is None or control.due_at > now + delay:
+                self._set_timer(key, control, now + delay, out)
         return out.commands
 
     # ------------------------------------------------------------------ call answers
@@ -392,6 +370,13 @@ class EngineCore:
             return []
         if self._controls.get(c.key) is not c.control:
             self._abandon(call, c, "position closed before send", now, out)
+            return out.commands
+        current = self.book.get(c.key)
+        if not self.book.is_fresh(c.key[0]) or current != c.position:
+            # The stream broke or the position moved while the exchange was asked: the call
+            # was decided from data that is no longer current. Decide again, never send it.
+            self._abandon(call, c, "", now, out)
+            self._set_timer(c.key, c.control, now, out)
             return out.commands
         if cap is not None and cap < c.amount:
             amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
@@ -440,7 +425,10 @@ class EngineCore:
             floor=_s(action.floor),
             journal_id=journal_id,
         )
-        self.observer.observe_latency(now - c.control.changed_at)
+        # A call after a failed one waited out its back-off: kept apart from reaction latency.
+        self.observer.observe_latency(
+            now - c.control.changed_at, retry=c.control.failures > 0, account=c.key[0]
+        )
         out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
         return out.commands
 
@@ -453,7 +441,7 @@ class EngineCore:
             return out.commands
         if c.guard_entry is not None:
             self.guard.refund(c.guard_entry)
-        self.observer.inc_adjustment("journal_failed")
+        self.observer.inc_adjustment("journal_failed", account=c.key[0])
         control = c.control
         control.in_flight = False
         control.failures += 1
@@ -464,7 +452,7 @@ class EngineCore:
 
     def on_result_written(self, journal_id: int, *, now: float) -> list[Command]:
         out = Out()
-        self._unwritten.pop(journal_id, None)
+        self.health.unwritten.pop(journal_id, None)
         self._storage_recovered(out)
         return out.commands
 
@@ -475,9 +463,9 @@ class EngineCore:
         never unsafe, only slower."""
         out = Out()
         self._storage_failed(error, "result", out)
-        self._unwritten[result.journal_id] = result
-        self._storage_failures += 1
-        at = now + self._backoff.delay(self._storage_failures, self._rand)
+        self.health.unwritten[result.journal_id] = result
+        self.health.storage_failures += 1
+        at = now + self._backoff.delay(self.health.storage_failures, self._rand)
         out.add(SetTimer(STORAGE_KEY, at))
         return out.commands
 
@@ -490,7 +478,7 @@ class EngineCore:
         out.add(
             WriteResult(c.journal_id, outcome.journal_status, outcome.code, outcome.msg or None)
         )
-        self.observer.inc_adjustment(outcome.label)
+        self.observer.inc_adjustment(outcome.label, account=c.key[0])
         if outcome.moved_nothing and c.guard_entry is not None:
             self.guard.refund(c.guard_entry)
         control, key = c.control, c.key
@@ -602,9 +590,10 @@ class EngineCore:
         *,
         now: float,
         bill_applied: bool | None = None,
+        bill_id: str | None = None,
     ) -> list[Command]:
         """The answer of :class:`ResolveOutcome`: a REST read of the position's instrument, and
-        (when the shell can read bills) whether OKX booked the call."""
+        (when the shell can read bills) whether OKX booked the call, and the matching bill."""
         out = Out()
         control = self._controls.get(key)
         _, changes = self._reconcile_book(key[0], positions, key[1], out)
@@ -612,7 +601,7 @@ class EngineCore:
             self._handle_changes(changes, now, out)
             return out.commands
         pending = control.pending
-        self._log_resolution(key, control, bill_applied, out)
+        self._log_resolution(key, control, bill_applied, bill_id, out)
         control.pending = None
         control.reread = False
         self._unknown_at_start.discard(key)
@@ -643,9 +632,7 @@ class EngineCore:
     def on_task_failed(self, command: Command, error: str, *, now: float) -> list[Command]:
         """A task the shell ran for ``command`` raised (a bug): nothing may stay in flight."""
         out = Out()
-        self._internal_errors += 1
-        self._internal_error_at = now
-        self._internal_error = error[:200]
+        self.health.internal_error(error, now)
         key: PositionKey | None = None
         if isinstance(command, SendMarginCall):
             c = self._calls.pop(command.call, None)
@@ -904,13 +891,9 @@ class EngineCore:
         self, pos: Position, control: PositionControl, now: float, out: Out
     ) -> None:
         """An instrument listed after start-up: unmanaged, visibly, until its ctVal is read."""
-        fetch = self._fetches.get(pos.inst_id)
-        if fetch is None:
-            fetch = self._fetches[pos.inst_id] = _Fetch()
-        if not fetch.in_flight and now >= fetch.next_try:
-            fetch.in_flight = True
+        if self._fetches.start(pos.inst_id, now):
             out.add(FetchInstrument(pos.account, pos.inst_id))
-        control.status, control.reason = "unmanaged", _instrument_reason(pos.inst_id, fetch)
+        control.status, control.reason = "unmanaged", self._fetches.reason(pos.inst_id)
 
     def _position_guard(
         self,
@@ -1042,7 +1025,12 @@ class EngineCore:
         return len(drifts), changes
 
     def _log_resolution(
-        self, key: PositionKey, control: PositionControl, bill_applied: bool | None, out: Out
+        self,
+        key: PositionKey,
+        control: PositionControl,
+        bill_applied: bool | None,
+        bill_id: str | None,
+        out: Out,
     ) -> None:
         """Say what the re-read showed about the call it was made for."""
         now_pos = self.book.get(key)
@@ -1076,84 +1064,36 @@ class EngineCore:
             margin_before=_s(pending.margin_before),
             margin=_s(margin_now),
             journal_id=pending.journal_id,
+            **({"bill_id": bill_id} if bill_id is not None else {}),
         )
 
     # ------------------------------------------------------------------ storage health
 
     def _storage_failed(self, error: str, what: str, out: Out) -> None:
-        first = self._storage_error is None
-        self._storage_error = error[:200]
+        first = self.health.storage_failed(error)
         out.error("journal.write.failed", what=what, error=error[:200], first=first)
 
     def _storage_recovered(self, out: Out) -> None:
-        if self._storage_error is not None and not self._unwritten:
-            out.info("journal.write.recovered", error=self._storage_error)
-            self._storage_error = None
-            self._storage_failures = 0
+        ended = self.health.storage_recovered()
+        if ended is not None:
+            out.info("journal.write.recovered", error=ended)
 
     def _retry_results(self, out: Out) -> None:
-        for result in list(self._unwritten.values()):
+        for result in list(self.health.unwritten.values()):
             out.add(result)
 
     # ------------------------------------------------------------------ status (read-only)
 
     def view(self, now: float) -> EngineView:
         """What the status page shows; reads engine state, never writes it, never does I/O."""
-        accounts = []
-        problems: list[str] = []
-        for state in self.accounts.values():
-            rows = []
-            for pos in self.book.positions(state.name):
-                control = self._controls.get(pos.key)
-                if control is None:
-                    control = PositionControl()
-                managed = state.role == "sub"
-                rows.append(
-                    PositionView(
-                        account=state.name,
-                        role=state.role,
-                        inst_id=pos.inst_id,
-                        pos_side=pos.pos_side,
-                        mgn_mode=pos.mgn_mode,
-                        pos=pos.pos,
-                        margin=pos.margin,
-                        target=control.target if managed else None,
-                        band=control.band if managed else None,
-                        count=control.count,
-                        upl=pos.upl,
-                        profit_rate=pos.profit_rate,
-                        status=control.status if managed else "unmanaged",
-                        reason=control.reason,
-                    )
-                )
-                if control.guard_held:
-                    problems.append(
-                        f"{state.name} {pos.inst_id} {pos.pos_side}: held by the runaway guard"
-                    )
-            accounts.append(
-                AccountView(
-                    name=state.name,
-                    role=state.role,
-                    enabled=state.enabled,
-                    connected=state.connected,
-                    fresh=self.book.is_fresh(state.name),
-                    stopped_reason=state.stopped_reason
-                    or ("runaway guard tripped" if state.guard_tripped else None),
-                    positions=tuple(rows),
-                )
-            )
-        if self._storage_error is not None:
-            problems.append(f"journal: writes failing ({self._storage_error})")
-        if now - self._internal_error_at < self.settings.internal_error_window_s:
-            problems.append(
-                f"engine: {self._internal_errors} internal error(s), last: {self._internal_error}"
-            )
-        return EngineView(
-            accounts=tuple(accounts),
+        return build_view(
+            self.accounts.values(),
+            self.book,
+            self._controls,
             main_expected_positions=self.settings.main_expected_positions,
-            problems=tuple(problems),
-            storage_ok=self._storage_error is None,
-            internal_errors=self._internal_errors,
+            problems=self.health.problems(now) + self._fetches.problems(),
+            storage_ok=self.health.storage_ok,
+            internal_errors=self.health.internal_errors,
         )
 
     # ------------------------------------------------------------------ introspection

@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +42,7 @@ from reactor.engine.state import (
     MarginClient,
     StorageError,
 )
-from reactor.ledger import Ledger
+from reactor.ledger import Ledger, LedgerError
 from reactor.log import get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_instrument
@@ -50,7 +50,9 @@ from reactor.okx.models import PayloadError, Position, PositionKey, parse_instru
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-_STORAGE_ERRORS = (sqlite3.Error, OSError, KeyError)  # KeyError: the entry vanished (file replaced)
+# LedgerError: locked too long, disk full, I/O error, file deleted or replaced (reactor.ledger);
+# KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
+_STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
 
 
@@ -63,7 +65,7 @@ class _LedgerCounts:
     def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
         try:
             return self._ledger.count(account, inst_id, pos_side, c_time)
-        except (sqlite3.Error, OSError) as exc:
+        except (LedgerError, sqlite3.Error, OSError) as exc:
             raise StorageError(f"{type(exc).__name__}: {exc}") from None
 
 
@@ -79,7 +81,7 @@ class Engine:
         *,
         book: PositionBook | None = None,
         observer: EngineObserver | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger
         self.core = EngineCore(

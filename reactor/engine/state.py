@@ -36,21 +36,23 @@ class MarginClient(Protocol):
 class EngineObserver(Protocol):
     """Counters the engine feeds; :class:`reactor.status.metrics.Metrics` satisfies it."""
 
-    def inc_adjustment(self, result: str) -> None: ...
-    def inc_reconnect(self, account: str) -> None: ...
-    def observe_latency(self, seconds: float) -> None: ...
+    def inc_adjustment(self, result: str, account: str = "") -> None: ...
+    def inc_reconnect(self, account: str, reason: str = "") -> None: ...
+    def observe_latency(
+        self, seconds: float, *, retry: bool = False, account: str = ""
+    ) -> None: ...
 
 
 class NullObserver:
     """Counts nothing (tests, tools)."""
 
-    def inc_adjustment(self, result: str) -> None:
+    def inc_adjustment(self, result: str, account: str = "") -> None:
         pass
 
-    def inc_reconnect(self, account: str) -> None:
+    def inc_reconnect(self, account: str, reason: str = "") -> None:
         pass
 
-    def observe_latency(self, seconds: float) -> None:
+    def observe_latency(self, seconds: float, *, retry: bool = False, account: str = "") -> None:
         pass
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from reactor.fdlimit import log_if_emfile
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import (
@@ -269,6 +270,7 @@ class OkxRestClient:
                     method, request_path, content=body_text or None, headers=headers
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                log_if_emfile(exc, account=self.account, path=path)
                 raise RequestNotSent(_transport_text(method, path, exc)) from None
             except httpx.TransportError as exc:
                 # Read/write timeout, reset, closed mid-answer: it may have been applied.

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
+from reactor.fdlimit import log_if_emfile
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import WS_SERVICE_UPGRADE
@@ -61,8 +62,13 @@ def _deflate() -> ClientPerMessageDeflateFactory:
 
 
 class SessionHandler(Protocol):
+    """What a session reports. ``cur_page`` is the snapshot page number (1-based), so the
+    book can drop a snapshot a reconnect interrupted."""
+
     def on_connected(self, account: str) -> None: ...
-    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None: ...
+    def on_snapshot(
+        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int | None
+    ) -> None: ...
     def on_update(self, account: str, positions: list[Position]) -> None: ...
     def on_disconnected(self, account: str, reason: str) -> None: ...
     def on_stopped(self, account: str, reason: str) -> None: ...
@@ -181,6 +187,7 @@ class PrivateSession:
                 extensions=[_deflate()],
             )
         except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
+            log_if_emfile(exc, account=self.account, what="ws connect")
             why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
             return _Outcome(why[:300], "backoff", False)
         reason = "closed"
@@ -222,7 +229,7 @@ class PrivateSession:
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
-        last_rx = loop.time()
+        last_rx = last_tx = loop.time()
         # OKX always answers login and subscribe and then sends a full snapshot; without it the
         # account would stay stale forever, so a connection that is not ready in time is redone.
         ready_by: float | None = last_rx + self._ping_interval_s + self._pong_timeout_s
@@ -236,10 +243,13 @@ class PrivateSession:
                     state = proto.state
                     return _Outcome(f"not ready in time (state {state})", "backoff", False)
             if ping_sent is None:
-                wait = self._ping_interval_s - (now - last_rx)
+                # OKX's recipe pings after N s with nothing received; pinging after N s with
+                # nothing *sent* as well keeps a stricter server (one that closes quiet
+                # clients, okx-fidelity §2) from dropping a busy connection.
+                wait = self._ping_interval_s - (now - min(last_rx, last_tx))
                 if wait <= 0:
                     await ws.send("ping")
-                    ping_sent = now
+                    ping_sent = last_tx = now
                     continue
             else:
                 wait = self._pong_timeout_s - (now - ping_sent)
@@ -264,6 +274,8 @@ class PrivateSession:
                 outcome = await self._on_event(ws, proto, event)
                 if outcome is not None:
                     return outcome
+                if isinstance(event, LoginOk):
+                    last_tx = loop.time()  # the subscribe frame went out
 
     async def _on_event(
         self, ws: ClientConnection, proto: PrivateChannelProtocol, event: WsEvent
@@ -278,7 +290,9 @@ class PrivateSession:
             if event.last_page:
                 self._snapshot_done = True
             try:
-                self._handler.on_snapshot(account, event.positions, last_page=event.last_page)
+                self._handler.on_snapshot(
+                    account, event.positions, last_page=event.last_page, cur_page=event.cur_page
+                )
             except Exception:
                 log.exception("ws.handler.error", account=account, callback="on_snapshot")
         elif isinstance(event, LoginOk):

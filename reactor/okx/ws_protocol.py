@@ -148,6 +148,10 @@ class PrivateChannelProtocol:
         self._clock = clock
         self.state: State = "new"
         self._subscribe_pending = False
+        # The first push after the subscribe ack is the subscribe snapshot. OKX clusters in
+        # 2024 sent it without eventType/curPage/lastPage (CCXT-21565), so a push with no
+        # eventType in that place is taken as a one-page snapshot.
+        self._first_push_pending = False
 
     def __repr__(self) -> str:
         return f"PrivateChannelProtocol(account={self.account!r}, state={self.state!r})"
@@ -225,6 +229,7 @@ class PrivateChannelProtocol:
             arg = msg.get("arg")
             if isinstance(arg, dict) and arg.get("channel") == CHANNEL:
                 self._subscribe_pending = False
+                self._first_push_pending = True
                 self.state = "subscribed"
                 return Subscribed(conn_id)
             return Ignored(f"subscribe ack for another channel: {preview(str(arg))}")
@@ -252,7 +257,10 @@ class PrivateChannelProtocol:
         data = msg["data"]
         if not isinstance(data, list):
             return InvalidFrame("data is not a list", preview(text))
-        event_type = msg.get("eventType", "event_update")
+        first, self._first_push_pending = self._first_push_pending, False
+        event_type = msg.get("eventType")
+        if event_type is None:
+            event_type = "snapshot" if first else "event_update"
         if event_type not in ("snapshot", "event_update"):
             return InvalidFrame(f"unknown eventType: {_text(event_type)[:40]}", preview(text))
         positions: list[Position] = []

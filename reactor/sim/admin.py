@@ -177,6 +177,7 @@ class AdminApi:
                 if body not in ("html", "json"):
                     raise BadRequest("body must be html or json")
                 fault.status, fault.body_kind = int(status), body
+                fault.applied = raw.get("applied") is True
             else:
                 delay = raw.get("delay_s")
                 fault.delay_s = None if delay is None else float(delay)

@@ -1,44 +1,66 @@
 """The simulator's exchange mechanics: isolated-margin swaps, in Decimal, with no I/O.
 
-Kept apart from the server so the margin rules (reduce limit, liquidation) can be property
-tested directly. Every mutating method returns the :class:`Change` list the server pushes.
+Kept apart from the server so the margin rules (reduce limit, fills, liquidation) can be
+property tested directly. Every mutating method returns the :class:`Change` list the server
+pushes. Positions are keyed by (``instId``, ``posSide``, ``mgnMode``): an isolated and a cross
+position on one instrument and side coexist, as on OKX (okx-fidelity.md §3.4). The pure rules
+live in their own modules: :mod:`reactor.sim.fills` (what a fill does), :mod:`.reduce_rule`
+(59301 and ``estAvailTrans``), :mod:`.tiers`, :mod:`.bills`, :mod:`.lifecycle`, :mod:`.orders`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Literal
 
-from reactor.sim.scenario import Scenario
+from reactor.sim import bills as billing
+from reactor.sim.bills import BillBook, make_bill
+from reactor.sim.decimals import fmt
+from reactor.sim.errors import ExchangeError
+from reactor.sim.fills import Fill, close_fill, money, open_fill
+from reactor.sim.lifecycle import (
+    CLOSE_ALL,
+    CLOSE_PARTIAL,
+    LIQUIDATION,
+    PARTIAL_LIQUIDATION,
+    POS_ID_TTL_MS,
+    Lifecycle,
+    query_history,
+)
+from reactor.sim.orders import Order, OrderRequest, marketable
+from reactor.sim.reduce_rule import PositionFacts, ReduceRule, est_avail_trans
+from reactor.sim.scenario import MechanicsSpec, Scenario
+from reactor.sim.tiers import Tier, exceeds_limits, mmr_rate, partial_target
+
+__all__ = ["Change", "Exchange", "ExchangeError", "Mechanics", "OrderFilled", "fmt"]
 
 ZERO = Decimal(0)
 _RATIO_Q = Decimal("1e-18")
+MAX_LEVER = Decimal(75)  # the simulator's instruments list lever "75"
 
-
-def fmt(d: Decimal) -> str:
-    """Plain decimal string, never an exponent: ``Decimal('1E+2')`` -> ``"100"``."""
-    if d == 0:
-        return "0"
-    text = format(d, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+PosKey = tuple[str, str, str]  # instId, posSide, mgnMode
+POS0_EMPTY = (
+    "adl",
+    "availPos",
+    "avgPx",
+    "bePx",
+    "idxPx",
+    "imr",
+    "last",
+    "lever",
+    "liqPx",
+    "margin",
+    "markPx",
+    "mgnRatio",
+    "notionalUsd",
+)
 
 
 def _ratio(a: Decimal, b: Decimal) -> Decimal:
     return (a / b).quantize(_RATIO_Q) if b else ZERO
-
-
-class ExchangeError(Exception):
-    """A business rejection with OKX's code (59300, 59301, 59200, 51000...)."""
-
-    def __init__(self, code: str, msg: str) -> None:
-        super().__init__(f"{code}: {msg}")
-        self.code = code
-        self.msg = msg
 
 
 @dataclass
@@ -50,6 +72,7 @@ class Instrument:
     lot_sz: Decimal = Decimal("1")
     tick_sz: Decimal = Decimal("0.0001")
     ct_val_ccy: str = ""
+    tiers: tuple[Tier, ...] = ()
 
 
 @dataclass
@@ -64,6 +87,35 @@ class SimPosition:
     pos_id: str
     c_time: int
     u_time: int
+    pnl: Decimal = ZERO  # realised this lifecycle, fee excluded
+    fee: Decimal = ZERO  # accumulated, negative
+    trade_id: str = ""
+    lifecycle: Lifecycle | None = None
+
+    @property
+    def key(self) -> PosKey:
+        return (self.inst_id, self.pos_side, self.mgn_mode)
+
+    @property
+    def short(self) -> bool:
+        return self.pos_side == "short" or (self.pos_side == "net" and self.pos < 0)
+
+
+@dataclass
+class ClosedPosition:
+    """A fully closed position: its ``posId`` stays valid for 30 days (DOC-TA)."""
+
+    position: SimPosition
+    closed_ms: int
+
+
+@dataclass
+class Flows:
+    """Money that entered or left balance + isolated margins (the conservation check)."""
+
+    pnl: Decimal = ZERO  # realised, including margin lost to liquidation
+    fee: Decimal = ZERO  # negative
+    injected: Decimal = ZERO  # margin written by the admin API (trading not modelled)
 
 
 @dataclass
@@ -75,7 +127,17 @@ class Account:
     passphrase: str
     balance: Decimal
     main: bool = False
-    positions: dict[tuple[str, str], SimPosition] = field(default_factory=dict)
+    positions: dict[PosKey, SimPosition] = field(default_factory=dict)
+    closed: dict[PosKey, ClosedPosition] = field(default_factory=dict)
+    levers: dict[PosKey, Decimal] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    cl_ord_ids: dict[str, str] = field(default_factory=dict)
+    bills: BillBook = field(default_factory=BillBook)
+    history: list[Lifecycle] = field(default_factory=list)
+    flows: Flows = field(default_factory=Flows)
+
+    def isolated(self, inst_id: str, pos_side: str) -> SimPosition | None:
+        return self.positions.get((inst_id, pos_side, "isolated"))
 
 
 @dataclass(frozen=True)
@@ -87,28 +149,72 @@ class Change:
 
 
 @dataclass(frozen=True)
+class OrderFilled:
+    """A placed order: the ack for the REST answer, the record for the ``orders`` channel,
+    and the position changes to push."""
+
+    account: str
+    ack: dict[str, str]
+    order: dict[str, Any]
+    changes: list[Change]
+
+
+@dataclass(frozen=True)
 class Metrics:
     notional: Decimal
     upl: Decimal
-    im: Decimal
-    mm: Decimal
+    im: Decimal  # at mark
+    mm: Decimal  # at mark, tiered rate
+    im_avg: Decimal  # at avgPx
+
+
+@dataclass(frozen=True)
+class Mechanics:
+    """The scenario's ``mechanics`` switches, as the exchange uses them."""
+
+    rule: ReduceRule = field(default_factory=ReduceRule)
+    taker_fee_rate: Decimal = Decimal("0.0005")
+    reopen_ctime: Literal["new", "keep"] = "new"
+    default_lever: Decimal = Decimal(10)
+
+    @classmethod
+    def from_spec(cls, spec: MechanicsSpec) -> Mechanics:
+        r = spec.reduce_rule
+        return cls(
+            rule=ReduceRule(r.im_basis, r.fee_reserve, r.extra),
+            taker_fee_rate=spec.taker_fee_rate,
+            reopen_ctime=spec.reopen_ctime,
+            default_lever=spec.default_lever,
+        )
 
 
 class Exchange:
     """Instruments, accounts and positions; the rules OKX applies to isolated margin."""
 
-    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, clock_ms: Callable[[], int] | None = None, mechanics: Mechanics | None = None
+    ) -> None:
         self.instruments: dict[str, Instrument] = {}
         self.accounts: dict[str, Account] = {}
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        # Taker fee: OKX regular users (Lv1) pay 0.05 % on USDT-margined perpetuals, the fee
+        # being rate x contracts x ctVal x fill price (okx.com/fees, Futures and Perp tab;
+        # **likely**: the stored copy shows only the spot tab). A scenario switch.
+        self.mechanics = mechanics or Mechanics()
         self._next_pos_id = 1
+        self._next_bill_id = 1
+        self._next_ord_id = 1
+        self._next_trade_id = 1
 
     @classmethod
     def from_scenario(
         cls, scenario: Scenario, clock_ms: Callable[[], int] | None = None
     ) -> Exchange:
-        ex = cls(clock_ms)
+        ex = cls(clock_ms, Mechanics.from_spec(scenario.mechanics))
         for i in scenario.instruments:
+            tiers = tuple(
+                Tier(t.maxSz, t.mmr, t.maxLever) for t in scenario.mechanics.tiers.get(i.instId, [])
+            )
             ex.instruments[i.instId] = Instrument(
                 inst_id=i.instId,
                 ct_val=i.ctVal,
@@ -117,6 +223,7 @@ class Exchange:
                 lot_sz=i.lotSz,
                 tick_sz=i.tickSz,
                 ct_val_ccy=i.ctValCcy or i.instId.split("-")[0],
+                tiers=tiers,
             )
         for n, a in enumerate(scenario.accounts):
             ex.accounts[a.name] = Account(
@@ -140,28 +247,61 @@ class Exchange:
                     mgn_mode=p.mgnMode,
                     c_time=p.cTime,
                 )
+            ex.accounts[a.name].flows.injected = ZERO  # the seed is the starting point
         return ex
+
+    def now_ms(self) -> int:
+        return self._clock_ms()
 
     # ---- derived values -------------------------------------------------------------
     def metrics(self, p: SimPosition) -> Metrics:
         inst = self.instruments[p.inst_id]
-        qty = abs(p.pos) * inst.ct_val
+        size = abs(p.pos)
+        qty = size * inst.ct_val
         notional = qty * inst.mark_px
         diff = qty * (inst.mark_px - p.avg_px)
-        short = p.pos_side == "short" or (p.pos_side == "net" and p.pos < 0)
-        upl = -diff if short else diff
-        return Metrics(notional, upl, notional / p.lever, notional * inst.mmr_rate)
+        upl = -diff if p.short else diff
+        rate = mmr_rate(inst.tiers, size, inst.mmr_rate)
+        return Metrics(notional, upl, notional / p.lever, notional * rate, qty * p.avg_px / p.lever)
+
+    def facts(self, p: SimPosition, lever: Decimal | None = None) -> PositionFacts:
+        """What the reduce rule looks at; ``lever`` other than the position's for
+        ``adjust-leverage-info``."""
+        inst = self.instruments[p.inst_id]
+        m = self.metrics(p)
+        lev = lever or p.lever
+        qty = abs(p.pos) * inst.ct_val
+        return PositionFacts(
+            margin=p.margin,
+            im_mark=m.notional / lev,
+            im_avg=qty * p.avg_px / lev,
+            upl=m.upl,
+            mm=m.mm,
+            close_fee=m.notional * self.mechanics.taker_fee_rate,
+        )
+
+    def est_avail_trans(self, p: SimPosition, lever: Decimal | None = None) -> Decimal:
+        return est_avail_trans(self.mechanics.rule, self.facts(p, lever))
+
+    def available(self, acct: Account) -> Decimal:
+        """Balance free for new margin: the cash balance less cross positions' initial margin
+        (DOC-TA max-avail-size: "available balance for isolated margin positions")."""
+        cross_im = sum(
+            (self.metrics(p).im for p in acct.positions.values() if p.mgn_mode == "cross"), ZERO
+        )
+        return max(ZERO, acct.balance - cross_im)
 
     def liq_px(self, p: SimPosition) -> Decimal | None:
         """Mark price at which ``margin + upl == mm`` (isolated only); None if unreachable."""
-        if p.mgn_mode != "isolated":
+        if p.mgn_mode != "isolated" or p.pos == 0:
             return None
         inst = self.instruments[p.inst_id]
         qty = abs(p.pos) * inst.ct_val
-        if p.pos_side == "short" or (p.pos_side == "net" and p.pos < 0):
-            px = (p.margin + qty * p.avg_px) / (qty * (1 + inst.mmr_rate))
+        rate = mmr_rate(inst.tiers, abs(p.pos), inst.mmr_rate)
+        if p.short:
+            px = (p.margin + qty * p.avg_px) / (qty * (1 + rate))
         else:
-            px = (qty * p.avg_px - p.margin) / (qty * (1 - inst.mmr_rate))
+            px = (qty * p.avg_px - p.margin) / (qty * (1 - rate))
         return px.quantize(_RATIO_Q) if px > 0 else None
 
     def position_dict(self, account: str, p: SimPosition) -> dict[str, str]:
@@ -191,14 +331,17 @@ class Exchange:
             "mgnRatio": fmt(_ratio(p.margin + m.upl, m.mm)) if isolated else "",
             "notionalUsd": fmt(m.notional),
             "upl": fmt(m.upl),
-            "uplRatio": fmt(_ratio(m.upl, m.im)),
+            # CCXT-POS arithmetic: uplRatio is over the initial margin at avgPx
+            "uplRatio": fmt(_ratio(m.upl, m.im_avg)),
             "liqPx": fmt(liq) if liq is not None else "",
             "adl": "1",
-            "realizedPnl": "0",
-            "fee": "0",
+            # DOC-TA: realizedPnl = pnl + fee + fundingFee + liqPenalty
+            "realizedPnl": fmt(p.pnl + p.fee),
+            "pnl": fmt(p.pnl),
+            "fee": fmt(p.fee),
             "fundingFee": "0",
             "bePx": fmt(p.avg_px),
-            "tradeId": "",
+            "tradeId": p.trade_id,
             "cTime": str(p.c_time),
             "uTime": str(p.u_time),
             "pTime": now,
@@ -208,9 +351,26 @@ class Exchange:
         acct = self.accounts[account]
         return [self.position_dict(account, p) for p in acct.positions.values()]
 
+    def closed_positions(self, account: str, inst_ids: set[str]) -> list[dict[str, str]]:
+        """``pos`` "0" records ``GET positions?instId=`` returns while the ``posId`` is valid
+        (DOC-TA Get positions; CCXT-16166); never without ``instId``."""
+        acct = self.accounts[account]
+        now = self._clock_ms()
+        out = []
+        for key, c in acct.closed.items():
+            if key[0] in inst_ids and now - c.closed_ms <= POS_ID_TTL_MS:
+                d = self._closed_dict(account, c.position)
+                # CCXT-16166 (a captured pos-0 record): prices, lever, margin and sizes are "",
+                # mmr "0"; posId, cTime and mgnMode kept.
+                for k in POS0_EMPTY:
+                    d[k] = ""
+                d["mmr"] = "0"
+                out.append(d)
+        return out
+
     # ---- mutations ------------------------------------------------------------------
-    def _touch(self, p: SimPosition) -> None:
-        p.u_time = max(self._clock_ms(), p.u_time + 1)
+    def _touch(self, p: SimPosition, at_ms: int | None = None) -> None:
+        p.u_time = max(self._clock_ms() if at_ms is None else at_ms, p.u_time + 1)
 
     def _closed_dict(self, account: str, p: SimPosition) -> dict[str, str]:
         d = self.position_dict(account, p)
@@ -218,7 +378,25 @@ class Exchange:
             d[k] = "0" if d[k] != "" else ""
         d["liqPx"] = ""
         d["mgnRatio"] = ""
+        d["adl"] = ""  # CCXT-16166: a pos-0 record has adl ""
         return d
+
+    def _bill(
+        self, acct: Account, p: SimPosition | None, at_ms: int | None = None, **values: str
+    ) -> dict[str, str]:
+        ts = self._clock_ms() if at_ms is None else at_ms
+        bill = make_bill(
+            billId=str(700000000000000000 + self._next_bill_id),
+            ts=str(ts),
+            fillTime=str(ts),
+            bal=fmt(acct.balance),
+            **values,
+        )
+        self._next_bill_id += 1
+        acct.bills.add(bill)
+        acct.flows.pnl += Decimal(bill["pnl"])
+        acct.flows.fee += Decimal(bill["fee"])
+        return bill
 
     def margin_balance(
         self,
@@ -232,28 +410,42 @@ class Exchange:
         acct = self.accounts[account]
         if amt <= 0:
             raise ExchangeError("51000", "Parameter amt error")
-        p = acct.positions.get((inst_id, pos_side))
+        p = acct.isolated(inst_id, pos_side)
         if p is None:
+            if any(k[:2] == (inst_id, pos_side) for k in acct.positions):
+                raise ExchangeError("51000", "Parameter posSide error")  # cross only
             raise ExchangeError("59300", "Margin call failed. Position does not exist.")
-        if p.mgn_mode != "isolated":
-            raise ExchangeError("51000", "Parameter posSide error")
         if kind == "add":
-            if amt > acct.balance:
+            if amt > self.available(acct):
                 raise ExchangeError("59200", "Insufficient account balance.")
             acct.balance -= amt
             p.margin += amt
         else:
-            m = self.metrics(p)
-            if p.margin - amt < m.im + max(ZERO, -m.upl):
+            if amt > self.est_avail_trans(p):
                 raise ExchangeError(
                     "59301", "Margin adjustment failed for exceeding the max limit."
                 )
             p.margin -= amt
             acct.balance += amt
         self._touch(p)
+        sign = 1 if kind == "add" else -1
+        # CCXT-BILL: type 6, subType 160/161, balChg opposite posBalChg, sz = amt
+        self._bill(
+            acct,
+            p,
+            type=billing.TYPE_MARGIN,
+            subType=billing.SUB_MARGIN_ADD if kind == "add" else billing.SUB_MARGIN_REDUCE,
+            balChg=fmt(-sign * amt),
+            posBalChg=fmt(sign * amt),
+            posBal=fmt(p.margin),
+            sz=fmt(amt),
+            instId=inst_id,
+            mgnMode="isolated",
+            tradeId="0",
+        )
         m = self.metrics(p)
         change = Change(account, self.position_dict(account, p))
-        liquidated = self._liquidate([(acct, (inst_id, pos_side))])
+        liquidated = self._liquidate([(acct, p.key)])
         leverage = (m.notional / p.margin).quantize(Decimal("0.01")) if p.margin else ZERO
         result = {
             "instId": inst_id,
@@ -284,6 +476,68 @@ class Exchange:
         ]
         return self._liquidate(moved)
 
+    def _new_position(
+        self,
+        acct: Account,
+        key: PosKey,
+        *,
+        lever: Decimal,
+        avg_px: Decimal,
+        c_time: int | None = None,
+    ) -> SimPosition:
+        """An empty position at ``key``: the ``posId`` of a close within 30 days is reused
+        (DOC-TA positions-history ``posId``); ``cTime`` on reopen is a switch (**unknown**,
+        okx-fidelity §6: ``new`` by default)."""
+        now = self._clock_ms()
+        closed = acct.closed.pop(key, None)
+        if closed is not None and now - closed.closed_ms <= POS_ID_TTL_MS:
+            pos_id = closed.position.pos_id
+            keep = self.mechanics.reopen_ctime == "keep"
+            created = closed.position.c_time if keep else now
+        else:
+            pos_id = str(600000000000000000 + self._next_pos_id)
+            self._next_pos_id += 1
+            created = now
+        if c_time is not None:
+            created = c_time
+        inst_id, pos_side, mgn_mode = key
+        p = SimPosition(
+            inst_id=inst_id,
+            pos_side=pos_side,
+            pos=ZERO,
+            avg_px=avg_px,
+            lever=lever,
+            margin=ZERO,
+            mgn_mode=mgn_mode,
+            pos_id=pos_id,
+            c_time=created,
+            u_time=max(now, created),
+        )
+        p.lifecycle = Lifecycle(
+            pos_id=pos_id,
+            inst_id=inst_id,
+            pos_side=pos_side,
+            mgn_mode=mgn_mode,
+            c_time=created,
+            u_time=p.u_time,
+            lever=lever,
+            ct_val=self.instruments[inst_id].ct_val,
+            direction="long",
+        )
+        acct.history.append(p.lifecycle)
+        acct.positions[key] = p
+        return p
+
+    def _remove(self, acct: Account, p: SimPosition) -> dict[str, str]:
+        """Take a fully closed position off the book; remember it for ``posId`` reuse and
+        the ``pos`` "0" REST record. Returns its close push."""
+        del acct.positions[p.key]
+        self._touch(p)
+        acct.levers[p.key] = p.lever
+        closed = replace(p, margin=ZERO)
+        acct.closed[p.key] = ClosedPosition(closed, self._clock_ms())
+        return self._closed_dict(acct.name, closed)
+
     def set_position(
         self,
         account: str,
@@ -298,61 +552,385 @@ class Exchange:
         c_time: int | None = None,
     ) -> list[Change]:
         """Open, replace (a fill) or, with ``pos`` 0, close a position. Balance is untouched:
-        this stands for trading the simulator does not model."""
+        this stands for trading the simulator does not model (the margin written counts as
+        ``flows.injected``); no bills."""
         acct = self.accounts[account]
         if inst_id not in self.instruments:
             raise ExchangeError("51001", "Instrument ID does not exist.")
-        key = (inst_id, pos_side)
+        key = (inst_id, pos_side, mgn_mode)
         old = acct.positions.get(key)
+        isolated = mgn_mode == "isolated"
+        before = old.margin if old is not None and isolated else ZERO
         if pos == 0:
             if old is None:
                 return []
-            del acct.positions[key]
-            self._touch(old)
-            return [Change(account, self._closed_dict(account, old))]
+            acct.flows.injected -= before
+            self._lifecycle_close(old, abs(old.pos), CLOSE_ALL, ZERO, ZERO)
+            return [Change(account, self._remove(acct, old))]
         if old is None:
-            now = self._clock_ms()
-            p = SimPosition(
-                inst_id=inst_id,
-                pos_side=pos_side,
-                pos=pos,
-                avg_px=avg_px,
-                lever=lever,
-                margin=margin,
-                mgn_mode=mgn_mode,
-                pos_id=str(600000000000000000 + self._next_pos_id),
-                c_time=c_time if c_time is not None else now,
-                u_time=now if c_time is None else max(now, c_time),
-            )
-            self._next_pos_id += 1
-            acct.positions[key] = p
+            p = self._new_position(acct, key, lever=lever, avg_px=avg_px, c_time=c_time)
+            self._lifecycle_open(p, abs(pos), avg_px, abs(pos), ZERO)
         else:
             p = old
-            p.pos, p.avg_px, p.lever, p.margin, p.mgn_mode = pos, avg_px, lever, margin, mgn_mode
             self._touch(p)
+        p.pos, p.avg_px, p.lever, p.margin = pos, avg_px, lever, margin if isolated else ZERO
+        acct.flows.injected += p.margin - before
+        if p.lifecycle is not None:
+            p.lifecycle.direction = "short" if p.short else "long"
+            p.lifecycle.open_max_pos = max(p.lifecycle.open_max_pos, abs(pos))
         liquidated = self._liquidate([(acct, key)])
         if any(c.account == account and c.position["posId"] == p.pos_id for c in liquidated):
             return liquidated
         return [Change(account, self.position_dict(account, p)), *liquidated]
 
-    def _liquidate(
-        self, candidates: list[tuple[Account, tuple[str, str]]] | None = None
-    ) -> list[Change]:
-        """Close every isolated position with ``margin + upl <= mm``; its margin is lost.
+    # ---- lifecycles -------------------------------------------------------------------
+    def _lifecycle_open(
+        self, p: SimPosition, sz: Decimal, px: Decimal, size_after: Decimal, fee: Decimal
+    ) -> None:
+        if p.lifecycle is not None:
+            p.lifecycle.direction = "short" if p.short else "long"
+            p.lifecycle.lever = p.lever
+            p.lifecycle.opened(sz, px, size_after, fee)
 
+    def _lifecycle_close(
+        self,
+        p: SimPosition,
+        sz: Decimal,
+        kind: str,
+        pnl: Decimal,
+        fee: Decimal,
+        liq_penalty: Decimal = ZERO,
+    ) -> None:
+        if p.lifecycle is not None:
+            px = self.instruments[p.inst_id].mark_px
+            p.lifecycle.closed(
+                sz,
+                px,
+                kind=kind,
+                pnl=pnl,
+                fee=fee,
+                at_ms=max(self._clock_ms(), p.u_time),
+                liq_penalty=liq_penalty,
+            )
+
+    def positions_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, str]]:
+        return query_history(self.accounts[account].history, params)
+
+    def bills(self, account: str, params: Mapping[str, str]) -> list[dict[str, str]]:
+        return self.accounts[account].bills.query(params, self._clock_ms())
+
+    # ---- orders ---------------------------------------------------------------------
+    def place_order(self, account: str, req: OrderRequest) -> OrderFilled:
+        """``POST /api/v5/trade/order``: fill at once at the mark price as a taker, or raise
+        :class:`ExchangeError` with OKX's ``sCode``.
+
+        Codes: 51001 unknown instrument; 51121 "Order quantity must be a multiple of the lot
+        size" (a captured answer in go-okx's tests, **likely**); 51016 duplicated
+        ``clOrdId`` (**likely**); 51008 insufficient balance (DOC error table); 51169 nothing
+        to close in that direction (**likely**); 51004 beyond the tier limits (**likely**);
+        51000 closing more than held (**unknown**)."""
+        acct = self.accounts[account]
+        inst = self.instruments.get(req.inst_id)
+        if inst is None:
+            raise ExchangeError("51001", "Instrument ID does not exist.")
+        if req.sz % inst.lot_sz != 0:
+            raise ExchangeError("51121", "Order quantity must be a multiple of the lot size.")
+        if req.cl_ord_id and req.cl_ord_id in acct.cl_ord_ids:
+            raise ExchangeError("51016", "Duplicated clOrdId")
+        px = inst.mark_px
+        if not marketable(req, px):
+            raise ExchangeError(
+                "51000", "Parameter px error (the simulator fills only marketable orders)"
+            )
+        legs = self._plan(acct, req)
+        # Check before any leg moves money: an order is filled whole or refused.
+        for kind, key, sz in legs:
+            if kind == "open":
+                self._check_open(acct, key, sz, inst)
+        now = self._clock_ms()
+        ord_id = str(2500000000000000000 + self._next_ord_id)
+        self._next_ord_id += 1
+        trade_id = str(1500000000 + self._next_trade_id)
+        self._next_trade_id += 1
+        changes: list[Change] = []
+        fee_total = pnl_total = ZERO
+        lever = self.mechanics.default_lever
+        for kind, key, sz in legs:
+            fill, p, closed_push = self._apply_leg(
+                acct, req, kind, key, sz, inst, ord_id, trade_id, now
+            )
+            fee_total += fill.fee
+            pnl_total += fill.pnl
+            lever = p.lever
+            if closed_push is not None:
+                changes.append(Change(account, closed_push))
+            else:
+                changes.append(Change(account, self.position_dict(account, p)))
+                changes.extend(self._liquidate([(acct, key)]))
+        order = Order(req, ord_id, lever, now, px, now, trade_id, fee_total, pnl_total)
+        acct.orders[ord_id] = order
+        if req.cl_ord_id:
+            acct.cl_ord_ids[req.cl_ord_id] = ord_id
+        ack = {
+            "clOrdId": req.cl_ord_id,
+            "ordId": ord_id,
+            "tag": req.tag,
+            "ts": str(now),
+            "sCode": "0",
+            "sMsg": "Order placed",
+        }
+        return OrderFilled(account, ack, order.record(), changes)
+
+    def _plan(self, acct: Account, req: OrderRequest) -> list[tuple[str, PosKey, Decimal]]:
+        """Split an order into opening/closing legs on the position it trades."""
+        key = (req.inst_id, req.pos_side, req.td_mode)
+        held = acct.positions.get(key)
+        if req.pos_side != "net":
+            opening = (req.side == "buy") == (req.pos_side == "long")
+            if opening:
+                return [("open", key, req.sz)]
+            if held is None:
+                raise ExchangeError(
+                    "51169",
+                    "Order failed because you don't have any positions in this direction "
+                    "for this contract to reduce or close.",
+                )
+            if req.sz > abs(held.pos):
+                raise ExchangeError("51000", "Parameter sz error")
+            return [("close", key, req.sz)]
+        signed = held.pos if held is not None else ZERO
+        delta = req.sz if req.side == "buy" else -req.sz
+        if signed == 0 or (signed > 0) == (delta > 0):
+            if req.reduce_only:
+                raise ExchangeError(
+                    "51169",
+                    "Order failed because you don't have any positions in this direction "
+                    "for this contract to reduce or close.",
+                )
+            return [("open", key, req.sz)]
+        closing = min(req.sz, abs(signed))
+        rest = req.sz - closing
+        if rest and req.reduce_only:
+            raise ExchangeError("51000", "Parameter sz error")
+        return [("close", key, closing)] + ([("open", key, rest)] if rest else [])
+
+    def _lever_for(self, acct: Account, key: PosKey) -> Decimal:
+        held = acct.positions.get(key)
+        if held is not None:
+            return held.lever
+        return acct.levers.get(key, self.mechanics.default_lever)
+
+    def _check_open(self, acct: Account, key: PosKey, sz: Decimal, inst: Instrument) -> None:
+        lever = self._lever_for(acct, key)
+        held = acct.positions.get(key)
+        size_after = (abs(held.pos) if held is not None else ZERO) + sz
+        if exceeds_limits(inst.tiers, size_after, lever):
+            raise ExchangeError(
+                "51004",
+                "Order failed. The number of contracts of your position, open orders, and "
+                "the current order has exceeded the position holding limit at your current "
+                "leverage.",
+            )
+        notional = sz * inst.ct_val * inst.mark_px
+        cost = notional / lever + notional * self.mechanics.taker_fee_rate
+        if cost > self.available(acct):
+            raise ExchangeError("51008", "Order failed. Insufficient USDT margin in account")
+
+    def _apply_leg(
+        self,
+        acct: Account,
+        req: OrderRequest,
+        kind: str,
+        key: PosKey,
+        sz: Decimal,
+        inst: Instrument,
+        ord_id: str,
+        trade_id: str,
+        now: int,
+    ) -> tuple[Fill, SimPosition, dict[str, str] | None]:
+        px = inst.mark_px
+        rate = self.mechanics.taker_fee_rate
+        isolated = key[2] == "isolated"
+        opening = kind == "open"
+        if opening:
+            p = acct.positions.get(key) or self._new_position(
+                acct, key, lever=self._lever_for(acct, key), avg_px=px
+            )
+            fill = open_fill(
+                size=abs(p.pos),
+                avg_px=p.avg_px,
+                margin=p.margin,
+                lever=p.lever,
+                ct_val=inst.ct_val,
+                sz=sz,
+                px=px,
+                fee_rate=rate,
+                isolated=isolated,
+            )
+            negative = p.pos < 0 or (p.pos == 0 and key[1] == "net" and req.side == "sell")
+        else:
+            p = acct.positions[key]
+            fill = close_fill(
+                size=abs(p.pos),
+                avg_px=p.avg_px,
+                margin=p.margin,
+                ct_val=inst.ct_val,
+                sz=sz,
+                px=px,
+                fee_rate=rate,
+                short=p.short,
+            )
+            negative = p.pos < 0
+        p.pos = -fill.size if negative else fill.size
+        p.avg_px, p.margin = fill.avg_px, fill.margin
+        p.pnl += fill.pnl
+        p.fee += fill.fee
+        p.trade_id = trade_id
+        acct.balance += fill.bal_chg
+        self._touch(p, now)
+        self._bill(
+            acct,
+            p,
+            now,
+            type=billing.TYPE_TRADE,
+            subType=billing.trade_subtype(key[1], req.side, opening),
+            balChg=fmt(fill.bal_chg),
+            posBalChg=fmt(fill.pos_bal_chg),
+            posBal=fmt(fill.margin),
+            sz=fmt(sz),
+            px=fmt(px),
+            pnl=fmt(fill.pnl),
+            fee=fmt(fill.fee),
+            instId=key[0],
+            mgnMode=key[2],
+            ordId=ord_id,
+            clOrdId=req.cl_ord_id,
+            tag=req.tag,
+            tradeId=trade_id,
+            execType="T",
+            fillMarkPx=fmt(px),
+            fillIdxPx=fmt(px),
+        )
+        if opening:
+            self._lifecycle_open(p, sz, px, fill.size, fill.fee)
+            return fill, p, None
+        done = fill.size == 0
+        self._lifecycle_close(p, sz, CLOSE_ALL if done else CLOSE_PARTIAL, fill.pnl, fill.fee)
+        return fill, p, self._remove(acct, p) if done else None
+
+    def order(self, account: str, inst_id: str, ord_id: str, cl_ord_id: str) -> dict[str, Any]:
+        """``GET /api/v5/trade/order`` by ``ordId`` (preferred) or ``clOrdId``."""
+        acct = self.accounts[account]
+        oid = ord_id or acct.cl_ord_ids.get(cl_ord_id, "")
+        found = acct.orders.get(oid)
+        if found is None or found.req.inst_id != inst_id:
+            raise ExchangeError("51603", "Order does not exist")
+        return found.record()
+
+    # ---- estimates ------------------------------------------------------------------
+    def adjust_leverage_info(
+        self, account: str, inst_id: str, mgn_mode: str, lever: Decimal, pos_side: str
+    ) -> dict[str, Any]:
+        """``GET /api/v5/account/adjust-leverage-info`` (DOC-TA fields). For an isolated
+        position at a ``lever`` not above its own, ``estAvailTrans`` is exactly what the
+        reduce rule lets a ``margin-balance`` reduce take; "" when raising the leverage
+        ("not applicable", DOC-TA)."""
+        acct = self.accounts[account]
+        inst = self.instruments.get(inst_id)
+        if inst is None:
+            raise ExchangeError("51001", "Instrument ID does not exist.")
+        if lever <= 0:
+            raise ExchangeError("51000", "Parameter lever error")
+        max_lever = inst.tiers[0].max_lever if inst.tiers else MAX_LEVER
+        p = acct.positions.get((inst_id, pos_side, mgn_mode))
+        avail = self.available(acct)
+        unit = inst.ct_val * inst.mark_px * (1 / lever + self.mechanics.taker_fee_rate)
+        max_amt = (avail / unit / inst.lot_sz).to_integral_value(ROUND_DOWN) * inst.lot_sz
+        est_trans = ""
+        est_mgn = ""
+        est_liq = ""
+        if p is not None:
+            est_mgn = fmt(self.metrics(p).notional / lever)
+            liq = self.liq_px(p)
+            est_liq = fmt(liq) if liq is not None else ""
+            if mgn_mode == "isolated" and lever <= p.lever:
+                est_trans = fmt(self.est_avail_trans(p, lever))
+        elif mgn_mode == "cross":
+            est_trans = fmt(avail)
+        return {
+            "estAvailQuoteTrans": "",
+            "estAvailTrans": est_trans,
+            "estLiqPx": est_liq,
+            "estMaxAmt": fmt(max_amt),
+            "estMgn": est_mgn,
+            "estQuoteMaxAmt": "",
+            "estQuoteMgn": "",
+            "existOrd": False,
+            "maxLever": fmt(max_lever),
+            "minLever": "0.01",
+        }
+
+    def max_avail_size(self, account: str, inst_id: str) -> dict[str, str]:
+        """``GET /api/v5/account/max-avail-size`` for SWAP: the balance an add or an opening
+        order can use (DOC-TA), in USDT."""
+        if inst_id not in self.instruments:
+            raise ExchangeError("51001", "Instrument ID does not exist.")
+        avail = fmt(self.available(self.accounts[account]))
+        return {"instId": inst_id, "availBuy": avail, "availSell": avail}
+
+    # ---- liquidation ----------------------------------------------------------------
+    def _liquidate(self, candidates: list[tuple[Account, PosKey]] | None = None) -> list[Change]:
+        """Liquidate every isolated position with ``margin + upl <= mm``.
+
+        Above the first position tier OKX liquidates partially, down to the tier below
+        (okx-fidelity §6; DOC positions-history type 4): the closed part's margin is lost,
+        the rest stays. In the first tier the whole position goes and its margin is lost.
         ``candidates`` limits the check to the positions a mutation touched: every mutation
         liquidates what it made liquidatable, so no other position can have become so, and a
-        mark-price move over 10,000 positions stays proportional to that instrument's positions.
-        """
+        mark-price move over 10,000 positions stays proportional to that instrument's
+        positions."""
         if candidates is None:
             candidates = [(a, k) for a in self.accounts.values() for k in a.positions]
         out: list[Change] = []
         for acct, key in candidates:
             p = acct.positions.get(key)
-            if p is not None and p.mgn_mode == "isolated":
+            partial = False
+            while p is not None and p.mgn_mode == "isolated":
                 m = self.metrics(p)
-                if p.margin + m.upl <= m.mm:
-                    del acct.positions[key]
-                    self._touch(p)
-                    out.append(Change(acct.name, self._closed_dict(acct.name, p)))
+                if p.margin + m.upl > m.mm:
+                    break
+                inst = self.instruments[p.inst_id]
+                size = abs(p.pos)
+                was_long = not p.short
+                target = partial_target(inst.tiers, size)
+                closing = size - target if target is not None else size
+                lost = p.margin if target is None else money(p.margin * closing / size)
+                share_upl = money(m.upl * closing / size)
+                p.margin -= lost
+                p.pos = (-1 if p.pos < 0 else 1) * (size - closing)
+                p.pnl += -lost
+                self._touch(p)
+                self._bill(
+                    acct,
+                    p,
+                    type=billing.TYPE_LIQUIDATION,
+                    subType=billing.liquidation_subtype(p.pos_side, was_long, target is not None),
+                    balChg="0",
+                    posBalChg=fmt(-lost),
+                    posBal=fmt(p.margin),
+                    sz=fmt(closing),
+                    px=fmt(inst.mark_px),
+                    pnl=fmt(-lost),
+                    instId=p.inst_id,
+                    mgnMode="isolated",
+                )
+                kind = PARTIAL_LIQUIDATION if target is not None else LIQUIDATION
+                self._lifecycle_close(p, closing, kind, share_upl, ZERO, -lost - share_upl)
+                if target is None:
+                    out.append(Change(acct.name, self._remove(acct, p)))
+                    p = None
+                else:
+                    partial = True
+            if partial and p is not None:
+                out.append(Change(acct.name, self.position_dict(acct.name, p)))
         return out

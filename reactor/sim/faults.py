@@ -21,7 +21,8 @@ class RestFault:
 
     ``rest_error`` answers with OKX's envelope for ``code``; ``rest_delay`` applies the request
     at once and answers after ``delay_s`` (None: never); ``rest_gateway`` answers with a 5xx
-    gateway body (``status``, ``body_kind`` "html" or "json") without applying the request.
+    gateway body (``status``, ``body_kind`` "html" or "json"), without applying the request
+    unless ``applied`` (a gateway timeout after the backend acted: the ambiguous case).
     """
 
     kind: RestFaultKind
@@ -32,6 +33,7 @@ class RestFault:
     count: int = 1
     status: int = 502
     body_kind: Literal["html", "json"] = "html"
+    applied: bool = False
 
 
 class FaultPlan:

@@ -21,6 +21,7 @@ Adding an endpoint::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -49,10 +50,11 @@ _EXTRA_CODES = {
 class Reject(Exception):
     """An OKX error answer for the current request (raised by endpoints and the gateway)."""
 
-    def __init__(self, code: str, msg: str | None = None) -> None:
+    def __init__(self, code: str, msg: str | None = None, data: list[Any] | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.msg = msg if msg is not None else message(code)
+        self.data = data  # e.g. a failed order's sCode/sMsg (place order answers code "1")
 
 
 def message(code: str) -> str:
@@ -300,7 +302,7 @@ class RestApi:
             try:
                 return envelope("0", "", route.handler(Call(req, self.exchange, self.publisher)))
             except Reject as rej:
-                return envelope(rej.code, rej.msg)
+                return envelope(rej.code, rej.msg, rej.data)
         return self._private(route, req)
 
     def _private(self, route: Route, req: RestRequest) -> RestResponse:
@@ -321,6 +323,9 @@ class RestApi:
             gateway = self.faults.take_rest(("rest_gateway",), acct.name, req.path)
             if gateway is not None:
                 entry["code"] = str(gateway.status)
+                if gateway.applied:
+                    with contextlib.suppress(Reject):
+                        route.handler(Call(req, self.exchange, self.publisher, acct))
                 return gateway_error(gateway.status, gateway.body_kind)
             self._rate_check(acct, req.path, route.rate_limit)
             err = self.faults.take_rest(("rest_error",), acct.name, req.path)
@@ -333,7 +338,7 @@ class RestApi:
             response = envelope("0", "", route.handler(call))
         except Reject as rej:
             entry["code"] = rej.code
-            response = envelope(rej.code, rej.msg)
+            response = envelope(rej.code, rej.msg, rej.data)
         response.hang = hang
         return response
 

@@ -71,6 +71,49 @@ class PriceWalkSpec(_Model):
     seed: int | None = None
 
 
+# ---- exchange mechanics (sim-trade): reduce rule, fees, tiers, position lifecycle -------------
+# Every OKX unknown the order/bill/lifecycle mechanics depend on is a switch here, with OKX's
+# most plausible (or strictest) behaviour as the default; see reactor/sim/reduce_rule.py.
+
+
+class ReduceRuleSpec(_Model):
+    """How much isolated margin a ``margin-balance`` reduce may take (OKX publishes no
+    formula: okx-fidelity.md §4). The default is the strictest variant."""
+
+    im_basis: Literal["mark", "avgPx", "max"] = "max"
+    fee_reserve: bool = True  # keep the taker fee of closing the position at mark
+    extra: Decimal = Field(default=Decimal(0), ge=0)  # a further fixed reserve (stricter OKX)
+
+
+class TierSpec(_Model):
+    """One position tier (OKX ``public/position-tiers``, SWAP sizes in contracts)."""
+
+    maxSz: Decimal = Field(gt=0)
+    mmr: Decimal = Field(ge=0, lt=1)
+    maxLever: Decimal = Field(gt=0)
+
+
+class MechanicsSpec(_Model):
+    reduce_rule: ReduceRuleSpec = Field(default_factory=ReduceRuleSpec)
+    taker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, lt=1)
+    reopen_ctime: Literal["new", "keep"] = "new"
+    default_lever: Decimal = Field(default=Decimal(10), gt=0)
+    tiers: dict[str, list[TierSpec]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> MechanicsSpec:
+        for inst_id, tiers in self.tiers.items():
+            if not tiers:
+                raise ValueError(f"tiers[{inst_id}]: at least one tier")
+            sizes = [t.maxSz for t in tiers]
+            if sizes != sorted(set(sizes)):
+                raise ValueError(f"tiers[{inst_id}]: maxSz must increase")
+        return self
+
+
+# ---- end of the mechanics block ---------------------------------------------------------------
+
+
 class SimulatorSpec(_Model):
     """How the simulated OKX behaves where OKX's behaviour is a setting or unknown."""
 
@@ -91,6 +134,7 @@ class Scenario(_Model):
     instruments: list[InstrumentSpec] = Field(min_length=1)
     accounts: list[AccountSpec] = Field(min_length=1)
     price_walk: PriceWalkSpec | None = None
+    mechanics: MechanicsSpec = Field(default_factory=MechanicsSpec)  # sim-trade
     simulator: SimulatorSpec = Field(default_factory=SimulatorSpec)
 
     @model_validator(mode="after")
@@ -101,13 +145,17 @@ class Scenario(_Model):
         _unique("accounts", "apiKey", [a.apiKey for a in self.accounts])
         known = set(inst_ids)
         for a in self.accounts:
-            keys = [(p.instId, p.posSide) for p in a.positions]
-            _unique(f"accounts[{a.name}].positions", "instId+posSide", keys)
+            # OKX keys a position by instId, posSide and mgnMode (okx-fidelity §3.4)
+            keys = [(p.instId, p.posSide, p.mgnMode) for p in a.positions]
+            _unique(f"accounts[{a.name}].positions", "instId+posSide+mgnMode", keys)
             for p in a.positions:
                 if p.instId not in known:
                     raise ValueError(
                         f"accounts[{a.name}].positions: instId {p.instId!r} is not an instrument"
                     )
+        for inst_id in self.mechanics.tiers:
+            if inst_id not in known:
+                raise ValueError(f"mechanics.tiers: {inst_id!r} is not an instrument")
         return self
 
 

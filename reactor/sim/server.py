@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from reactor.log import get_logger
-from reactor.sim import endpoints
+from reactor.sim import endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
 from reactor.sim.exchange import Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -73,6 +73,7 @@ class Simulator:
             demo_keys=_pick(demo_keys, spec.demo_keys),
         )
         endpoints.register(self.rest)
+        trade_endpoints.register(self.rest, self.hub)
         self.admin = AdminApi(self.rest, self.hub, self.faults)
         self._walk = PriceWalk(self._exchange, scenario.price_walk)
         self._wakers: dict[WsSession, asyncio.Event] = {}

@@ -1,20 +1,41 @@
-"""A tiny Prometheus registry: the handful of series the reactor exposes, no client library.
+"""Prometheus metrics through ``prometheus_client``: one registry per :class:`Metrics`.
 
-Counters and the latency histogram live here (the engine feeds them); gauges about accounts and
-positions are read from a :class:`StatusSnapshot` at scrape time, so they can never disagree
-with ``/api/status``. Everything runs on the event loop thread, so no locking.
+Counters and the latency histogram are fed by the engine (:class:`EngineObserver`); gauges about
+accounts and positions are read from a :class:`StatusSnapshot` at scrape time, so they can never
+disagree with ``/api/status``. The process collector exports ``process_open_fds`` and
+``process_max_fds`` (and CPU, memory, start time), which the fd alerts read.
+
+Semantics worth knowing:
+- ``reactor_ws_reconnects_total`` counts lost connections that the reactor will reconnect; the
+  disconnects of a clean shutdown (after :meth:`Metrics.stopping`) and of stopped accounts are
+  not reconnects (``reason="stopped"``/``"shutdown"`` are dropped).
+- ``reactor_event_to_call_seconds`` is the reaction latency: from the push that made a position
+  due to its margin call being sent. Retries after a failed call are not reactions: they are
+  observed with ``retry=True`` into ``reactor_retry_call_delay_seconds`` instead, so back-off
+  never inflates the reaction latency.
+
+Everything runs on the event loop thread.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import Counter
-from collections.abc import Callable
-from decimal import Decimal
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from reactor.status.model import StatusSnapshot
 
-# Event-to-call latency: from the push that triggered a decision to the margin call being sent.
+# Event-to-call latency: from the triggering push to the margin call being sent.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.001,
     0.0025,
@@ -29,102 +50,170 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     2.5,
     5.0,
 )
+RETRY_BUCKETS: tuple[float, ...] = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+# No ``*_created`` series: they double the exposition and nothing here alerts on them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Reasons passed to inc_reconnect that are not followed by a reconnect.
+_NOT_RECONNECTS = frozenset({"stopped", "shutdown"})
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _SnapshotCollector(Collector):
+    """Gauges from the snapshot handed to :meth:`Metrics.render` (none without one)."""
+
+    def __init__(self) -> None:
+        self.snapshot: StatusSnapshot | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snapshot
+        if snap is None:
+            return []
+        return list(_snapshot_families(snap))
 
 
-def _labels(**labels: str) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+def _snapshot_families(snap: StatusSnapshot) -> Iterator[Metric]:
+    positions = GaugeMetricFamily(
+        "reactor_positions",
+        "Open positions, by account, role and status.",
+        labels=["account", "role", "status"],
+    )
+    for a in snap.accounts:
+        for status, n in sorted(Tally(p.status for p in a.positions).items()):
+            positions.add_metric([a.name, a.role, status], n)
+    yield positions
 
+    up = GaugeMetricFamily(
+        "reactor_account_up",
+        "1 when an enabled account is connected, fresh and not stopped.",
+        labels=["account", "role"],
+    )
+    stopped = GaugeMetricFamily(
+        "reactor_account_stopped",
+        "1 when an enabled account is stopped until restart (bad credentials, ...).",
+        labels=["account", "role"],
+    )
+    for a in snap.accounts:
+        if a.enabled:
+            up.add_metric([a.name, a.role], int(a.connected and a.fresh and not a.stopped_reason))
+            stopped.add_metric([a.name, a.role], int(a.stopped_reason is not None))
+    yield up
+    yield stopped
 
-def _num(value: float | int | Decimal) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, float):
-        return repr(value) if value != int(value) else str(int(value))
-    return str(value)
+    accounts = GaugeMetricFamily(
+        "reactor_accounts", "Configured accounts, by role and state.", labels=["role", "state"]
+    )
+    for role in ("sub", "main"):
+        for state, n in snap.account_states(role).items():
+            accounts.add_metric([role, state], n)
+    yield accounts
+
+    info = GaugeMetricFamily(
+        "reactor_info",
+        "Where the reactor trades: venue (sim/demo/live) and dry run.",
+        labels=["venue", "dry_run"],
+    )
+    info.add_metric([snap.venue or "unknown", "true" if snap.dry_run else "false"], 1)
+    yield info
+    yield GaugeMetricFamily(
+        "reactor_dry_run",
+        "1 when margin calls are decided and logged but never sent.",
+        value=int(snap.dry_run),
+    )
+
+    main = GaugeMetricFamily(
+        "reactor_main_positions", "Main-account positions, by side.", labels=["side"]
+    )
+    main.add_metric(["long"], snap.main_long)
+    main.add_metric(["short"], snap.main_short)
+    yield main
+    yield GaugeMetricFamily(
+        "reactor_main_positions_expected",
+        "Expected main-account positions.",
+        value=snap.main_expected_positions,
+    )
+    yield GaugeMetricFamily(
+        "reactor_unrealized_pnl_usdt",
+        "Combined unrealised PnL (USDT).",
+        value=float(snap.total_upl),
+    )
+    yield GaugeMetricFamily(
+        "reactor_storage_ok",
+        "1 when the last journal/ledger write succeeded.",
+        value=int(snap.storage_ok),
+    )
 
 
 class Metrics:
-    """Counters and a histogram fed by the engine, rendered in Prometheus text format 0.0.4."""
+    """The engine's observer and the ``/metrics`` renderer."""
 
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self._buckets = tuple(sorted(buckets))
-        self._adjustments: Counter[str] = Counter()
-        self._reconnects: Counter[str] = Counter()
-        self._latency_counts = [0] * len(self._buckets)  # per bucket, not cumulative
-        self._latency_sum = 0.0
-        self._latency_count = 0
-
-    def inc_adjustment(self, result: str) -> None:
-        """One margin call finished: ok, failed, unknown, dry_run, ..."""
-        self._adjustments[result] += 1
-
-    def inc_reconnect(self, account: str) -> None:
-        self._reconnects[account] += 1
-
-    def observe_latency(self, seconds: float) -> None:
-        self._latency_sum += seconds
-        self._latency_count += 1
-        i = bisect.bisect_left(self._buckets, seconds)
-        if i < len(self._buckets):
-            self._latency_counts[i] += 1
-
-    def render(self, snapshot: StatusSnapshot | None = None) -> str:
-        out: list[str] = []
-
-        def family(name: str, kind: str, help_: str) -> None:
-            out.append(f"# HELP {name} {help_}")
-            out.append(f"# TYPE {name} {kind}")
-
-        family("reactor_margin_adjustments_total", "counter", "Margin calls finished, by result.")
-        for result, n in sorted(self._adjustments.items()):
-            out.append(f"reactor_margin_adjustments_total{_labels(result=result)} {n}")
-
-        family("reactor_ws_reconnects_total", "counter", "WebSocket reconnects, by account.")
-        for account, n in sorted(self._reconnects.items()):
-            out.append(f"reactor_ws_reconnects_total{_labels(account=account)} {n}")
-
-        name = "reactor_event_to_call_seconds"
-        family(name, "histogram", "Latency from the triggering push to the margin call.")
-        cumulative = 0
-        for bound, n in zip(self._buckets, self._latency_counts, strict=True):
-            cumulative += n
-            out.append(f"{name}_bucket{_labels(le=_num(bound))} {cumulative}")
-        out.append(f'{name}_bucket{{le="+Inf"}} {self._latency_count}')
-        out.append(f"{name}_sum {_num(self._latency_sum)}")
-        out.append(f"{name}_count {self._latency_count}")
-
-        if snapshot is not None:
-            self._render_snapshot(snapshot, family, out)
-        return "\n".join(out) + "\n"
-
-    @staticmethod
-    def _render_snapshot(
-        snap: StatusSnapshot, family: Callable[[str, str, str], None], out: list[str]
+    def __init__(
+        self,
+        buckets: tuple[float, ...] = LATENCY_BUCKETS,
+        *,
+        process: bool = True,
     ) -> None:
-        family("reactor_positions", "gauge", "Open positions, by account, role and status.")
-        for a in snap.accounts:
-            by_status = Counter(p.status for p in a.positions)
-            for status, n in sorted(by_status.items()):
-                labels = _labels(account=a.name, role=a.role, status=status)
-                out.append(f"reactor_positions{labels} {n}")
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._stopping = False
+        self._adjustments = Counter(
+            "reactor_margin_adjustments",
+            "Margin calls finished, by result (ok, an OKX code, unknown, not_sent, ...) and "
+            "account.",
+            ["result", "account"],
+            registry=self.registry,
+        )
+        self._reconnects = Counter(
+            "reactor_ws_reconnects",
+            "WebSocket connections lost and reconnected, by account (not clean shutdowns).",
+            ["account"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "reactor_event_to_call_seconds",
+            "Reaction latency: from the push that made a position due to its margin call "
+            "(retries excluded).",
+            buckets=sorted(buckets),
+            registry=self.registry,
+        )
+        self._retry_delay = Histogram(
+            "reactor_retry_call_delay_seconds",
+            "From the push that made a position due to a retried margin call (back-off included).",
+            buckets=RETRY_BUCKETS,
+            registry=self.registry,
+        )
+        self._snapshot = _SnapshotCollector()
+        self.registry.register(self._snapshot)
+        if process:
+            # process_open_fds, process_max_fds, CPU, memory (Linux /proc; empty elsewhere).
+            ProcessCollector(registry=self.registry)
 
-        family("reactor_account_up", "gauge", "1 when an enabled account is connected and fresh.")
-        for a in snap.accounts:
-            if a.enabled:
-                up = int(a.connected and a.fresh and a.stopped_reason is None)
-                out.append(f"reactor_account_up{_labels(account=a.name, role=a.role)} {up}")
+    # -- EngineObserver ---------------------------------------------------------------------------
+    def inc_adjustment(self, result: str, account: str = "") -> None:
+        """One margin call finished: ok, an OKX code, unknown, not_sent, journal_failed, ..."""
+        self._adjustments.labels(result=result, account=account).inc()
 
-        family("reactor_main_positions", "gauge", "Main-account positions, by side.")
-        out.append(f'reactor_main_positions{{side="long"}} {snap.main_long}')
-        out.append(f'reactor_main_positions{{side="short"}} {snap.main_short}')
-        family("reactor_main_positions_expected", "gauge", "Expected main-account positions.")
-        out.append(f"reactor_main_positions_expected {snap.main_expected_positions}")
+    def inc_reconnect(self, account: str, reason: str = "") -> None:
+        """A connection was lost; counted unless it ends for good (shutdown, stopped)."""
+        if self._stopping or reason in _NOT_RECONNECTS:
+            return
+        self._reconnects.labels(account=account).inc()
 
-        family("reactor_unrealized_pnl_usdt", "gauge", "Combined unrealised PnL (USDT).")
-        out.append(f"reactor_unrealized_pnl_usdt {_num(snap.total_upl)}")
+    def observe_latency(self, seconds: float, *, retry: bool = False, account: str = "") -> None:
+        """Push-to-call time; ``retry=True`` for a call after a failed one (back-off inside)."""
+        del account  # accepted for symmetry; a per-account histogram would be 12 series each
+        (self._retry_delay if retry else self._latency).observe(max(seconds, 0.0))
+
+    def stopping(self) -> None:
+        """A clean shutdown has begun: the disconnects that follow are not reconnects."""
+        self._stopping = True
+
+    # -- exposition -------------------------------------------------------------------------------
+    def render(self, snapshot: StatusSnapshot | None = None) -> str:
+        """Prometheus text format 0.0.4 of everything, gauges from ``snapshot``."""
+        self._snapshot.snapshot = snapshot
+        try:
+            return generate_latest(self.registry).decode()
+        finally:
+            self._snapshot.snapshot = None

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-POSITION_STATUSES = ("ok", "adjusting", "blocked", "error", "stale", "unmanaged")
+POSITION_STATUSES = ("ok", "adjusting", "blocked", "error", "stale", "unmanaged", "dry_run")
+VENUES = ("sim", "demo", "live")
+# How the dashboard's average profit rate is weighted (shown next to it).
+PROFIT_RATE_WEIGHTING = "margin-weighted: total uPnL / total margin of positions reporting both"
 ROLES = ("sub", "main")
 
 _RATE_QUANTUM = Decimal("0.0001")
@@ -35,8 +38,23 @@ class PositionStatus:
     count: int  # maintenance count of the current position
     upl: Decimal | None
     profit_rate: Decimal | None  # upl / margin, a fraction (-0.1 is -10 %)
-    status: str  # ok | adjusting | blocked | error | stale | unmanaged
+    status: str  # ok | adjusting | blocked | error | stale | unmanaged | dry_run
     reason: str = ""
+    # The last margin call for this position (from the journal): add / reduce, its amount,
+    # its outcome (ok / error / unknown / pending) and when it was sent (epoch ms).
+    last_action: str | None = None
+    last_amount: Decimal | None = None
+    last_result: str | None = None
+    last_action_ms: int | None = None
+    # Margin over the last hours, oldest first: (epoch ms, margin) steps for the chart.
+    history: tuple[tuple[int, Decimal], ...] = ()
+
+    @property
+    def in_band(self) -> bool | None:
+        """None when margin or band is unknown."""
+        if self.margin is None or self.band_lo is None or self.band_hi is None:
+            return None
+        return self.band_lo <= self.margin <= self.band_hi
 
     @property
     def side(self) -> str:
@@ -62,6 +80,15 @@ class PositionStatus:
             "profitRate": _dec(self.profit_rate),
             "status": self.status,
             "reason": self.reason,
+            "lastAction": None
+            if self.last_action is None
+            else {
+                "action": self.last_action,
+                "amount": _dec(self.last_amount),
+                "result": self.last_result,
+                "ms": self.last_action_ms,
+            },
+            "history": [[ms, _dec(m)] for ms, m in self.history],
         }
 
 
@@ -74,6 +101,17 @@ class AccountStatus:
     fresh: bool  # a snapshot newer than the freshness limit has arrived since (re)connecting
     stopped_reason: str | None
     positions: tuple[PositionStatus, ...] = ()
+
+    @property
+    def state(self) -> str:
+        """disabled | stopped | disconnected | stale | live (one word for totals and badges)."""
+        if not self.enabled:
+            return "disabled"
+        if self.stopped_reason is not None:
+            return "stopped"
+        if not self.connected:
+            return "disconnected"
+        return "live" if self.fresh else "stale"
 
     def problems(self) -> tuple[str, ...]:
         """Why this account is not healthy; empty when it is (or when it is disabled)."""
@@ -96,6 +134,7 @@ class AccountStatus:
             "connected": self.connected,
             "fresh": self.fresh,
             "stoppedReason": self.stopped_reason,
+            "state": self.state,
             "positions": [p.to_json() for p in self.positions],
         }
 
@@ -108,6 +147,8 @@ class StatusSnapshot:
     engine_problems: tuple[str, ...] = ()  # journal writes failing, internal errors, guard holds
     storage_ok: bool = True  # the last journal/ledger write succeeded
     internal_errors: int = 0  # engine tasks that raised (engine.task.failed) since start
+    venue: str = ""  # sim | demo | live ("" when the caller did not say)
+    dry_run: bool = False  # decides and logs, never calls margin-balance
 
     # -- main account (read-only, monitored) -------------------------------------------------
     def _main_positions(self) -> list[PositionStatus]:
@@ -144,6 +185,18 @@ class StatusSnapshot:
     def sub_positions(self) -> int:
         return sum(len(a.positions) for a in self.accounts if a.role == "sub")
 
+    def account_states(self, role: str | None = "sub") -> dict[str, int]:
+        """Accounts of ``role`` (None: all) by :attr:`AccountStatus.state`, zeros included."""
+        out = dict.fromkeys(("live", "stale", "disconnected", "stopped", "disabled"), 0)
+        for a in self.accounts:
+            if role is None or a.role == role:
+                out[a.state] += 1
+        return out
+
+    @property
+    def stopped_accounts(self) -> tuple[AccountStatus, ...]:
+        return tuple(a for a in self.accounts if a.enabled and a.stopped_reason is not None)
+
     # -- combined PnL ------------------------------------------------------------------------
     def _all_positions(self) -> list[PositionStatus]:
         return [p for a in self.accounts for p in a.positions]
@@ -155,11 +208,18 @@ class StatusSnapshot:
 
     @property
     def avg_profit_rate(self) -> Decimal | None:
-        """Arithmetic mean of the positions' profit rates (to 4 places); None without any."""
-        rates = [p.profit_rate for p in self._all_positions() if p.profit_rate is not None]
-        if not rates:
+        """Margin-weighted average profit rate (to 4 places): total uPnL / total margin over the
+        positions that report both, so a 1-USDT position cannot swing it like a 30-USDT one
+        (:data:`PROFIT_RATE_WEIGHTING`). None without any such position."""
+        rows = [
+            (p.upl, p.margin)
+            for p in self._all_positions()
+            if p.upl is not None and p.margin is not None and p.margin > 0
+        ]
+        margin = sum((m for _, m in rows), Decimal(0))
+        if not rows or margin == 0:
             return None
-        return (sum(rates, Decimal(0)) / len(rates)).quantize(_RATE_QUANTUM)
+        return (sum((u for u, _ in rows), Decimal(0)) / margin).quantize(_RATE_QUANTUM)
 
     # -- health ------------------------------------------------------------------------------
     def problems(self) -> tuple[str, ...]:
@@ -185,8 +245,21 @@ class StatusSnapshot:
                 "expected": self.main_expected_positions,
                 "belowExpected": self.main_below_expected,
             },
-            "sub": {"accounts": self.sub_accounts, "positions": self.sub_positions},
-            "pnl": {"upl": _dec(self.total_upl), "avgProfitRate": _dec(self.avg_profit_rate)},
+            "sub": {
+                "accounts": self.sub_accounts,
+                "positions": self.sub_positions,
+                "states": self.account_states(),
+                "stopped": [
+                    {"name": a.name, "reason": a.stopped_reason} for a in self.stopped_accounts
+                ],
+            },
+            "pnl": {
+                "upl": _dec(self.total_upl),
+                "avgProfitRate": _dec(self.avg_profit_rate),
+                "avgProfitRateWeighting": PROFIT_RATE_WEIGHTING,
+            },
+            "venue": self.venue,
+            "dryRun": self.dry_run,
             "engine": {"storageOk": self.storage_ok, "internalErrors": self.internal_errors},
             "accounts": [a.to_json() for a in self.accounts],
         }

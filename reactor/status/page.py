@@ -6,7 +6,11 @@ The first snapshot is embedded so the page shows data at once; then it re-fetche
 
 Stable hooks for tests and operators' scripts: ``#card-main`` (class ``alert`` when below the
 expected count), ``#card-sub``, ``#card-pnl``, ``section.account[data-account]`` and
-``tr.position[data-account][data-inst][data-side][data-status]`` with ``td.<field>`` cells.
+``tr.position[data-account][data-inst][data-side][data-status]`` with ``td.<field>`` cells,
+``#venue`` (sim / demo / live) and ``#dry-run`` in the header, ``#sub-states`` and
+``#stopped-list li[data-account]`` (stopped accounts with their reason), ``#pnl-weighting``,
+``td.last`` (last margin call and its time) and ``td.chart svg.chart`` (margin against the band
+over the journal's last hours, drawn with DOM calls, no markup strings).
 """
 
 from __future__ import annotations
@@ -49,10 +53,20 @@ tr[data-status=blocked] td.status,tr[data-status=error] td.status{color:#b91c1c;
 tr[data-status=adjusting] td.status{color:#b45309;font-weight:600}
 tr[data-status=stale] td.status{color:#6b7280}
 .empty{color:#889;font-style:italic}
+.tag{font-size:12px;padding:2px 8px;border-radius:9px;margin-right:8px;background:#334155}
+.tag.live{background:#b91c1c}.tag.demo{background:#a16207}.tag.sim{background:#1d4ed8}
+#dry-run{background:#7c3aed}#dry-run[hidden]{display:none}
+#stopped-list{margin:6px 0 0;padding-left:18px;color:#b91c1c}
+tr[data-status=dry_run] td.status{color:#7c3aed;font-weight:600}
+td.last{white-space:nowrap;color:#334}td.last .when{color:#778;font-size:12px}
+svg.chart{display:block}svg.chart .band{fill:#dcfce7}svg.chart .target{stroke:#16a34a;
+stroke-dasharray:2 2}svg.chart .margin{fill:none;stroke:#1d4ed8;stroke-width:1.5}
+svg.chart .now{fill:#1d4ed8}
 </style></head>
 <body>
 <header><h1>okx-margin-reactor</h1>
-<div><span id="health"></span> &middot; updated <span id="updated">-</span></div></header>
+<div><span id="venue" class="tag">-</span><span id="dry-run" class="tag" hidden>dry run</span>
+<span id="health"></span> &middot; updated <span id="updated">-</span></div></header>
 <main>
 <div class="cards">
  <div class="card" id="card-main"><h2>Main account positions</h2>
@@ -61,10 +75,13 @@ tr[data-status=stale] td.status{color:#6b7280}
    <span id="main-short">-</span></div></div>
  <div class="card" id="card-sub"><h2>Sub-accounts</h2>
   <div class="big"><span id="sub-positions">-</span> positions</div>
-  <div class="sub"><span id="sub-accounts">-</span> accounts</div></div>
+  <div class="sub"><span id="sub-accounts">-</span> accounts &middot;
+   <span id="sub-states">-</span></div>
+  <ul id="stopped-list"></ul></div>
  <div class="card" id="card-pnl"><h2>Unrealised PnL (USDT)</h2>
   <div class="big" id="pnl-upl">-</div>
-  <div class="sub">average profit rate <span id="pnl-rate">-</span></div></div>
+  <div class="sub">average profit rate <span id="pnl-rate">-</span>
+   <span id="pnl-weighting" title="">(margin-weighted)</span></div></div>
 </div>
 <div id="accounts"></div>
 </main>
@@ -73,9 +90,33 @@ tr[data-status=stale] td.status{color:#6b7280}
 "use strict";
 const COLS = [["inst","instId"],["side","posSide"],["pos","pos"],["margin","margin"],
   ["target","target"],["band",null],["count","count"],["upl","upl"],["rate",null],
-  ["status","status"],["reason","reason"]];
+  ["status","status"],["reason","reason"],["last",null],["chart",null]];
 const HEAD = ["Instrument","Side","Size","Margin","Target","Band","Count","uPnL","Profit rate",
-  "Status","Reason"];
+  "Status","Reason","Last action","Margin vs band"];
+const SVG="http://www.w3.org/2000/svg";
+function svgEl(tag, attrs){const e=document.createElementNS(SVG, tag);
+  for(const k in attrs) e.setAttribute(k, String(attrs[k])); return e;}
+function hhmm(ms){return new Date(ms).toLocaleTimeString([], {hour:"2-digit",minute:"2-digit"});}
+// Margin (blue steps) against the band (green) and target (dashed) over the history window.
+function chart(p){
+  const W=140, H=30, pts=(p.history||[]).map(([t,m])=>[Number(t),Number(m)]);
+  if(pts.length<2||p.bandLo===null) return null;
+  const lo=Number(p.bandLo), hi=Number(p.bandHi), tg=Number(p.target);
+  const ys=pts.map(q=>q[1]).concat([lo,hi]);
+  let y0=Math.min(...ys), y1=Math.max(...ys); const pad=(y1-y0)*0.1||1; y0-=pad; y1+=pad;
+  const t0=pts[0][0], t1=Math.max(pts[pts.length-1][0], t0+1);
+  const X=t=>((t-t0)/(t1-t0)*(W-4)+2).toFixed(1), Y=v=>(H-2-(v-y0)/(y1-y0)*(H-4)).toFixed(1);
+  const s=svgEl("svg",{class:"chart",width:W,height:H,viewBox:`0 0 ${W} ${H}`,role:"img"});
+  const title=svgEl("title",{}); title.textContent=
+    `margin ${pts[0][1]} -> ${pts[pts.length-1][1]} since ${hhmm(t0)}; band ${lo} - ${hi}`;
+  s.append(title);
+  s.append(svgEl("rect",{class:"band",x:2,width:W-4,y:Y(hi),height:(Y(lo)-Y(hi)).toFixed(1)}));
+  s.append(svgEl("line",{class:"target",x1:2,x2:W-2,y1:Y(tg),y2:Y(tg)}));
+  s.append(svgEl("polyline",{class:"margin",points:pts.map(q=>X(q[0])+","+Y(q[1])).join(" ")}));
+  const last=pts[pts.length-1];
+  s.append(svgEl("circle",{class:"now",r:2,cx:X(last[0]),cy:Y(last[1])}));
+  return s;
+}
 function el(tag, cls, text){const e=document.createElement(tag); if(cls) e.className=cls;
   if(text!==undefined&&text!==null) e.textContent=String(text); return e;}
 function setText(id, v){document.getElementById(id).textContent = v===null||v===undefined?"-":v;}
@@ -90,6 +131,18 @@ function render(s){
   setText("main-long", m.long); setText("main-short", m.short);
   card.classList.toggle("alert", m.belowExpected); card.classList.toggle("ok", !m.belowExpected);
   setText("sub-accounts", s.sub.accounts); setText("sub-positions", s.sub.positions);
+  const st=s.sub.states||{};
+  setText("sub-states", ["live","stale","disconnected","stopped","disabled"]
+    .filter(k=>st[k]).map(k=>st[k]+" "+k).join(", ") || "none");
+  const sl=document.getElementById("stopped-list"); sl.replaceChildren();
+  for(const a of (s.sub.stopped||[])){const li=el("li",null,a.name+": "+a.reason);
+    li.dataset.account=a.name; sl.append(li);}
+  document.getElementById("card-sub").classList.toggle("alert", (s.sub.stopped||[]).length>0);
+  const v=document.getElementById("venue"); v.textContent=s.venue||"venue ?";
+  v.className="tag "+(s.venue||"");
+  document.getElementById("dry-run").hidden=!s.dryRun;
+  const w=document.getElementById("pnl-weighting");
+  w.title=s.pnl.avgProfitRateWeighting||""; w.textContent="(margin-weighted)";
   setText("pnl-upl", money(s.pnl.upl)); setText("pnl-rate", pct(s.pnl.avgProfitRate));
   const pc=document.getElementById("card-pnl"), u=Number(s.pnl.upl);
   pc.classList.toggle("alert", u<0); pc.classList.toggle("ok", u>=0);
@@ -120,7 +173,12 @@ function render(s){
           if(c==="band") v = p.bandLo===null ? "-" : p.bandLo+" - "+p.bandHi;
           if(c==="rate") v = pct(p.profitRate);
           if(c==="upl") v = money(p.upl);
+          if(c==="last"||c==="chart") v = null;
           const td=el("td",c,v===null?"-":v);
+          if(c==="last"&&p.lastAction){ const la=p.lastAction; td.textContent=
+            la.action+" "+la.amount+" "+la.result+" ";
+            td.append(el("span","when",hhmm(la.ms))); td.dataset.ms=la.ms; }
+          if(c==="chart"){ const g=chart(p); if(g){ td.replaceChildren(g); } }
           if(c==="upl") sign(td,p.upl); if(c==="rate") sign(td,p.profitRate);
           tr.append(td);
         }

@@ -6,6 +6,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import yaml
+
 from bench.poller import OldPoller, old_decision, old_floor
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
@@ -19,7 +21,11 @@ def test_old_formula_forgets_ct_val() -> None:
 
 
 async def test_poller_brings_the_cro_case_into_band(sim_factory: Any) -> None:
-    sim = await sim_factory(SCENARIOS / "cro.yaml", price_walk=False)
+    raw = yaml.safe_load((SCENARIOS / "cro.yaml").read_text())
+    # The seed incident: OKX accepted 15.29 -> 10.29 (okx-fidelity §4), which a closing-fee
+    # reserve (the default, strictest rule) would refuse: initial margin only, as observed.
+    raw["mechanics"] = {"reduce_rule": {"im_basis": "max", "fee_reserve": False}}
+    sim = await sim_factory(raw, price_walk=False)
     acct = sim.exchange.accounts["Wu666666"]
     client = OkxRestClient(
         sim.url, Credentials(acct.api_key, acct.secret, acct.passphrase), simulated=True
@@ -35,7 +41,7 @@ async def test_poller_brings_the_cro_case_into_band(sim_factory: Any) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.aclose()
-    margin = acct.positions[("CRO-USDT-SWAP", "long")].margin
+    margin = acct.positions[("CRO-USDT-SWAP", "long", "isolated")].margin
     assert Decimal("9.5") <= margin <= Decimal("10.5")
     assert poller.stats.calls == 2  # 5 U at most per call: 20.29 -> 15.29 -> 10.29
     assert poller.stats.codes["0"] == 2

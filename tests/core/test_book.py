@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from reactor.book import BookChange, ChangeKind, Drift, PositionBook
 from reactor.okx.models import Position
 
@@ -312,3 +315,29 @@ def test_an_agreeing_older_read_raises_no_doubt() -> None:
         drifts, changes = book.reconcile(A, [pos(u_time=NOW - 5)])
         assert drifts == [] and changes == []
     assert book.get(KEY).u_time == NOW  # type: ignore[union-attr]
+
+
+@given(
+    bad_u=st.integers(min_value=0, max_value=10**15),
+    bad_c=st.integers(min_value=0, max_value=10**15),
+    bad_p=st.integers(min_value=0, max_value=10**15),
+    via=st.sampled_from(["push", "snapshot", "rest"]),
+)
+def test_no_single_record_freezes_a_position(bad_u: int, bad_c: int, bad_p: int, via: str) -> None:
+    """Whatever stamps one record carries, the exchange's later records win within two reads."""
+    book = clocked()
+    book.apply_snapshot_page(A, [pos(u_time=T0, c_time=T0)], last_page=True)
+    bad = pos(margin=D("99"), u_time=bad_u, c_time=bad_c, p_time=bad_p)
+    if via == "push":
+        book.apply_update(A, [bad])
+    elif via == "snapshot":
+        book.mark_stale(A)
+        book.apply_snapshot_page(A, [bad], last_page=True)
+    else:
+        book.reconcile(A, [bad])
+    real = pos(margin=D("10"), u_time=NOW, c_time=T0, p_time=NOW)
+    book.apply_update(A, [real])
+    for _ in range(2):  # at most the second look
+        book.reconcile(A, [pos(margin=D("10"), u_time=NOW, c_time=T0)])
+    held = book.get(KEY)
+    assert held is not None and held.margin == D("10") and held.c_time == T0

@@ -209,6 +209,7 @@ def test_deleted_ledger_file_is_detected(ledger: Ledger, path: Path) -> None:
     assert err.value.reason == "replaced" and "deleted" in str(err.value)
     with pytest.raises(LedgerReplaced):
         ledger.check()
+    assert ledger.problem is not None and ledger.problem.reason == "replaced"
 
 
 def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: Clock) -> None:
@@ -228,13 +229,14 @@ def test_locked_ledger_fails_fast_with_a_typed_error(path: Path, clock: Clock) -
         with pytest.raises(LedgerUnavailable) as err:
             led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
         assert err.value.reason == "locked"
+        assert led.problem is err.value  # for /healthz until a write succeeds
         assert led.pending_intents() == []  # nothing was written
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     # Storage recovered: the next write works without reopening.
     led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
-    assert len(led.pending_intents()) == 1
+    assert len(led.pending_intents()) == 1 and led.problem is None
     led.close()
 
 

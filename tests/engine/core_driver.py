@@ -167,10 +167,14 @@ class Driver:
         self.run_due()
         return cmd
 
-    def resolve(self, *positions: Position, bill_applied: bool | None = None) -> None:
+    def resolve(
+        self, *positions: Position, bill_applied: bool | None = None, bill_id: str | None = None
+    ) -> None:
         cmd = self.resolves.pop(0)
         self.feed(
-            self.core.on_resolved(cmd.key, list(positions), now=self.now, bill_applied=bill_applied)
+            self.core.on_resolved(
+                cmd.key, list(positions), now=self.now, bill_applied=bill_applied, bill_id=bill_id
+            )
         )
         self.run_due()
 

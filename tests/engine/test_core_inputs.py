@@ -55,6 +55,7 @@ def test_instrument_listed_after_start_is_fetched_and_then_managed() -> None:
     assert len(d.fetches) == 1  # one fetch at a time
     d.feed(d.core.on_instrument(CRO, None, "50026 System error", now=d.now))
     assert "fetch failed" in d.control().reason
+    assert any(CRO in p for p in d.core.view(d.now).problems)
     assert d.events("instrument.fetch.failed")[0]["failures"] == 1
     d.advance(d.timers[KEY] - d.now)
     assert len(d.fetches) == 2  # retried after the back-off
@@ -62,6 +63,7 @@ def test_instrument_listed_after_start_is_fetched_and_then_managed() -> None:
     d.run_due()
     assert [c.amount for c in d.sent] == [D("10.74")]
     assert d.events("instrument.fetched") == [{"instId": CRO, "ctVal": "10"}]
+    assert not d.core.view(d.now).problems
 
 
 def test_a_failed_task_leaves_nothing_in_flight() -> None:
@@ -114,3 +116,24 @@ def test_pre_reduce_check_below_the_minimum_blocks_without_a_call() -> None:
     assert d.intents == [] and d.all_sent == []
     assert d.control().status == "blocked" and not d.control().in_flight
     assert KEY in d.timers
+
+
+def test_no_call_from_data_that_changed_during_the_pre_reduce_check() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    (check,) = d.checks
+    d.push(cro(margin=D("12"), u_time=T + 1))  # moved while the exchange was asked
+    d.feed(d.core.on_reduce_checked(check.call, None, now=d.now))
+    assert d.intents == [] and d.all_sent == []
+    d.run_due()  # decided again, from the new margin
+    assert [c.amount for c in d.checks[1:]] == [D("1.74")]
+
+
+def test_no_call_when_the_stream_broke_during_the_pre_reduce_check() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    (check,) = d.checks
+    d.feed(d.core.on_disconnected("sub1", "drop", now=d.now))
+    d.feed(d.core.on_reduce_checked(check.call, None, now=d.now))
+    d.run_due()
+    assert d.intents == [] and d.all_sent == [] and not d.control().in_flight

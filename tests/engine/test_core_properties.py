@@ -112,3 +112,43 @@ def test_random_histories_keep_the_invariants(ops: list[tuple[str, object, objec
             d.resolve(*([held] if held is not None else []))
         d.advance(60.0)
         _check(d)
+
+
+@given(
+    st.floats(0.1, 10),
+    st.floats(1, 600),
+    st.floats(0, 1),
+    st.integers(1, 40),
+)
+def test_backoff_grows_and_stays_under_its_cap(
+    base: float, cap: float, rand: float, failures: int
+) -> None:
+    from reactor.engine.timing import Backoff
+
+    b = Backoff(base, cap)
+    now, after = b.delay(failures, lambda: rand), b.delay(failures + 1, lambda: rand)
+    assert 0 < now <= after <= max(cap, 0)
+    assert now >= 0.75 * min(cap, base)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5000), st.integers(0, 600)), max_size=60)
+)
+def test_guard_never_lets_a_window_pass_its_limits(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    from reactor.engine.guard import HOUR_S, RunawayGuard, Verdict
+
+    keys = [("a", f"I{i}-USDT-SWAP", "long", "isolated") for i in range(3)]
+    guard = RunawayGuard(D("100"), D("40"))
+    now = 0.0
+    allowed: list[tuple[float, Decimal, tuple[str, str, str, str]]] = []
+    for k, cents, dt in steps:
+        now += dt
+        amount = Decimal(cents) / 100
+        if guard.check(keys[k], amount, now).verdict is Verdict.ALLOW:
+            allowed.append((now, amount, keys[k]))
+        window = [(t, a, key) for t, a, key in allowed if now - t <= HOUR_S]
+        assert sum((a for _, a, _ in window), Decimal(0)) <= D("100")
+        for key in keys:
+            assert sum((a for _, a, kk in window if kk == key), Decimal(0)) <= D("40")

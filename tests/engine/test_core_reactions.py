@@ -114,9 +114,10 @@ def test_bill_evidence_decides_the_resolution() -> None:
     d.snapshot(cro())
     d.answer(UNKNOWN)
     d.advance(0.5)
-    d.resolve(cro(margin=D("10.26"), u_time=T + 1), bill_applied=True)
+    d.resolve(cro(margin=D("10.26"), u_time=T + 1), bill_applied=True, bill_id="623950854533513219")
     (event,) = d.events("margin.adjust.resolved")
     assert (event["outcome"], event["resolved_by"]) == ("applied", "bill")
+    assert event["bill_id"] == "623950854533513219"
 
 
 def test_not_sent_backs_off_and_refunds_the_guard() -> None:

@@ -188,3 +188,17 @@ async def test_drain_journals_a_cancelled_call_unknown(tmp_path: Path) -> None:
     (row,) = engine.ledger.journal()
     assert row.status == "unknown"
     assert engine.core.control(KEY) is not None
+
+
+async def test_deleted_ledger_file_sends_nothing_and_is_unhealthy(tmp_path: Path) -> None:
+    engine, client = make(tmp_path)
+    (tmp_path / "l.sqlite").unlink()  # deleted under the running process
+    with capture_logs() as logs:
+        engine.on_connected("sub1")
+        engine.on_snapshot("sub1", [cro()], last_page=True)
+        await until(lambda: any(e["event"] == "journal.write.failed" for e in logs))
+    failed = next(e for e in logs if e["event"] == "journal.write.failed")
+    assert "deleted" in failed["error"]
+    assert client.calls == [] and not engine.core.in_flight()
+    assert not EngineStatus(engine).status_snapshot().healthy
+    await engine.drain(1.0)

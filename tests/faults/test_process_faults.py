@@ -46,7 +46,7 @@ async def test_simulator_killed_and_restarted(tmp_path):
         assert reactor.alive
         clock = Stopwatch()
         sim, _ = await start_sim(scen, tmp_path, port=port)  # fresh book: margin 20.29 again
-        await reactor.wait_event("book.snapshot", n=2)
+        await reactor.wait_event("ws.connected", n=2)  # reconnected to the new simulator
         report("sim restart: listening to fresh snapshot", clock())
         await wait_for(lambda: _in_band(admin), timeout_s=15)
         report("sim restart: listening to corrected", clock())

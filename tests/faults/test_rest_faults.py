@@ -102,8 +102,11 @@ async def test_59301_from_a_stricter_exchange(tmp_path, monkeypatch, sim_factory
         tmp_path,
         monkeypatch,
         sim_factory,
-        scenario(account(W, 1, [cro()])),
-        strict_extra=Decimal(3),
+        # an exchange stricter than the reactor's model by 3 USDT (a scenario switch)
+        scenario(
+            account(W, 1, [cro()]),
+            reduce_rule={"im_basis": "mark", "fee_reserve": False, "extra": "3"},
+        ),
     )
     async with running(cfg) as (_, logs):
         await wait_for(
@@ -173,7 +176,8 @@ async def test_auth_error_stops_the_account(tmp_path, monkeypatch, sim_factory):
     await admin.fault(kind="rest_error", account=W, path=MARGIN_PATH, code="50113", count=2)
     async with running(cfg) as (rt, logs):
         await wait_for(lambda: logs.events("account.stopped"))
-        await admin.mark_price("CRO-USDT-SWAP", "0.0960")  # pushes: still nothing is sent
+        # The next regular snapshot (0.5 s here) carries the move: still nothing is sent.
+        await admin.mark_price("CRO-USDT-SWAP", "0.0960")
         await asyncio.sleep(0.6)
         calls = await admin.margin_calls()
         status = rt.status_snapshot()
@@ -206,7 +210,7 @@ async def test_51000_alerts_and_never_loops(tmp_path, monkeypatch, sim_factory):
         await wait_for(lambda: logs.events("margin.adjust.held"))
         for px in ("0.0951", "0.0952", "0.0950"):  # price moves do not end a 51000 hold
             await admin.mark_price("CRO-USDT-SWAP", px)
-        await asyncio.sleep(0.6)
+            await asyncio.sleep(0.6)  # each reaches the reactor in a regular snapshot
         assert codes(await admin.margin_calls()) == ["51000"]
         # A real change of the position (a fill) is a new decision.
         await admin.set_position(

@@ -108,7 +108,9 @@ async def _fills(
         if not rows:
             continue
         row = rng.choice(rows)
-        p = tap.sim.exchange.accounts[row.account].positions.get((row.inst_id, row.pos_side))
+        p = tap.sim.exchange.accounts[row.account].positions.get(
+            (row.inst_id, row.pos_side, "isolated")
+        )
         if p is None:
             continue
         margin = Decimal(rng.randint(300, 2500)) / 100

@@ -50,6 +50,8 @@ async def test_dropped_websocket_mid_correction(tmp_path, monkeypatch, sim_facto
         await wait_for(lambda: logs.events("margin.adjust.sent"))
         clock = Stopwatch()
         await admin.fault(kind="drop_ws", account=W)  # the call is in flight
+        # Reconnected (regular snapshots alone would not prove it).
+        await wait_for(lambda: len(logs.events("ws.connected")) >= 2)
         await wait_for(lambda: len(logs.events("book.snapshot")) >= 2)
         report("drop_ws: drop to fresh snapshot", clock())
         await wait_for(lambda: _count(logs, "book.reconciled", trigger="connect") >= 2)
@@ -99,7 +101,7 @@ async def test_service_notice_reconnects_at_once(tmp_path, monkeypatch, sim_fact
     async with running(cfg) as (_, logs):
         await wait_for(lambda: logs.events("book.snapshot"))
         await admin.fault(kind="ws_notice", account=W)
-        await wait_for(lambda: len(logs.events("book.snapshot")) >= 2)
+        await wait_for(lambda: len(logs.events("ws.connected")) >= 2)
         await admin.set_position(account=W, margin="20.29", **SET_CRO)
         await wait_for(lambda: in_band(tap.margin(*CRO_KEY)))
     reconnect = logs.events("ws.reconnect")[0]
@@ -186,11 +188,13 @@ async def test_reconnects_of_many_accounts_are_paced(tmp_path, monkeypatch, sim_
     scen = scenario(*(account(n, i, [cro(margin="10.2")]) for i, n in enumerate(names)))
     _, admin, cfg, _tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
     async with running(cfg) as (_, logs):
+        await wait_for(lambda: len(logs.events("ws.connected")) >= len(names))
         await wait_for(lambda: len(logs.events("book.snapshot")) >= len(names))
         n0 = len(logs.events("ws.connecting"))
         for n in names:
             await admin.fault(kind="drop_ws", account=n)
-        await wait_for(lambda: len(logs.events("book.snapshot")) >= 2 * len(names), timeout_s=15)
+        # Regular snapshots arrive every 0.5 s anyway: count reconnections, not snapshots.
+        await wait_for(lambda: len(logs.events("ws.connected")) >= 2 * len(names), timeout_s=15)
         calls = await admin.margin_calls()
     starts = sorted(
         datetime.fromisoformat(e["timestamp"]).timestamp() for e in logs.events("ws.connecting")

@@ -39,8 +39,14 @@ SCENARIO: dict[str, Any] = {
             "passphrase": "pass-a",
             "balance": "1000",
             "positions": [
-                {"instId": CRO, "posSide": "long", "pos": "108", "avgPx": "0.0905",
-                 "lever": "10", "margin": "20.29"},
+                {
+                    "instId": CRO,
+                    "posSide": "long",
+                    "pos": "108",
+                    "avgPx": "0.0905",
+                    "lever": "10",
+                    "margin": "20.29",
+                },
             ],
         },
         {
@@ -52,7 +58,7 @@ SCENARIO: dict[str, Any] = {
             "positions": [],
         },
     ],
-}  # fmt: skip
+}
 CREDS_A = Credentials("key-a", "secret-a", "pass-a")
 CREDS_B = Credentials("key-b", "secret-b", "pass-b")
 
@@ -92,12 +98,16 @@ async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.pages: list[int | None] = []
 
     def on_connected(self, account: str) -> None:
         self.calls.append(("connected", account))
 
-    def on_snapshot(self, account: str, positions: list[Position], *, last_page: bool) -> None:
+    def on_snapshot(
+        self, account: str, positions: list[Position], *, last_page: bool, cur_page: int | None
+    ) -> None:
         self.calls.append(("snapshot", (positions, last_page)))
+        self.pages.append(cur_page)
 
     def on_update(self, account: str, positions: list[Position]) -> None:
         self.calls.append(("update", positions))
@@ -291,8 +301,16 @@ async def test_one_bad_account_does_not_stop_the_others(sim: Simulator) -> None:
 async def test_garbage_frames_are_logged_and_skipped(sim: Simulator) -> None:
     rec = Recorder()
     s = session(sim, rec)
-    blank = {"instId": CRO, "posSide": "long", "pos": "108", "mgnMode": "isolated",
-             "markPx": "", "margin": "", "upl": "", "instType": "SWAP"}  # fmt: skip
+    blank = {
+        "instId": CRO,
+        "posSide": "long",
+        "pos": "108",
+        "mgnMode": "isolated",
+        "markPx": "",
+        "margin": "",
+        "upl": "",
+        "instType": "SWAP",
+    }
     frames = [
         "this is not json" + "x" * 1000,
         '{"arg":{"channel":"orders"},"data":[]}',
@@ -439,3 +457,110 @@ async def test_expired_login_timestamp_resyncs_clock_and_logs_in(sim: Simulator)
         await s.stop()
         await asyncio.wait_for(task, 5)
     assert "stopped" not in rec.kinds()
+
+
+# -- the faithful push model -----------------------------------------------------------------
+
+TWO_POSITIONS: dict[str, Any] = {
+    **SCENARIO,
+    "accounts": [
+        {
+            **SCENARIO["accounts"][0],
+            "positions": [
+                *SCENARIO["accounts"][0]["positions"],
+                {
+                    "instId": CRO,
+                    "posSide": "short",
+                    "pos": "10",
+                    "avgPx": "0.0905",
+                    "lever": "10",
+                    "margin": "2",
+                },
+            ],
+        }
+    ],
+}
+
+
+async def test_snapshot_without_event_type_makes_the_account_fresh(
+    sim_factory: Callable[..., Any],
+) -> None:
+    """Against the simulator's legacy switch (no eventType/curPage/lastPage, CCXT-21565) the
+    first push is the snapshot: the session is ready and does not loop on "not ready"."""
+    sim = await sim_factory(SCENARIO, legacy_push_fields=True)
+    rec = Recorder()
+    s = session(sim, rec, ping_interval_s=0.3, pong_timeout_s=0.3)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") == 1)
+        positions, last_page = rec.last("snapshot")
+        assert last_page is True and positions[0].margin == Decimal("20.29")
+        await add_margin(sim, "1")
+        await eventually(lambda: rec.count("update") == 1)
+        await asyncio.sleep(1.0)  # > ready_by (ping + pong timeout): still the same connection
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    assert s.connect_count == 1
+    assert not [e for e in logs if e["event"] == "ws.reconnect"]
+
+
+async def test_cur_page_reaches_the_handler(sim_factory: Callable[..., Any]) -> None:
+    sim = await sim_factory(TWO_POSITIONS, page_size=1)
+    rec = Recorder()
+    s = session(sim, rec)
+    task = asyncio.create_task(s.run())
+    await eventually(lambda: rec.count("snapshot") == 2)
+    pages = [v for k, v in rec.calls if k == "snapshot"]
+    assert [(len(p), last) for p, last in pages] == [(1, False), (1, True)]
+    assert rec.pages[:2] == [1, 2]
+    await s.stop()
+    await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.parametrize(("ping_interval_s", "survives"), [(0.2, True), (30.0, False)])
+async def test_pinging_when_nothing_was_sent_survives_a_strict_server(
+    sim_factory: Callable[..., Any], ping_interval_s: float, survives: bool
+) -> None:
+    """A server that closes clients that sent nothing for N s (the quiet-close fault) while
+    regular snapshots flow: the reactor pings on send-idleness too, so it is never closed. With
+    a ping interval above N (the old receive-only rule) the same server drops it."""
+    sim = await sim_factory(SCENARIO, time_scale=0.02)  # a snapshot every 100 ms
+    fault = {"kind": "ws_quiet_close", "account": "A", "seconds": 0.5}
+    await admin(sim, "POST", "/sim/faults", fault)
+    rec = Recorder()
+    s = session(sim, rec, ping_interval_s=ping_interval_s, pong_timeout_s=1.0)
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(s.run())
+        await eventually(lambda: rec.count("snapshot") >= 1)
+        await asyncio.sleep(1.5)  # three quiet-close periods
+        await s.stop()
+        await asyncio.wait_for(task, 5)
+    reconnects = [e for e in logs if e["event"] == "ws.reconnect"]
+    assert (reconnects == [] and s.connect_count == 1) is survives
+
+
+@pytest.mark.parametrize(("body", "applied"), [("html", False), ("json", True)])
+async def test_gateway_5xx_reaches_the_client_as_an_error(
+    sim: Simulator, rest_a: OkxRestClient, body: str, applied: bool
+) -> None:
+    """okx-fidelity §7.9: OKX's gateway answers 5xx with an HTML page or a JSON body whose
+    ``code`` is a number. With ``applied`` the backend acted before the gateway gave up (a
+    504 is then ambiguous for the caller)."""
+    fault = {
+        "kind": "rest_gateway",
+        "account": "A",
+        "path": MARGIN_BALANCE,
+        "status": 504,
+        "body": body,
+        "applied": applied,
+    }
+    await admin(sim, "POST", "/sim/faults", fault)
+    with pytest.raises(OkxError) as info:
+        await rest_a.margin_balance(CRO, "long", "add", Decimal("1"))
+    assert info.value.code == "504" and info.value.http_status == 504
+    margin = Decimal((await sim_position(sim, "A"))["margin"])
+    assert margin == (Decimal("21.29") if applied else Decimal("20.29"))
+    # A GET behind a 503 answers once the gateway recovers (the client retries GETs).
+    fault = {"kind": "rest_gateway", "account": "A", "path": POSITIONS, "status": 503}
+    await admin(sim, "POST", "/sim/faults", fault)
+    assert len(await rest_a.get_positions()) == 1

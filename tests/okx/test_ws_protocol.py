@@ -186,9 +186,28 @@ def test_event_update_and_closed_position() -> None:
     assert [x.pos for x in ev.positions] == [Decimal("108"), Decimal("0")]
     assert ev.positions[1].margin is None and ev.positions[1].mark_px is None
     assert not ev.positions[1].is_open
-    # A push without eventType (older shape) is an update.
+    # A push without eventType (older shape) after the first push is an update.
     (ev2,) = p.receive(push([LIVE_POSITION], event_type=None))
     assert isinstance(ev2, Update) and len(ev2.positions) == 1
+
+
+def test_first_push_without_event_type_is_the_snapshot() -> None:
+    """OKX in 2024 sent the subscribe snapshot with no eventType/curPage/lastPage
+    (CCXT-21565): it must still count as the snapshot, or the account never becomes fresh."""
+    p = subscribed()
+    assert p.receive(push([], event_type=None)) == [SnapshotPage([], 1, True, [])]
+    (ev,) = p.receive(push([LIVE_POSITION], event_type=None))
+    assert isinstance(ev, Update)
+    # A new subscribe ack (new connection state) expects a snapshot again.
+    p.receive('{"event":"subscribe","arg":{"channel":"positions","instType":"SWAP"},"connId":"b1"}')
+    (again,) = p.receive(push([LIVE_POSITION], event_type=None))
+    assert isinstance(again, SnapshotPage) and again.last_page and again.cur_page == 1
+
+
+def test_explicit_event_update_first_stays_an_update() -> None:
+    p = subscribed()
+    (ev,) = p.receive(push([LIVE_POSITION], event_type="event_update"))
+    assert isinstance(ev, Update)
 
 
 def test_empty_string_fields_do_not_crash() -> None:

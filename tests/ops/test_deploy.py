@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reactor.config import load_config
+from reactor.fdlimit import recommended_nofile
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -62,6 +63,10 @@ def test_unit_settings(name: str) -> None:
     assert one["Service.StateDirectory"] == state
     assert one["Service.ReadWritePaths"] == f"/var/lib/{state}"
     assert one["Install.WantedBy"] == "multi-user.target"
+    # 1,000+ accounts at ~4 descriptors each, and the soft limit may be raised to it at start.
+    # One value: soft = hard (a SOFT:HARD pair is raised at start by reactor.fdlimit).
+    assert int(one["Service.LimitNOFILE"]) >= recommended_nofile(1000)
+    assert one["Service.SystemCallErrorNumber"] == "EPERM"  # a filtered call fails, not kills
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -131,6 +136,13 @@ def test_install_staged(tmp_path: Path) -> None:
         assert (units / name).read_text() == (DEPLOY / name).read_text()
         assert mode(units / name) == 0o644
     assert "Next steps" in r.stdout
+    mtail_unit = units / "okx-margin-reactor-mtail.service"
+    assert (
+        mtail_unit.read_text() == (DEPLOY / "alerts/okx-margin-reactor-mtail.service").read_text()
+    )
+    program = etc / "mtail/okx-margin-reactor.mtail"
+    assert program.read_text() == (DEPLOY / "alerts/okx-margin-reactor.mtail").read_text()
+    assert "--progs /etc/okx-margin-reactor/mtail" in mtail_unit.read_text()
 
 
 def test_install_never_overwrites_credentials_or_config(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from decimal import Decimal as D
 
 from reactor.status.metrics import Metrics
-from reactor.status.model import AccountStatus, StatusSnapshot
+from reactor.status.model import PROFIT_RATE_WEIGHTING, AccountStatus, StatusSnapshot
 
 from .snapshots import position, sample_snapshot
 
@@ -19,8 +19,10 @@ def test_totals() -> None:
     assert s.has_main and s.main_below_expected
     assert (s.sub_accounts, s.sub_positions) == (2, 3)
     assert s.total_upl == D("-4.02")
-    # mean of -0.1, 0.05, 0.05, -0.1, -0.25, 0.1
-    assert s.avg_profit_rate == D("-0.0417")
+    # Margin-weighted: total uPnL over total margin (an unweighted mean would be -0.0417).
+    rows = [p for a in s.accounts for p in a.positions]
+    margin = sum((p.margin for p in rows if p.margin is not None), D(0))
+    assert s.avg_profit_rate == (D("-4.02") / margin).quantize(D("0.0001")) == D("-0.0188")
     assert not sample_snapshot(main_positions=4, expected=4).main_below_expected
 
 
@@ -62,8 +64,18 @@ def test_to_json_uses_decimal_strings() -> None:
         "expected": 4,
         "belowExpected": True,
     }
-    assert j["sub"] == {"accounts": 2, "positions": 3}
-    assert j["pnl"] == {"upl": "-4.02", "avgProfitRate": "-0.0417"}
+    assert j["sub"] == {
+        "accounts": 2,
+        "positions": 3,
+        "states": {"live": 2, "stale": 0, "disconnected": 0, "stopped": 0, "disabled": 1},
+        "stopped": [],
+    }
+    assert j["pnl"] == {
+        "upl": "-4.02",
+        "avgProfitRate": "-0.0188",
+        "avgProfitRateWeighting": PROFIT_RATE_WEIGHTING,
+    }
+    assert (j["venue"], j["dryRun"]) == ("", False)
     eth = j["accounts"][1]["positions"][1]
     assert eth == {
         "account": "sub-a",
@@ -81,6 +93,8 @@ def test_to_json_uses_decimal_strings() -> None:
         "profitRate": "-0.2500",
         "status": "blocked",
         "reason": "unrealised loss",
+        "lastAction": None,
+        "history": [],
     }
     big = replace(sample_snapshot().accounts[1].positions[0], margin=D("1E+1"))
     assert big.to_json()["margin"] == "10"
@@ -105,25 +119,29 @@ def test_metrics_render() -> None:
         m.observe_latency(s)
     text = m.render(sample_snapshot())
     v = _samples(text)
-    assert v['reactor_margin_adjustments_total{result="ok"}'] == "2"
-    assert v['reactor_margin_adjustments_total{result="failed"}'] == "1"
-    assert v['reactor_ws_reconnects_total{account="we\\"ird\\\\acct"}'] == "1"
-    assert v['reactor_event_to_call_seconds_bucket{le="0.001"}'] == "1"
-    assert v['reactor_event_to_call_seconds_bucket{le="0.0025"}'] == "1"
-    assert v['reactor_event_to_call_seconds_bucket{le="0.005"}'] == "3"
-    assert v['reactor_event_to_call_seconds_bucket{le="0.25"}'] == "4"
-    assert v['reactor_event_to_call_seconds_bucket{le="5"}'] == "4"
-    assert v['reactor_event_to_call_seconds_bucket{le="+Inf"}'] == "5"
-    assert v["reactor_event_to_call_seconds_count"] == "5"
+    assert float(v['reactor_margin_adjustments_total{account="",result="ok"}']) == 2.0
+    assert float(v['reactor_margin_adjustments_total{account="",result="failed"}']) == 1.0
+    assert float(v['reactor_ws_reconnects_total{account="we\\"ird\\\\acct"}']) == 1.0
+    assert float(v['reactor_event_to_call_seconds_bucket{le="0.001"}']) == 1
+    assert float(v['reactor_event_to_call_seconds_bucket{le="0.0025"}']) == 1
+    assert float(v['reactor_event_to_call_seconds_bucket{le="0.005"}']) == 3
+    assert float(v['reactor_event_to_call_seconds_bucket{le="0.25"}']) == 4
+    assert float(v['reactor_event_to_call_seconds_bucket{le="5.0"}']) == 4
+    assert float(v['reactor_event_to_call_seconds_bucket{le="+Inf"}']) == 5
+    assert float(v["reactor_event_to_call_seconds_count"]) == 5
     assert float(v["reactor_event_to_call_seconds_sum"]) == sum((0.0005, 0.003, 0.003, 0.2, 9.0))
-    assert v['reactor_positions{account="sub-a",role="sub",status="blocked"}'] == "1"
-    assert v['reactor_positions{account="sub-a",role="sub",status="ok"}'] == "1"
-    assert v['reactor_positions{account="main",role="main",status="unmanaged"}'] == "3"
-    assert v['reactor_account_up{account="sub-b",role="sub"}'] == "1"
+    assert float(v['reactor_positions{account="sub-a",role="sub",status="blocked"}']) == 1
+    assert float(v['reactor_positions{account="sub-a",role="sub",status="ok"}']) == 1
+    assert float(v['reactor_positions{account="main",role="main",status="unmanaged"}']) == 3
+    assert float(v['reactor_account_up{account="sub-b",role="sub"}']) == 1
     assert 'reactor_account_up{account="sub-off",role="sub"}' not in v
-    assert v['reactor_main_positions{side="long"}'] == "2"
-    assert v["reactor_main_positions_expected"] == "4"
-    assert v["reactor_unrealized_pnl_usdt"] == "-4.02"
+    assert float(v['reactor_main_positions{side="long"}']) == 2
+    assert float(v["reactor_main_positions_expected"]) == 4
+    assert float(v["reactor_unrealized_pnl_usdt"]) == -4.02
+    assert float(v['reactor_info{dry_run="false",venue="unknown"}']) == 1
+    assert float(v['reactor_accounts{role="sub",state="disabled"}']) == 1
+    assert float(v['reactor_account_stopped{account="sub-b",role="sub"}']) == 0
+    assert float(v["process_max_fds"]) > 0 and float(v["process_open_fds"]) > 0
     # Every sample belongs to a declared family (HELP and TYPE lines present).
     types = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
     for name in v:

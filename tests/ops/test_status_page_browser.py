@@ -206,8 +206,6 @@ async def test_status_page_in_chromium(sim_factory: Any, tmp_path: Path) -> None
             shot = tmp_path / "status-page.png"
             await b.screenshot(shot)
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                (DOCS / "status-page.png").write_bytes(shot.read_bytes())
 
             # The page refreshes itself: fewer expected positions and a dropped account show up.
             down = replace(snap.accounts[2], connected=False)
@@ -218,5 +216,110 @@ async def test_status_page_in_chromium(sim_factory: Any, tmp_path: Path) -> None
             page = await b.eval(READ_PAGE)
             assert page["main"][1] == "3"
             assert page["health"] == "unhealthy: sub-b: not connected"
+    finally:
+        await server.stop()
+
+
+READ_NEW_PARTS = """(() => {
+  const q = s => document.querySelector(s);
+  const row = (acc, inst) => q(`tr.position[data-account="${acc}"][data-inst="${inst}"]`);
+  const cro = row('sub-a', 'CRO-USDT-SWAP'), sol = row('sub-b', 'SOL-USDT-SWAP');
+  const svg = cro.querySelector('td.chart svg.chart');
+  const band = svg && svg.querySelector('rect.band');
+  const line = svg && svg.querySelector('polyline.margin');
+  const pts = line ? line.getAttribute('points').split(' ').map(p => p.split(',').map(Number))
+                   : [];
+  return {
+    venue: q('#venue').textContent, venueClass: q('#venue').className,
+    dryRunShown: !q('#dry-run').hidden,
+    states: q('#sub-states').textContent,
+    stopped: [...document.querySelectorAll('#stopped-list li')].map(
+      li => [li.dataset.account, li.textContent]),
+    subAlert: q('#card-sub').classList.contains('alert'),
+    weighting: q('#pnl-weighting').textContent, weightingTitle: q('#pnl-weighting').title,
+    croStatus: cro.dataset.status, croLast: cro.querySelector('td.last').textContent,
+    croLastMs: cro.querySelector('td.last').dataset.ms,
+    solLast: sol.querySelector('td.last').textContent,
+    solChart: sol.querySelector('td.chart svg') !== null,
+    points: pts,
+    bandTop: band ? Number(band.getAttribute('y')) : null,
+    bandBottom: band ? Number(band.getAttribute('y')) + Number(band.getAttribute('height')) : null,
+    badge: q('section.account[data-account="sub-c"] h3 .badge.down').textContent,
+  };
+})()"""
+
+
+async def test_status_page_venue_stopped_accounts_last_action_and_chart(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """The parts an operator asked for: venue and dry run in the header, stopped accounts with
+    their reason in the totals, the last action per position, a chart of margin against its
+    band, and how the average profit rate is weighted."""
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not found: `apt-get install chromium` enables the browser test")
+    sim = await sim_factory(SCENARIO, price_walk=False)
+    async with httpx.AsyncClient() as c:
+        state = (await c.get(sim.url + "/sim/state")).json()
+    base = snapshot_from_sim_state(state, expected=3)
+    now = base.generated_ms
+    hour = 3_600_000
+    accounts = []
+    for a in base.accounts:
+        rows = []
+        for p in a.positions:
+            if p.inst_id == "CRO-USDT-SWAP":
+                # 31.2 six hours ago, reduced by 10.91 an hour ago... and it is 20.29 now:
+                # a dry run (nothing was sent since), so out of band it is not "ok".
+                p = replace(
+                    p,
+                    status="dry_run",
+                    reason="dry run: would adjust",
+                    last_action="reduce",
+                    last_amount=Decimal("10.91"),
+                    last_result="ok",
+                    last_action_ms=now - hour,
+                    history=(
+                        (now - 6 * hour, Decimal("31.2")),
+                        (now - hour, Decimal("31.2")),
+                        (now - hour, Decimal("20.29")),
+                        (now, Decimal("20.29")),
+                    ),
+                )
+            rows.append(p)
+        accounts.append(replace(a, positions=tuple(rows)))
+    stopped = AccountStatus("sub-c", "sub", True, False, False, "login failed 60024", ())
+    snap = replace(base, accounts=(*accounts, stopped), venue="demo", dry_run=True)
+    server = StatusServer(MutableSource(snap), Metrics(), port=0)
+    url = await server.start()
+    try:
+        async with Browser(exe) as b:
+            await b.goto(url)
+            await b.wait_for("window.lastSnapshot !== undefined")
+            page = await b.eval(READ_NEW_PARTS)
+            assert (page["venue"], page["venueClass"]) == ("demo", "tag demo")
+            assert page["dryRunShown"] is True
+            assert page["states"] == "2 live, 1 stopped"  # sub-accounts only
+            assert page["stopped"] == [["sub-c", "sub-c: login failed 60024"]]
+            assert page["subAlert"] is True
+            assert page["badge"] == "stopped: login failed 60024"
+            assert page["weighting"] == "(margin-weighted)"
+            assert "total uPnL / total margin" in page["weightingTitle"]
+            assert page["croStatus"] == "dry_run"
+            assert page["croLast"].startswith("reduce 10.91 ok ")
+            assert int(page["croLastMs"]) == now - hour
+            assert page["solLast"] == "-" and page["solChart"] is False
+            # The chart: four points, left to right; the band is drawn; margin sits above it
+            # (smaller y is higher) all along, as 20.29 and 31.2 are above 10.5.
+            xs = [x for x, _ in page["points"]]
+            assert len(xs) == 4 and xs == sorted(xs)
+            assert all(y < page["bandTop"] for _, y in page["points"])
+            assert page["bandTop"] < page["bandBottom"]
+            # The higher margin six hours ago is drawn higher than today's.
+            assert page["points"][0][1] < page["points"][-1][1]
+            shot = tmp_path / "status-page.png"
+            await b.screenshot(shot)
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                (DOCS / "status-page.png").write_bytes(shot.read_bytes())
     finally:
         await server.stop()

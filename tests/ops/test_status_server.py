@@ -71,8 +71,8 @@ async def test_api_status_and_metrics(served: tuple[MutableSource, Metrics, str]
         assert r.json() == json.loads(json.dumps(sample_snapshot().to_json()))
         m = await c.get("/metrics")
     assert m.headers["content-type"].startswith("text/plain; version=0.0.4")
-    assert 'reactor_margin_adjustments_total{result="ok"} 1' in m.text
-    assert 'reactor_positions{account="sub-b",role="sub",status="ok"} 1' in m.text
+    assert 'reactor_margin_adjustments_total{account="",result="ok"} 1.0' in m.text
+    assert 'reactor_positions{account="sub-b",role="sub",status="ok"} 1.0' in m.text
 
 
 async def test_index_embeds_snapshot_safely(served: tuple[MutableSource, Metrics, str]) -> None:

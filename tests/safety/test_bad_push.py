@@ -12,7 +12,7 @@ from tests.faults.common import account, cro, in_band, scenario, setup
 
 W = "Wu666666"
 KEY = (W, "CRO-USDT-SWAP", "long")
-BOOK_KEY = (*KEY, "isolated")  # the book keys positions with mgnMode too
+BOOK_KEY = (*KEY, "isolated")
 DAY_MS = 86_400_000
 
 

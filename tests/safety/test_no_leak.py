@@ -24,7 +24,7 @@ from reactor.okx.signing import ws_login_sign
 from reactor.okx.ws import PrivateSession
 from reactor.redaction import redact, redact_text
 from tests.engine.harness import LogCapture, SimAdmin, wait_for, write_config
-from tests.faults.common import FAST, cro, report, scenario
+from tests.faults.common import FAST, cro, scenario
 from tests.faults.procs import credentials_env, journal, start_reactor, start_sim
 
 W = "Wu666666"
@@ -100,7 +100,7 @@ class Recorder:
         self.stopped: list[str] = []
 
     def on_connected(self, account: str) -> None: ...
-    def on_snapshot(self, account: str, positions: Any, *, last_page: bool) -> None: ...
+    def on_snapshot(self, account: str, positions: Any, **_: Any) -> None: ...
     def on_update(self, account: str, positions: Any) -> None: ...
     def on_disconnected(self, account: str, reason: str) -> None: ...
 
@@ -199,7 +199,7 @@ async def test_no_secret_in_any_output_of_the_process(tmp_path: Path) -> None:
     rows = json.dumps(journal(cfg_path))
     assert "ws.error" in stdout and "ws.frame.invalid" in stdout and "50111" in stdout
     for name, text in (("stdout", stdout), ("stderr", stderr), ("journal", rows)):
-        report(f"no-leak {name} bytes checked", len(text))
+        print(f"\nFAULT-METRIC no-leak {name}: {len(text)} bytes checked")
         _assert_clean(text, sign)
     for page in pages:
         _assert_clean(page, sign)

@@ -116,6 +116,9 @@ async def test_corrupted_ledger_exits_2(tmp_path):
     rc, _, err, _ = await _run_to_exit(cfg_path, ENV)
     assert rc == 2
     assert "not a usable SQLite database" in _one_line(err)
+    for command in (("journal",), ("maintenance", "list")):
+        rc, _, err, _ = await _run_to_exit(cfg_path, ENV, *command, "--config", str(cfg_path))
+        assert rc == 2 and "not a usable SQLite database" in _one_line(err)
 
 
 async def test_unwritable_state_dir_exits_2(tmp_path):

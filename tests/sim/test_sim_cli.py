@@ -105,7 +105,7 @@ def test_demo_book_shape() -> None:
     assert sum(len(a.positions) for a in ex.accounts.values()) == sum(
         len(a.positions) for a in sc.accounts
     )
-    cro = ex.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long")]
+    cro = ex.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long", "isolated")]
     assert (cro.pos, cro.avg_px, cro.lever, cro.margin) == (
         108,
         Decimal("0.0905"),
@@ -124,3 +124,43 @@ def test_every_demo_position_parses_with_the_reactor_parser() -> None:
             assert p.is_managed_kind == (raw["mgnMode"] == "isolated")
             numbers = [v for k, v in raw.items() if k not in ("instId", "instType", "ccy")]
             assert not any("E" in v for v in numbers)  # no exponent anywhere
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--time-scale", "0", "positive"),
+        ("--time-scale", "x", "not a number"),
+        ("--page-size", "0", "at least 1"),
+    ],
+)
+def test_bad_push_flags_exit_2(flag: str, value: str, needle: str) -> None:
+    proc = run_sim("--scenario", str(SCENARIOS / "cro.yaml"), flag, value)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2 and flag in err and needle in err
+
+
+def test_scenario_simulator_section_and_cli_flags(tmp_path: Path) -> None:
+    """`simulator:` in a scenario sets the push switches; CLI flags override them."""
+    raw = (SCENARIOS / "cro.yaml").read_text() + (
+        "simulator: {snapshot_page_size: 7, time_scale: 0.5, legacy_push_fields: false}\n"
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(raw)
+    spec = load_scenario(path).simulator
+    assert (spec.snapshot_page_size, spec.time_scale, spec.legacy_push_fields) == (7, 0.5, False)
+    assert spec.demo_keys and spec.close_on_login_failure
+    proc = run_sim("--scenario", str(path), "--page-size", "2", "--legacy-push-fields")
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "sim.ready"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    with pytest.raises(ScenarioError, match="snapshot_page_size"):
+        bad = tmp_path / "b.yaml"
+        bad.write_text(
+            (SCENARIOS / "cro.yaml").read_text() + "simulator: {snapshot_page_size: 0}\n"
+        )
+        load_scenario(bad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,10 +15,19 @@ from reactor.sim.scenario import scenario_from_dict
 CRO = {"instId": "CRO-USDT-SWAP", "ctVal": "10", "markPx": "0.0950", "mmrRate": "0.004"}
 
 
-def cro_exchange(balance: str = "1000", margin: str = "20.29", side: str = "long") -> Exchange:
+LENIENT = {"reduce_rule": {"im_basis": "mark", "fee_reserve": False}}
+
+
+def cro_exchange(
+    balance: str = "1000",
+    margin: str = "20.29",
+    side: str = "long",
+    mechanics: dict[str, Any] | None = None,
+) -> Exchange:
     ticks = iter(range(1_700_000_000_000, 1_800_000_000_000))
     sc = scenario_from_dict(
         {
+            "mechanics": mechanics or {},
             "instruments": [CRO],
             "accounts": [
                 {
@@ -56,7 +66,8 @@ def test_cro_position_fields_are_okx_strings() -> None:
     assert p["upl"] == "4.86"  # 1080 * (0.095 - 0.0905)
     assert p["mmr"] == "0.4104"
     assert p["margin"] == "20.29" and p["imr"] == ""
-    assert abs(D(p["uplRatio"]) - D("4.86") / D("10.26")) < D("1e-17")
+    # CCXT-POS: over the initial margin at avgPx, 108 * 10 * 0.0905 / 10 = 9.774
+    assert abs(D(p["uplRatio"]) - D("4.86") / D("9.774")) < D("1e-17")
     assert p["mgnMode"] == "isolated" and p["instType"] == "SWAP" and p["ccy"] == "USDT"
     # liquidation price: margin + upl == mm
     liq = D(p["liqPx"])
@@ -64,7 +75,7 @@ def test_cro_position_fields_are_okx_strings() -> None:
 
 
 def test_reduce_limit_and_codes() -> None:
-    ex = cro_exchange()
+    ex = cro_exchange(mechanics=LENIENT)
     # im = 10.26; upl positive: at most 20.29 - 10.26 = 10.03 can go
     with pytest.raises(ExchangeError) as e:
         ex.margin_balance("Wu666666", "CRO-USDT-SWAP", "long", "reduce", D("10.04"))
@@ -82,7 +93,7 @@ def test_reduce_limit_and_codes() -> None:
 
 
 def test_loss_counts_against_the_reduce_limit() -> None:
-    ex = cro_exchange()
+    ex = cro_exchange(mechanics=LENIENT)
     ex.set_mark_price("CRO-USDT-SWAP", D("0.0880"))  # upl = 1080 * -0.0025 = -2.7
     p = the_position(ex)
     im = D(p["notionalUsd"]) / 10
@@ -180,7 +191,7 @@ ops = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(ops)
 def test_margin_conserved_and_reduce_rule_holds(seq: list[tuple[str, D]]) -> None:
-    ex = cro_exchange(balance="100")
+    ex = cro_exchange(balance="100", mechanics=LENIENT)
     acct = ex.accounts["Wu666666"]
     total = acct.balance + D("20.29")
     for kind, amt in seq:

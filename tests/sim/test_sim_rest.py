@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 import okx.Account as Account
@@ -139,14 +140,12 @@ async def test_margin_balance_errors(sim: Simulator, body: str, code: str, statu
 
 
 async def test_ccxt_style_compact_body_with_numeric_amt(sim: Simulator) -> None:
-    body = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"reduce","amt":10.03,"ccy":"USDT"}'
+    # 9.97 is within the default (strictest) reduce rule's estAvailTrans 9.9787
+    body = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"reduce","amt":9.97,"ccy":"USDT"}'
     r = await signed(sim.url, "POST", MARGIN, body)
     assert r.json()["code"] == "0"
-    assert sim.exchange.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long")].margin == (
-        sim.exchange.metrics(
-            sim.exchange.accounts["Wu666666"].positions[("CRO-USDT-SWAP", "long")]
-        ).im
-    )
+    p = sim.exchange.accounts["Wu666666"].isolated("CRO-USDT-SWAP", "long")
+    assert p is not None and p.margin == Decimal("10.32")
 
 
 async def test_unknown_path(sim: Simulator) -> None:

@@ -1,0 +1,54 @@
+"""What makes the engine unhealthy besides its accounts: journal writes, internal errors.
+
+Plain state with no I/O; the core logs the events, the status view lists :meth:`problems`.
+"""
+
+from __future__ import annotations
+
+from reactor.engine.commands import WriteResult
+
+
+class EngineHealth:
+    def __init__(self, internal_error_window_s: float) -> None:
+        self.storage_error: str | None = (
+            None  # the last journal/ledger failure, until a write works
+        )
+        self.storage_failures = 0  # in a row: the back-off of re-writing results
+        self.unwritten: dict[int, WriteResult] = {}  # results known here but not on disk
+        self.internal_errors = 0
+        self._internal_error_at = -1e18
+        self._internal_error = ""
+        self._window_s = internal_error_window_s
+
+    @property
+    def storage_ok(self) -> bool:
+        return self.storage_error is None
+
+    def storage_failed(self, error: str) -> bool:
+        """Record a failed read or write; True when it starts an episode."""
+        first = self.storage_error is None
+        self.storage_error = error[:200]
+        return first
+
+    def storage_recovered(self) -> str | None:
+        """A write worked: the error that ended, if an episode ended (nothing left to write)."""
+        if self.storage_error is None or self.unwritten:
+            return None
+        error, self.storage_error = self.storage_error, None
+        self.storage_failures = 0
+        return error
+
+    def internal_error(self, error: str, now: float) -> None:
+        self.internal_errors += 1
+        self._internal_error_at = now
+        self._internal_error = error[:200]
+
+    def problems(self, now: float) -> list[str]:
+        out = []
+        if self.storage_error is not None:
+            out.append(f"journal: writes failing ({self.storage_error})")
+        if now - self._internal_error_at < self._window_s:
+            out.append(
+                f"engine: {self.internal_errors} internal error(s), last: {self._internal_error}"
+            )
+        return out

@@ -1,0 +1,77 @@
+"""The engine's read-only view for the status page: reads state, never writes it, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from reactor.book import PositionBook
+from reactor.engine.state import (
+    AccountState,
+    AccountView,
+    EngineView,
+    PositionControl,
+    PositionView,
+)
+from reactor.okx.models import PositionKey
+
+_NO_CONTROL = PositionControl()
+
+
+def build_view(
+    accounts: Iterable[AccountState],
+    book: PositionBook,
+    controls: Mapping[PositionKey, PositionControl],
+    *,
+    main_expected_positions: int,
+    problems: list[str],
+    storage_ok: bool,
+    internal_errors: int,
+) -> EngineView:
+    out = []
+    problems = list(problems)
+    for state in accounts:
+        rows = []
+        managed = state.role == "sub"
+        for pos in book.positions(state.name):
+            control = controls.get(pos.key, _NO_CONTROL)
+            rows.append(
+                PositionView(
+                    account=state.name,
+                    role=state.role,
+                    inst_id=pos.inst_id,
+                    pos_side=pos.pos_side,
+                    mgn_mode=pos.mgn_mode,
+                    pos=pos.pos,
+                    margin=pos.margin,
+                    target=control.target if managed else None,
+                    band=control.band if managed else None,
+                    count=control.count,
+                    upl=pos.upl,
+                    profit_rate=pos.profit_rate,
+                    status=control.status if managed else "unmanaged",
+                    reason=control.reason,
+                )
+            )
+            if control.guard_held:
+                problems.append(
+                    f"{state.name} {pos.inst_id} {pos.pos_side}: held by the runaway guard"
+                )
+        out.append(
+            AccountView(
+                name=state.name,
+                role=state.role,
+                enabled=state.enabled,
+                connected=state.connected,
+                fresh=book.is_fresh(state.name),
+                stopped_reason=state.stopped_reason
+                or ("runaway guard tripped" if state.guard_tripped else None),
+                positions=tuple(rows),
+            )
+        )
+    return EngineView(
+        accounts=tuple(out),
+        main_expected_positions=main_expected_positions,
+        problems=tuple(problems),
+        storage_ok=storage_ok,
+        internal_errors=internal_errors,
+    )
