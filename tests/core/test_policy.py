@@ -256,3 +256,16 @@ def test_blocked_rule_never_delays_the_step_into_the_band() -> None:
     action = decide(_falling("101.2", "11.5"), D(1), 0, CFG)  # no loss: floor 10.12
     assert action.kind is ActionKind.REDUCE and action.amount == D("1.38")
     assert not action.limited_by_floor
+
+
+def test_after_59301s_a_blocked_position_stops_halving_below_the_minimum() -> None:
+    """A stricter exchange refused the floor-sized step; the engine's step cap halves. Once
+    the capped step is below min_blocked_reduce the position waits for the market instead."""
+    p = _falling("94", "19")  # floor 15.4: 3.6 reachable, still above the band
+    capped = decide(p, D(1), 0, CFG, step_cap=D("2.5"))
+    assert capped.kind is ActionKind.REDUCE and capped.amount == D("2.50")
+    held = decide(p, D(1), 0, CFG, step_cap=D("1.8"))
+    assert held.kind is ActionKind.BLOCKED and held.limited_by_floor
+    assert "step cap 1.8 is below 2.00" in held.reason
+    into_band = decide(_falling("101.2", "11.5"), D(1), 0, CFG, step_cap=D("0.5"))
+    assert into_band.kind is ActionKind.REDUCE and into_band.amount == D("0.50")  # not held
