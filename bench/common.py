@@ -149,7 +149,7 @@ class Probe:
     rx_perf: float = 0.0
     rx_wall: float = 0.0
     rx_sim_ts: float = 0.0
-    due: dict[tuple[str, str, str], tuple[float, float, float]] = field(default_factory=dict)
+    due: dict[tuple[str, str, str], tuple[float, float, float, float]] = field(default_factory=dict)
     sends: list[dict[str, Any]] = field(default_factory=list)
     enabled: bool = True
 
@@ -164,6 +164,7 @@ class Probe:
         self.records += len(positions)
         if not self.enabled:
             return
+        handed = time.perf_counter()  # parsed: the engine gets the positions now
         for p in positions:
             m = p.margin
             if m is None or p.pos == 0:
@@ -172,7 +173,7 @@ class Probe:
             if BAND_LO <= m <= BAND_HI:
                 self.due.pop(key, None)
             elif key not in self.due:
-                self.due[key] = (self.rx_perf, self.rx_wall, self.rx_sim_ts)
+                self.due[key] = (self.rx_perf, self.rx_wall, self.rx_sim_ts, handed)
 
     def on_send(self, account: str, body: bytes) -> None:
         now = time.perf_counter()
@@ -186,6 +187,8 @@ class Probe:
                 "body": body.decode(),
                 "wall": wall,
                 "own_s": None if due is None else now - due[0],
+                "parse_s": None if due is None else due[3] - due[0],
+                "engine_s": None if due is None else now - due[3],
                 "in_s": None if due is None or not due[2] else due[1] - due[2],
                 "sim_ts": None if due is None or not due[2] else due[2],
             }
