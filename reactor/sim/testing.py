@@ -131,15 +131,15 @@ class LogCapture:
 async def running(
     cfg: Config,
     *,
-    dry_run: bool = False,
+    dry_run: bool | None = None,
     hooks: app.StartHooks | None = None,
     log_level: str = "debug",
     log_stream: IO[str] | None = None,
     tune_gc: bool = False,
 ) -> AsyncIterator[tuple[app.Runtime, LogCapture]]:
     """The real reactor in this event loop; JSON logs go to the yielded capture (or to
-    ``log_stream``, e.g. /dev/null for benchmarks). ``tune_gc`` does what ``reactor run`` does
-    after start-up."""
+    ``log_stream``, e.g. /dev/null for benchmarks). ``dry_run`` None: the config's key.
+    ``tune_gc`` does what ``reactor run`` does after start-up."""
     capture = LogCapture()
     logging_setup.configure(log_level, "json", stream=log_stream or capture)  # type: ignore[arg-type]
     rt = await app.start(cfg, dry_run=dry_run, hooks=hooks)
