@@ -69,7 +69,16 @@ from reactor.maintenance import (
 )
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
-from reactor.policy import Action, ActionKind, decide, round_down, target_for
+from reactor.policy import (
+    BELOW_MIN_ACTION,
+    IN_BAND,
+    NOT_MANAGED,
+    Action,
+    ActionKind,
+    decide,
+    round_down,
+    target_for,
+)
 
 if TYPE_CHECKING:
     from reactor.ledger import JournalEntry
@@ -107,6 +116,33 @@ def _ms(now: float) -> int:
 
 def _pos_fields(key: PositionKey) -> dict[str, str]:
     return {"account": key[0], "instId": key[1], "posSide": key[2]}
+
+
+# Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
+# maintenance count stay the same.
+_SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
+
+
+def _settled(control: PositionControl) -> bool:
+    """The last evaluation found nothing to do (not a blocked, waiting or failed position)."""
+    return control.status == "ok" and control.reason in _SETTLED_REASONS
+
+
+def _still_in_band(control: PositionControl, change: BookChange) -> bool:
+    """The last evaluation found the position in its band, and the change moved only market
+    fields (mark price, upl, notional, liquidation price): on OKX every regular snapshot
+    carries such moves for nearly every position. In band depends on the margin, the size
+    and the count (keyed by cTime) alone, so there is nothing to re-evaluate.
+    (bench: 1.0 -> 0 evaluations per record when marks moved.)"""
+    prev, pos = change.previous, change.position
+    return (
+        prev is not None
+        and control.status == "ok"
+        and control.reason == IN_BAND
+        and pos.margin == prev.margin
+        and pos.pos == prev.pos
+        and pos.c_time == prev.c_time
+    )
 
 
 class EngineCore:
@@ -254,8 +290,17 @@ class EngineCore:
                     self._recovering.add(account)
                     opened = tuple(p for p in self.book.positions(account) if p.is_open)
                     out.add(RecoverFills(account, opened))
-            # Every position is re-evaluated from the fresh snapshot, changed or not.
+            # After a (re)connect every position is re-evaluated from the fresh snapshot. On the
+            # regular snapshots that follow (OKX: every 2-5 s) a position whose last evaluation
+            # settled on nothing to do is skipped unless its record changed (scheduled below):
+            # that decision is a function of the record and the count alone, and a count change
+            # re-evaluates at once. Everything else (blocked, waiting, errors) is re-evaluated.
+            # (bench: 1.0 -> 0 evaluations per unchanged record at 10,000 records/s.)
             for pos in self.book.positions(account):
+                if not first:
+                    control = self._controls.get(pos.key)
+                    if control is not None and _settled(control):
+                        continue
                 self._schedule(pos.key, now, out)
         self._handle_changes(changes, now, out)
         return out.commands
@@ -1032,6 +1077,8 @@ class EngineCore:
             control = self._controls.get(key)
             if control is not None:
                 self._note_push(key, control, change, out)
+                if change.kind is ChangeKind.UPDATED and _still_in_band(control, change):
+                    continue
             self._schedule(key, now, out)
 
     def _drop(self, key: PositionKey, out: Out) -> None:
