@@ -309,11 +309,14 @@ async def _start_locked(
 ) -> Runtime:
     sim = None
     if cfg.venue.embedded:
-        from reactor.sim.scenario import load_scenario
+        from reactor.sim.scenario import ScenarioError, load_scenario
         from reactor.sim.server import Simulator
 
         assert cfg.venue.scenario is not None
-        scenario = load_scenario(cfg.venue.scenario)
+        try:
+            scenario = load_scenario(cfg.venue.scenario)
+        except ScenarioError as exc:  # unreadable or invalid: one line, exit 2
+            raise StartupError("venue.scenario: " + " ".join(str(exc).split())) from None
         creds = _embedded_credentials(cfg, scenario)
         sim = Simulator(scenario, price_walk=cfg.venue.price_walk)
         await sim.start("127.0.0.1", 0)
@@ -347,6 +350,9 @@ async def _start_locked(
         main_expected_positions=cfg.main.expected_positions,
         dry_run=dry_run,
         retry_max_s=cfg.timing.retry_max_s,
+        pre_reduce_check=True,  # estAvailTrans caps every reduce
+        foreign_transfer_limit=cfg.policy.foreign_transfer_limit,
+        foreign_transfer_window_s=cfg.policy.foreign_transfer_window_s,
     )
     metrics = Metrics()
     engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)

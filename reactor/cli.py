@@ -382,6 +382,7 @@ def _journal(cfg: Config, limit: int) -> int:
                         "msg": e.msg,
                         "sent_ms": e.sent_ms,
                         "done_ms": e.done_ms,
+                        "bill_id": e.bill_id,
                     }
                 )
             )

@@ -138,6 +138,10 @@ class PolicySection(_Model):
     amount_step: PositiveDecimal = Decimal("0.01")
     mmr_rate_fallback: PositiveDecimal = Decimal("0.004")
     max_moved_per_hour: PositiveDecimal = Decimal("1000")
+    # Margin transfers on one instrument of an account that no call of this reactor made
+    # (OKX bills): this many within the window hold its positions instead of fighting back.
+    foreign_transfer_limit: int = Field(default=2, ge=1, le=100)
+    foreign_transfer_window_s: float = Field(default=600.0, gt=0, le=86_400)
 
 
 class TimingSection(_Model):
@@ -284,9 +288,12 @@ def load_config(path: Path) -> Config:
     if cfg.credentials_file is not None:
         updates["credentials_file"] = _resolve(base, cfg.credentials_file)
     if cfg.venue.scenario is not None:
-        updates["venue"] = cfg.venue.model_copy(
-            update={"scenario": _resolve(base, cfg.venue.scenario)}
-        )
+        scenario = _resolve(base, cfg.venue.scenario)
+        if cfg.venue.embedded and not scenario.is_file():
+            # The embedded simulator reads it at start-up: say so now, in one line.
+            what = "is not a file" if scenario.exists() else "no such file"
+            raise ConfigError(f"{path}: venue.scenario: {scenario}: {what}")
+        updates["venue"] = cfg.venue.model_copy(update={"scenario": scenario})
     return cfg.model_copy(update=updates)
 
 

@@ -88,6 +88,13 @@ CREATE TABLE IF NOT EXISTS pauses (
     PRIMARY KEY (account, inst_id, pos_side)
 );
 """
+# Added columns (a ledger written by an older version gains them at open).
+_ADDED_COLUMNS = (
+    # The OKX billId (type 6, subType 160/161) credited to this call: a bill is credited to at
+    # most one call, so an ambiguous call is never matched to an earlier call's bill and a
+    # credited bill is never reported as a foreign transfer (okx-fidelity.md §5.4).
+    ("journal", "bill_id", "TEXT"),
+)
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -135,7 +142,8 @@ def _reason(exc: sqlite3.Error) -> str:
 
 _M_COLS = "id, account, inst_id, pos_side, c_time, key, recorded_ms"
 _J_COLS = (
-    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms"
+    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
+    " bill_id"
 )
 
 
@@ -164,6 +172,7 @@ class JournalEntry:
     msg: str | None
     sent_ms: int
     done_ms: int | None
+    bill_id: str | None = None  # the OKX bill credited to this call (None: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +250,10 @@ class Ledger:
                 self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once: one creates
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     self._db.execute(statement)
+                for table, column, kind in _ADDED_COLUMNS:
+                    have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -390,6 +403,30 @@ class Ledger:
             found = cur.rowcount == 1
         if not found:
             raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_bill(self, entry_id: int, bill_id: str, *, status: str | None = None) -> None:
+        """Credit OKX bill ``bill_id`` to an entry (and, when given, set its status: an
+        ambiguous call a bill showed applied becomes "ok"). A bill already credited to another
+        entry is refused with ``ValueError``: one bill, one call."""
+        if status is not None and status not in _RESULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+        with self._guarded(write=True) as db:
+            other = db.execute(
+                "SELECT id FROM journal WHERE bill_id = ? AND id != ?", (bill_id, entry_id)
+            ).fetchone()
+            if other is not None:
+                raise ValueError(f"bill {bill_id} is already credited to journal entry {other[0]}")
+            cur = db.execute(
+                "UPDATE journal SET bill_id = ?, status = COALESCE(?, status) WHERE id = ?",
+                (bill_id, status, entry_id),
+            )
+            found = cur.rowcount == 1
+        if not found:
+            raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_entry(self, entry_id: int) -> JournalEntry | None:
+        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE id = ?", (entry_id,))
+        return JournalEntry(*rows[0]) if rows else None
 
     def pending_intents(self) -> list[JournalEntry]:
         """Entries sent (or about to be) with no result: after a crash, outcome unknown."""

@@ -53,6 +53,11 @@ def build_view(
                     reason=control.reason,
                 )
             )
+            if control.foreign_held:
+                problems.append(
+                    f"{state.name} {pos.inst_id} {pos.pos_side}: held, margin moved by"
+                    " transfers this reactor did not make (another controller?)"
+                )
             if control.guard_held:
                 problems.append(
                     f"{state.name} {pos.inst_id} {pos.pos_side}: held by the runaway guard"

@@ -11,7 +11,15 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 POSITION_STATUSES = (
-    *("ok", "adjusting", "blocked", "error", "stale", "unmanaged", "dry_run", "paused"),
+    "ok",
+    "adjusting",
+    "blocked",
+    "held",
+    "error",
+    "stale",
+    "unmanaged",
+    "dry_run",
+    "paused",
 )
 VENUES = ("sim", "demo", "live")
 # How the dashboard's average profit rate is weighted (shown next to it).

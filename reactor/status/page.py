@@ -50,6 +50,7 @@ th:first-child,td:first-child,td.side,th.side,td.status,th.status,td.reason,th.r
 text-align:left}
 td.loss{color:#b91c1c}td.gain{color:#15803d}
 tr[data-status=blocked] td.status,tr[data-status=error] td.status{color:#b91c1c;font-weight:600}
+tr[data-status=held] td.status{color:#b91c1c;font-weight:600}
 tr[data-status=adjusting] td.status{color:#b45309;font-weight:600}
 tr[data-status=stale] td.status{color:#6b7280}
 tr[data-status=paused] td.status{color:#1d4ed8;font-weight:600}
