@@ -26,7 +26,7 @@ import websockets
 from okx.websocket.WsPrivateAsync import WsPrivateAsync
 from okx.websocket.WsUtils import initLoginParams
 
-from reactor.sim.tls import make_tls, remove_tls
+from reactor.sim.tls import TlsError, make_tls, remove_tls
 from tests.conftest import SCENARIOS, SimFactory
 from tests.sim.helpers import KEY, PASSPHRASE, SECRET
 
@@ -163,3 +163,9 @@ async def _until(queue: asyncio.Queue[dict[str, Any]], pred: Any) -> dict[str, A
         msg = await asyncio.wait_for(queue.get(), 15)
         if pred(msg):
             return msg
+
+
+def test_no_openssl_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no openssl on PATH
+    with pytest.raises(TlsError, match="openssl command"):
+        make_tls(tmp_path / "tls")
