@@ -28,6 +28,7 @@ from reactor.sim.rest_api import RestApi, RestRequest, RestResponse
 from reactor.sim.scenario import DeskSpec, Scenario
 from reactor.sim.tls import TlsMaterial, make_tls, remove_tls
 from reactor.sim.ws_api import Close, WsHub, WsOptions, WsSession
+from reactor.sim.ws_limits import CLOSE_TRY_AGAIN_LATER, ConnectLimiter, WsLimits
 
 log = get_logger(__name__)
 
@@ -51,6 +52,7 @@ class Simulator:
         legacy_push_fields: bool | None = None,
         close_on_login_failure: bool | None = None,
         demo_keys: bool | None = None,
+        ws_limits: WsLimits | None = None,
         tls: bool | TlsMaterial = False,
         desk: bool | None = None,
     ) -> None:
@@ -68,12 +70,22 @@ class Simulator:
         self.stamp_pushes = stamp_pushes  # add "simTs" (send wall time) to pushes: benchmarks
         spec = scenario.simulator
         self.faults = FaultPlan()
+        limits = ws_limits or WsLimits(
+            connects_per_s=spec.ws_connects_per_s,
+            refusal=spec.ws_connect_refusal,
+            ops_per_hour=spec.ws_ops_per_hour,
+            conns_per_channel=spec.ws_conns_per_channel,
+        )
+        # DOC-WS: new connections per second per IP (ws_limits.py); off with rate_limits
+        self.connects = ConnectLimiter(limits.connects_per_s)
         options = WsOptions(
             idle_timeout_s=idle_timeout,
             page_size=_pick(page_size, spec.snapshot_page_size),
             time_scale=_pick(time_scale, spec.time_scale),
             legacy_push_fields=_pick(legacy_push_fields, spec.legacy_push_fields),
             close_on_login_failure=_pick(close_on_login_failure, spec.close_on_login_failure),
+            limits=limits,
+            rate_limits=rate_limits,
         )
         self.hub = WsHub(self._exchange, self.faults, options)
         self.rest = RestApi(
@@ -140,6 +152,7 @@ class Simulator:
     @rate_limits.setter
     def rate_limits(self, on: bool) -> None:
         self.rest.rate_limits = on
+        self.hub.options.rate_limits = on
 
     def apply(self, changes: list[Change]) -> None:
         """Push changes made directly on :attr:`exchange` (benchmark drivers, tests)."""
@@ -236,6 +249,15 @@ class Simulator:
             event.set()
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.rest.rate_limits and not self.connects.allow(request.remote or ""):
+            refusal = self.hub.options.limits.refusal
+            log.info("sim.ws.refused", ip=request.remote, refusal=refusal)
+            if refusal == "http_429":
+                return web.Response(status=429, text="Too Many Requests")
+            refused = web.WebSocketResponse(autoping=False)
+            await refused.prepare(request)
+            await refused.close(code=CLOSE_TRY_AGAIN_LATER, message=b"Try Again Later")
+            return refused
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
         session = self.hub.open()
