@@ -130,8 +130,9 @@ async def test_python_okx_ws_client_unchanged_receives_orders_push(
 
 
 def test_cli_tls_names_the_ca_file_and_removes_it() -> None:
+    demo = str(SCENARIOS / "demo.yaml")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reactor.sim", "--scenario", str(SCENARIOS / "demo.yaml"), "--tls"],
+        [sys.executable, "-m", "reactor.sim", "--scenario", demo, "--tls", "--no-desk"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -148,6 +149,9 @@ def test_cli_tls_names_the_ca_file_and_removes_it() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         assert not ca_file.exists()
+        assert proc.stderr is not None
+        started = next(line for line in proc.stderr.read().splitlines() if "sim.started" in line)
+        assert json.loads(started)["desk"] is False  # --no-desk
     finally:
         proc.kill()
         proc.communicate()
