@@ -19,12 +19,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
 from reactor.control_api import TOKEN_ENV, ControlApi
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.fdlimit import raise_nofile_limit
-from reactor.ledger import Ledger, LedgerError, Pause
+from reactor.ledger import Ledger, LedgerError, MaintenanceRecord, Pause
 from reactor.log import get_logger
+from reactor.maintenance import FillGate
+from reactor.maintenance_api import MaintenanceApi
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.models import PayloadError, parse_instrument
@@ -355,7 +359,17 @@ async def _start_locked(
         foreign_transfer_window_s=cfg.policy.foreign_transfer_window_s,
     )
     metrics = Metrics()
-    engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
+    maint = cfg.maintenance
+    rule = maint.rule()  # None: counts from records only, the orders channel is not read
+    engine = Engine(
+        settings,
+        accounts,
+        ct_vals,
+        ledger,
+        observer=metrics,
+        fills=FillGate(rule, grace_ms=maint.grace_ms) if rule is not None else None,
+        recovery_sources=tuple(maint.recover_from),
+    )
     try:
         engine.recover_journal()
         pauses = ledger.pauses()
@@ -375,12 +389,13 @@ async def _start_locked(
     )
     rt.status_source = source
     if cfg.status.enabled:
+        api = _maintenance_api(rt)
         server = StatusServer(
             source,
             metrics,
             cfg.status.host,
             cfg.status.port,
-            extra_routes=_control_api(rt).add_routes,
+            extra_routes=_routes(_control_api(rt), api),
         )
         try:
             status_url = await server.start()
@@ -406,6 +421,21 @@ async def _start_locked(
     return rt
 
 
+def _maintenance_api(rt: Runtime) -> MaintenanceApi:
+    """``POST /api/maintenance`` with the token from the environment (closed without one)."""
+    token = os.environ.get(rt.cfg.maintenance.api_token_env, "")
+    if token:
+        register_secrets([token])  # never in a log line, even echoed back by a client
+
+    def managed() -> list[str]:  # asked per request: a config reload may add accounts
+        return [a.name for a in rt.cfg.accounts if a.role == "sub" and a.enabled]
+
+    def recorded(rec: MaintenanceRecord) -> None:
+        rt.engine.on_counts_changed({(rec.account, rec.inst_id, rec.pos_side)})
+
+    return MaintenanceApi(rt.ledger, token, managed, on_recorded=recorded)
+
+
 def _start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
     """The account's private WebSocket session, started (paced with every other account's)."""
     cfg, timing = rt.cfg, rt.cfg.timing
@@ -420,10 +450,26 @@ def _start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession
         pong_timeout_s=timing.ws_pong_timeout_s,
         backoff_max_s=timing.ws_backoff_max_s,
         resync_clock=rt.clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
+        # Counts from fills: orders on the same connection (managed sub-accounts only).
+        orders=cfg.maintenance.rule() is not None and _role(cfg, name) == "sub",
     )
     rt.sessions[name] = session
     rt.spawn(f"ws:{name}", session.run())
     return session
+
+
+def _role(cfg: Config, name: str) -> str:
+    return next((a.role for a in cfg.accounts if a.name == name), "sub")
+
+
+def _routes(*apis: ControlApi | MaintenanceApi) -> Callable[[web.Application], None]:
+    """The status server's write endpoints, each with its own bearer-token check."""
+
+    def add(app_: web.Application) -> None:
+        for api in apis:
+            api.add_routes(app_)
+
+    return add
 
 
 def pause_map(pauses: list[Pause]) -> dict[tuple[str, str | None, str | None], str]:
@@ -481,7 +527,7 @@ async def _ledger_loop(rt: Runtime) -> None:
     and a ledger file deleted or replaced under us (``ledger.unavailable``)."""
     ledger = rt.ledger
     version: int | None = None
-    last_id = 0
+    last_id = last_audit = 0
     problem: str | None = None
     while True:
         try:
@@ -490,11 +536,14 @@ async def _ledger_loop(rt: Runtime) -> None:
                 version = ledger.data_version()
                 records = ledger.list_maintenance()
                 last_id = records[-1].id if records else 0
+                audits = ledger.audit_after(0)
+                last_audit = audits[-1].id if audits else 0
             else:
                 now = ledger.data_version()
                 if now != version:
                     version = now
                     last_id = _new_records(rt, last_id)
+                    last_audit = _new_voids(rt, last_audit)
                     _sync_pauses(rt)  # `reactor pause`/`resume` from another process
         except LedgerError as exc:
             if problem != str(exc):
@@ -524,6 +573,28 @@ def _new_records(rt: Runtime, last_id: int) -> int:
             key=r.key,
         )
     rt.engine.on_counts_changed(keys)
+    return fresh[-1].id
+
+
+def _new_voids(rt: Runtime, last_audit: int) -> int:
+    """``reactor maintenance void`` in another process: the count (and target) may drop."""
+    fresh = rt.ledger.audit_after(last_audit)
+    if not fresh:
+        return last_audit
+    keys = set()
+    for entry in fresh:
+        for rec in rt.ledger.find(entry.key, entry.account):
+            if rec.id == entry.record_id:
+                keys.add((rec.account, rec.inst_id, rec.pos_side))
+                log.info(
+                    "maintenance.void.seen",
+                    account=rec.account,
+                    instId=rec.inst_id,
+                    posSide=rec.pos_side,
+                    key=rec.key,
+                )
+    if keys:
+        rt.engine.on_counts_changed(keys)
     return fresh[-1].id
 
 

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 from reactor import log as logging_setup
+from reactor import maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
 from reactor.ledger import LedgerError
+from reactor.maintenance_cli import CliInputError
 from reactor.state_dir import StartupError
 
 EXIT_BAD_INPUT = 2
@@ -105,8 +107,23 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="position cTime (ms); default: read the position OKX reports now",
     )
-    lst = msub.add_parser("list", help="list maintenance records with derived counts")
+    rec.add_argument(
+        "--ord-id", default=None, help="the OKX ordId: the same order is never counted twice"
+    )
+    rec.add_argument(
+        "--source",
+        default="cli",
+        choices=["cli", "backfill"],
+        help="cli (a manual fix) or backfill (from the desk's own records)",
+    )
+    lst = msub.add_parser("list", help="per-position counts and where the records came from")
     _add_config(lst)
+    lst.add_argument("--records", action="store_true", help="also list every record")
+    void = msub.add_parser("void", help="undo one record (by key or ordId), with an audit entry")
+    void.add_argument("key", metavar="KEY")
+    _add_config(void)
+    void.add_argument("--account", default=None, help="needed when KEY is in several accounts")
+    void.add_argument("--reason", default="", help="why, kept in the audit entry")
 
     journal = sub.add_parser("journal", help="show the journal of exchange calls")
     _add_config(journal)
@@ -163,10 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maintenance":
             if args.maint_command == "record":
                 return _maintenance_record(cfg, args)
-            return _maintenance_list(cfg)
+            if args.maint_command == "void":
+                return _maintenance_void(cfg, args)
+            return _maintenance_list(cfg, records=args.records)
         if args.command == "journal":
             return _journal(cfg, args.limit)
-    except (ConfigError, StartupError, LedgerError) as exc:
+    except (ConfigError, StartupError, LedgerError, CliInputError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
@@ -260,6 +279,8 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"--account: {acc.name} is the main account; it is never managed")
     if not args.key.strip():
         raise ConfigError("--key: must not be empty")
+    if args.ord_id is not None and not args.ord_id.strip():
+        raise ConfigError("--ord-id: must not be empty")
     log = logging_setup.get_logger("reactor.cli")
     c_time = args.c_time
     if c_time is None:
@@ -272,16 +293,42 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"--c-time: must be a positive OKX cTime in ms, not {c_time}")
     ledger = _ledger(cfg)
     try:
-        rec = ledger.record_maintenance(
-            acc.name, args.inst_id, args.pos_side, args.key, c_time=c_time
+        rec = ledger.record(
+            acc.name,
+            args.inst_id,
+            args.pos_side,
+            args.key,
+            source=args.source,
+            c_time=c_time,
+            ord_id=None if args.ord_id is None else args.ord_id.strip(),
         )
     finally:
         ledger.close()
     fields = {"account": acc.name, "instId": args.inst_id, "posSide": args.pos_side}
     if rec is None:
-        log.info("maintenance.duplicate", **fields, key=args.key)
+        log.info("maintenance.duplicate", **fields, key=args.key, source=args.source)
     else:
-        log.info("maintenance.recorded", **fields, key=args.key, record_id=rec.id, cTime=c_time)
+        log.info(
+            "maintenance.recorded",
+            **fields,
+            key=args.key,
+            source=args.source,
+            record_id=rec.id,
+            cTime=c_time,
+        )
+    return 0
+
+
+def _maintenance_void(cfg: Config, args: argparse.Namespace) -> int:
+    if args.account is not None:
+        from reactor.app import account_by_name
+
+        account_by_name(cfg, args.account)  # an unknown name is one line, exit 2
+    ledger = _ledger(cfg)
+    try:
+        maintenance_cli.void(ledger, args.key, account=args.account, reason=args.reason)
+    finally:
+        ledger.close()
     return 0
 
 
@@ -342,23 +389,11 @@ async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_sid
     return open_now[0].c_time
 
 
-def _maintenance_list(cfg: Config) -> int:
+def _maintenance_list(cfg: Config, *, records: bool = False) -> int:
     ledger = _ledger(cfg)
     try:
-        for rec in ledger.list_maintenance():
-            print(
-                json.dumps(
-                    {
-                        "id": rec.id,
-                        "account": rec.account,
-                        "instId": rec.inst_id,
-                        "posSide": rec.pos_side,
-                        "cTime": rec.c_time,
-                        "key": rec.key,
-                        "recorded_ms": rec.recorded_ms,
-                    }
-                )
-            )
+        for line in maintenance_cli.list_lines(ledger, records=records):
+            print(line)
     finally:
         ledger.close()
     return 0

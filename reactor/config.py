@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reactor.maintenance import MaintenanceSection
 from reactor.okx.credentials import Credentials
 from reactor.policy import PolicyConfig, TargetRule
 from reactor.redaction import register_secrets
@@ -188,6 +189,7 @@ class Config(_Model):
     main: MainSection = MainSection()
     status: StatusSection = StatusSection()
     log: LogSection = LogSection()
+    maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills (issue 13)
 
     @field_validator("accounts")
     @classmethod

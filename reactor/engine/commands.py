@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from reactor.engine.state import PendingOutcome
-from reactor.okx.models import PositionKey
+from reactor.maintenance import RecordMaintenance
+from reactor.okx.models import Position, PositionKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,23 @@ class SyncClock:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteMaintenance:
+    """Record a maintenance seen on ``orders`` (source ``fill``); answer
+    ``on_maintenance_written`` or ``on_maintenance_failed``. Until then it counts in memory."""
+
+    record: RecordMaintenance
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverFills:
+    """Read the account's trade history for maintenances missed while away and record them;
+    answer ``on_fills_recovered`` or ``on_fills_recovery_failed``."""
+
+    account: str
+    positions: tuple[Position, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     """One catalogued event (docs/events.md)."""
 
@@ -142,6 +160,8 @@ Command = (
     | ReadPositions
     | FetchInstrument
     | SyncClock
+    | WriteMaintenance
+    | RecoverFills
     | Log
 )
 

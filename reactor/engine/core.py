@@ -28,11 +28,13 @@ from reactor.engine.commands import (
     Out,
     ReadBills,
     ReadPositions,
+    RecoverFills,
     ResolveOutcome,
     SendMarginCall,
     SetTimer,
     SyncClock,
     WriteIntent,
+    WriteMaintenance,
     WriteResult,
 )
 from reactor.engine.foreign import ForeignWatch
@@ -56,7 +58,17 @@ from reactor.engine.state import (
 )
 from reactor.engine.timing import backoff_for, next_due
 from reactor.engine.view import build_view
+from reactor.maintenance import (
+    Effect,
+    FillGate,
+    PlainFill,
+    RecordMaintenance,
+    Released,
+    Skipped,
+    describe_effect,
+)
 from reactor.okx.models import Position, PositionKey
+from reactor.okx.orders import OrderUpdate
 from reactor.policy import Action, ActionKind, decide, round_down, target_for
 
 if TYPE_CHECKING:
@@ -64,6 +76,9 @@ if TYPE_CHECKING:
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
+# The timer of the fill gate (grace ends, retried maintenance writes); not a position.
+FILLS_KEY: PositionKey = ("", "", "", "fills")
+FILL_WRITE_RETRY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -85,6 +100,11 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _ms(now: float) -> int:
+    """The engine clock in ms, for the fill gate."""
+    return int(now * 1000)
+
+
 def _pos_fields(key: PositionKey) -> dict[str, str]:
     return {"account": key[0], "instId": key[1], "posSide": key[2]}
 
@@ -102,6 +122,7 @@ class EngineCore:
         book: PositionBook | None = None,
         observer: EngineObserver | None = None,
         rand: Callable[[], float] = random.random,
+        fills: FillGate | None = None,
     ) -> None:
         self.settings = settings
         self.accounts = dict(accounts)
@@ -130,6 +151,14 @@ class EngineCore:
         )
         # Operator pauses (account-wide keys have inst_id/pos_side None) -> reason.
         self._paused: dict[PauseKey, str] = {}
+        # Counts from fills (issue 13): the no-race gate, maintenances seen but not yet in the
+        # ledger (they count meanwhile), accounts whose missed fills are being recovered.
+        self._fills = fills if fills is not None and fills.enabled else None
+        self._fill_pending: list[RecordMaintenance] = []
+        self._fill_retry_at: float | None = None
+        self._recovering: set[str] = set()
+        self._fill_problems: dict[str, str] = {}  # for /healthz, until the next success
+        self._sources: dict[tuple[PositionKey, int], dict[str, int]] = {}
 
     # ------------------------------------------------------------------ start-up
 
@@ -220,6 +249,11 @@ class EngineCore:
                 # the stream may have lost while the account was away.
                 state.reconcile_due = False
                 out.add(ReadPositions(account, "connect"))
+                if self._fills is not None and state.role == "sub":
+                    # Maintenances filled while away are read back before anything is corrected.
+                    self._recovering.add(account)
+                    opened = tuple(p for p in self.book.positions(account) if p.is_open)
+                    out.add(RecoverFills(account, opened))
             # Every position is re-evaluated from the fresh snapshot, changed or not.
             for pos in self.book.positions(account):
                 self._schedule(pos.key, now, out)
@@ -230,7 +264,8 @@ class EngineCore:
         self, account: str, positions: Sequence[Position], *, now: float
     ) -> list[Command]:
         out = Out()
-        self._handle_changes(self.book.apply_update(account, positions), now, out)
+        changes = self.book.apply_update(account, positions)
+        self._handle_changes(changes, now, out, baseline=False)
         return out.commands
 
     def on_disconnected(self, account: str, reason: str, *, now: float) -> list[Command]:
@@ -239,6 +274,10 @@ class EngineCore:
         if state is not None:
             state.connected = False
             self.observer.inc_reconnect(account, reason)
+        if self._fills is not None:
+            out = Out()
+            self._fill_effects(self._fills.reset_account(account, _ms(now)), now, out)
+            return out.commands
         return []
 
     def on_stopped(self, account: str, reason: str, *, now: float) -> list[Command]:
@@ -256,7 +295,7 @@ class EngineCore:
     ) -> list[Command]:
         """The ledger gained maintenance records for (account, instId, posSide)."""
         wanted = set(keys)
-        self._counts = {k: v for k, v in self._counts.items() if k[0][:3] not in wanted}
+        self._forget_counts(wanted)
         out = Out()
         for account in {k[0] for k in wanted}:
             for pos in self.book.positions(account):
@@ -309,10 +348,142 @@ class EngineCore:
         reason = self._paused.get((key[0], None, None))
         return reason if reason is not None else self._paused.get((key[0], key[1], key[2]))
 
+    # ------------------------------------------------------------------ counts from fills
+
+    def on_orders(
+        self, account: str, orders: Sequence[OrderUpdate], *, now: float
+    ) -> list[Command]:
+        """An ``orders`` push: maintenances are recorded, held positions released."""
+        out = Out()
+        if self._fills is None:
+            return []
+        for order in orders:
+            if order.account == account:
+                self._fill_effects(self._fills.on_order(order, _ms(now)), now, out)
+        return out.commands
+
+    def on_maintenance_written(
+        self, record: RecordMaintenance, record_id: int | None, *, now: float
+    ) -> list[Command]:
+        """The answer of :class:`WriteMaintenance` (``record_id`` None: it was there already)."""
+        out = Out()
+        if record in self._fill_pending:
+            self._fill_pending.remove(record)
+        if not self._fill_pending:
+            self._fill_problems.pop("write", None)
+        self._forget_counts({record.position_key[:3]})
+        fields = {
+            "account": record.account,
+            "instId": record.inst_id,
+            "posSide": record.pos_side,
+            "key": record.key,
+            "source": "fill",
+        }
+        if record_id is None:
+            out.info("maintenance.duplicate", **fields)
+        else:
+            out.info("maintenance.recorded", **fields, record_id=record_id, cTime=record.c_time)
+        self._arm_fills_timer(out)
+        return out.commands
+
+    def on_maintenance_failed(
+        self, record: RecordMaintenance, error: str, *, now: float, retry: bool = True
+    ) -> list[Command]:
+        """The ledger refused the write: it keeps counting in memory and is written again."""
+        out = Out()
+        out.error(
+            "maintenance.record.failed",
+            account=record.account,
+            instId=record.inst_id,
+            posSide=record.pos_side,
+            key=record.key,
+            error=error if retry else f"invalid: {error}",
+        )
+        if not retry and record in self._fill_pending:
+            self._fill_pending.remove(record)
+        elif retry:
+            if self._fill_retry_at is None:
+                self._fill_retry_at = now + FILL_WRITE_RETRY_S
+            self._fill_problems["write"] = (
+                f"maintenance: {len(self._fill_pending)} record(s) not in the ledger"
+                f" (counted in memory, retrying): {error[:120]}"
+            )
+        self._arm_fills_timer(out)
+        return out.commands
+
+    def on_fills_recovered(
+        self, account: str, keys: Iterable[PositionKey], *, now: float
+    ) -> list[Command]:
+        """Recovery wrote what was missed (``keys``: positions with new records): go on."""
+        out = Out()
+        self._recovering.discard(account)
+        self._fill_problems.pop(f"recovery:{account}", None)
+        self._forget_counts({k[:3] for k in keys})
+        for pos in self.book.positions(account):
+            self._schedule(pos.key, now, out, immediate=True)
+        return out.commands
+
+    def on_fills_recovery_failed(self, account: str, error: str, *, now: float) -> list[Command]:
+        """Recovery could not read OKX's history: correct with the counts there are (never
+        stuck), and say so; the next (re)connect tries again."""
+        out = Out()
+        out.error("maintenance.recovery.failed", account=account, error=error)
+        self._recovering.discard(account)
+        self._fill_problems[f"recovery:{account}"] = (
+            f"{account}: fills missed while away not recovered: {error[:120]}"
+        )
+        for pos in self.book.positions(account):
+            self._schedule(pos.key, now, out, immediate=True)
+        return out.commands
+
+    def _fill_effects(self, effects: list[Effect], now: float, out: Out) -> None:
+        for effect in effects:
+            if isinstance(effect, RecordMaintenance):
+                # Counted at once (the write below may fail; it is retried, never lost).
+                self._fill_pending.append(effect)
+                out.add(WriteMaintenance(effect))
+                key = effect.position_key
+                if self.book.get(key) is not None:
+                    self._schedule(key, now, out, immediate=True)
+            elif isinstance(effect, Released):
+                fields = describe_effect(effect)
+                if effect.reason == "grace_expired":
+                    out.warning("maintenance.gate.expired", **fields)
+                else:
+                    out.debug("maintenance.gate.released", **fields)
+                if self.book.get(effect.key) is not None:
+                    self._schedule(effect.key, now, out, immediate=True)
+            elif isinstance(effect, Skipped):
+                out.warning("maintenance.fill.skipped", **describe_effect(effect))
+            elif isinstance(effect, PlainFill):
+                out.debug("maintenance.fill.plain", **describe_effect(effect))
+        self._arm_fills_timer(out)
+
+    def _fills_tick(self, now: float, out: Out) -> None:
+        if self._fills is not None:
+            self._fill_effects(self._fills.expire(_ms(now)), now, out)
+        if self._fill_pending and self._fill_retry_at is not None and now >= self._fill_retry_at:
+            self._fill_retry_at = None
+            for record in list(self._fill_pending):
+                out.add(WriteMaintenance(record))
+        self._arm_fills_timer(out)
+
+    def _arm_fills_timer(self, out: Out) -> None:
+        times = [] if self._fill_retry_at is None else [self._fill_retry_at]
+        if self._fills is not None:
+            deadline = self._fills.next_deadline()
+            if deadline is not None:
+                times.append(deadline / 1000)
+        if times:
+            out.add(SetTimer(FILLS_KEY, min(times)))
+
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         out = Out()
         if key == STORAGE_KEY:
             self._retry_results(out)
+            return out.commands
+        if key == FILLS_KEY:
+            self._fills_tick(now, out)
             return out.commands
         control = self._controls.get(key)
         if control is None or control.due_at is None:
@@ -818,6 +989,10 @@ class EngineCore:
             return self.on_instrument(command.inst_id, None, f"internal error: {error}", now=now)
         elif isinstance(command, ReadBills):
             return self.on_bills_failed(command.account, command.trigger, error, now=now)
+        elif isinstance(command, RecoverFills):
+            return self.on_fills_recovery_failed(
+                command.account, f"internal error: {error}", now=now
+            )
         elif isinstance(command, (ResolveOutcome, SetTimer, CheckReduce, WriteIntent)):
             key = command.key
             if isinstance(command, (CheckReduce, WriteIntent)):
@@ -835,9 +1010,18 @@ class EngineCore:
 
     # ------------------------------------------------------------------ changes and timers
 
-    def _handle_changes(self, changes: list[BookChange], now: float, out: Out) -> None:
+    def _handle_changes(
+        self, changes: list[BookChange], now: float, out: Out, *, baseline: bool = True
+    ) -> None:
+        """``baseline``: the changes come from a snapshot or a REST read, not an event push."""
         for change in changes:
             key = change.key
+            if self._fills is not None:
+                if change.kind is ChangeKind.CLOSED:
+                    effects = self._fills.close(key, _ms(now))
+                else:
+                    effects = self._fills.on_position(change.position, _ms(now), baseline=baseline)
+                self._fill_effects(effects, now, out)
             if change.kind is not ChangeKind.UPDATED:
                 self._check_main_positions(key[0], out)
             if change.kind is ChangeKind.CLOSED:
@@ -937,13 +1121,41 @@ class EngineCore:
     # ------------------------------------------------------------------ evaluation
 
     def count_for(self, pos: Position) -> int:
+        """The ledger's count plus maintenances seen on ``orders`` not yet written to it."""
         ck = (pos.key, pos.c_time)
         count = self._counts.get(ck)
         if count is None:
             count = self._counts[ck] = self._count_source.count(
                 pos.account, pos.inst_id, pos.pos_side, pos.c_time
             )
-        return count
+            read_sources = getattr(self._count_source, "sources", None)
+            if read_sources is not None:
+                self._sources[ck] = read_sources(pos.account, pos.inst_id, pos.pos_side, pos.c_time)
+        return count + self._pending_for(pos)
+
+    def sources_for(self, pos: Position) -> dict[str, int]:
+        """Where the counted records came from (cached with the count; no I/O)."""
+        sources = dict(self._sources.get((pos.key, pos.c_time), {}))
+        pending = self._pending_for(pos)
+        if pending:
+            sources["fill"] = sources.get("fill", 0) + pending
+        return sources
+
+    def _view_sources(self, pos: Position) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted(self.sources_for(pos).items()))
+
+    def _pending_for(self, pos: Position) -> int:
+        if not self._fill_pending:
+            return 0
+        return sum(
+            1
+            for r in self._fill_pending
+            if r.position_key == pos.key and (r.c_time is None or r.c_time == pos.c_time)
+        )
+
+    def _forget_counts(self, keys: set[tuple[str, str, str]]) -> None:
+        self._counts = {k: v for k, v in self._counts.items() if k[0][:3] not in keys}
+        self._sources = {k: v for k, v in self._sources.items() if k[0][:3] not in keys}
 
     def _evaluate(self, key: PositionKey, now: float, out: Out) -> Action | None:
         """Decide for one position now and start what is due (a call, a re-read, a fetch)."""
@@ -991,6 +1203,17 @@ class EngineCore:
             return None
         if self._held_foreign(pos, control, now, out):
             return None
+        if self._fills is not None:
+            if pos.account in self._recovering:
+                control.status, control.reason = "adjusting", "recovering fills missed while away"
+                return None  # the recovery's answer re-evaluates every position of the account
+            until = self._fills.hold_until(pos, _ms(now))
+            if until is not None:
+                # It grew: the count may be about to move (a maintenance fill whose order event
+                # has not come yet). Correcting now could send it to the old target.
+                control.status, control.reason = "adjusting", "waiting for the fill's order event"
+                self._set_timer(key, control, until / 1000, out)
+                return None
         ct_val = self.ct_vals.get(pos.inst_id)
         if ct_val is None:
             self._need_instrument(pos, control, now, out)
@@ -1292,8 +1515,11 @@ class EngineCore:
             self.accounts.values(),
             self.book,
             self._controls,
+            sources=self._view_sources,
             main_expected_positions=self.settings.main_expected_positions,
-            problems=self.health.problems(now) + self._fetches.problems(),
+            problems=self.health.problems(now)
+            + self._fetches.problems()
+            + sorted(self._fill_problems.values()),
             storage_ok=self.health.storage_ok,
             internal_errors=self.health.internal_errors,
             paused_accounts={k[0]: r for k, r in self._paused.items() if k[1] is None},

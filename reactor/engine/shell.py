@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from reactor.book import PositionBook
 from reactor.engine import margin_call
@@ -27,11 +27,13 @@ from reactor.engine.commands import (
     Log,
     ReadBills,
     ReadPositions,
+    RecoverFills,
     ResolveOutcome,
     SendMarginCall,
     SetTimer,
     SyncClock,
     WriteIntent,
+    WriteMaintenance,
     WriteResult,
 )
 from reactor.engine.core import EngineCore
@@ -47,8 +49,11 @@ from reactor.engine.state import (
 )
 from reactor.ledger import JournalEntry, Ledger, LedgerError
 from reactor.log import get_logger
+from reactor.maintenance import FillGate
+from reactor.maintenance_recovery import HistoryClient, recover_account
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_instrument
+from reactor.okx.orders import OrderUpdate
 
 log = get_logger("reactor.engine")
 
@@ -78,6 +83,12 @@ class _LedgerCounts:
         except (LedgerError, sqlite3.Error, OSError) as exc:
             raise StorageError(f"{type(exc).__name__}: {exc}") from None
 
+    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
+        try:
+            return self._ledger.sources(account, inst_id, pos_side, c_time)
+        except (sqlite3.Error, OSError, LedgerError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None
+
 
 class Engine:
     """Event-driven margin controller: the core plus the I/O it asks for."""
@@ -92,11 +103,21 @@ class Engine:
         book: PositionBook | None = None,
         observer: EngineObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fills: FillGate | None = None,
+        recovery_sources: tuple[str, ...] = ("bills",),
     ) -> None:
         self.ledger = ledger
         self.core = EngineCore(
-            settings, accounts, ct_vals, _LedgerCounts(ledger), book=book, observer=observer
+            settings,
+            accounts,
+            ct_vals,
+            _LedgerCounts(ledger),
+            book=book,
+            observer=observer,
+            fills=fills,
         )
+        self._fills = fills
+        self._recovery_sources = recovery_sources
         self._clock = clock
         self._timers: dict[PositionKey, asyncio.TimerHandle | asyncio.Handle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -192,6 +213,9 @@ class Engine:
 
     def on_stopped(self, account: str, reason: str) -> None:
         self._run(self.core.on_stopped(account, reason, now=self._clock()))
+
+    def on_orders(self, account: str, orders: list[OrderUpdate]) -> None:
+        self._run(self.core.on_orders(account, orders, now=self._clock()))
 
     # -- other inputs ---------------------------------------------------------------------
 
@@ -298,6 +322,11 @@ class Engine:
         if isinstance(cmd, SyncClock):
             self._spawn(self._sync_clock(cmd), cmd)
             return None
+        if isinstance(cmd, WriteMaintenance):
+            return self._write_maintenance(cmd)
+        if isinstance(cmd, RecoverFills):
+            self._spawn(self._recover_fills(cmd), cmd)
+            return None
         raise TypeError(f"unknown engine command {cmd!r}")
 
     def _set_timer(self, key: PositionKey, at: float) -> None:
@@ -369,7 +398,52 @@ class Engine:
             return self.core.on_result_failed(cmd, _text(exc), now=self._clock())
         return self.core.on_result_written(cmd.journal_id, now=self._clock())
 
+    def _write_maintenance(self, cmd: WriteMaintenance) -> list[Command]:
+        """Synchronous, like the journal: the count is durable before the next evaluation."""
+        rec = cmd.record
+        try:
+            row = self.ledger.record(
+                rec.account,
+                rec.inst_id,
+                rec.pos_side,
+                rec.key,
+                source="fill",
+                c_time=rec.c_time,
+                ord_id=rec.ord_id,
+            )
+        except ValueError as exc:  # a record the ledger can never take: dropped, said once
+            return self.core.on_maintenance_failed(rec, _text(exc), now=self._clock(), retry=False)
+        except (*_STORAGE_ERRORS, LedgerError) as exc:
+            return self.core.on_maintenance_failed(rec, _text(exc), now=self._clock())
+        return self.core.on_maintenance_written(
+            rec, None if row is None else row.id, now=self._clock()
+        )
+
     # -- exchange tasks -------------------------------------------------------------------
+
+    async def _recover_fills(self, cmd: RecoverFills) -> None:
+        """Missed maintenances from OKX's trade bills (and order history when configured)."""
+        client = self._client(cmd.account)
+        rule = None if self._fills is None else self._fills.rule
+        if rule is None or not hasattr(client, "get_bills"):
+            self._run(self.core.on_fills_recovered(cmd.account, (), now=self._clock()))
+            return
+        try:
+            result = await recover_account(
+                cast(HistoryClient, client),
+                self.ledger,
+                cmd.account,
+                cmd.positions,
+                rule,
+                int(time.time() * 1000),  # OKX's history is in wall-clock ms
+                sources=self._recovery_sources,
+            )
+        except (*_EXCHANGE_ERRORS, *_STORAGE_ERRORS, LedgerError) as exc:
+            error = _text(exc)
+            self._run(self.core.on_fills_recovery_failed(cmd.account, error, now=self._clock()))
+            return
+        keys = {r.position_key for r in result.recorded}
+        self._run(self.core.on_fills_recovered(cmd.account, keys, now=self._clock()))
 
     def _client(self, account: str) -> MarginClient:
         state = self.accounts.get(account)

@@ -204,6 +204,7 @@ class PositionView:
     profit_rate: Decimal | None
     status: str
     reason: str
+    sources: tuple[tuple[str, int], ...] = ()  # where the counted records came from
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from reactor.book import PositionBook
 from reactor.engine.state import (
@@ -12,7 +12,7 @@ from reactor.engine.state import (
     PositionControl,
     PositionView,
 )
-from reactor.okx.models import PositionKey
+from reactor.okx.models import Position, PositionKey
 
 _NO_CONTROL = PositionControl()
 
@@ -27,7 +27,9 @@ def build_view(
     storage_ok: bool,
     internal_errors: int,
     paused_accounts: Mapping[str, str] | None = None,
+    sources: Callable[[Position], tuple[tuple[str, int], ...]] | None = None,
 ) -> EngineView:
+    """``sources``: where a position's counted maintenance records came from (cached, no I/O)."""
     out = []
     problems = list(problems)
     for state in accounts:
@@ -47,6 +49,7 @@ def build_view(
                     target=control.target if managed else None,
                     band=control.band if managed else None,
                     count=control.count,
+                    sources=sources(pos) if managed and sources is not None else (),
                     upl=pos.upl,
                     profit_rate=pos.profit_rate,
                     status=control.status if managed else "unmanaged",

@@ -23,6 +23,7 @@ from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import WS_SERVICE_UPGRADE
 from reactor.okx.models import Position
+from reactor.okx.orders import OrderUpdate
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.ws_protocol import (
     Ignored,
@@ -31,6 +32,7 @@ from reactor.okx.ws_protocol import (
     LoginFailed,
     LoginOk,
     Notice,
+    OrdersUpdate,
     Pong,
     PrivateChannelProtocol,
     ServerError,
@@ -59,6 +61,7 @@ class SessionHandler(Protocol):
     def on_update(self, account: str, positions: list[Position]) -> None: ...
     def on_disconnected(self, account: str, reason: str) -> None: ...
     def on_stopped(self, account: str, reason: str) -> None: ...
+    def on_orders(self, account: str, orders: list[OrderUpdate]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,10 @@ class PrivateSession:
         clock: Callable[[], float] = time.time,
         resync_clock: Callable[[], Awaitable[float]] | None = None,
         open_timeout_s: float = 10.0,
+        orders: bool = False,
     ) -> None:
         self.account = account
+        self.orders = orders  # also subscribe ``orders``: counts from fills (issue 13)
         self.url = url
         self._credentials = credentials
         self._handler = handler
@@ -211,7 +216,9 @@ class PrivateSession:
         return _Outcome(reason, then, healthy or then == "now")
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
-        proto = PrivateChannelProtocol(self.account, self._credentials, clock=self._now)
+        proto = PrivateChannelProtocol(
+            self.account, self._credentials, clock=self._now, orders=self.orders
+        )
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
         loop = asyncio.get_running_loop()
@@ -271,6 +278,13 @@ class PrivateSession:
             self._report_invalid(event.invalid)
             if event.positions:
                 self._notify_update(event.positions)
+        elif isinstance(event, OrdersUpdate):
+            self._report_invalid(event.invalid)
+            if event.orders:
+                try:
+                    self._handler.on_orders(account, event.orders)
+                except Exception:
+                    log.exception("ws.handler.error", account=account, callback="on_orders")
         elif isinstance(event, SnapshotPage):
             self._report_invalid(event.invalid)
             if event.last_page:

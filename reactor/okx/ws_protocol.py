@@ -1,4 +1,5 @@
-"""Sans-I/O state machine for one OKX private WebSocket connection (``positions``, SWAP).
+"""Sans-I/O state machine for one OKX private WebSocket connection (``positions`` and, when
+maintenances are detected from fills, ``orders``; SWAP).
 
 It turns text frames into typed events and builds the frames to send; it does no I/O, so the
 whole protocol is unit-tested with OKX's captured payloads, and the asyncio driver
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import WS_AUTH_CODES, WS_TIMESTAMP_EXPIRED
 from reactor.okx.models import PayloadError, Position, parse_position
+from reactor.okx.orders import ORDERS_CHANNEL, OrderUpdate, orders_subscribe_arg, parse_orders_push
 from reactor.okx.signing import ws_login_sign
 
 PREVIEW_CHARS = 200
@@ -84,6 +86,14 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
+class OrdersUpdate:
+    """An ``orders`` push (subscribed only when maintenances are detected from fills)."""
+
+    orders: list[OrderUpdate]
+    invalid: list[InvalidItem]
+
+
+@dataclass(frozen=True, slots=True)
 class Pong:
     pass
 
@@ -120,6 +130,7 @@ WsEvent = (
     | SubscribeFailed
     | SnapshotPage
     | Update
+    | OrdersUpdate
     | Pong
     | Notice
     | ServerError
@@ -141,13 +152,20 @@ class PrivateChannelProtocol:
     """
 
     def __init__(
-        self, account: str, credentials: Credentials, *, clock: Callable[[], float] = time.time
+        self,
+        account: str,
+        credentials: Credentials,
+        *,
+        clock: Callable[[], float] = time.time,
+        orders: bool = False,
     ) -> None:
         self.account = account
         self._credentials = credentials
         self._clock = clock
+        self.orders = orders  # also subscribe ``orders`` (SWAP) on this connection
         self.state: State = "new"
         self._subscribe_pending = False
+        self.orders_subscribed = False
         # The first push after the subscribe ack is the subscribe snapshot. OKX clusters in
         # 2024 sent it without eventType/curPage/lastPage (CCXT-21565), so a push with no
         # eventType in that place is taken as a one-page snapshot.
@@ -179,11 +197,12 @@ class PrivateChannelProtocol:
         )
 
     def subscribe_frame(self) -> str:
+        """``positions`` (and ``orders`` when asked) in one request: one of the 480 per hour."""
         self._subscribe_pending = True
-        return json.dumps(
-            {"op": "subscribe", "args": [{"channel": CHANNEL, "instType": INST_TYPE}]},
-            separators=(",", ":"),
-        )
+        args: list[dict[str, str]] = [{"channel": CHANNEL, "instType": INST_TYPE}]
+        if self.orders:
+            args.append(orders_subscribe_arg(INST_TYPE))
+        return json.dumps({"op": "subscribe", "args": args}, separators=(",", ":"))
 
     @staticmethod
     def ping_frame() -> str:
@@ -228,10 +247,14 @@ class PrivateChannelProtocol:
         if event == "subscribe":
             arg = msg.get("arg")
             if isinstance(arg, dict) and arg.get("channel") == CHANNEL:
-                self._subscribe_pending = False
+                self._subscribe_pending = self.orders and not self.orders_subscribed
                 self._first_push_pending = True
                 self.state = "subscribed"
                 return Subscribed(conn_id)
+            if self.orders and isinstance(arg, dict) and arg.get("channel") == ORDERS_CHANNEL:
+                self.orders_subscribed = True
+                self._subscribe_pending = self.state != "subscribed"
+                return Ignored("orders subscribed")
             return Ignored(f"subscribe ack for another channel: {preview(str(arg))}")
         if event == "error":
             if self.state == "logging_in" or code in WS_AUTH_CODES or code == WS_TIMESTAMP_EXPIRED:
@@ -252,6 +275,8 @@ class PrivateChannelProtocol:
         if not isinstance(arg, dict):
             return InvalidFrame("arg is not an object", preview(text))
         channel = arg.get("channel")
+        if channel == ORDERS_CHANNEL and self.orders:
+            return self._on_orders(msg, text)
         if channel != CHANNEL:
             return InvalidFrame(f"unknown channel: {_text(channel)[:40]}", preview(text))
         data = msg["data"]
@@ -278,6 +303,14 @@ class PrivateChannelProtocol:
         if cur_page is None or last_page is None:
             return InvalidFrame("bad curPage/lastPage", preview(text))
         return SnapshotPage(positions, cur_page, last_page, invalid)
+
+    def _on_orders(self, msg: dict[str, Any], text: str) -> WsEvent:
+        try:
+            push = parse_orders_push(self.account, msg)
+        except PayloadError as exc:
+            return InvalidFrame(str(exc), preview(text))
+        invalid = [InvalidItem(i.reason, i.preview) for i in push.invalid]
+        return OrdersUpdate(push.orders, invalid)
 
 
 def _item_preview(raw: Any) -> str:

@@ -238,6 +238,16 @@ class AdminApi:
             self.faults.set_quiet_close(acct.name, None if seconds is None else float(seconds))
             for s in sessions:
                 self.hub.wake(s)
+        elif kind == "ws_channel_delay":
+            channel, seconds = raw.get("channel"), raw.get("seconds")
+            if not isinstance(channel, str) or not channel:
+                raise BadRequest("channel must be a channel name such as orders")
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0
+            ):
+                raise BadRequest("seconds must be a non-negative number or null")
+            delay = None if seconds is None else float(seconds)
+            self.faults.set_channel_delay(acct.name, channel, delay)
         elif kind == "ws_notice":
             for s in sessions:
                 s.send_raw(

@@ -44,6 +44,7 @@ class FaultPlan:
         self._rest: list[RestFault] = []
         self._silent_until: dict[str, float] = {}
         self._quiet_close_s: dict[str, float] = {}
+        self._channel_delay_s: dict[tuple[str, str], float] = {}
 
     def add_rest(self, fault: RestFault) -> None:
         self._rest.append(fault)
@@ -78,3 +79,16 @@ class FaultPlan:
 
     def quiet_close_s(self, account: str) -> float | None:
         return self._quiet_close_s.get(account)
+
+    def set_channel_delay(self, account: str, channel: str, seconds: float | None) -> None:
+        """Hold ``account``'s event pushes on ``channel`` for ``seconds`` more (None: off).
+
+        OKX pushes one fill on ``positions`` and on ``orders`` in either order, tens of
+        milliseconds apart (issue 13); delaying one channel lets a test pick the order."""
+        if seconds is None or seconds <= 0:
+            self._channel_delay_s.pop((account, channel), None)
+        else:
+            self._channel_delay_s[(account, channel)] = seconds
+
+    def channel_delay_s(self, account: str, channel: str) -> float:
+        return self._channel_delay_s.get((account, channel), 0.0)

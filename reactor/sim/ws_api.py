@@ -135,6 +135,8 @@ class Subscription:
     interval_s: float | None = None  # regular snapshots (None: events only)
     next_regular: float | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # Event pushes held back by the ``ws_channel_delay`` fault: (send at, records).
+    held: list[tuple[float, list[dict[str, Any]]]] = field(default_factory=list)
 
 
 class WsSession:
@@ -203,6 +205,10 @@ class WsSession:
             if self._flush_at is not None and now >= self._flush_at:
                 self._flush_events(now)
             for sub in self.subs:
+                while sub.held and sub.held[0][0] <= now:
+                    _, records = sub.held.pop(0)
+                    self._send(self._push(sub, "event_update", records))
+            for sub in self.subs:
                 if sub.next_regular is not None and now >= sub.next_regular:
                     assert sub.interval_s is not None
                     # Skip missed beats instead of bursting after a stall.
@@ -232,6 +238,7 @@ class WsSession:
         if self._flush_at is not None:
             times.append(self._flush_at)
         times.extend(s.next_regular for s in self.subs if s.next_regular is not None)
+        times.extend(s.held[0][0] for s in self.subs if s.held)
         return min(times)
 
     @property
@@ -465,6 +472,7 @@ class WsSession:
         if self._silent():
             for sub in self.subs:
                 sub.pending.clear()
+                sub.held.clear()
             return
         for sub in self.subs:
             if not sub.pending:
@@ -477,6 +485,11 @@ class WsSession:
                     latest.pop(r.get(key), None)  # keep the order of the latest changes
                     latest[r.get(key)] = r
                 records = list(latest.values())
+            assert self.account is not None
+            delay = self.hub.faults.channel_delay_s(self.account.name, sub.channel.name)
+            if delay > 0 or sub.held:  # held pushes keep their order behind earlier ones
+                sub.held.append((now + delay, records))
+                continue
             self._send(self._push(sub, "event_update", records))
 
 

@@ -58,6 +58,8 @@ class PositionStatus:
     last_action_ms: int | None = None
     # Margin over the last hours, oldest first: (epoch ms, margin) steps for the chart.
     history: tuple[tuple[int, Decimal], ...] = ()
+    # Where the counted maintenance records came from: fill | api | cli | backfill -> how many.
+    sources: tuple[tuple[str, int], ...] = ()
 
     @property
     def in_band(self) -> bool | None:
@@ -86,6 +88,7 @@ class PositionStatus:
             "bandLo": _dec(self.band_lo),
             "bandHi": _dec(self.band_hi),
             "count": self.count,
+            "sources": dict(self.sources),
             "upl": _dec(self.upl),
             "profitRate": _dec(self.profit_rate),
             "status": self.status,

@@ -178,6 +178,8 @@ function render(s){
           if(c==="rate") v = pct(p.profitRate);
           if(c==="upl") v = money(p.upl);
           if(c==="last"||c==="chart") v = null;
+          if(c==="count" && p.sources && Object.keys(p.sources).length)
+            v = p.count+" ("+Object.entries(p.sources).map(([k,n])=>k+" "+n).join(", ")+")";
           const td=el("td",c,v===null?"-":v);
           if(c==="last"&&p.lastAction){ const la=p.lastAction; td.textContent=
             la.action+" "+la.amount+" "+la.result+" ";

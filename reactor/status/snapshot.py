@@ -83,6 +83,7 @@ def build_snapshot(
                     last_result=None if call is None else call.status,
                     last_action_ms=None if call is None else call.sent_ms,
                     history=history.get(key, ()) if p.role == "sub" else (),
+                    sources=p.sources,
                 )
             )
         accounts.append(

@@ -168,7 +168,12 @@ async def test_maintenances_recorded_while_running_raise_target(tmp_path, monkey
         assert len(await admin.margin_calls()) == calls_after_two
     assert calls_after_two == 1
     listing = _cli(cfg_path, "maintenance", "list")
-    assert listing.stdout.count("CRO-USDT-SWAP") == 2
+    [position] = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert (position["instId"], position["count"], position["sources"]) == (
+        "CRO-USDT-SWAP",
+        2,
+        {"cli": 2},
+    )
 
 
 async def test_add_below_band_and_never_touch_cross_or_main(tmp_path, monkeypatch, sim_factory):

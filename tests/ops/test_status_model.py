@@ -89,6 +89,7 @@ def test_to_json_uses_decimal_strings() -> None:
         "bandLo": "19",
         "bandHi": "21",
         "count": 2,
+        "sources": {},
         "upl": "-6",
         "profitRate": "-0.2500",
         "status": "blocked",
