@@ -45,6 +45,7 @@ __all__ = [
     "LedgerReplaced",
     "LedgerUnavailable",
     "MaintenanceRecord",
+    "Pause",
 ]
 
 LEDGER_FILENAME = "ledger.sqlite3"
@@ -77,7 +78,23 @@ CREATE TABLE IF NOT EXISTS journal (
     done_ms  INTEGER
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal (status) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS pauses (
+    account   TEXT    NOT NULL,
+    inst_id   TEXT    NOT NULL DEFAULT '',
+    pos_side  TEXT    NOT NULL DEFAULT '',
+    reason    TEXT    NOT NULL DEFAULT '',
+    source    TEXT    NOT NULL DEFAULT '',
+    paused_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, inst_id, pos_side)
+);
 """
+# Added columns (a ledger written by an older version gains them at open).
+_ADDED_COLUMNS = (
+    # The OKX billId (type 6, subType 160/161) credited to this call: a bill is credited to at
+    # most one call, so an ambiguous call is never matched to an earlier call's bill and a
+    # credited bill is never reported as a foreign transfer (okx-fidelity.md §5.4).
+    ("journal", "bill_id", "TEXT"),
+)
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -125,7 +142,8 @@ def _reason(exc: sqlite3.Error) -> str:
 
 _M_COLS = "id, account, inst_id, pos_side, c_time, key, recorded_ms"
 _J_COLS = (
-    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms"
+    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
+    " bill_id"
 )
 
 
@@ -154,6 +172,34 @@ class JournalEntry:
     msg: str | None
     sent_ms: int
     done_ms: int | None
+    bill_id: str | None = None  # the OKX bill credited to this call (None: none yet)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """An operator's pause: the whole account (``inst_id``/``pos_side`` None) or one position.
+    The engine sends nothing for a paused position until it is resumed."""
+
+    account: str
+    inst_id: str | None
+    pos_side: str | None
+    reason: str
+    source: str  # cli | api
+    paused_ms: int
+
+    @property
+    def key(self) -> tuple[str, str | None, str | None]:
+        return (self.account, self.inst_id, self.pos_side)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "instId": self.inst_id,
+            "posSide": self.pos_side,
+            "reason": self.reason,
+            "source": self.source,
+            "pausedMs": self.paused_ms,
+        }
 
 
 class Ledger:
@@ -204,6 +250,10 @@ class Ledger:
                 self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once: one creates
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     self._db.execute(statement)
+                for table, column, kind in _ADDED_COLUMNS:
+                    have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -354,6 +404,30 @@ class Ledger:
         if not found:
             raise KeyError(f"no journal entry {entry_id}")
 
+    def journal_bill(self, entry_id: int, bill_id: str, *, status: str | None = None) -> None:
+        """Credit OKX bill ``bill_id`` to an entry (and, when given, set its status: an
+        ambiguous call a bill showed applied becomes "ok"). A bill already credited to another
+        entry is refused with ``ValueError``: one bill, one call."""
+        if status is not None and status not in _RESULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+        with self._guarded(write=True) as db:
+            other = db.execute(
+                "SELECT id FROM journal WHERE bill_id = ? AND id != ?", (bill_id, entry_id)
+            ).fetchone()
+            if other is not None:
+                raise ValueError(f"bill {bill_id} is already credited to journal entry {other[0]}")
+            cur = db.execute(
+                "UPDATE journal SET bill_id = ?, status = COALESCE(?, status) WHERE id = ?",
+                (bill_id, status, entry_id),
+            )
+            found = cur.rowcount == 1
+        if not found:
+            raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_entry(self, entry_id: int) -> JournalEntry | None:
+        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE id = ?", (entry_id,))
+        return JournalEntry(*rows[0]) if rows else None
+
     def pending_intents(self) -> list[JournalEntry]:
         """Entries sent (or about to be) with no result: after a crash, outcome unknown."""
         rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
@@ -370,6 +444,44 @@ class Ledger:
         """The latest ``limit`` entries, newest first."""
         rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT ?", (limit,))
         return [JournalEntry(*row) for row in rows]
+
+    # --- pauses (operator controls) ---------------------------------------------------------
+
+    def pause(
+        self,
+        account: str,
+        inst_id: str | None = None,
+        pos_side: str | None = None,
+        reason: str = "",
+        *,
+        source: str = "",
+    ) -> bool:
+        """Pause an account (no ``inst_id``) or one position; False when already paused."""
+        if not account or (inst_id is None) != (pos_side is None):
+            raise ValueError("pause: an account, and instId with posSide or neither")
+        with self._guarded(write=True) as db:
+            cur = db.execute(
+                "INSERT INTO pauses (account, inst_id, pos_side, reason, source, paused_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (account, inst_id or "", pos_side or "", reason[:200], source, self._now_ms()),
+            )
+            return cur.rowcount == 1
+
+    def resume(self, account: str, inst_id: str | None = None, pos_side: str | None = None) -> bool:
+        """Remove a pause; False when there was none (resuming twice is harmless)."""
+        with self._guarded(write=True) as db:
+            cur = db.execute(
+                "DELETE FROM pauses WHERE account = ? AND inst_id = ? AND pos_side = ?",
+                (account, inst_id or "", pos_side or ""),
+            )
+            return cur.rowcount == 1
+
+    def pauses(self) -> list[Pause]:
+        rows = self._query(
+            "SELECT account, inst_id, pos_side, reason, source, paused_ms FROM pauses"
+            " ORDER BY account, inst_id, pos_side"
+        )
+        return [Pause(a, i or None, ps or None, r, src, int(ms)) for a, i, ps, r, src, ms in rows]
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -48,6 +48,9 @@ foreach (inputs | entry) as $e (
     elif $e.event == "margin.guard.tripped" then
       .out += [$e | alert("ReactorRunawayGuardTripped";
                           ["account", "instId", "posSide", "amount", "moved_last_hour", "limit"])]
+    elif $e.event == "margin.position.held_foreign" then
+      .out += [$e | alert("ReactorForeignTransferHold";
+                          ["account", "instId", "foreign_transfers", "window_s"])]
     elif $e.event == "main.positions.below_expected" then
       .out += [$e | alert("ReactorMainBelowExpected"; ["account", "positions", "long", "short", "expected"])]
     elif $e.event == "main.positions.restored" then

@@ -63,12 +63,15 @@ class WriteResult:
 class CheckReduce:
     """Before a reduce: ask the exchange how much may leave the position (``estAvailTrans``).
 
-    Answer ``on_reduce_checked(call, cap)``; ``cap`` None when the venue cannot say.
+    The shell reads ``GET adjust-leverage-info`` at the position's own ``lever`` and answers
+    ``on_reduce_checked(call, cap)``; a read that fails, times out or gives no number answers
+    ``on_reduce_check_failed(call, error)`` (then nothing is sent).
     """
 
     call: int
     key: PositionKey
     amount: Decimal
+    lever: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,15 @@ class ResolveOutcome:
 
     key: PositionKey
     pending: PendingOutcome | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBills:
+    """Read the account's margin-transfer bills and report those no journalled call accounts
+    for; answer ``on_bills_read(account, foreign)`` (``on_bills_failed`` when unreadable)."""
+
+    account: str
+    trigger: str  # interval | drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,7 @@ Command = (
     | WriteResult
     | CheckReduce
     | ResolveOutcome
+    | ReadBills
     | ReadPositions
     | FetchInstrument
     | SyncClock

@@ -19,12 +19,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
+from reactor.engine.bills import Bill
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
     Command,
     FetchInstrument,
     Out,
+    ReadBills,
     ReadPositions,
     ResolveOutcome,
     SendMarginCall,
@@ -33,6 +35,7 @@ from reactor.engine.commands import (
     WriteIntent,
     WriteResult,
 )
+from reactor.engine.foreign import ForeignWatch
 from reactor.engine.guard import RunawayGuard, Verdict
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
@@ -46,6 +49,7 @@ from reactor.engine.state import (
     EngineSettings,
     EngineView,
     NullObserver,
+    PauseKey,
     PendingOutcome,
     PositionControl,
     StorageError,
@@ -74,6 +78,7 @@ class _Call:
     guard_entry: tuple[float, Decimal, PositionKey] | None
     journal_id: int = 0
     sent_at: float = 0.0
+    checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -114,9 +119,17 @@ class EngineCore:
         self._next_call = 0
         self._cross_logged: set[PositionKey] = set()
         self._unknown_at_start: set[PositionKey] = set()
+        # The calls a crash left unanswered, by position: resolved from the bills like any
+        # ambiguous answer (the margin they were decided from is not journalled).
+        self._recovered: dict[PositionKey, PendingOutcome] = {}
         self._main_below = False
         self._fetches = InstrumentFetches()
         self.health = EngineHealth(settings.internal_error_window_s)
+        self.foreign = ForeignWatch(
+            settings.foreign_transfer_limit, settings.foreign_transfer_window_s
+        )
+        # Operator pauses (account-wide keys have inst_id/pos_side None) -> reason.
+        self._paused: dict[PauseKey, str] = {}
 
     # ------------------------------------------------------------------ start-up
 
@@ -135,6 +148,9 @@ class EngineCore:
         for entry in unanswered:
             key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
             self._unknown_at_start.add(key)
+            self._recovered[key] = PendingOutcome(
+                entry.id, entry.action, Decimal(entry.amount), None, now, "restart"
+            )
             out.warning(
                 "margin.adjust.unknown",
                 **_pos_fields(key),
@@ -197,6 +213,7 @@ class EngineCore:
             for key in [k for k in self._unknown_at_start if k[0] == account]:
                 if self.book.get(key) is None:
                     self._unknown_at_start.discard(key)
+                    self._recovered.pop(key, None)
             self._check_main_positions(account, out)
             if state is not None and state.reconcile_due:
                 # Once per (re)connect, not on the periodic snapshots: a REST read catches what
@@ -246,6 +263,51 @@ class EngineCore:
                 if pos.key[:3] in wanted:
                     self._schedule(pos.key, now, out, immediate=True)
         return out.commands
+
+    def on_account_enabled(self, state: AccountState, *, now: float) -> list[Command]:
+        """A config reload added or enabled ``state``: it is managed from its first snapshot.
+        An account already known keeps its guard history; its new client and role are taken."""
+        old = self.accounts.get(state.name)
+        if old is not None:
+            state.guard_tripped = old.guard_tripped
+        self.accounts[state.name] = state
+        return []
+
+    def on_account_disabled(self, account: str, *, removed: bool, now: float) -> list[Command]:
+        """A config reload disabled (or removed) ``account``: nothing more is sent for it; calls
+        in flight finish and are journaled. A removed account leaves the book and the view."""
+        out = Out()
+        self.book.mark_stale(account)
+        state = self.accounts.get(account)
+        if state is not None:
+            state.enabled = False
+            state.connected = False
+        for key in [k for k, c in self._controls.items() if k[0] == account and not c.in_flight]:
+            self._drop(key, out)
+        if removed:
+            self.accounts.pop(account, None)
+            self.book.forget(account)
+        return out.commands
+
+    def on_paused(self, paused: Mapping[PauseKey, str], *, now: float) -> list[Command]:
+        """The operator's pauses now (the whole set, from the ledger): a paused account or
+        position gets no margin call until it is resumed; a resumed one is evaluated at once.
+        Calls already in flight finish (their answers are journaled as always)."""
+        before = self._paused
+        self._paused = dict(paused)
+        changed = set(before) ^ set(self._paused)
+        out = Out()
+        for account in {k[0] for k in changed}:
+            whole = (account, None, None) in changed
+            for pos in self.book.positions(account):
+                if whole or (account, pos.inst_id, pos.pos_side) in changed:
+                    self._schedule(pos.key, now, out, immediate=True)
+        return out.commands
+
+    def paused_reason(self, key: PositionKey) -> str | None:
+        """Why the position is paused ("" without a reason), or None when it is not."""
+        reason = self._paused.get((key[0], None, None))
+        return reason if reason is not None else self._paused.get((key[0], key[1], key[2]))
 
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         out = Out()
@@ -315,27 +377,146 @@ class EngineCore:
                 self._set_timer(key, control, now + delay, out)
         return out.commands
 
+    def on_bills_read(
+        self, account: str, foreign: Sequence[Bill], trigger: str, *, now: float
+    ) -> list[Command]:
+        """Margin transfers on ``account`` that no journalled call of this reactor accounts for.
+
+        Each is ``margin.foreign_transfer``; ``foreign_transfer_limit`` of them on one instrument
+        within the window hold its positions (``margin.position.held_foreign``) instead of
+        fighting back (:mod:`reactor.engine.foreign`)."""
+        out = Out()
+        for bill in foreign:
+            unit = (account, bill.inst_id)
+            keys = [
+                p.key
+                for p in self.book.positions(account)
+                if p.inst_id == bill.inst_id and p.is_managed_kind
+            ]
+            started = self.foreign.record(unit, now)
+            out.warning(
+                "margin.foreign_transfer",
+                account=account,
+                instId=bill.inst_id,
+                posSide=self._side_of(bill, keys),
+                billId=bill.bill_id,
+                action=bill.action,
+                amount=str(bill.sz),
+                posBal=_s(bill.pos_bal),
+                ts=bill.ts,
+                recent=self.foreign.recent(unit),
+                trigger=trigger,
+            )
+            if not started:
+                continue
+            due = self.foreign.release_due(unit)
+            out.error(
+                "margin.position.held_foreign",
+                account=account,
+                instId=bill.inst_id,
+                posSides=sorted(k[2] for k in keys),
+                foreign_transfers=self.foreign.recent(unit),
+                window_s=self.settings.foreign_transfer_window_s,
+                limit=self.foreign.limit,
+            )
+            for key in keys:
+                control = self._control(key)
+                self._mark_held_foreign(unit, control)
+                if due is not None and not control.in_flight:
+                    self._set_timer(key, control, due, out)
+        return out.commands
+
+    def on_bills_failed(
+        self, account: str, trigger: str, error: str, *, now: float
+    ) -> list[Command]:
+        """The bills could not be read: foreign transfers go unseen until the next read (the
+        reconcile interval); corrections go on."""
+        out = Out()
+        out.warning("bills.read.failed", account=account, trigger=trigger, error=error[:200])
+        return out.commands
+
+    def _side_of(self, bill: Bill, keys: Sequence[PositionKey]) -> str:
+        """The position a bill moved: bills carry no posSide; ``posBal`` (the margin after)
+        names it when it equals one position's margin, or the only position does."""
+        if len(keys) == 1:
+            return keys[0][2]
+        for key in keys:
+            pos = self.book.get(key)
+            if pos is not None and bill.pos_bal is not None and pos.margin == bill.pos_bal:
+                return key[2]
+        return ""
+
+    def _mark_held_foreign(self, unit: tuple[str, str], control: PositionControl) -> None:
+        control.foreign_held = True
+        control.status = "held"
+        control.reason = (
+            f"foreign transfers: {self.foreign.recent(unit)} margin transfer(s) this reactor did "
+            f"not make within {self.settings.foreign_transfer_window_s:g} s: another "
+            "controller? held until a quiet window"
+        )
+
+    def _held_foreign(self, pos: Position, control: PositionControl, now: float, out: Out) -> bool:
+        unit = (pos.account, pos.inst_id)
+        if not self.foreign.held(unit):
+            control.foreign_held = False
+            return False
+        if self.foreign.try_release(unit, now):
+            out.warning(
+                "margin.position.released_foreign",
+                account=pos.account,
+                instId=pos.inst_id,
+                quiet_s=self.settings.foreign_transfer_window_s,
+                foreign_transfers=self.foreign.count(unit),
+            )
+            for p in self.book.positions(pos.account):
+                other = self._controls.get(p.key)
+                if p.inst_id == pos.inst_id and other is not None:
+                    other.foreign_held = False
+            return False
+        self._mark_held_foreign(unit, control)
+        due = self.foreign.release_due(unit)
+        if due is not None and (control.due_at is None or control.due_at > due):
+            self._set_timer(pos.key, control, due, out)
+        return True
+
     # ------------------------------------------------------------------ call answers
 
     def on_reduce_checked(self, call: int, cap: Decimal | None, *, now: float) -> list[Command]:
-        """The exchange's own reduce limit (``estAvailTrans``); None when it cannot say."""
+        """The exchange's own reduce limit (``estAvailTrans``): never ask for more.
+
+        ``cap`` None: the venue set no limit (tests of other rules). The policy's floor has
+        already bounded the amount; the cap is the second bound, rounded down to the step.
+        Less than ``min_action`` left: no call, blocked ``exchange_limit`` until a later check
+        (with back-off: OKX's figure moves with the mark price, which pushes do not show).
+        """
         out = Out()
         c = self._calls.get(call)
-        if c is None:
-            return []
+        if c is None or c.checked:
+            return []  # a second answer, or one for a call already dropped
+        c.checked = True
         if self._controls.get(c.key) is not c.control:
             self._abandon(call, c, "position closed before send", now, out)
             return out.commands
         current = self.book.get(c.key)
-        if not self.book.is_fresh(c.key[0]) or current != c.position:
-            # The stream broke or the position moved while the exchange was asked: the call
-            # was decided from data that is no longer current. Decide again, never send it.
+        account = self.accounts.get(c.key[0])
+        if (
+            not self.book.is_fresh(c.key[0])
+            or current != c.position
+            or account is None
+            or not account.managed
+        ):
+            # The stream broke, the position moved or the account was stopped while the
+            # exchange was asked: the call was decided from what no longer holds. Decide
+            # again, never send it.
             self._abandon(call, c, "", now, out)
             self._set_timer(c.key, c.control, now, out)
             return out.commands
+        control = c.control
         if cap is not None and cap < c.amount:
             amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
-            out.info(
+            # Once per blocked episode at info: a blocked position is checked again and again.
+            log = out.debug if control.exchange_limited else out.info
+            log(
                 "margin.adjust.capped",
                 **_pos_fields(c.key),
                 amount=str(c.amount),
@@ -343,15 +524,47 @@ class EngineCore:
                 est_avail=str(cap),
             )
             if amount < self.settings.policy.min_action:
-                control = c.control
                 self._abandon(call, c, "", now, out)
-                control.status = "blocked"
-                control.reason = f"exchange_limit: estAvailTrans {cap}"
+                reason = f"exchange_limit: estAvailTrans {cap} < min_action"
+                control.status, control.reason = "blocked", reason
+                control.exchange_limited = True
+                self._enter_blocked(c.position, control, c.action, reason, out)
                 control.failures += 1
                 self._retry_later(c.key, control, "estAvailTrans", now, out)
                 return out.commands
+            if c.guard_entry is not None:
+                # Reserve what will be sent, not what was decided.
+                self.guard.refund(c.guard_entry)
+                c.guard_entry = self.guard.reserve(c.key, amount, c.guard_entry[0])
             c.amount = amount
+        control.exchange_limited = False
         self._write_intent(call, c, out)
+        return out.commands
+
+    def on_reduce_check_failed(self, call: int, error: str, *, now: float) -> list[Command]:
+        """``estAvailTrans`` could not be read (error, timeout, no number): no reduce is sent.
+
+        Never a blind reduce: an over-margined position is safe, a reduce OKX would refuse or
+        one sized from a guess is not needed now. The position decides again after the
+        back-off, from fresh data and a fresh check."""
+        out = Out()
+        c = self._calls.get(call)
+        if c is None or c.checked:
+            return []  # answered already: the call goes on, or was dropped
+        c.checked = True
+        control = c.control
+        self._abandon(call, c, "", now, out)
+        out.warning(
+            "margin.reduce.check_failed",
+            **_pos_fields(c.key),
+            amount=str(c.amount),
+            error=error[:200],
+        )
+        if self._controls.get(c.key) is not control:
+            return out.commands
+        control.failures += 1
+        control.status, control.reason = "error", f"estAvailTrans unreadable: {error[:120]}"
+        self._retry_later(c.key, control, "estAvailTrans", now, out)
         return out.commands
 
     def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:
@@ -546,9 +759,12 @@ class EngineCore:
         now: float,
         bill_applied: bool | None = None,
         bill_id: str | None = None,
+        bills: str | None = None,
     ) -> list[Command]:
         """The answer of :class:`ResolveOutcome`: a REST read of the position's instrument, and
-        (when the shell can read bills) whether OKX booked the call, and the matching bill."""
+        (when the shell can read bills) whether OKX booked the call, and the matching bill;
+        ``bills`` says why the bills could not decide (no bill after the re-query, unreadable).
+        """
         out = Out()
         control = self._controls.get(key)
         _, changes = self._reconcile_book(key[0], positions, key[1], out)
@@ -556,7 +772,7 @@ class EngineCore:
             self._handle_changes(changes, now, out)
             return out.commands
         pending = control.pending
-        self._log_resolution(key, control, bill_applied, bill_id, out)
+        self._log_resolution(key, control, bill_applied, bill_id, bills, out)
         control.pending = None
         control.reread = False
         self._unknown_at_start.discard(key)
@@ -600,6 +816,8 @@ class EngineCore:
                 c.control.in_flight = False
         elif isinstance(command, FetchInstrument):
             return self.on_instrument(command.inst_id, None, f"internal error: {error}", now=now)
+        elif isinstance(command, ReadBills):
+            return self.on_bills_failed(command.account, command.trigger, error, now=now)
         elif isinstance(command, (ResolveOutcome, SetTimer, CheckReduce, WriteIntent)):
             key = command.key
             if isinstance(command, (CheckReduce, WriteIntent)):
@@ -645,7 +863,22 @@ class EngineCore:
         pos, prev = change.position, change.previous
         step = self.settings.policy.amount_step
         expected = control.expected_margin
-        if expected is not None and pos.margin is not None and abs(pos.margin - expected) < step:
+        confirmed = (
+            expected is not None and pos.margin is not None and abs(pos.margin - expected) < step
+        )
+        if (
+            prev is not None
+            and not confirmed
+            and pos.margin != prev.margin
+            and (pos.pos, pos.c_time) == (prev.pos, prev.c_time)
+            and not control.in_flight
+            and control.pending is None
+        ):
+            # The margin moved with no fill and no call of ours in flight: someone else may
+            # have transferred margin. Read the bills (a funding fee or an auto-margin add is
+            # not a transfer and is skipped there).
+            out.add(ReadBills(key[0], "drift"))
+        if confirmed:
             control.cooldown_until = 0.0
             control.expected_margin = None
             if control.due_at is not None:
@@ -728,6 +961,10 @@ class EngineCore:
                 self._cross_logged.add(key)
                 out.info("book.cross.ignored", **_pos_fields(key), mgnMode=pos.mgn_mode)
             return None
+        paused = self.paused_reason(key)
+        if paused is not None:
+            control.status, control.reason = "paused", f"paused: {paused}" if paused else "paused"
+            return None
         if not account.managed:
             control.status = "error"
             control.reason = account.stopped_reason or "runaway guard tripped"
@@ -742,6 +979,8 @@ class EngineCore:
             return None
         if control.expected_margin is not None and control.pending is None:
             control.reread = True  # an ok call no push confirmed within the cooldown
+        if key in self._unknown_at_start and control.pending is None:
+            control.pending = self._recovered.pop(key, None)
         if control.pending is not None or control.reread or key in self._unknown_at_start:
             # Unknown outcome, or an ok call whose effect no push has shown within the
             # cooldown: the book may lack a transfer the exchange made. Re-read, never guess.
@@ -749,6 +988,8 @@ class EngineCore:
             out.add(ResolveOutcome(key, control.pending))
             return None
         if control.hold_until_change is not None:
+            return None
+        if self._held_foreign(pos, control, now, out):
             return None
         ct_val = self.ct_vals.get(pos.inst_id)
         if ct_val is None:
@@ -816,7 +1057,7 @@ class EngineCore:
         control.status, control.reason = "adjusting", action.reason
         control.last_acted = now
         if self.settings.pre_reduce_check and action.kind is ActionKind.REDUCE:
-            out.add(CheckReduce(call, key, action.amount))
+            out.add(CheckReduce(call, key, action.amount, pos.lever))
         else:
             self._write_intent(call, c, out)
         return action
@@ -881,7 +1122,13 @@ class EngineCore:
         self, pos: Position, control: PositionControl, action: Action, out: Out
     ) -> None:
         """``margin.target.blocked`` once per episode, ``margin.target.unblocked`` when it ends."""
-        blocked = action.kind is ActionKind.BLOCKED or action.limited_by_floor
+        if action.kind is not ActionKind.REDUCE:
+            control.exchange_limited = False
+        blocked = (
+            action.kind is ActionKind.BLOCKED
+            or action.limited_by_floor
+            or control.exchange_limited  # until a check lets a reduce through
+        )
         if blocked:
             self._enter_blocked(pos, control, action, action.reason, out)
         elif control.blocked:
@@ -983,6 +1230,7 @@ class EngineCore:
         control: PositionControl,
         bill_applied: bool | None,
         bill_id: str | None,
+        bills: str | None,
         out: Out,
     ) -> None:
         """Say what the re-read showed about the call it was made for."""
@@ -1018,6 +1266,7 @@ class EngineCore:
             margin=_s(margin_now),
             journal_id=pending.journal_id,
             **({"bill_id": bill_id} if bill_id is not None else {}),
+            **({"bills": bills} if bills is not None else {}),
         )
 
     # ------------------------------------------------------------------ storage health
@@ -1047,6 +1296,7 @@ class EngineCore:
             problems=self.health.problems(now) + self._fetches.problems(),
             storage_ok=self.health.storage_ok,
             internal_errors=self.health.internal_errors,
+            paused_accounts={k[0]: r for k, r in self._paused.items() if k[1] is None},
         )
 
     # ------------------------------------------------------------------ introspection

@@ -67,6 +67,12 @@ class RunawayGuard:
         if moved is not None and entry in moved:
             moved.remove(entry)
 
+    def reserve(self, key: PositionKey, amount: Decimal, at: float) -> Entry:
+        """Reserve ``amount`` without a check (a smaller amount replacing a checked one)."""
+        entry = (at, amount, key)
+        self._moved.setdefault(key[0], deque()).append(entry)
+        return entry
+
     def seed(self, key: PositionKey, at: float, amount: Decimal) -> None:
         """Refill from the journal at start-up (``at`` may lie in the past)."""
         moved = self._moved.setdefault(key[0], deque())

@@ -18,12 +18,14 @@ from typing import Any
 
 from reactor.book import PositionBook
 from reactor.engine import margin_call
+from reactor.engine.bills import Bill, CallRecord, attribute, match_ambiguous, parse_bills
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
     Command,
     FetchInstrument,
     Log,
+    ReadBills,
     ReadPositions,
     ResolveOutcome,
     SendMarginCall,
@@ -40,9 +42,10 @@ from reactor.engine.state import (
     EngineSettings,
     EngineView,
     MarginClient,
+    PauseKey,
     StorageError,
 )
-from reactor.ledger import Ledger, LedgerError
+from reactor.ledger import JournalEntry, Ledger, LedgerError
 from reactor.log import get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_instrument
@@ -54,6 +57,13 @@ HOUR_S = 3600.0
 # KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
 _STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
+# Journal rows that may own a bill: answered ok, ambiguous, or not answered yet.
+_MAY_HAVE_MOVED = frozenset({"ok", "unknown", "pending"})
+BILL_PAGES_MAX = 5  # 500 margin transfers per read; older ones wait for the next read
+# Attributing bills to our calls allows OKX's own timestamp tolerance (a signed request more
+# than 30 s off is refused, 50102), so a local clock off by seconds never makes our own
+# transfers look foreign.
+ATTRIBUTION_SKEW_MS = 30_000
 
 
 class _LedgerCounts:
@@ -91,6 +101,15 @@ class Engine:
         self._timers: dict[PositionKey, asyncio.TimerHandle | asyncio.Handle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Foreign-transfer reads, per account: from when (OKX ms), bills already judged,
+        # one read at a time (a request during a read runs once more after it).
+        self._stopping = False  # drain() began: no new exchange call starts
+        self._started_ms = int(time.time() * 1000)
+        self._bills_since: dict[str, int] = {}
+        self._bills_seen: dict[str, dict[str, int]] = {}
+        self._bills_busy: set[str] = set()
+        self._bills_again: dict[str, str] = {}
+        self._clock_synced: set[str] = set()  # accounts whose offset to OKX's clock is measured
 
     # -- the core's state, for the app, tests and the benchmark ---------------------------
 
@@ -133,6 +152,7 @@ class Engine:
 
     async def drain(self, timeout_s: float) -> None:
         """Let in-flight calls finish; calls cancelled at the deadline are journaled unknown."""
+        self._stopping = True
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -182,6 +202,21 @@ class Engine:
         except Exception as exc:  # a bug must not end the caller's loop silently
             log.exception("engine.task.failed", what="on_counts_changed", error=_text(exc))
 
+    def on_account_enabled(self, state: AccountState) -> None:
+        """A config reload added or enabled an account (its session is started by the app)."""
+        self._run(self.core.on_account_enabled(state, now=self._clock()))
+
+    def on_account_disabled(self, account: str, *, removed: bool) -> None:
+        """A config reload disabled or removed an account (its session is stopped by the app)."""
+        self._run(self.core.on_account_disabled(account, removed=removed, now=self._clock()))
+
+    def on_paused(self, paused: Mapping[PauseKey, str]) -> None:
+        """The operator's pauses now (the whole set): see :meth:`EngineCore.on_paused`."""
+        try:
+            self._run(self.core.on_paused(paused, now=self._clock()))
+        except Exception as exc:  # a bug must not end the caller's loop silently
+            log.exception("engine.task.failed", what="on_paused", error=_text(exc))
+
     async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
         """Compare a REST read of ``account`` with the book and correct it; returns drifts.
 
@@ -208,6 +243,8 @@ class Engine:
         commands = self.core.on_positions_read(account, positions, trigger, now=self._clock())
         drifts = sum(1 for c in commands if isinstance(c, Log) and c.event == "book.drift")
         self._run(commands)
+        if trigger == "interval":
+            await self.read_bills(account, "interval")
         return drifts
 
     # -- carrying out commands ------------------------------------------------------------
@@ -236,11 +273,19 @@ class Engine:
         if isinstance(cmd, WriteResult):
             return self._write_result(cmd)
         if isinstance(cmd, SendMarginCall):
+            if self._stopping:  # a check answered while draining: the call is not started
+                stopped = margin_call.Outcome(margin_call.OutcomeKind.NOT_SENT, "not_sent")
+                return self.core.on_call_done(cmd.call, stopped, now=self._clock())
             self._spawn(self._send(cmd), cmd)
             return None
         if isinstance(cmd, CheckReduce):
-            # The seam for adjust-leverage-info estAvailTrans: no venue answer yet.
-            return self.core.on_reduce_checked(cmd.call, None, now=self._clock())
+            if self._stopping:
+                return self.core.on_reduce_check_failed(cmd.call, "stopping", now=self._clock())
+            self._spawn(self._check_reduce(cmd), cmd)
+            return None
+        if isinstance(cmd, ReadBills):
+            self._spawn(self.read_bills(cmd.account, cmd.trigger), cmd)
+            return None
         if isinstance(cmd, ResolveOutcome):
             self._spawn(self._resolve(cmd), cmd)
             return None
@@ -294,7 +339,7 @@ class Engine:
         if exc is None:
             return
         fields = _key_fields(getattr(cmd, "key", None))
-        if isinstance(cmd, (ReadPositions, FetchInstrument, SyncClock)):
+        if isinstance(cmd, (ReadPositions, FetchInstrument, SyncClock, ReadBills)):
             fields["account"] = cmd.account
         log.error(
             "engine.task.failed",
@@ -349,16 +394,193 @@ class Engine:
             raise
         self._run(self.core.on_call_done(cmd.call, outcome, now=self._clock()))
 
-    async def _resolve(self, cmd: ResolveOutcome) -> None:
-        """Today a REST re-read of the instrument; bill matching plugs in as ``bill_applied``."""
+    async def _check_reduce(self, cmd: CheckReduce) -> None:
+        """OKX's own reduce limit: ``estAvailTrans`` at the position's current leverage."""
         key = cmd.key
+        if cmd.lever is None:
+            error = "position has no lever"
+        else:
+            try:
+                info = await self._client(key[0]).adjust_leverage_info(key[1], cmd.lever, key[2])
+            except (*_EXCHANGE_ERRORS, ValueError) as exc:
+                error = str(exc)
+            else:
+                cap = _decimal(info.get("estAvailTrans"))
+                if cap is not None and cap >= 0:
+                    self._run(self.core.on_reduce_checked(cmd.call, cap, now=self._clock()))
+                    return
+                error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
+        self._run(self.core.on_reduce_check_failed(cmd.call, error, now=self._clock()))
+
+    async def _resolve(self, cmd: ResolveOutcome) -> None:
+        """What OKX booked decides an ambiguous call: a matching bill (okx-fidelity.md §5.4),
+        read at once and once more after ``bill_settle_s``; without one the margin comparison
+        of a positions re-read (read after the bills) decides."""
+        key = cmd.key
+        client = self._client(key[0])
+        bill: Bill | None = None
+        note: str | None = None
+        pending = cmd.pending
+        if pending is not None and pending.journal_id:
+            try:
+                bill = await self._find_bill(client, key, pending.journal_id, pending.margin_before)
+                if bill is None:
+                    await asyncio.sleep(self.settings.bill_settle_s)
+                    bill = await self._find_bill(
+                        client, key, pending.journal_id, pending.margin_before
+                    )
+                if bill is None:
+                    note = "no matching bill after the settle delay"
+                else:
+                    self.ledger.journal_bill(pending.journal_id, bill.bill_id, status="ok")
+            except (*_EXCHANGE_ERRORS, PayloadError) as exc:
+                note = f"bills unreadable: {_text(exc)[:160]}"
+            except _STORAGE_ERRORS as exc:
+                # The bill decides even if it cannot be journalled now; the next bills read
+                # credits it again.
+                note = f"bill not journalled: {_text(exc)[:160]}"
+            except ValueError as exc:  # credited to another call meanwhile: not ours
+                bill, note = None, f"bill refused: {exc}"
         try:
-            raw = await self._client(key[0]).get_positions("SWAP", key[1])
+            raw = await client.get_positions("SWAP", key[1])
         except _EXCHANGE_ERRORS as exc:
             self._run(self.core.on_resolve_failed(key, str(exc), now=self._clock()))
             return
         positions = self._parse(key[0], raw)
-        self._run(self.core.on_resolved(key, positions, now=self._clock(), bill_applied=None))
+        self._run(
+            self.core.on_resolved(
+                key,
+                positions,
+                now=self._clock(),
+                bill_applied=True if bill is not None else None,
+                bill_id=None if bill is None else bill.bill_id,
+                bills=note,
+            )
+        )
+
+    async def _find_bill(
+        self,
+        client: MarginClient,
+        key: PositionKey,
+        journal_id: int,
+        margin_before: Decimal | None,
+    ) -> Bill | None:
+        entry = self.ledger.journal_entry(journal_id)
+        if entry is None:
+            return None
+        if entry.bill_id is not None:
+            return _bill_of(entry)
+        offset_ms = await self._server_offset_ms(key[0], client)
+        skew = self.settings.bill_skew_ms
+        sent = entry.sent_ms + offset_ms
+        raw = await client.get_bills(
+            key[1], sub_type="160" if entry.action == "add" else "161", begin_ms=sent - skew
+        )
+        bills, _ = parse_bills(raw)
+        # Earlier calls of this position take their own bills first, so an earlier call's
+        # transfer of the same amount is never taken for this one.
+        recent = self.ledger.journal_since(entry.sent_ms - int(HOUR_S * 1000))
+        credited = {e.bill_id for e in recent if e.bill_id is not None}
+        earlier = [
+            _call_record(e, offset_ms)
+            for e in recent
+            if e.id < entry.id
+            and e.account == key[0]
+            and e.inst_id == key[1]
+            and e.status in _MAY_HAVE_MOVED
+            and e.bill_id is None
+        ]
+        credits, _ = attribute(bills, earlier, skew_ms=skew, late_ms=skew)
+        credited |= {bill_id for _, bill_id in credits}
+        me = _call_record(entry, offset_ms)
+        return match_ambiguous(bills, me, margin_before, credited, skew_ms=skew)
+
+    async def _server_offset_ms(self, account: str, client: MarginClient) -> int:
+        """The offset to OKX's clock, measured once per account before bills are matched to
+        journal times (the REST client otherwise measures it only after a 50102)."""
+        if account not in self._clock_synced:
+            self._clock_synced.add(account)
+            try:
+                await client.sync_clock()
+            except _EXCHANGE_ERRORS as exc:
+                log.warning("rest.clock.sync_failed", account=account, error=str(exc)[:200])
+        return round(client.clock_offset_s * 1000)
+
+    async def read_bills(self, account: str, trigger: str) -> None:
+        """Read the account's margin-transfer bills since the last read and report those no
+        journalled call accounts for (foreign transfers). One read per account at a time."""
+        if account in self._bills_busy:
+            self._bills_again[account] = trigger
+            return
+        self._bills_busy.add(account)
+        try:
+            while True:
+                await self._read_bills_once(account, trigger)
+                again = self._bills_again.pop(account, None)
+                if again is None:
+                    return
+                trigger = again
+        finally:
+            self._bills_busy.discard(account)
+
+    async def _read_bills_once(self, account: str, trigger: str) -> None:
+        state = self.accounts.get(account)
+        if state is None or state.client is None or state.role != "sub":
+            return
+        if self.settings.dry_run:
+            # A dry run moves nothing, so every transfer is someone else's (typically the
+            # controller it is being compared with): no fence to keep, no alert to raise.
+            return
+        client = state.client
+        skew = max(self.settings.bill_skew_ms, ATTRIBUTION_SKEW_MS)
+        offset_ms = await self._server_offset_ms(account, client)
+        since = self._bills_since.get(account, self._started_ms + offset_ms)
+        try:
+            raw: list[dict[str, Any]] = []
+            after: str | None = None
+            for _ in range(BILL_PAGES_MAX):
+                page = await client.get_bills("", begin_ms=since - skew, after=after)
+                raw.extend(page)
+                if len(page) < 100 or not isinstance(page[-1], dict):
+                    break
+                after = str(page[-1].get("billId", "")) or None
+                if after is None:
+                    break
+            entries = self.ledger.journal_since(since - offset_ms - int(HOUR_S * 1000))
+        except _EXCHANGE_ERRORS as exc:
+            self._run(self.core.on_bills_failed(account, trigger, str(exc), now=self._clock()))
+            return
+        except _STORAGE_ERRORS as exc:
+            self._run(self.core.on_bills_failed(account, trigger, _text(exc), now=self._clock()))
+            return
+        bills, errors = parse_bills(raw)
+        for reason in errors:
+            log.warning("rest.payload.invalid", account=account, what="bill", reason=reason)
+        seen = self._bills_seen.setdefault(account, {})
+        calls = [
+            _call_record(e, offset_ms)
+            for e in entries
+            if e.account == account and e.status in _MAY_HAVE_MOVED
+        ]
+        credits, foreign = attribute(bills, calls, skew_ms=skew, late_ms=60_000)
+        for journal_id, bill_id in credits:
+            try:
+                self.ledger.journal_bill(journal_id, bill_id)
+            except (*_STORAGE_ERRORS, ValueError) as exc:
+                log.warning(
+                    "bills.credit.failed", account=account, billId=bill_id, error=_text(exc)
+                )
+        new_foreign = [b for b in foreign if b.bill_id not in seen]
+        for b in bills:
+            seen[b.bill_id] = b.ts
+        if bills:
+            # Re-read a margin behind the newest bill: a bill booked late is not missed.
+            self._bills_since[account] = max(since, max(b.ts for b in bills) - skew)
+        floor = self._bills_since.get(account, since) - 2 * skew
+        for bill_id in [i for i, ts in seen.items() if ts < floor]:
+            del seen[bill_id]
+        if new_foreign:
+            self._run(self.core.on_bills_read(account, new_foreign, trigger, now=self._clock()))
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)
@@ -386,6 +608,37 @@ class Engine:
         for reason in errors:
             log.warning("rest.payload.invalid", account=account, what="position", reason=reason)
         return positions
+
+
+def _decimal(value: object) -> Decimal | None:
+    """A finite Decimal from OKX's string, or None ("" means "not applicable" there)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        d = Decimal(value)
+    except ArithmeticError:
+        return None
+    return d if d.is_finite() else None
+
+
+def _call_record(entry: JournalEntry, offset_ms: int) -> CallRecord:
+    return CallRecord(
+        entry.id,
+        entry.inst_id,
+        entry.action,
+        Decimal(entry.amount),
+        entry.sent_ms + offset_ms,
+        None if entry.done_ms is None else entry.done_ms + offset_ms,
+        entry.bill_id,
+    )
+
+
+def _bill_of(entry: JournalEntry) -> Bill:
+    """The bill a journal row was already credited with (found by an earlier read)."""
+    assert entry.bill_id is not None
+    amount = Decimal(entry.amount)
+    chg = amount if entry.action == "add" else -amount
+    return Bill(entry.bill_id, entry.inst_id, entry.action, amount, chg, None, entry.sent_ms)
 
 
 def _key_fields(key: PositionKey | None) -> dict[str, str]:

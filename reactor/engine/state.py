@@ -32,6 +32,27 @@ class MarginClient(Protocol):
         self, inst_type: str = "SWAP", inst_id: str | None = None
     ) -> list[dict[str, Any]]: ...
 
+    async def adjust_leverage_info(
+        self, inst_id: str, lever: Decimal, pos_side: str, *, mgn_mode: str = "isolated"
+    ) -> dict[str, Any]: ...
+
+    async def get_bills(
+        self,
+        inst_id: str,
+        *,
+        bill_type: str = "6",
+        sub_type: str | None = None,
+        begin_ms: int | None = None,
+        end_ms: int | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+
+    def server_now_ms(self) -> int: ...
+
+    @property
+    def clock_offset_s(self) -> float: ...
+
 
 class EngineObserver(Protocol):
     """Counters the engine feeds; :class:`reactor.status.metrics.Metrics` satisfies it."""
@@ -54,6 +75,10 @@ class NullObserver:
 
     def observe_latency(self, seconds: float, *, retry: bool = False, account: str = "") -> None:
         pass
+
+
+# An operator's pause: (account, None, None) for the whole account, else one position.
+PauseKey = tuple[str, str | None, str | None]
 
 
 class StorageError(Exception):
@@ -79,9 +104,19 @@ class EngineSettings:
     dry_run: bool = False
     retry_max_s: float = 60.0  # cap of the per-position backoff after repeated errors
     reread_delay_s: float = 0.5  # after an ambiguous call, before the position is re-read
-    # Ask the shell for the exchange's own reduce limit before every reduce (the seam for
-    # ``adjust-leverage-info`` ``estAvailTrans``); off until the shell can answer it.
+    # Ask the exchange for its own reduce limit (``adjust-leverage-info`` ``estAvailTrans``)
+    # before every reduce and never ask for more; ``reactor run`` turns it on. Off here so the
+    # core's unit tests of other rules need not answer the check.
     pre_reduce_check: bool = False
+    # Ambiguous outcomes: bills are read after ``bill_settle_s`` and once more after another
+    # ``bill_settle_s`` before the margin comparison decides; ``bill_skew_ms`` allows for the
+    # two clocks when matching a bill's ``ts`` against the journalled send time.
+    bill_settle_s: float = 2.0
+    bill_skew_ms: int = 5000
+    # Foreign transfers (bills no journalled call accounts for): this many on one instrument
+    # of an account within the window hold its positions (reactor.engine.foreign).
+    foreign_transfer_limit: int = 2
+    foreign_transfer_window_s: float = 600.0
     internal_error_window_s: float = 600.0  # /healthz shows an internal error this long
 
     @property
@@ -139,6 +174,8 @@ class PositionControl:
     failures: int = 0  # consecutive failed attempts: the backoff exponent
     blocked: bool = False  # inside a margin.target.blocked episode
     guard_held: bool = False  # inside a margin.guard.position_held episode
+    exchange_limited: bool = False  # estAvailTrans left less than min_action (blocked episode)
+    foreign_held: bool = False  # held: someone else keeps moving its margin
     guard_entry: tuple[float, Decimal, PositionKey] | None = None  # reserved for the call
     status: str = "ok"
     reason: str = ""
@@ -178,6 +215,7 @@ class AccountView:
     fresh: bool
     stopped_reason: str | None
     positions: tuple[PositionView, ...]
+    paused: str | None = None  # the whole account is paused by an operator (with this reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,8 @@ BALANCE = "/api/v5/account/balance"
 MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
 INSTRUMENTS = "/api/v5/public/instruments"
 TIME = "/api/v5/public/time"
+ADJUST_LEVERAGE_INFO = "/api/v5/account/adjust-leverage-info"
+BILLS = "/api/v5/account/bills"
 
 # OKX's documented limits: (requests, window seconds). Private ones count per sub-account.
 RATE_LIMITS: dict[str, tuple[int, float]] = {
@@ -55,6 +57,9 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
     MARGIN_BALANCE: (20, 2.0),
     INSTRUMENTS: (20, 2.0),
     TIME: (10, 2.0),
+    # DOC-TA "Get leverage estimated info": 5 / 2 s; "Get bills details (last 7 days)": 5 / 1 s.
+    ADJUST_LEVERAGE_INFO: (5, 2.0),
+    BILLS: (5, 1.0),
 }
 AMBIGUOUS_CODES = frozenset({"50004"})
 # After 50102 the clock is re-synced every time (a clock may step more than once); when
@@ -130,6 +135,10 @@ class OkxRestClient:
     async def get_balance(self, ccy: str | None = None) -> list[dict[str, Any]]:
         return await self._get(BALANCE, {"ccy": ccy})
 
+    async def get_account_config(self) -> list[dict[str, Any]]:
+        """``GET /api/v5/account/config``: ``perm`` says what the API key may do (DOC-TA)."""
+        return await self._get("/api/v5/account/config", {})
+
     async def get_instruments(
         self, inst_type: str = "SWAP", inst_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -137,6 +146,60 @@ class OkxRestClient:
         return await self._get(
             INSTRUMENTS, {"instType": inst_type, "instId": inst_id}, signed=False
         )
+
+    async def adjust_leverage_info(
+        self, inst_id: str, lever: Decimal, pos_side: str, *, mgn_mode: str = "isolated"
+    ) -> dict[str, Any]:
+        """``GET adjust-leverage-info`` for a SWAP at ``lever``: asked at the position's own
+        leverage, ``estAvailTrans`` is OKX's own figure of what may leave an isolated position
+        (okx-fidelity.md §4, DOC-TA). Returns the first record ({} when none)."""
+        if not isinstance(lever, Decimal) or not lever.is_finite() or lever <= 0:
+            raise ValueError(f"lever must be a positive finite Decimal, not {lever!r}")
+        data = await self._get(
+            ADJUST_LEVERAGE_INFO,
+            {
+                "instType": "SWAP",
+                "mgnMode": mgn_mode,
+                "lever": format(lever, "f"),
+                "instId": inst_id,
+                # DOC-TA: posSide only in long/short mode (as the probe sends it).
+                "posSide": None if pos_side == "net" else pos_side,
+            },
+        )
+        return data[0] if data and isinstance(data[0], dict) else {}
+
+    async def get_bills(
+        self,
+        inst_id: str,
+        *,
+        bill_type: str = "6",
+        sub_type: str | None = None,
+        begin_ms: int | None = None,
+        end_ms: int | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """``GET bills`` (last 7 days, newest first) of one isolated SWAP instrument: by default
+        its margin transfers (type 6; subType 160 add, 161 reduce). ``after`` pages to older
+        bills (a billId)."""
+        return await self._get(
+            BILLS,
+            {
+                "instType": "SWAP",
+                "instId": inst_id or None,
+                "mgnMode": "isolated",
+                "type": bill_type,
+                "subType": sub_type,
+                "begin": None if begin_ms is None else str(begin_ms),
+                "end": None if end_ms is None else str(end_ms),
+                "after": after,
+                "limit": str(limit),
+            },
+        )
+
+    def server_now_ms(self) -> int:
+        """The local clock corrected by the last measured offset to OKX's clock."""
+        return int((self._clock() + self._offset_s) * 1000)
 
     async def server_time_ms(self) -> int:
         data = await self._get(TIME, {}, signed=False, resync=False)

@@ -130,18 +130,6 @@ class ProbeRestClient(OkxRestClient):
         self._buckets[BILLS_PATH] = TokenBucket(5, 1.0)  # DOC-TA: bills 5/s per User ID
         self._buckets[ADJUST_LEVERAGE_INFO_PATH] = TokenBucket(5, 2.0)  # DOC-TA: 5/2 s
 
-    async def get_bills(self, inst_id: str, sub_type: str, begin_ms: int) -> list[dict[str, Any]]:
-        params = {
-            "instType": "SWAP",
-            "instId": inst_id,
-            "mgnMode": "isolated",
-            "type": "6",
-            "subType": sub_type,
-            "begin": str(begin_ms),
-            "limit": "100",
-        }
-        return await self._get(BILLS_PATH, dict(params))
-
     async def get_adjust_leverage_info(
         self, inst_id: str, pos_side: str, lever: str
     ) -> list[dict[str, Any]]:
@@ -371,7 +359,10 @@ class SocketVenue:
     async def bills(
         self, inst_id: str, sub_type: str, begin_ms: int
     ) -> list[dict[str, Any]] | Unavailable:
-        return await self._answer(self._rest.get_bills(inst_id, sub_type, begin_ms))
+        # The reactor's own bills read (type 6, isolated SWAP, limit 100): the same request.
+        return await self._answer(
+            self._rest.get_bills(inst_id, sub_type=sub_type, begin_ms=begin_ms)
+        )
 
     async def adjust_leverage_info(
         self, inst_id: str, pos_side: str, lever: str

@@ -145,6 +145,7 @@ class Account:
     passphrase: str
     balance: Decimal
     main: bool = False
+    perm: str = "read_only,trade"  # the API key's permissions (account/config ``perm``)
     positions: dict[PosKey, SimPosition] = field(default_factory=dict)
     closed: dict[PosKey, ClosedPosition] = field(default_factory=dict)
     levers: dict[PosKey, Decimal] = field(default_factory=dict)
@@ -282,6 +283,7 @@ class Exchange:
                 passphrase=a.passphrase.get_secret_value(),
                 balance=a.balance,
                 main=a.main,
+                perm=a.perm,
             )
             for p in a.positions:
                 ex.set_position(

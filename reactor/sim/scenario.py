@@ -61,6 +61,9 @@ class AccountSpec(_Model):
     balance: Decimal = Field(ge=0)
     main: bool = False
     uid: str | None = None
+    # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
+    # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
+    perm: str = "read_only,trade"
     positions: list[PositionSpec] = Field(default_factory=list)
 
 
@@ -134,6 +137,35 @@ class MechanicsSpec(_Model):
 # ---- end of the mechanics block ---------------------------------------------------------------
 
 
+# ---- the simulated desk (sim-demo): market orders on the demo book, reactor/sim/desk.py -------
+
+
+class DeskSpec(_Model):
+    """A desk placing market orders on random open isolated positions, so that the demo
+    shows fills being corrected. Not an OKX behaviour: a driver of the simulated market."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=25.0, gt=0)  # one order every interval
+    first_after_s: float | None = Field(default=None, ge=0)  # default: one interval
+    maint_share: float = Field(default=0.8, ge=0, le=1)  # share of tagged maintenance fills
+    tag: str = Field(default="maint", pattern=r"^[A-Za-z0-9]{1,16}$")  # OKX tag format
+    # Order size: a random whole percentage of the position's first-seen size, in lots.
+    size_pct: tuple[int, int] = (10, 30)
+    max_growth: Decimal = Field(default=Decimal(3), gt=1)  # beyond: a plain reduce instead
+    accounts: list[str] | None = None  # default: every account that is not main
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> DeskSpec:
+        lo, hi = self.size_pct
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError("size_pct: two whole percentages, 1 <= min <= max <= 100")
+        return self
+
+
+# ---- end of the desk block --------------------------------------------------------------------
+
+
 class SimulatorSpec(_Model):
     """How the simulated OKX behaves where OKX's behaviour is a setting or unknown."""
 
@@ -160,6 +192,7 @@ class Scenario(_Model):
     instruments: list[InstrumentSpec] = Field(min_length=1)
     accounts: list[AccountSpec] = Field(min_length=1)
     price_walk: PriceWalkSpec | None = None
+    desk: DeskSpec | None = None  # sim-demo
     mechanics: MechanicsSpec = Field(default_factory=MechanicsSpec)  # sim-trade
     simulator: SimulatorSpec = Field(default_factory=SimulatorSpec)
 
@@ -179,6 +212,11 @@ class Scenario(_Model):
                     raise ValueError(
                         f"accounts[{a.name}].positions: instId {p.instId!r} is not an instrument"
                     )
+        if self.desk is not None and self.desk.accounts is not None:
+            names = {a.name for a in self.accounts}
+            for name in self.desk.accounts:
+                if name not in names:
+                    raise ValueError(f"desk.accounts: {name!r} is not an account")
         for inst_id in self.mechanics.tiers:
             if inst_id not in known:
                 raise ValueError(f"mechanics.tiers: {inst_id!r} is not an instrument")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 
 from reactor.engine import AccountState, Engine
 from reactor.ledger import Ledger
+from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
 from tests.core.factories import D
 
@@ -28,6 +30,9 @@ class FakeClient:
         self.calls: list[tuple[str, str, str, Decimal]] = []
         self.fail_with: BaseException | None = None
         self.instruments = [{"instId": CRO, "ctVal": "10", "lotSz": "1", "tickSz": "0.00001"}]
+        self.bills: list[dict[str, str]] = []
+        self.bill_reads: list[dict[str, Any]] = []
+        self.bills_fail: BaseException | None = None
 
     async def get_positions(
         self, inst_type: str = "SWAP", inst_id: str | None = None
@@ -61,7 +66,44 @@ class FakeClient:
             raise self.fail_with
         self.margin += amt if action == "add" else -amt
         self.u_time += 1
+        self.book_bill(action, amt)
         return {}
+
+    def book_bill(self, action: str, amt: Decimal, ts: int | None = None) -> str:
+        """The margin-transfer bill OKX books (CCXT-BILL shape), newest first."""
+        bill_id = str(700 + len(self.bills))
+        self.bills.insert(
+            0,
+            {
+                "billId": bill_id,
+                "instId": CRO,
+                "type": "6",
+                "subType": "160" if action == "add" else "161",
+                "sz": str(amt),
+                "posBalChg": str(amt if action == "add" else -amt),
+                "posBal": str(self.margin),
+                "ts": str(ts if ts is not None else int(time.time() * 1000)),
+            },
+        )
+        return bill_id
+
+    async def get_bills(self, inst_id: str, **kw: Any) -> list[dict[str, Any]]:
+        self.bill_reads.append(kw)
+        if self.bills_fail is not None:
+            raise self.bills_fail
+        return [b for b in self.bills if inst_id in ("", b["instId"])]
+
+    async def adjust_leverage_info(
+        self, inst_id: str, lever: Decimal, pos_side: str, *, mgn_mode: str = "isolated"
+    ) -> dict[str, Any]:
+        return {"estAvailTrans": "9.9787"}
+
+    def server_now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    @property
+    def clock_offset_s(self) -> float:
+        return 0.0
 
     async def sync_clock(self) -> float:
         return 0.0
@@ -201,4 +243,39 @@ async def test_deleted_ledger_file_sends_nothing_and_is_unhealthy(tmp_path: Path
     assert "deleted" in failed["error"]
     assert client.calls == [] and not engine.core.in_flight()
     assert not EngineStatus(engine).status_snapshot().healthy
+    await engine.drain(1.0)
+
+
+async def test_bills_read_credits_our_call_and_reports_a_foreign_one_once(tmp_path: Path) -> None:
+    engine, client = make(tmp_path)
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True)
+    await until(lambda: engine.ledger.journal(1) and engine.ledger.journal(1)[0].status == "ok")
+    foreign = client.book_bill("add", D("9.7"))
+    with capture_logs() as logs:
+        await engine.read_bills("sub1", "interval")
+        await engine.read_bills("sub1", "interval")  # the same bills again: reported once
+    reported = [e for e in logs if e["event"] == "margin.foreign_transfer"]
+    assert [(e["billId"], e["amount"], e["action"]) for e in reported] == [(foreign, "9.7", "add")]
+    (row,) = engine.ledger.journal()
+    assert row.bill_id == "700"  # our own call's bill, credited in its journal row
+    client.bills_fail = OkxError("50011", "Too Many Requests", 429)
+    with capture_logs() as logs:
+        await engine.read_bills("sub1", "drift")
+    assert [e["event"] for e in logs if e["event"].startswith("bills.")] == ["bills.read.failed"]
+    await engine.drain(1.0)
+
+
+async def test_the_pre_reduce_check_goes_through_the_client(tmp_path: Path) -> None:
+    client = FakeClient()
+    engine = Engine(
+        settings(debounce_s=0.0, cooldown_s=0.05, retry_max_s=0.2, pre_reduce_check=True),
+        {"sub1": AccountState("sub1", "sub", client)},
+        {CRO: D("10")},
+        Ledger(tmp_path / "l.sqlite"),
+    )
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True)
+    await until(lambda: client.calls)
+    assert client.calls == [(CRO, "long", "reduce", D("9.97"))]
     await engine.drain(1.0)

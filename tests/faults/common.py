@@ -77,20 +77,22 @@ def account(
     }
 
 
-# The reactor's floor equals the simulator's old (lenient) reduce rule; the fault suite's
-# expectations (one call per correction) depend on the reactor's future fix for the default,
-# strictest rule, so they pin the lenient rule explicitly (issue 9 report).
+# The simulator's old (lenient) reduce rule, the reactor's own floor model: what
+# ``allowed_by_model`` compares a refused reduce with. Scenarios run the simulator's default,
+# strictest rule unless a test pins another (the reactor sizes reduces by estAvailTrans).
 LENIENT_RULE: dict[str, Any] = {"im_basis": "mark", "fee_reserve": False}
 
 
 def scenario(
     *accounts: dict[str, Any], reduce_rule: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    return {
+    scen: dict[str, Any] = {
         "instruments": [dict(CRO), dict(DOGE), dict(BTC)],
         "accounts": list(accounts),
-        "mechanics": {"reduce_rule": reduce_rule or LENIENT_RULE},
     }
+    if reduce_rule is not None:
+        scen["mechanics"] = {"reduce_rule": reduce_rule}
+    return scen
 
 
 def make_config(

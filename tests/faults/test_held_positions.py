@@ -123,7 +123,7 @@ async def test_lever_after_a_margin_call(tmp_path, monkeypatch, sim_factory, mod
     (unknown, okx-fidelity §7.14) the reactor's initial margin (notional / lever) equals the
     margin and it blocks every reduce: the position stays over its band."""
     scen = scenario(account(W, 1, [cro()]))
-    scen["mechanics"]["lever_after_margin_call"] = mode
+    scen.setdefault("mechanics", {})["lever_after_margin_call"] = mode
     _, admin, cfg, tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
     async with running(cfg) as (_, logs):
         await wait_for(lambda: in_band(tap.margin(*CRO_KEY)))

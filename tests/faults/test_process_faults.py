@@ -73,7 +73,7 @@ async def test_reactor_sigkilled_during_an_unanswered_call_and_restarted(tmp_pat
         await reactor.kill9()
         crashed = journal(cfg_path)
         assert [(e["status"], e["action"], e["amount"]) for e in crashed] == [
-            ("pending", "reduce", "10.03")
+            ("pending", "reduce", "9.97")  # estAvailTrans-capped (strictest rule)
         ]
         clock = Stopwatch()
         reactor = await start_reactor(cfg_path, env, tmp_path)
@@ -88,10 +88,12 @@ async def test_reactor_sigkilled_during_an_unanswered_call_and_restarted(tmp_pat
         await sim.terminate()
         await admin.aclose()
     assert recovered["recovered"] is True and recovered["journal_id"] == crashed[0]["id"]
-    assert resolved["outcome"] == "reread"
+    # The bill OKX booked decides what the crash left unknown, and is journalled.
+    assert (resolved["outcome"], resolved["resolved_by"]) == ("applied", "bill")
     assert len(calls) == 1  # the completed action was not repeated
     assert in_band(margin)
     assert not reactor.events("margin.adjust.sent")
     assert rc == 0
     after = journal(cfg_path)
-    assert [(e["id"], e["status"]) for e in after] == [(crashed[0]["id"], "unknown")]
+    assert [(e["id"], e["status"]) for e in after] == [(crashed[0]["id"], "ok")]
+    assert after[0]["bill_id"] == resolved["bill_id"]

@@ -291,7 +291,7 @@ async def test_one_bad_account_does_not_stop_the_others(sim: Simulator) -> None:
         PrivateSession("B", sim.ws_url, Credentials("key-b", "bad", "pass-b"), bad, pacer=pacer),
     ]
     tasks = [asyncio.create_task(x.run()) for x in sessions]
-    await eventually(lambda: good.count("snapshot") == 1 and bad.count("stopped") == 1)
+    await eventually(lambda: good.count("snapshot") >= 1 and bad.count("stopped") == 1)
     assert "60007" in bad.last("stopped")
     assert tasks[1].done() and not tasks[0].done()
     await sessions[0].stop()

@@ -200,3 +200,18 @@ async def test_sigterm_while_retrying_at_start_exits_0(tmp_path):
     assert not (tmp_path / "state" / LEDGER_FILE).exists() or sqlite3.connect(
         tmp_path / "state" / LEDGER_FILE
     ).execute("SELECT COUNT(*) FROM journal").fetchone() == (0,)
+
+
+async def test_missing_or_invalid_scenario_file_exits_2(tmp_path):
+    """The embedded simulator's book: a missing file was a traceback (issue 10, item 4)."""
+    cfg_path = _cfg_without_sim(tmp_path, venue={"kind": "sim", "scenario": "nope.yaml"})
+    for command in (("run",), ("check-config",)):
+        rc, _, err, _ = await _run_to_exit(cfg_path, ENV, *command, "--config", str(cfg_path))
+        assert rc == 2
+        line = _one_line(err)
+        assert "venue.scenario" in line and "nope.yaml: no such file" in line
+    (tmp_path / "bad.yaml").write_text("accounts: [1, 2\n")
+    _edit(cfg_path, venue={"kind": "sim", "scenario": "bad.yaml"})
+    rc, _, err, _ = await _run_to_exit(cfg_path, ENV)
+    assert rc == 2
+    assert "venue.scenario" in _one_line(err) and "not valid YAML" in _one_line(err)

@@ -1,0 +1,101 @@
+"""Foreign transfers (margin moved by someone else): detection triggers, the hold, its end."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from reactor.engine.bills import Bill
+from reactor.engine.commands import ReadBills
+from reactor.engine.foreign import ForeignWatch
+from tests.core.factories import D
+
+from .core_driver import CRO, KEY, cro, driver
+
+T = cro().u_time
+
+
+def bill(n: int, action: str = "add", amount: str = "9.7", pos_bal: str = "20") -> Bill:
+    amt = Decimal(amount)
+    return Bill(str(n), CRO, action, amt, amt if action == "add" else -amt, D(pos_bal), 1000 + n)
+
+
+def _reads(d) -> list[ReadBills]:  # type: ignore[no-untyped-def]
+    return [c for c in d.history if isinstance(c, ReadBills)]
+
+
+def test_a_margin_change_without_a_fill_or_our_call_reads_the_bills() -> None:
+    d = driver(cooldown_s=0.5)
+    d.snapshot(cro(margin=D("10.2")))  # in band: nothing to do
+    assert _reads(d) == []
+    d.push(cro(margin=D("19.9"), u_time=T + 1))  # someone added 9.7
+    assert [(r.account, r.trigger) for r in _reads(d)] == [("sub1", "drift")]
+
+
+def test_a_fill_or_our_own_confirmed_call_is_not_drift() -> None:
+    d = driver(cooldown_s=0.5)
+    d.snapshot(cro())
+    d.answer()  # our reduce of 10.03, confirmed by the push below
+    d.push(cro(margin=D("10.26"), u_time=T + 1))
+    d.push(cro(margin=D("20.52"), pos=D("216"), u_time=T + 2))  # a fill: size changed
+    assert _reads(d) == []
+
+
+def test_one_foreign_transfer_is_reported_and_corrections_go_on() -> None:
+    d = driver(cooldown_s=0.5, foreign_transfer_limit=2, foreign_transfer_window_s=60)
+    d.snapshot(cro(margin=D("10.2")))
+    d.feed(d.core.on_bills_read("sub1", [bill(1)], "drift", now=d.now))
+    (event,) = d.events("margin.foreign_transfer")
+    assert (event["billId"], event["amount"], event["action"], event["posSide"]) == (
+        "1",
+        "9.7",
+        "add",
+        "long",
+    )
+    assert not d.events("margin.position.held_foreign")
+    d.push(cro(margin=D("19.9"), u_time=T + 1))
+    assert len(d.sent) == 1  # still corrected
+
+
+def test_repeated_foreign_transfers_hold_the_position_instead_of_fighting() -> None:
+    d = driver(cooldown_s=0.5, foreign_transfer_limit=2, foreign_transfer_window_s=60)
+    d.snapshot(cro(margin=D("10.2")))
+    d.feed(d.core.on_bills_read("sub1", [bill(1), bill(2)], "interval", now=d.now))
+    (held,) = d.events("margin.position.held_foreign")
+    assert (held["instId"], held["posSides"], held["foreign_transfers"]) == (CRO, ["long"], 2)
+    d.push(cro(margin=D("29.9"), u_time=T + 1))  # out of band, but held
+    assert d.all_sent == [] and d.checks == []
+    assert d.control().status == "held" and "foreign" in d.control().reason
+    problems = d.core.view(d.now).problems
+    assert any("held" in p and CRO in p for p in problems)
+    assert d.timers[KEY] == 60  # wakes up when the quiet window would end
+
+
+def test_the_hold_ends_after_a_quiet_window_and_a_repeat_holds_again_at_once() -> None:
+    d = driver(cooldown_s=0.5, foreign_transfer_limit=2, foreign_transfer_window_s=60)
+    d.snapshot(cro(margin=D("10.2")))
+    d.feed(d.core.on_bills_read("sub1", [bill(1), bill(2)], "interval", now=d.now))
+    d.push(cro(margin=D("20.2"), u_time=T + 1))
+    d.advance(30)
+    d.feed(d.core.on_bills_read("sub1", [bill(3)], "interval", now=d.now))  # not quiet
+    d.advance(40)  # 70 s: 40 s since the last foreign transfer
+    assert d.all_sent == [] and not d.events("margin.position.released_foreign")
+    d.advance(25)  # 95 s: a quiet minute
+    (released,) = d.events("margin.position.released_foreign")
+    assert released["foreign_transfers"] == 3
+    assert len(d.sent) == 1 and d.control().status != "held"
+    assert not any("held" in p for p in d.core.view(d.now).problems)
+    d.answer()
+    # On probation: one more foreign transfer holds it again.
+    d.feed(d.core.on_bills_read("sub1", [bill(4, "add", "10")], "drift", now=d.now))
+    assert len(d.events("margin.position.held_foreign")) == 2
+
+
+def test_foreign_watch_counts_within_the_window_only() -> None:
+    w = ForeignWatch(limit=3, window_s=10)
+    unit = ("a", CRO)
+    assert not w.record(unit, 0) and not w.record(unit, 5)
+    assert not w.record(unit, 12)  # the first fell out of the window
+    assert w.record(unit, 14)
+    assert w.held(unit) and w.release_due(unit) == 24
+    assert not w.try_release(unit, 23) and w.try_release(unit, 24)
+    assert not w.held(unit) and w.count(unit) == 4
