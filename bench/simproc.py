@@ -31,6 +31,7 @@ from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
 from reactor.sim.testing import MARGIN_BALANCE, TARGETS
+from reactor.sim.ws_limits import WsLimits
 
 MARGIN_PATH = MARGIN_BALANCE
 TICK_S = 0.005
@@ -340,7 +341,14 @@ class Control:
 async def serve(scenario_path: Path, *, rate_limits: bool, stamp: bool) -> None:
     scenario = scenario_from_dict(json.loads(scenario_path.read_text()), str(scenario_path))
     sim = Simulator(
-        scenario, price_walk=False, rate_limits=rate_limits, stamp_pushes=stamp, idle_timeout=600
+        scenario,
+        price_walk=False,
+        rate_limits=rate_limits,
+        stamp_pushes=stamp,
+        idle_timeout=600,
+        # The benchmarks scale the reactor's connect rate past OKX's 3/s per IP
+        # (common.patch_connect_rate): the simulator must not refuse those connections.
+        ws_limits=WsLimits(connects_per_s=0),
     )
     url = await sim.start("127.0.0.1", 0)
     control = Control(sim)
