@@ -257,7 +257,7 @@ class Control:
     async def margin_requests(self, request: web.Request) -> web.Response:
         out = [
             {"account": r["account"], "body": r["body"], "code": r["code"], "time": r["time"]}
-            for r in self.sim._requests
+            for r in self.sim.rest.requests
             if r["path"] == MARGIN_PATH
         ]
         return web.json_response(out)

@@ -9,18 +9,21 @@ import asyncio
 import contextlib
 import errno
 import gc
+import os
 import random
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from reactor.config import AccountConfig, Config, ConfigError, resolve_credentials
+from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
+from reactor.control_api import TOKEN_ENV, ControlApi
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.fdlimit import raise_nofile_limit
-from reactor.ledger import Ledger, LedgerError
+from reactor.ledger import Ledger, LedgerError, Pause
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
@@ -28,12 +31,13 @@ from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 from reactor.okx.ws import PrivateSession
+from reactor.redaction import register_secrets
 from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
-from reactor.systemd import SystemdNotifier, run_watchdog
+from reactor.systemd import SystemdNotifier, run_status, run_watchdog, status_text
 
 log = get_logger("reactor.app")
 
@@ -47,7 +51,16 @@ START_BACKOFF_MAX_S = 30.0
 # the ledger is written from the event loop, which must never stall for seconds.
 LEDGER_BUSY_TIMEOUT_MS = 500
 
-__all__ = ["LEDGER_FILE", "Runtime", "StartCancelled", "StartupError", "run", "start", "stop"]
+__all__ = [
+    "LEDGER_FILE",
+    "Runtime",
+    "StartCancelled",
+    "StartupError",
+    "reload",
+    "run",
+    "start",
+    "stop",
+]
 
 
 class StartCancelled(Exception):
@@ -70,6 +83,11 @@ class Runtime:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateLock | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    dry_run: bool = False
+    pacer: ConnectPacer = field(default_factory=ConnectPacer)
+    # Clients of accounts a reload stopped: closed at stop, after their calls in flight.
+    retired_clients: list[OkxRestClient] = field(default_factory=list)
+    status_changed: asyncio.Event = field(default_factory=asyncio.Event)
     status_source: StatusSource | None = None
 
     def status_snapshot(self) -> StatusSnapshot:
@@ -244,9 +262,9 @@ def tune_gc() -> None:
 
 
 async def start(
-    cfg: Config, *, dry_run: bool = False, stop_event: asyncio.Event | None = None
+    cfg: Config, *, dry_run: bool | None = None, stop_event: asyncio.Event | None = None
 ) -> Runtime:
-    """Build and start everything.
+    """Build and start everything. ``dry_run`` None: the config's ``dry_run`` key.
 
     Raises ConfigError / StartupError (one line, exit 2) before anything touches the exchange:
     the state dir is checked and locked (one controller per state dir), the ledger opened, the
@@ -269,7 +287,8 @@ async def start(
             ledger.close()
 
         cleanup.append(close_ledger)
-        rt = await _start_locked(cfg, creds, ledger, dry_run, stop_event, cleanup)
+        dry = cfg.dry_run if dry_run is None else dry_run
+        rt = await _start_locked(cfg, creds, ledger, dry, stop_event, cleanup)
     except BaseException:
         for undo in reversed(cleanup):
             with contextlib.suppress(Exception):
@@ -339,54 +358,39 @@ async def _start_locked(
     engine = Engine(settings, accounts, ct_vals, ledger, observer=metrics)
     try:
         engine.recover_journal()
+        pauses = ledger.pauses()
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
+    engine.on_paused(pause_map(pauses))
+    if pauses:
+        log.info("control.pauses.loaded", pauses=len(pauses))
+    pacer = ConnectPacer()
+    rt = Runtime(cfg, engine, ledger, {}, {}, rest_url, ws_url, sim=sim, metrics=metrics)
+    rt.dry_run, rt.pacer = dry_run, pacer
     status_url = None
     server = None
     source = WithLedgerHealth(
         EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
         ledger,
     )
+    rt.status_source = source
     if cfg.status.enabled:
-        server = StatusServer(source, metrics, cfg.status.host, cfg.status.port)
+        server = StatusServer(
+            source,
+            metrics,
+            cfg.status.host,
+            cfg.status.port,
+            extra_routes=_control_api(rt).add_routes,
+        )
         try:
             status_url = await server.start()
         except OSError as exc:
             raise StartupError(_port_problem(cfg.status.host, cfg.status.port, exc)) from None
         cleanup.append(server.stop)
-    pacer = ConnectPacer()
-    headers = {"x-simulated-trading": "1"} if simulated else None
-    timing = cfg.timing
-    sessions = {
-        name: PrivateSession(
-            name,
-            ws_url,
-            c,
-            engine,
-            pacer=pacer,
-            extra_headers=headers,
-            ping_interval_s=timing.ws_ping_interval_s,
-            pong_timeout_s=timing.ws_pong_timeout_s,
-            backoff_max_s=timing.ws_backoff_max_s,
-            resync_clock=clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
-        )
-        for name, c in creds.items()
-    }
-    rt = Runtime(
-        cfg,
-        engine,
-        ledger,
-        clients,
-        sessions,
-        rest_url,
-        ws_url,
-        sim=sim,
-        metrics=metrics,
-        status_source=source,
-    )
+    rt.clients.update(clients)
     rt.status_url = status_url
-    for name, session in sessions.items():
-        rt.spawn(f"ws:{name}", session.run())
+    for name, c in creds.items():
+        _start_session(rt, name, c)
     rt.spawn("reconcile", _reconcile_loop(rt))
     rt.spawn("ledger", _ledger_loop(rt))
     if server is not None:
@@ -400,6 +404,52 @@ async def _start_locked(
         instruments=len(ct_vals),
     )
     return rt
+
+
+def _start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
+    """The account's private WebSocket session, started (paced with every other account's)."""
+    cfg, timing = rt.cfg, rt.cfg.timing
+    session = PrivateSession(
+        name,
+        rt.ws_url,
+        creds,
+        rt.engine,
+        pacer=rt.pacer,
+        extra_headers={"x-simulated-trading": "1"} if cfg.venue.simulated_trading else None,
+        ping_interval_s=timing.ws_ping_interval_s,
+        pong_timeout_s=timing.ws_pong_timeout_s,
+        backoff_max_s=timing.ws_backoff_max_s,
+        resync_clock=rt.clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
+    )
+    rt.sessions[name] = session
+    rt.spawn(f"ws:{name}", session.run())
+    return session
+
+
+def pause_map(pauses: list[Pause]) -> dict[tuple[str, str | None, str | None], str]:
+    """The ledger's pauses as the engine's input (key -> reason)."""
+    return {p.key: p.reason for p in pauses}
+
+
+def _sync_pauses(rt: Runtime) -> None:
+    """Hand the ledger's pauses to the engine (the whole set; the engine diffs)."""
+    rt.engine.on_paused(pause_map(rt.ledger.pauses()))
+    rt.status_changed.set()
+
+
+def _control_api(rt: Runtime) -> ControlApi:
+    """``POST /api/pause`` and ``/api/resume`` with the token from the environment."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if token:
+        register_secrets([token])  # never in a log line, even echoed back by a client
+
+    def apply() -> None:
+        try:
+            _sync_pauses(rt)
+        except LedgerError as exc:  # the poll loop reports the ledger; it retries on change
+            log.error("ledger.unavailable", reason=getattr(exc, "reason", "error"), error=str(exc))
+
+    return ControlApi(rt.ledger, token, lambda: [a.name for a in rt.cfg.accounts], apply)
 
 
 async def _hold(on_cancel: Callable[[], Awaitable[None]]) -> None:
@@ -445,6 +495,7 @@ async def _ledger_loop(rt: Runtime) -> None:
                 if now != version:
                     version = now
                     last_id = _new_records(rt, last_id)
+                    _sync_pauses(rt)  # `reactor pause`/`resume` from another process
         except LedgerError as exc:
             if problem != str(exc):
                 problem = str(exc)
@@ -486,7 +537,7 @@ async def stop(rt: Runtime) -> None:
         for task in rt.tasks:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
-        for client in rt.clients.values():
+        for client in [*rt.clients.values(), *rt.retired_clients]:
             await client.aclose()
         rt.ledger.close()
         if rt.sim is not None:
@@ -497,17 +548,24 @@ async def stop(rt: Runtime) -> None:
     log.info("reactor.stopped", calls_sent=rt.engine.calls_sent)
 
 
-async def run(cfg: Config, *, dry_run: bool = False) -> int:
-    """``reactor run``: start, serve until SIGINT/SIGTERM, stop cleanly.
+async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | None = None) -> int:
+    """``reactor run``: start, serve until SIGINT/SIGTERM, stop cleanly; SIGHUP reloads the
+    config from ``config_path`` (accounts only; see :func:`reload`).
 
     Start-up problems (StartupError, ConfigError) propagate: the CLI prints one line, exit 2.
     """
     raise_nofile_limit(accounts=len(cfg.enabled_accounts()))
     stop_event = asyncio.Event()
+    reload_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop_event.set)
+    # Installed before start-up: SIGHUP's default action would end the process (exit 129).
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, reload_event.set)
+    notifier = SystemdNotifier()
+    notifier.status(f"starting: {len(cfg.enabled_accounts())} accounts")
     try:
         rt = await start(cfg, dry_run=dry_run, stop_event=stop_event)
     except StartCancelled:
@@ -517,14 +575,128 @@ async def run(cfg: Config, *, dry_run: bool = False) -> int:
         log.error("reactor.start.failed", error=str(exc))
         raise
     tune_gc()
-    notifier = SystemdNotifier()
-    notifier.ready(f"{len(rt.sessions)} accounts")
-    watchdog = asyncio.create_task(run_watchdog(notifier, lambda: True))
+    notifier.ready(status_text(rt.status_snapshot(), dry_run=rt.dry_run))
+    helpers = [
+        asyncio.create_task(run_watchdog(notifier, lambda: True)),
+        asyncio.create_task(
+            run_status(
+                notifier,
+                lambda: status_text(rt.status_snapshot(), dry_run=rt.dry_run),
+                wake=rt.status_changed,
+            )
+        ),
+        asyncio.create_task(_reload_loop(rt, config_path, reload_event)),
+    ]
     await stop_event.wait()
     notifier.stopping()
-    watchdog.cancel()
+    for task in helpers:
+        task.cancel()
+    await asyncio.gather(*helpers, return_exceptions=True)
     await stop(rt)
     return 0
+
+
+async def _reload_loop(rt: Runtime, path: Path | None, wake: asyncio.Event) -> None:
+    """One reload per SIGHUP (several signals during a reload fold into one more)."""
+    while True:
+        await wake.wait()
+        wake.clear()
+        if path is None:
+            log.error("reactor.reload.refused", error="no config file to reload from")
+            continue
+        try:
+            await reload(rt, path)
+        except Exception as exc:  # a bug in a reload must not end the service
+            log.exception("reactor.task.error", task="reload", error=_short(exc))
+
+
+_RELOADABLE = frozenset({"accounts"})
+
+
+def _reload_problem(old: Config, new: Config) -> str | None:
+    """Why ``new`` cannot replace ``old`` in the running process, or None."""
+    before, after = old.model_dump(), new.model_dump()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    fixed = [k for k in changed if k not in _RELOADABLE]
+    if fixed:
+        return f"a reload changes accounts only; restart to change {', '.join(fixed)}"
+    if not new.enabled_accounts():
+        return "accounts: every account is disabled; nothing to run"
+    for acc in new.accounts:
+        was = next((a for a in old.accounts if a.name == acc.name), None)
+        if was is not None and was.role != acc.role:
+            return f"accounts: {acc.name}: role changed; restart to change an account's role"
+    return None
+
+
+def _reload_credentials(rt: Runtime, new: Config, names: list[str]) -> dict[str, Credentials]:
+    if not names:
+        return {}
+    if new.venue.embedded:
+        from reactor.sim.scenario import load_scenario
+
+        assert new.venue.scenario is not None
+        every = _embedded_credentials(new, load_scenario(new.venue.scenario))
+    else:
+        every = resolve_credentials(new)  # the credentials file is read again, once
+    return {n: every[n] for n in names}
+
+
+async def reload(rt: Runtime, path: Path) -> bool:
+    """Apply the config at ``path``: accounts added, removed, enabled or disabled, without
+    touching the others' connections. A config that does not load, changes anything but
+    ``accounts``, or lacks credentials for an account to start is refused
+    (``reactor.reload.refused``) and the running one stays. True when applied."""
+    old = rt.cfg
+    try:
+        new = load_config(path)
+        problem = _reload_problem(old, new)
+        if problem is not None:
+            raise ConfigError(f"{path}: {problem}")
+        was = {a.name for a in old.enabled_accounts()}
+        now = {a.name: a for a in new.enabled_accounts()}
+        to_start = [n for n in now if n not in was]
+        creds = _reload_credentials(rt, new, to_start)
+    except ConfigError as exc:
+        log.error("reactor.reload.refused", config=str(path), error=str(exc)[:500])
+        return False
+    names = {a.name for a in new.accounts}
+    to_stop = sorted(was - set(now))
+    for name in to_stop:
+        session = rt.sessions.pop(name, None)
+        if session is not None:
+            await session.stop()
+        rt.engine.on_account_disabled(name, removed=name not in names)
+        client = rt.clients.pop(name, None)
+        if client is not None:
+            rt.retired_clients.append(client)
+    for acc in new.accounts:
+        if not acc.enabled and acc.name not in rt.engine.accounts:
+            rt.engine.on_account_enabled(AccountState(acc.name, acc.role, None, enabled=False))
+    rt.cfg = new
+    for name in to_start:
+        client = OkxRestClient(
+            rt.rest_url,
+            creds[name],
+            simulated=new.venue.simulated_trading,
+            timeout_s=new.timing.request_timeout_s,
+            account=name,
+        )
+        rt.clients[name] = client
+        rt.engine.on_account_enabled(AccountState(name, now[name].role, client, enabled=True))
+        _start_session(rt, name, creds[name])
+    old_names = {a.name for a in old.accounts}
+    log.info(
+        "reactor.reloaded",
+        config=str(path),
+        started=to_start,
+        stopped=to_stop,
+        added=sorted(names - old_names),
+        removed=sorted(old_names - names),
+        accounts=len(now),
+    )
+    rt.status_changed.set()
+    return True
 
 
 def account_by_name(cfg: Config, name: str) -> AccountConfig:

@@ -309,6 +309,14 @@ class PositionBook:
         self._fresh.discard(account)
         self._pending.pop(account, None)
 
+    def forget(self, account: str) -> None:
+        """The account left the configuration (a reload): drop its positions and state."""
+        self._books.pop(account, None)
+        self._pending.pop(account, None)
+        self._fresh.discard(account)
+        for key in [k for k in self._doubted if k[0] == account]:
+            del self._doubted[key]
+
     def is_fresh(self, account: str) -> bool:
         return account in self._fresh
 

@@ -1,4 +1,4 @@
-"""``reactor`` command line: run, check-config, sim, maintenance, journal.
+"""``reactor`` command line: run, check-config, plan, pause/resume, sim, maintenance, journal.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad input (config, CLI arguments) with one clear line.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,22 +19,74 @@ from reactor.ledger import LedgerError
 from reactor.state_dir import StartupError
 
 EXIT_BAD_INPUT = 2
+CONFIG_ENV = "REACTOR_CONFIG"  # the default for -c/--config (a unit or a shell profile sets it)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("okx-margin-reactor")
+    except importlib.metadata.PackageNotFoundError:  # a source tree without an install
+        from reactor import __version__
+
+        return __version__
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    """``-c/--config`` (default ``$REACTOR_CONFIG``) and the log flags: every command has both."""
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config file (default: ${CONFIG_ENV})",
+    )
+    _add_log_flags(p)
+
+
+def _add_log_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-format", choices=logging_setup.LOG_FORMATS, help="overrides log.format")
+    p.add_argument("--log-level", choices=logging_setup.LOG_LEVELS, help="overrides log.level")
+
+
+def _add_position(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--account", required=True)
+    p.add_argument("--inst-id", default=None, help="one position (with --pos-side)")
+    p.add_argument("--pos-side", default=None, choices=["long", "short", "net"])
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reactor", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the reactor")
-    run.add_argument("--config", type=Path, required=True)
+    _add_config(run)
     run.add_argument(
-        "--dry-run", action="store_true", help="decide and log, never call margin-balance"
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decide and log, never call margin-balance (overrides the dry_run config key)",
     )
-    run.add_argument("--log-format", choices=logging_setup.LOG_FORMATS, help="overrides log.format")
-    run.add_argument("--log-level", choices=logging_setup.LOG_LEVELS, help="overrides log.level")
 
     check = sub.add_parser("check-config", help="validate a config file and its credentials")
-    check.add_argument("--config", type=Path, required=True)
+    _add_config(check)
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also log in to every enabled account and check its API key's permissions",
+    )
+
+    plan = sub.add_parser("plan", help="read the positions once and print what would be done now")
+    _add_config(plan)
+
+    for verb, text in (("pause", "stop correcting"), ("resume", "correct again")):
+        ctl = sub.add_parser(verb, help=f"{text} one account or one position (no restart)")
+        _add_config(ctl)
+        _add_position(ctl)
+        if verb == "pause":
+            ctl.add_argument("--reason", default="", help="shown on the status page")
+    pauses = sub.add_parser("pauses", help="list paused accounts and positions")
+    _add_config(pauses)
 
     sub.add_parser("sim", help="run the OKX v5 simulator", add_help=False)
     sub.add_parser("probe", help="reversible probe of one account (reactor probe -h)")
@@ -40,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     maint = sub.add_parser("maintenance", help="the maintenance ledger")
     msub = maint.add_subparsers(dest="maint_command", required=True)
     rec = msub.add_parser("record", help="record one successful maintenance (idempotent)")
-    rec.add_argument("--config", type=Path, required=True)
+    _add_config(rec)
     rec.add_argument("--account", required=True)
     rec.add_argument("--inst-id", required=True)
     rec.add_argument("--pos-side", required=True, choices=["long", "short", "net"])
@@ -52,10 +106,10 @@ def _parser() -> argparse.ArgumentParser:
         help="position cTime (ms); default: read the position OKX reports now",
     )
     lst = msub.add_parser("list", help="list maintenance records with derived counts")
-    lst.add_argument("--config", type=Path, required=True)
+    _add_config(lst)
 
     journal = sub.add_parser("journal", help="show the journal of exchange calls")
-    journal.add_argument("--config", type=Path, required=True)
+    _add_config(journal)
     journal.add_argument("--limit", type=int, default=50)
     return p
 
@@ -63,6 +117,15 @@ def _parser() -> argparse.ArgumentParser:
 def _fail(msg: str) -> int:
     print(f"reactor: {msg}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return Path(args.config)
+    env = os.environ.get(CONFIG_ENV, "")
+    if not env:
+        raise ConfigError(f"--config: required (or set {CONFIG_ENV})")
+    return Path(env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,17 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         return probe_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        cfg = load_config(args.config)
-        if args.command == "check-config":
-            return _check_config(cfg, args.config)
+        path = _config_path(args)
+        cfg = load_config(path)
         logging_setup.configure(
             getattr(args, "log_level", None) or cfg.log.level,
             getattr(args, "log_format", None) or cfg.log.format,
         )
+        if args.command == "check-config":
+            return _check_config(cfg, path, online=args.online)
         if args.command == "run":
             from reactor import app
 
-            return asyncio.run(app.run(cfg, dry_run=args.dry_run))
+            return asyncio.run(app.run(cfg, dry_run=args.dry_run, config_path=path))
+        if args.command == "plan":
+            from reactor.plan import plan_command
+
+            return plan_command(cfg)
+        if args.command in ("pause", "resume"):
+            return _pause(cfg, args)
+        if args.command == "pauses":
+            return _pauses(cfg)
         if args.command == "maintenance":
             if args.maint_command == "record":
                 return _maintenance_record(cfg, args)
@@ -101,9 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     return _fail(f"unknown command {args.command}")
 
 
-def _check_config(cfg: Config, path: Path) -> int:
-    if not cfg.venue.embedded:
-        resolve_credentials(cfg)
+def _check_config(cfg: Config, path: Path, *, online: bool = False) -> int:
+    creds = None if cfg.venue.embedded else resolve_credentials(cfg)
     enabled = cfg.enabled_accounts()
     if not enabled:
         raise ConfigError("accounts: every account is disabled; nothing to run")
@@ -115,9 +186,61 @@ def _check_config(cfg: Config, path: Path) -> int:
                 "venue": cfg.venue.kind,
                 "accounts": len(enabled),
                 "targets": [str(t.target) for t in cfg.targets],
+                "dry_run": cfg.dry_run,
             }
-        )
+        ),
+        flush=True,
     )
+    if not online:
+        return 0
+    if creds is None:
+        raise ConfigError(
+            "--online: the embedded simulator runs only inside `reactor run`; use a venue "
+            "with URLs (an external `reactor sim`, demo or live)"
+        )
+    from reactor.online_check import check_accounts
+
+    rest_url, ws_url = cfg.venue.urls()
+    results = asyncio.run(check_accounts(cfg, creds, rest_url, ws_url))
+    failing = [r for r in results if r.problem is not None]
+    if failing:
+        names = "; ".join(f"{r.account}: {r.problem}" for r in failing)
+        return _fail(f"{len(failing)} of {len(results)} accounts failed the online check: {names}")
+    return 0
+
+
+def _pause(cfg: Config, args: argparse.Namespace) -> int:
+    """Write the pause (or remove it) in the ledger; a running reactor applies it within a
+    ledger poll tick (``ledger_poll_ms``), and it survives restarts."""
+    from reactor.app import account_by_name
+
+    acc = account_by_name(cfg, args.account)
+    if (args.inst_id is None) != (args.pos_side is None):
+        raise ConfigError("--inst-id and --pos-side: give both (one position) or neither")
+    ledger = _ledger(cfg)
+    log = logging_setup.get_logger("reactor.cli")
+    fields = {"account": acc.name, "instId": args.inst_id, "posSide": args.pos_side}
+    try:
+        if args.command == "pause":
+            new = ledger.pause(acc.name, args.inst_id, args.pos_side, args.reason, source="cli")
+            log.info("control.paused" if new else "control.pause.duplicate", **fields, source="cli")
+        else:
+            gone = ledger.resume(acc.name, args.inst_id, args.pos_side)
+            log.info(
+                "control.resumed" if gone else "control.resume.not_paused", **fields, source="cli"
+            )
+    finally:
+        ledger.close()
+    return 0
+
+
+def _pauses(cfg: Config) -> int:
+    ledger = _ledger(cfg)
+    try:
+        for p in ledger.pauses():
+            print(json.dumps(p.to_json()))
+    finally:
+        ledger.close()
     return 0
 
 

@@ -11,11 +11,16 @@ call, a busy handler) the pings stop and systemd restarts the service, which is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from reactor.log import get_logger
+
+if TYPE_CHECKING:
+    from reactor.status.model import StatusSnapshot
 
 log = get_logger(__name__)
 
@@ -115,6 +120,65 @@ class SystemdNotifier:
 def _status_line(text: str) -> str:
     # A newline would start a new KEY=VALUE assignment; keep STATUS to one line.
     return "STATUS=" + " ".join(text.splitlines())
+
+
+def status_text(snap: StatusSnapshot, *, dry_run: bool = False) -> str:
+    """One line for ``systemctl status``, from the same snapshot as ``/api/status``:
+    ``498/500 live, 2 stopped, 3 adjusting`` (then blocked, paused, ledger failing, dry run;
+    parts that are zero are left out, except the live count)."""
+    enabled = [a for a in snap.accounts if a.enabled]
+    live = sum(1 for a in enabled if a.stopped_reason is None and a.connected and a.fresh)
+    stopped = sum(1 for a in enabled if a.stopped_reason is not None)
+    down = len(enabled) - live - stopped
+    statuses = [p.status for a in enabled for p in a.positions]
+    parts = [f"{live}/{len(enabled)} live"]
+    for n, what in (
+        (stopped, "stopped"),
+        (down, "connecting"),
+        (statuses.count("adjusting"), "adjusting"),
+        (statuses.count("blocked"), "blocked"),
+        (sum(1 for a in enabled if a.paused is not None), "accounts paused"),
+        (statuses.count("paused"), "positions paused"),
+    ):
+        if n:
+            parts.append(f"{n} {what}")
+    if not snap.storage_ok:
+        parts.append("ledger failing")
+    text = ", ".join(parts)
+    return f"dry run: {text}" if dry_run else text
+
+
+async def run_status(
+    notifier: SystemdNotifier,
+    text: Callable[[], str],
+    interval_s: float = 2.0,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """Keep ``STATUS=`` current: send ``text()`` whenever it changed, checking every
+    ``interval_s`` (or at once when ``wake`` is set); run until cancelled. No-op outside systemd.
+    A failing ``text()`` is logged once per episode and retried, never fatal."""
+    if not notifier.enabled:
+        return
+    last = ""
+    failing = False
+    while True:
+        try:
+            now = text()
+            failing = False
+        except Exception as exc:
+            if not failing:
+                log.error("systemd.status.failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            failing = True
+            now = last
+        if now != last:
+            notifier.status(now)
+            last = now
+        if wake is None:
+            await asyncio.sleep(interval_s)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval_s)
+        wake.clear()
 
 
 async def run_watchdog(notifier: SystemdNotifier, is_healthy: Callable[[], bool]) -> None:

@@ -49,6 +49,7 @@ from reactor.engine.state import (
     EngineSettings,
     EngineView,
     NullObserver,
+    PauseKey,
     PendingOutcome,
     PositionControl,
     StorageError,
@@ -127,6 +128,8 @@ class EngineCore:
         self.foreign = ForeignWatch(
             settings.foreign_transfer_limit, settings.foreign_transfer_window_s
         )
+        # Operator pauses (account-wide keys have inst_id/pos_side None) -> reason.
+        self._paused: dict[PauseKey, str] = {}
 
     # ------------------------------------------------------------------ start-up
 
@@ -260,6 +263,51 @@ class EngineCore:
                 if pos.key[:3] in wanted:
                     self._schedule(pos.key, now, out, immediate=True)
         return out.commands
+
+    def on_account_enabled(self, state: AccountState, *, now: float) -> list[Command]:
+        """A config reload added or enabled ``state``: it is managed from its first snapshot.
+        An account already known keeps its guard history; its new client and role are taken."""
+        old = self.accounts.get(state.name)
+        if old is not None:
+            state.guard_tripped = old.guard_tripped
+        self.accounts[state.name] = state
+        return []
+
+    def on_account_disabled(self, account: str, *, removed: bool, now: float) -> list[Command]:
+        """A config reload disabled (or removed) ``account``: nothing more is sent for it; calls
+        in flight finish and are journaled. A removed account leaves the book and the view."""
+        out = Out()
+        self.book.mark_stale(account)
+        state = self.accounts.get(account)
+        if state is not None:
+            state.enabled = False
+            state.connected = False
+        for key in [k for k, c in self._controls.items() if k[0] == account and not c.in_flight]:
+            self._drop(key, out)
+        if removed:
+            self.accounts.pop(account, None)
+            self.book.forget(account)
+        return out.commands
+
+    def on_paused(self, paused: Mapping[PauseKey, str], *, now: float) -> list[Command]:
+        """The operator's pauses now (the whole set, from the ledger): a paused account or
+        position gets no margin call until it is resumed; a resumed one is evaluated at once.
+        Calls already in flight finish (their answers are journaled as always)."""
+        before = self._paused
+        self._paused = dict(paused)
+        changed = set(before) ^ set(self._paused)
+        out = Out()
+        for account in {k[0] for k in changed}:
+            whole = (account, None, None) in changed
+            for pos in self.book.positions(account):
+                if whole or (account, pos.inst_id, pos.pos_side) in changed:
+                    self._schedule(pos.key, now, out, immediate=True)
+        return out.commands
+
+    def paused_reason(self, key: PositionKey) -> str | None:
+        """Why the position is paused ("" without a reason), or None when it is not."""
+        reason = self._paused.get((key[0], None, None))
+        return reason if reason is not None else self._paused.get((key[0], key[1], key[2]))
 
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         out = Out()
@@ -935,6 +983,10 @@ class EngineCore:
                 self._cross_logged.add(key)
                 out.info("book.cross.ignored", **_pos_fields(key), mgnMode=pos.mgn_mode)
             return None
+        paused = self.paused_reason(key)
+        if paused is not None:
+            control.status, control.reason = "paused", f"paused: {paused}" if paused else "paused"
+            return None
         if not account.managed:
             control.status = "error"
             control.reason = account.stopped_reason or "runaway guard tripped"
@@ -1269,6 +1321,7 @@ class EngineCore:
             problems=self.health.problems(now) + self._fetches.problems(),
             storage_ok=self.health.storage_ok,
             internal_errors=self.health.internal_errors,
+            paused_accounts={k[0]: r for k, r in self._paused.items() if k[1] is None},
         )
 
     # ------------------------------------------------------------------ introspection

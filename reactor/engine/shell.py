@@ -42,6 +42,7 @@ from reactor.engine.state import (
     EngineSettings,
     EngineView,
     MarginClient,
+    PauseKey,
     StorageError,
 )
 from reactor.ledger import JournalEntry, Ledger, LedgerError
@@ -200,6 +201,21 @@ class Engine:
             self._run(self.core.on_counts_changed(keys, now=self._clock()))
         except Exception as exc:  # a bug must not end the caller's loop silently
             log.exception("engine.task.failed", what="on_counts_changed", error=_text(exc))
+
+    def on_account_enabled(self, state: AccountState) -> None:
+        """A config reload added or enabled an account (its session is started by the app)."""
+        self._run(self.core.on_account_enabled(state, now=self._clock()))
+
+    def on_account_disabled(self, account: str, *, removed: bool) -> None:
+        """A config reload disabled or removed an account (its session is stopped by the app)."""
+        self._run(self.core.on_account_disabled(account, removed=removed, now=self._clock()))
+
+    def on_paused(self, paused: Mapping[PauseKey, str]) -> None:
+        """The operator's pauses now (the whole set): see :meth:`EngineCore.on_paused`."""
+        try:
+            self._run(self.core.on_paused(paused, now=self._clock()))
+        except Exception as exc:  # a bug must not end the caller's loop silently
+            log.exception("engine.task.failed", what="on_paused", error=_text(exc))
 
     async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
         """Compare a REST read of ``account`` with the book and correct it; returns drifts.

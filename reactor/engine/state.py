@@ -77,6 +77,10 @@ class NullObserver:
         pass
 
 
+# An operator's pause: (account, None, None) for the whole account, else one position.
+PauseKey = tuple[str, str | None, str | None]
+
+
 class StorageError(Exception):
     """The ledger could not be read or written (locked, disk full, file gone)."""
 
@@ -215,6 +219,7 @@ class AccountView:
     fresh: bool
     stopped_reason: str | None
     positions: tuple[PositionView, ...]
+    paused: str | None = None  # the whole account is paused by an operator (with this reason)
 
 
 @dataclass(frozen=True, slots=True)

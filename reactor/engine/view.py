@@ -26,6 +26,7 @@ def build_view(
     problems: list[str],
     storage_ok: bool,
     internal_errors: int,
+    paused_accounts: Mapping[str, str] | None = None,
 ) -> EngineView:
     out = []
     problems = list(problems)
@@ -71,6 +72,7 @@ def build_view(
                 stopped_reason=state.stopped_reason
                 or ("runaway guard tripped" if state.guard_tripped else None),
                 positions=tuple(rows),
+                paused=(paused_accounts or {}).get(state.name),
             )
         )
     return EngineView(

@@ -135,6 +135,10 @@ class OkxRestClient:
     async def get_balance(self, ccy: str | None = None) -> list[dict[str, Any]]:
         return await self._get(BALANCE, {"ccy": ccy})
 
+    async def get_account_config(self) -> list[dict[str, Any]]:
+        """``GET /api/v5/account/config``: ``perm`` says what the API key may do (DOC-TA)."""
+        return await self._get("/api/v5/account/config", {})
+
     async def get_instruments(
         self, inst_type: str = "SWAP", inst_id: str | None = None
     ) -> list[dict[str, Any]]:

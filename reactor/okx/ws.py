@@ -119,8 +119,6 @@ class PrivateSession:
     async def run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            if not (await self._or_stop(self._pacer.acquire()))[0]:
-                break
             done, outcome = await self._or_stop(self._connection(attempt))
             if not done or outcome is None or self._stop.is_set():
                 break
@@ -159,21 +157,25 @@ class PrivateSession:
         return True, task.result()
 
     async def _connection(self, attempt: int) -> _Outcome:
-        log.info("ws.connecting", account=self.account, url=self.url, attempt=attempt)
-        try:
-            ws = await connect(
-                self.url,
-                additional_headers=self._extra_headers or None,
-                open_timeout=self._open_timeout_s,
-                ping_interval=None,  # OKX heartbeats at the application level ("ping" text)
-                close_timeout=2,
-                max_size=MAX_FRAME_BYTES,
-                proxy=None,
-            )
-        except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
-            log_if_emfile(exc, account=self.account, what="ws connect")
-            why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
-            return _Outcome(why[:300], "backoff", False)
+        # A connection request counts from its start until a second after its answer: OKX
+        # counts it on arrival, somewhere in between, so jitter can never put a fourth one
+        # into OKX's second (counting at the start alone got 429s in the simulator).
+        async with self._pacer.slot():
+            log.info("ws.connecting", account=self.account, url=self.url, attempt=attempt)
+            try:
+                ws = await connect(
+                    self.url,
+                    additional_headers=self._extra_headers or None,
+                    open_timeout=self._open_timeout_s,
+                    ping_interval=None,  # OKX heartbeats at the application level ("ping")
+                    close_timeout=2,
+                    max_size=MAX_FRAME_BYTES,
+                    proxy=None,
+                )
+            except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
+                log_if_emfile(exc, account=self.account, what="ws connect")
+                why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
+                return _Outcome(why[:300], "backoff", False)
         reason = "closed"
         outcome: _Outcome | None = None
         was_connected = False

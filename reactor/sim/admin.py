@@ -42,6 +42,7 @@ class AdminApi:
             ("POST", "/sim/mark-price"): self.mark_price,
             ("POST", "/sim/instruments"): self.list_instrument,
             ("POST", "/sim/positions"): self.positions,
+            ("POST", "/sim/position-state"): self.position_state,
             ("POST", "/sim/faults"): self.fault,
             ("GET", "/sim/requests"): lambda raw: self.rest.requests,
             ("POST", "/sim/reset-requests"): self.reset_requests,
@@ -154,6 +155,44 @@ class AdminApi:
         except ExchangeError as exc:
             raise BadRequest(exc.msg) from None
         self.hub.changes(changes)
+        return {"ok": True, "changes": [c.position for c in changes]}
+
+    def position_state(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Attach TP/SL orders to a position (``closeOrders``: how many, 0 cancels them;
+        ``margin-balance`` reduces then answer 59302) and freeze it (``frozen``: "50020"
+        liquidation, "50017" ADL, "" thaws; every margin call answers that code)."""
+        acct = self.account(raw)
+        side, mode = raw.get("posSide"), raw.get("mgnMode", "isolated")
+        if side not in ("long", "short", "net"):
+            raise BadRequest("posSide must be long, short or net")
+        if mode not in ("isolated", "cross"):
+            raise BadRequest("mgnMode must be isolated or cross")
+        count = raw.get("closeOrders")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise BadRequest("closeOrders must be a whole number")
+        frozen = raw.get("frozen")
+        if frozen is not None and frozen not in ("", "50020", "50017"):
+            raise BadRequest('frozen must be "50020", "50017" or ""')
+        try:
+            changes = self.exchange.set_position_state(
+                acct.name,
+                str(raw.get("instId")),
+                str(side),
+                str(mode),
+                close_orders=count,
+                frozen=frozen,
+            )
+        except ExchangeError as exc:
+            raise BadRequest(exc.msg) from None
+        self.hub.changes(changes)
+        log.info(
+            "sim.position.state",
+            account=acct.name,
+            instId=raw.get("instId"),
+            posSide=side,
+            closeOrders=count,
+            frozen=frozen,
+        )
         return {"ok": True, "changes": [c.position for c in changes]}
 
     def fault(self, raw: dict[str, Any]) -> dict[str, Any]:

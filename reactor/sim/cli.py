@@ -15,6 +15,7 @@ import sys
 from reactor.log import configure, get_logger
 from reactor.sim.scenario import ScenarioError, load_scenario
 from reactor.sim.server import Simulator
+from reactor.sim.tls import TlsError
 
 log = get_logger(__name__)
 
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="omit eventType/curPage/lastPage from positions pushes (OKX in 2024)",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https/wss with a fresh self-signed CA (its file is named in sim.ready)",
     )
     p.add_argument("--log-level", default="info")
     return p
@@ -73,7 +79,10 @@ async def _serve(sim: Simulator, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(json.dumps({"event": "sim.ready", "url": url, "ws_url": sim.ws_url}), flush=True)
+    ready = {"event": "sim.ready", "url": url, "ws_url": sim.ws_url}
+    if sim.ca_file is not None:
+        ready["ca_file"] = str(sim.ca_file)  # SSL_CERT_FILE for clients (python-okx, reactor)
+    print(json.dumps(ready), flush=True)
     try:
         await stop.wait()
     finally:
@@ -94,9 +103,13 @@ def main(argv: list[str]) -> int:
         page_size=args.page_size,
         time_scale=args.time_scale,
         legacy_push_fields=args.legacy_push_fields,
+        tls=args.tls,
     )
     try:
         asyncio.run(_serve(sim, args.host, args.port))
+    except TlsError as exc:
+        print(f"reactor sim: cannot serve TLS: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"reactor sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

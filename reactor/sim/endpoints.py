@@ -20,6 +20,7 @@ POSITIONS = "/api/v5/account/positions"
 BALANCE = "/api/v5/account/balance"
 MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
 CURRENCIES = "/api/v5/asset/currencies"
+ACCOUNT_CONFIG = "/api/v5/account/config"
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION")
 LIST_TIME = "1573557408000"  # NT fixture's listTime for the USDT swaps
 
@@ -33,6 +34,8 @@ def register(api: RestApi, wall_clock: Callable[[], float] = time.time) -> None:
         "GET", BALANCE, lambda call: balance(call, wall_clock), private=True, rate_limit=(10, 2.0)
     )
     api.add("POST", MARGIN_BALANCE, margin_balance, private=True, rate_limit=(20, 2.0))
+    # DOC-TA "Get account configuration": 5 requests per 2 seconds per User ID.
+    api.add("GET", ACCOUNT_CONFIG, account_config, private=True, rate_limit=(5, 2.0))
     # DOC (Funding: Get currencies): 6 requests per second per User ID.
     api.add("GET", CURRENCIES, currencies, private=True, rate_limit=(6, 1.0))
 
@@ -169,6 +172,48 @@ def positions(call: Call) -> list[Any]:
         p
         for p in call.exchange.positions(call.account.name)
         if (not inst_ids or p["instId"] in inst_ids) and (not pos_ids or p["posId"] in pos_ids)
+    ]
+
+
+def account_config(call: Call) -> list[Any]:
+    """``GET /api/v5/account/config`` with OKX's field set (DOC-TA "Get account configuration",
+    response example): the reactor reads ``perm`` (the key's permissions) and ``posMode``.
+    Sub-accounts report their main account's uid as ``mainUid`` (the first ``main`` account of
+    the scenario, else their own uid); ``acctLv`` 2 (futures mode: isolated SWAP needs it)."""
+    ex, acct = call.exchange, call.account
+    main_uid = next((a.uid for a in ex.accounts.values() if a.main), acct.uid)
+    return [
+        {
+            "acctLv": "2",
+            "acctStpMode": "cancel_maker",
+            "autoLoan": False,
+            "ctIsoMode": "automatic",
+            "enableSpotBorrow": False,
+            "greeksType": "PA",
+            "feeType": "0",
+            "ip": "",
+            "type": "0" if acct.main else "1",
+            "kycLv": "3" if acct.main else "0",
+            "label": acct.name,
+            "level": "Lv1",
+            "levelTmp": "",
+            "liquidationGear": "-1",
+            "mainUid": acct.uid if acct.main else main_uid,
+            "mgnIsoMode": "automatic",
+            "opAuth": "1",
+            "perm": acct.perm,
+            "posMode": "long_short_mode",
+            "roleType": "0",
+            "spotBorrowAutoRepay": False,
+            "spotOffsetType": "",
+            "spotRoleType": "0",
+            "spotTraderInsts": [],
+            "stgyType": "0",
+            "traderInsts": [],
+            "uid": acct.uid,
+            "settleCcy": "USDT",
+            "settleCcyList": ["USDT", "USDC"],
+        }
     ]
 
 

@@ -31,6 +31,7 @@ from reactor.sim.lifecycle import (
     query_history,
 )
 from reactor.sim.orders import Order, OrderRequest, marketable
+from reactor.sim.position_record import CloseAlgo, breakeven_px, position_record
 from reactor.sim.reduce_rule import PositionFacts, ReduceRule, est_avail_trans
 from reactor.sim.scenario import MechanicsSpec, Scenario
 from reactor.sim.tiers import Tier, exceeds_limits, mmr_rate, partial_target
@@ -57,6 +58,15 @@ POS0_EMPTY = (
     "mgnRatio",
     "notionalUsd",
 )
+
+
+# DOC error table (HTTP 200): a position frozen by liquidation or auto-deleveraging
+FROZEN_TEXT = {
+    "50020": "Position frozen and related operations restricted due to forced liquidation. "
+    "Please try again later.",
+    "50017": "Position frozen and related operations restricted due to auto-deleveraging "
+    "(ADL). Please try again later.",
+}
 
 
 def _ratio(a: Decimal, b: Decimal) -> Decimal:
@@ -91,6 +101,14 @@ class SimPosition:
     fee: Decimal = ZERO  # accumulated, negative
     trade_id: str = ""
     lifecycle: Lifecycle | None = None
+    # TP/SL orders attached to the position (admin: /sim/position-state); reduces answer
+    # 59302 while there are any (okx-fidelity §7.15).
+    close_algos: list[CloseAlgo] = field(default_factory=list)
+    # "50020" (liquidation) or "50017" (ADL) while OKX has the position frozen (§6).
+    frozen_code: str = ""
+    # The leverage ``lever`` shows when it differs from the set one (the switch
+    # ``lever_after_margin_call: real``, okx-fidelity §7.14).
+    shown_lever: Decimal | None = None
 
     @property
     def key(self) -> PosKey:
@@ -127,6 +145,7 @@ class Account:
     passphrase: str
     balance: Decimal
     main: bool = False
+    perm: str = "read_only,trade"  # the API key's permissions (account/config ``perm``)
     positions: dict[PosKey, SimPosition] = field(default_factory=dict)
     closed: dict[PosKey, ClosedPosition] = field(default_factory=dict)
     levers: dict[PosKey, Decimal] = field(default_factory=dict)
@@ -145,7 +164,7 @@ class Change:
     """One position of one account changed; ``position`` is the OKX-shaped dict to push."""
 
     account: str
-    position: dict[str, str]
+    position: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -169,6 +188,27 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class PositionErrors:
+    """Which code ``margin-balance`` answers when no isolated position matches (okx-fidelity
+    §7.16, **unknown**): none at all, only a cross one, or one on the other ``posSide``."""
+
+    missing: str = "59300"
+    cross: str = "51000"
+    wrong_pos_side: str = "59300"
+
+
+# DOC error table (HTTP 200 each): 59300 "Margin call failed. Position does not exist.",
+# 51023 "Position doesn't exist.", 51043 "This isolated position doesn't exist.", 51000
+# "Parameter {param0} error".
+POSITION_ERROR_TEXT = {
+    "59300": "Margin call failed. Position does not exist.",
+    "51023": "Position doesn't exist.",
+    "51043": "This isolated position doesn't exist.",
+    "51000": "Parameter posSide error",
+}
+
+
+@dataclass(frozen=True)
 class Mechanics:
     """The scenario's ``mechanics`` switches, as the exchange uses them."""
 
@@ -176,15 +216,24 @@ class Mechanics:
     taker_fee_rate: Decimal = Decimal("0.0005")
     reopen_ctime: Literal["new", "keep"] = "new"
     default_lever: Decimal = Decimal(10)
+    usdt_usd: Decimal = Decimal(1)  # notionalUsd = notional x USDT/USD (CCXT-POS, §3.1)
+    lever_after_margin_call: Literal["keep", "real"] = "keep"
+    close_orders_block_add: bool = False
+    position_errors: PositionErrors = field(default_factory=PositionErrors)
 
     @classmethod
     def from_spec(cls, spec: MechanicsSpec) -> Mechanics:
         r = spec.reduce_rule
+        e = spec.position_errors
         return cls(
             rule=ReduceRule(r.im_basis, r.fee_reserve, r.extra),
             taker_fee_rate=spec.taker_fee_rate,
             reopen_ctime=spec.reopen_ctime,
             default_lever=spec.default_lever,
+            usdt_usd=spec.usdt_usd,
+            lever_after_margin_call=spec.lever_after_margin_call,
+            close_orders_block_add=spec.close_orders_block_add,
+            position_errors=PositionErrors(e.missing, e.cross, e.wrong_pos_side),
         )
 
 
@@ -234,6 +283,7 @@ class Exchange:
                 passphrase=a.passphrase.get_secret_value(),
                 balance=a.balance,
                 main=a.main,
+                perm=a.perm,
             )
             for p in a.positions:
                 ex.set_position(
@@ -304,35 +354,48 @@ class Exchange:
             px = (qty * p.avg_px - p.margin) / (qty * (1 - rate))
         return px.quantize(_RATIO_Q) if px > 0 else None
 
-    def position_dict(self, account: str, p: SimPosition) -> dict[str, str]:
-        """The position as OKX sends it: every field a string, "" when not applicable."""
+    def position_dict(self, account: str, p: SimPosition) -> dict[str, Any]:
+        """The position as OKX sends it: the captured live record's field set (see
+        :mod:`reactor.sim.position_record`), numbers as strings, "" when not applicable."""
         inst = self.instruments[p.inst_id]
         m = self.metrics(p)
         isolated = p.mgn_mode == "isolated"
         liq = self.liq_px(p)
         now = str(self._clock_ms())
-        return {
+        usd = self.mechanics.usdt_usd
+        qty = abs(p.pos) * inst.ct_val
+        be_px = breakeven_px(qty, p.avg_px, p.fee, self.mechanics.taker_fee_rate, p.short)
+        upl_ratio = fmt(_ratio(m.upl, m.im_avg))
+        values = {
             "instType": "SWAP",
             "instId": p.inst_id,
             "mgnMode": p.mgn_mode,
             "posId": p.pos_id,
             "posSide": p.pos_side,
             "pos": fmt(p.pos),
-            "availPos": fmt(abs(p.pos)),
+            # DOC-POS: availPos only "in the long/short mode"; CCXT-POS (net): ""
+            "availPos": "" if p.pos_side == "net" else fmt(abs(p.pos)),
             "ccy": "USDT",
             "avgPx": fmt(p.avg_px),
             "markPx": fmt(inst.mark_px),
+            # The simulator has one price per instrument: last and index are the mark.
             "last": fmt(inst.mark_px),
             "idxPx": fmt(inst.mark_px),
-            "lever": fmt(p.lever),
+            # USDT/USD (a scenario value); the captured USDT swap had usdPx "1.00021"
+            "usdPx": fmt(usd),
+            "lever": fmt(p.shown_lever if p.shown_lever is not None else p.lever),
             "margin": fmt(p.margin) if isolated else "",
             "imr": "" if isolated else fmt(m.im),
             "mmr": fmt(m.mm),
             "mgnRatio": fmt(_ratio(p.margin + m.upl, m.mm)) if isolated else "",
-            "notionalUsd": fmt(m.notional),
+            # CCXT-POS and the 2025 capture: notionalUsd = notional x USDT/USD
+            "notionalUsd": fmt(m.notional * usd),
             "upl": fmt(m.upl),
             # CCXT-POS arithmetic: uplRatio is over the initial margin at avgPx
-            "uplRatio": fmt(_ratio(m.upl, m.im_avg)),
+            "uplRatio": upl_ratio,
+            # at the last price, which is the mark here
+            "uplLastPx": fmt(m.upl),
+            "uplRatioLastPx": upl_ratio,
             "liqPx": fmt(liq) if liq is not None else "",
             "adl": "1",
             # DOC-TA: realizedPnl = pnl + fee + fundingFee + liqPenalty
@@ -340,18 +403,20 @@ class Exchange:
             "pnl": fmt(p.pnl),
             "fee": fmt(p.fee),
             "fundingFee": "0",
-            "bePx": fmt(p.avg_px),
+            "liqPenalty": "0",
+            "bePx": fmt(be_px.quantize(_RATIO_Q)),
             "tradeId": p.trade_id,
             "cTime": str(p.c_time),
             "uTime": str(p.u_time),
             "pTime": now,
         }
+        return position_record(values, p.close_algos)
 
-    def positions(self, account: str) -> list[dict[str, str]]:
+    def positions(self, account: str) -> list[dict[str, Any]]:
         acct = self.accounts[account]
         return [self.position_dict(account, p) for p in acct.positions.values()]
 
-    def closed_positions(self, account: str, inst_ids: set[str]) -> list[dict[str, str]]:
+    def closed_positions(self, account: str, inst_ids: set[str]) -> list[dict[str, Any]]:
         """``pos`` "0" records ``GET positions?instId=`` returns while the ``posId`` is valid
         (DOC-TA Get positions; CCXT-16166); never without ``instId``."""
         acct = self.accounts[account]
@@ -372,9 +437,10 @@ class Exchange:
     def _touch(self, p: SimPosition, at_ms: int | None = None) -> None:
         p.u_time = max(self._clock_ms() if at_ms is None else at_ms, p.u_time + 1)
 
-    def _closed_dict(self, account: str, p: SimPosition) -> dict[str, str]:
+    def _closed_dict(self, account: str, p: SimPosition) -> dict[str, Any]:
         d = self.position_dict(account, p)
-        for k in ("pos", "availPos", "margin", "mmr", "notionalUsd", "upl", "uplRatio"):
+        zeroed = ("pos", "availPos", "margin", "mmr", "notionalUsd", "upl", "uplRatio")
+        for k in (*zeroed, "uplLastPx", "uplRatioLastPx"):
             d[k] = "0" if d[k] != "" else ""
         d["liqPx"] = ""
         d["mgnRatio"] = ""
@@ -412,9 +478,18 @@ class Exchange:
             raise ExchangeError("51000", "Parameter amt error")
         p = acct.isolated(inst_id, pos_side)
         if p is None:
-            if any(k[:2] == (inst_id, pos_side) for k in acct.positions):
-                raise ExchangeError("51000", "Parameter posSide error")  # cross only
-            raise ExchangeError("59300", "Margin call failed. Position does not exist.")
+            raise self._no_isolated_position(acct, inst_id, pos_side)
+        if p.frozen_code:
+            # DOC error table: 50020 / 50017, HTTP 200 (okx-fidelity §6)
+            raise ExchangeError(p.frozen_code, FROZEN_TEXT[p.frozen_code])
+        if p.close_algos and (kind == "reduce" or self.mechanics.close_orders_block_add):
+            # DOC error table: 59302, HTTP 200 (okx-fidelity §7.15); whether adds are refused
+            # too is unknown (the switch close_orders_block_add).
+            raise ExchangeError(
+                "59302",
+                "Margin adjustment failed due to pending close order. Please cancel any "
+                "pending close orders.",
+            )
         if kind == "add":
             if amt > self.available(acct):
                 raise ExchangeError("59200", "Insufficient account balance.")
@@ -444,9 +519,14 @@ class Exchange:
             tradeId="0",
         )
         m = self.metrics(p)
+        # DOC-TA margin-balance: "leverage": "Real leverage after the margin adjustment"
+        leverage = (m.notional / p.margin).quantize(Decimal("0.01")) if p.margin else ZERO
+        if self.mechanics.lever_after_margin_call == "real" and leverage > 0:
+            # unknown (okx-fidelity §7.14): the position's lever shows the real leverage
+            # until a fill; the reduce rule keeps using the set leverage.
+            p.shown_lever = leverage
         change = Change(account, self.position_dict(account, p))
         liquidated = self._liquidate([(acct, p.key)])
-        leverage = (m.notional / p.margin).quantize(Decimal("0.01")) if p.margin else ZERO
         result = {
             "instId": inst_id,
             "posSide": pos_side,
@@ -456,6 +536,56 @@ class Exchange:
             "ccy": "USDT",
         }
         return result, [change, *liquidated]
+
+    def _no_isolated_position(self, acct: Account, inst_id: str, pos_side: str) -> ExchangeError:
+        """The refusal of a margin call without an isolated position at (instId, posSide)
+        (a scenario switch per case, okx-fidelity §7.16)."""
+        errs = self.mechanics.position_errors
+        if any(k[:2] == (inst_id, pos_side) for k in acct.positions):
+            code = errs.cross  # only a cross position there
+        elif any(k[0] == inst_id and k[2] == "isolated" for k in acct.positions):
+            code = errs.wrong_pos_side  # isolated, on another posSide
+        else:
+            code = errs.missing
+        return ExchangeError(code, POSITION_ERROR_TEXT[code])
+
+    def set_position_state(
+        self,
+        account: str,
+        inst_id: str,
+        pos_side: str,
+        mgn_mode: str,
+        *,
+        close_orders: int | None = None,
+        frozen: str | None = None,
+    ) -> list[Change]:
+        """Attach ``close_orders`` TP/SL orders (0 cancels them) and freeze the position
+        (``frozen`` "50020" liquidation, "50017" ADL, "" thaws). Placing or cancelling an
+        order pushes the position (DOC-POS: pushes "triggered by events such as
+        placing/canceling order"); ``uTime`` stays: the position was not adjusted."""
+        p = self.accounts[account].positions.get((inst_id, pos_side, mgn_mode))
+        if p is None:
+            raise ExchangeError("59300", "Margin call failed. Position does not exist.")
+        if frozen is not None:
+            if frozen not in ("", *FROZEN_TEXT):
+                raise ExchangeError("51000", "Parameter frozen error")
+            p.frozen_code = frozen
+        if close_orders is None:
+            return []
+        if close_orders < 0:
+            raise ExchangeError("51000", "Parameter closeOrders error")
+        mark = self.instruments[inst_id].mark_px
+        below, above = fmt(mark * Decimal("0.9")), fmt(mark * Decimal("1.1"))
+        p.close_algos = [
+            CloseAlgo(
+                algo_id=str(800000000000000000 + self._next_ord_id + n),
+                sl_trigger_px=above if p.short else below,
+                tp_trigger_px=below if p.short else above,
+            )
+            for n in range(close_orders)
+        ]
+        self._next_ord_id += close_orders
+        return [Change(account, self.position_dict(account, p))]
 
     def set_mark_price(self, inst_id: str, mark_px: Decimal) -> list[Change]:
         """Move the mark price. Silent, as on OKX: no change is pushed and ``uTime`` stays
@@ -528,13 +658,14 @@ class Exchange:
         acct.positions[key] = p
         return p
 
-    def _remove(self, acct: Account, p: SimPosition) -> dict[str, str]:
+    def _remove(self, acct: Account, p: SimPosition) -> dict[str, Any]:
         """Take a fully closed position off the book; remember it for ``posId`` reuse and
         the ``pos`` "0" REST record. Returns its close push."""
         del acct.positions[p.key]
         self._touch(p)
         acct.levers[p.key] = p.lever
-        closed = replace(p, margin=ZERO)
+        # Closing cancels its TP/SL orders and ends a freeze.
+        closed = replace(p, margin=ZERO, close_algos=[], frozen_code="", shown_lever=None)
         acct.closed[p.key] = ClosedPosition(closed, self._clock_ms())
         return self._closed_dict(acct.name, closed)
 
@@ -574,6 +705,7 @@ class Exchange:
             p = old
             self._touch(p)
         p.pos, p.avg_px, p.lever, p.margin = pos, avg_px, lever, margin if isolated else ZERO
+        p.shown_lever = None
         acct.flows.injected += p.margin - before
         if p.lifecycle is not None:
             p.lifecycle.direction = "short" if p.short else "long"
@@ -747,7 +879,7 @@ class Exchange:
         ord_id: str,
         trade_id: str,
         now: int,
-    ) -> tuple[Fill, SimPosition, dict[str, str] | None]:
+    ) -> tuple[Fill, SimPosition, dict[str, Any] | None]:
         px = inst.mark_px
         rate = self.mechanics.taker_fee_rate
         isolated = key[2] == "isolated"
@@ -786,6 +918,7 @@ class Exchange:
         p.pnl += fill.pnl
         p.fee += fill.fee
         p.trade_id = trade_id
+        p.shown_lever = None  # a fill shows the set leverage again (lever_after_margin_call)
         acct.balance += fill.bal_chg
         self._touch(p, now)
         self._bill(

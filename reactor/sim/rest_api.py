@@ -39,11 +39,18 @@ from reactor.sim.faults import FaultPlan
 TIMESTAMP_WINDOW_S = 30.0
 
 # Codes errors.py does not carry: 50002 (bad JSON), 51001 (unknown instrument); 50111 with
-# OKX's exact text (NT http_error_invalid_access_key.json: no trailing period).
+# OKX's exact text (NT http_error_invalid_access_key.json: no trailing period), 50004 with
+# the DOC table's text and status.
 _EXTRA_CODES = {
     "50002": ("Json data format error.", 400),
     "51001": ("Instrument ID does not exist.", 200),
     "50111": ("Invalid OK-ACCESS-KEY", 401),
+    # DOC error table: HTTP 400 (okx-fidelity §7.10)
+    "50004": (
+        "API endpoint request timeout. (does not mean that the request was successful or "
+        "failed, please check the request result).",
+        400,
+    ),
 }
 
 

@@ -61,6 +61,9 @@ class AccountSpec(_Model):
     balance: Decimal = Field(ge=0)
     main: bool = False
     uid: str | None = None
+    # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
+    # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
+    perm: str = "read_only,trade"
     positions: list[PositionSpec] = Field(default_factory=list)
 
 
@@ -93,12 +96,32 @@ class TierSpec(_Model):
     maxLever: Decimal = Field(gt=0)
 
 
+class PositionErrorsSpec(_Model):
+    """The code ``margin-balance`` answers without a matching isolated position (which one
+    OKX uses is unknown, okx-fidelity §7.16; DOC error table: 59300 "Margin call failed.
+    Position does not exist.", 51023 "Position doesn't exist.", 51043 "This isolated position
+    doesn't exist.", 51000 "Parameter {param0} error")."""
+
+    missing: Literal["59300", "51023", "51043"] = "59300"  # no position on instId/posSide
+    cross: Literal["51000", "59300", "51043"] = "51000"  # only a cross one there
+    wrong_pos_side: Literal["59300", "51000", "51023", "51043"] = "59300"  # other posSide
+
+
 class MechanicsSpec(_Model):
     reduce_rule: ReduceRuleSpec = Field(default_factory=ReduceRuleSpec)
     taker_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, lt=1)
     reopen_ctime: Literal["new", "keep"] = "new"
     default_lever: Decimal = Field(default=Decimal(10), gt=0)
     tiers: dict[str, list[TierSpec]] = Field(default_factory=dict)
+    # USDT/USD: notionalUsd = notional x usdt_usd, usdPx = usdt_usd (okx-fidelity §3.1;
+    # CCXT-POS and a 2025 capture show USDT slightly off 1).
+    usdt_usd: Decimal = Field(default=Decimal(1), gt=0)
+    # Whether a position's lever shows the real leverage after a margin transfer
+    # (unknown, okx-fidelity §7.14): keep the set leverage, or real = notional / margin.
+    lever_after_margin_call: Literal["keep", "real"] = "keep"
+    # 59302 while TP/SL orders are attached: for reduces (DOC), and adds too (unknown).
+    close_orders_block_add: bool = False
+    position_errors: PositionErrorsSpec = Field(default_factory=PositionErrorsSpec)
 
     @model_validator(mode="after")
     def _check_tiers(self) -> MechanicsSpec:
@@ -112,6 +135,35 @@ class MechanicsSpec(_Model):
 
 
 # ---- end of the mechanics block ---------------------------------------------------------------
+
+
+# ---- the simulated desk (sim-demo): market orders on the demo book, reactor/sim/desk.py -------
+
+
+class DeskSpec(_Model):
+    """A desk placing market orders on random open isolated positions, so that the demo
+    shows fills being corrected. Not an OKX behaviour: a driver of the simulated market."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=25.0, gt=0)  # one order every interval
+    first_after_s: float | None = Field(default=None, ge=0)  # default: one interval
+    maint_share: float = Field(default=0.8, ge=0, le=1)  # share of tagged maintenance fills
+    tag: str = Field(default="maint", pattern=r"^[A-Za-z0-9]{1,16}$")  # OKX tag format
+    # Order size: a random whole percentage of the position's first-seen size, in lots.
+    size_pct: tuple[int, int] = (10, 30)
+    max_growth: Decimal = Field(default=Decimal(3), gt=1)  # beyond: a plain reduce instead
+    accounts: list[str] | None = None  # default: every account that is not main
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> DeskSpec:
+        lo, hi = self.size_pct
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError("size_pct: two whole percentages, 1 <= min <= max <= 100")
+        return self
+
+
+# ---- end of the desk block --------------------------------------------------------------------
 
 
 class SimulatorSpec(_Model):
@@ -128,12 +180,19 @@ class SimulatorSpec(_Model):
     # The accounts' keys are demo-trading keys: REST requests need x-simulated-trading: 1,
     # and a live key must not send it (DOC: 50101, okx-fidelity §7.8).
     demo_keys: bool = True
+    # DOC-WS limits (okx-fidelity §7.4; reactor/sim/ws_limits.py); 0 turns one off.
+    ws_connects_per_s: int = Field(default=3, ge=0)  # new connections per second per IP
+    # Beyond it: HTTP 429 on the upgrade, or accept and close 1013 (OKX: undocumented).
+    ws_connect_refusal: Literal["http_429", "close"] = "http_429"
+    ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
+    ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
 
 
 class Scenario(_Model):
     instruments: list[InstrumentSpec] = Field(min_length=1)
     accounts: list[AccountSpec] = Field(min_length=1)
     price_walk: PriceWalkSpec | None = None
+    desk: DeskSpec | None = None  # sim-demo
     mechanics: MechanicsSpec = Field(default_factory=MechanicsSpec)  # sim-trade
     simulator: SimulatorSpec = Field(default_factory=SimulatorSpec)
 
@@ -153,6 +212,11 @@ class Scenario(_Model):
                     raise ValueError(
                         f"accounts[{a.name}].positions: instId {p.instId!r} is not an instrument"
                     )
+        if self.desk is not None and self.desk.accounts is not None:
+            names = {a.name for a in self.accounts}
+            for name in self.desk.accounts:
+                if name not in names:
+                    raise ValueError(f"desk.accounts: {name!r} is not an account")
         for inst_id in self.mechanics.tiers:
             if inst_id not in known:
                 raise ValueError(f"mechanics.tiers: {inst_id!r} is not an instrument")

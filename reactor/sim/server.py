@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
@@ -19,12 +20,15 @@ from aiohttp import WSMsgType, web
 from reactor.log import get_logger
 from reactor.sim import endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
-from reactor.sim.exchange import Change, Exchange
+from reactor.sim.desk import Desk, DeskOrder
+from reactor.sim.exchange import Change, Exchange, ExchangeError
 from reactor.sim.faults import FaultPlan
 from reactor.sim.market import PriceWalk
 from reactor.sim.rest_api import RestApi, RestRequest, RestResponse
-from reactor.sim.scenario import Scenario
+from reactor.sim.scenario import DeskSpec, Scenario
+from reactor.sim.tls import TlsMaterial, make_tls, remove_tls
 from reactor.sim.ws_api import Close, WsHub, WsOptions, WsSession
+from reactor.sim.ws_limits import CLOSE_TRY_AGAIN_LATER, ConnectLimiter, WsLimits
 
 log = get_logger(__name__)
 
@@ -48,8 +52,17 @@ class Simulator:
         legacy_push_fields: bool | None = None,
         close_on_login_failure: bool | None = None,
         demo_keys: bool | None = None,
+        ws_limits: WsLimits | None = None,
+        tls: bool | TlsMaterial = False,
+        desk: bool | None = None,
     ) -> None:
-        """Keyword settings left None take the scenario's ``simulator:`` values."""
+        """Keyword settings left None take the scenario's ``simulator:`` values.
+
+        ``tls``: serve https/wss on the port (OKX serves nothing else). True makes a fresh
+        CA and server certificate at :meth:`start` (removed at :meth:`stop`); clients trust
+        it through :attr:`ca_file`. A :class:`TlsMaterial` is used as given.
+        ``desk``: run the scenario's ``desk:`` (default: when the scenario enables it).
+        """
         self.scenario = scenario
         self._exchange = Exchange.from_scenario(scenario)
         walk = scenario.price_walk
@@ -57,12 +70,22 @@ class Simulator:
         self.stamp_pushes = stamp_pushes  # add "simTs" (send wall time) to pushes: benchmarks
         spec = scenario.simulator
         self.faults = FaultPlan()
+        limits = ws_limits or WsLimits(
+            connects_per_s=spec.ws_connects_per_s,
+            refusal=spec.ws_connect_refusal,
+            ops_per_hour=spec.ws_ops_per_hour,
+            conns_per_channel=spec.ws_conns_per_channel,
+        )
+        # DOC-WS: new connections per second per IP (ws_limits.py); off with rate_limits
+        self.connects = ConnectLimiter(limits.connects_per_s)
         options = WsOptions(
             idle_timeout_s=idle_timeout,
             page_size=_pick(page_size, spec.snapshot_page_size),
             time_scale=_pick(time_scale, spec.time_scale),
             legacy_push_fields=_pick(legacy_push_fields, spec.legacy_push_fields),
             close_on_login_failure=_pick(close_on_login_failure, spec.close_on_login_failure),
+            limits=limits,
+            rate_limits=rate_limits,
         )
         self.hub = WsHub(self._exchange, self.faults, options)
         self.rest = RestApi(
@@ -82,7 +105,15 @@ class Simulator:
         self._hung: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._walk_task: asyncio.Task[None] | None = None
+        self._desk_spec = scenario.desk or DeskSpec()  # desk=True without a section: defaults
+        self._desk_enabled = (
+            desk if desk is not None else bool(scenario.desk and scenario.desk.enabled)
+        )
+        self.desk: Desk | None = None
+        self._desk_task: asyncio.Task[None] | None = None
         self._url = ""
+        self._tls_wanted = tls
+        self._tls: TlsMaterial | None = tls if isinstance(tls, TlsMaterial) else None
 
     # ---- compatibility surface ----------------------------------------------------------
     @property
@@ -96,6 +127,15 @@ class Simulator:
     @property
     def ws_url(self) -> str:
         return "ws" + self._url.removeprefix("http") + WS_PATH
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The PEM CA that signed the server certificate (TLS only, once started)."""
+        return None if self._tls is None else self._tls.ca_file
+
+    @property
+    def tls(self) -> TlsMaterial | None:
+        return self._tls
 
     @property
     def on_changes(self) -> Callable[[list[Change]], None] | None:
@@ -112,6 +152,7 @@ class Simulator:
     @rate_limits.setter
     def rate_limits(self, on: bool) -> None:
         self.rest.rate_limits = on
+        self.hub.options.rate_limits = on
 
     def apply(self, changes: list[Change]) -> None:
         """Push changes made directly on :attr:`exchange` (benchmark drivers, tests)."""
@@ -124,20 +165,42 @@ class Simulator:
         app.router.add_route("*", "/{tail:.*}", self._http)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        if self._tls_wanted is True and self._tls is None:
+            self._tls = await asyncio.to_thread(make_tls)  # openssl runs ~0.1 s
+        ssl_context = None if self._tls is None else self._tls.server_context()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            if self._tls_wanted is True and self._tls is not None:
+                remove_tls(self._tls)
+                self._tls = None
+            raise
         sock_host, sock_port = self._runner.addresses[0][:2]
-        self._url = f"http://{sock_host}:{sock_port}"
+        scheme = "http" if ssl_context is None else "https"
+        self._url = f"{scheme}://{sock_host}:{sock_port}"
         if self._walk_enabled:
             self._walk_task = asyncio.create_task(self._price_walk())
-        log.info("sim.started", url=self._url, ws_url=self.ws_url, price_walk=self._walk_enabled)
+        if self._desk_enabled:
+            self.desk = Desk(self._exchange, self._desk_spec, time.monotonic())
+            self._desk_task = asyncio.create_task(self._desk_loop(self.desk))
+        log.info(
+            "sim.started",
+            url=self._url,
+            ws_url=self.ws_url,
+            price_walk=self._walk_enabled,
+            desk=self._desk_enabled,
+        )
         return self._url
 
     async def stop(self) -> None:
-        if self._walk_task is not None:
-            self._walk_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._walk_task
+        for loop_task in (self._walk_task, self._desk_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         for task in list(self._hung):
             task.cancel()
         for ws in list(self._hub_sockets.values()):
@@ -145,6 +208,9 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._tls_wanted is True and self._tls is not None:
+            remove_tls(self._tls)  # made by start(): a fresh CA per run
+            self._tls = None
         log.info("sim.stopped", url=self._url)
 
     # ---- HTTP -------------------------------------------------------------------------
@@ -183,6 +249,15 @@ class Simulator:
             event.set()
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.rest.rate_limits and not self.connects.allow(request.remote or ""):
+            refusal = self.hub.options.limits.refusal
+            log.info("sim.ws.refused", ip=request.remote, refusal=refusal)
+            if refusal == "http_429":
+                return web.Response(status=429, text="Too Many Requests")
+            refused = web.WebSocketResponse(autoping=False)
+            await refused.prepare(request)
+            await refused.close(code=CLOSE_TRY_AGAIN_LATER, message=b"Try Again Later")
+            return refused
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
         session = self.hub.open()
@@ -251,6 +326,41 @@ class Simulator:
         while True:
             await asyncio.sleep(self._walk.interval_s)
             self.hub.changes(self._walk.step())
+
+    # ---- the simulated desk -----------------------------------------------------------
+    async def _desk_loop(self, desk: Desk) -> None:
+        """Sleep until the desk's next order is due, place it, repeat."""
+        while True:
+            await asyncio.sleep(desk.due_in(time.monotonic()))
+            try:
+                order = desk.poll(time.monotonic())
+                if order is not None:
+                    self.desk_fill(order)
+            except Exception:  # a desk bug must not silently end the demo's fills
+                log.exception("sim.desk.error")
+
+    def desk_fill(self, order: DeskOrder) -> None:
+        """One desk order through the exchange's order path (pushes ``orders`` and the
+        ``positions`` event like a REST order)."""
+        req = order.request
+        fields: dict[str, Any] = {
+            "account": order.account,
+            "instId": req.inst_id,
+            "posSide": req.pos_side,
+            "side": req.side,
+            "sz": str(req.sz),
+            "tag": req.tag,
+        }
+        try:
+            done = trade_endpoints.fill(self._exchange, self.hub, order.account, req)
+        except ExchangeError as exc:
+            log.info("sim.desk.refused", **fields, code=exc.code, msg=exc.msg)
+            return
+        margin = next(
+            (c.position.get("margin") for c in done.changes if c.position["instId"] == req.inst_id),
+            None,
+        )
+        log.info("sim.desk.fill", **fields, ordId=done.ack["ordId"], margin=margin)
 
 
 def _pick(override: T | None, default: T) -> T:

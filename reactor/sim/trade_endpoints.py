@@ -19,9 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from reactor.sim.endpoints import POSITIONS, positions
-from reactor.sim.exchange import ExchangeError
-from reactor.sim.orders import parse_order
-from reactor.sim.rest_api import Call, Reject, RestApi, parse_positive_decimal
+from reactor.sim.exchange import Exchange, ExchangeError, OrderFilled
+from reactor.sim.orders import OrderRequest, parse_order
+from reactor.sim.rest_api import Call, Publisher, Reject, RestApi, parse_positive_decimal
 from reactor.sim.ws_api import Channel, WsHub
 
 ORDER = "/api/v5/trade/order"
@@ -48,21 +48,29 @@ def register(api: RestApi, hub: WsHub) -> None:
     hub.add_channel(Channel(ORDERS_CHANNEL))
 
 
+def fill(exchange: Exchange, publisher: Publisher, account: str, req: OrderRequest) -> OrderFilled:
+    """Fill ``req`` and push what OKX pushes for it: the ``orders`` record, then the
+    ``positions`` events. The REST order path and the simulated desk both come through here.
+    Raises :class:`ExchangeError` (nothing changed) when the order is refused."""
+    done = exchange.place_order(account, req)
+    publisher.records(ORDERS_CHANNEL, account, [done.order])
+    publisher.changes(done.changes)
+    return done
+
+
 def place_order(call: Call) -> list[Any]:
     raw = call.json_body()
     cl_ord_id = raw.get("clOrdId") if isinstance(raw.get("clOrdId"), str) else ""
     tag = raw.get("tag") if isinstance(raw.get("tag"), str) else ""
     try:
         req = parse_order(raw)
-        done = call.exchange.place_order(call.account.name, req)
+        done = fill(call.exchange, call.publisher, call.account.name, req)
     except ExchangeError as exc:
         if exc.code in _TOP_LEVEL:
             raise Reject(exc.code, exc.msg) from None
         ts = str(call.exchange.now_ms())
         failed = {"clOrdId": cl_ord_id, "ordId": "", "sCode": exc.code, "sMsg": exc.msg}
         raise Reject("1", "All operations failed", [{**failed, "tag": tag, "ts": ts}]) from None
-    call.publish(ORDERS_CHANNEL, call.account.name, [done.order])
-    call.publish_changes(done.changes)
     return [done.ack]
 
 

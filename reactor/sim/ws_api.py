@@ -30,6 +30,7 @@ from reactor.log import get_logger
 from reactor.okx.signing import ws_login_sign
 from reactor.sim.exchange import Account, Change, Exchange
 from reactor.sim.faults import FaultPlan
+from reactor.sim.ws_limits import OpsWindow, WsLimits
 
 log = get_logger(__name__)
 
@@ -94,6 +95,10 @@ class WsOptions:
     legacy_push_fields: bool = False
     # Close the connection with 4001 after a failed login (DOC-WS close codes; likely).
     close_on_login_failure: bool = True
+    # DOC-WS request and connection-count limits (reactor/sim/ws_limits.py).
+    limits: WsLimits = field(default_factory=WsLimits)
+    # False (benchmarks): no per-connection request window.
+    rate_limits: bool = True
 
 
 # DOC-POS: "updateInterval": "0" = events only; "2000"/"3000"/"4000" = every N ms; absent or
@@ -146,6 +151,7 @@ class WsSession:
         self.last_tx = now
         self._unsubscribed_since: float | None = now  # no subscription since then
         self._flush_at: float | None = None
+        self._ops = OpsWindow(hub.options.limits.ops_per_hour)
 
     # ---- input -----------------------------------------------------------------------
     def note_rx(self, now: float) -> None:
@@ -172,7 +178,10 @@ class WsSession:
         args = req.get("args") if isinstance(req, dict) else None
         req_id = req.get("id") if isinstance(req, dict) else None
         rid = req_id if isinstance(req_id, str) and req_id else None
-        if op == "login":
+        if op in ("login", "subscribe", "unsubscribe") and not self._op_allowed(now):
+            # DOC-WS: 480 login/subscribe/unsubscribe requests per connection per hour
+            self._error("60014", "Requests too frequent.", rid)
+        elif op == "login":
             self._login(args)
         elif op in ("subscribe", "unsubscribe") and isinstance(args, list) and args:
             self._subscribe(str(op), args, text, rid, now)
@@ -243,6 +252,9 @@ class WsSession:
         if quiet is not None and now - self.last_rx >= quiet:
             return "No data received in 30s"
         return None
+
+    def _op_allowed(self, now: float) -> bool:
+        return not self.hub.options.rate_limits or self._ops.allow(now)
 
     def _quiet_limit(self) -> float | None:
         if self.account is None:
@@ -337,10 +349,13 @@ class WsSession:
                     self._unsubscribed_since = now
                 self._send({**head, "event": "unsubscribe", "arg": sub_arg, "connId": self.conn_id})
                 continue
+            had_channel = any(s.channel.name == channel.name for s in self.subs)
             sub = next((s for s in self.subs if s.arg == sub_arg), None)
             if sub is None:
                 sub = Subscription(sub_arg, channel)
                 self.subs.append(sub)
+            if not had_channel and self._over_channel_limit(sub, head, now):
+                continue
             self._unsubscribed_since = None
             if channel.regular:
                 sub.interval_s = regular_interval_s(
@@ -361,6 +376,37 @@ class WsSession:
                     }
                 )
             self._snapshot(sub, "snapshot")
+
+    def _over_channel_limit(self, sub: Subscription, head: dict[str, Any], now: float) -> bool:
+        """DOC-WS connection count limit: beyond it, the usual acknowledgement, then
+        ``channel-conn-count-error``, and the subscription is terminated."""
+        assert self.account is not None
+        limit = self.hub.options.limits.conns_per_channel
+        if not (sub.channel.conn_count and limit):
+            return False
+        count = self.hub.connection_count(self.account.name, sub.channel.name)
+        if count <= limit:
+            return False
+        self.subs.remove(sub)
+        if not self.subs and self._unsubscribed_since is None:
+            self._unsubscribed_since = now
+        self._send({**head, "event": "subscribe", "arg": sub.arg, "connId": self.conn_id})
+        self._send(
+            {
+                "event": "channel-conn-count-error",
+                "channel": sub.channel.name,
+                "connCount": str(count - 1),
+                "connId": self.conn_id,
+            }
+        )
+        log.info(
+            "sim.ws.channel_limit",
+            account=self.account.name,
+            channel=sub.channel.name,
+            connId=self.conn_id,
+            connCount=count - 1,
+        )
+        return True
 
     def _snapshot(self, sub: Subscription, event: str) -> None:
         """A full snapshot of ``sub`` in pages of ``page_size`` (DOC-POS: only positions

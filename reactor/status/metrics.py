@@ -101,6 +101,15 @@ def _snapshot_families(snap: StatusSnapshot) -> Iterator[Metric]:
             stopped.add_metric([a.name, a.role], int(a.stopped_reason is not None))
     yield up
     yield stopped
+    paused = GaugeMetricFamily(
+        "reactor_account_paused",
+        "1 when an operator paused the whole account (reactor pause / POST /api/pause).",
+        labels=["account", "role"],
+    )
+    for a in snap.accounts:
+        if a.enabled:
+            paused.add_metric([a.name, a.role], int(a.paused is not None))
+    yield paused
 
     accounts = GaugeMetricFamily(
         "reactor_accounts", "Configured accounts, by role and state.", labels=["role", "state"]

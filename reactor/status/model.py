@@ -19,6 +19,7 @@ POSITION_STATUSES = (
     "stale",
     "unmanaged",
     "dry_run",
+    "paused",
 )
 VENUES = ("sim", "demo", "live")
 # How the dashboard's average profit rate is weighted (shown next to it).
@@ -47,7 +48,7 @@ class PositionStatus:
     count: int  # maintenance count of the current position
     upl: Decimal | None
     profit_rate: Decimal | None  # upl / margin, a fraction (-0.1 is -10 %)
-    status: str  # ok | adjusting | blocked | error | stale | unmanaged | dry_run
+    status: str  # ok | adjusting | blocked | error | stale | unmanaged | dry_run | paused
     reason: str = ""
     # The last margin call for this position (from the journal): add / reduce, its amount,
     # its outcome (ok / error / unknown / pending) and when it was sent (epoch ms).
@@ -110,6 +111,7 @@ class AccountStatus:
     fresh: bool  # a snapshot newer than the freshness limit has arrived since (re)connecting
     stopped_reason: str | None
     positions: tuple[PositionStatus, ...] = ()
+    paused: str | None = None  # paused by an operator (reason, "" without one); None: not paused
 
     @property
     def state(self) -> str:
@@ -143,6 +145,8 @@ class AccountStatus:
             "connected": self.connected,
             "fresh": self.fresh,
             "stoppedReason": self.stopped_reason,
+            "paused": self.paused is not None,
+            "pausedReason": self.paused,
             "state": self.state,
             "positions": [p.to_json() for p in self.positions],
         }

@@ -53,6 +53,7 @@ tr[data-status=blocked] td.status,tr[data-status=error] td.status{color:#b91c1c;
 tr[data-status=held] td.status{color:#b91c1c;font-weight:600}
 tr[data-status=adjusting] td.status{color:#b45309;font-weight:600}
 tr[data-status=stale] td.status{color:#6b7280}
+tr[data-status=paused] td.status{color:#1d4ed8;font-weight:600}
 .empty{color:#889;font-style:italic}
 .tag{font-size:12px;padding:2px 8px;border-radius:9px;margin-right:8px;background:#334155}
 .tag.live{background:#b91c1c}.tag.demo{background:#a16207}.tag.sim{background:#1d4ed8}
@@ -159,6 +160,8 @@ function render(s){
     else if(a.stoppedReason) h3.append(el("span","badge down","stopped: "+a.stoppedReason));
     else h3.append(el("span", a.connected&&a.fresh ? "badge up" : "badge down",
       !a.connected ? "disconnected" : (a.fresh ? "live" : "stale")));
+    if(a.paused)
+      h3.append(el("span","badge paused","paused"+(a.pausedReason?": "+a.pausedReason:"")));
     sec.append(h3);
     if(!a.positions.length){ sec.append(el("div","empty","no open positions")); }
     else {

@@ -1,12 +1,16 @@
-"""Read-only HTTP status server: ``/healthz``, ``/api/status``, ``/metrics`` and ``/``.
+"""HTTP status server: ``/healthz``, ``/api/status``, ``/metrics`` and ``/`` (read-only).
+
+``extra_routes`` mounts ``POST /api/maintenance`` (bearer token, :mod:`reactor.maintenance_api`),
+the one write; everything else here only reads.
 
 Loopback by default: it exposes positions and PnL, so putting it on a wider interface is an
 explicit config decision. Every request builds a fresh snapshot from the :class:`StatusSource`;
-nothing here can change the reactor's state.
+apart from the maintenance endpoint, nothing here can change the reactor's state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +32,10 @@ class StatusServer:
         metrics: Metrics,
         host: str = "127.0.0.1",
         port: int = 8787,
+        *,
+        extra_routes: Callable[[web.Application], None] | None = None,
     ) -> None:
+        self._extra_routes = extra_routes  # e.g. POST /api/maintenance (its own auth)
         self._source = source
         self._metrics = metrics
         self._host = host
@@ -42,6 +49,8 @@ class StatusServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/metrics", self._metrics_handler)
+        if self._extra_routes is not None:
+            self._extra_routes(app)
         return app
 
     async def start(self) -> str:

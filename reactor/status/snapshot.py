@@ -94,6 +94,7 @@ def build_snapshot(
                 fresh=a.fresh,
                 stopped_reason=a.stopped_reason,
                 positions=tuple(rows),
+                paused=a.paused,
             )
         )
     return StatusSnapshot(

@@ -56,19 +56,14 @@ PUBLISHED = {
     "bills_doc.json": "bills.json",
     "adjust_leverage_info_doc.json": "adjust_leverage_info.json",
     "http_get_positions_nt.json": "positions.json",
+    "http_get_positions_isolated_2025.json": "positions.json",
     "http_get_instruments_swap_nt.json": "instruments.json",
     "ws_positions_nt.json": "ws_positions_snapshot.json",
 }
 # Position fields OKX sends that the simulator does not (okx-fidelity.md §7.13: "many extra
-# fields"); a difference outside this set fails, and the set may only shrink.
-POSITION_FIELDS_NOT_SIMULATED = frozenset(
-    f"missing data[].{name} (string)"
-    for name in (
-        "baseBal", "interest", "liqPenalty", "optVal", "pendingCloseOrdLiabVal", "posCcy",
-        "quoteBal", "quoteBorrowed", "quoteInterest", "spotInUseAmt", "spotInUseCcy",
-        "uplLastPx", "uplRatioLastPx", "usdPx",
-    )
-)  # fmt: skip
+# fields"); a difference outside this set fails, and the set may only shrink. Empty since the
+# simulator writes the full field set of a live 2025 record (reactor/sim/position_record.py).
+POSITION_FIELDS_NOT_SIMULATED: frozenset[str] = frozenset()
 KNOWN = {
     "http_get_positions_nt.json": POSITION_FIELDS_NOT_SIMULATED,
     "ws_positions_nt.json": POSITION_FIELDS_NOT_SIMULATED,

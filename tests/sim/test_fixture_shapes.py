@@ -31,7 +31,16 @@ def real_position_records() -> list[dict[str, Any]]:
         *fixture("ws_positions_push_ccxt_pos.json")["data"],
         *fixture("ws_positions_nt.json")["data"],
         *fixture("http_get_positions_nt.json")["data"],
+        *fixture("http_get_positions_isolated_2025.json")["data"],
     ]
+
+
+def assert_same_fields_as_the_2025_capture(record: dict[str, Any]) -> None:
+    """The live isolated USDT-swap record (2025) is the reference field set: nothing missing,
+    nothing invented, same JSON types (``pTime`` is the push time, pushes only)."""
+    [real] = fixture("http_get_positions_isolated_2025.json")["data"]
+    mine = {k: type(v) for k, v in record.items() if k != "pTime"}
+    assert mine == {k: type(v) for k, v in real.items()}
 
 
 def assert_shape_within(sim: dict[str, Any], real: list[dict[str, Any]]) -> None:
@@ -93,6 +102,7 @@ async def test_positions_push_records_match_real_pushes(sim: Simulator) -> None:
     for push in (snapshot, event):
         [record] = push["data"]
         assert_shape_within(record, real_position_records())
+        assert_same_fields_as_the_2025_capture(record)
         # The fields the reactor reads are all there.
         needed = {
             "instId",
@@ -117,6 +127,7 @@ async def test_rest_positions_match_real_records(sim: Simulator) -> None:
     assert set(body) == set(fixture("http_get_positions_nt.json"))
     [record] = body["data"]
     assert_shape_within(record, real_position_records())
+    assert_same_fields_as_the_2025_capture(record)
 
 
 async def test_instruments_have_okx_field_set_and_types(sim: Simulator) -> None:

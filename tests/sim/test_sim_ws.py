@@ -76,7 +76,8 @@ async def test_login_subscribe_snapshot_and_push(sim: Simulator) -> None:
         assert snap["eventType"] == "snapshot" and snap["curPage"] == 1 and snap["lastPage"]
         assert snap["arg"] == {"channel": "positions", "instType": "SWAP", "uid": "448800000000001"}
         [p] = snap["data"]
-        assert p["margin"] == "20.29" and all(isinstance(v, str) for v in p.values())
+        assert p["margin"] == "20.29" and p["closeOrderAlgo"] == []
+        assert all(isinstance(v, str) for k, v in p.items() if k != "closeOrderAlgo")
         assert p["pTime"]
 
         # A mark move is silent (DOC-POS, okx-fidelity §1.1): the next frame is the margin

@@ -1,0 +1,157 @@
+"""``POST /api/pause`` and ``POST /api/resume``: pause one account or one position over local HTTP.
+
+Mounted on the status server. The same token as the maintenance API: a bearer token read from
+the environment (``REACTOR_API_TOKEN`` by default); without a token configured the endpoints
+refuse every call (they never run open), and only loopback clients are served whatever
+``status.host`` says. A pause is written to the ledger (it survives restarts, and ``reactor
+pause``/``resume`` on the command line write the same rows) and applied to the engine at once.
+
+Request (JSON): ``{"account": "Wu666666", "instId": "CRO-USDT-SWAP", "posSide": "long",
+"reason": "manual hedge"}`` (``instId``/``posSide`` omitted: the whole account).
+
+Answers: 200 ``{"ok": true, "changed": bool}``, 400 bad body (one line naming the field), 401
+missing or wrong token, 403 not from loopback, 404 unknown account, 503 no token configured or
+the ledger unavailable. Bodies never echo the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Callable, Collection
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from reactor.ledger import Ledger, LedgerError
+from reactor.log import get_logger
+
+__all__ = ["PAUSE_PATH", "RESUME_PATH", "TOKEN_ENV", "ControlApi", "ControlRequest", "bearer_ok"]
+
+log = get_logger(__name__)
+
+PAUSE_PATH = "/api/pause"
+RESUME_PATH = "/api/resume"
+TOKEN_ENV = "REACTOR_API_TOKEN"  # shared with POST /api/maintenance
+_MAX_BODY = 4096
+_NO_STORE = {"Cache-Control": "no-store"}
+
+_Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class ControlRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    account: _Id
+    inst_id: _Id | None = Field(default=None, alias="instId")
+    pos_side: Literal["long", "short", "net"] | None = Field(default=None, alias="posSide")
+    reason: str = Field(default="", max_length=200)
+
+
+class BadRequest(ValueError):
+    """One line naming the problem; the answer is HTTP 400."""
+
+
+def parse_request(body: bytes) -> ControlRequest:
+    if len(body) > _MAX_BODY:
+        raise BadRequest(f"body larger than {_MAX_BODY} bytes")
+    try:
+        raw: Any = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise BadRequest("body must be a JSON object")
+    try:
+        req = ControlRequest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise BadRequest(f"{where}: {err['msg']}") from None
+    if (req.inst_id is None) != (req.pos_side is None):
+        raise BadRequest("instId and posSide: give both (one position) or neither (the account)")
+    return req
+
+
+def bearer_ok(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time; never true without a token."""
+    if not token or header is None:
+        return False
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def _loopback(remote: str | None) -> bool:
+    if remote is None:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ControlApi:
+    """The handlers; ``on_change`` applies the ledger's pauses to the engine at once (the ledger
+    poll only notices other processes' writes)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        token: str | None,
+        accounts: Callable[[], Collection[str]],
+        on_change: Callable[[], None],
+    ) -> None:
+        self._ledger = ledger
+        self._token = token or ""
+        self._accounts = accounts
+        self._on_change = on_change
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(PAUSE_PATH, self._pause)
+        app.router.add_post(RESUME_PATH, self._resume)
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        return await self._handle(request, pause=True)
+
+    async def _resume(self, request: web.Request) -> web.Response:
+        return await self._handle(request, pause=False)
+
+    async def _handle(self, request: web.Request, *, pause: bool) -> web.Response:
+        if not _loopback(request.remote):
+            return _answer(403, error="served to loopback clients only")
+        if not self._token:
+            return _answer(503, error=f"no API token configured (set {TOKEN_ENV})")
+        if not bearer_ok(request.headers.get("Authorization"), self._token):
+            log.warning("control.api.refused", path=request.path, reason="bad token")
+            return _answer(401, error="missing or wrong bearer token")
+        try:
+            req = parse_request(await request.content.read(_MAX_BODY + 1))
+        except BadRequest as exc:
+            return _answer(400, error=str(exc))
+        if req.account not in self._accounts():
+            return _answer(404, error=f"account {req.account!r} is not in the config")
+        fields = {"account": req.account, "instId": req.inst_id, "posSide": req.pos_side}
+        try:
+            if pause:
+                changed = self._ledger.pause(
+                    req.account, req.inst_id, req.pos_side, req.reason, source="api"
+                )
+            else:
+                changed = self._ledger.resume(req.account, req.inst_id, req.pos_side)
+        except LedgerError as exc:
+            return _answer(503, error=f"ledger unavailable: {exc}"[:300])
+        event = (
+            ("control.paused" if changed else "control.pause.duplicate")
+            if pause
+            else ("control.resumed" if changed else "control.resume.not_paused")
+        )
+        log.info(event, **fields, source="api")
+        self._on_change()
+        return _answer(200, ok=True, changed=changed)
+
+
+def _answer(status: int, **body: Any) -> web.Response:
+    return web.json_response(body, status=status, headers=_NO_STORE)

@@ -1,0 +1,243 @@
+"""``reactor plan``: read every account's positions once and print what the reactor would do now.
+
+A safe first step before going live: nothing is written to the exchange and nothing to the
+ledger. The decision is :func:`reactor.policy.decide` itself, with the maintenance counts from
+the ledger (0 when there is none yet) and the operator's pauses; the rows are built by the pure
+:func:`plan_rows`, the I/O (REST reads) is in :func:`read_book`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import TextIO
+
+from reactor.config import Config, resolve_credentials
+from reactor.log import get_logger
+from reactor.okx.credentials import Credentials
+from reactor.okx.errors import OkxError
+from reactor.okx.models import PayloadError, Position, parse_instrument, parse_position
+from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+from reactor.policy import ActionKind, PolicyConfig, decide
+
+log = get_logger(__name__)
+
+EXIT_UNREACHABLE = 1
+COLUMNS = (
+    *("account", "instId", "posSide", "pos", "margin", "count"),
+    *("target", "band", "floor", "action", "amount", "reason"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    account: str
+    inst_id: str
+    pos_side: str
+    pos: Decimal
+    margin: Decimal | None
+    count: int
+    target: Decimal | None
+    band: tuple[Decimal, Decimal] | None
+    floor: Decimal | None
+    action: str  # add | reduce | none | blocked | paused | skip
+    amount: Decimal | None
+    reason: str
+
+    def cells(self) -> list[str]:
+        def d(v: Decimal | None) -> str:
+            return "-" if v is None else format(v, "f")
+
+        band = "-" if self.band is None else f"{self.band[0]}-{self.band[1]}"
+        return [
+            self.account,
+            self.inst_id,
+            self.pos_side,
+            d(self.pos),
+            d(self.margin),
+            str(self.count),
+            d(self.target),
+            band,
+            d(self.floor),
+            self.action,
+            d(self.amount),
+            self.reason,
+        ]
+
+
+PauseLookup = Callable[[str, str, str], str | None]
+
+
+def _row(
+    pos: Position,
+    action: str,
+    reason: str,
+    *,
+    count: int = 0,
+    target: Decimal | None = None,
+    band: tuple[Decimal, Decimal] | None = None,
+    floor: Decimal | None = None,
+    amount: Decimal | None = None,
+) -> PlanRow:
+    return PlanRow(
+        pos.account,
+        pos.inst_id,
+        pos.pos_side,
+        pos.pos,
+        pos.margin,
+        count,
+        target,
+        band,
+        floor,
+        action,
+        amount,
+        reason,
+    )
+
+
+def plan_rows(
+    positions: Sequence[Position],
+    roles: Mapping[str, str],
+    ct_vals: Mapping[str, Decimal],
+    counts: Callable[[Position], int],
+    policy: PolicyConfig,
+    paused: PauseLookup = lambda a, i, s: None,
+) -> list[PlanRow]:
+    """One row per position, in account/instrument order; the same gates as the engine's
+    evaluation before :func:`decide` (read-only account, cross margin, pause, unknown ctVal)."""
+    rows = []
+    for pos in sorted(positions, key=lambda p: (p.account, p.inst_id, p.pos_side)):
+        row = partial(_row, pos)
+        if roles.get(pos.account) != "sub":
+            rows.append(row("skip", "read-only account"))
+            continue
+        if not pos.is_managed_kind:
+            rows.append(row("skip", f"{pos.mgn_mode} {pos.inst_id}"))
+            continue
+        why = paused(pos.account, pos.inst_id, pos.pos_side)
+        if why is not None:
+            rows.append(row("paused", f"paused: {why}" if why else "paused"))
+            continue
+        ct_val = ct_vals.get(pos.inst_id)
+        if ct_val is None:
+            rows.append(row("skip", "instrument not listed (no ctVal)"))
+            continue
+        count = counts(pos)
+        action = decide(pos, ct_val, count, policy)
+        rows.append(
+            row(
+                action.kind.value,
+                action.reason,
+                count=count,
+                target=action.target,
+                band=action.band,
+                floor=action.floor,
+                amount=action.amount
+                if action.kind in (ActionKind.ADD, ActionKind.REDUCE)
+                else None,
+            )
+        )
+    return rows
+
+
+def render(rows: Sequence[PlanRow], out: TextIO) -> None:
+    """A plain aligned table (no colours: it is read in terminals and pasted into tickets)."""
+    table = [list(COLUMNS)] + [r.cells() for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS) - 1)]
+    for line in table:
+        cells = [c.ljust(w) for c, w in zip(line, widths, strict=False)] + [line[-1]]
+        out.write("  ".join(cells).rstrip() + "\n")
+    acting = sum(1 for r in rows if r.action in ("add", "reduce"))
+    out.write(f"{len(rows)} positions, {acting} would be corrected now\n")
+
+
+class Unreachable(Exception):
+    """A read failed (network, OKX error): exit 1, naming the account."""
+
+
+async def read_book(
+    rest_url: str, cfg: Config, creds: Mapping[str, Credentials]
+) -> tuple[dict[str, Decimal], list[Position]]:
+    """Instruments (ctVal) and every enabled account's positions, by REST, once."""
+    positions: list[Position] = []
+    ct_vals: dict[str, Decimal] = {}
+    for i, (name, c) in enumerate(creds.items()):
+        async with OkxRestClient(
+            rest_url,
+            c,
+            simulated=cfg.venue.simulated_trading,
+            timeout_s=cfg.timing.request_timeout_s,
+            account=name,
+        ) as client:
+            try:
+                if i == 0:
+                    for raw in await client.get_instruments("SWAP"):
+                        try:
+                            inst = parse_instrument(raw)
+                        except PayloadError:
+                            continue
+                        ct_vals[inst.inst_id] = inst.ct_val
+                raws = await client.get_positions("SWAP")
+            except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
+                raise Unreachable(f"{name}: cannot read positions: {exc}") from None
+        for raw in raws:
+            try:
+                positions.append(parse_position(name, raw))
+            except PayloadError as exc:
+                log.warning("rest.payload.invalid", what="position", account=name, reason=str(exc))
+    return ct_vals, [p for p in positions if p.pos != 0]
+
+
+async def _plan(cfg: Config, out: TextIO) -> int:
+    from reactor.app import LEDGER_FILE, _embedded_credentials
+    from reactor.ledger import Ledger
+
+    sim = None
+    if cfg.venue.embedded:
+        from reactor.sim.scenario import load_scenario
+        from reactor.sim.server import Simulator
+
+        assert cfg.venue.scenario is not None
+        scenario = load_scenario(cfg.venue.scenario)
+        creds = _embedded_credentials(cfg, scenario)
+        sim = Simulator(scenario, price_walk=False)
+        await sim.start("127.0.0.1", 0)
+        rest_url = sim.url
+    else:
+        creds = resolve_credentials(cfg)
+        rest_url, _ = cfg.venue.urls()
+    try:
+        ct_vals, positions = await read_book(rest_url, cfg, creds)
+    except Unreachable as exc:
+        print(f"reactor: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    finally:
+        if sim is not None:
+            await sim.stop()
+    path = cfg.state_dir / LEDGER_FILE
+    ledger = Ledger(path) if path.exists() else None
+    try:
+        pauses = {p.key: p.reason for p in ledger.pauses()} if ledger else {}
+
+        def counts(p: Position) -> int:
+            return ledger.count(p.account, p.inst_id, p.pos_side, p.c_time) if ledger else 0
+
+        def paused(a: str, i: str, s: str) -> str | None:
+            whole = pauses.get((a, None, None))
+            return whole if whole is not None else pauses.get((a, i, s))
+
+        roles = {a.name: a.role for a in cfg.enabled_accounts()}
+        rows = plan_rows(positions, roles, ct_vals, counts, cfg.policy_config(), paused)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    render(rows, out)
+    return 0
+
+
+def plan_command(cfg: Config, out: TextIO | None = None) -> int:
+    return asyncio.run(_plan(cfg, out or sys.stdout))
