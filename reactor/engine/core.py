@@ -518,10 +518,12 @@ class EngineCore:
             or current != c.position
             or account is None
             or not account.managed
+            or not account.enabled
+            or self.paused_reason(c.key) is not None
         ):
-            # The stream broke, the position moved or the account was stopped while the
-            # exchange was asked: the call was decided from what no longer holds. Decide
-            # again, never send it.
+            # The stream broke, the position moved, or the account was stopped, disabled or
+            # paused while the exchange was asked: the call was decided from what no longer
+            # holds. Decide again, never send it.
             self._abandon(call, c, "", now, out)
             self._set_timer(c.key, c.control, now, out)
             return out.commands
