@@ -86,13 +86,12 @@ LENIENT_RULE: dict[str, Any] = {"im_basis": "mark", "fee_reserve": False}
 def scenario(
     *accounts: dict[str, Any], reduce_rule: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    scen: dict[str, Any] = {
+    mechanics: dict[str, Any] = {} if reduce_rule is None else {"reduce_rule": reduce_rule}
+    return {
         "instruments": [dict(CRO), dict(DOGE), dict(BTC)],
         "accounts": list(accounts),
+        "mechanics": mechanics,
     }
-    if reduce_rule is not None:
-        scen["mechanics"] = {"reduce_rule": reduce_rule}
-    return scen
 
 
 def make_config(
