@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only latency,convergence,scale]``: run, print, write JSON.
+"""``python -m bench [--quick] [--only latency,convergence,maintenance,scale]``: run, print,
+write JSON.
 
 Latency and convergence run in this process (the simulator in a child process); scale runs in
 its own child process so its peak RSS is the reactor's alone.
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, latency, seed
+from bench import convergence, latency, maintenance_race, seed
 from bench.common import ROOT, patch_connect_rate
 
 OUT = ROOT / "bench" / "results.json"
@@ -134,13 +135,16 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
     if "convergence" in only:
         print("convergence:", flush=True)
         out["convergence"] = await convergence.run(quick)
+    if "maintenance" in only:
+        print("maintenances while the price walks (wasted transfers):", flush=True)
+        out["maintenance"] = await maintenance_race.run_all(quick)
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer samples, about 2 minutes")
-    ap.add_argument("--only", default="seed,latency,convergence,scale")
+    ap.add_argument("--only", default="seed,latency,convergence,maintenance,scale")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--connect-rate", type=int, help="scale: connections per second")
     ap.add_argument("--profile", type=Path, help="scale: pyinstrument text profile of 5,000/s")
