@@ -71,6 +71,7 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench --readme
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache state

@@ -1,8 +1,13 @@
-"""``python -m bench [--quick] [--only latency,convergence,maintenance,scale]``: run, print,
-write JSON.
+"""``python -m bench [--quick] [--only seed,latency,convergence,maintenance,snapshot,steady]``:
+run, print every figure with its target and its old/new ratio, write ``bench/results.json``.
 
-Latency and convergence run in this process (the simulator in a child process); scale runs in
-its own child process so its peak RSS is the reactor's alone.
+``python -m bench --readme`` rewrites the README's Performance figures (between the
+``<!-- bench:begin -->`` and ``<!-- bench:end -->`` markers) from ``bench/results.json``,
+without running anything.
+
+Latency, convergence and the snapshot path run in this process (the simulator in a child
+process); the steady load runs in its own child process per snapshot interval, so that its
+peak RSS is the reactor's alone.
 """
 
 from __future__ import annotations
@@ -19,37 +24,162 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, latency, maintenance_race, seed
-from bench.common import ROOT, patch_connect_rate
+from bench import convergence, latency, maintenance_race, seed, snapshot_path
+from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
-BENCH_CONNECT_RATE = 50  # connections/s for the small latency and convergence books
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+PARTS = ("seed", "latency", "convergence", "maintenance", "snapshot", "steady")
 
 
-def _scale(quick: bool, connect_rate: int | None, profile: Path | None) -> dict[str, Any]:
-    args = [sys.executable, "-m", "bench.scale"]
+def _steady(quick: bool, profile: Path | None) -> dict[str, Any]:
+    """One child process per snapshot interval: updateInterval 2000 (10,000 records/s at
+    1,000 x 20) and OKX's default, about 5 s."""
+    runs: list[tuple[str, list[str]]] = [("2000", ["--interval", "2000"]), ("5000", [])]
     if quick:
-        args += ["--rates", "1000,5000", "--window", "4", "--connect-rate", "100"]
+        common = ["--accounts", "300", "--window", "4", "--connect-rate", "100"]
+        runs = runs[:1]
     else:
-        args += ["--rates", "1000,2500,5000", "--window", "10", "--connect-rate", "25"]
-    if connect_rate is not None:
-        args += ["--connect-rate", str(connect_rate)]
-    if profile is not None:
-        args += ["--profile", str(profile)]
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        out = Path(tmp) / "scale.json"
-        subprocess.run([*args, "--json-out", str(out)], check=True, cwd=ROOT)
-        result: dict[str, Any] = json.loads(out.read_text())
-        return result
+        common = ["--accounts", "1000", "--window", "10", "--connect-rate", "50"]
+    out: dict[str, Any] = {}
+    for name, extra in runs:
+        args = [sys.executable, "-m", "bench.steady", *common, *extra]
+        if profile is not None and name == "2000":
+            args += ["--profile", str(profile)]
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            path = Path(tmp) / "steady.json"
+            subprocess.run([*args, "--json-out", str(path)], check=True, cwd=ROOT)
+            out[name] = json.loads(path.read_text())
+    return out
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    node: Any = results
+    for p in path:
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every headline figure with its target (and whether it is met)."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: Any, unit: str, target: str, ok: bool | None) -> None:
+        out.append({"name": name, "value": value, "unit": unit, "target": target, "ok": ok})
+
+    sd = results.get("seed")
+    if sd:
+        v = sd["to_in_band"]["max_ms"]
+        add("seed case: start -> in band (max)", v, "ms", "< 2000", v is not None and v < 2000)
+        add("seed case: calls per run", sd["calls_per_run"], "", "[1]", sd["calls_per_run"] == [1])
+    for name, r in (results.get("latency") or {}).items():
+        if "trailing" in name:
+            continue
+        v = r["own"]["p99_ms"]
+        add(f"own share p99, {name}", v, "ms", "< 2", v is not None and v < 2)
+    conv = results.get("convergence")
+    if conv:
+        for name, res in conv["scenarios"].items():
+            old = res[convergence.OLD]["margin_calls"]["median"]
+            new = res[convergence.NEW]["margin_calls"]
+            add(
+                f"calls, {name}: reactor (old poller {old})",
+                new["median"],
+                "",
+                f"<= {old}",
+                new["max"] <= old,
+            )
+            for tool in (convergence.OLD, convergence.NEW):
+                s = res[tool]["converged_s"]
+                pct = convergence.spread_pct(s)
+                if pct is not None and res[tool]["runs"] > 1:
+                    add(f"spread of convergence, {name}, {tool}", pct, "%", "<= 20", pct <= 20)
+    snap = results.get("snapshot_path")
+    if snap:
+        for case in ("nothing changed", "marks moved"):
+            r = snap[case]
+            add(f"snapshot path, {case}: CPU per record", r["total_us"], "us", "", None)
+            e = r["evaluations_per_record"]
+            add(f"snapshot path, {case}: evaluations per record", e, "", "0", e == 0)
+    for interval, st in (results.get("steady") or {}).items():
+        load = st["load"]
+        tag = (
+            f"{st['accounts']} x {st['positions'] // st['accounts']}, snapshots every {interval} ms"
+        )
+        rss = st["peak_rss_mb"]
+        add(f"RSS peak, {tag}", rss, "MB", "< 300", rss < 300)
+        cpu = load["cpu_per_1000_records"]
+        if cpu is not None:
+            at10k = round(cpu * 10, 3)
+            add(f"CPU at 10,000 records/s (from {tag})", at10k, "cores", "< 0.5", at10k < 0.5)
+        p99 = load["own"]["p99_ms"]
+        add(f"own share p99 under load, {tag}", p99, "ms", "< 2", p99 is not None and p99 < 2)
+        add(f"event-loop lag p99, {tag}", load["loop_lag"]["p99_ms"], "ms", "", None)
+        fresh, bound = st["startup_all_fresh_s"], st["scaled_bound_s"]
+        add(
+            f"start-up until all fresh, {tag} (pacer bound {bound} s)",
+            fresh,
+            "s",
+            f"<= {round(bound * 1.25, 1)}",
+            fresh is not None and fresh <= bound * 1.25,
+        )
+        add(f"app.start(), {tag}", st["start_returned_s"], "s", "", None)
+    return out
+
+
+def with_previous(figs: list[dict[str, Any]], previous: dict[str, Any] | None) -> None:
+    """Add the figure of the previous results file and the ratio previous/now."""
+    before = {f["name"]: f["value"] for f in (previous or {}).get("figures", [])}
+    for f in figs:
+        old = before.get(f["name"])
+        f["previous"] = old
+        number = isinstance(old, int | float) and isinstance(f["value"], int | float)
+        f["ratio_previous_now"] = round(old / f["value"], 2) if number and f["value"] else None
+
+
+# ------------------------------------------------------------------------------ tables
 
 
 def _ms(d: dict[str, Any]) -> str:
     return f"{d['p50_ms']} / {d['p99_ms']} / {d['max_ms']}"
 
 
+def _spread(s: dict[str, Any]) -> str:
+    if s["median"] is None:
+        return "not within horizon"
+    if s["min"] == s["max"]:
+        return str(s["median"])
+    hi = "not within horizon" if s["max"] is None else s["max"]
+    return f"{s['median']} ({s['min']}-{hi})"
+
+
 def table(results: dict[str, Any]) -> str:
-    """The results as Markdown tables (printed, and pasted into the README)."""
+    """The results as Markdown (printed, and written into the README)."""
     lines: list[str] = []
+    figs = results.get("figures") or []
+    if figs:
+        lines += [
+            "Every figure against its target (previous: the results file before this run):",
+            "",
+            "| figure | value | target | met | previous | previous / now |",
+            "|---|---|---|---|---|---|",
+        ]
+        for f in figs:
+            met = {True: "yes", False: "**no**", None: ""}[f["ok"]]
+            unit = f" {f['unit']}" if f["unit"] else ""
+            target = f"{f['target']}{unit}" if f["target"] else ""
+            lines.append(
+                f"| {f['name']} | {f['value']}{unit} | {target} | {met} | "
+                f"{'' if f.get('previous') is None else f['previous']} | "
+                f"{'' if f.get('ratio_previous_now') is None else f['ratio_previous_now']} |"
+            )
+        lines.append("")
     sd = results.get("seed")
     if sd:
         lines += [
@@ -77,57 +207,98 @@ def table(results: dict[str, Any]) -> str:
     conv = results.get("convergence")
     if conv:
         lines += [
-            f"Convergence (scenario seconds; time scaled 1/{conv['scale']:g}, poll every "
-            f"{conv['poll_interval_s']:g} s):",
+            f"Convergence against the old 5-minute poller (scenario seconds; median (min-max) "
+            f"over {conv['repeats']} runs, the trailing-debounce variant once; poller at "
+            f"1/{conv['poller_scale']:g} scale, the reactor's scale per row; reversed = an "
+            "applied transfer the next one on the same position undid):",
             "",
-            "| scenario | design | converged after | margin calls | 59301 "
+            "| scenario | design | scale | converged after | margin calls | 59301 | reversed "
             "| out of band (position-s) | still out at end |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, res in conv["scenarios"].items():
             for tool, r in res.items():
                 if tool == "ratio old/new":
                     lines.append(
-                        f"| {name} | **ratio old/new** | {r['converged_s']} | "
-                        f"{r['margin_calls']} | {r['rejected_59301']} | "
+                        f"| {name} | **ratio old/new** | | {r['converged_s']} | "
+                        f"{r['margin_calls']} | {r['rejected_59301']} | | "
                         f"{r['out_of_band_position_s']} | |"
                     )
                     continue
-                conv_s = "not within horizon" if r["converged_s"] is None else r["converged_s"]
                 lines.append(
-                    f"| {name} | {tool} | {conv_s} | {r['margin_calls']} | "
-                    f"{r['rejected_59301']} | {r['out_of_band_position_s']} | "
-                    f"{r['out_of_band_at_end']} |"
+                    f"| {name} | {tool} | 1/{r['scale']:g} | {_spread(r['converged_s'])} | "
+                    f"{_spread(r['margin_calls'])} | {_spread(r['rejected_59301'])} | "
+                    f"{_spread(r['reversed'])} | {_spread(r['out_of_band_position_s'])} | "
+                    f"{_spread(r['out_of_band_at_end'])} |"
                 )
+        if not conv.get("reduce_rule_switch"):
+            lines += [
+                "",
+                "(The strictest-reduce-rule scenario runs once the simulator has the "
+                "`mechanics.reduce_rule` switch.)",
+            ]
         lines.append("")
-    sc = results.get("scale")
-    if sc:
+    snap = results.get("snapshot_path")
+    if snap:
         lines += [
-            f"Scale ({sc['accounts']} accounts x {sc['positions'] // sc['accounts']} positions = "
-            f"{sc['positions']}, {sc['instruments']} instruments):",
+            f"Snapshot path, sans-I/O (µs of CPU per position record, best of {snap['repeats']}"
+            f" runs of {snap['rounds']} rounds x {snap['records_per_round']} records):",
             "",
-            f"- start-up to all accounts fresh: {sc['startup_all_fresh_s']} s at "
-            f"{sc['connect_rate_per_s']} connections/s (pacer bound {sc['scaled_bound_s']} s; "
-            f"at OKX's 3/s the bound is {sc['okx_bound_s']} s); app.start() itself took "
-            f"{sc['start_returned_s']} s",
-            f"- RSS after start-up {sc['rss_after_startup_mb']} MB, peak {sc['peak_rss_mb']} MB",
-            "",
-            "| pushes/s sent | received/s | reactor CPU | CPU per 1,000 pushes/s "
-            "| own share p50 / p99 / max (ms) | push -> call (ms) | loop lag p99 (ms) |",
-            "|---|---|---|---|---|---|---|",
+            "| snapshot | parse | book + engine | evaluations | total | evaluations per record |",
+            "|---|---|---|---|---|---|",
         ]
-        for r in sc["load"].values():
+        for case in ("nothing changed", "marks moved"):
+            r = snap[case]
             lines.append(
-                f"| {r['sim_sent_per_s']} | {r['received_per_s']} | {r['cpu_share']:.0%} | "
-                f"{r['cpu_per_1000_pushes']:.1%} | {_ms(r['own'])} | {_ms(r['e2e'])} | "
-                f"{r['loop_lag']['p99_ms']} |"
+                f"| {case} | {r['parse_us']} | {r['book_and_engine_us']} | "
+                f"{r['evaluations_us']} | {r['total_us']} | {r['evaluations_per_record']} |"
             )
         lines.append("")
+    steady = results.get("steady")
+    if steady:
+        lines += [
+            "Steady load on OKX's traffic model (regular snapshots of every position, silent "
+            "mark moves, fills putting positions out of band; simulator in its own process):",
+            "",
+            "| accounts x positions | snapshot every | records/s | reactor CPU | CPU per 1,000 "
+            "records/s | RSS after start-up / peak (MB) | own share p50 / p99 / max (ms) | "
+            "loop lag p99 (ms) | all fresh after (pacer bound) | app.start() |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for interval, st in steady.items():
+            load = st["load"]
+            lines.append(
+                f"| {st['accounts']} x {st['positions'] // st['accounts']} | {interval} ms | "
+                f"{load['records_per_s']} | {load['cpu_share']:.0%} | "
+                f"{load['cpu_per_1000_records']:.1%} | {st['rss_after_startup_mb']} / "
+                f"{st['peak_rss_mb']} | {_ms(load['own'])} | {load['loop_lag']['p99_ms']} | "
+                f"{st['startup_all_fresh_s']} s at {st['connect_rate_per_s']}/s "
+                f"({st['scaled_bound_s']} s; OKX's 3/s: {st['okx_bound_s']} s) | "
+                f"{st['start_returned_s']} s |"
+            )
+        lines.append("")
+    meta = results.get("meta", {})
+    lines.append(
+        f"Run: {meta.get('started')} on {meta.get('cpus')} CPUs, Python {meta.get('python')}, "
+        f"{'quick' if meta.get('quick') else 'full'} mode, {meta.get('duration_s')} s."
+    )
     return "\n".join(lines)
 
 
+def write_readme(results: dict[str, Any], readme: Path = README) -> None:
+    """Replace the text between the bench markers with the tables of ``results``."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
+
+
+# -------------------------------------------------------------------------------- main
+
+
 async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
-    patch_connect_rate(BENCH_CONNECT_RATE)
     out: dict[str, Any] = {}
     if "latency" in only:
         print("latency:", flush=True)
@@ -136,6 +307,7 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
         print("convergence:", flush=True)
         out["convergence"] = await convergence.run(quick)
     if "maintenance" in only:
+        # Issue 13: maintenances at random while the price walks; wasted transfers per mode.
         print("maintenances while the price walks (wasted transfers):", flush=True)
         out["maintenance"] = await maintenance_race.run_all(quick)
     return out
@@ -143,13 +315,23 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="fewer samples, about 2 minutes")
-    ap.add_argument("--only", default="seed,latency,convergence,maintenance,scale")
+    ap.add_argument("--quick", action="store_true", help="fewer samples, a few minutes (CI)")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"any of {','.join(PARTS)}")
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--connect-rate", type=int, help="scale: connections per second")
-    ap.add_argument("--profile", type=Path, help="scale: pyinstrument text profile of 5,000/s")
+    ap.add_argument("--profile", type=Path, help="steady: pyinstrument profile, 2000 ms run")
+    ap.add_argument(
+        "--readme", action="store_true", help="only rewrite the README's figures from --out"
+    )
     args = ap.parse_args(argv)
+    if args.readme:
+        write_readme(json.loads(args.out.read_text()))
+        print(f"README Performance figures rewritten from {args.out}")
+        return
     only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(PARTS)
+    if unknown:
+        ap.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}")
+    previous = json.loads(args.out.read_text()) if args.out.exists() else None
     started = time.time()
     results: dict[str, Any] = {
         "meta": {
@@ -164,10 +346,15 @@ def main(argv: list[str] | None = None) -> None:
         print("seed case from a cold start:", flush=True)
         results["seed"] = seed.run(args.quick)
     results.update(asyncio.run(_in_process(args.quick, only)))
-    if "scale" in only:
-        print("scale:", flush=True)
-        results["scale"] = _scale(args.quick, args.connect_rate, args.profile)
+    if "snapshot" in only:
+        print("snapshot path:", flush=True)
+        results["snapshot_path"] = snapshot_path.best_of(3 if args.quick else 5)
+    if "steady" in only:
+        print("steady load:", flush=True)
+        results["steady"] = _steady(args.quick, args.profile)
     results["meta"]["duration_s"] = round(time.time() - started, 1)
+    results["figures"] = figures(results)
+    with_previous(results["figures"], previous)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(table(results))

@@ -72,6 +72,9 @@ async def run(accounts: int, per_account: int, nofile: int, connect_rate: int) -
         nofile = hard_now  # a container's own ceiling; raising it needs CAP_SYS_RESOURCE
     patch_connect_rate(connect_rate)
     sc = scenario(accounts, per_account)
+    # The reactor's connection pacer is scaled up for a short start-up: scale the simulator's
+    # DOC-WS limit of new connections per second the same way (REST rate limits stay OKX's).
+    sc["simulator"] = {"ws_connects_per_s": connect_rate}
     keys = [[a["name"], p["instId"], p["posSide"]] for a in sc["accounts"] for p in a["positions"]]
     result: dict[str, Any] = {
         "accounts": accounts,

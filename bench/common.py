@@ -6,35 +6,32 @@ import asyncio
 import json
 import math
 import os
+import ssl
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from reactor import app
-from reactor import log as logging_setup
-from reactor.config import AccountConfig, Config, load_config
+from reactor.config import Config, load_config
 from reactor.okx import pacing
-from reactor.okx import ws as ws_module
 from reactor.okx.models import Position
+from reactor.okx.ws import SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol, WsEvent
+from reactor.sim import testing
+from reactor.sim.testing import BAND_HI, BAND_LO, credentials_env, wait_until
+
+__all__ = ["BAND_HI", "BAND_LO", "wait_until"]
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = [
-    {"min_count": 0, "target": "10", "band": ["9.5", "10.5"]},
-    {"min_count": 2, "target": "20", "band": ["19", "21"]},
-    {"min_count": 3, "target": "30", "band": ["28.5", "31.5"]},
-]
-BAND_LO, BAND_HI = Decimal("9.5"), Decimal("10.5")
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
+MARGIN_PATH = testing.MARGIN_BALANCE
+BENCH_CONNECT_RATE = 50  # connections/s for the small latency and convergence books
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -139,7 +136,7 @@ def account(n: int, positions: list[dict[str, Any]], balance: str = "1000000") -
 
 @dataclass
 class Probe:
-    """Timestamps taken around the reactor without touching engine.py or app.py.
+    """Timestamps taken around the reactor through ``app.StartHooks`` (no engine changes).
 
     - frame received: when the session hands a text frame to the protocol (``receive``);
     - due: the first frame that showed a position out of band (count-0 band), per position;
@@ -148,10 +145,11 @@ class Probe:
     """
 
     frames: int = 0
+    records: int = 0  # position records handed to the engine (snapshots and events)
     rx_perf: float = 0.0
     rx_wall: float = 0.0
     rx_sim_ts: float = 0.0
-    due: dict[tuple[str, str, str], tuple[float, float, float]] = field(default_factory=dict)
+    due: dict[tuple[str, str, str], tuple[float, float, float, float]] = field(default_factory=dict)
     sends: list[dict[str, Any]] = field(default_factory=list)
     enabled: bool = True
 
@@ -163,8 +161,10 @@ class Probe:
         self.rx_sim_ts = float(text[i + 9 : -1]) if i >= 0 else 0.0
 
     def on_positions(self, positions: list[Position]) -> None:
+        self.records += len(positions)
         if not self.enabled:
             return
+        handed = time.perf_counter()  # parsed: the engine gets the positions now
         for p in positions:
             m = p.margin
             if m is None or p.pos == 0:
@@ -173,7 +173,7 @@ class Probe:
             if BAND_LO <= m <= BAND_HI:
                 self.due.pop(key, None)
             elif key not in self.due:
-                self.due[key] = (self.rx_perf, self.rx_wall, self.rx_sim_ts)
+                self.due[key] = (self.rx_perf, self.rx_wall, self.rx_sim_ts, handed)
 
     def on_send(self, account: str, body: bytes) -> None:
         now = time.perf_counter()
@@ -187,6 +187,8 @@ class Probe:
                 "body": body.decode(),
                 "wall": wall,
                 "own_s": None if due is None else now - due[0],
+                "parse_s": None if due is None else due[3] - due[0],
+                "engine_s": None if due is None else now - due[3],
                 "in_s": None if due is None or not due[2] else due[1] - due[2],
                 "sim_ts": None if due is None or not due[2] else due[2],
             }
@@ -196,29 +198,50 @@ class Probe:
 PROBE = Probe()
 
 
-class _StampedProtocol(PrivateChannelProtocol):
+class StampedProtocol(PrivateChannelProtocol):
+    """Stamps each text frame as the session hands it to the protocol."""
+
     def receive(self, text: str) -> list[WsEvent]:
         PROBE.on_frame(text)
         return super().receive(text)
 
 
-class _ProbeHandler:
+class ProbeHandler:
     """Sits between a session and the engine; records when a position became due."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: SessionHandler) -> None:
         self._inner = inner
 
     def on_update(self, account: str, positions: list[Position]) -> None:
         PROBE.on_positions(positions)
         self._inner.on_update(account, positions)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def on_snapshot(
+        self, account: str, positions: list[Position], *, last_page: bool, **kwargs: Any
+    ) -> None:
+        PROBE.on_positions(positions)
+        self._inner.on_snapshot(account, positions, last_page=last_page, **kwargs)
+
+    def on_connected(self, account: str) -> None:
+        self._inner.on_connected(account)
+
+    def on_disconnected(self, account: str, reason: str) -> None:
+        self._inner.on_disconnected(account, reason)
+
+    def on_stopped(self, account: str, reason: str) -> None:
+        self._inner.on_stopped(account, reason)
 
 
-class _ProbeTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, account: str) -> None:
-        self._inner = inner
+# Each transport would otherwise build its own TLS context (~0.85 MB, ~20 ms): the reactor shares
+# one (reactor.okx.rest), and so does the probe.
+_SSL = ssl.create_default_context()
+
+
+class ProbeTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport, stamping when a margin-balance request is handed to it."""
+
+    def __init__(self, account: str) -> None:
+        self._inner = httpx.AsyncHTTPTransport(verify=_SSL)  # one context, as the reactor
         self._account = account
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -230,19 +253,42 @@ class _ProbeTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def install_probes() -> None:
-    """Stamp frames on arrival (class-level patch of the protocol the sessions build)."""
-    setattr(ws_module, "PrivateChannelProtocol", _StampedProtocol)  # noqa: B010
+def with_update_interval(
+    base: type[PrivateChannelProtocol], interval_ms: int | None
+) -> type[PrivateChannelProtocol]:
+    """``base`` subscribing with ``extraParams`` ``updateInterval`` (DOC-POS: "2000", "3000",
+    "4000" ms; without it OKX sends a regular snapshot about every 5 s). The reactor does not
+    set it; the benchmark measures both."""
+    if interval_ms is None:
+        return base
+    extra = json.dumps({"updateInterval": str(interval_ms)})
+
+    class Subscribing(base):  # type: ignore[valid-type,misc]
+        def subscribe_frame(self) -> str:
+            super().subscribe_frame()  # the protocol's own bookkeeping
+            arg = {"channel": "positions", "instType": "SWAP", "extraParams": extra}
+            return json.dumps({"op": "subscribe", "args": [arg]}, separators=(",", ":"))
+
+    return Subscribing
 
 
-def patch_connect_rate(rate: int) -> None:
-    """Scaled start-up: app.start builds ``ConnectPacer()``; give it ``rate`` per second."""
-
-    class _Pacer(pacing.ConnectPacer):
-        def __init__(self) -> None:
-            super().__init__(rate, 1.0)
-
-    setattr(app, "ConnectPacer", _Pacer)  # noqa: B010
+def start_hooks(
+    *, connect_rate: int, probes: bool, update_interval_ms: int | None = None
+) -> app.StartHooks:
+    """The seams the benchmarks use: a scaled connection pacer (OKX allows 3 per second), the
+    snapshot interval and, with ``probes``, frame stamps, due times and send stamps."""
+    pacer = pacing.ConnectPacer(connect_rate, 1.0)
+    if not probes:
+        return app.StartHooks(
+            pacer=pacer,
+            protocol_class=with_update_interval(PrivateChannelProtocol, update_interval_ms),
+        )
+    return app.StartHooks(
+        pacer=pacer,
+        transport=ProbeTransport,
+        session_handler=lambda _account, inner: ProbeHandler(inner),
+        protocol_class=with_update_interval(StampedProtocol, update_interval_ms),
+    )
 
 
 def write_config(
@@ -251,55 +297,40 @@ def write_config(
     scenario: dict[str, Any],
     **timing: Any,
 ) -> Config:
-    """A reactor config for ``scenario`` on ``sim``; credentials go to the environment."""
-    names = [a["name"] for a in scenario["accounts"]]
-    for acc in scenario["accounts"]:
-        prefix = AccountConfig(name=acc["name"]).env_prefix
-        os.environ[f"{prefix}_API_KEY"] = acc["apiKey"]
-        os.environ[f"{prefix}_SECRET_KEY"] = acc["secretKey"]
-        os.environ[f"{prefix}_PASSPHRASE"] = acc["passphrase"]
-    raw = {
-        "venue": {"kind": "sim", "rest_url": sim.url, "ws_private_url": sim.ws_url},
-        "state_dir": str(state_dir / "state"),
-        "accounts": [{"name": n} for n in names],
-        "targets": TARGETS,
-        "policy": {"buffer": "1.5", "min_action": "0.1"},
-        "timing": timing,
-        "status": {"enabled": False, "port": 0},
-        "log": {"format": "json", "level": "info"},
-    }
-    path = state_dir / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    """A reactor config for ``scenario`` on ``sim`` (production timing unless given);
+    credentials go to the environment."""
+    os.environ.update(credentials_env(scenario))
+    path = testing.write_config(
+        state_dir,
+        sim.url,
+        [{"name": a["name"]} for a in scenario["accounts"]],
+        ws_url=sim.ws_url,
+        defaults={},
+        log_level="info",
+        **timing,
+    )
     return load_config(path)
 
 
 @asynccontextmanager
-async def reactor(cfg: Config, *, probes: bool = True) -> AsyncIterator[app.Runtime]:
-    """The real reactor (app.start/stop), logging at info into /dev/null as in production."""
+async def reactor(
+    cfg: Config,
+    *,
+    probes: bool = True,
+    connect_rate: int = BENCH_CONNECT_RATE,
+    update_interval_ms: int | None = None,
+) -> AsyncIterator[app.Runtime]:
+    """The real reactor (app.start/stop, GC tuned as ``reactor run`` does), logging at info
+    into /dev/null as in production."""
+    PROBE.__init__()  # type: ignore[misc]
     with open(os.devnull, "w") as sink:
-        logging_setup.configure("info", "json", stream=sink)
-        PROBE.__init__()  # type: ignore[misc]
-        rt = await app.start(cfg)
-        app.tune_gc()  # as `reactor run` does
-        if probes:
-            for session in rt.sessions.values():
-                session._handler = _ProbeHandler(session._handler)
-            for name, client in rt.clients.items():
-                inner = client._client._transport
-                client._client._transport = _ProbeTransport(inner, name)
-        try:
+        hooks = start_hooks(
+            connect_rate=connect_rate, probes=probes, update_interval_ms=update_interval_ms
+        )
+        async with testing.running(
+            cfg, hooks=hooks, log_level="info", log_stream=sink, tune_gc=True
+        ) as (rt, _):
             yield rt
-        finally:
-            await app.stop(rt)
-
-
-async def wait_until(pred: Any, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(interval_s)
-    return bool(pred())
 
 
 def match_e2e(sends: list[dict[str, Any]], requests: list[dict[str, Any]]) -> list[float]:

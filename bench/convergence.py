@@ -1,20 +1,30 @@
 """Part 2: convergence of the old 5-minute poller versus the reactor, on the same scenarios.
 
 Scaled time: every duration of a run - the poller's 300 s interval, the market script, the
-reactor's debounce (500 ms), cooldown (5 s) and reconcile interval (60 s) - is divided by
-``scale``; measured wall times are multiplied by ``scale`` and reported in scenario seconds.
-The exchange's and the reactor's real processing time is not scaled, so it shows up ``scale``
-times larger: a handicap for the fast side (the reactor), never for the poller.
+reactor's debounce (500 ms), cooldown (5 s), reconcile interval (60 s) and ledger poll - is
+divided by ``scale``; measured wall times are multiplied by ``scale`` and reported in scenario
+seconds. Real processing time is not scaled, so it shows up ``scale`` times larger: a quick run
+at 1/600 once gave 98 s instead of 9.3 s for 50 positions, and 59301s in the falling market.
+The scale is therefore chosen per design and scenario so that processing stays small against
+what is measured: the reactor runs event-only scenarios in real time (scale 1: its figures are
+processing), the scripted ones at 1/100 (falling market: price steps 7 s apart) and 1/20
+(maintenances: a record follows its fill by 0.2-1 s); the poller runs at 1/100 (1/300 quick),
+where its processing is a few seconds against its 300 s interval. Every design/scenario pair
+runs ``repeats`` times and the spread (min / median / max) is reported.
 The poller's first round comes half an interval after the positions go out of band (the
 expected delay when the event falls at a random point of its cycle).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import random
 import tempfile
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
@@ -23,11 +33,40 @@ import yaml
 
 from bench.common import ROOT, account, reactor, sim_process, wait_until, write_config
 from bench.poller import OldPoller
+from reactor.app import LEDGER_FILE
+from reactor.ledger import Ledger
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
+from reactor.sim.scenario import Scenario
 
 POLL_S = 300.0
-TOOLS = ("old poller", "reactor", "reactor (trailing debounce)")
+OLD, NEW, TRAILING = "old poller", "reactor", "reactor (trailing debounce)"
+TOOLS = (OLD, NEW, TRAILING)
+METRICS = (
+    "converged_s",
+    "margin_calls",
+    "rejected_59301",
+    "reversed",
+    "out_of_band_position_s",
+    "out_of_band_at_end",
+)
+# sim-trade's reduce rule (okx-fidelity.md 4): a scenario setting once it is in the simulator.
+SIM_HAS_REDUCE_RULE = "mechanics" in Scenario.model_fields
+LENIENT = {"reduce_rule": {"im_basis": "mark", "fee_reserve": False}}
+STRICTEST = {"reduce_rule": {"im_basis": "max", "fee_reserve": True}}
+
+
+@dataclass
+class Case:
+    """One scenario: its accounts, an optional script (scenario seconds), and how to run it."""
+
+    scenario: dict[str, Any]
+    script: list[dict[str, Any]] = field(default_factory=list)
+    script_s: float = 0.0
+    reactor_scale: float = 1.0
+    reactor_horizon_s: float = 60.0  # scenario seconds after the script
+    maintenance: bool = False  # the script writes maintenance records to the ledger
+    mechanics: dict[str, Any] | None = None
 
 
 def cro() -> dict[str, Any]:
@@ -154,25 +193,123 @@ def falling() -> tuple[dict[str, Any], list[dict[str, Any]], float]:
     return {"instruments": insts, "accounts": accounts}, steps, len(path) * 60.0
 
 
-async def run_tool(
-    tool: str,
-    sc: dict[str, Any],
-    script: list[dict[str, Any]],
-    script_s: float,
-    scale: float,
-) -> dict[str, Any]:
-    horizon_s = script_s + (3 if script else 6) * POLL_S  # scenario seconds
-    # Accounts start empty; once the tool is ready, every position opens at once, out of band.
+def maintenances(
+    seed: int = 11, count: int = 16, window_s: float = 300.0
+) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    """12 positions in band (1 contract at 100, 20x, margin 10) and ``count`` maintenances at
+    random times: each buys one more contract (its initial margin, 5, comes with the fill) and
+    its record reaches the ledger 0.2-1 s later. The second maintenance of a position moves
+    its target to 20, the third to 30. A design that acts on the fill before the record comes
+    reduces towards the old target and adds back: a wasted transfer (``reversed``)."""
+    rng = random.Random(seed)
+    insts = [
+        {"instId": f"M{i}-USDT-SWAP", "ctVal": "1", "markPx": "100", "tickSz": "0.01"}
+        for i in range(3)
+    ]
+    accounts = [
+        account(
+            n,
+            [
+                {
+                    "instId": i["instId"],
+                    "posSide": "long",
+                    "pos": "1",
+                    "avgPx": "100",
+                    "lever": "20",
+                    "margin": "10",
+                }
+                for i in insts
+            ],
+        )
+        for n in range(4)
+    ]
+    keys = [(a["name"], p["instId"], p["posSide"]) for a in accounts for p in a["positions"]]
+    done: dict[tuple[str, str, str], int] = {}
+    times = sorted(rng.uniform(30, 30 + window_s) for _ in range(count))
+    steps = []
+    for at in times:
+        key = rng.choice([k for k in keys if done.get(k, 0) < 4])
+        done[key] = done.get(key, 0) + 1
+        steps.append(
+            {
+                "at": round(at, 3),
+                "kind": "maintenance",
+                "account": key[0],
+                "instId": key[1],
+                "posSide": key[2],
+                "add": "1",
+                "record_after": round(rng.uniform(0.2, 1.0), 3),
+            }
+        )
+    return {"instruments": insts, "accounts": accounts}, steps, 30 + window_s + 1
+
+
+def cases() -> dict[str, Case]:
+    fall, fall_script, fall_s = falling()
+    maint, maint_script, maint_s = maintenances()
+    out = {
+        "CRO case": Case(cro()),
+        "50 random out-of-band positions": Case(random50()),
+        "falling market, floor blocks": Case(fall, fall_script, fall_s, reactor_scale=100),
+        "maintenances at random": Case(
+            maint, maint_script, maint_s, reactor_scale=20, maintenance=True
+        ),
+    }
+    if SIM_HAS_REDUCE_RULE:
+        for c in out.values():
+            c.mechanics = LENIENT  # the rule these figures were first measured with
+        out["falling market, strictest reduce rule"] = Case(
+            fall, fall_script, fall_s, reactor_scale=100, mechanics=STRICTEST
+        )
+    return out
+
+
+def reversed_transfers(requests: list[dict[str, Any]]) -> int:
+    """Applied transfers that the next applied transfer on the same position undid (a reduce
+    followed by an add, or the other way round): margin moved for nothing."""
+    last: dict[tuple[str, str, str], str] = {}
+    wasted = 0
+    for r in sorted(requests, key=lambda r: r["time"]):
+        if r["code"] != "0":
+            continue
+        body = json.loads(r["body"])
+        key = (r["account"], body["instId"], body["posSide"])
+        if last.get(key) not in (None, body["type"]):
+            wasted += 1
+        last[key] = body["type"]
+    return wasted
+
+
+async def run_tool(tool: str, case: Case, poller_scale: float) -> dict[str, Any]:
+    scale = poller_scale if tool == OLD else case.reactor_scale
+    if tool == OLD:
+        horizon_s = case.script_s + (3 if case.script else 6) * POLL_S  # scenario seconds
+    else:
+        horizon_s = case.script_s + case.reactor_horizon_s
+    sc = dict(case.scenario)
+    if case.mechanics is not None:
+        sc["mechanics"] = case.mechanics
+    # OKX's regular snapshots (every ~5 s: the only place a mark move shows) and its 50 ms
+    # event window run in scenario time too.
+    sc["simulator"] = {"time_scale": 1 / scale}
+    # Accounts start empty; once the tool is ready, every position opens at once.
     empty = {**sc, "accounts": [{**a, "positions": []} for a in sc["accounts"]]}
     opened = [{"account": a["name"], **p} for a in sc["accounts"] for p in a["positions"]]
     async with sim_process(empty, stamp=False) as sim:
         with tempfile.TemporaryDirectory(prefix="bench-conv-") as tmp:
-            stop = await _start(tool, sim, sc, Path(tmp), scale)
+            stop, ledger = await _start(tool, sim, sc, Path(tmp), scale)
             t0 = time.monotonic()
             await sim.post("/bench/open", {"lo": "9.5", "hi": "10.5", "positions": opened})
-            if script:
-                scaled = [{**s, "at": s["at"] / scale} for s in script]
-                await sim.post("/bench/script", {"steps": scaled})
+            if case.script:
+                scaled = [
+                    {**s, "at": s["at"] / scale}
+                    | ({"record_after": s["record_after"] / scale} if "record_after" in s else {})
+                    for s in case.script
+                ]
+                body: dict[str, Any] = {"steps": scaled}
+                if case.maintenance:
+                    body["ledger"] = str(ledger)
+                await sim.post("/bench/script", body)
             try:
                 while time.monotonic() - t0 < horizon_s / scale:
                     await asyncio.sleep(0.02)
@@ -180,24 +317,31 @@ async def run_tool(
                     stats = await sim.get("/bench/stats")
                     if stats["script_done"] and band["out_now"] == 0:
                         break
+                await asyncio.sleep(0.5)  # room for a late (wrong) call to show
             finally:
                 await stop()
             band = await sim.get("/bench/band")
             requests = await sim.get("/bench/margin-requests")
     converged = band["converged_after_s"]
     return {
-        "converged_s": None if converged is None else round(converged * scale, 1),
+        "scale": scale,
+        "converged_s": None if converged is None else round(converged * scale, 2),
         "margin_calls": len(requests),
         "rejected_59301": sum(r["code"] == "59301" for r in requests),
         "other_errors": sum(r["code"] not in ("0", "59301") for r in requests),
-        "out_of_band_position_s": round(band["out_s"] * scale, 1),
+        "reversed": reversed_transfers(requests),
+        "out_of_band_position_s": round(band["out_s"] * scale, 2),
         "episodes": band["episodes"],
         "out_of_band_at_end": band["out_now"],
     }
 
 
-async def _start(tool: str, sim: Any, sc: dict[str, Any], tmp: Path, scale: float) -> Any:
-    if tool == "old poller":
+async def _start(
+    tool: str, sim: Any, sc: dict[str, Any], tmp: Path, scale: float
+) -> tuple[Callable[[], Any], Path]:
+    """Start one design; returns its stop coroutine function and the ledger it reads."""
+    if tool == OLD:
+        ledger = Ledger(tmp / "poller.sqlite")
         clients = {
             a["name"]: OkxRestClient(
                 sim.url,
@@ -207,7 +351,16 @@ async def _start(tool: str, sim: Any, sc: dict[str, Any], tmp: Path, scale: floa
             )
             for a in sc["accounts"]
         }
-        poller = OldPoller(clients, interval_s=POLL_S / scale, first_after_s=POLL_S / 2 / scale)
+
+        def counts(name: str, raw: Mapping[str, Any]) -> int:
+            return ledger.count(name, raw["instId"], raw["posSide"], int(raw["cTime"]))
+
+        poller = OldPoller(
+            clients,
+            interval_s=POLL_S / scale,
+            first_after_s=POLL_S / 2 / scale,
+            counts=counts,
+        )
         task = asyncio.create_task(poller.run())
 
         async def stop_poller() -> None:
@@ -215,16 +368,18 @@ async def _start(tool: str, sim: Any, sc: dict[str, Any], tmp: Path, scale: floa
             await asyncio.gather(task, return_exceptions=True)
             for c in clients.values():
                 await c.aclose()
+            ledger.close()
 
-        return stop_poller
+        return stop_poller, tmp / "poller.sqlite"
     cfg = write_config(
         tmp,
         sim,
         sc,
         debounce_ms=max(1, round(500 / scale)),
-        leading_edge=tool == "reactor",
+        leading_edge=tool == NEW,
         cooldown_s=5 / scale,
         reconcile_interval_s=60 / scale,
+        ledger_poll_ms=max(1, round(200 / scale)),
     )
     cm = reactor(cfg, probes=False)
     rt = await cm.__aenter__()
@@ -234,7 +389,7 @@ async def _start(tool: str, sim: Any, sc: dict[str, Any], tmp: Path, scale: floa
     async def stop_reactor() -> None:
         await cm.__aexit__(None, None, None)
 
-    return stop_reactor
+    return stop_reactor, cfg.state_dir / LEDGER_FILE
 
 
 def _ratio(old: Any, new: Any) -> float | None:
@@ -243,30 +398,80 @@ def _ratio(old: Any, new: Any) -> float | None:
     return round(float(old) / float(new), 1)
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    scale = 600.0 if quick else 100.0
-    fall, script, script_s = falling()
-    scenarios = {
-        "CRO case": (cro(), [], 0.0),
-        "50 random out-of-band positions": (random50(), [], 0.0),
-        "falling market, floor blocks": (fall, script, script_s),
+def spread(values: list[Any]) -> dict[str, Any]:
+    """min / median / max over runs (None, "not within the horizon", counts as the largest)."""
+    if not values:
+        return {"min": None, "median": None, "max": None}
+    order = sorted(values, key=lambda v: (v is None, v or 0))
+    return {"min": order[0], "median": order[(len(order) - 1) // 2], "max": order[-1]}
+
+
+def spread_pct(s: dict[str, Any]) -> float | None:
+    """(max - min) / median in per cent; None when undefined (a None or zero median)."""
+    if s["median"] in (None, 0) or s["max"] is None or s["min"] is None:
+        return None
+    return round(100 * (s["max"] - s["min"]) / s["median"], 1)
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"runs": len(runs), "scale": runs[0]["scale"]}
+    for k in (*METRICS, "other_errors"):
+        out[k] = spread([r[k] for r in runs])
+    return out
+
+
+async def run(quick: bool, repeats: int | None = None, only: str | None = None) -> dict[str, Any]:
+    poller_scale = 300.0 if quick else 100.0
+    repeats = repeats or (1 if quick else 3)
+    out: dict[str, Any] = {
+        "poller_scale": poller_scale,
+        "repeats": repeats,
+        "poll_interval_s": POLL_S,
+        "reduce_rule_switch": SIM_HAS_REDUCE_RULE,
+        "scenarios": {},
     }
-    out: dict[str, Any] = {"scale": scale, "poll_interval_s": POLL_S, "scenarios": {}}
-    for name, (sc, steps, length) in scenarios.items():
-        results = {}
+    for name, case in cases().items():
+        if only is not None and only not in name:
+            continue
+        results: dict[str, Any] = {}
         for tool in TOOLS:
-            results[tool] = await run_tool(tool, sc, steps, length, scale)
+            n = 1 if tool == TRAILING else repeats
+            runs = [await run_tool(tool, case, poller_scale) for _ in range(n)]
+            results[tool] = summarise(runs)
             r = results[tool]
             print(
-                f"  {name:32s} {tool:28s} converged {r['converged_s']} s, calls "
-                f"{r['margin_calls']}, 59301 {r['rejected_59301']}, out of band "
-                f"{r['out_of_band_position_s']} position-s",
+                f"  {name:38s} {tool:28s} x{n} converged {_fmt(r['converged_s'])} s, calls "
+                f"{_fmt(r['margin_calls'])}, 59301 {_fmt(r['rejected_59301'])}, reversed "
+                f"{_fmt(r['reversed'])}, out of band {_fmt(r['out_of_band_position_s'])} "
+                "position-s",
                 flush=True,
             )
-        old, new = results["old poller"], results["reactor"]
+        old, new = results[OLD], results[NEW]
         results["ratio old/new"] = {
-            k: _ratio(old[k], new[k])
+            k: _ratio(old[k]["median"], new[k]["median"])
             for k in ("converged_s", "margin_calls", "rejected_59301", "out_of_band_position_s")
         }
         out["scenarios"][name] = results
     return out
+
+
+def _fmt(s: dict[str, Any]) -> str:
+    """``median [min-max]``, or the single value of one run."""
+    if s["min"] == s["max"]:
+        return str(s["median"])
+    return f"{s['median']} [{s['min']}-{s['max']}]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.convergence [--quick] [--repeats N] [--only SUBSTRING]``."""
+    ap = argparse.ArgumentParser(prog="bench.convergence")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int)
+    ap.add_argument("--only", help="run the scenarios whose name contains this")
+    args = ap.parse_args(argv)
+    result = asyncio.run(run(args.quick, args.repeats, args.only))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

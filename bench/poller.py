@@ -11,13 +11,16 @@ What it does, faithfully to the tool the reactor replaces:
   - amounts below 0.1 U are skipped;
 - positions are handled one after another; an error (59301 included) is counted and the
   position is simply tried again next round: no step halving, no awareness of the cause.
+
+With ``counts`` (the maintenance scenario) the poller reads each position's maintenance count
+at its round, as the old tool read its counter, and aims at that count's target and band.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -26,6 +29,13 @@ from reactor.okx.errors import OkxError
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
 
 MAX_STEP = Decimal(5)
+# The desk's targets by maintenance count: (min_count, target, band low, band high).
+TARGETS = [
+    (0, Decimal(10), Decimal("9.5"), Decimal("10.5")),
+    (2, Decimal(20), Decimal(19), Decimal(21)),
+    (3, Decimal(30), Decimal("28.5"), Decimal("31.5")),
+]
+CountSource = Callable[[str, Mapping[str, Any]], int]
 MIN_AMOUNT = Decimal("0.1")
 STEP = Decimal("0.01")
 
@@ -73,21 +83,25 @@ class OldPoller:
         *,
         interval_s: float = 300.0,
         first_after_s: float = 0.0,
+        counts: CountSource | None = None,
     ) -> None:
         self.clients = dict(clients)
+        self.counts = counts
         self.interval_s = interval_s
         self.first_after_s = first_after_s
         self.stats = PollerStats()
 
     async def run_round(self) -> None:
         self.stats.rounds += 1
-        for client in self.clients.values():
+        for name, client in self.clients.items():
             try:
                 positions = await client.get_positions("SWAP")
             except (OkxError, RequestNotSent, AmbiguousOutcome):
                 continue  # next round
             for raw in positions:
-                decision = old_decision(raw)
+                count = self.counts(name, raw) if self.counts is not None else 0
+                _, target, lo, hi = [t for t in TARGETS if t[0] <= count][-1]
+                decision = old_decision(raw, target, lo, hi)
                 if decision is None:
                     continue
                 kind, amount = decision

@@ -26,19 +26,31 @@ from typing import Any
 from aiohttp import web
 
 from reactor import log as logging_setup
+from reactor.ledger import Ledger
 from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
+from reactor.sim.testing import MARGIN_BALANCE, TARGETS
+from reactor.sim.ws_limits import WsLimits
 
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
+MARGIN_PATH = MARGIN_BALANCE
 TICK_S = 0.005
 
 
+def band_for(count: int) -> tuple[Decimal, Decimal]:
+    """The desk's band for a maintenance count (reactor.sim.testing.TARGETS)."""
+    rule = [t for t in TARGETS if t["min_count"] <= count][-1]
+    return Decimal(rule["band"][0]), Decimal(rule["band"][1])
+
+
 class BandTracker:
-    """Exact position-seconds out of band, from every change the simulator pushes."""
+    """Exact position-seconds out of band, from every change the simulator pushes; the band of
+    a position follows its maintenance count (:meth:`set_band`)."""
 
     def __init__(self, sim: Simulator, lo: Decimal, hi: Decimal) -> None:
+        self.sim = sim
         self.lo, self.hi = lo, hi
+        self.bands: dict[tuple[str, str, str], tuple[Decimal, Decimal]] = {}
         self.start = time.time()
         self.out_s = 0.0
         self.out_since: dict[tuple[str, str, str], float] = {}
@@ -57,15 +69,25 @@ class BandTracker:
             if d["mgnMode"] != "isolated":
                 continue
             key = (c.account, d["instId"], d["posSide"])
-            out = d["pos"] != "0" and not self.lo <= Decimal(d["margin"]) <= self.hi
-            since = self.out_since.get(key)
-            if out and since is None:
-                self.out_since[key] = now
-                self.episodes += 1
-            elif not out and since is not None:
-                del self.out_since[key]
-                self.out_s += now - since
-                self.last_in_at = now
+            lo, hi = self.bands.get(key, (self.lo, self.hi))
+            self._mark(key, d["pos"] != "0" and not lo <= Decimal(d["margin"]) <= hi, now)
+
+    def set_band(self, key: tuple[str, str, str], lo: Decimal, hi: Decimal) -> None:
+        """A new maintenance count moved the position's band: it may be out of band now."""
+        self.bands[key] = (lo, hi)
+        p = self.sim.exchange.accounts[key[0]].positions.get((key[1], key[2], "isolated"))
+        if p is not None:
+            self._mark(key, not lo <= p.margin <= hi, time.time())
+
+    def _mark(self, key: tuple[str, str, str], out: bool, now: float) -> None:
+        since = self.out_since.get(key)
+        if out and since is None:
+            self.out_since[key] = now
+            self.episodes += 1
+        elif not out and since is not None:
+            del self.out_since[key]
+            self.out_s += now - since
+            self.last_in_at = now
 
     def report(self) -> dict[str, Any]:
         now = time.time()
@@ -90,6 +112,7 @@ class Control:
         self.perturb_done = True
         self.script_done = True
         self.band: BandTracker | None = None
+        self.counts: dict[tuple[str, str, str], int] = {}  # maintenances recorded
         sim.on_changes = self._on_changes
 
     def _on_changes(self, changes: list[Change]) -> None:
@@ -208,24 +231,62 @@ class Control:
         finally:
             self.perturb_done = True
 
-    # -- scripted market: [{"at": s, "instId": ..., "markPx": ...}] relative to now -------
+    # -- scripted market, relative to now: mark moves [{"at": s, "instId", "markPx"}] and
+    # maintenances [{"at", "kind": "maintenance", "account", "instId", "posSide", "add",
+    # "record_after"}]: the desk buys ``add`` more contracts at mark (the fill brings their
+    # initial margin), and the maintenance record reaches the ledger ``record_after`` seconds
+    # later (records are written only after the order succeeded: domain.md).
     async def script(self, request: web.Request) -> web.Response:
         raw = await request.json()
         self.script_done = False
-        self._spawn(self._script(raw["steps"]))
+        self._spawn(self._script(raw["steps"], raw.get("ledger")))
         return web.json_response({"ok": True})
 
-    async def _script(self, steps: list[dict[str, Any]]) -> None:
+    async def _script(self, steps: list[dict[str, Any]], ledger_path: str | None) -> None:
         start = time.monotonic()
+        ledger = Ledger(Path(ledger_path)) if ledger_path else None
+        records: list[asyncio.Task[None]] = []
         try:
-            for s in steps:
+            for n, s in enumerate(steps):
                 delay = start + float(s["at"]) - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if s.get("kind") == "maintenance":
+                    assert ledger is not None, "a maintenance script needs the ledger path"
+                    self._maintenance_fill(s)
+                    records.append(
+                        asyncio.create_task(self._record_later(ledger, s, f"bench-m{n}"))
+                    )
+                    continue
                 changes = self.ex.set_mark_price(s["instId"], Decimal(s["markPx"]))
                 self.sim.apply(changes)
+            await asyncio.gather(*records)
         finally:
+            if ledger is not None:
+                ledger.close()
             self.script_done = True
+
+    def _maintenance_fill(self, s: dict[str, Any]) -> None:
+        acct, inst_id, side = s["account"], s["instId"], s["posSide"]
+        p = self.ex.accounts[acct].positions[(inst_id, side, "isolated")]
+        inst = self.ex.instruments[inst_id]
+        add = Decimal(s["add"])
+        pos = p.pos + add
+        avg = ((p.avg_px * p.pos + inst.mark_px * add) / pos).quantize(inst.tick_sz)
+        fill_im = add * inst.ct_val * inst.mark_px / p.lever
+        self.sim.apply(
+            self.ex.set_position(
+                acct, inst_id, side, pos=pos, avg_px=avg, lever=p.lever, margin=p.margin + fill_im
+            )
+        )
+
+    async def _record_later(self, ledger: Ledger, s: dict[str, Any], key: str) -> None:
+        await asyncio.sleep(float(s["record_after"]))
+        ledger.record_maintenance(s["account"], s["instId"], s["posSide"], key)
+        pos_key = (s["account"], s["instId"], s["posSide"])
+        self.counts[pos_key] = self.counts.get(pos_key, 0) + 1
+        if self.band is not None:
+            self.band.set_band(pos_key, *band_for(self.counts[pos_key]))
 
     # -- band tracking --------------------------------------------------------------------
     async def band_start(self, request: web.Request) -> web.Response:
@@ -280,7 +341,14 @@ class Control:
 async def serve(scenario_path: Path, *, rate_limits: bool, stamp: bool) -> None:
     scenario = scenario_from_dict(json.loads(scenario_path.read_text()), str(scenario_path))
     sim = Simulator(
-        scenario, price_walk=False, rate_limits=rate_limits, stamp_pushes=stamp, idle_timeout=600
+        scenario,
+        price_walk=False,
+        rate_limits=rate_limits,
+        stamp_pushes=stamp,
+        idle_timeout=600,
+        # The benchmarks scale the reactor's connect rate past OKX's 3/s per IP
+        # (common.patch_connect_rate): the simulator must not refuse those connections.
+        ws_limits=WsLimits(connects_per_s=0),
     )
     url = await sim.start("127.0.0.1", 0)
     control = Control(sim)

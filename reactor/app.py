@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
@@ -34,7 +35,8 @@ from reactor.okx.errors import OkxError
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
-from reactor.okx.ws import PrivateSession
+from reactor.okx.ws import PrivateSession, SessionHandler
+from reactor.okx.ws_protocol import PrivateChannelProtocol
 from reactor.redaction import register_secrets
 from reactor.state_dir import StartupError, StateLock, prepare_state_dir
 from reactor.status.metrics import Metrics
@@ -71,6 +73,23 @@ class StartCancelled(Exception):
     """SIGTERM/SIGINT arrived while start-up was still retrying: exit cleanly."""
 
 
+@dataclass(frozen=True)
+class StartHooks:
+    """Seams for tests and benchmarks, so they need no monkeypatching; the defaults (None) are
+    production. ``transport(account)`` gives that account's REST client an httpx transport
+    (None: httpx's own); ``session_handler(account, engine)`` wraps what a session reports to;
+    ``protocol_class`` parses the private channel (a subclass may stamp frames on arrival);
+    ``pacer`` paces WebSocket connection starts (OKX: 3 per second)."""
+
+    pacer: ConnectPacer | None = None
+    transport: Callable[[str], httpx.AsyncBaseTransport | None] | None = None
+    session_handler: Callable[[str, SessionHandler], SessionHandler] | None = None
+    protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol
+
+    def transport_for(self, account: str) -> httpx.AsyncBaseTransport | None:
+        return self.transport(account) if self.transport is not None else None
+
+
 @dataclass
 class Runtime:
     """What a running reactor holds; tests and benchmarks reach in through it."""
@@ -89,6 +108,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     dry_run: bool = False
     pacer: ConnectPacer = field(default_factory=ConnectPacer)
+    hooks: StartHooks = field(default_factory=StartHooks)
     # Clients of accounts a reload stopped: closed at stop, after their calls in flight.
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -266,7 +286,11 @@ def tune_gc() -> None:
 
 
 async def start(
-    cfg: Config, *, dry_run: bool | None = None, stop_event: asyncio.Event | None = None
+    cfg: Config,
+    *,
+    dry_run: bool | None = None,
+    stop_event: asyncio.Event | None = None,
+    hooks: StartHooks | None = None,
 ) -> Runtime:
     """Build and start everything. ``dry_run`` None: the config's ``dry_run`` key.
 
@@ -292,7 +316,9 @@ async def start(
 
         cleanup.append(close_ledger)
         dry = cfg.dry_run if dry_run is None else dry_run
-        rt = await _start_locked(cfg, creds, ledger, dry, stop_event, cleanup)
+        rt = await _start_locked(
+            cfg, creds, ledger, dry, stop_event, cleanup, hooks or StartHooks()
+        )
     except BaseException:
         for undo in reversed(cleanup):
             with contextlib.suppress(Exception):
@@ -310,6 +336,7 @@ async def _start_locked(
     dry_run: bool,
     stop_event: asyncio.Event | None,
     cleanup: list[Callable[[], Awaitable[None]]],
+    hooks: StartHooks,
 ) -> Runtime:
     sim = None
     if cfg.venue.embedded:
@@ -334,7 +361,14 @@ async def _start_locked(
     timeout = cfg.timing.request_timeout_s
     simulated = cfg.venue.simulated_trading
     clients = {
-        name: OkxRestClient(rest_url, c, simulated=simulated, timeout_s=timeout, account=name)
+        name: OkxRestClient(
+            rest_url,
+            c,
+            simulated=simulated,
+            timeout_s=timeout,
+            account=name,
+            transport=hooks.transport_for(name),
+        )
         for name, c in creds.items()
     }
     for client in clients.values():
@@ -378,9 +412,9 @@ async def _start_locked(
     engine.on_paused(pause_map(pauses))
     if pauses:
         log.info("control.pauses.loaded", pauses=len(pauses))
-    pacer = ConnectPacer()
+    pacer = hooks.pacer or ConnectPacer()
     rt = Runtime(cfg, engine, ledger, {}, {}, rest_url, ws_url, sim=sim, metrics=metrics)
-    rt.dry_run, rt.pacer = dry_run, pacer
+    rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
     status_url = None
     server = None
     source = WithLedgerHealth(
@@ -439,11 +473,12 @@ def _maintenance_api(rt: Runtime) -> MaintenanceApi:
 def _start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
     """The account's private WebSocket session, started (paced with every other account's)."""
     cfg, timing = rt.cfg, rt.cfg.timing
+    wrap = rt.hooks.session_handler
     session = PrivateSession(
         name,
         rt.ws_url,
         creds,
-        rt.engine,
+        wrap(name, rt.engine) if wrap else rt.engine,
         pacer=rt.pacer,
         extra_headers={"x-simulated-trading": "1"} if cfg.venue.simulated_trading else None,
         ping_interval_s=timing.ws_ping_interval_s,
@@ -452,6 +487,7 @@ def _start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession
         resync_clock=rt.clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
         # Counts from fills: orders on the same connection (managed sub-accounts only).
         orders=cfg.maintenance.rule() is not None and _role(cfg, name) == "sub",
+        protocol_class=rt.hooks.protocol_class,
     )
     rt.sessions[name] = session
     rt.spawn(f"ws:{name}", session.run())
@@ -752,6 +788,7 @@ async def reload(rt: Runtime, path: Path) -> bool:
             simulated=new.venue.simulated_trading,
             timeout_s=new.timing.request_timeout_s,
             account=name,
+            transport=rt.hooks.transport_for(name),
         )
         rt.clients[name] = client
         rt.engine.on_account_enabled(AccountState(name, now[name].role, client, enabled=True))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
 from typing import TextIO
@@ -22,7 +22,7 @@ from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.models import PayloadError, Position, parse_instrument, parse_position
 from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
-from reactor.policy import ActionKind, PolicyConfig, decide
+from reactor.policy import ActionKind, PolicyConfig, decide, round_down
 
 log = get_logger(__name__)
 
@@ -144,6 +144,23 @@ def plan_rows(
     return rows
 
 
+def apply_exchange_limit(row: PlanRow, cap: Decimal | None, policy: PolicyConfig) -> PlanRow:
+    """A reduce as the engine sends it: never above OKX's own ``estAvailTrans`` (read at the
+    position's leverage), rounded down to the step; below ``min_action`` it is not sent.
+    ``cap`` None: the limit could not be read, and then the engine sends no reduce either."""
+    if row.action != "reduce" or row.amount is None:
+        return row
+    if cap is None:
+        return replace(row, action="blocked", amount=None, reason="estAvailTrans unreadable")
+    if cap >= row.amount:
+        return row
+    amount = round_down(max(cap, Decimal(0)), policy.amount_step)
+    if amount < policy.min_action:
+        why = f"exchange_limit: estAvailTrans {cap} < min_action"
+        return replace(row, action="blocked", amount=None, reason=why)
+    return replace(row, amount=amount, reason=f"{row.reason}; capped by estAvailTrans {cap}")
+
+
 def render(rows: Sequence[PlanRow], out: TextIO) -> None:
     """A plain aligned table (no colours: it is read in terminals and pasted into tickets)."""
     table = [list(COLUMNS)] + [r.cells() for r in rows]
@@ -192,9 +209,37 @@ async def read_book(
     return ct_vals, [p for p in positions if p.pos != 0]
 
 
+async def read_caps(
+    rest_url: str,
+    cfg: Config,
+    creds: Mapping[str, Credentials],
+    wanted: Sequence[Position],
+) -> dict[tuple[str, str, str], Decimal | None]:
+    """``estAvailTrans`` for each position the plan would reduce (None when unreadable: the
+    engine would not send that reduce either, and the row says so)."""
+    out: dict[tuple[str, str, str], Decimal | None] = {}
+    for pos in wanted:
+        key = (pos.account, pos.inst_id, pos.pos_side)
+        async with OkxRestClient(
+            rest_url,
+            creds[pos.account],
+            simulated=cfg.venue.simulated_trading,
+            timeout_s=cfg.timing.request_timeout_s,
+            account=pos.account,
+        ) as client:
+            try:
+                if pos.lever is None:
+                    raise ValueError("no lever")
+                info = await client.adjust_leverage_info(pos.inst_id, pos.lever, pos.pos_side)
+                cap = Decimal(str(info.get("estAvailTrans")))
+                out[key] = cap if cap.is_finite() and cap >= 0 else None
+            except (OkxError, RequestNotSent, AmbiguousOutcome, ValueError, ArithmeticError):
+                out[key] = None
+    return out
+
+
 async def _plan(cfg: Config, out: TextIO) -> int:
-    from reactor.app import LEDGER_FILE, _embedded_credentials
-    from reactor.ledger import Ledger
+    from reactor.app import _embedded_credentials
 
     sim = None
     if cfg.venue.embedded:
@@ -212,12 +257,32 @@ async def _plan(cfg: Config, out: TextIO) -> int:
         rest_url, _ = cfg.venue.urls()
     try:
         ct_vals, positions = await read_book(rest_url, cfg, creds)
+        rows = _rows(cfg, ct_vals, positions)
+        reducing = {(r.account, r.inst_id, r.pos_side) for r in rows if r.action == "reduce"}
+        wanted = [p for p in positions if (p.account, p.inst_id, p.pos_side) in reducing]
+        caps = await read_caps(rest_url, cfg, creds, wanted)
     except Unreachable as exc:
         print(f"reactor: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     finally:
         if sim is not None:
             await sim.stop()
+    policy = cfg.policy_config()
+    rows = [
+        apply_exchange_limit(r, caps[(r.account, r.inst_id, r.pos_side)], policy)
+        if (r.account, r.inst_id, r.pos_side) in caps
+        else r
+        for r in rows
+    ]
+    render(rows, out)
+    return 0
+
+
+def _rows(cfg: Config, ct_vals: Mapping[str, Decimal], positions: list[Position]) -> list[PlanRow]:
+    """The plan's rows with the ledger's counts and pauses (no ledger yet: counts 0)."""
+    from reactor.app import LEDGER_FILE
+    from reactor.ledger import Ledger
+
     path = cfg.state_dir / LEDGER_FILE
     ledger = Ledger(path) if path.exists() else None
     try:
@@ -231,12 +296,10 @@ async def _plan(cfg: Config, out: TextIO) -> int:
             return whole if whole is not None else pauses.get((a, i, s))
 
         roles = {a.name: a.role for a in cfg.enabled_accounts()}
-        rows = plan_rows(positions, roles, ct_vals, counts, cfg.policy_config(), paused)
+        return plan_rows(positions, roles, ct_vals, counts, cfg.policy_config(), paused)
     finally:
         if ledger is not None:
             ledger.close()
-    render(rows, out)
-    return 0
 
 
 def plan_command(cfg: Config, out: TextIO | None = None) -> int:

@@ -11,11 +11,15 @@
   ``on_call_done`` (SendMarginCall, with an :class:`Outcome`), ``on_result_written`` /
   ``on_result_failed`` (WriteResult), ``on_resolved`` / ``on_resolve_failed`` (ResolveOutcome),
   ``on_positions_read`` / ``on_read_failed`` (ReadPositions), ``on_instrument``
-  (FetchInstrument), ``on_reduce_checked`` (CheckReduce), ``on_task_failed`` (any task);
+  (FetchInstrument), ``on_reduce_checked`` / ``on_reduce_check_failed`` (CheckReduce: OKX's
+  ``estAvailTrans``), ``on_bills_read`` / ``on_bills_failed`` (ReadBills: foreign transfers),
+  ``on_task_failed`` (any task);
 - ``recover`` at start-up, ``view(now)`` for the status page.
 
 Commands: SetTimer / CancelTimer, WriteIntent -> SendMarginCall (never the other way round),
-WriteResult, ResolveOutcome, ReadPositions, FetchInstrument, CheckReduce, SyncClock, Log.
+WriteResult, ResolveOutcome, ReadPositions, ReadBills, FetchInstrument, CheckReduce, SyncClock,
+Log. Pure helpers: :mod:`.bills` (which call a margin-transfer bill belongs to), :mod:`.foreign`
+(the hold against a second controller).
 """
 
 from reactor.engine.core import EngineCore

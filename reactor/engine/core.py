@@ -69,7 +69,16 @@ from reactor.maintenance import (
 )
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
-from reactor.policy import Action, ActionKind, decide, round_down, target_for
+from reactor.policy import (
+    BELOW_MIN_ACTION,
+    IN_BAND,
+    NOT_MANAGED,
+    Action,
+    ActionKind,
+    decide,
+    round_down,
+    target_for,
+)
 
 if TYPE_CHECKING:
     from reactor.ledger import JournalEntry
@@ -107,6 +116,33 @@ def _ms(now: float) -> int:
 
 def _pos_fields(key: PositionKey) -> dict[str, str]:
     return {"account": key[0], "instId": key[1], "posSide": key[2]}
+
+
+# Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
+# maintenance count stay the same.
+_SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
+
+
+def _settled(control: PositionControl) -> bool:
+    """The last evaluation found nothing to do (not a blocked, waiting or failed position)."""
+    return control.status == "ok" and control.reason in _SETTLED_REASONS
+
+
+def _still_in_band(control: PositionControl, change: BookChange) -> bool:
+    """The last evaluation found the position in its band, and the change moved only market
+    fields (mark price, upl, notional, liquidation price): on OKX every regular snapshot
+    carries such moves for nearly every position. In band depends on the margin, the size
+    and the count (keyed by cTime) alone, so there is nothing to re-evaluate.
+    (bench: 1.0 -> 0 evaluations per record when marks moved.)"""
+    prev, pos = change.previous, change.position
+    return (
+        prev is not None
+        and control.status == "ok"
+        and control.reason == IN_BAND
+        and pos.margin == prev.margin
+        and pos.pos == prev.pos
+        and pos.c_time == prev.c_time
+    )
 
 
 class EngineCore:
@@ -254,8 +290,17 @@ class EngineCore:
                     self._recovering.add(account)
                     opened = tuple(p for p in self.book.positions(account) if p.is_open)
                     out.add(RecoverFills(account, opened))
-            # Every position is re-evaluated from the fresh snapshot, changed or not.
+            # After a (re)connect every position is re-evaluated from the fresh snapshot. On the
+            # regular snapshots that follow (OKX: every 2-5 s) a position whose last evaluation
+            # settled on nothing to do is skipped unless its record changed (scheduled below):
+            # that decision is a function of the record and the count alone, and a count change
+            # re-evaluates at once. Everything else (blocked, waiting, errors) is re-evaluated.
+            # (bench: 1.0 -> 0 evaluations per unchanged record at 10,000 records/s.)
             for pos in self.book.positions(account):
+                if not first:
+                    control = self._controls.get(pos.key)
+                    if control is not None and _settled(control):
+                        continue
                 self._schedule(pos.key, now, out)
         self._handle_changes(changes, now, out)
         return out.commands
@@ -557,6 +602,7 @@ class EngineCore:
         within the window hold its positions (``margin.position.held_foreign``) instead of
         fighting back (:mod:`reactor.engine.foreign`)."""
         out = Out()
+        self._end_bills_wait(account, now, out)
         for bill in foreign:
             unit = (account, bill.inst_id)
             keys = [
@@ -604,7 +650,20 @@ class EngineCore:
         reconcile interval); corrections go on."""
         out = Out()
         out.warning("bills.read.failed", account=account, trigger=trigger, error=error[:200])
+        self._end_bills_wait(account, now, out)  # act on: never stuck on the bills
         return out.commands
+
+    def _end_bills_wait(self, account: str, now: float, out: Out) -> None:
+        for pos in self.book.positions(account):
+            control = self._controls.get(pos.key)
+            if control is not None and control.bills_wait_until > 0:
+                waited_until, control.bills_wait_until = control.bills_wait_until, 0.0
+                # Wake it now if it sleeps for the wait; an earlier wake-up (the debounce's)
+                # stands.
+                if not control.in_flight and (
+                    control.due_at is None or control.due_at >= waited_until
+                ):
+                    self._set_timer(pos.key, control, max(now, control.cooldown_until), out)
 
     def _side_of(self, bill: Bill, keys: Sequence[PositionKey]) -> str:
         """The position a bill moved: bills carry no posSide; ``posBal`` (the margin after)
@@ -675,10 +734,12 @@ class EngineCore:
             or current != c.position
             or account is None
             or not account.managed
+            or not account.enabled
+            or self.paused_reason(c.key) is not None
         ):
-            # The stream broke, the position moved or the account was stopped while the
-            # exchange was asked: the call was decided from what no longer holds. Decide
-            # again, never send it.
+            # The stream broke, the position moved, or the account was stopped, disabled or
+            # paused while the exchange was asked: the call was decided from what no longer
+            # holds. Decide again, never send it.
             self._abandon(call, c, "", now, out)
             self._set_timer(c.key, c.control, now, out)
             return out.commands
@@ -1031,7 +1092,9 @@ class EngineCore:
                 self._drop(key, out)
             control = self._controls.get(key)
             if control is not None:
-                self._note_push(key, control, change, out)
+                self._note_push(key, control, change, now, out)
+                if change.kind is ChangeKind.UPDATED and _still_in_band(control, change):
+                    continue
             self._schedule(key, now, out)
 
     def _drop(self, key: PositionKey, out: Out) -> None:
@@ -1040,7 +1103,12 @@ class EngineCore:
             out.add(CancelTimer(key))
 
     def _note_push(
-        self, key: PositionKey, control: PositionControl, change: BookChange, out: Out
+        self,
+        key: PositionKey,
+        control: PositionControl,
+        change: BookChange,
+        now: float,
+        out: Out,
     ) -> None:
         """End the cooldown early once a push shows the margin the call should have left; end
         holds and the 59301 step cap when the position itself changes."""
@@ -1060,8 +1128,11 @@ class EngineCore:
         ):
             # The margin moved with no fill and no call of ours in flight: someone else may
             # have transferred margin. Read the bills (a funding fee or an auto-margin add is
-            # not a transfer and is skipped there).
+            # not a transfer and is skipped there) before acting on the position, so a second
+            # controller is seen before we answer its transfer; at most ``bills_wait_s``.
             out.add(ReadBills(key[0], "drift"))
+            if not self.settings.dry_run:
+                control.bills_wait_until = now + self.settings.bills_wait_s
         if confirmed:
             control.cooldown_until = 0.0
             control.expected_margin = None
@@ -1189,6 +1260,9 @@ class EngineCore:
         if control.cooldown_until > now:
             self._set_timer(key, control, control.cooldown_until, out)
             return None
+        if control.bills_wait_until > now:
+            self._set_timer(key, control, control.bills_wait_until, out)
+            return None  # the bills read after a margin drift answers first
         if control.expected_margin is not None and control.pending is None:
             control.reread = True  # an ok call no push confirmed within the cooldown
         if key in self._unknown_at_start and control.pending is None:

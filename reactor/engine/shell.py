@@ -653,8 +653,8 @@ class Engine:
         floor = self._bills_since.get(account, since) - 2 * skew
         for bill_id in [i for i, ts in seen.items() if ts < floor]:
             del seen[bill_id]
-        if new_foreign:
-            self._run(self.core.on_bills_read(account, new_foreign, trigger, now=self._clock()))
+        # Always answered, foreign or not: positions that wait for this read go on.
+        self._run(self.core.on_bills_read(account, new_foreign, trigger, now=self._clock()))
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)

@@ -117,6 +117,9 @@ class EngineSettings:
     # of an account within the window hold its positions (reactor.engine.foreign).
     foreign_transfer_limit: int = 2
     foreign_transfer_window_s: float = 600.0
+    # After a margin change with no fill and no call of ours, the position waits for the
+    # bills read (who moved it?) at most this long before acting.
+    bills_wait_s: float = 3.0
     internal_error_window_s: float = 600.0  # /healthz shows an internal error this long
 
     @property
@@ -176,6 +179,7 @@ class PositionControl:
     guard_held: bool = False  # inside a margin.guard.position_held episode
     exchange_limited: bool = False  # estAvailTrans left less than min_action (blocked episode)
     foreign_held: bool = False  # held: someone else keeps moving its margin
+    bills_wait_until: float = 0.0  # a margin drift: wait for the bills read until then
     guard_entry: tuple[float, Decimal, PositionKey] | None = None  # reserved for the call
     status: str = "ok"
     reason: str = ""

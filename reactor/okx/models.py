@@ -7,7 +7,7 @@ that names the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -108,7 +108,10 @@ class Position:
     pos_id: str
     c_time: int
     u_time: int
-    p_time: int = 0  # push time (exchange clock), 0 when the payload has none (REST)
+    # Push time (exchange clock), 0 when the payload has none (REST). Not part of equality: it
+    # says when a record was sent, not what the position is, so a regular snapshot that repeats
+    # a position (OKX: every 2-5 s) is no change to the book and no re-evaluation.
+    p_time: int = field(default=0, compare=False)
 
     @property
     def key(self) -> PositionKey:

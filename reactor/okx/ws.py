@@ -17,6 +17,7 @@ from typing import Literal, Protocol, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from reactor.fdlimit import log_if_emfile
 from reactor.log import get_logger
@@ -48,6 +49,18 @@ log = get_logger(__name__)
 T = TypeVar("T")
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 HEALTHY_AFTER_S = 10.0
+
+
+def _deflate() -> ClientPerMessageDeflateFactory:
+    """permessage-deflate as websockets offers it, but with a small window for what the client
+    compresses (login, subscribe and "ping" only). The default compressor (32 KiB window,
+    memLevel 5) held ~190 KiB per connection: 190 MB of the reactor's RSS at 1,000
+    sub-accounts (bench: steady). Without a ``client_max_window_bits`` answer the client still
+    uses 9 bits, which any server's 15-bit decompressor reads (RFC 7692 7.1.2.2). What the
+    server sends is decompressed with the window it chose, as before."""
+    return ClientPerMessageDeflateFactory(
+        client_max_window_bits=9, compress_settings={"memLevel": 1}
+    )
 
 
 class SessionHandler(Protocol):
@@ -91,6 +104,7 @@ class PrivateSession:
         resync_clock: Callable[[], Awaitable[float]] | None = None,
         open_timeout_s: float = 10.0,
         orders: bool = False,
+        protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol,
     ) -> None:
         self.account = account
         self.orders = orders  # also subscribe ``orders``: counts from fills (issue 13)
@@ -107,6 +121,7 @@ class PrivateSession:
         self._resync_clock = resync_clock  # e.g. OkxRestClient.sync_clock: offset to OKX time
         self._offset_s = 0.0
         self._open_timeout_s = open_timeout_s
+        self._protocol_class = protocol_class  # a seam for benchmarks (frame arrival stamps)
         self._stop = asyncio.Event()
         self._snapshot_done = False
         self.connected = False
@@ -176,6 +191,7 @@ class PrivateSession:
                     close_timeout=2,
                     max_size=MAX_FRAME_BYTES,
                     proxy=None,
+                    extensions=[_deflate()],
                 )
             except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
                 log_if_emfile(exc, account=self.account, what="ws connect")
@@ -216,7 +232,7 @@ class PrivateSession:
         return _Outcome(reason, then, healthy or then == "now")
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
-        proto = PrivateChannelProtocol(
+        proto = self._protocol_class(
             self.account, self._credentials, clock=self._now, orders=self.orders
         )
         self._snapshot_done = False

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve https/wss with a fresh self-signed CA (its file is named in sim.ready)",
     )
+    p.add_argument(
+        "--no-desk",
+        action="store_true",
+        help="do not run the scenario's simulated desk (its market orders)",
+    )
     p.add_argument("--log-level", default="info")
     return p
 
@@ -104,6 +109,7 @@ def main(argv: list[str]) -> int:
         time_scale=args.time_scale,
         legacy_push_fields=args.legacy_push_fields,
         tls=args.tls,
+        desk=False if args.no_desk else None,
     )
     try:
         asyncio.run(_serve(sim, args.host, args.port))

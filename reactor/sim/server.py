@@ -160,13 +160,13 @@ class Simulator:
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if self._tls_wanted is True and self._tls is None:
+            self._tls = await asyncio.to_thread(make_tls)  # openssl runs ~0.1 s
         app = web.Application()
         app.router.add_get(WS_PATH, self._ws_handler)
         app.router.add_route("*", "/{tail:.*}", self._http)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        if self._tls_wanted is True and self._tls is None:
-            self._tls = await asyncio.to_thread(make_tls)  # openssl runs ~0.1 s
         ssl_context = None if self._tls is None else self._tls.server_context()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         try:

@@ -130,6 +130,13 @@ EPISODES: tuple[Episode, ...] = (
         "Main account holding fewer positions than expected",
     ),
     Episode(
+        "reactor_log_foreign_hold",
+        "margin.position.held_foreign",
+        "margin.position.released_foreign",
+        ("account", "instId"),
+        "Instrument held: its margin is moved by transfers this reactor did not make",
+    ),
+    Episode(
         "reactor_log_account_stopped",
         "account.stopped",
         None,
@@ -222,6 +229,7 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
     blocked = _episode("reactor_log_target_blocked")
     main_below = _episode("reactor_log_main_below_expected")
     stopped = _episode("reactor_log_account_stopped")
+    foreign = _episode("reactor_log_foreign_hold")
     pos = "account, instId, posSide"
     return (
         Alert(
@@ -296,6 +304,16 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
             "margin.guard.tripped: the account moved more than policy.max_moved_per_hour USDT "
             "within an hour; further calls are held back.",
             guard.events,
+        ),
+        Alert(
+            "ReactorForeignTransferHold",
+            f"max by (account, instId) ({_open_episodes(foreign)})",
+            "critical",
+            "{{ $labels.account }} {{ $labels.instId }} held: margin moved by someone else",
+            "margin.position.held_foreign: repeated margin transfers this reactor did not make "
+            "(OKX bills) - a second controller on the account? The position is not corrected "
+            "until a quiet window passes; find and stop the other controller.",
+            (foreign.start, *((foreign.end,) if foreign.end else ())),
         ),
         Alert(
             "ReactorWatchdogUnhealthy",

@@ -44,6 +44,7 @@ box-shadow:0 1px 2px rgba(0,0,0,.08)}
 section.account h3{margin:2px 0 8px;font-size:15px}
 .badge{font-size:11px;padding:1px 7px;border-radius:9px;margin-left:6px;background:#e5e7eb}
 .badge.down{background:#fecaca;color:#7f1d1d}.badge.up{background:#bbf7d0;color:#14532d}
+.badge.paused{background:#dbeafe;color:#1e3a8a}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:right;padding:4px 8px;border-bottom:1px solid #eef}
 th:first-child,td:first-child,td.side,th.side,td.status,th.status,td.reason,th.reason{

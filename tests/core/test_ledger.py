@@ -275,3 +275,42 @@ def test_journal_rows_never_hold_a_credential(ledger: Ledger) -> None:
     text = f"{row.request} {row.msg}"
     for secret in ("AKjournal-0001", "PPjournal-0003", "c2ln+/="):
         assert secret not in text
+
+
+def test_a_bill_is_credited_to_one_journal_row_only(tmp_path: Path) -> None:
+    with Ledger(tmp_path / LEDGER_FILENAME) as ledger:
+        a = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "9.97", "{}")
+        b = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "9.97", "{}")
+        ledger.journal_result(a, "unknown", None, "timeout")
+        ledger.journal_bill(a, "700", status="ok")
+        ledger.journal_bill(a, "700")  # the same credit again: no change
+        with pytest.raises(ValueError, match="already credited"):
+            ledger.journal_bill(b, "700")
+        with pytest.raises(KeyError):
+            ledger.journal_bill(99, "701")
+        entry = ledger.journal_entry(a)
+        assert entry is not None and (entry.status, entry.bill_id) == ("ok", "700")
+        other = ledger.journal_entry(b)
+        assert other is not None and other.bill_id is None
+
+
+def test_a_ledger_from_before_bill_ids_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / LEDGER_FILENAME
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,"
+        " inst_id TEXT NOT NULL, pos_side TEXT NOT NULL, action TEXT NOT NULL,"
+        " amount TEXT NOT NULL, request TEXT NOT NULL, status TEXT NOT NULL, code TEXT,"
+        " msg TEXT, sent_ms INTEGER NOT NULL, done_ms INTEGER)"
+    )
+    db.execute(
+        "INSERT INTO journal (account, inst_id, pos_side, action, amount, request, status,"
+        " sent_ms) VALUES ('sub1', 'CRO-USDT-SWAP', 'long', 'add', '1', '{}', 'ok', 1)"
+    )
+    db.commit()
+    db.close()
+    with Ledger(path) as ledger:
+        (old,) = ledger.journal()
+        assert old.bill_id is None and old.amount == "1"
+        ledger.journal_bill(old.id, "5")
+        assert ledger.journal()[0].bill_id == "5"

@@ -58,3 +58,19 @@ def test_gates_before_the_decision() -> None:
         *("target", "band", "floor", "action", "amount", "reason"),
     ]
     assert lines[-1] == "5 positions, 1 would be corrected now"
+
+
+def test_exchange_limit_caps_a_reduce_like_the_engine() -> None:
+    from reactor.plan import apply_exchange_limit
+
+    (row,) = plan_rows([position()], {"sub1": "sub"}, {"CRO-USDT-SWAP": D("10")}, lambda p: 0, CFG)
+    assert (row.action, row.amount) == ("reduce", D("10.03"))
+    assert apply_exchange_limit(row, D("20"), CFG) == row
+    capped = apply_exchange_limit(row, D("7.129"), CFG)
+    assert (capped.action, capped.amount) == ("reduce", D("7.12"))
+    assert capped.reason.endswith("capped by estAvailTrans 7.129")
+    tiny = apply_exchange_limit(row, D("0.05"), CFG)
+    assert (tiny.action, tiny.amount) == ("blocked", None)
+    assert tiny.reason == "exchange_limit: estAvailTrans 0.05 < min_action"
+    unknown = apply_exchange_limit(row, None, CFG)
+    assert (unknown.action, unknown.reason) == ("blocked", "estAvailTrans unreadable")

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from reactor.okx.models import Position
 from reactor.policy import (
     ActionKind,
     PolicyConfig,
@@ -218,3 +219,53 @@ def test_coarse_step_never_overshoots_band() -> None:
 
 def test_decimal_type() -> None:
     assert isinstance(decide(position(), CT_VAL, 0, CFG).amount, Decimal)
+
+
+def _falling(mark: str, margin: str) -> Position:
+    """Long 1 @ 100 (ctVal 1, lever 10) in a market below its entry: floor = 100 - 0.9 mark."""
+    m = D(mark)
+    return position(
+        inst_id="F-USDT-SWAP",
+        pos=D(1),
+        avg_px=D(100),
+        mark_px=m,
+        lever=D(10),
+        margin=D(margin),
+        mmr=m * D("0.004"),
+        upl=m - D(100),
+    )
+
+
+def test_blocked_position_waits_until_the_reduction_is_worth_a_call() -> None:
+    """The bench's falling market: the floor drops 1.62 per 1.8 of recovery. A reduction that
+    stays above the band and frees less than min_blocked_reduce (2) is not sent."""
+    small = decide(_falling("92.2", "19"), D(1), 0, CFG)  # floor 17.02: 1.98 reachable
+    assert small.kind is ActionKind.BLOCKED and small.amount == 0
+    assert small.limited_by_floor
+    assert small.reason_code == "floor_above_target"
+    assert "reachable 1.98 is below 2.00" in small.reason
+    worth = decide(_falling("94", "19"), D(1), 0, CFG)  # floor 15.4: 3.6 reachable
+    assert worth.kind is ActionKind.REDUCE and worth.amount == D("3.60")
+    assert worth.limited_by_floor
+    off = decide(_falling("92.2", "19"), D(1), 0, dataclasses.replace(CFG, min_blocked_reduce=D(0)))
+    assert off.kind is ActionKind.REDUCE and off.amount == D("1.98")
+
+
+def test_blocked_rule_never_delays_the_step_into_the_band() -> None:
+    """Once the floor lets the margin reach the band, the reduction goes whatever its size."""
+    action = decide(_falling("101.2", "11.5"), D(1), 0, CFG)  # no loss: floor 10.12
+    assert action.kind is ActionKind.REDUCE and action.amount == D("1.38")
+    assert not action.limited_by_floor
+
+
+def test_after_59301s_a_blocked_position_stops_halving_below_the_minimum() -> None:
+    """A stricter exchange refused the floor-sized step; the engine's step cap halves. Once
+    the capped step is below min_blocked_reduce the position waits for the market instead."""
+    p = _falling("94", "19")  # floor 15.4: 3.6 reachable, still above the band
+    capped = decide(p, D(1), 0, CFG, step_cap=D("2.5"))
+    assert capped.kind is ActionKind.REDUCE and capped.amount == D("2.50")
+    held = decide(p, D(1), 0, CFG, step_cap=D("1.8"))
+    assert held.kind is ActionKind.BLOCKED and held.limited_by_floor
+    assert "step cap 1.8 is below 2.00" in held.reason
+    into_band = decide(_falling("101.2", "11.5"), D(1), 0, CFG, step_cap=D("0.5"))
+    assert into_band.kind is ActionKind.REDUCE and into_band.amount == D("0.50")  # not held

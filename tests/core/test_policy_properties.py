@@ -48,9 +48,12 @@ def states(draw: st.DrawFn) -> tuple[Position, Decimal]:
 
 
 configs = st.builds(
-    lambda buffer, step: PolicyConfig(targets=DEFAULT_TARGETS, buffer=buffer, amount_step=step),
+    lambda buffer, step, blocked: PolicyConfig(
+        targets=DEFAULT_TARGETS, buffer=buffer, amount_step=step, min_blocked_reduce=blocked
+    ),
     dec("0", "3", 2),
     st.sampled_from([D("0.01"), D("0.001"), D("0.05"), D("0.1")]),
+    dec("0", "6", 2),
 )
 counts = st.integers(min_value=0, max_value=6)
 availables = st.none() | dec("0", "100", 4)
@@ -184,3 +187,87 @@ def test_missing_reduce_data_blocks(
     assert action.kind is not ActionKind.REDUCE
     if action.kind is ActionKind.BLOCKED:
         assert action.reason == "missing_field:markPx"
+
+
+# -- min_blocked_reduce: a blocked position is acted on only when the reduction is worth a call
+
+
+@given(states(), configs, counts, st.none() | dec("0.1", "20", 2))
+def test_blocked_rule_only_withholds_small_reductions_that_cannot_reach_the_band(
+    state: tuple[Position, Decimal], cfg: PolicyConfig, count: int, step_cap: Decimal | None
+) -> None:
+    """Against the same policy without the rule, the only difference is a REDUCE that stays
+    above the band and frees less than ``min_blocked_reduce`` becoming BLOCKED (no call):
+    every reduction into the band, every addition and every other answer is unchanged."""
+    p, ct_val = state
+    without = dataclasses.replace(cfg, min_blocked_reduce=D(0))
+    old = decide(p, ct_val, count, without, step_cap=step_cap)
+    new = decide(p, ct_val, count, cfg, step_cap=step_cap)
+    if old == new:
+        return
+    assert old.kind is ActionKind.REDUCE and old.limited_by_floor
+    assert p.margin is not None and old.floor is not None
+    assert p.margin - old.amount > old.band[1]  # it could not have reached the band
+    assert old.amount < cfg.min_blocked_reduce  # nor freed enough to be worth a call
+    assert new.kind is ActionKind.BLOCKED and new.limited_by_floor and new.amount == 0
+    assert new.reason_code == "floor_above_target"
+
+
+@given(states(), configs, counts, st.none() | dec("0.1", "20", 2))
+def test_reductions_that_stay_above_the_band_free_at_least_the_minimum(
+    state: tuple[Position, Decimal], cfg: PolicyConfig, count: int, step_cap: Decimal | None
+) -> None:
+    p, ct_val = state
+    action = decide(p, ct_val, count, cfg, step_cap=step_cap)
+    if action.kind is ActionKind.REDUCE and action.limited_by_floor:
+        assert p.margin is not None
+        assert p.margin - action.amount > action.band[1]
+        assert action.amount >= cfg.min_blocked_reduce
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(dec("0.05", "3", 2), min_size=1, max_size=30),
+    dec("10.6", "40", 2),
+    dec("0", "5", 2),
+)
+def test_a_falling_floor_is_followed_in_fewer_calls_and_reached_all_the_same(
+    drops: list[Decimal], start_over: Decimal, threshold: Decimal
+) -> None:
+    """A long position whose floor (unrealised loss) falls in steps as the market recovers:
+    with the rule it makes at most as many reductions as without it, and once the target is
+    reachable both end in the band, at the same margin, at the same step."""
+    cfg0 = PolicyConfig(targets=DEFAULT_TARGETS, min_blocked_reduce=D(0))
+    cfg = PolicyConfig(targets=DEFAULT_TARGETS, min_blocked_reduce=threshold)
+    # ctVal 1, lever 10, avgPx 100: floor = max(0.1 px, 0.004 px + 1.5) + max(0, 100 - px).
+    px = D(100) - (start_over / D("0.9"))  # floor = 100 - 0.9 px is start_over above 0
+    marks = [px]
+    for d in drops:
+        marks.append(marks[-1] + d)
+    marks.append(D(101))  # recovered: no loss, the target is reachable
+
+    def walk(c: PolicyConfig) -> tuple[int, list[Decimal]]:
+        margin, calls, held = D(40), 0, []
+        for mark in marks:
+            p = position(
+                inst_id="F-USDT-SWAP",
+                pos=D(1),
+                avg_px=D(100),
+                mark_px=mark,
+                lever=D(10),
+                margin=margin,
+                mmr=mark * D("0.004"),
+                upl=mark - D(100),
+            )
+            action = decide(p, D(1), 0, c)
+            if action.kind is ActionKind.REDUCE:
+                margin -= action.amount
+                calls += 1
+            held.append(margin)
+        return calls, held
+
+    calls0, held0 = walk(cfg0)
+    calls, held = walk(cfg)
+    assert calls <= calls0
+    assert D("9.5") <= held[-1] <= D("10.5")
+    assert held[-1] == held0[-1]

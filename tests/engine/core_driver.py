@@ -17,6 +17,7 @@ from reactor.engine.commands import (
     Command,
     FetchInstrument,
     Log,
+    ReadBills,
     ReadPositions,
     ResolveOutcome,
     SendMarginCall,
@@ -83,6 +84,10 @@ class Driver:
     logs: list[Log] = field(default_factory=list)
     history: list[Command] = field(default_factory=list)
     journal_error: str | None = None  # every journal write fails with this while set
+    # Answer every bills read at once with "nothing foreign" (what the shell says when the
+    # bills hold only our own transfers); off: reads wait in ``bill_reads``.
+    auto_bills: bool = True
+    bill_reads: list[ReadBills] = field(default_factory=list)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -121,6 +126,10 @@ class Driver:
             self.fetches.append(cmd)
         elif isinstance(cmd, CheckReduce):
             self.checks.append(cmd)
+        elif isinstance(cmd, ReadBills):
+            if self.auto_bills:
+                return core.on_bills_read(cmd.account, [], cmd.trigger, now=now)
+            self.bill_reads.append(cmd)
         elif isinstance(cmd, SyncClock):
             self.clock_syncs.append(cmd)
         elif isinstance(cmd, Log):

@@ -140,3 +140,13 @@ def test_without_a_bill_the_margin_decides_and_says_why() -> None:
     (resolved,) = d.events("margin.adjust.resolved")
     assert (resolved["outcome"], resolved["resolved_by"]) == ("applied", "margin")
     assert resolved["bills"] == "no matching bill after the settle delay"
+
+
+def test_no_call_when_the_position_was_paused_during_the_check() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    (check,) = d.checks
+    d.feed(d.core.on_paused({("sub1", None, None): "operator"}, now=d.now))
+    d.feed(d.core.on_reduce_checked(check.call, D("20"), now=d.now))
+    d.run_due()
+    assert d.intents == [] and d.all_sent == []

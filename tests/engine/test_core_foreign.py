@@ -52,8 +52,35 @@ def test_one_foreign_transfer_is_reported_and_corrections_go_on() -> None:
         "long",
     )
     assert not d.events("margin.position.held_foreign")
+    d.auto_bills = False
     d.push(cro(margin=D("19.9"), u_time=T + 1))
+    assert d.sent == []  # a margin drift: who moved it? the bills answer first
+    d.feed(d.core.on_bills_read("sub1", [], "drift", now=d.now))
+    d.run_due()
     assert len(d.sent) == 1  # still corrected
+
+
+def test_a_bills_read_that_never_answers_delays_the_correction_only_briefly() -> None:
+    d = driver(cooldown_s=0.5, bills_wait_s=3.0)
+    d.auto_bills = False
+    d.snapshot(cro(margin=D("10.2")))
+    d.push(cro(margin=D("19.9"), u_time=T + 1))
+    assert [r.trigger for r in _reads(d)] == ["drift"] and d.sent == []
+    d.advance(2.9)
+    assert d.sent == []
+    d.advance(0.2)
+    assert len(d.sent) == 1
+
+
+def test_a_failed_bills_read_lets_the_correction_go_on() -> None:
+    d = driver(cooldown_s=0.5)
+    d.auto_bills = False
+    d.snapshot(cro(margin=D("10.2")))
+    d.push(cro(margin=D("19.9"), u_time=T + 1))
+    d.feed(d.core.on_bills_failed("sub1", "drift", "50011", now=d.now))
+    d.run_due()
+    assert len(d.sent) == 1
+    assert d.events("bills.read.failed")[0]["error"] == "50011"
 
 
 def test_repeated_foreign_transfers_hold_the_position_instead_of_fighting() -> None:

@@ -83,3 +83,24 @@ def test_removed_account_leaves_the_book_and_the_view() -> None:
     assert [a.name for a in d.core.view(d.now).accounts] == []
     d.advance(30)
     assert len(d.all_sent) == 1
+
+
+def test_pause_during_the_reduce_check_sends_nothing() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    assert len(d.checks) == 1 and d.all_sent == []
+    d.feed(d.core.on_paused({("sub1", None, None): "desk"}, now=d.now))
+    d.feed(d.core.on_reduce_checked(d.checks[0].call, D("50"), now=d.now))
+    d.advance(10)
+    assert d.all_sent == [] and d.intents == []
+    assert d.control().status == "paused"
+
+
+def test_account_disabled_by_a_reload_during_the_reduce_check_sends_nothing() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    assert len(d.checks) == 1
+    d.feed(d.core.on_account_disabled("sub1", removed=False, now=d.now))
+    d.feed(d.core.on_reduce_checked(d.checks[0].call, D("50"), now=d.now))
+    d.advance(10)
+    assert d.all_sent == [] and d.intents == []

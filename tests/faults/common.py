@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from reactor.config import Config, load_config
 from reactor.sim.errors import ExchangeError
 from reactor.sim.reduce_rule import ReduceRule, est_avail_trans
 from reactor.sim.server import Simulator
+from reactor.sim.testing import MARGIN_BALANCE, POSITIONS
 from tests.engine.harness import LogCapture, SimAdmin, set_credentials, write_config
 
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
-POSITIONS_PATH = "/api/v5/account/positions"
+MARGIN_PATH = MARGIN_BALANCE
+POSITIONS_PATH = POSITIONS
 
 CRO = {"instId": "CRO-USDT-SWAP", "ctVal": "10", "markPx": "0.0950", "mmrRate": "0.004"}
 DOGE = {"instId": "DOGE-USDT-SWAP", "ctVal": "1000", "markPx": "0.1", "mmrRate": "0.004"}
@@ -86,13 +86,12 @@ LENIENT_RULE: dict[str, Any] = {"im_basis": "mark", "fee_reserve": False}
 def scenario(
     *accounts: dict[str, Any], reduce_rule: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    scen: dict[str, Any] = {
+    mechanics: dict[str, Any] = {} if reduce_rule is None else {"reduce_rule": reduce_rule}
+    return {
         "instruments": [dict(CRO), dict(DOGE), dict(BTC)],
         "accounts": list(accounts),
+        "mechanics": mechanics,
     }
-    if reduce_rule is not None:
-        scen["mechanics"] = {"reduce_rule": reduce_rule}
-    return scen
 
 
 def make_config(
@@ -103,12 +102,9 @@ def make_config(
     policy: dict[str, Any] | None = None,
     **timing: Any,
 ) -> Config:
-    path = write_config(tmp_path, sim_url, accounts, **{**FAST, **timing})
-    if policy:
-        raw = yaml.safe_load(path.read_text())
-        raw["policy"].update(policy)
-        path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+    return load_config(
+        write_config(tmp_path, sim_url, accounts, policy=policy, **{**FAST, **timing})
+    )
 
 
 @dataclass

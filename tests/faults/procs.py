@@ -14,6 +14,10 @@ from typing import Any
 
 import yaml
 
+from reactor.sim.testing import credentials_env
+
+__all__ = ["Proc", "credentials_env", "journal", "start_reactor", "start_sim"]
+
 
 class Proc:
     """A child process whose stdout JSON lines are collected as they arrive."""
@@ -84,18 +88,6 @@ async def start_sim(scenario: dict[str, Any], tmp_path: Path, port: int = 0) -> 
     )
     ready = await sim.wait_event("sim.ready")
     return sim, str(ready["url"])
-
-
-def credentials_env(scenario: dict[str, Any]) -> dict[str, str]:
-    from reactor.config import AccountConfig
-
-    env = {}
-    for acc in scenario["accounts"]:
-        prefix = AccountConfig(name=acc["name"]).env_prefix
-        env[f"{prefix}_API_KEY"] = acc["apiKey"]
-        env[f"{prefix}_SECRET_KEY"] = acc["secretKey"]
-        env[f"{prefix}_PASSPHRASE"] = acc["passphrase"]
-    return env
 
 
 async def start_reactor(cfg_path: Path, env: dict[str, str], tmp_path: Path) -> Proc:

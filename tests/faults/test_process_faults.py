@@ -8,7 +8,17 @@ from decimal import Decimal
 from urllib.parse import urlparse
 
 from tests.engine.harness import SimAdmin, wait_for, write_config
-from tests.faults.common import FAST, Stopwatch, account, codes, cro, in_band, report, scenario
+from tests.faults.common import (
+    FAST,
+    MARGIN_PATH,
+    Stopwatch,
+    account,
+    codes,
+    cro,
+    in_band,
+    report,
+    scenario,
+)
 from tests.faults.procs import credentials_env, journal, start_reactor, start_sim
 
 W = "Wu666666"
@@ -64,7 +74,7 @@ async def test_reactor_sigkilled_during_an_unanswered_call_and_restarted(tmp_pat
     admin = SimAdmin(url)
     cfg_path = write_config(tmp_path, url, [{"name": W}], **{**FAST, "request_timeout_s": 30})
     env = credentials_env(scen)
-    path = "/api/v5/account/position/margin-balance"
+    path = MARGIN_PATH
     await admin.fault(kind="rest_delay", account=W, path=path, delay_s=None)
     reactor = await start_reactor(cfg_path, env, tmp_path)
     try:

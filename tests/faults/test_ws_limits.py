@@ -6,9 +6,13 @@ limit (tests/sim/test_sim_ws_limits.py shows an unpaced client refused)."""
 from __future__ import annotations
 
 import asyncio
+import json
+
+import websockets
+from okx.websocket.WsUtils import initLoginParams
 
 from tests.engine.harness import running, wait_for
-from tests.faults.common import Stopwatch, account, cro, scenario, setup
+from tests.faults.common import Stopwatch, account, codes, cro, in_band, scenario, setup
 
 ACCOUNTS = [f"Sub{i:02d}" for i in range(10)]
 
@@ -43,3 +47,39 @@ async def test_ten_accounts_connect_without_a_refusal(tmp_path, monkeypatch, sim
     assert sim.connects.refused == 0
     assert len(reconnects) == len(ACCOUNTS)  # one each: no connection was refused
     assert not [r for r in reconnects if "connect failed" in r["reason"]]
+
+
+async def test_over_the_channel_limit_the_account_waits_then_gets_in(
+    tmp_path, monkeypatch, sim_factory
+):
+    """DOC-WS: beyond 30 connections per channel per sub-account the newest subscription is
+    acknowledged, then ended with ``channel-conn-count-error`` (limit 1 here). The reactor
+    ignores the event, gets no snapshot, and redoes the connection when it is not ready in
+    time: no margin call from stale data meanwhile; once a slot frees it gets in."""
+    scen = scenario(account("Wu666666", 1, [cro()]))
+    scen["simulator"] = {"ws_conns_per_channel": 1}
+    sim, admin, cfg, tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
+    other = await websockets.connect(sim.ws_url)  # another process of the same sub-account
+    await other.send(initLoginParams(False, "key-1", "pass-1", "secret-1"))
+    await other.recv()
+    await other.send(json.dumps({"op": "subscribe", "args": [{"channel": "positions",
+                                                              "instType": "SWAP"}]}))  # fmt: skip
+    await other.recv()
+    clock = Stopwatch()
+    try:
+        async with running(cfg) as (_, logs):
+            await wait_for(
+                lambda: [r for r in logs.events("ws.reconnect") if "not ready" in r["reason"]],
+                timeout_s=20,
+            )
+            assert await admin.margin_calls() == []  # nothing sent without a snapshot
+            waited = clock()
+            await other.close()
+            await wait_for(lambda: in_band(tap.margin("Wu666666", "CRO-USDT-SWAP", "long")))
+            report("over the channel limit: first redo after (s)", waited)
+            report("over the channel limit: in band after the slot freed (s)", clock() - waited)
+            reconnects = logs.events("ws.reconnect")
+    finally:
+        await other.close()
+    assert all("not ready" in r["reason"] for r in reconnects)
+    assert codes(await admin.margin_calls()) == ["0"]

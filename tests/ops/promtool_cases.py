@@ -74,6 +74,8 @@ MAIN_SINCE = "reactor_log_main_below_expected_since_timestamp_seconds"
 MAIN_SEEN = "reactor_log_main_below_expected_seen_timestamp_seconds"
 STOP_SINCE = "reactor_log_account_stopped_since_timestamp_seconds"
 STOP_SEEN = "reactor_log_account_stopped_seen_timestamp_seconds"
+HOLD_SINCE = "reactor_log_foreign_hold_since_timestamp_seconds"
+HOLD_SEEN = "reactor_log_foreign_hold_seen_timestamp_seconds"
 
 
 def cases() -> list[dict[str, Any]]:
@@ -132,6 +134,17 @@ def cases() -> list[dict[str, Any]]:
             ],
             fires("5m", "ReactorAccountStopped", {"account": "a"}),
             fires("15m", "ReactorAccountStopped", {"account": "a"}),
+        ),
+        case(
+            "a foreign-transfer hold fires at once; its release resolves it",
+            [
+                mtail(STARTED, "60x40"),
+                mtail(HOLD_SINCE, "_ _ 120x10 stale _x10", account="a", instId="CRO-USDT-SWAP"),
+                mtail(HOLD_SEEN, "_ _ 120x10 stale _x10", account="a", instId="CRO-USDT-SWAP"),
+            ],
+            quiet("1m", "ReactorForeignTransferHold"),
+            fires("3m", "ReactorForeignTransferHold", {"account": "a", "instId": "CRO-USDT-SWAP"}),
+            quiet("16m", "ReactorForeignTransferHold"),
         ),
         case(
             "blocked for 30 minutes fires; unblocked resolves",

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -139,3 +140,32 @@ async def test_status_line_and_sighup_reload(
 def test_units_reload_with_sighup(unit: str) -> None:
     text = (Path(__file__).resolve().parents[2] / "deploy" / unit).read_text()
     assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in text
+
+
+async def test_reload_refusals_leave_the_running_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sim_factory: Any
+) -> None:
+    from reactor import app
+    from reactor.config import load_config
+    from tests.engine.harness import running, set_credentials
+
+    scen = scenario(account("A", 1, [cro(margin="10")]), account("B", 2, []))
+    sim = await sim_factory(scen, price_walk=False)
+    set_credentials(monkeypatch, scen)
+    path = write_config(tmp_path, sim.url, [{"name": "A"}], **FAST)
+    cfg = load_config(path)
+    async with running(cfg) as (rt, logs):
+        cases = [
+            ([{"name": "A"}, {"name": "Nobody"}], "Nobody: no credentials"),
+            ([{"name": "A", "role": "main"}], "A: role changed"),
+            ([{"name": "A", "enabled": False}], "every account is disabled"),
+        ]
+        for accounts, why in cases:
+            _write(path, accounts)
+            assert await app.reload(rt, path) is False
+            assert why in logs.events("reactor.reload.refused")[-1]["error"]
+            assert rt.cfg is cfg and list(rt.sessions) == ["A"]
+        _write(path, [{"name": "A"}, {"name": "B"}])
+        assert await app.reload(rt, path) is True
+        assert sorted(rt.sessions) == ["A", "B"]
+        assert [a.name for a in rt.cfg.accounts] == ["A", "B"]

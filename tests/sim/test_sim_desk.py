@@ -182,3 +182,12 @@ async def _until(ws: Any, pred: Any) -> dict[str, Any]:
         m = json.loads(await asyncio.wait_for(ws.recv(), 10))
         if pred(m):
             return m  # type: ignore[no-any-return]
+
+
+async def test_simulator_desk_switch(sim_factory: SimFactory) -> None:
+    assert (await sim_factory(DEMO, price_walk=False)).desk is not None  # the scenario's
+    assert (await sim_factory(DEMO, price_walk=False, desk=False)).desk is None
+    cro = yaml.safe_load((SCENARIOS / "cro.yaml").read_text())
+    assert (await sim_factory(cro, price_walk=False)).desk is None
+    on = await sim_factory(cro, price_walk=False, desk=True)  # defaults without a section
+    assert on.desk is not None and on.desk.spec == DeskSpec() and on.desk.accounts == ["Wu666666"]

@@ -1,8 +1,9 @@
 """Orders, bills, estimates and lifecycles over real sockets, with OKX's own python-okx SDK
 where it can (python-okx 0.4.4 has no adjust-leverage-info method: its generic signed request
 is used; its WsPrivateAsync always passes an SSL context, which ``websockets`` refuses for the
-simulator's ws:// URL, so the ``orders`` channel is read with python-okx's login frame over a
-plain socket)."""
+simulator's ws:// URL, so the ``orders`` channel is read here with python-okx's login frame
+over a plain socket; with the simulator's TLS option the SDK's own client works unchanged:
+``test_sim_tls.py``)."""
 
 from __future__ import annotations
 

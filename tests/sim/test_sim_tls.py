@@ -26,7 +26,7 @@ import websockets
 from okx.websocket.WsPrivateAsync import WsPrivateAsync
 from okx.websocket.WsUtils import initLoginParams
 
-from reactor.sim.tls import make_tls, remove_tls
+from reactor.sim.tls import TlsError, make_tls, remove_tls
 from tests.conftest import SCENARIOS, SimFactory
 from tests.sim.helpers import KEY, PASSPHRASE, SECRET
 
@@ -130,8 +130,9 @@ async def test_python_okx_ws_client_unchanged_receives_orders_push(
 
 
 def test_cli_tls_names_the_ca_file_and_removes_it() -> None:
+    demo = str(SCENARIOS / "demo.yaml")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reactor.sim", "--scenario", str(SCENARIOS / "demo.yaml"), "--tls"],
+        [sys.executable, "-m", "reactor.sim", "--scenario", demo, "--tls", "--no-desk"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -148,6 +149,9 @@ def test_cli_tls_names_the_ca_file_and_removes_it() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         assert not ca_file.exists()
+        assert proc.stderr is not None
+        started = next(line for line in proc.stderr.read().splitlines() if "sim.started" in line)
+        assert json.loads(started)["desk"] is False  # --no-desk
     finally:
         proc.kill()
         proc.communicate()
@@ -163,3 +167,9 @@ async def _until(queue: asyncio.Queue[dict[str, Any]], pred: Any) -> dict[str, A
         msg = await asyncio.wait_for(queue.get(), 15)
         if pred(msg):
             return msg
+
+
+def test_no_openssl_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no openssl on PATH
+    with pytest.raises(TlsError, match="openssl command"):
+        make_tls(tmp_path / "tls")

@@ -1,0 +1,105 @@
+"""The benchmark's bookkeeping (not a benchmark: nothing is timed): wasted transfers, spread
+over runs, targets, and the README section rewritten between its markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import BEGIN, END, figures, table, with_previous, write_readme
+from bench.convergence import reversed_transfers, spread, spread_pct
+
+
+def call(t: float, kind: str, code: str = "0", inst: str = "A-USDT-SWAP") -> dict[str, object]:
+    body = f'{{"instId":"{inst}","posSide":"long","type":"{kind}","amt":"1"}}'
+    return {"account": "sub0000", "body": body, "code": code, "time": t}
+
+
+def test_a_transfer_undone_by_the_next_one_is_wasted() -> None:
+    calls = [
+        call(1, "reduce"),
+        call(2, "add"),  # undoes the reduce
+        call(3, "add"),
+        call(4, "reduce", code="59301"),  # refused: moved nothing
+        call(5, "reduce", inst="B-USDT-SWAP"),  # another position
+        call(6, "reduce"),  # undoes the add at 3
+    ]
+    assert reversed_transfers(calls) == 2
+    assert reversed_transfers(sorted(calls, key=lambda c: -float(c["time"]))) == 2  # by time
+
+
+def test_spread_counts_a_run_that_never_converged_as_the_largest() -> None:
+    assert spread([3.0, None, 1.0]) == {"min": 1.0, "median": 3.0, "max": None}
+    assert spread([10.0, 11.0, 12.0]) == {"min": 10.0, "median": 11.0, "max": 12.0}
+    assert spread_pct({"min": 10.0, "median": 11.0, "max": 12.0}) == 18.2
+    assert spread_pct({"min": 1.0, "median": None, "max": None}) is None
+
+
+def _results() -> dict[str, object]:
+    run = {"min": 5, "median": 6, "max": 7}
+    return {
+        "meta": {"quick": True},
+        "convergence": {
+            "repeats": 3,
+            "poller_scale": 100.0,
+            "reduce_rule_switch": False,
+            "scenarios": {
+                "falling": {
+                    "old poller": {
+                        "runs": 3,
+                        "scale": 100.0,
+                        "margin_calls": {"min": 72, "median": 72, "max": 72},
+                        "converged_s": {"min": 1600.0, "median": 1650.0, "max": 1700.0},
+                        "rejected_59301": run,
+                        "reversed": run,
+                        "out_of_band_position_s": run,
+                        "out_of_band_at_end": run,
+                    },
+                    "reactor": {
+                        "runs": 3,
+                        "scale": 100.0,
+                        "margin_calls": {"min": 48, "median": 48, "max": 80},
+                        "converged_s": {"min": 1000.0, "median": 1200.0, "max": 1500.0},
+                        "rejected_59301": run,
+                        "reversed": run,
+                        "out_of_band_position_s": run,
+                        "out_of_band_at_end": run,
+                    },
+                    "ratio old/new": {
+                        "converged_s": 1.4,
+                        "margin_calls": 1.5,
+                        "rejected_59301": None,
+                        "out_of_band_position_s": 1.4,
+                    },
+                }
+            },
+        },
+    }
+
+
+def test_every_figure_is_checked_against_its_target() -> None:
+    figs = {f["name"]: f for f in figures(_results())}
+    calls = figs["calls, falling: reactor (old poller 72)"]
+    assert calls["value"] == 48 and calls["ok"] is False  # one run made 80 calls
+    assert figs["spread of convergence, falling, old poller"]["ok"] is True  # 6.1 %
+    assert figs["spread of convergence, falling, reactor"]["ok"] is False  # 41.7 %
+    figs_list = list(figs.values())
+    with_previous(figs_list, {"figures": [{"name": calls["name"], "value": 96}]})
+    assert calls["previous"] == 96 and calls["ratio_previous_now"] == 2.0
+
+
+def test_readme_figures_are_replaced_between_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Performance\nintro\n{BEGIN}\nold figures\n{END}\nnotes\n")
+    results = _results()
+    results["figures"] = figures(results)
+    write_readme(results, readme)
+    text = readme.read_text()
+    assert "old figures" not in text
+    assert text.startswith("# x\n\n## Performance\nintro\n")
+    assert text.endswith(f"{END}\nnotes\n")
+    assert table(results) in text
+    readme.write_text("no markers")
+    with pytest.raises(SystemExit):
+        write_readme(results, readme)
