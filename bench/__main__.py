@@ -1,5 +1,5 @@
-"""``python -m bench [--quick] [--only seed,latency,convergence,snapshot,steady]``: run, print
-every figure with its target and its old/new ratio, write ``bench/results.json``.
+"""``python -m bench [--quick] [--only seed,latency,convergence,maintenance,snapshot,steady]``:
+run, print every figure with its target and its old/new ratio, write ``bench/results.json``.
 
 ``python -m bench --readme`` rewrites the README's Performance figures (between the
 ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` markers) from ``bench/results.json``,
@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, latency, seed, snapshot_path
+from bench import convergence, latency, maintenance_race, seed, snapshot_path
 from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-PARTS = ("seed", "latency", "convergence", "snapshot", "steady")
+PARTS = ("seed", "latency", "convergence", "maintenance", "snapshot", "steady")
 
 
 def _steady(quick: bool, profile: Path | None) -> dict[str, Any]:
@@ -306,6 +306,10 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
     if "convergence" in only:
         print("convergence:", flush=True)
         out["convergence"] = await convergence.run(quick)
+    if "maintenance" in only:
+        # Issue 13: maintenances at random while the price walks; wasted transfers per mode.
+        print("maintenances while the price walks (wasted transfers):", flush=True)
+        out["maintenance"] = await maintenance_race.run_all(quick)
     return out
 
 

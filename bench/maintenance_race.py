@@ -251,6 +251,33 @@ async def _maintain(url: str, status_url: str | None, acct: dict[str, Any], inst
             )
 
 
+MODES = (
+    "fills",
+    "fills, no gate",
+    "record after 100 ms",
+    "record after 300 ms",
+    "record after 500 ms",
+)
+
+
+def _line(r: Result) -> str:
+    return (
+        f"{r.mode:22} maintenances {r.maintenances:3}  calls {r.calls:3}  "
+        f"wasted {r.wasted:3}  in band at end {r.in_band_at_end}/{r.positions}"
+    )
+
+
+async def run_all(quick: bool, seed: int = 7) -> list[dict[str, Any]]:
+    """Every mode (``python -m bench --only maintenance``); quick: 20 positions over 8 s."""
+    positions, seconds = (20, 8.0) if quick else (50, 20.0)
+    out = []
+    for mode in MODES:
+        r = await run(mode, positions, seconds, seed)
+        print("  " + _line(r), flush=True)
+        out.append(asdict(r))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.maintenance_race", description=__doc__)
     ap.add_argument("--positions", type=int, default=50)
@@ -258,17 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    modes = ["fills", "fills, no gate", "record after 100 ms", "record after 300 ms"]
-    modes.append("record after 500 ms")
     results = []
-    for mode in modes:
+    for mode in MODES:
         results.append(asyncio.run(run(mode, args.positions, args.seconds, args.seed)))
-        r = results[-1]
-        print(
-            f"{r.mode:22} maintenances {r.maintenances:3}  calls {r.calls:3}  "
-            f"wasted {r.wasted:3}  in band at end {r.in_band_at_end}/{r.positions}",
-            flush=True,
-        )
+        print(_line(results[-1]), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
 
