@@ -347,7 +347,7 @@ async def serve(scenario_path: Path, *, rate_limits: bool, stamp: bool) -> None:
         stamp_pushes=stamp,
         idle_timeout=600,
         # The benchmarks scale the reactor's connect rate past OKX's 3/s per IP
-        # (common.patch_connect_rate): the simulator must not refuse those connections.
+        # (common.start_hooks): the simulator must not refuse those connections.
         ws_limits=WsLimits(connects_per_s=0),
     )
     url = await sim.start("127.0.0.1", 0)
