@@ -23,7 +23,7 @@ import httpx
 from aiohttp import web
 
 from reactor.config import AccountConfig, Config, ConfigError, load_config, resolve_credentials
-from reactor.control_api import TOKEN_ENV, ControlApi
+from reactor.control_api import ControlApi
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.fdlimit import raise_nofile_limit
 from reactor.ledger import Ledger, LedgerError, MaintenanceRecord, Pause
@@ -520,8 +520,9 @@ def _sync_pauses(rt: Runtime) -> None:
 
 
 def _control_api(rt: Runtime) -> ControlApi:
-    """``POST /api/pause`` and ``/api/resume`` with the token from the environment."""
-    token = os.environ.get(TOKEN_ENV, "")
+    """``POST /api/pause`` and ``/api/resume`` with the maintenance API's token: one variable
+    (``maintenance.api_token_env``, default ``REACTOR_API_TOKEN``) for every write endpoint."""
+    token = os.environ.get(rt.cfg.maintenance.api_token_env, "")
     if token:
         register_secrets([token])  # never in a log line, even echoed back by a client
 
@@ -531,7 +532,13 @@ def _control_api(rt: Runtime) -> ControlApi:
         except LedgerError as exc:  # the poll loop reports the ledger; it retries on change
             log.error("ledger.unavailable", reason=getattr(exc, "reason", "error"), error=str(exc))
 
-    return ControlApi(rt.ledger, token, lambda: [a.name for a in rt.cfg.accounts], apply)
+    return ControlApi(
+        rt.ledger,
+        token,
+        lambda: [a.name for a in rt.cfg.accounts],
+        apply,
+        token_env=rt.cfg.maintenance.api_token_env,
+    )
 
 
 async def _hold(on_cancel: Callable[[], Awaitable[None]]) -> None:

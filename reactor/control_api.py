@@ -1,7 +1,8 @@
 """``POST /api/pause`` and ``POST /api/resume``: pause one account or one position over local HTTP.
 
-Mounted on the status server. The same token as the maintenance API: a bearer token read from
-the environment (``REACTOR_API_TOKEN`` by default); without a token configured the endpoints
+Mounted on the status server. The same token as the maintenance API (one bearer token, read
+from the environment variable ``maintenance.api_token_env`` names, ``REACTOR_API_TOKEN`` by
+default, checked by :func:`reactor.maintenance_api.bearer_ok`); without a token the endpoints
 refuse every call (they never run open), and only loopback clients are served whatever
 ``status.host`` says. A pause is written to the ledger (it survives restarts, and ``reactor
 pause``/``resume`` on the command line write the same rows) and applied to the engine at once.
@@ -16,7 +17,6 @@ the ledger unavailable. Bodies never echo the token.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 from collections.abc import Callable, Collection
@@ -27,14 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from reactor.ledger import Ledger, LedgerError
 from reactor.log import get_logger
+from reactor.maintenance_api import bearer_ok
 
-__all__ = ["PAUSE_PATH", "RESUME_PATH", "TOKEN_ENV", "ControlApi", "ControlRequest", "bearer_ok"]
+__all__ = ["PAUSE_PATH", "RESUME_PATH", "TOKEN_ENV", "ControlApi", "ControlRequest"]
 
 log = get_logger(__name__)
 
 PAUSE_PATH = "/api/pause"
 RESUME_PATH = "/api/resume"
-TOKEN_ENV = "REACTOR_API_TOKEN"  # shared with POST /api/maintenance
+TOKEN_ENV = "REACTOR_API_TOKEN"  # the default of maintenance.api_token_env (one token for both)
 _MAX_BODY = 4096
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -74,16 +75,6 @@ def parse_request(body: bytes) -> ControlRequest:
     return req
 
 
-def bearer_ok(header: str | None, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time; never true without a token."""
-    if not token or header is None:
-        return False
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(value.strip().encode(), token.encode())
-
-
 def _loopback(remote: str | None) -> bool:
     if remote is None:
         return False
@@ -103,7 +94,10 @@ class ControlApi:
         token: str | None,
         accounts: Callable[[], Collection[str]],
         on_change: Callable[[], None],
+        *,
+        token_env: str = TOKEN_ENV,
     ) -> None:
+        self._token_env = token_env  # named in the 503 answer: where the token is expected
         self._ledger = ledger
         self._token = token or ""
         self._accounts = accounts
@@ -123,7 +117,7 @@ class ControlApi:
         if not _loopback(request.remote):
             return _answer(403, error="served to loopback clients only")
         if not self._token:
-            return _answer(503, error=f"no API token configured (set {TOKEN_ENV})")
+            return _answer(503, error=f"no API token configured (set {self._token_env})")
         if not bearer_ok(request.headers.get("Authorization"), self._token):
             log.warning("control.api.refused", path=request.path, reason="bad token")
             return _answer(401, error="missing or wrong bearer token")

@@ -156,3 +156,28 @@ async def test_dry_run_config_key_and_the_override(
     async with running(cfg, dry_run=False) as (rt, logs):
         await wait_for(lambda: logs.events("margin.adjust.ok"))
         assert rt.status_snapshot().dry_run is False
+
+
+async def test_one_token_for_every_write_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sim_factory: Any
+) -> None:
+    """``maintenance.api_token_env`` names the one variable: pause/resume and maintenance."""
+    scen = cro_scenario()
+    sim = await sim_factory(scen, price_walk=False)
+    set_credentials(monkeypatch, scen)
+    monkeypatch.delenv("REACTOR_API_TOKEN", raising=False)
+    cfg = _config(tmp_path, sim.url)
+    cfg = cfg.model_copy(
+        update={"maintenance": cfg.maintenance.model_copy(update={"api_token_env": "DESK_TOKEN"})}
+    )
+    async with running(cfg) as (rt, _), httpx.AsyncClient(base_url=rt.status_url) as http:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        closed = await http.post("/api/pause", json={"account": W}, headers=auth)
+        assert closed.status_code == 503 and "DESK_TOKEN" in closed.json()["error"]
+    monkeypatch.setenv("DESK_TOKEN", TOKEN)
+    async with running(cfg) as (rt, _), httpx.AsyncClient(base_url=rt.status_url) as http:
+        ok = await http.post("/api/pause", json={"account": W}, headers=auth)
+        assert ok.status_code == 200
+        body = {"account": W, "instId": CRO, "posSide": "long", "ordId": "1", "cTime": "1"}
+        maint = await http.post("/api/maintenance", json=body, headers=auth)
+        assert maint.status_code in (200, 201), maint.text
