@@ -27,8 +27,14 @@ def write(tmp_path: Path, maintenance: Any) -> Path:
 
 
 def test_defaults_and_values(tmp_path: Path) -> None:
-    cfg = load_config(REPO / "config.yaml")
+    path = write(tmp_path, None)
+    raw = yaml.safe_load(path.read_text())
+    del raw["maintenance"]
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
     assert cfg.maintenance.rule() is None and cfg.maintenance.grace_ms == 300
+    # make run counts the demo desk's tagged fills (scenarios/demo.yaml desk: tag maint)
+    assert load_config(REPO / "config.yaml").maintenance.rule() == DetectRule(tag="maint")
     cfg = load_config(
         write(tmp_path, {"detect": {"clOrdId_prefix": "mnt"}, "recover_from": ["bills", "orders"]})
     )

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reactor.config import load_config
 from tests.conftest import SimFactory
@@ -73,3 +74,36 @@ async def test_reactor_corrects_a_desk_fill(
     assert position.margin == Decimal("10.005")
     fill = next(e for e in logs.events("sim.desk.fill"))
     assert (fill["tag"], fill["margin"]) == ("maint", "12.565")
+
+
+async def test_tagged_desk_fills_raise_the_target(
+    sim_factory: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``maintenance.detect: {tag: maint}`` (as config.yaml sets it for make run) each
+    desk fill is a maintenance: counts 1, 2, 3 take the target 10 -> 20 -> 30."""
+    scenario = {
+        **SCENARIO,
+        "desk": {
+            "interval_s": 3,
+            "first_after_s": 1.0,
+            "maint_share": 1,
+            "size_pct": [20, 20],
+            "seed": 1,
+        },
+    }
+    sim = await sim_factory(scenario, price_walk=False)
+    set_credentials(monkeypatch, scenario)
+    path = write_config(tmp_path, sim.url, [{"name": "Desk1"}])
+    raw = yaml.safe_load(path.read_text())
+    raw["maintenance"] = {"detect": {"tag": "maint"}}
+    path.write_text(yaml.safe_dump(raw))
+    position = sim.exchange.accounts["Desk1"].isolated("CRO-USDT-SWAP", "long")
+    assert position is not None
+    async with running(load_config(path)) as (_rt, logs):
+        await wait_for(lambda: len(logs.events("maintenance.recorded")) >= 3, 20)
+        await wait_for(lambda: Decimal("28.5") <= position.margin <= Decimal("31.5"), 10)
+        sent = [e for e in logs.events("margin.adjust.sent") if e["instId"] == "CRO-USDT-SWAP"]
+    targets = [e["target"] for e in sent]
+    assert "20" in targets and "30" in targets
+    assert targets.index("20") < targets.index("30")
+    assert all(e["action"] == "add" for e in sent if e["target"] in ("20", "30"))
