@@ -31,7 +31,15 @@ from typing import Any
 
 import yaml
 
-from bench.common import ROOT, account, reactor, sim_process, wait_until, write_config
+from bench.common import (
+    BENCH_CONNECT_RATE,
+    ROOT,
+    account,
+    reactor,
+    sim_process,
+    wait_until,
+    write_config,
+)
 from bench.poller import OldPoller
 from reactor.app import LEDGER_FILE
 from reactor.ledger import Ledger
@@ -291,7 +299,7 @@ async def run_tool(tool: str, case: Case, poller_scale: float) -> dict[str, Any]
         sc["mechanics"] = case.mechanics
     # OKX's regular snapshots (every ~5 s: the only place a mark move shows) and its 50 ms
     # event window run in scenario time too.
-    sc["simulator"] = {"time_scale": 1 / scale}
+    sc["simulator"] = {"time_scale": 1 / scale, "ws_connects_per_s": BENCH_CONNECT_RATE}
     # Accounts start empty; once the tool is ready, every position opens at once.
     empty = {**sc, "accounts": [{**a, "positions": []} for a in sc["accounts"]]}
     opened = [{"account": a["name"], **p} for a in sc["accounts"] for p in a["positions"]]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    BENCH_CONNECT_RATE,
     PROBE,
     account,
     dist_ms,
@@ -51,7 +52,12 @@ def scenario() -> dict[str, Any]:
         )
         for n in range(ACCOUNTS)
     ]
-    return {"instruments": insts, "accounts": accounts}
+    # connections scaled like the pacer (the simulator refuses beyond OKX's 3/s by default)
+    return {
+        "instruments": insts,
+        "accounts": accounts,
+        "simulator": {"ws_connects_per_s": BENCH_CONNECT_RATE},
+    }
 
 
 MODES = [

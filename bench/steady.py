@@ -123,6 +123,8 @@ async def run(
     profile_start: Path | None = None,
 ) -> dict[str, Any]:
     sc = scenario(accounts, per_account, instruments)
+    # The simulator refuses connections beyond OKX's 3/s (DOC-WS): scaled like the pacer.
+    sc["simulator"] = {"ws_connects_per_s": connect_rate}
     rng = random.Random(5)
     all_keys = [
         [a["name"], p["instId"], p["posSide"]] for a in sc["accounts"] for p in a["positions"]
