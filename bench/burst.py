@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import account, patch_connect_rate, sim_process, wait_until, write_config
+from bench.common import account, sim_process, start_hooks, wait_until, write_config
 from reactor import app
 from reactor import log as logging_setup
 from reactor.fdlimit import raise_nofile_limit
@@ -70,7 +70,6 @@ async def run(accounts: int, per_account: int, nofile: int, connect_rate: int) -
     hard_now = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard_now != resource.RLIM_INFINITY and nofile > hard_now:
         nofile = hard_now  # a container's own ceiling; raising it needs CAP_SYS_RESOURCE
-    patch_connect_rate(connect_rate)
     sc = scenario(accounts, per_account)
     keys = [[a["name"], p["instId"], p["posSide"]] for a in sc["accounts"] for p in a["positions"]]
     result: dict[str, Any] = {
@@ -90,7 +89,9 @@ async def run(accounts: int, per_account: int, nofile: int, connect_rate: int) -
                 soft, hard = raise_nofile_limit(accounts=accounts)
                 result["rlimit_nofile"] = [soft, hard]
                 t0 = time.perf_counter()
-                rt = await app.start(cfg)
+                rt = await app.start(
+                    cfg, hooks=start_hooks(connect_rate=connect_rate, probes=False)
+                )
                 app.tune_gc()
                 try:
                     names = list(rt.sessions)
