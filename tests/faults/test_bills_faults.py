@@ -113,11 +113,12 @@ async def test_no_reduce_while_est_avail_trans_cannot_be_read(tmp_path, monkeypa
 async def test_est_avail_trans_below_min_action_blocks_without_a_call(
     tmp_path, monkeypatch, sim_factory
 ):
-    # A long in loss (mark 0.0850 < avgPx 0.0905): the reactor's floor (im at mark 9.18 + loss
-    # 5.94 = 15.12) allows 0.68 of 15.8; OKX's strictest rule (im at avgPx 9.774 + loss + the
-    # closing fee 0.0459) allows 0.0401, less than min_action 0.1.
-    scen = scenario(account(W, 1, [cro(margin="15.8")]))
-    scen["instruments"][0]["markPx"] = "0.0850"
+    # A long in loss (mark 0.0700 < avgPx 0.0905): the reactor's floor (im at mark 7.56 + loss
+    # 22.14 = 29.70) allows 2.30 of 32.0 (at least policy.min_blocked_reduce, so it asks the
+    # exchange); OKX's strictest rule (im at avgPx 9.774 + loss + the closing fee 0.0378)
+    # allows 0.0482, less than min_action 0.1.
+    scen = scenario(account(W, 1, [cro(margin="32.0")]))
+    scen["instruments"][0]["markPx"] = "0.0700"
     _, admin, cfg, tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
     async with running(cfg) as (rt, logs):
         control = lambda: rt.engine.core.control((*CRO_KEY, "isolated"))  # noqa: E731
@@ -130,5 +131,5 @@ async def test_est_avail_trans_below_min_action_blocks_without_a_call(
     assert calls == []
     capped = logs.events("margin.adjust.capped")
     assert capped and Decimal(capped[0]["capped"]) < Decimal("0.1")
-    assert Decimal(capped[0]["est_avail"]) == Decimal("0.0401")
-    assert tap.margin(*CRO_KEY) == Decimal("15.8")
+    assert Decimal(capped[0]["est_avail"]) == Decimal("0.0482")
+    assert tap.margin(*CRO_KEY) == Decimal("32.0")
