@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
-from reactor.engine.bills import Bill
+from reactor.engine.bills import Bill, side_of
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -37,13 +37,22 @@ from reactor.engine.commands import (
     WriteMaintenance,
     WriteResult,
 )
+from reactor.engine.episodes import (
+    enter_blocked,
+    hold_for_position_guard,
+    hold_until_change,
+    mark_held_foreign,
+    track_blocked,
+    watch_main_positions,
+)
+from reactor.engine.fields import opt_str, pos_fields
 from reactor.engine.foreign import ForeignWatch
 from reactor.engine.guard import RunawayGuard, Verdict
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
 from reactor.engine.margin_call import Outcome, OutcomeKind
 from reactor.engine.reactions import react
-from reactor.engine.reconcile import outcome_by_margin
+from reactor.engine.reconcile import log_resolution, reconcile_book
 from reactor.engine.state import (
     AccountState,
     CountSource,
@@ -105,17 +114,9 @@ class _Call:
     checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
 
 
-def _s(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def _ms(now: float) -> int:
     """The engine clock in ms, for the fill gate."""
     return int(now * 1000)
-
-
-def _pos_fields(key: PositionKey) -> dict[str, str]:
-    return {"account": key[0], "instId": key[1], "posSide": key[2]}
 
 
 # Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
@@ -218,7 +219,7 @@ class EngineCore:
             )
             out.warning(
                 "margin.adjust.unknown",
-                **_pos_fields(key),
+                **pos_fields(key),
                 action=entry.action,
                 amount=entry.amount,
                 journal_id=entry.id,
@@ -279,7 +280,7 @@ class EngineCore:
                 if self.book.get(key) is None:
                     self._unknown_at_start.discard(key)
                     self._recovered.pop(key, None)
-            self._check_main_positions(account, out)
+            self._watch_main(account, out)
             if state is not None and state.reconcile_due:
                 # Once per (re)connect, not on the periodic snapshots: a REST read catches what
                 # the stream may have lost while the account was away.
@@ -544,7 +545,7 @@ class EngineCore:
         out = Out()
         if not self.book.is_fresh(account):
             return []  # the stream broke while we read: the next snapshot decides
-        drifts, changes = self._reconcile_book(account, positions, None, out)
+        drifts, changes = reconcile_book(self.book, account, positions, None, out)
         self._handle_changes(changes, now, out)
         log = out.debug if trigger == "interval" and not drifts else out.info
         log(
@@ -605,21 +606,22 @@ class EngineCore:
         self._end_bills_wait(account, now, out)
         for bill in foreign:
             unit = (account, bill.inst_id)
-            keys = [
-                p.key
+            on_inst = [
+                p
                 for p in self.book.positions(account)
                 if p.inst_id == bill.inst_id and p.is_managed_kind
             ]
+            keys = [p.key for p in on_inst]
             started = self.foreign.record(unit, now)
             out.warning(
                 "margin.foreign_transfer",
                 account=account,
                 instId=bill.inst_id,
-                posSide=self._side_of(bill, keys),
+                posSide=side_of(bill, on_inst),
                 billId=bill.bill_id,
                 action=bill.action,
                 amount=str(bill.sz),
-                posBal=_s(bill.pos_bal),
+                posBal=opt_str(bill.pos_bal),
                 ts=bill.ts,
                 recent=self.foreign.recent(unit),
                 trigger=trigger,
@@ -638,7 +640,9 @@ class EngineCore:
             )
             for key in keys:
                 control = self._control(key)
-                self._mark_held_foreign(unit, control)
+                mark_held_foreign(
+                    control, self.foreign.recent(unit), self.settings.foreign_transfer_window_s
+                )
                 if due is not None and not control.in_flight:
                     self._set_timer(key, control, due, out)
         return out.commands
@@ -665,26 +669,6 @@ class EngineCore:
                 ):
                     self._set_timer(pos.key, control, max(now, control.cooldown_until), out)
 
-    def _side_of(self, bill: Bill, keys: Sequence[PositionKey]) -> str:
-        """The position a bill moved: bills carry no posSide; ``posBal`` (the margin after)
-        names it when it equals one position's margin, or the only position does."""
-        if len(keys) == 1:
-            return keys[0][2]
-        for key in keys:
-            pos = self.book.get(key)
-            if pos is not None and bill.pos_bal is not None and pos.margin == bill.pos_bal:
-                return key[2]
-        return ""
-
-    def _mark_held_foreign(self, unit: tuple[str, str], control: PositionControl) -> None:
-        control.foreign_held = True
-        control.status = "held"
-        control.reason = (
-            f"foreign transfers: {self.foreign.recent(unit)} margin transfer(s) this reactor did "
-            f"not make within {self.settings.foreign_transfer_window_s:g} s: another "
-            "controller? held until a quiet window"
-        )
-
     def _held_foreign(self, pos: Position, control: PositionControl, now: float, out: Out) -> bool:
         unit = (pos.account, pos.inst_id)
         if not self.foreign.held(unit):
@@ -703,7 +687,9 @@ class EngineCore:
                 if p.inst_id == pos.inst_id and other is not None:
                     other.foreign_held = False
             return False
-        self._mark_held_foreign(unit, control)
+        mark_held_foreign(
+            control, self.foreign.recent(unit), self.settings.foreign_transfer_window_s
+        )
         due = self.foreign.release_due(unit)
         if due is not None and (control.due_at is None or control.due_at > due):
             self._set_timer(pos.key, control, due, out)
@@ -750,7 +736,7 @@ class EngineCore:
             log = out.debug if control.exchange_limited else out.info
             log(
                 "margin.adjust.capped",
-                **_pos_fields(c.key),
+                **pos_fields(c.key),
                 amount=str(c.amount),
                 capped=str(amount),
                 est_avail=str(cap),
@@ -760,7 +746,7 @@ class EngineCore:
                 reason = f"exchange_limit: estAvailTrans {cap} < min_action"
                 control.status, control.reason = "blocked", reason
                 control.exchange_limited = True
-                self._enter_blocked(c.position, control, c.action, reason, out)
+                enter_blocked(c.position, control, c.action, reason, out)
                 control.failures += 1
                 self._retry_later(c.key, control, "estAvailTrans", now, out)
                 return out.commands
@@ -788,7 +774,7 @@ class EngineCore:
         self._abandon(call, c, "", now, out)
         out.warning(
             "margin.reduce.check_failed",
-            **_pos_fields(c.key),
+            **pos_fields(c.key),
             amount=str(c.amount),
             error=error[:200],
         )
@@ -817,12 +803,12 @@ class EngineCore:
         action = c.action
         out.info(
             "margin.adjust.sent",
-            **_pos_fields(c.key),
+            **pos_fields(c.key),
             action=action.kind.value,
             amount=str(c.amount),
             margin=str(c.position.margin),
             target=str(action.target),
-            floor=_s(action.floor),
+            floor=opt_str(action.floor),
             journal_id=journal_id,
         )
         # A call after a failed one waited out its back-off: kept apart from reaction latency.
@@ -884,7 +870,7 @@ class EngineCore:
         control, key = c.control, c.key
         control.in_flight = False
         attached = self._controls.get(key) is control
-        fields = {**_pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
+        fields = {**pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
         if outcome.kind is OutcomeKind.OK:
             delay = self._on_ok(c, now, out, fields)
         else:
@@ -920,7 +906,7 @@ class EngineCore:
             "margin.adjust.ok",
             **fields,
             margin_before=str(pos.margin),
-            margin_expected=_s(control.expected_margin),
+            margin_expected=opt_str(control.expected_margin),
             elapsed_ms=round((now - c.sent_at) * 1000, 2),
         )
         if c.action.kind is ActionKind.REDUCE:
@@ -958,15 +944,15 @@ class EngineCore:
             control.step_cap = reaction.step_cap
             out.warning(
                 "margin.step.halved",
-                **_pos_fields(key),
+                **pos_fields(key),
                 amount=str(c.amount),
                 step_cap=str(reaction.step_cap),
             )
         if reaction.hold_code is not None:
-            self._hold(key, control, reaction.hold_code, reaction.hold_size_only, out)
+            hold_until_change(key, control, reaction.hold_code, reaction.hold_size_only, out)
         if reaction.blocked_reason is not None:
             control.status, control.reason = "blocked", reaction.blocked_reason
-            self._enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
+            enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
         if reaction.stop_account is not None and account is not None:
             account.stopped_reason = reaction.stop_account
             out.error("account.stopped", account=key[0], code=outcome.code, reason=outcome.msg)
@@ -999,12 +985,12 @@ class EngineCore:
         """
         out = Out()
         control = self._controls.get(key)
-        _, changes = self._reconcile_book(key[0], positions, key[1], out)
+        _, changes = reconcile_book(self.book, key[0], positions, key[1], out)
         if control is None:
             self._handle_changes(changes, now, out)
             return out.commands
         pending = control.pending
-        self._log_resolution(key, control, bill_applied, bill_id, bills, out)
+        log_resolution(key, control, self.book.get(key), bill_applied, bill_id, bills, out)
         control.pending = None
         control.reread = False
         self._unknown_at_start.discard(key)
@@ -1084,7 +1070,7 @@ class EngineCore:
                     effects = self._fills.on_position(change.position, _ms(now), baseline=baseline)
                 self._fill_effects(effects, now, out)
             if change.kind is not ChangeKind.UPDATED:
-                self._check_main_positions(key[0], out)
+                self._watch_main(key[0], out)
             if change.kind is ChangeKind.CLOSED:
                 self._drop(key, out)
                 continue
@@ -1175,7 +1161,7 @@ class EngineCore:
         delay = self._backoff.delay(control.failures, self._rand)
         out.info(
             "margin.adjust.retry",
-            **_pos_fields(key),
+            **pos_fields(key),
             code=code,
             failures=control.failures,
             delay_s=round(delay, 3),
@@ -1242,7 +1228,7 @@ class EngineCore:
             control.status, control.reason = "unmanaged", f"{pos.mgn_mode} {pos.inst_id}"
             if key not in self._cross_logged:
                 self._cross_logged.add(key)
-                out.info("book.cross.ignored", **_pos_fields(key), mgnMode=pos.mgn_mode)
+                out.info("book.cross.ignored", **pos_fields(key), mgnMode=pos.mgn_mode)
             return None
         paused = self.paused_reason(key)
         if paused is not None:
@@ -1304,7 +1290,7 @@ class EngineCore:
         control.count, control.target = count, rule.target
         control.band = (rule.band_lo, rule.band_hi)
         action = decide(pos, ct_val, count, self.settings.policy, step_cap=control.step_cap)
-        self._track_blocked(pos, control, action, out)
+        track_blocked(pos, control, action, out)
         if action.kind is ActionKind.NONE:
             control.status, control.reason = "ok", action.reason
             control.step_cap = None
@@ -1314,8 +1300,14 @@ class EngineCore:
             return action
         check = self.guard.check(key, action.amount, now)
         if check.verdict is Verdict.POSITION_LIMIT:
-            self._position_guard(
-                pos, control, action, check.position_moved, check.position_calls, out
+            hold_for_position_guard(
+                pos,
+                control,
+                action,
+                check.position_moved,
+                check.position_calls,
+                self.settings.position_limit,
+                out,
             )
             return action
         if check.verdict is Verdict.ACCOUNT_LIMIT:
@@ -1323,7 +1315,7 @@ class EngineCore:
             control.status, control.reason = "error", "runaway guard tripped"
             out.error(
                 "margin.guard.tripped",
-                **_pos_fields(key),
+                **pos_fields(key),
                 moved_last_hour=str(check.account_moved),
                 position_moved_last_hour=str(check.position_moved),
                 amount=str(action.amount),
@@ -1335,12 +1327,12 @@ class EngineCore:
             control.status, control.reason = "ok", "dry run"
             out.info(
                 "margin.adjust.dry_run",
-                **_pos_fields(key),
+                **pos_fields(key),
                 action=action.kind.value,
                 amount=str(action.amount),
                 margin=str(pos.margin),
                 target=str(action.target),
-                floor=_s(action.floor),
+                floor=opt_str(action.floor),
                 count=count,
             )
             control.cooldown_until = now + self.settings.cooldown_s
@@ -1386,85 +1378,6 @@ class EngineCore:
             out.add(FetchInstrument(pos.account, pos.inst_id))
         control.status, control.reason = "unmanaged", self._fetches.reason(pos.inst_id)
 
-    def _position_guard(
-        self,
-        pos: Position,
-        control: PositionControl,
-        action: Action,
-        moved: Decimal,
-        calls: int,
-        out: Out,
-    ) -> None:
-        """Over the position's own ceiling: hold this position only, say what it already moved."""
-        limit = self.settings.position_limit
-        control.status = "error"
-        control.reason = (
-            f"runaway guard: {moved} of {limit} USDT moved this hour, next {action.amount}"
-        )
-        if control.guard_held:
-            return  # once per episode
-        control.guard_held = True
-        out.error(
-            "margin.guard.position_held",
-            **_pos_fields(pos.key),
-            action=action.kind.value,
-            amount=str(action.amount),
-            margin=_s(pos.margin),
-            moved_last_hour=str(moved),
-            calls_last_hour=calls,
-            limit=str(limit),
-        )
-
-    def _track_blocked(
-        self, pos: Position, control: PositionControl, action: Action, out: Out
-    ) -> None:
-        """``margin.target.blocked`` once per episode, ``margin.target.unblocked`` when it ends."""
-        if action.kind is not ActionKind.REDUCE:
-            control.exchange_limited = False
-        blocked = (
-            action.kind is ActionKind.BLOCKED
-            or action.limited_by_floor
-            or control.exchange_limited  # until a check lets a reduce through
-        )
-        if blocked:
-            self._enter_blocked(pos, control, action, action.reason, out)
-        elif control.blocked:
-            control.blocked = False
-            out.info(
-                "margin.target.unblocked",
-                **_pos_fields(pos.key),
-                margin=str(pos.margin),
-                target=str(action.target),
-            )
-
-    def _enter_blocked(
-        self, pos: Position, control: PositionControl, action: Action, reason: str, out: Out
-    ) -> None:
-        if control.blocked:
-            return  # once per episode, not on every push
-        control.blocked = True
-        out.warning(
-            "margin.target.blocked",
-            **_pos_fields(pos.key),
-            margin=str(pos.margin),
-            target=str(action.target),
-            floor=_s(action.floor),
-            upl=_s(pos.upl),
-            reason=reason,
-        )
-
-    def _hold(
-        self, key: PositionKey, control: PositionControl, code: str, size_only: bool, out: Out
-    ) -> None:
-        control.hold_until_change = code
-        control.hold_size_only = size_only
-        out.warning(
-            "margin.adjust.held",
-            **_pos_fields(key),
-            code=code,
-            until="size or margin change" if size_only else "position change",
-        )
-
     def _wake_balance_waiters(self, account: str, now: float, out: Out) -> None:
         """A reduction freed balance: positions that got 59200 may try again now."""
         state = self.accounts.get(account)
@@ -1480,90 +1393,16 @@ class EngineCore:
                 control.cooldown_until = 0.0
                 self._set_timer(key, control, now, out)
 
-    def _check_main_positions(self, account: str, out: Out) -> None:
-        """Warn once when the main account holds fewer positions than expected."""
-        state = self.accounts.get(account)
-        if state is None or state.role != "main" or not self.book.is_fresh(account):
-            return
-        positions = self.book.positions(account)
-        expected = self.settings.main_expected_positions
-        below = len(positions) < expected
-        if below and not self._main_below:
-            long_ = sum(
-                1 for p in positions if p.pos_side == "long" or (p.pos_side == "net" and p.pos > 0)
-            )
-            out.warning(
-                "main.positions.below_expected",
-                account=account,
-                positions=len(positions),
-                long=long_,
-                short=len(positions) - long_,
-                expected=expected,
-            )
-        elif self._main_below and not below:
-            out.info("main.positions.restored", account=account, positions=len(positions))
-        self._main_below = below
-
     # ------------------------------------------------------------------ re-reads
 
-    def _reconcile_book(
-        self, account: str, positions: Sequence[Position], inst_id: str | None, out: Out
-    ) -> tuple[int, list[BookChange]]:
-        """Correct the book from a REST read, logging each ``book.drift``."""
-        drifts, changes = self.book.reconcile(account, positions, inst_id=inst_id)
-        for d in drifts:
-            out.warning(
-                "book.drift",
-                **_pos_fields(d.key),
-                field=d.field,
-                book=d.book,
-                exchange=d.exchange,
-            )
-        return len(drifts), changes
-
-    def _log_resolution(
-        self,
-        key: PositionKey,
-        control: PositionControl,
-        bill_applied: bool | None,
-        bill_id: str | None,
-        bills: str | None,
-        out: Out,
-    ) -> None:
-        """Say what the re-read showed about the call it was made for."""
-        now_pos = self.book.get(key)
-        fields = _pos_fields(key)
-        margin_now = None if now_pos is None else now_pos.margin
-        pending = control.pending
-        if pending is None:
-            if control.expected_margin is not None:
-                out.info(
-                    "margin.adjust.unconfirmed",
-                    **fields,
-                    expected=str(control.expected_margin),
-                    margin=_s(margin_now),
-                )
-            else:
-                out.info(
-                    "margin.adjust.resolved", **fields, outcome="reread", margin=_s(margin_now)
-                )
-            return
-        if bill_applied is not None:
-            outcome, by = ("applied" if bill_applied else "not_applied"), "bill"
-        else:
-            outcome, by = outcome_by_margin(pending, now_pos), "margin"
-        out.warning(
-            "margin.adjust.resolved",
-            **fields,
-            outcome=outcome,
-            resolved_by=by,
-            action=pending.action,
-            amount=str(pending.amount),
-            margin_before=_s(pending.margin_before),
-            margin=_s(margin_now),
-            journal_id=pending.journal_id,
-            **({"bill_id": bill_id} if bill_id is not None else {}),
-            **({"bills": bills} if bills is not None else {}),
+    def _watch_main(self, account: str, out: Out) -> None:
+        self._main_below = watch_main_positions(
+            account,
+            self.accounts.get(account),
+            self.book,
+            self.settings.main_expected_positions,
+            self._main_below,
+            out,
         )
 
     # ------------------------------------------------------------------ storage health
