@@ -34,9 +34,9 @@ from reactor.engine.commands import (
     SetTimer,
     SyncClock,
     WriteIntent,
-    WriteMaintenance,
     WriteResult,
 )
+from reactor.engine.counts import MaintenanceCounts
 from reactor.engine.episodes import (
     enter_blocked,
     hold_for_position_guard,
@@ -50,6 +50,7 @@ from reactor.engine.foreign import ForeignWatch
 from reactor.engine.guard import RunawayGuard, Verdict
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
+from reactor.engine.maintenance_fills import FILLS_KEY, MaintenanceFills, ms
 from reactor.engine.margin_call import Outcome, OutcomeKind
 from reactor.engine.reactions import react
 from reactor.engine.reconcile import log_resolution, reconcile_book
@@ -70,11 +71,7 @@ from reactor.engine.view import build_view
 from reactor.maintenance import (
     Effect,
     FillGate,
-    PlainFill,
     RecordMaintenance,
-    Released,
-    Skipped,
-    describe_effect,
 )
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
@@ -94,9 +91,6 @@ if TYPE_CHECKING:
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
-# The timer of the fill gate (grace ends, retried maintenance writes); not a position.
-FILLS_KEY: PositionKey = ("", "", "", "fills")
-FILL_WRITE_RETRY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -112,11 +106,6 @@ class _Call:
     journal_id: int = 0
     sent_at: float = 0.0
     checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
-
-
-def _ms(now: float) -> int:
-    """The engine clock in ms, for the fill gate."""
-    return int(now * 1000)
 
 
 # Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
@@ -168,11 +157,9 @@ class EngineCore:
         self.observer: EngineObserver = observer or NullObserver()
         self.guard = RunawayGuard(settings.max_moved_per_hour, settings.position_limit)
         self.calls_sent = 0
-        self._count_source = counts
         self._rand = rand
         self._backoff = backoff_for(settings)
         self._controls: dict[PositionKey, PositionControl] = {}
-        self._counts: dict[tuple[PositionKey, int], int] = {}
         self._calls: dict[int, _Call] = {}
         self._next_call = 0
         self._cross_logged: set[PositionKey] = set()
@@ -190,12 +177,9 @@ class EngineCore:
         self._paused: dict[PauseKey, str] = {}
         # Counts from fills (issue 13): the no-race gate, maintenances seen but not yet in the
         # ledger (they count meanwhile), accounts whose missed fills are being recovered.
-        self._fills = fills if fills is not None and fills.enabled else None
-        self._fill_pending: list[RecordMaintenance] = []
-        self._fill_retry_at: float | None = None
-        self._recovering: set[str] = set()
-        self._fill_problems: dict[str, str] = {}  # for /healthz, until the next success
-        self._sources: dict[tuple[PositionKey, int], dict[str, int]] = {}
+        self.counts = MaintenanceCounts(counts)
+        self.fills = MaintenanceFills(fills, self.counts)
+        self._fills = self.fills.gate
 
     # ------------------------------------------------------------------ start-up
 
@@ -288,7 +272,7 @@ class EngineCore:
                 out.add(ReadPositions(account, "connect"))
                 if self._fills is not None and state.role == "sub":
                     # Maintenances filled while away are read back before anything is corrected.
-                    self._recovering.add(account)
+                    self.fills.start_recovery(account)
                     opened = tuple(p for p in self.book.positions(account) if p.is_open)
                     out.add(RecoverFills(account, opened))
             # After a (re)connect every position is re-evaluated from the fresh snapshot. On the
@@ -322,7 +306,7 @@ class EngineCore:
             self.observer.inc_reconnect(account, reason)
         if self._fills is not None:
             out = Out()
-            self._fill_effects(self._fills.reset_account(account, _ms(now)), now, out)
+            self._fill_effects(self._fills.reset_account(account, ms(now)), now, out)
             return out.commands
         return []
 
@@ -341,7 +325,7 @@ class EngineCore:
     ) -> list[Command]:
         """The ledger gained maintenance records for (account, instId, posSide)."""
         wanted = set(keys)
-        self._forget_counts(wanted)
+        self.counts.forget(wanted)
         out = Out()
         for account in {k[0] for k in wanted}:
             for pos in self.book.positions(account):
@@ -405,7 +389,7 @@ class EngineCore:
             return []
         for order in orders:
             if order.account == account:
-                self._fill_effects(self._fills.on_order(order, _ms(now)), now, out)
+                self._fill_effects(self._fills.on_order(order, ms(now)), now, out)
         return out.commands
 
     def on_maintenance_written(
@@ -413,23 +397,7 @@ class EngineCore:
     ) -> list[Command]:
         """The answer of :class:`WriteMaintenance` (``record_id`` None: it was there already)."""
         out = Out()
-        if record in self._fill_pending:
-            self._fill_pending.remove(record)
-        if not self._fill_pending:
-            self._fill_problems.pop("write", None)
-        self._forget_counts({record.position_key[:3]})
-        fields = {
-            "account": record.account,
-            "instId": record.inst_id,
-            "posSide": record.pos_side,
-            "key": record.key,
-            "source": "fill",
-        }
-        if record_id is None:
-            out.info("maintenance.duplicate", **fields)
-        else:
-            out.info("maintenance.recorded", **fields, record_id=record_id, cTime=record.c_time)
-        self._arm_fills_timer(out)
+        self.fills.written(record, record_id, out)
         return out.commands
 
     def on_maintenance_failed(
@@ -437,24 +405,7 @@ class EngineCore:
     ) -> list[Command]:
         """The ledger refused the write: it keeps counting in memory and is written again."""
         out = Out()
-        out.error(
-            "maintenance.record.failed",
-            account=record.account,
-            instId=record.inst_id,
-            posSide=record.pos_side,
-            key=record.key,
-            error=error if retry else f"invalid: {error}",
-        )
-        if not retry and record in self._fill_pending:
-            self._fill_pending.remove(record)
-        elif retry:
-            if self._fill_retry_at is None:
-                self._fill_retry_at = now + FILL_WRITE_RETRY_S
-            self._fill_problems["write"] = (
-                f"maintenance: {len(self._fill_pending)} record(s) not in the ledger"
-                f" (counted in memory, retrying): {error[:120]}"
-            )
-        self._arm_fills_timer(out)
+        self.fills.write_failed(record, error, now, retry, out)
         return out.commands
 
     def on_fills_recovered(
@@ -462,9 +413,7 @@ class EngineCore:
     ) -> list[Command]:
         """Recovery wrote what was missed (``keys``: positions with new records): go on."""
         out = Out()
-        self._recovering.discard(account)
-        self._fill_problems.pop(f"recovery:{account}", None)
-        self._forget_counts({k[:3] for k in keys})
+        self.fills.recovered(account, keys)
         for pos in self.book.positions(account):
             self._schedule(pos.key, now, out, immediate=True)
         return out.commands
@@ -473,55 +422,23 @@ class EngineCore:
         """Recovery could not read OKX's history: correct with the counts there are (never
         stuck), and say so; the next (re)connect tries again."""
         out = Out()
-        out.error("maintenance.recovery.failed", account=account, error=error)
-        self._recovering.discard(account)
-        self._fill_problems[f"recovery:{account}"] = (
-            f"{account}: fills missed while away not recovered: {error[:120]}"
-        )
+        self.fills.recovery_failed(account, error, out)
         for pos in self.book.positions(account):
             self._schedule(pos.key, now, out, immediate=True)
         return out.commands
 
     def _fill_effects(self, effects: list[Effect], now: float, out: Out) -> None:
         for effect in effects:
-            if isinstance(effect, RecordMaintenance):
-                # Counted at once (the write below may fail; it is retried, never lost).
-                self._fill_pending.append(effect)
-                out.add(WriteMaintenance(effect))
-                key = effect.position_key
-                if self.book.get(key) is not None:
-                    self._schedule(key, now, out, immediate=True)
-            elif isinstance(effect, Released):
-                fields = describe_effect(effect)
-                if effect.reason == "grace_expired":
-                    out.warning("maintenance.gate.expired", **fields)
-                else:
-                    out.debug("maintenance.gate.released", **fields)
-                if self.book.get(effect.key) is not None:
-                    self._schedule(effect.key, now, out, immediate=True)
-            elif isinstance(effect, Skipped):
-                out.warning("maintenance.fill.skipped", **describe_effect(effect))
-            elif isinstance(effect, PlainFill):
-                out.debug("maintenance.fill.plain", **describe_effect(effect))
-        self._arm_fills_timer(out)
+            key = self.fills.apply(effect, out)
+            if key is not None and self.book.get(key) is not None:
+                self._schedule(key, now, out, immediate=True)
+        self.fills.arm_timer(out)
 
     def _fills_tick(self, now: float, out: Out) -> None:
         if self._fills is not None:
-            self._fill_effects(self._fills.expire(_ms(now)), now, out)
-        if self._fill_pending and self._fill_retry_at is not None and now >= self._fill_retry_at:
-            self._fill_retry_at = None
-            for record in list(self._fill_pending):
-                out.add(WriteMaintenance(record))
-        self._arm_fills_timer(out)
-
-    def _arm_fills_timer(self, out: Out) -> None:
-        times = [] if self._fill_retry_at is None else [self._fill_retry_at]
-        if self._fills is not None:
-            deadline = self._fills.next_deadline()
-            if deadline is not None:
-                times.append(deadline / 1000)
-        if times:
-            out.add(SetTimer(FILLS_KEY, min(times)))
+            self._fill_effects(self._fills.expire(ms(now)), now, out)
+        self.fills.retry_writes(now, out)
+        self.fills.arm_timer(out)
 
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         out = Out()
@@ -1065,9 +982,9 @@ class EngineCore:
             key = change.key
             if self._fills is not None:
                 if change.kind is ChangeKind.CLOSED:
-                    effects = self._fills.close(key, _ms(now))
+                    effects = self._fills.close(key, ms(now))
                 else:
-                    effects = self._fills.on_position(change.position, _ms(now), baseline=baseline)
+                    effects = self._fills.on_position(change.position, ms(now), baseline=baseline)
                 self._fill_effects(effects, now, out)
             if change.kind is not ChangeKind.UPDATED:
                 self._watch_main(key[0], out)
@@ -1179,40 +1096,14 @@ class EngineCore:
 
     def count_for(self, pos: Position) -> int:
         """The ledger's count plus maintenances seen on ``orders`` not yet written to it."""
-        ck = (pos.key, pos.c_time)
-        count = self._counts.get(ck)
-        if count is None:
-            count = self._counts[ck] = self._count_source.count(
-                pos.account, pos.inst_id, pos.pos_side, pos.c_time
-            )
-            read_sources = getattr(self._count_source, "sources", None)
-            if read_sources is not None:
-                self._sources[ck] = read_sources(pos.account, pos.inst_id, pos.pos_side, pos.c_time)
-        return count + self._pending_for(pos)
+        return self.counts.count(pos)
 
     def sources_for(self, pos: Position) -> dict[str, int]:
         """Where the counted records came from (cached with the count; no I/O)."""
-        sources = dict(self._sources.get((pos.key, pos.c_time), {}))
-        pending = self._pending_for(pos)
-        if pending:
-            sources["fill"] = sources.get("fill", 0) + pending
-        return sources
+        return self.counts.sources(pos)
 
     def _view_sources(self, pos: Position) -> tuple[tuple[str, int], ...]:
         return tuple(sorted(self.sources_for(pos).items()))
-
-    def _pending_for(self, pos: Position) -> int:
-        if not self._fill_pending:
-            return 0
-        return sum(
-            1
-            for r in self._fill_pending
-            if r.position_key == pos.key and (r.c_time is None or r.c_time == pos.c_time)
-        )
-
-    def _forget_counts(self, keys: set[tuple[str, str, str]]) -> None:
-        self._counts = {k: v for k, v in self._counts.items() if k[0][:3] not in keys}
-        self._sources = {k: v for k, v in self._sources.items() if k[0][:3] not in keys}
 
     def _evaluate(self, key: PositionKey, now: float, out: Out) -> Action | None:
         """Decide for one position now and start what is due (a call, a re-read, a fetch)."""
@@ -1264,10 +1155,10 @@ class EngineCore:
         if self._held_foreign(pos, control, now, out):
             return None
         if self._fills is not None:
-            if pos.account in self._recovering:
+            if pos.account in self.fills.recovering:
                 control.status, control.reason = "adjusting", "recovering fills missed while away"
                 return None  # the recovery's answer re-evaluates every position of the account
-            until = self._fills.hold_until(pos, _ms(now))
+            until = self._fills.hold_until(pos, ms(now))
             if until is not None:
                 # It grew: the count may be about to move (a maintenance fill whose order event
                 # has not come yet). Correcting now could send it to the old target.
@@ -1432,7 +1323,7 @@ class EngineCore:
             main_expected_positions=self.settings.main_expected_positions,
             problems=self.health.problems(now)
             + self._fetches.problems()
-            + sorted(self._fill_problems.values()),
+            + sorted(self.fills.problems.values()),
             storage_ok=self.health.storage_ok,
             internal_errors=self.health.internal_errors,
             paused_accounts={k[0]: r for k, r in self._paused.items() if k[1] is None},
