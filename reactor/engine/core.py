@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
 from reactor.engine.bills import Bill, side_of
+from reactor.engine.calls import (
+    Call,
+    CallTable,
+    capped_amount,
+    intent_command,
+    send_command,
+    settle_failure,
+    settle_ok,
+)
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -32,7 +40,6 @@ from reactor.engine.commands import (
     ResolveOutcome,
     SendMarginCall,
     SetTimer,
-    SyncClock,
     WriteIntent,
     WriteResult,
 )
@@ -40,7 +47,6 @@ from reactor.engine.counts import MaintenanceCounts
 from reactor.engine.episodes import (
     enter_blocked,
     hold_for_position_guard,
-    hold_until_change,
     mark_held_foreign,
     track_blocked,
     watch_main_positions,
@@ -52,7 +58,6 @@ from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
 from reactor.engine.maintenance_fills import FILLS_KEY, MaintenanceFills, ms
 from reactor.engine.margin_call import Outcome, OutcomeKind
-from reactor.engine.reactions import react
 from reactor.engine.reconcile import log_resolution, reconcile_book
 from reactor.engine.state import (
     AccountState,
@@ -82,7 +87,6 @@ from reactor.policy import (
     Action,
     ActionKind,
     decide,
-    round_down,
     target_for,
 )
 
@@ -91,21 +95,6 @@ if TYPE_CHECKING:
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
-
-
-@dataclass(slots=True)
-class _Call:
-    """One margin call from decision to answer."""
-
-    key: PositionKey
-    control: PositionControl
-    position: Position  # the data it was decided from
-    action: Action
-    amount: Decimal  # the amount sent (``action.amount``, or less after a pre-reduce check)
-    guard_entry: tuple[float, Decimal, PositionKey] | None
-    journal_id: int = 0
-    sent_at: float = 0.0
-    checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
 
 
 # Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
@@ -160,8 +149,7 @@ class EngineCore:
         self._rand = rand
         self._backoff = backoff_for(settings)
         self._controls: dict[PositionKey, PositionControl] = {}
-        self._calls: dict[int, _Call] = {}
-        self._next_call = 0
+        self._calls = CallTable(self.guard)
         self._cross_logged: set[PositionKey] = set()
         self._unknown_at_start: set[PositionKey] = set()
         # The calls a crash left unanswered, by position: resolved from the bills like any
@@ -628,7 +616,7 @@ class EngineCore:
             return []  # a second answer, or one for a call already dropped
         c.checked = True
         if self._controls.get(c.key) is not c.control:
-            self._abandon(call, c, "position closed before send", now, out)
+            self._calls.abandon(call, c, "position closed before send", out)
             return out.commands
         current = self.book.get(c.key)
         account = self.accounts.get(c.key[0])
@@ -643,12 +631,12 @@ class EngineCore:
             # The stream broke, the position moved, or the account was stopped, disabled or
             # paused while the exchange was asked: the call was decided from what no longer
             # holds. Decide again, never send it.
-            self._abandon(call, c, "", now, out)
+            self._calls.abandon(call, c, "", out)
             self._set_timer(c.key, c.control, now, out)
             return out.commands
         control = c.control
-        if cap is not None and cap < c.amount:
-            amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
+        amount = capped_amount(c.amount, cap, self.settings.policy.amount_step)
+        if amount is not None:
             # Once per blocked episode at info: a blocked position is checked again and again.
             log = out.debug if control.exchange_limited else out.info
             log(
@@ -659,7 +647,7 @@ class EngineCore:
                 est_avail=str(cap),
             )
             if amount < self.settings.policy.min_action:
-                self._abandon(call, c, "", now, out)
+                self._calls.abandon(call, c, "", out)
                 reason = f"exchange_limit: estAvailTrans {cap} < min_action"
                 control.status, control.reason = "blocked", reason
                 control.exchange_limited = True
@@ -667,11 +655,7 @@ class EngineCore:
                 control.failures += 1
                 self._retry_later(c.key, control, "estAvailTrans", now, out)
                 return out.commands
-            if c.guard_entry is not None:
-                # Reserve what will be sent, not what was decided.
-                self.guard.refund(c.guard_entry)
-                c.guard_entry = self.guard.reserve(c.key, amount, c.guard_entry[0])
-            c.amount = amount
+            self._calls.resize(c, amount)
         control.exchange_limited = False
         self._write_intent(call, c, out)
         return out.commands
@@ -688,7 +672,7 @@ class EngineCore:
             return []  # answered already: the call goes on, or was dropped
         c.checked = True
         control = c.control
-        self._abandon(call, c, "", now, out)
+        self._calls.abandon(call, c, "", out)
         out.warning(
             "margin.reduce.check_failed",
             **pos_fields(c.key),
@@ -712,38 +696,24 @@ class EngineCore:
             return out.commands
         if self._controls.get(c.key) is not c.control:
             c.journal_id = journal_id
-            self._abandon(call, c, "position closed before send", now, out)
+            self._calls.abandon(call, c, "position closed before send", out)
             return out.commands
-        c.journal_id = journal_id
-        c.sent_at = now
         self.calls_sent += 1
-        action = c.action
-        out.info(
-            "margin.adjust.sent",
-            **pos_fields(c.key),
-            action=action.kind.value,
-            amount=str(c.amount),
-            margin=str(c.position.margin),
-            target=str(action.target),
-            floor=opt_str(action.floor),
-            journal_id=journal_id,
-        )
         # A call after a failed one waited out its back-off: kept apart from reaction latency.
         self.observer.observe_latency(
             now - c.control.changed_at, retry=c.control.failures > 0, account=c.key[0]
         )
-        out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
+        send_command(call, c, journal_id, now, out)
         return out.commands
 
     def on_intent_failed(self, call: int, error: str, *, now: float) -> list[Command]:
         """No durable intent, so no call: the position retries with back-off."""
         out = Out()
         self._storage_failed(error, "intent", out)
-        c = self._calls.pop(call, None)
+        c = self._calls.pop(call)
         if c is None:
             return out.commands
-        if c.guard_entry is not None:
-            self.guard.refund(c.guard_entry)
+        self._calls.refund(c)
         self.observer.inc_adjustment("journal_failed", account=c.key[0])
         control = c.control
         control.in_flight = False
@@ -775,116 +745,33 @@ class EngineCore:
     def on_call_done(self, call: int, outcome: Outcome, *, now: float) -> list[Command]:
         """The answer of a :class:`SendMarginCall`."""
         out = Out()
-        c = self._calls.pop(call, None)
+        c = self._calls.pop(call)
         if c is None:
             return []
         out.add(
             WriteResult(c.journal_id, outcome.journal_status, outcome.code, outcome.msg or None)
         )
         self.observer.inc_adjustment(outcome.label, account=c.key[0])
-        if outcome.moved_nothing and c.guard_entry is not None:
-            self.guard.refund(c.guard_entry)
+        if outcome.moved_nothing:
+            self._calls.refund(c)
         control, key = c.control, c.key
         control.in_flight = False
         attached = self._controls.get(key) is control
         fields = {**pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
         if outcome.kind is OutcomeKind.OK:
-            delay = self._on_ok(c, now, out, fields)
+            delay = settle_ok(c, self.book.get(key), self.settings, now, out, fields)
+            if c.action.kind is ActionKind.REDUCE:
+                self._wake_balance_waiters(key[0], now, out)
         else:
-            delay = self._on_failure(c, outcome, now, out, fields)
+            account = self.accounts.get(key[0])
+            after = settle_failure(c, outcome, account, self.settings, out, fields)
+            if after is None:
+                after = self._backoff_delay(key, control, outcome.code or outcome.label, out)
+            delay = after
         control.cooldown_until = now + delay
         if attached:
             self._set_timer(key, control, now + delay, out)
         return out.commands
-
-    def _on_ok(self, c: _Call, now: float, out: Out, fields: dict[str, str]) -> float:
-        control, pos = c.control, c.position
-        control.failures = 0
-        if control.step_cap is not None:
-            # After 59301 the step grows back with each success (reset when the position
-            # changes, or once the position is in band).
-            control.step_cap = control.step_cap * 2
-        assert pos.margin is not None
-        sign = 1 if c.action.kind is ActionKind.ADD else -1
-        control.expected_margin = pos.margin + sign * c.amount
-        delay = self.settings.cooldown_s
-        current = self.book.get(c.key)
-        if (
-            current is not None
-            and current.u_time > pos.u_time
-            and current.margin is not None
-            and abs(current.margin - control.expected_margin) < self.settings.policy.amount_step
-        ):
-            # The confirming push beat the HTTP answer: the cooldown is already over.
-            control.expected_margin = None
-            delay = 0.0
-        control.status, control.reason = "ok", c.action.reason
-        out.info(
-            "margin.adjust.ok",
-            **fields,
-            margin_before=str(pos.margin),
-            margin_expected=opt_str(control.expected_margin),
-            elapsed_ms=round((now - c.sent_at) * 1000, 2),
-        )
-        if c.action.kind is ActionKind.REDUCE:
-            self._wake_balance_waiters(c.key[0], now, out)
-        return delay
-
-    def _on_failure(
-        self, c: _Call, outcome: Outcome, now: float, out: Out, fields: dict[str, str]
-    ) -> float:
-        control, key, pos = c.control, c.key, c.position
-        account = self.accounts.get(key[0])
-        reaction = react(outcome, c.amount, self.settings)
-        code = outcome.code or outcome.label
-        if outcome.kind is OutcomeKind.UNKNOWN:
-            out.error(
-                "margin.adjust.unknown",
-                **fields,
-                journal_id=c.journal_id,
-                code=outcome.code,
-                error=outcome.msg,
-            )
-            control.pending = PendingOutcome(
-                c.journal_id, c.action.kind.value, c.amount, pos.margin, c.sent_at, outcome.code
-            )
-            control.status, control.reason = "adjusting", "outcome unknown: re-reading"
-        elif outcome.kind is OutcomeKind.NOT_SENT:
-            out.warning("margin.adjust.failed", **fields, code="not_sent", msg=outcome.msg)
-            control.status, control.reason = "error", f"not sent: {outcome.msg}"
-        else:
-            out.error("margin.adjust.failed", **fields, code=code, msg=outcome.msg)
-            control.status, control.reason = "error", f"{code} {outcome.msg}"
-        if reaction.failed:
-            control.failures += 1
-        if reaction.step_cap is not None:
-            control.step_cap = reaction.step_cap
-            out.warning(
-                "margin.step.halved",
-                **pos_fields(key),
-                amount=str(c.amount),
-                step_cap=str(reaction.step_cap),
-            )
-        if reaction.hold_code is not None:
-            hold_until_change(key, control, reaction.hold_code, reaction.hold_size_only, out)
-        if reaction.blocked_reason is not None:
-            control.status, control.reason = "blocked", reaction.blocked_reason
-            enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
-        if reaction.stop_account is not None and account is not None:
-            account.stopped_reason = reaction.stop_account
-            out.error("account.stopped", account=key[0], code=outcome.code, reason=outcome.msg)
-        if reaction.reconcile:
-            out.add(ReadPositions(key[0], code))
-        if reaction.balance_wait and account is not None:
-            control.balance_wait = True
-            account.balance_waiters.add(key)
-        if reaction.resync_clock:
-            out.add(SyncClock(key[0]))
-            if control.failures <= 1:
-                return min(0.5, self.settings.cooldown_s)
-        if reaction.backoff:
-            return self._backoff_delay(key, control, code, out)
-        return reaction.delay_s
 
     def on_resolved(
         self,
@@ -941,13 +828,11 @@ class EngineCore:
         self.health.internal_error(error, now)
         key: PositionKey | None = None
         if isinstance(command, SendMarginCall):
-            c = self._calls.pop(command.call, None)
+            c = self._calls.pop(command.call)
             key = command.key
             if c is not None:
                 # It may have been sent: resolve before anything else (the guard keeps it).
-                c.control.pending = PendingOutcome(
-                    c.journal_id, c.action.kind.value, c.amount, c.position.margin, c.sent_at
-                )
+                c.control.pending = c.pending()
                 c.control.in_flight = False
         elif isinstance(command, FetchInstrument):
             return self.on_instrument(command.inst_id, None, f"internal error: {error}", now=now)
@@ -960,9 +845,9 @@ class EngineCore:
         elif isinstance(command, (ResolveOutcome, SetTimer, CheckReduce, WriteIntent)):
             key = command.key
             if isinstance(command, (CheckReduce, WriteIntent)):
-                c = self._calls.pop(command.call, None)
-                if c is not None and c.guard_entry is not None:
-                    self.guard.refund(c.guard_entry)
+                c = self._calls.pop(command.call)
+                if c is not None:
+                    self._calls.refund(c)
         if key is not None:
             control = self._controls.get(key)
             if control is not None:
@@ -1228,10 +1113,7 @@ class EngineCore:
             )
             control.cooldown_until = now + self.settings.cooldown_s
             return action
-        self._next_call += 1
-        call = self._next_call
-        c = _Call(key, control, pos, action, action.amount, check.entry)
-        self._calls[call] = c
+        call, c = self._calls.open(key, control, pos, action, check.entry)
         control.in_flight = True
         control.call = call
         control.status, control.reason = "adjusting", action.reason
@@ -1242,24 +1124,9 @@ class EngineCore:
             self._write_intent(call, c, out)
         return action
 
-    def _write_intent(self, call: int, c: _Call, out: Out) -> None:
+    def _write_intent(self, call: int, c: Call, out: Out) -> None:
         self._retry_results(out)  # results a failed write left behind go first
-        kind = c.action.kind.value
-        # The body the REST client sends (format "f": never "1E+1").
-        request = (
-            f'{{"instId":"{c.key[1]}","posSide":"{c.key[2]}",'
-            f'"type":"{kind}","amt":"{format(c.amount, "f")}"}}'
-        )
-        out.add(WriteIntent(call, c.key, kind, c.amount, request))
-
-    def _abandon(self, call: int, c: _Call, why: str, now: float, out: Out) -> None:
-        """Drop a call before it was sent (its position closed, or the check forbade it)."""
-        self._calls.pop(call, None)
-        if c.guard_entry is not None:
-            self.guard.refund(c.guard_entry)
-        c.control.in_flight = False
-        if c.journal_id:
-            out.add(WriteResult(c.journal_id, "error", "not_sent", why))
+        out.add(intent_command(call, c))
 
     def _need_instrument(
         self, pos: Position, control: PositionControl, now: float, out: Out
