@@ -53,6 +53,7 @@ from reactor.engine.episodes import (
 )
 from reactor.engine.fields import opt_str, pos_fields
 from reactor.engine.foreign import ForeignWatch
+from reactor.engine.gates import refusal
 from reactor.engine.guard import RunawayGuard, Verdict
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
@@ -71,7 +72,7 @@ from reactor.engine.state import (
     PositionControl,
     StorageError,
 )
-from reactor.engine.timing import backoff_for, next_due
+from reactor.engine.timing import backoff_for, next_due, note_push, settled, still_in_band
 from reactor.engine.view import build_view
 from reactor.maintenance import (
     Effect,
@@ -81,9 +82,6 @@ from reactor.maintenance import (
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 from reactor.policy import (
-    BELOW_MIN_ACTION,
-    IN_BAND,
-    NOT_MANAGED,
     Action,
     ActionKind,
     decide,
@@ -95,33 +93,6 @@ if TYPE_CHECKING:
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
-
-
-# Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
-# maintenance count stay the same.
-_SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
-
-
-def _settled(control: PositionControl) -> bool:
-    """The last evaluation found nothing to do (not a blocked, waiting or failed position)."""
-    return control.status == "ok" and control.reason in _SETTLED_REASONS
-
-
-def _still_in_band(control: PositionControl, change: BookChange) -> bool:
-    """The last evaluation found the position in its band, and the change moved only market
-    fields (mark price, upl, notional, liquidation price): on OKX every regular snapshot
-    carries such moves for nearly every position. In band depends on the margin, the size
-    and the count (keyed by cTime) alone, so there is nothing to re-evaluate.
-    (bench: 1.0 -> 0 evaluations per record when marks moved.)"""
-    prev, pos = change.previous, change.position
-    return (
-        prev is not None
-        and control.status == "ok"
-        and control.reason == IN_BAND
-        and pos.margin == prev.margin
-        and pos.pos == prev.pos
-        and pos.c_time == prev.c_time
-    )
 
 
 class EngineCore:
@@ -272,7 +243,7 @@ class EngineCore:
             for pos in self.book.positions(account):
                 if not first:
                     control = self._controls.get(pos.key)
-                    if control is not None and _settled(control):
+                    if control is not None and settled(control):
                         continue
                 self._schedule(pos.key, now, out)
         self._handle_changes(changes, now, out)
@@ -880,8 +851,8 @@ class EngineCore:
                 self._drop(key, out)
             control = self._controls.get(key)
             if control is not None:
-                self._note_push(key, control, change, now, out)
-                if change.kind is ChangeKind.UPDATED and _still_in_band(control, change):
+                note_push(key, control, change, self.settings, now, out)
+                if change.kind is ChangeKind.UPDATED and still_in_band(control, change):
                     continue
             self._schedule(key, now, out)
 
@@ -889,55 +860,6 @@ class EngineCore:
         control = self._controls.pop(key, None)
         if control is not None and control.due_at is not None:
             out.add(CancelTimer(key))
-
-    def _note_push(
-        self,
-        key: PositionKey,
-        control: PositionControl,
-        change: BookChange,
-        now: float,
-        out: Out,
-    ) -> None:
-        """End the cooldown early once a push shows the margin the call should have left; end
-        holds and the 59301 step cap when the position itself changes."""
-        pos, prev = change.position, change.previous
-        step = self.settings.policy.amount_step
-        expected = control.expected_margin
-        confirmed = (
-            expected is not None and pos.margin is not None and abs(pos.margin - expected) < step
-        )
-        if (
-            prev is not None
-            and not confirmed
-            and pos.margin != prev.margin
-            and (pos.pos, pos.c_time) == (prev.pos, prev.c_time)
-            and not control.in_flight
-            and control.pending is None
-        ):
-            # The margin moved with no fill and no call of ours in flight: someone else may
-            # have transferred margin. Read the bills (a funding fee or an auto-margin add is
-            # not a transfer and is skipped there) before acting on the position, so a second
-            # controller is seen before we answer its transfer; at most ``bills_wait_s``.
-            out.add(ReadBills(key[0], "drift"))
-            if not self.settings.dry_run:
-                control.bills_wait_until = now + self.settings.bills_wait_s
-        if confirmed:
-            control.cooldown_until = 0.0
-            control.expected_margin = None
-            if control.due_at is not None:
-                # The evaluation parked at the cooldown's end is no longer due: without this,
-                # the next change would fold into it and wait out the whole cooldown.
-                control.due_at = None
-                out.add(CancelTimer(key))
-        if prev is None:
-            return
-        if (pos.pos, pos.c_time) != (prev.pos, prev.c_time):
-            control.step_cap = None  # a new size: the exchange's limit is a new one too
-        if control.hold_until_change is not None:
-            size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
-            if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):
-                control.hold_until_change = None
-                control.hold_size_only = False
 
     def _control(self, key: PositionKey) -> PositionControl:
         control = self._controls.get(key)
@@ -997,26 +919,14 @@ class EngineCore:
         if pos is None or control is None:
             return None
         account = self.accounts.get(pos.account)
-        if account is None or not account.enabled or account.role != "sub":
-            control.status, control.reason = "unmanaged", "read-only account"
-            return None
-        if not pos.is_managed_kind:
-            control.status, control.reason = "unmanaged", f"{pos.mgn_mode} {pos.inst_id}"
-            if key not in self._cross_logged:
+        refused = refusal(pos, account, self.paused_reason(key), self.book.is_fresh(pos.account))
+        if refused is not None:
+            control.status, control.reason = refused.status, refused.reason
+            if refused.foreign_kind and key not in self._cross_logged:
                 self._cross_logged.add(key)
                 out.info("book.cross.ignored", **pos_fields(key), mgnMode=pos.mgn_mode)
             return None
-        paused = self.paused_reason(key)
-        if paused is not None:
-            control.status, control.reason = "paused", f"paused: {paused}" if paused else "paused"
-            return None
-        if not account.managed:
-            control.status = "error"
-            control.reason = account.stopped_reason or "runaway guard tripped"
-            return None
-        if not self.book.is_fresh(pos.account):
-            control.status, control.reason = "stale", "waiting for a fresh snapshot"
-            return None
+        assert account is not None  # refused otherwise
         if control.in_flight:
             return None  # its answer schedules the next evaluation
         if control.cooldown_until > now:
