@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
-from reactor.engine.bills import Bill, side_of
+from reactor.engine.bills import Bill
 from reactor.engine.calls import (
     Call,
     CallTable,
@@ -47,12 +47,12 @@ from reactor.engine.counts import MaintenanceCounts
 from reactor.engine.episodes import (
     enter_blocked,
     hold_for_position_guard,
-    mark_held_foreign,
     track_blocked,
     watch_main_positions,
 )
 from reactor.engine.fields import opt_str, pos_fields
 from reactor.engine.foreign import ForeignWatch
+from reactor.engine.foreign_fence import end_bills_wait, held_foreign, record_foreign
 from reactor.engine.gates import refusal
 from reactor.engine.guard import RunawayGuard, Verdict
 from reactor.engine.health import EngineHealth
@@ -72,7 +72,14 @@ from reactor.engine.state import (
     PositionControl,
     StorageError,
 )
-from reactor.engine.timing import backoff_for, next_due, note_push, settled, still_in_band
+from reactor.engine.timing import (
+    backoff_for,
+    next_due,
+    note_push,
+    set_timer,
+    settled,
+    still_in_band,
+)
 from reactor.engine.view import build_view
 from reactor.maintenance import (
     Effect,
@@ -138,7 +145,7 @@ class EngineCore:
         # ledger (they count meanwhile), accounts whose missed fills are being recovered.
         self.counts = MaintenanceCounts(counts)
         self.fills = MaintenanceFills(fills, self.counts)
-        self._fills = self.fills.gate
+        self._fill_gate = self.fills.gate  # None: counts from fills are off
 
     # ------------------------------------------------------------------ start-up
 
@@ -229,7 +236,7 @@ class EngineCore:
                 # the stream may have lost while the account was away.
                 state.reconcile_due = False
                 out.add(ReadPositions(account, "connect"))
-                if self._fills is not None and state.role == "sub":
+                if self._fill_gate is not None and state.role == "sub":
                     # Maintenances filled while away are read back before anything is corrected.
                     self.fills.start_recovery(account)
                     opened = tuple(p for p in self.book.positions(account) if p.is_open)
@@ -263,9 +270,9 @@ class EngineCore:
         if state is not None:
             state.connected = False
             self.observer.inc_reconnect(account, reason)
-        if self._fills is not None:
+        if self._fill_gate is not None:
             out = Out()
-            self._fill_effects(self._fills.reset_account(account, ms(now)), now, out)
+            self._fill_effects(self._fill_gate.reset_account(account, ms(now)), now, out)
             return out.commands
         return []
 
@@ -344,11 +351,11 @@ class EngineCore:
     ) -> list[Command]:
         """An ``orders`` push: maintenances are recorded, held positions released."""
         out = Out()
-        if self._fills is None:
+        if self._fill_gate is None:
             return []
         for order in orders:
             if order.account == account:
-                self._fill_effects(self._fills.on_order(order, ms(now)), now, out)
+                self._fill_effects(self._fill_gate.on_order(order, ms(now)), now, out)
         return out.commands
 
     def on_maintenance_written(
@@ -394,8 +401,8 @@ class EngineCore:
         self.fills.arm_timer(out)
 
     def _fills_tick(self, now: float, out: Out) -> None:
-        if self._fills is not None:
-            self._fill_effects(self._fills.expire(ms(now)), now, out)
+        if self._fill_gate is not None:
+            self._fill_effects(self._fill_gate.expire(ms(now)), now, out)
         self.fills.retry_writes(now, out)
         self.fills.arm_timer(out)
 
@@ -479,48 +486,8 @@ class EngineCore:
         within the window hold its positions (``margin.position.held_foreign``) instead of
         fighting back (:mod:`reactor.engine.foreign`)."""
         out = Out()
-        self._end_bills_wait(account, now, out)
-        for bill in foreign:
-            unit = (account, bill.inst_id)
-            on_inst = [
-                p
-                for p in self.book.positions(account)
-                if p.inst_id == bill.inst_id and p.is_managed_kind
-            ]
-            keys = [p.key for p in on_inst]
-            started = self.foreign.record(unit, now)
-            out.warning(
-                "margin.foreign_transfer",
-                account=account,
-                instId=bill.inst_id,
-                posSide=side_of(bill, on_inst),
-                billId=bill.bill_id,
-                action=bill.action,
-                amount=str(bill.sz),
-                posBal=opt_str(bill.pos_bal),
-                ts=bill.ts,
-                recent=self.foreign.recent(unit),
-                trigger=trigger,
-            )
-            if not started:
-                continue
-            due = self.foreign.release_due(unit)
-            out.error(
-                "margin.position.held_foreign",
-                account=account,
-                instId=bill.inst_id,
-                posSides=sorted(k[2] for k in keys),
-                foreign_transfers=self.foreign.recent(unit),
-                window_s=self.settings.foreign_transfer_window_s,
-                limit=self.foreign.limit,
-            )
-            for key in keys:
-                control = self._control(key)
-                mark_held_foreign(
-                    control, self.foreign.recent(unit), self.settings.foreign_transfer_window_s
-                )
-                if due is not None and not control.in_flight:
-                    self._set_timer(key, control, due, out)
+        end_bills_wait(account, self.book, self._controls, now, out)
+        record_foreign(account, foreign, trigger, self.foreign, self.book, self._controls, now, out)
         return out.commands
 
     def on_bills_failed(
@@ -530,46 +497,10 @@ class EngineCore:
         reconcile interval); corrections go on."""
         out = Out()
         out.warning("bills.read.failed", account=account, trigger=trigger, error=error[:200])
-        self._end_bills_wait(account, now, out)  # act on: never stuck on the bills
+        end_bills_wait(
+            account, self.book, self._controls, now, out
+        )  # act on: never stuck on the bills
         return out.commands
-
-    def _end_bills_wait(self, account: str, now: float, out: Out) -> None:
-        for pos in self.book.positions(account):
-            control = self._controls.get(pos.key)
-            if control is not None and control.bills_wait_until > 0:
-                waited_until, control.bills_wait_until = control.bills_wait_until, 0.0
-                # Wake it now if it sleeps for the wait; an earlier wake-up (the debounce's)
-                # stands.
-                if not control.in_flight and (
-                    control.due_at is None or control.due_at >= waited_until
-                ):
-                    self._set_timer(pos.key, control, max(now, control.cooldown_until), out)
-
-    def _held_foreign(self, pos: Position, control: PositionControl, now: float, out: Out) -> bool:
-        unit = (pos.account, pos.inst_id)
-        if not self.foreign.held(unit):
-            control.foreign_held = False
-            return False
-        if self.foreign.try_release(unit, now):
-            out.warning(
-                "margin.position.released_foreign",
-                account=pos.account,
-                instId=pos.inst_id,
-                quiet_s=self.settings.foreign_transfer_window_s,
-                foreign_transfers=self.foreign.count(unit),
-            )
-            for p in self.book.positions(pos.account):
-                other = self._controls.get(p.key)
-                if p.inst_id == pos.inst_id and other is not None:
-                    other.foreign_held = False
-            return False
-        mark_held_foreign(
-            control, self.foreign.recent(unit), self.settings.foreign_transfer_window_s
-        )
-        due = self.foreign.release_due(unit)
-        if due is not None and (control.due_at is None or control.due_at > due):
-            self._set_timer(pos.key, control, due, out)
-        return True
 
     # ------------------------------------------------------------------ call answers
 
@@ -836,11 +767,13 @@ class EngineCore:
         """``baseline``: the changes come from a snapshot or a REST read, not an event push."""
         for change in changes:
             key = change.key
-            if self._fills is not None:
+            if self._fill_gate is not None:
                 if change.kind is ChangeKind.CLOSED:
-                    effects = self._fills.close(key, ms(now))
+                    effects = self._fill_gate.close(key, ms(now))
                 else:
-                    effects = self._fills.on_position(change.position, ms(now), baseline=baseline)
+                    effects = self._fill_gate.on_position(
+                        change.position, ms(now), baseline=baseline
+                    )
                 self._fill_effects(effects, now, out)
             if change.kind is not ChangeKind.UPDATED:
                 self._watch_main(key[0], out)
@@ -876,8 +809,7 @@ class EngineCore:
         self._set_timer(key, control, at, out)
 
     def _set_timer(self, key: PositionKey, control: PositionControl, at: float, out: Out) -> None:
-        control.due_at = at
-        out.add(SetTimer(key, at))
+        set_timer(key, control, at, out)
 
     def _backoff_delay(
         self, key: PositionKey, control: PositionControl, code: str, out: Out
@@ -947,13 +879,13 @@ class EngineCore:
             return None
         if control.hold_until_change is not None:
             return None
-        if self._held_foreign(pos, control, now, out):
+        if held_foreign(pos, control, self.foreign, self.book, self._controls, now, out):
             return None
-        if self._fills is not None:
+        if self._fill_gate is not None:
             if pos.account in self.fills.recovering:
                 control.status, control.reason = "adjusting", "recovering fills missed while away"
                 return None  # the recovery's answer re-evaluates every position of the account
-            until = self._fills.hold_until(pos, ms(now))
+            until = self._fill_gate.hold_until(pos, ms(now))
             if until is not None:
                 # It grew: the count may be about to move (a maintenance fill whose order event
                 # has not come yet). Correcting now could send it to the old target.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reactor.book import BookChange
-from reactor.engine.commands import CancelTimer, Out, ReadBills
+from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer
 from reactor.engine.state import EngineSettings, PositionControl
 from reactor.okx.models import PositionKey
 from reactor.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
@@ -30,6 +30,12 @@ def next_due(
     if immediate or settings.debounce_s == 0 or (settings.leading_edge and quiet):
         return now
     return now + settings.debounce_s
+
+
+def set_timer(key: PositionKey, control: PositionControl, at: float, out: Out) -> None:
+    """Wake the position at ``at``; the control remembers it (one wake-up per position)."""
+    control.due_at = at
+    out.add(SetTimer(key, at))
 
 
 # Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the

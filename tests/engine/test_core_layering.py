@@ -33,6 +33,7 @@ PARTS = (
     "episodes",
     "fields",
     "foreign",
+    "foreign_fence",
     "gates",
     "guard",
     "health",
