@@ -60,6 +60,7 @@ from reactor.engine.instruments import InstrumentFetches
 from reactor.engine.maintenance_fills import FILLS_KEY, MaintenanceFills, ms
 from reactor.engine.margin_call import Outcome, OutcomeKind
 from reactor.engine.reconcile import log_resolution, reconcile_book
+from reactor.engine.restart import seed_guard, unanswered_calls
 from reactor.engine.state import (
     AccountState,
     CountSource,
@@ -161,38 +162,10 @@ class EngineCore:
         before anything is sent for their positions; ``recent`` (the journal's last hour) refills
         the runaway guard, so a crash loop cannot reset the ceiling."""
         out = Out()
-        for entry in unanswered:
-            key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
-            self._unknown_at_start.add(key)
-            self._recovered[key] = PendingOutcome(
-                entry.id, entry.action, Decimal(entry.amount), None, now, "restart"
-            )
-            out.warning(
-                "margin.adjust.unknown",
-                **pos_fields(key),
-                action=entry.action,
-                amount=entry.amount,
-                journal_id=entry.id,
-                recovered=True,
-            )
-        seeded: dict[str, int] = {}
-        for entry in recent:
-            # Answered ok or unknown moved (or may have moved) margin; rejected ones did not.
-            if entry.account not in self.accounts or entry.status not in ("ok", "unknown"):
-                continue
-            age = max(0.0, wall_now - entry.sent_ms / 1000)
-            key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
-            self.guard.seed(key, now - age, Decimal(entry.amount))
-            seeded[entry.account] = seeded.get(entry.account, 0) + 1
-        for account in seeded:
-            moved, calls = self.guard.moved(account, now)
-            out.info(
-                "margin.guard.seeded",
-                account=account,
-                moved_last_hour=str(moved),
-                calls=calls,
-                limit=str(self.settings.max_moved_per_hour),
-            )
+        recovered = unanswered_calls(unanswered, now, out)
+        self._unknown_at_start.update(recovered)
+        self._recovered.update(recovered)
+        seed_guard(self.guard, recent, self.accounts, now, wall_now, out)
         return out.commands
 
     # ------------------------------------------------------------------ session inputs

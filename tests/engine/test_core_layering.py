@@ -41,6 +41,7 @@ PARTS = (
     "maintenance_fills",
     "reactions",
     "reconcile",
+    "restart",
     "state",
     "timing",
     "view",
