@@ -121,6 +121,30 @@ def intent_command(call: int, c: Call) -> WriteIntent:
     return WriteIntent(call, c.key, kind, c.amount, request)
 
 
+def dry_run(
+    pos: Position,
+    control: PositionControl,
+    action: Action,
+    count: int,
+    settings: EngineSettings,
+    now: float,
+    out: Out,
+) -> None:
+    """``dry_run``: say the call that would be sent, send nothing, wait the cooldown."""
+    control.status, control.reason = "ok", "dry run"
+    out.info(
+        "margin.adjust.dry_run",
+        **pos_fields(pos.key),
+        action=action.kind.value,
+        amount=str(action.amount),
+        margin=str(pos.margin),
+        target=str(action.target),
+        floor=opt_str(action.floor),
+        count=count,
+    )
+    control.cooldown_until = now + settings.cooldown_s
+
+
 def capped_amount(amount: Decimal, cap: Decimal | None, step: Decimal) -> Decimal | None:
     """The amount OKX's reduce limit (``estAvailTrans``) allows, rounded down to the step;
     None when the limit does not bind."""

@@ -23,6 +23,7 @@ from reactor.engine.calls import (
     Call,
     CallTable,
     capped_amount,
+    dry_run,
     intent_command,
     send_command,
     settle_failure,
@@ -46,15 +47,15 @@ from reactor.engine.commands import (
 from reactor.engine.counts import MaintenanceCounts
 from reactor.engine.episodes import (
     enter_blocked,
-    hold_for_position_guard,
+    guard_allows,
     track_blocked,
     watch_main_positions,
 )
-from reactor.engine.fields import opt_str, pos_fields
+from reactor.engine.fields import pos_fields
 from reactor.engine.foreign import ForeignWatch
 from reactor.engine.foreign_fence import end_bills_wait, held_foreign, record_foreign
 from reactor.engine.gates import refusal
-from reactor.engine.guard import RunawayGuard, Verdict
+from reactor.engine.guard import RunawayGuard
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
 from reactor.engine.maintenance_fills import FILLS_KEY, MaintenanceFills, ms
@@ -890,43 +891,10 @@ class EngineCore:
             control.status, control.reason = "blocked", action.reason
             return action
         check = self.guard.check(key, action.amount, now)
-        if check.verdict is Verdict.POSITION_LIMIT:
-            hold_for_position_guard(
-                pos,
-                control,
-                action,
-                check.position_moved,
-                check.position_calls,
-                self.settings.position_limit,
-                out,
-            )
+        if not guard_allows(check, pos, control, account, action, self.settings, out):
             return action
-        if check.verdict is Verdict.ACCOUNT_LIMIT:
-            account.guard_tripped = True
-            control.status, control.reason = "error", "runaway guard tripped"
-            out.error(
-                "margin.guard.tripped",
-                **pos_fields(key),
-                moved_last_hour=str(check.account_moved),
-                position_moved_last_hour=str(check.position_moved),
-                amount=str(action.amount),
-                limit=str(self.settings.max_moved_per_hour),
-            )
-            return action
-        control.guard_held = False
         if self.settings.dry_run:
-            control.status, control.reason = "ok", "dry run"
-            out.info(
-                "margin.adjust.dry_run",
-                **pos_fields(key),
-                action=action.kind.value,
-                amount=str(action.amount),
-                margin=str(pos.margin),
-                target=str(action.target),
-                floor=opt_str(action.floor),
-                count=count,
-            )
-            control.cooldown_until = now + self.settings.cooldown_s
+            dry_run(pos, control, action, count, self.settings, now, out)
             return action
         call, c = self._calls.open(key, control, pos, action, check.entry)
         control.in_flight = True

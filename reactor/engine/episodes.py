@@ -13,7 +13,8 @@ from decimal import Decimal
 from reactor.book import PositionBook
 from reactor.engine.commands import Out
 from reactor.engine.fields import opt_str, pos_fields
-from reactor.engine.state import AccountState, PositionControl
+from reactor.engine.guard import GuardCheck, Verdict
+from reactor.engine.state import AccountState, EngineSettings, PositionControl
 from reactor.okx.models import Position, PositionKey
 from reactor.policy import Action, ActionKind
 
@@ -96,6 +97,45 @@ def hold_for_position_guard(
         calls_last_hour=calls,
         limit=str(limit),
     )
+
+
+def guard_allows(
+    check: GuardCheck,
+    pos: Position,
+    control: PositionControl,
+    account: AccountState,
+    action: Action,
+    settings: EngineSettings,
+    out: Out,
+) -> bool:
+    """Apply the runaway guard's verdict: the position's ceiling holds it alone, the account's
+    stops the account; True when the call may go on (ending a position-guard episode)."""
+    key = pos.key
+    if check.verdict is Verdict.POSITION_LIMIT:
+        hold_for_position_guard(
+            pos,
+            control,
+            action,
+            check.position_moved,
+            check.position_calls,
+            settings.position_limit,
+            out,
+        )
+        return False
+    if check.verdict is Verdict.ACCOUNT_LIMIT:
+        account.guard_tripped = True
+        control.status, control.reason = "error", "runaway guard tripped"
+        out.error(
+            "margin.guard.tripped",
+            **pos_fields(key),
+            moved_last_hour=str(check.account_moved),
+            position_moved_last_hour=str(check.position_moved),
+            amount=str(action.amount),
+            limit=str(settings.max_moved_per_hour),
+        )
+        return False
+    control.guard_held = False
+    return True
 
 
 def mark_held_foreign(control: PositionControl, recent: int, window_s: float) -> None:
