@@ -31,6 +31,7 @@ from reactor.engine.guard import Entry, RunawayGuard
 from reactor.engine.margin_call import Outcome, OutcomeKind
 from reactor.engine.reactions import react
 from reactor.engine.state import AccountState, EngineSettings, PendingOutcome, PositionControl
+from reactor.engine.timing import set_timer
 from reactor.okx.models import Position, PositionKey
 from reactor.policy import Action, ActionKind, round_down
 
@@ -270,3 +271,23 @@ def settle_failure(
     if reaction.backoff:
         return None
     return reaction.delay_s
+
+
+def wake_balance_waiters(
+    state: AccountState | None,
+    controls: dict[PositionKey, PositionControl],
+    now: float,
+    out: Out,
+) -> None:
+    """A reduction freed balance: positions that got 59200 may try again now."""
+    if state is None:
+        return
+    for key in list(state.balance_waiters):
+        control = controls.get(key)
+        if control is None:
+            state.balance_waiters.discard(key)
+        elif control.balance_wait and not control.in_flight:
+            state.balance_waiters.discard(key)
+            control.balance_wait = False
+            control.cooldown_until = 0.0
+            set_timer(key, control, now, out)

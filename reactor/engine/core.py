@@ -1,11 +1,15 @@
 """The engine core, sans-I/O: timestamped inputs in, :mod:`commands <reactor.engine.commands>` out.
 
-It owns the timing rules of domain.md - debounce with a leading edge, single flight per
+It coordinates the timing rules of domain.md - debounce with a leading edge, single flight per
 position, a cooldown that ends early when a push confirms the new margin, the 59301 step rule,
 the runaway guard - and what every exchange answer means for the position. What to do is
-decided by the pure :func:`reactor.policy.decide`; when things happen is decided here against
-the ``now`` each input carries, so a fake clock drives every rule in unit tests. The core never
-awaits, never sleeps, never touches a socket or the ledger's writes: it asks for them
+decided by the pure :func:`reactor.policy.decide`; when things happen is decided against the
+``now`` each input carries, so a fake clock drives every rule in unit tests. The rules live in
+parts that take plain state and return values (or commands on the input's :class:`Out`):
+:mod:`.timing`, :mod:`.gates`, :mod:`.calls` (one margin call's life), :mod:`.episodes`,
+:mod:`.reconcile`, :mod:`.restart`, :mod:`.counts`, :mod:`.maintenance_fills`,
+:mod:`.foreign_fence`; this module owns the per-position records and routes inputs to them.
+The core never awaits, never sleeps, never touches a socket or the ledger's writes: it asks for them
 (:class:`WriteIntent` before every :class:`SendMarginCall`, timers, reads) and is told the
 result through another input.
 """
@@ -28,6 +32,7 @@ from reactor.engine.calls import (
     send_command,
     settle_failure,
     settle_ok,
+    wake_balance_waiters,
 )
 from reactor.engine.commands import (
     CancelTimer,
@@ -637,7 +642,7 @@ class EngineCore:
         if outcome.kind is OutcomeKind.OK:
             delay = settle_ok(c, self.book.get(key), self.settings, now, out, fields)
             if c.action.kind is ActionKind.REDUCE:
-                self._wake_balance_waiters(key[0], now, out)
+                wake_balance_waiters(self.accounts.get(key[0]), self._controls, now, out)
         else:
             account = self.accounts.get(key[0])
             after = settle_failure(c, outcome, account, self.settings, out, fields)
@@ -918,21 +923,6 @@ class EngineCore:
         if self._fetches.start(pos.inst_id, now):
             out.add(FetchInstrument(pos.account, pos.inst_id))
         control.status, control.reason = "unmanaged", self._fetches.reason(pos.inst_id)
-
-    def _wake_balance_waiters(self, account: str, now: float, out: Out) -> None:
-        """A reduction freed balance: positions that got 59200 may try again now."""
-        state = self.accounts.get(account)
-        if state is None:
-            return
-        for key in list(state.balance_waiters):
-            control = self._controls.get(key)
-            if control is None:
-                state.balance_waiters.discard(key)
-            elif control.balance_wait and not control.in_flight:
-                state.balance_waiters.discard(key)
-                control.balance_wait = False
-                control.cooldown_until = 0.0
-                self._set_timer(key, control, now, out)
 
     # ------------------------------------------------------------------ re-reads
 
