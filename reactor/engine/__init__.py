@@ -18,8 +18,10 @@
 
 Commands: SetTimer / CancelTimer, WriteIntent -> SendMarginCall (never the other way round),
 WriteResult, ResolveOutcome, ReadPositions, ReadBills, FetchInstrument, CheckReduce, SyncClock,
-Log. Pure helpers: :mod:`.bills` (which call a margin-transfer bill belongs to), :mod:`.foreign`
-(the hold against a second controller).
+Log. The core's parts (plain state in, values out; see :mod:`.core`): :mod:`.timing`,
+:mod:`.gates`, :mod:`.calls`, :mod:`.episodes`, :mod:`.reconcile`, :mod:`.restart`,
+:mod:`.counts`, :mod:`.maintenance_fills`, :mod:`.bills` (which call a margin-transfer bill
+belongs to), :mod:`.foreign` and :mod:`.foreign_fence` (the hold against a second controller).
 """
 
 from reactor.engine.core import EngineCore

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reactor.okx.models import Position
+
 SUBTYPE = {"add": "160", "reduce": "161"}
 ACTION = {v: k for k, v in SUBTYPE.items()}
 
@@ -167,3 +169,15 @@ def attribute(
             open_calls.remove(owner)
             credits.append((owner.journal_id, bill.bill_id))
     return credits, foreign
+
+
+def side_of(bill: Bill, positions: Sequence[Position]) -> str:
+    """The position a bill moved, among the account's ``positions`` on its instrument: bills
+    carry no posSide; ``posBal`` (the margin after) names it when it equals one position's
+    margin, or the only position does. "" when it cannot tell."""
+    if len(positions) == 1:
+        return positions[0].key[2]
+    for pos in positions:
+        if bill.pos_bal is not None and pos.margin == bill.pos_bal:
+            return pos.key[2]
+    return ""

@@ -1,11 +1,15 @@
 """The engine core, sans-I/O: timestamped inputs in, :mod:`commands <reactor.engine.commands>` out.
 
-It owns the timing rules of domain.md - debounce with a leading edge, single flight per
+It coordinates the timing rules of domain.md - debounce with a leading edge, single flight per
 position, a cooldown that ends early when a push confirms the new margin, the 59301 step rule,
 the runaway guard - and what every exchange answer means for the position. What to do is
-decided by the pure :func:`reactor.policy.decide`; when things happen is decided here against
-the ``now`` each input carries, so a fake clock drives every rule in unit tests. The core never
-awaits, never sleeps, never touches a socket or the ledger's writes: it asks for them
+decided by the pure :func:`reactor.policy.decide`; when things happen is decided against the
+``now`` each input carries, so a fake clock drives every rule in unit tests. The rules live in
+parts that take plain state and return values (or commands on the input's :class:`Out`):
+:mod:`.timing`, :mod:`.gates`, :mod:`.calls` (one margin call's life), :mod:`.episodes`,
+:mod:`.reconcile`, :mod:`.restart`, :mod:`.counts`, :mod:`.maintenance_fills`,
+:mod:`.foreign_fence`; this module owns the per-position records and routes inputs to them.
+The core never awaits, never sleeps, never touches a socket or the ledger's writes: it asks for them
 (:class:`WriteIntent` before every :class:`SendMarginCall`, timers, reads) and is told the
 result through another input.
 """
@@ -14,12 +18,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from reactor.book import BookChange, ChangeKind, PositionBook
 from reactor.engine.bills import Bill
+from reactor.engine.calls import (
+    Call,
+    CallTable,
+    capped_amount,
+    dry_run,
+    intent_command,
+    send_command,
+    settle_failure,
+    settle_ok,
+    wake_balance_waiters,
+)
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -32,18 +46,27 @@ from reactor.engine.commands import (
     ResolveOutcome,
     SendMarginCall,
     SetTimer,
-    SyncClock,
     WriteIntent,
-    WriteMaintenance,
     WriteResult,
 )
+from reactor.engine.counts import MaintenanceCounts
+from reactor.engine.episodes import (
+    enter_blocked,
+    guard_allows,
+    track_blocked,
+    watch_main_positions,
+)
+from reactor.engine.fields import pos_fields
 from reactor.engine.foreign import ForeignWatch
-from reactor.engine.guard import RunawayGuard, Verdict
+from reactor.engine.foreign_fence import end_bills_wait, held_foreign, record_foreign
+from reactor.engine.gates import refusal
+from reactor.engine.guard import RunawayGuard
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
+from reactor.engine.maintenance_fills import FILLS_KEY, MaintenanceFills, ms
 from reactor.engine.margin_call import Outcome, OutcomeKind
-from reactor.engine.reactions import react
-from reactor.engine.reconcile import outcome_by_margin
+from reactor.engine.reconcile import log_resolution, reconcile_book
+from reactor.engine.restart import seed_guard, unanswered_calls
 from reactor.engine.state import (
     AccountState,
     CountSource,
@@ -56,27 +79,26 @@ from reactor.engine.state import (
     PositionControl,
     StorageError,
 )
-from reactor.engine.timing import backoff_for, next_due
+from reactor.engine.timing import (
+    backoff_for,
+    next_due,
+    note_push,
+    set_timer,
+    settled,
+    still_in_band,
+)
 from reactor.engine.view import build_view
 from reactor.maintenance import (
     Effect,
     FillGate,
-    PlainFill,
     RecordMaintenance,
-    Released,
-    Skipped,
-    describe_effect,
 )
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 from reactor.policy import (
-    BELOW_MIN_ACTION,
-    IN_BAND,
-    NOT_MANAGED,
     Action,
     ActionKind,
     decide,
-    round_down,
     target_for,
 )
 
@@ -85,64 +107,6 @@ if TYPE_CHECKING:
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
-# The timer of the fill gate (grace ends, retried maintenance writes); not a position.
-FILLS_KEY: PositionKey = ("", "", "", "fills")
-FILL_WRITE_RETRY_S = 1.0
-
-
-@dataclass(slots=True)
-class _Call:
-    """One margin call from decision to answer."""
-
-    key: PositionKey
-    control: PositionControl
-    position: Position  # the data it was decided from
-    action: Action
-    amount: Decimal  # the amount sent (``action.amount``, or less after a pre-reduce check)
-    guard_entry: tuple[float, Decimal, PositionKey] | None
-    journal_id: int = 0
-    sent_at: float = 0.0
-    checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
-
-
-def _s(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _ms(now: float) -> int:
-    """The engine clock in ms, for the fill gate."""
-    return int(now * 1000)
-
-
-def _pos_fields(key: PositionKey) -> dict[str, str]:
-    return {"account": key[0], "instId": key[1], "posSide": key[2]}
-
-
-# Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
-# maintenance count stay the same.
-_SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
-
-
-def _settled(control: PositionControl) -> bool:
-    """The last evaluation found nothing to do (not a blocked, waiting or failed position)."""
-    return control.status == "ok" and control.reason in _SETTLED_REASONS
-
-
-def _still_in_band(control: PositionControl, change: BookChange) -> bool:
-    """The last evaluation found the position in its band, and the change moved only market
-    fields (mark price, upl, notional, liquidation price): on OKX every regular snapshot
-    carries such moves for nearly every position. In band depends on the margin, the size
-    and the count (keyed by cTime) alone, so there is nothing to re-evaluate.
-    (bench: 1.0 -> 0 evaluations per record when marks moved.)"""
-    prev, pos = change.previous, change.position
-    return (
-        prev is not None
-        and control.status == "ok"
-        and control.reason == IN_BAND
-        and pos.margin == prev.margin
-        and pos.pos == prev.pos
-        and pos.c_time == prev.c_time
-    )
 
 
 class EngineCore:
@@ -167,13 +131,10 @@ class EngineCore:
         self.observer: EngineObserver = observer or NullObserver()
         self.guard = RunawayGuard(settings.max_moved_per_hour, settings.position_limit)
         self.calls_sent = 0
-        self._count_source = counts
         self._rand = rand
         self._backoff = backoff_for(settings)
         self._controls: dict[PositionKey, PositionControl] = {}
-        self._counts: dict[tuple[PositionKey, int], int] = {}
-        self._calls: dict[int, _Call] = {}
-        self._next_call = 0
+        self._calls = CallTable(self.guard)
         self._cross_logged: set[PositionKey] = set()
         self._unknown_at_start: set[PositionKey] = set()
         # The calls a crash left unanswered, by position: resolved from the bills like any
@@ -189,12 +150,9 @@ class EngineCore:
         self._paused: dict[PauseKey, str] = {}
         # Counts from fills (issue 13): the no-race gate, maintenances seen but not yet in the
         # ledger (they count meanwhile), accounts whose missed fills are being recovered.
-        self._fills = fills if fills is not None and fills.enabled else None
-        self._fill_pending: list[RecordMaintenance] = []
-        self._fill_retry_at: float | None = None
-        self._recovering: set[str] = set()
-        self._fill_problems: dict[str, str] = {}  # for /healthz, until the next success
-        self._sources: dict[tuple[PositionKey, int], dict[str, int]] = {}
+        self.counts = MaintenanceCounts(counts)
+        self.fills = MaintenanceFills(fills, self.counts)
+        self._fill_gate = self.fills.gate  # None: counts from fills are off
 
     # ------------------------------------------------------------------ start-up
 
@@ -210,38 +168,10 @@ class EngineCore:
         before anything is sent for their positions; ``recent`` (the journal's last hour) refills
         the runaway guard, so a crash loop cannot reset the ceiling."""
         out = Out()
-        for entry in unanswered:
-            key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
-            self._unknown_at_start.add(key)
-            self._recovered[key] = PendingOutcome(
-                entry.id, entry.action, Decimal(entry.amount), None, now, "restart"
-            )
-            out.warning(
-                "margin.adjust.unknown",
-                **_pos_fields(key),
-                action=entry.action,
-                amount=entry.amount,
-                journal_id=entry.id,
-                recovered=True,
-            )
-        seeded: dict[str, int] = {}
-        for entry in recent:
-            # Answered ok or unknown moved (or may have moved) margin; rejected ones did not.
-            if entry.account not in self.accounts or entry.status not in ("ok", "unknown"):
-                continue
-            age = max(0.0, wall_now - entry.sent_ms / 1000)
-            key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
-            self.guard.seed(key, now - age, Decimal(entry.amount))
-            seeded[entry.account] = seeded.get(entry.account, 0) + 1
-        for account in seeded:
-            moved, calls = self.guard.moved(account, now)
-            out.info(
-                "margin.guard.seeded",
-                account=account,
-                moved_last_hour=str(moved),
-                calls=calls,
-                limit=str(self.settings.max_moved_per_hour),
-            )
+        recovered = unanswered_calls(unanswered, now, out)
+        self._unknown_at_start.update(recovered)
+        self._recovered.update(recovered)
+        seed_guard(self.guard, recent, self.accounts, now, wall_now, out)
         return out.commands
 
     # ------------------------------------------------------------------ session inputs
@@ -279,15 +209,15 @@ class EngineCore:
                 if self.book.get(key) is None:
                     self._unknown_at_start.discard(key)
                     self._recovered.pop(key, None)
-            self._check_main_positions(account, out)
+            self._watch_main(account, out)
             if state is not None and state.reconcile_due:
                 # Once per (re)connect, not on the periodic snapshots: a REST read catches what
                 # the stream may have lost while the account was away.
                 state.reconcile_due = False
                 out.add(ReadPositions(account, "connect"))
-                if self._fills is not None and state.role == "sub":
+                if self._fill_gate is not None and state.role == "sub":
                     # Maintenances filled while away are read back before anything is corrected.
-                    self._recovering.add(account)
+                    self.fills.start_recovery(account)
                     opened = tuple(p for p in self.book.positions(account) if p.is_open)
                     out.add(RecoverFills(account, opened))
             # After a (re)connect every position is re-evaluated from the fresh snapshot. On the
@@ -299,7 +229,7 @@ class EngineCore:
             for pos in self.book.positions(account):
                 if not first:
                     control = self._controls.get(pos.key)
-                    if control is not None and _settled(control):
+                    if control is not None and settled(control):
                         continue
                 self._schedule(pos.key, now, out)
         self._handle_changes(changes, now, out)
@@ -319,9 +249,9 @@ class EngineCore:
         if state is not None:
             state.connected = False
             self.observer.inc_reconnect(account, reason)
-        if self._fills is not None:
+        if self._fill_gate is not None:
             out = Out()
-            self._fill_effects(self._fills.reset_account(account, _ms(now)), now, out)
+            self._fill_effects(self._fill_gate.reset_account(account, ms(now)), now, out)
             return out.commands
         return []
 
@@ -340,7 +270,7 @@ class EngineCore:
     ) -> list[Command]:
         """The ledger gained maintenance records for (account, instId, posSide)."""
         wanted = set(keys)
-        self._forget_counts(wanted)
+        self.counts.forget(wanted)
         out = Out()
         for account in {k[0] for k in wanted}:
             for pos in self.book.positions(account):
@@ -400,11 +330,11 @@ class EngineCore:
     ) -> list[Command]:
         """An ``orders`` push: maintenances are recorded, held positions released."""
         out = Out()
-        if self._fills is None:
+        if self._fill_gate is None:
             return []
         for order in orders:
             if order.account == account:
-                self._fill_effects(self._fills.on_order(order, _ms(now)), now, out)
+                self._fill_effects(self._fill_gate.on_order(order, ms(now)), now, out)
         return out.commands
 
     def on_maintenance_written(
@@ -412,23 +342,7 @@ class EngineCore:
     ) -> list[Command]:
         """The answer of :class:`WriteMaintenance` (``record_id`` None: it was there already)."""
         out = Out()
-        if record in self._fill_pending:
-            self._fill_pending.remove(record)
-        if not self._fill_pending:
-            self._fill_problems.pop("write", None)
-        self._forget_counts({record.position_key[:3]})
-        fields = {
-            "account": record.account,
-            "instId": record.inst_id,
-            "posSide": record.pos_side,
-            "key": record.key,
-            "source": "fill",
-        }
-        if record_id is None:
-            out.info("maintenance.duplicate", **fields)
-        else:
-            out.info("maintenance.recorded", **fields, record_id=record_id, cTime=record.c_time)
-        self._arm_fills_timer(out)
+        self.fills.written(record, record_id, out)
         return out.commands
 
     def on_maintenance_failed(
@@ -436,24 +350,7 @@ class EngineCore:
     ) -> list[Command]:
         """The ledger refused the write: it keeps counting in memory and is written again."""
         out = Out()
-        out.error(
-            "maintenance.record.failed",
-            account=record.account,
-            instId=record.inst_id,
-            posSide=record.pos_side,
-            key=record.key,
-            error=error if retry else f"invalid: {error}",
-        )
-        if not retry and record in self._fill_pending:
-            self._fill_pending.remove(record)
-        elif retry:
-            if self._fill_retry_at is None:
-                self._fill_retry_at = now + FILL_WRITE_RETRY_S
-            self._fill_problems["write"] = (
-                f"maintenance: {len(self._fill_pending)} record(s) not in the ledger"
-                f" (counted in memory, retrying): {error[:120]}"
-            )
-        self._arm_fills_timer(out)
+        self.fills.write_failed(record, error, now, retry, out)
         return out.commands
 
     def on_fills_recovered(
@@ -461,9 +358,7 @@ class EngineCore:
     ) -> list[Command]:
         """Recovery wrote what was missed (``keys``: positions with new records): go on."""
         out = Out()
-        self._recovering.discard(account)
-        self._fill_problems.pop(f"recovery:{account}", None)
-        self._forget_counts({k[:3] for k in keys})
+        self.fills.recovered(account, keys)
         for pos in self.book.positions(account):
             self._schedule(pos.key, now, out, immediate=True)
         return out.commands
@@ -472,55 +367,23 @@ class EngineCore:
         """Recovery could not read OKX's history: correct with the counts there are (never
         stuck), and say so; the next (re)connect tries again."""
         out = Out()
-        out.error("maintenance.recovery.failed", account=account, error=error)
-        self._recovering.discard(account)
-        self._fill_problems[f"recovery:{account}"] = (
-            f"{account}: fills missed while away not recovered: {error[:120]}"
-        )
+        self.fills.recovery_failed(account, error, out)
         for pos in self.book.positions(account):
             self._schedule(pos.key, now, out, immediate=True)
         return out.commands
 
     def _fill_effects(self, effects: list[Effect], now: float, out: Out) -> None:
         for effect in effects:
-            if isinstance(effect, RecordMaintenance):
-                # Counted at once (the write below may fail; it is retried, never lost).
-                self._fill_pending.append(effect)
-                out.add(WriteMaintenance(effect))
-                key = effect.position_key
-                if self.book.get(key) is not None:
-                    self._schedule(key, now, out, immediate=True)
-            elif isinstance(effect, Released):
-                fields = describe_effect(effect)
-                if effect.reason == "grace_expired":
-                    out.warning("maintenance.gate.expired", **fields)
-                else:
-                    out.debug("maintenance.gate.released", **fields)
-                if self.book.get(effect.key) is not None:
-                    self._schedule(effect.key, now, out, immediate=True)
-            elif isinstance(effect, Skipped):
-                out.warning("maintenance.fill.skipped", **describe_effect(effect))
-            elif isinstance(effect, PlainFill):
-                out.debug("maintenance.fill.plain", **describe_effect(effect))
-        self._arm_fills_timer(out)
+            key = self.fills.apply(effect, out)
+            if key is not None and self.book.get(key) is not None:
+                self._schedule(key, now, out, immediate=True)
+        self.fills.arm_timer(out)
 
     def _fills_tick(self, now: float, out: Out) -> None:
-        if self._fills is not None:
-            self._fill_effects(self._fills.expire(_ms(now)), now, out)
-        if self._fill_pending and self._fill_retry_at is not None and now >= self._fill_retry_at:
-            self._fill_retry_at = None
-            for record in list(self._fill_pending):
-                out.add(WriteMaintenance(record))
-        self._arm_fills_timer(out)
-
-    def _arm_fills_timer(self, out: Out) -> None:
-        times = [] if self._fill_retry_at is None else [self._fill_retry_at]
-        if self._fills is not None:
-            deadline = self._fills.next_deadline()
-            if deadline is not None:
-                times.append(deadline / 1000)
-        if times:
-            out.add(SetTimer(FILLS_KEY, min(times)))
+        if self._fill_gate is not None:
+            self._fill_effects(self._fill_gate.expire(ms(now)), now, out)
+        self.fills.retry_writes(now, out)
+        self.fills.arm_timer(out)
 
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         out = Out()
@@ -544,7 +407,7 @@ class EngineCore:
         out = Out()
         if not self.book.is_fresh(account):
             return []  # the stream broke while we read: the next snapshot decides
-        drifts, changes = self._reconcile_book(account, positions, None, out)
+        drifts, changes = reconcile_book(self.book, account, positions, None, out)
         self._handle_changes(changes, now, out)
         log = out.debug if trigger == "interval" and not drifts else out.info
         log(
@@ -602,45 +465,8 @@ class EngineCore:
         within the window hold its positions (``margin.position.held_foreign``) instead of
         fighting back (:mod:`reactor.engine.foreign`)."""
         out = Out()
-        self._end_bills_wait(account, now, out)
-        for bill in foreign:
-            unit = (account, bill.inst_id)
-            keys = [
-                p.key
-                for p in self.book.positions(account)
-                if p.inst_id == bill.inst_id and p.is_managed_kind
-            ]
-            started = self.foreign.record(unit, now)
-            out.warning(
-                "margin.foreign_transfer",
-                account=account,
-                instId=bill.inst_id,
-                posSide=self._side_of(bill, keys),
-                billId=bill.bill_id,
-                action=bill.action,
-                amount=str(bill.sz),
-                posBal=_s(bill.pos_bal),
-                ts=bill.ts,
-                recent=self.foreign.recent(unit),
-                trigger=trigger,
-            )
-            if not started:
-                continue
-            due = self.foreign.release_due(unit)
-            out.error(
-                "margin.position.held_foreign",
-                account=account,
-                instId=bill.inst_id,
-                posSides=sorted(k[2] for k in keys),
-                foreign_transfers=self.foreign.recent(unit),
-                window_s=self.settings.foreign_transfer_window_s,
-                limit=self.foreign.limit,
-            )
-            for key in keys:
-                control = self._control(key)
-                self._mark_held_foreign(unit, control)
-                if due is not None and not control.in_flight:
-                    self._set_timer(key, control, due, out)
+        end_bills_wait(account, self.book, self._controls, now, out)
+        record_foreign(account, foreign, trigger, self.foreign, self.book, self._controls, now, out)
         return out.commands
 
     def on_bills_failed(
@@ -650,64 +476,10 @@ class EngineCore:
         reconcile interval); corrections go on."""
         out = Out()
         out.warning("bills.read.failed", account=account, trigger=trigger, error=error[:200])
-        self._end_bills_wait(account, now, out)  # act on: never stuck on the bills
+        end_bills_wait(
+            account, self.book, self._controls, now, out
+        )  # act on: never stuck on the bills
         return out.commands
-
-    def _end_bills_wait(self, account: str, now: float, out: Out) -> None:
-        for pos in self.book.positions(account):
-            control = self._controls.get(pos.key)
-            if control is not None and control.bills_wait_until > 0:
-                waited_until, control.bills_wait_until = control.bills_wait_until, 0.0
-                # Wake it now if it sleeps for the wait; an earlier wake-up (the debounce's)
-                # stands.
-                if not control.in_flight and (
-                    control.due_at is None or control.due_at >= waited_until
-                ):
-                    self._set_timer(pos.key, control, max(now, control.cooldown_until), out)
-
-    def _side_of(self, bill: Bill, keys: Sequence[PositionKey]) -> str:
-        """The position a bill moved: bills carry no posSide; ``posBal`` (the margin after)
-        names it when it equals one position's margin, or the only position does."""
-        if len(keys) == 1:
-            return keys[0][2]
-        for key in keys:
-            pos = self.book.get(key)
-            if pos is not None and bill.pos_bal is not None and pos.margin == bill.pos_bal:
-                return key[2]
-        return ""
-
-    def _mark_held_foreign(self, unit: tuple[str, str], control: PositionControl) -> None:
-        control.foreign_held = True
-        control.status = "held"
-        control.reason = (
-            f"foreign transfers: {self.foreign.recent(unit)} margin transfer(s) this reactor did "
-            f"not make within {self.settings.foreign_transfer_window_s:g} s: another "
-            "controller? held until a quiet window"
-        )
-
-    def _held_foreign(self, pos: Position, control: PositionControl, now: float, out: Out) -> bool:
-        unit = (pos.account, pos.inst_id)
-        if not self.foreign.held(unit):
-            control.foreign_held = False
-            return False
-        if self.foreign.try_release(unit, now):
-            out.warning(
-                "margin.position.released_foreign",
-                account=pos.account,
-                instId=pos.inst_id,
-                quiet_s=self.settings.foreign_transfer_window_s,
-                foreign_transfers=self.foreign.count(unit),
-            )
-            for p in self.book.positions(pos.account):
-                other = self._controls.get(p.key)
-                if p.inst_id == pos.inst_id and other is not None:
-                    other.foreign_held = False
-            return False
-        self._mark_held_foreign(unit, control)
-        due = self.foreign.release_due(unit)
-        if due is not None and (control.due_at is None or control.due_at > due):
-            self._set_timer(pos.key, control, due, out)
-        return True
 
     # ------------------------------------------------------------------ call answers
 
@@ -725,7 +497,7 @@ class EngineCore:
             return []  # a second answer, or one for a call already dropped
         c.checked = True
         if self._controls.get(c.key) is not c.control:
-            self._abandon(call, c, "position closed before send", now, out)
+            self._calls.abandon(call, c, "position closed before send", out)
             return out.commands
         current = self.book.get(c.key)
         account = self.accounts.get(c.key[0])
@@ -740,35 +512,31 @@ class EngineCore:
             # The stream broke, the position moved, or the account was stopped, disabled or
             # paused while the exchange was asked: the call was decided from what no longer
             # holds. Decide again, never send it.
-            self._abandon(call, c, "", now, out)
+            self._calls.abandon(call, c, "", out)
             self._set_timer(c.key, c.control, now, out)
             return out.commands
         control = c.control
-        if cap is not None and cap < c.amount:
-            amount = round_down(max(cap, Decimal(0)), self.settings.policy.amount_step)
+        amount = capped_amount(c.amount, cap, self.settings.policy.amount_step)
+        if amount is not None:
             # Once per blocked episode at info: a blocked position is checked again and again.
             log = out.debug if control.exchange_limited else out.info
             log(
                 "margin.adjust.capped",
-                **_pos_fields(c.key),
+                **pos_fields(c.key),
                 amount=str(c.amount),
                 capped=str(amount),
                 est_avail=str(cap),
             )
             if amount < self.settings.policy.min_action:
-                self._abandon(call, c, "", now, out)
+                self._calls.abandon(call, c, "", out)
                 reason = f"exchange_limit: estAvailTrans {cap} < min_action"
                 control.status, control.reason = "blocked", reason
                 control.exchange_limited = True
-                self._enter_blocked(c.position, control, c.action, reason, out)
+                enter_blocked(c.position, control, c.action, reason, out)
                 control.failures += 1
                 self._retry_later(c.key, control, "estAvailTrans", now, out)
                 return out.commands
-            if c.guard_entry is not None:
-                # Reserve what will be sent, not what was decided.
-                self.guard.refund(c.guard_entry)
-                c.guard_entry = self.guard.reserve(c.key, amount, c.guard_entry[0])
-            c.amount = amount
+            self._calls.resize(c, amount)
         control.exchange_limited = False
         self._write_intent(call, c, out)
         return out.commands
@@ -785,10 +553,10 @@ class EngineCore:
             return []  # answered already: the call goes on, or was dropped
         c.checked = True
         control = c.control
-        self._abandon(call, c, "", now, out)
+        self._calls.abandon(call, c, "", out)
         out.warning(
             "margin.reduce.check_failed",
-            **_pos_fields(c.key),
+            **pos_fields(c.key),
             amount=str(c.amount),
             error=error[:200],
         )
@@ -809,38 +577,24 @@ class EngineCore:
             return out.commands
         if self._controls.get(c.key) is not c.control:
             c.journal_id = journal_id
-            self._abandon(call, c, "position closed before send", now, out)
+            self._calls.abandon(call, c, "position closed before send", out)
             return out.commands
-        c.journal_id = journal_id
-        c.sent_at = now
         self.calls_sent += 1
-        action = c.action
-        out.info(
-            "margin.adjust.sent",
-            **_pos_fields(c.key),
-            action=action.kind.value,
-            amount=str(c.amount),
-            margin=str(c.position.margin),
-            target=str(action.target),
-            floor=_s(action.floor),
-            journal_id=journal_id,
-        )
         # A call after a failed one waited out its back-off: kept apart from reaction latency.
         self.observer.observe_latency(
             now - c.control.changed_at, retry=c.control.failures > 0, account=c.key[0]
         )
-        out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
+        send_command(call, c, journal_id, now, out)
         return out.commands
 
     def on_intent_failed(self, call: int, error: str, *, now: float) -> list[Command]:
         """No durable intent, so no call: the position retries with back-off."""
         out = Out()
         self._storage_failed(error, "intent", out)
-        c = self._calls.pop(call, None)
+        c = self._calls.pop(call)
         if c is None:
             return out.commands
-        if c.guard_entry is not None:
-            self.guard.refund(c.guard_entry)
+        self._calls.refund(c)
         self.observer.inc_adjustment("journal_failed", account=c.key[0])
         control = c.control
         control.in_flight = False
@@ -872,116 +626,33 @@ class EngineCore:
     def on_call_done(self, call: int, outcome: Outcome, *, now: float) -> list[Command]:
         """The answer of a :class:`SendMarginCall`."""
         out = Out()
-        c = self._calls.pop(call, None)
+        c = self._calls.pop(call)
         if c is None:
             return []
         out.add(
             WriteResult(c.journal_id, outcome.journal_status, outcome.code, outcome.msg or None)
         )
         self.observer.inc_adjustment(outcome.label, account=c.key[0])
-        if outcome.moved_nothing and c.guard_entry is not None:
-            self.guard.refund(c.guard_entry)
+        if outcome.moved_nothing:
+            self._calls.refund(c)
         control, key = c.control, c.key
         control.in_flight = False
         attached = self._controls.get(key) is control
-        fields = {**_pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
+        fields = {**pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
         if outcome.kind is OutcomeKind.OK:
-            delay = self._on_ok(c, now, out, fields)
+            delay = settle_ok(c, self.book.get(key), self.settings, now, out, fields)
+            if c.action.kind is ActionKind.REDUCE:
+                wake_balance_waiters(self.accounts.get(key[0]), self._controls, now, out)
         else:
-            delay = self._on_failure(c, outcome, now, out, fields)
+            account = self.accounts.get(key[0])
+            after = settle_failure(c, outcome, account, self.settings, out, fields)
+            if after is None:
+                after = self._backoff_delay(key, control, outcome.code or outcome.label, out)
+            delay = after
         control.cooldown_until = now + delay
         if attached:
             self._set_timer(key, control, now + delay, out)
         return out.commands
-
-    def _on_ok(self, c: _Call, now: float, out: Out, fields: dict[str, str]) -> float:
-        control, pos = c.control, c.position
-        control.failures = 0
-        if control.step_cap is not None:
-            # After 59301 the step grows back with each success (reset when the position
-            # changes, or once the position is in band).
-            control.step_cap = control.step_cap * 2
-        assert pos.margin is not None
-        sign = 1 if c.action.kind is ActionKind.ADD else -1
-        control.expected_margin = pos.margin + sign * c.amount
-        delay = self.settings.cooldown_s
-        current = self.book.get(c.key)
-        if (
-            current is not None
-            and current.u_time > pos.u_time
-            and current.margin is not None
-            and abs(current.margin - control.expected_margin) < self.settings.policy.amount_step
-        ):
-            # The confirming push beat the HTTP answer: the cooldown is already over.
-            control.expected_margin = None
-            delay = 0.0
-        control.status, control.reason = "ok", c.action.reason
-        out.info(
-            "margin.adjust.ok",
-            **fields,
-            margin_before=str(pos.margin),
-            margin_expected=_s(control.expected_margin),
-            elapsed_ms=round((now - c.sent_at) * 1000, 2),
-        )
-        if c.action.kind is ActionKind.REDUCE:
-            self._wake_balance_waiters(c.key[0], now, out)
-        return delay
-
-    def _on_failure(
-        self, c: _Call, outcome: Outcome, now: float, out: Out, fields: dict[str, str]
-    ) -> float:
-        control, key, pos = c.control, c.key, c.position
-        account = self.accounts.get(key[0])
-        reaction = react(outcome, c.amount, self.settings)
-        code = outcome.code or outcome.label
-        if outcome.kind is OutcomeKind.UNKNOWN:
-            out.error(
-                "margin.adjust.unknown",
-                **fields,
-                journal_id=c.journal_id,
-                code=outcome.code,
-                error=outcome.msg,
-            )
-            control.pending = PendingOutcome(
-                c.journal_id, c.action.kind.value, c.amount, pos.margin, c.sent_at, outcome.code
-            )
-            control.status, control.reason = "adjusting", "outcome unknown: re-reading"
-        elif outcome.kind is OutcomeKind.NOT_SENT:
-            out.warning("margin.adjust.failed", **fields, code="not_sent", msg=outcome.msg)
-            control.status, control.reason = "error", f"not sent: {outcome.msg}"
-        else:
-            out.error("margin.adjust.failed", **fields, code=code, msg=outcome.msg)
-            control.status, control.reason = "error", f"{code} {outcome.msg}"
-        if reaction.failed:
-            control.failures += 1
-        if reaction.step_cap is not None:
-            control.step_cap = reaction.step_cap
-            out.warning(
-                "margin.step.halved",
-                **_pos_fields(key),
-                amount=str(c.amount),
-                step_cap=str(reaction.step_cap),
-            )
-        if reaction.hold_code is not None:
-            self._hold(key, control, reaction.hold_code, reaction.hold_size_only, out)
-        if reaction.blocked_reason is not None:
-            control.status, control.reason = "blocked", reaction.blocked_reason
-            self._enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
-        if reaction.stop_account is not None and account is not None:
-            account.stopped_reason = reaction.stop_account
-            out.error("account.stopped", account=key[0], code=outcome.code, reason=outcome.msg)
-        if reaction.reconcile:
-            out.add(ReadPositions(key[0], code))
-        if reaction.balance_wait and account is not None:
-            control.balance_wait = True
-            account.balance_waiters.add(key)
-        if reaction.resync_clock:
-            out.add(SyncClock(key[0]))
-            if control.failures <= 1:
-                return min(0.5, self.settings.cooldown_s)
-        if reaction.backoff:
-            return self._backoff_delay(key, control, code, out)
-        return reaction.delay_s
 
     def on_resolved(
         self,
@@ -999,12 +670,12 @@ class EngineCore:
         """
         out = Out()
         control = self._controls.get(key)
-        _, changes = self._reconcile_book(key[0], positions, key[1], out)
+        _, changes = reconcile_book(self.book, key[0], positions, key[1], out)
         if control is None:
             self._handle_changes(changes, now, out)
             return out.commands
         pending = control.pending
-        self._log_resolution(key, control, bill_applied, bill_id, bills, out)
+        log_resolution(key, control, self.book.get(key), bill_applied, bill_id, bills, out)
         control.pending = None
         control.reread = False
         self._unknown_at_start.discard(key)
@@ -1038,13 +709,11 @@ class EngineCore:
         self.health.internal_error(error, now)
         key: PositionKey | None = None
         if isinstance(command, SendMarginCall):
-            c = self._calls.pop(command.call, None)
+            c = self._calls.pop(command.call)
             key = command.key
             if c is not None:
                 # It may have been sent: resolve before anything else (the guard keeps it).
-                c.control.pending = PendingOutcome(
-                    c.journal_id, c.action.kind.value, c.amount, c.position.margin, c.sent_at
-                )
+                c.control.pending = c.pending()
                 c.control.in_flight = False
         elif isinstance(command, FetchInstrument):
             return self.on_instrument(command.inst_id, None, f"internal error: {error}", now=now)
@@ -1057,9 +726,9 @@ class EngineCore:
         elif isinstance(command, (ResolveOutcome, SetTimer, CheckReduce, WriteIntent)):
             key = command.key
             if isinstance(command, (CheckReduce, WriteIntent)):
-                c = self._calls.pop(command.call, None)
-                if c is not None and c.guard_entry is not None:
-                    self.guard.refund(c.guard_entry)
+                c = self._calls.pop(command.call)
+                if c is not None:
+                    self._calls.refund(c)
         if key is not None:
             control = self._controls.get(key)
             if control is not None:
@@ -1077,14 +746,16 @@ class EngineCore:
         """``baseline``: the changes come from a snapshot or a REST read, not an event push."""
         for change in changes:
             key = change.key
-            if self._fills is not None:
+            if self._fill_gate is not None:
                 if change.kind is ChangeKind.CLOSED:
-                    effects = self._fills.close(key, _ms(now))
+                    effects = self._fill_gate.close(key, ms(now))
                 else:
-                    effects = self._fills.on_position(change.position, _ms(now), baseline=baseline)
+                    effects = self._fill_gate.on_position(
+                        change.position, ms(now), baseline=baseline
+                    )
                 self._fill_effects(effects, now, out)
             if change.kind is not ChangeKind.UPDATED:
-                self._check_main_positions(key[0], out)
+                self._watch_main(key[0], out)
             if change.kind is ChangeKind.CLOSED:
                 self._drop(key, out)
                 continue
@@ -1092,8 +763,8 @@ class EngineCore:
                 self._drop(key, out)
             control = self._controls.get(key)
             if control is not None:
-                self._note_push(key, control, change, now, out)
-                if change.kind is ChangeKind.UPDATED and _still_in_band(control, change):
+                note_push(key, control, change, self.settings, now, out)
+                if change.kind is ChangeKind.UPDATED and still_in_band(control, change):
                     continue
             self._schedule(key, now, out)
 
@@ -1101,55 +772,6 @@ class EngineCore:
         control = self._controls.pop(key, None)
         if control is not None and control.due_at is not None:
             out.add(CancelTimer(key))
-
-    def _note_push(
-        self,
-        key: PositionKey,
-        control: PositionControl,
-        change: BookChange,
-        now: float,
-        out: Out,
-    ) -> None:
-        """End the cooldown early once a push shows the margin the call should have left; end
-        holds and the 59301 step cap when the position itself changes."""
-        pos, prev = change.position, change.previous
-        step = self.settings.policy.amount_step
-        expected = control.expected_margin
-        confirmed = (
-            expected is not None and pos.margin is not None and abs(pos.margin - expected) < step
-        )
-        if (
-            prev is not None
-            and not confirmed
-            and pos.margin != prev.margin
-            and (pos.pos, pos.c_time) == (prev.pos, prev.c_time)
-            and not control.in_flight
-            and control.pending is None
-        ):
-            # The margin moved with no fill and no call of ours in flight: someone else may
-            # have transferred margin. Read the bills (a funding fee or an auto-margin add is
-            # not a transfer and is skipped there) before acting on the position, so a second
-            # controller is seen before we answer its transfer; at most ``bills_wait_s``.
-            out.add(ReadBills(key[0], "drift"))
-            if not self.settings.dry_run:
-                control.bills_wait_until = now + self.settings.bills_wait_s
-        if confirmed:
-            control.cooldown_until = 0.0
-            control.expected_margin = None
-            if control.due_at is not None:
-                # The evaluation parked at the cooldown's end is no longer due: without this,
-                # the next change would fold into it and wait out the whole cooldown.
-                control.due_at = None
-                out.add(CancelTimer(key))
-        if prev is None:
-            return
-        if (pos.pos, pos.c_time) != (prev.pos, prev.c_time):
-            control.step_cap = None  # a new size: the exchange's limit is a new one too
-        if control.hold_until_change is not None:
-            size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
-            if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):
-                control.hold_until_change = None
-                control.hold_size_only = False
 
     def _control(self, key: PositionKey) -> PositionControl:
         control = self._controls.get(key)
@@ -1166,8 +788,7 @@ class EngineCore:
         self._set_timer(key, control, at, out)
 
     def _set_timer(self, key: PositionKey, control: PositionControl, at: float, out: Out) -> None:
-        control.due_at = at
-        out.add(SetTimer(key, at))
+        set_timer(key, control, at, out)
 
     def _backoff_delay(
         self, key: PositionKey, control: PositionControl, code: str, out: Out
@@ -1175,7 +796,7 @@ class EngineCore:
         delay = self._backoff.delay(control.failures, self._rand)
         out.info(
             "margin.adjust.retry",
-            **_pos_fields(key),
+            **pos_fields(key),
             code=code,
             failures=control.failures,
             delay_s=round(delay, 3),
@@ -1193,40 +814,14 @@ class EngineCore:
 
     def count_for(self, pos: Position) -> int:
         """The ledger's count plus maintenances seen on ``orders`` not yet written to it."""
-        ck = (pos.key, pos.c_time)
-        count = self._counts.get(ck)
-        if count is None:
-            count = self._counts[ck] = self._count_source.count(
-                pos.account, pos.inst_id, pos.pos_side, pos.c_time
-            )
-            read_sources = getattr(self._count_source, "sources", None)
-            if read_sources is not None:
-                self._sources[ck] = read_sources(pos.account, pos.inst_id, pos.pos_side, pos.c_time)
-        return count + self._pending_for(pos)
+        return self.counts.count(pos)
 
     def sources_for(self, pos: Position) -> dict[str, int]:
         """Where the counted records came from (cached with the count; no I/O)."""
-        sources = dict(self._sources.get((pos.key, pos.c_time), {}))
-        pending = self._pending_for(pos)
-        if pending:
-            sources["fill"] = sources.get("fill", 0) + pending
-        return sources
+        return self.counts.sources(pos)
 
     def _view_sources(self, pos: Position) -> tuple[tuple[str, int], ...]:
         return tuple(sorted(self.sources_for(pos).items()))
-
-    def _pending_for(self, pos: Position) -> int:
-        if not self._fill_pending:
-            return 0
-        return sum(
-            1
-            for r in self._fill_pending
-            if r.position_key == pos.key and (r.c_time is None or r.c_time == pos.c_time)
-        )
-
-    def _forget_counts(self, keys: set[tuple[str, str, str]]) -> None:
-        self._counts = {k: v for k, v in self._counts.items() if k[0][:3] not in keys}
-        self._sources = {k: v for k, v in self._sources.items() if k[0][:3] not in keys}
 
     def _evaluate(self, key: PositionKey, now: float, out: Out) -> Action | None:
         """Decide for one position now and start what is due (a call, a re-read, a fetch)."""
@@ -1235,26 +830,14 @@ class EngineCore:
         if pos is None or control is None:
             return None
         account = self.accounts.get(pos.account)
-        if account is None or not account.enabled or account.role != "sub":
-            control.status, control.reason = "unmanaged", "read-only account"
-            return None
-        if not pos.is_managed_kind:
-            control.status, control.reason = "unmanaged", f"{pos.mgn_mode} {pos.inst_id}"
-            if key not in self._cross_logged:
+        refused = refusal(pos, account, self.paused_reason(key), self.book.is_fresh(pos.account))
+        if refused is not None:
+            control.status, control.reason = refused.status, refused.reason
+            if refused.foreign_kind and key not in self._cross_logged:
                 self._cross_logged.add(key)
-                out.info("book.cross.ignored", **_pos_fields(key), mgnMode=pos.mgn_mode)
+                out.info("book.cross.ignored", **pos_fields(key), mgnMode=pos.mgn_mode)
             return None
-        paused = self.paused_reason(key)
-        if paused is not None:
-            control.status, control.reason = "paused", f"paused: {paused}" if paused else "paused"
-            return None
-        if not account.managed:
-            control.status = "error"
-            control.reason = account.stopped_reason or "runaway guard tripped"
-            return None
-        if not self.book.is_fresh(pos.account):
-            control.status, control.reason = "stale", "waiting for a fresh snapshot"
-            return None
+        assert account is not None  # refused otherwise
         if control.in_flight:
             return None  # its answer schedules the next evaluation
         if control.cooldown_until > now:
@@ -1275,13 +858,13 @@ class EngineCore:
             return None
         if control.hold_until_change is not None:
             return None
-        if self._held_foreign(pos, control, now, out):
+        if held_foreign(pos, control, self.foreign, self.book, self._controls, now, out):
             return None
-        if self._fills is not None:
-            if pos.account in self._recovering:
+        if self._fill_gate is not None:
+            if pos.account in self.fills.recovering:
                 control.status, control.reason = "adjusting", "recovering fills missed while away"
                 return None  # the recovery's answer re-evaluates every position of the account
-            until = self._fills.hold_until(pos, _ms(now))
+            until = self._fill_gate.hold_until(pos, ms(now))
             if until is not None:
                 # It grew: the count may be about to move (a maintenance fill whose order event
                 # has not come yet). Correcting now could send it to the old target.
@@ -1304,7 +887,7 @@ class EngineCore:
         control.count, control.target = count, rule.target
         control.band = (rule.band_lo, rule.band_hi)
         action = decide(pos, ct_val, count, self.settings.policy, step_cap=control.step_cap)
-        self._track_blocked(pos, control, action, out)
+        track_blocked(pos, control, action, out)
         if action.kind is ActionKind.NONE:
             control.status, control.reason = "ok", action.reason
             control.step_cap = None
@@ -1313,42 +896,12 @@ class EngineCore:
             control.status, control.reason = "blocked", action.reason
             return action
         check = self.guard.check(key, action.amount, now)
-        if check.verdict is Verdict.POSITION_LIMIT:
-            self._position_guard(
-                pos, control, action, check.position_moved, check.position_calls, out
-            )
+        if not guard_allows(check, pos, control, account, action, self.settings, out):
             return action
-        if check.verdict is Verdict.ACCOUNT_LIMIT:
-            account.guard_tripped = True
-            control.status, control.reason = "error", "runaway guard tripped"
-            out.error(
-                "margin.guard.tripped",
-                **_pos_fields(key),
-                moved_last_hour=str(check.account_moved),
-                position_moved_last_hour=str(check.position_moved),
-                amount=str(action.amount),
-                limit=str(self.settings.max_moved_per_hour),
-            )
-            return action
-        control.guard_held = False
         if self.settings.dry_run:
-            control.status, control.reason = "ok", "dry run"
-            out.info(
-                "margin.adjust.dry_run",
-                **_pos_fields(key),
-                action=action.kind.value,
-                amount=str(action.amount),
-                margin=str(pos.margin),
-                target=str(action.target),
-                floor=_s(action.floor),
-                count=count,
-            )
-            control.cooldown_until = now + self.settings.cooldown_s
+            dry_run(pos, control, action, count, self.settings, now, out)
             return action
-        self._next_call += 1
-        call = self._next_call
-        c = _Call(key, control, pos, action, action.amount, check.entry)
-        self._calls[call] = c
+        call, c = self._calls.open(key, control, pos, action, check.entry)
         control.in_flight = True
         control.call = call
         control.status, control.reason = "adjusting", action.reason
@@ -1359,24 +912,9 @@ class EngineCore:
             self._write_intent(call, c, out)
         return action
 
-    def _write_intent(self, call: int, c: _Call, out: Out) -> None:
+    def _write_intent(self, call: int, c: Call, out: Out) -> None:
         self._retry_results(out)  # results a failed write left behind go first
-        kind = c.action.kind.value
-        # The body the REST client sends (format "f": never "1E+1").
-        request = (
-            f'{{"instId":"{c.key[1]}","posSide":"{c.key[2]}",'
-            f'"type":"{kind}","amt":"{format(c.amount, "f")}"}}'
-        )
-        out.add(WriteIntent(call, c.key, kind, c.amount, request))
-
-    def _abandon(self, call: int, c: _Call, why: str, now: float, out: Out) -> None:
-        """Drop a call before it was sent (its position closed, or the check forbade it)."""
-        self._calls.pop(call, None)
-        if c.guard_entry is not None:
-            self.guard.refund(c.guard_entry)
-        c.control.in_flight = False
-        if c.journal_id:
-            out.add(WriteResult(c.journal_id, "error", "not_sent", why))
+        out.add(intent_command(call, c))
 
     def _need_instrument(
         self, pos: Position, control: PositionControl, now: float, out: Out
@@ -1386,184 +924,16 @@ class EngineCore:
             out.add(FetchInstrument(pos.account, pos.inst_id))
         control.status, control.reason = "unmanaged", self._fetches.reason(pos.inst_id)
 
-    def _position_guard(
-        self,
-        pos: Position,
-        control: PositionControl,
-        action: Action,
-        moved: Decimal,
-        calls: int,
-        out: Out,
-    ) -> None:
-        """Over the position's own ceiling: hold this position only, say what it already moved."""
-        limit = self.settings.position_limit
-        control.status = "error"
-        control.reason = (
-            f"runaway guard: {moved} of {limit} USDT moved this hour, next {action.amount}"
-        )
-        if control.guard_held:
-            return  # once per episode
-        control.guard_held = True
-        out.error(
-            "margin.guard.position_held",
-            **_pos_fields(pos.key),
-            action=action.kind.value,
-            amount=str(action.amount),
-            margin=_s(pos.margin),
-            moved_last_hour=str(moved),
-            calls_last_hour=calls,
-            limit=str(limit),
-        )
-
-    def _track_blocked(
-        self, pos: Position, control: PositionControl, action: Action, out: Out
-    ) -> None:
-        """``margin.target.blocked`` once per episode, ``margin.target.unblocked`` when it ends."""
-        if action.kind is not ActionKind.REDUCE:
-            control.exchange_limited = False
-        blocked = (
-            action.kind is ActionKind.BLOCKED
-            or action.limited_by_floor
-            or control.exchange_limited  # until a check lets a reduce through
-        )
-        if blocked:
-            self._enter_blocked(pos, control, action, action.reason, out)
-        elif control.blocked:
-            control.blocked = False
-            out.info(
-                "margin.target.unblocked",
-                **_pos_fields(pos.key),
-                margin=str(pos.margin),
-                target=str(action.target),
-            )
-
-    def _enter_blocked(
-        self, pos: Position, control: PositionControl, action: Action, reason: str, out: Out
-    ) -> None:
-        if control.blocked:
-            return  # once per episode, not on every push
-        control.blocked = True
-        out.warning(
-            "margin.target.blocked",
-            **_pos_fields(pos.key),
-            margin=str(pos.margin),
-            target=str(action.target),
-            floor=_s(action.floor),
-            upl=_s(pos.upl),
-            reason=reason,
-        )
-
-    def _hold(
-        self, key: PositionKey, control: PositionControl, code: str, size_only: bool, out: Out
-    ) -> None:
-        control.hold_until_change = code
-        control.hold_size_only = size_only
-        out.warning(
-            "margin.adjust.held",
-            **_pos_fields(key),
-            code=code,
-            until="size or margin change" if size_only else "position change",
-        )
-
-    def _wake_balance_waiters(self, account: str, now: float, out: Out) -> None:
-        """A reduction freed balance: positions that got 59200 may try again now."""
-        state = self.accounts.get(account)
-        if state is None:
-            return
-        for key in list(state.balance_waiters):
-            control = self._controls.get(key)
-            if control is None:
-                state.balance_waiters.discard(key)
-            elif control.balance_wait and not control.in_flight:
-                state.balance_waiters.discard(key)
-                control.balance_wait = False
-                control.cooldown_until = 0.0
-                self._set_timer(key, control, now, out)
-
-    def _check_main_positions(self, account: str, out: Out) -> None:
-        """Warn once when the main account holds fewer positions than expected."""
-        state = self.accounts.get(account)
-        if state is None or state.role != "main" or not self.book.is_fresh(account):
-            return
-        positions = self.book.positions(account)
-        expected = self.settings.main_expected_positions
-        below = len(positions) < expected
-        if below and not self._main_below:
-            long_ = sum(
-                1 for p in positions if p.pos_side == "long" or (p.pos_side == "net" and p.pos > 0)
-            )
-            out.warning(
-                "main.positions.below_expected",
-                account=account,
-                positions=len(positions),
-                long=long_,
-                short=len(positions) - long_,
-                expected=expected,
-            )
-        elif self._main_below and not below:
-            out.info("main.positions.restored", account=account, positions=len(positions))
-        self._main_below = below
-
     # ------------------------------------------------------------------ re-reads
 
-    def _reconcile_book(
-        self, account: str, positions: Sequence[Position], inst_id: str | None, out: Out
-    ) -> tuple[int, list[BookChange]]:
-        """Correct the book from a REST read, logging each ``book.drift``."""
-        drifts, changes = self.book.reconcile(account, positions, inst_id=inst_id)
-        for d in drifts:
-            out.warning(
-                "book.drift",
-                **_pos_fields(d.key),
-                field=d.field,
-                book=d.book,
-                exchange=d.exchange,
-            )
-        return len(drifts), changes
-
-    def _log_resolution(
-        self,
-        key: PositionKey,
-        control: PositionControl,
-        bill_applied: bool | None,
-        bill_id: str | None,
-        bills: str | None,
-        out: Out,
-    ) -> None:
-        """Say what the re-read showed about the call it was made for."""
-        now_pos = self.book.get(key)
-        fields = _pos_fields(key)
-        margin_now = None if now_pos is None else now_pos.margin
-        pending = control.pending
-        if pending is None:
-            if control.expected_margin is not None:
-                out.info(
-                    "margin.adjust.unconfirmed",
-                    **fields,
-                    expected=str(control.expected_margin),
-                    margin=_s(margin_now),
-                )
-            else:
-                out.info(
-                    "margin.adjust.resolved", **fields, outcome="reread", margin=_s(margin_now)
-                )
-            return
-        if bill_applied is not None:
-            outcome, by = ("applied" if bill_applied else "not_applied"), "bill"
-        else:
-            outcome, by = outcome_by_margin(pending, now_pos), "margin"
-        out.warning(
-            "margin.adjust.resolved",
-            **fields,
-            outcome=outcome,
-            resolved_by=by,
-            action=pending.action,
-            amount=str(pending.amount),
-            margin_before=_s(pending.margin_before),
-            margin=_s(margin_now),
-            journal_id=pending.journal_id,
-            **({"bill_id": bill_id} if bill_id is not None else {}),
-            **({"bills": bills} if bills is not None else {}),
+    def _watch_main(self, account: str, out: Out) -> None:
+        self._main_below = watch_main_positions(
+            account,
+            self.accounts.get(account),
+            self.book,
+            self.settings.main_expected_positions,
+            self._main_below,
+            out,
         )
 
     # ------------------------------------------------------------------ storage health
@@ -1593,7 +963,7 @@ class EngineCore:
             main_expected_positions=self.settings.main_expected_positions,
             problems=self.health.problems(now)
             + self._fetches.problems()
-            + sorted(self._fill_problems.values()),
+            + sorted(self.fills.problems.values()),
             storage_ok=self.health.storage_ok,
             internal_errors=self.health.internal_errors,
             paused_accounts={k[0]: r for k, r in self._paused.items() if k[1] is None},

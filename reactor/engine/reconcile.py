@@ -1,11 +1,16 @@
-"""Pure helpers of the REST re-reads: parsing a read, and what a re-read says about a call."""
+"""Pure helpers of the REST re-reads: parsing a read, correcting the book from it, and what a
+re-read says about a call."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from reactor.engine.state import PendingOutcome
-from reactor.okx.models import PayloadError, Position, parse_position
+from reactor.book import BookChange, PositionBook
+from reactor.engine.commands import Out
+from reactor.engine.fields import opt_str, pos_fields
+from reactor.engine.state import PendingOutcome, PositionControl
+from reactor.okx.models import PayloadError, Position, PositionKey, parse_position
 
 
 def parse_rest_positions(
@@ -41,3 +46,69 @@ def outcome_by_margin(pending: PendingOutcome, now: Position | None) -> str:
     if delta == 0:
         return "not_applied"
     return "unclear"
+
+
+def reconcile_book(
+    book: PositionBook,
+    account: str,
+    positions: Sequence[Position],
+    inst_id: str | None,
+    out: Out,
+) -> tuple[int, list[BookChange]]:
+    """Correct the book from a REST read, logging each ``book.drift``."""
+    drifts, changes = book.reconcile(account, positions, inst_id=inst_id)
+    for d in drifts:
+        out.warning(
+            "book.drift",
+            **pos_fields(d.key),
+            field=d.field,
+            book=d.book,
+            exchange=d.exchange,
+        )
+    return len(drifts), changes
+
+
+def log_resolution(
+    key: PositionKey,
+    control: PositionControl,
+    now_pos: Position | None,
+    bill_applied: bool | None,
+    bill_id: str | None,
+    bills: str | None,
+    out: Out,
+) -> None:
+    """Say what the re-read (``now_pos``: the position after it) showed about the call it was
+    made for: by its bill when the shell could read one, else by the margin."""
+    fields = pos_fields(key)
+    margin_now = None if now_pos is None else now_pos.margin
+    pending = control.pending
+    if pending is None:
+        if control.expected_margin is not None:
+            out.info(
+                "margin.adjust.unconfirmed",
+                **fields,
+                expected=str(control.expected_margin),
+                margin=opt_str(margin_now),
+            )
+        else:
+            out.info(
+                "margin.adjust.resolved", **fields, outcome="reread", margin=opt_str(margin_now)
+            )
+        return
+    if bill_applied is not None:
+        outcome, by = ("applied" if bill_applied else "not_applied"), "bill"
+    else:
+        outcome, by = outcome_by_margin(pending, now_pos), "margin"
+    out.warning(
+        "margin.adjust.resolved",
+        **fields,
+        outcome=outcome,
+        resolved_by=by,
+        action=pending.action,
+        amount=str(pending.amount),
+        margin_before=opt_str(pending.margin_before),
+        margin=opt_str(margin_now),
+        journal_id=pending.journal_id,
+        **({"bill_id": bill_id} if bill_id is not None else {}),
+        **({"bills": bills} if bills is not None else {}),
+    )

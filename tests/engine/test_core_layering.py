@@ -24,7 +24,40 @@ def test_engine_never_imports_the_status_view() -> None:
         assert not any(m.startswith("reactor.status") for m in _imports(path)), path.name
 
 
+# The parts the core is made of: plain state in, values (or commands on an ``Out``) back.
+PARTS = (
+    "bills",
+    "calls",
+    "commands",
+    "counts",
+    "episodes",
+    "fields",
+    "foreign",
+    "foreign_fence",
+    "gates",
+    "guard",
+    "health",
+    "instruments",
+    "maintenance_fills",
+    "reactions",
+    "reconcile",
+    "restart",
+    "state",
+    "timing",
+    "view",
+)
+
+
 def test_pure_parts_do_no_io() -> None:
-    for name in ("core", "timing", "guard", "reactions", "reconcile", "health", "view", "state"):
+    for name in ("core", *PARTS):
         found = {m.split(".")[0] for m in _imports(ENGINE / f"{name}.py")} & IO_MODULES
+        assert not found, (name, found)
+
+
+def test_parts_never_call_up_into_the_coordinator() -> None:
+    """The parts take plain state and return values; importing the core (or the package face,
+    which imports it) from one would close a cycle."""
+    up = {"reactor.engine", "reactor.engine.core", "reactor.engine.shell"}
+    for name in PARTS:
+        found = _imports(ENGINE / f"{name}.py") & up
         assert not found, (name, found)

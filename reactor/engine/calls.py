@@ -1,0 +1,293 @@
+"""Sans-I/O: one margin call's life from decision to answer, and what each answer does to the
+position.
+
+intent (durable, :class:`WriteIntent`) -> optional pre-reduce check (OKX's ``estAvailTrans``,
+:func:`cap_to_estimate`) -> send (:func:`send_command`) -> outcome (:func:`settle_ok`,
+:func:`settle_failure`) -> for an ambiguous one, the resolution a re-read makes
+(:mod:`reactor.engine.reconcile`). A call is dropped before it is sent (:meth:`CallTable.abandon`)
+whenever what it was decided from no longer holds; the runaway guard gets back what it reserved
+whenever the call certainly moved nothing.
+
+The functions change the call's :class:`PositionControl` and say what happened through the
+:class:`Out` of the current input; when the position wakes next is returned to the coordinator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from reactor.engine.commands import (
+    Out,
+    ReadPositions,
+    SendMarginCall,
+    SyncClock,
+    WriteIntent,
+    WriteResult,
+)
+from reactor.engine.episodes import enter_blocked, hold_until_change
+from reactor.engine.fields import opt_str, pos_fields
+from reactor.engine.guard import Entry, RunawayGuard
+from reactor.engine.margin_call import Outcome, OutcomeKind
+from reactor.engine.reactions import react
+from reactor.engine.state import AccountState, EngineSettings, PendingOutcome, PositionControl
+from reactor.engine.timing import set_timer
+from reactor.okx.models import Position, PositionKey
+from reactor.policy import Action, ActionKind, round_down
+
+
+@dataclass(slots=True)
+class Call:
+    """One margin call from decision to answer."""
+
+    key: PositionKey
+    control: PositionControl
+    position: Position  # the data it was decided from
+    action: Action
+    amount: Decimal  # the amount sent (``action.amount``, or less after a pre-reduce check)
+    guard_entry: Entry | None
+    journal_id: int = 0
+    sent_at: float = 0.0
+    checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
+
+    def pending(self, code: str | None = None) -> PendingOutcome:
+        """What a re-read must resolve when the answer is unknown (or never came)."""
+        return PendingOutcome(
+            self.journal_id,
+            self.action.kind.value,
+            self.amount,
+            self.position.margin,
+            self.sent_at,
+            code,
+        )
+
+
+class CallTable:
+    """The calls between decision and answer, by the id their commands carry."""
+
+    def __init__(self, guard: RunawayGuard) -> None:
+        self.guard = guard
+        self._calls: dict[int, Call] = {}
+        self._next = 0
+
+    def open(
+        self,
+        key: PositionKey,
+        control: PositionControl,
+        pos: Position,
+        action: Action,
+        guard_entry: Entry | None,
+    ) -> tuple[int, Call]:
+        self._next += 1
+        c = Call(key, control, pos, action, action.amount, guard_entry)
+        self._calls[self._next] = c
+        return self._next, c
+
+    def get(self, call: int) -> Call | None:
+        return self._calls.get(call)
+
+    def pop(self, call: int) -> Call | None:
+        return self._calls.pop(call, None)
+
+    def refund(self, c: Call) -> None:
+        """The call certainly moved nothing: the guard gets its reservation back."""
+        if c.guard_entry is not None:
+            self.guard.refund(c.guard_entry)
+
+    def resize(self, c: Call, amount: Decimal) -> None:
+        """Send ``amount`` instead (a pre-reduce check capped it): the guard reserves what will
+        be sent, not what was decided."""
+        if c.guard_entry is not None:
+            self.guard.refund(c.guard_entry)
+            c.guard_entry = self.guard.reserve(c.key, amount, c.guard_entry[0])
+        c.amount = amount
+
+    def abandon(self, call: int, c: Call, why: str, out: Out) -> None:
+        """Drop a call before it was sent (its position closed, or the check forbade it)."""
+        self._calls.pop(call, None)
+        self.refund(c)
+        c.control.in_flight = False
+        if c.journal_id:
+            out.add(WriteResult(c.journal_id, "error", "not_sent", why))
+
+
+def intent_command(call: int, c: Call) -> WriteIntent:
+    """The durable intent of ``c``, with the body the REST client sends (format "f": never
+    "1E+1")."""
+    kind = c.action.kind.value
+    request = (
+        f'{{"instId":"{c.key[1]}","posSide":"{c.key[2]}",'
+        f'"type":"{kind}","amt":"{format(c.amount, "f")}"}}'
+    )
+    return WriteIntent(call, c.key, kind, c.amount, request)
+
+
+def dry_run(
+    pos: Position,
+    control: PositionControl,
+    action: Action,
+    count: int,
+    settings: EngineSettings,
+    now: float,
+    out: Out,
+) -> None:
+    """``dry_run``: say the call that would be sent, send nothing, wait the cooldown."""
+    control.status, control.reason = "ok", "dry run"
+    out.info(
+        "margin.adjust.dry_run",
+        **pos_fields(pos.key),
+        action=action.kind.value,
+        amount=str(action.amount),
+        margin=str(pos.margin),
+        target=str(action.target),
+        floor=opt_str(action.floor),
+        count=count,
+    )
+    control.cooldown_until = now + settings.cooldown_s
+
+
+def capped_amount(amount: Decimal, cap: Decimal | None, step: Decimal) -> Decimal | None:
+    """The amount OKX's reduce limit (``estAvailTrans``) allows, rounded down to the step;
+    None when the limit does not bind."""
+    if cap is None or cap >= amount:
+        return None
+    return round_down(max(cap, Decimal(0)), step)
+
+
+def send_command(call: int, c: Call, journal_id: int, now: float, out: Out) -> None:
+    """The intent is durable: say so and send."""
+    c.journal_id = journal_id
+    c.sent_at = now
+    action = c.action
+    out.info(
+        "margin.adjust.sent",
+        **pos_fields(c.key),
+        action=action.kind.value,
+        amount=str(c.amount),
+        margin=str(c.position.margin),
+        target=str(action.target),
+        floor=opt_str(action.floor),
+        journal_id=journal_id,
+    )
+    out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
+
+
+def settle_ok(
+    c: Call,
+    current: Position | None,
+    settings: EngineSettings,
+    now: float,
+    out: Out,
+    fields: dict[str, str],
+) -> float:
+    """OKX booked the call: expect its margin; the cooldown (returned), unless the confirming
+    push (``current``: the book's position now) beat the HTTP answer."""
+    control, pos = c.control, c.position
+    control.failures = 0
+    if control.step_cap is not None:
+        # After 59301 the step grows back with each success (reset when the position
+        # changes, or once the position is in band).
+        control.step_cap = control.step_cap * 2
+    assert pos.margin is not None
+    sign = 1 if c.action.kind is ActionKind.ADD else -1
+    control.expected_margin = pos.margin + sign * c.amount
+    delay = settings.cooldown_s
+    if (
+        current is not None
+        and current.u_time > pos.u_time
+        and current.margin is not None
+        and abs(current.margin - control.expected_margin) < settings.policy.amount_step
+    ):
+        # The confirming push beat the HTTP answer: the cooldown is already over.
+        control.expected_margin = None
+        delay = 0.0
+    control.status, control.reason = "ok", c.action.reason
+    out.info(
+        "margin.adjust.ok",
+        **fields,
+        margin_before=str(pos.margin),
+        margin_expected=opt_str(control.expected_margin),
+        elapsed_ms=round((now - c.sent_at) * 1000, 2),
+    )
+    return delay
+
+
+def settle_failure(
+    c: Call,
+    outcome: Outcome,
+    account: AccountState | None,
+    settings: EngineSettings,
+    out: Out,
+    fields: dict[str, str],
+) -> float | None:
+    """Any answer but OK (:func:`reactor.engine.reactions.react` says what it means): the
+    delay before the position is evaluated again, or None for the back-off of its failures."""
+    control, key, pos = c.control, c.key, c.position
+    reaction = react(outcome, c.amount, settings)
+    code = outcome.code or outcome.label
+    if outcome.kind is OutcomeKind.UNKNOWN:
+        out.error(
+            "margin.adjust.unknown",
+            **fields,
+            journal_id=c.journal_id,
+            code=outcome.code,
+            error=outcome.msg,
+        )
+        control.pending = c.pending(outcome.code)
+        control.status, control.reason = "adjusting", "outcome unknown: re-reading"
+    elif outcome.kind is OutcomeKind.NOT_SENT:
+        out.warning("margin.adjust.failed", **fields, code="not_sent", msg=outcome.msg)
+        control.status, control.reason = "error", f"not sent: {outcome.msg}"
+    else:
+        out.error("margin.adjust.failed", **fields, code=code, msg=outcome.msg)
+        control.status, control.reason = "error", f"{code} {outcome.msg}"
+    if reaction.failed:
+        control.failures += 1
+    if reaction.step_cap is not None:
+        control.step_cap = reaction.step_cap
+        out.warning(
+            "margin.step.halved",
+            **pos_fields(key),
+            amount=str(c.amount),
+            step_cap=str(reaction.step_cap),
+        )
+    if reaction.hold_code is not None:
+        hold_until_change(key, control, reaction.hold_code, reaction.hold_size_only, out)
+    if reaction.blocked_reason is not None:
+        control.status, control.reason = "blocked", reaction.blocked_reason
+        enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
+    if reaction.stop_account is not None and account is not None:
+        account.stopped_reason = reaction.stop_account
+        out.error("account.stopped", account=key[0], code=outcome.code, reason=outcome.msg)
+    if reaction.reconcile:
+        out.add(ReadPositions(key[0], code))
+    if reaction.balance_wait and account is not None:
+        control.balance_wait = True
+        account.balance_waiters.add(key)
+    if reaction.resync_clock:
+        out.add(SyncClock(key[0]))
+        if control.failures <= 1:
+            return min(0.5, settings.cooldown_s)
+    if reaction.backoff:
+        return None
+    return reaction.delay_s
+
+
+def wake_balance_waiters(
+    state: AccountState | None,
+    controls: dict[PositionKey, PositionControl],
+    now: float,
+    out: Out,
+) -> None:
+    """A reduction freed balance: positions that got 59200 may try again now."""
+    if state is None:
+        return
+    for key in list(state.balance_waiters):
+        control = controls.get(key)
+        if control is None:
+            state.balance_waiters.discard(key)
+        elif control.balance_wait and not control.in_flight:
+            state.balance_waiters.discard(key)
+            control.balance_wait = False
+            control.cooldown_until = 0.0
+            set_timer(key, control, now, out)

@@ -1,0 +1,145 @@
+"""Sans-I/O glue between the fill gate (:class:`reactor.maintenance.FillGate`, issue 13) and the
+core: what each gate effect asks for, the ledger writes of maintenances seen on ``orders``
+(retried until written), the accounts whose missed fills are being recovered, and what of it
+``/healthz`` shows.
+
+It never schedules a position itself: :meth:`MaintenanceFills.apply` returns the position the
+effect wakes, and the core decides when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reactor.engine.commands import Out, SetTimer, WriteMaintenance
+from reactor.engine.counts import MaintenanceCounts
+from reactor.maintenance import (
+    Effect,
+    FillGate,
+    PlainFill,
+    RecordMaintenance,
+    Released,
+    Skipped,
+    describe_effect,
+)
+from reactor.okx.models import PositionKey
+
+# The timer of the fill gate (grace ends, retried maintenance writes); not a position.
+FILLS_KEY: PositionKey = ("", "", "", "fills")
+FILL_WRITE_RETRY_S = 1.0
+
+
+def ms(now: float) -> int:
+    """The engine clock in ms, for the fill gate."""
+    return int(now * 1000)
+
+
+class MaintenanceFills:
+    def __init__(self, gate: FillGate | None, counts: MaintenanceCounts) -> None:
+        self.gate = gate if gate is not None and gate.enabled else None
+        self.counts = counts
+        self.retry_at: float | None = None
+        self.recovering: set[str] = set()
+        self.problems: dict[str, str] = {}  # for /healthz, until the next success
+
+    def apply(self, effect: Effect, out: Out) -> PositionKey | None:
+        """Say and ask for what ``effect`` means; the position it wakes, if any."""
+        if isinstance(effect, RecordMaintenance):
+            # Counted at once (the write below may fail; it is retried, never lost).
+            self.counts.unwritten.append(effect)
+            out.add(WriteMaintenance(effect))
+            return effect.position_key
+        if isinstance(effect, Released):
+            fields = describe_effect(effect)
+            if effect.reason == "grace_expired":
+                out.warning("maintenance.gate.expired", **fields)
+            else:
+                out.debug("maintenance.gate.released", **fields)
+            return effect.key
+        if isinstance(effect, Skipped):
+            out.warning("maintenance.fill.skipped", **describe_effect(effect))
+        elif isinstance(effect, PlainFill):
+            out.debug("maintenance.fill.plain", **describe_effect(effect))
+        return None
+
+    def written(self, record: RecordMaintenance, record_id: int | None, out: Out) -> None:
+        """The ledger holds ``record`` (``record_id`` None: it was there already)."""
+        unwritten = self.counts.unwritten
+        if record in unwritten:
+            unwritten.remove(record)
+        if not unwritten:
+            self.problems.pop("write", None)
+        self.counts.forget({record.position_key[:3]})
+        fields = {
+            "account": record.account,
+            "instId": record.inst_id,
+            "posSide": record.pos_side,
+            "key": record.key,
+            "source": "fill",
+        }
+        if record_id is None:
+            out.info("maintenance.duplicate", **fields)
+        else:
+            out.info("maintenance.recorded", **fields, record_id=record_id, cTime=record.c_time)
+        self.arm_timer(out)
+
+    def write_failed(
+        self, record: RecordMaintenance, error: str, now: float, retry: bool, out: Out
+    ) -> None:
+        """The ledger refused the write: it keeps counting in memory and is written again
+        (``retry`` False: the record itself is invalid and is dropped)."""
+        out.error(
+            "maintenance.record.failed",
+            account=record.account,
+            instId=record.inst_id,
+            posSide=record.pos_side,
+            key=record.key,
+            error=error if retry else f"invalid: {error}",
+        )
+        unwritten = self.counts.unwritten
+        if not retry and record in unwritten:
+            unwritten.remove(record)
+        elif retry:
+            if self.retry_at is None:
+                self.retry_at = now + FILL_WRITE_RETRY_S
+            self.problems["write"] = (
+                f"maintenance: {len(unwritten)} record(s) not in the ledger"
+                f" (counted in memory, retrying): {error[:120]}"
+            )
+        self.arm_timer(out)
+
+    def start_recovery(self, account: str) -> None:
+        """Maintenances filled while away are read back before anything is corrected."""
+        self.recovering.add(account)
+
+    def recovered(self, account: str, keys: Iterable[PositionKey]) -> None:
+        """Recovery wrote what was missed (``keys``: positions with new records)."""
+        self.recovering.discard(account)
+        self.problems.pop(f"recovery:{account}", None)
+        self.counts.forget({k[:3] for k in keys})
+
+    def recovery_failed(self, account: str, error: str, out: Out) -> None:
+        """Recovery could not read OKX's history: the counts there are stand, and it says so."""
+        out.error("maintenance.recovery.failed", account=account, error=error)
+        self.recovering.discard(account)
+        self.problems[f"recovery:{account}"] = (
+            f"{account}: fills missed while away not recovered: {error[:120]}"
+        )
+
+    def retry_writes(self, now: float, out: Out) -> None:
+        """Write again what the ledger refused, once the retry is due."""
+        unwritten = self.counts.unwritten
+        if unwritten and self.retry_at is not None and now >= self.retry_at:
+            self.retry_at = None
+            for record in list(unwritten):
+                out.add(WriteMaintenance(record))
+
+    def arm_timer(self, out: Out) -> None:
+        """One timer for the gate's next deadline and the next write retry."""
+        times = [] if self.retry_at is None else [self.retry_at]
+        if self.gate is not None:
+            deadline = self.gate.next_deadline()
+            if deadline is not None:
+                times.append(deadline / 1000)
+        if times:
+            out.add(SetTimer(FILLS_KEY, min(times)))
