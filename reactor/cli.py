@@ -136,6 +136,14 @@ def _fail(msg: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def account_by_name(cfg: Config, name: str) -> AccountConfig:
+    """The account called ``name``; an unknown name is one line, exit 2."""
+    for acc in cfg.accounts:
+        if acc.name == name:
+            return acc
+    raise ConfigError(f"--account: {name!r} is not an account in the config")
+
+
 def _config_path(args: argparse.Namespace) -> Path:
     if args.config is not None:
         return Path(args.config)
@@ -231,8 +239,6 @@ def _check_config(cfg: Config, path: Path, *, online: bool = False) -> int:
 def _pause(cfg: Config, args: argparse.Namespace) -> int:
     """Write the pause (or remove it) in the ledger; a running reactor applies it within a
     ledger poll tick (``ledger_poll_ms``), and it survives restarts."""
-    from reactor.app import account_by_name
-
     acc = account_by_name(cfg, args.account)
     if (args.inst_id is None) != (args.pos_side is None):
         raise ConfigError("--inst-id and --pos-side: give both (one position) or neither")
@@ -264,16 +270,14 @@ def _pauses(cfg: Config) -> int:
 
 
 def _ledger(cfg: Config):  # type: ignore[no-untyped-def]
-    from reactor.app import LEDGER_FILE
     from reactor.ledger import Ledger
+    from reactor.state_dir import LEDGER_FILE
 
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     return Ledger(cfg.state_dir / LEDGER_FILE)
 
 
 def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
-    from reactor.app import account_by_name
-
     acc = account_by_name(cfg, args.account)
     if acc.role != "sub":
         raise ConfigError(f"--account: {acc.name} is the main account; it is never managed")
@@ -321,8 +325,6 @@ def _maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
 
 def _maintenance_void(cfg: Config, args: argparse.Namespace) -> int:
     if args.account is not None:
-        from reactor.app import account_by_name
-
         account_by_name(cfg, args.account)  # an unknown name is one line, exit 2
     ledger = _ledger(cfg)
     try:
