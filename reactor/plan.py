@@ -239,7 +239,7 @@ async def read_caps(
 
 
 async def _plan(cfg: Config, out: TextIO) -> int:
-    from reactor.app import _embedded_credentials
+    from reactor.account_wiring import embedded_credentials
 
     sim = None
     if cfg.venue.embedded:
@@ -248,7 +248,7 @@ async def _plan(cfg: Config, out: TextIO) -> int:
 
         assert cfg.venue.scenario is not None
         scenario = load_scenario(cfg.venue.scenario)
-        creds = _embedded_credentials(cfg, scenario)
+        creds = embedded_credentials(cfg, scenario)
         sim = Simulator(scenario, price_walk=False)
         await sim.start("127.0.0.1", 0)
         rest_url = sim.url
@@ -280,8 +280,8 @@ async def _plan(cfg: Config, out: TextIO) -> int:
 
 def _rows(cfg: Config, ct_vals: Mapping[str, Decimal], positions: list[Position]) -> list[PlanRow]:
     """The plan's rows with the ledger's counts and pauses (no ledger yet: counts 0)."""
-    from reactor.app import LEDGER_FILE
     from reactor.ledger import Ledger
+    from reactor.state_dir import LEDGER_FILE
 
     path = cfg.state_dir / LEDGER_FILE
     ledger = Ledger(path) if path.exists() else None

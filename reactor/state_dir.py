@@ -20,9 +20,17 @@ import socket
 import time
 from pathlib import Path
 
-__all__ = ["LOCK_FILE", "StartupError", "StateDirError", "StateLock", "prepare_state_dir"]
+__all__ = [
+    "LEDGER_FILE",
+    "LOCK_FILE",
+    "StartupError",
+    "StateDirError",
+    "StateLock",
+    "prepare_state_dir",
+]
 
 LOCK_FILE = "reactor.lock"
+LEDGER_FILE = "reactor.sqlite"  # the ledger (SQLite), shared by ``reactor run`` and the CLI
 
 
 class StartupError(Exception):

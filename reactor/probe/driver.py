@@ -428,14 +428,14 @@ async def run_probe(
     check_out_dir(out)
     sim: Any = None
     if cfg.venue.embedded:
-        from reactor.app import _embedded_credentials
+        from reactor.account_wiring import embedded_credentials
         from reactor.sim.scenario import load_scenario
         from reactor.sim.server import Simulator
 
         assert cfg.venue.scenario is not None
         scenario = load_scenario(cfg.venue.scenario)
         one = cfg.model_copy(update={"accounts": [acc]})
-        creds = _embedded_credentials(one, scenario)[acc.name]
+        creds = embedded_credentials(one, scenario)[acc.name]
         # No simulated desk: its fills would move the margin the probe's undo accounts for.
         sim = Simulator(scenario, price_walk=cfg.venue.price_walk, desk=False)
         await sim.start("127.0.0.1", 0)

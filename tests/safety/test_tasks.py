@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from reactor import app
+from reactor import app, loops, runtime
 
 
 async def test_a_failing_spawned_task_is_logged_when_it_ends() -> None:
@@ -29,7 +29,7 @@ async def test_a_failing_spawned_task_is_logged_when_it_ends() -> None:
 async def test_never_retrieved_task_exceptions_become_events() -> None:
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
-    loop.set_exception_handler(app._on_loop_exception)
+    loop.set_exception_handler(runtime.on_loop_exception)
     try:
         with structlog.testing.capture_logs() as logs:
 
@@ -63,7 +63,7 @@ async def test_reconcile_loop_survives_a_failing_pass() -> None:
     rt.clients = {"A": object()}
     rt.cfg = type("C", (), {"timing": type("T", (), {"reconcile_interval_s": 0.001})()})()
     with structlog.testing.capture_logs() as logs:
-        task = asyncio.create_task(app._reconcile_loop(rt))
+        task = asyncio.create_task(loops.reconcile_loop(rt))
         while rt.engine.calls < 3:
             await asyncio.sleep(0.005)
         task.cancel()
