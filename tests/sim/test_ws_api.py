@@ -220,6 +220,17 @@ def test_quiet_client_fault() -> None:
     assert frames(s.poll(clock.now))[-1] == Close(4004, "No data received in 30s")
 
 
+def test_silence_swallows_pings_and_counts_them() -> None:
+    hub, clock, _ = make_hub()
+    s = subscribed(hub, clock)
+    hub.faults.silence(WU, 1.0)
+    s.receive("ping", clock.now)
+    assert s.poll(clock.now) == [] and s.pings_unanswered == 1
+    clock.now += 1.0
+    s.receive("ping", clock.now)
+    assert frames(s.poll(clock.now)) == ["pong"] and s.pings_unanswered == 1
+
+
 def test_login_failure_closes_4001_or_not() -> None:
     for close, expect in ((True, [Close(4001, "Login Failed")]), (False, [])):
         hub, clock, _ = make_hub(close_on_login_failure=close)
