@@ -154,6 +154,9 @@ class WsSession:
         self._unsubscribed_since: float | None = now  # no subscription since then
         self._flush_at: float | None = None
         self._ops = OpsWindow(hub.options.limits.ops_per_hour)
+        # Pings swallowed by a ``ws_silent`` fault: a client that sent one is bound to time out
+        # waiting for its pong and reconnect, so a test can tell the fault still has effects.
+        self.pings_unanswered = 0
 
     # ---- input -----------------------------------------------------------------------
     def note_rx(self, now: float) -> None:
@@ -168,7 +171,9 @@ class WsSession:
         """One text frame from the client."""
         self.note_rx(now)
         if text == "ping":
-            if not self._silent():
+            if self._silent():
+                self.pings_unanswered += 1
+            else:
                 self._send("pong")
             return
         try:

@@ -128,10 +128,20 @@ async def _fills(
 
 
 async def _faults(
-    admin: SimAdmin, rng: random.Random, names: list[str], stop: asyncio.Event, seen: list[str]
+    admin: SimAdmin,
+    tap: ExchangeTap,
+    rng: random.Random,
+    names: list[str],
+    stop: asyncio.Event,
+    seen: list[str],
+    disturbed: set[Any],
 ) -> None:
+    """Random faults until ``stop`` (none after it). Connections told to go (``drop_ws``,
+    ``ws_notice``) are added to ``disturbed``: the reactor is still to leave them."""
     while not stop.is_set():
         await asyncio.sleep(rng.uniform(0.3, 1.0))
+        if stop.is_set():
+            break
         acc = rng.choice(names)
         kind = rng.choice(
             [
@@ -151,6 +161,7 @@ async def _faults(
         body: dict[str, Any] = {"account": acc}
         if kind == "drop_ws" or kind == "ws_notice":
             body["kind"] = kind
+            disturbed.update(tap.sim.hub.sessions_of(acc))
         elif kind == "ws_silent":
             body.update(kind="ws_silent", seconds=rng.uniform(0.5, 2.5))
         elif kind == "raw_frame":
@@ -172,23 +183,39 @@ async def test_soak_random_prices_and_faults(tmp_path, monkeypatch, sim_factory)
     seconds = float(os.environ.get("SOAK_SECONDS", "20"))
     seed = int(os.environ.get("SOAK_SEED", str(random.randrange(1 << 30))))
     print(f"\nsoak seed {seed}, {seconds} s")
+    # One generator per task: a shared one would hand out its numbers in whatever order the
+    # tasks happen to run, and the same seed would not replay the same faults.
     rng = random.Random(seed)
     names = ["S1", "S2", "S3"]
     scen = scenario(*(account(n, i, _positions(rng)) for i, n in enumerate(names, 1)))
     _, admin, cfg, tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
     stop = asyncio.Event()
     kinds: list[str] = []
+    disturbed: set[Any] = set()
     async with running(cfg) as (rt, logs):
         tasks = [
-            asyncio.create_task(_price_walk(admin, rng, stop)),
-            asyncio.create_task(_faults(admin, rng, names, stop, kinds)),
+            asyncio.create_task(_price_walk(admin, random.Random(f"{seed}:prices"), stop)),
+            asyncio.create_task(
+                _faults(admin, tap, random.Random(f"{seed}:faults"), names, stop, kinds, disturbed)
+            ),
         ]
-        filler = asyncio.create_task(_fills(admin, rt, tap, rng, stop))
+        filler = asyncio.create_task(_fills(admin, rt, tap, random.Random(f"{seed}:fills"), stop))
         await asyncio.sleep(seconds)
         stop.set()
         await asyncio.gather(*tasks)
         fills = await filler
         quiet = time.monotonic()
+
+        def faults_over() -> bool:
+            """No injected fault has effects still to come: no silence in force, and no
+            connection that swallowed a ping (its pong timeout is due) or was told to go."""
+            for name in names:
+                if tap.sim.faults.silent(name):
+                    return False
+                for session in tap.sim.hub.sessions_of(name):
+                    if session.pings_unanswered or session in disturbed:
+                        return False
+            return True
 
         def settled() -> bool:
             for acc in rt.status_snapshot().accounts:
@@ -204,7 +231,7 @@ async def test_soak_random_prices_and_faults(tmp_path, monkeypatch, sim_factory)
                         return False
             return True
 
-        await wait_for(settled, timeout_s=30, interval_s=0.2)
+        await wait_for(lambda: faults_over() and settled(), timeout_s=30, interval_s=0.2)
         report("soak: quiet to settled", time.monotonic() - quiet)
         await asyncio.sleep(0.5)
         assert settled()

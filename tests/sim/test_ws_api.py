@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -39,11 +41,13 @@ class Clock:
         return self.now
 
 
-def make_hub(**options: Any) -> tuple[WsHub, Clock, Exchange]:
+def make_hub(
+    wall_clock: Callable[[], float] = time.time, **options: Any
+) -> tuple[WsHub, Clock, Exchange]:
     clock = Clock()
     ex = Exchange.from_scenario(load_scenario(SCENARIOS / "cro.yaml"))
     faults = FaultPlan(clock)
-    hub = WsHub(ex, faults, WsOptions(**options), clock=clock)
+    hub = WsHub(ex, faults, WsOptions(**options), clock=clock, wall_clock=wall_clock)
     return hub, clock, ex
 
 
@@ -109,7 +113,8 @@ def test_events_only_sends_no_regular_snapshot() -> None:
 
 
 def test_event_window_aggregates_and_keeps_the_latest_record() -> None:
-    hub, clock, ex = make_hub()
+    wall = time.time()  # frozen: pTime is compared with it below (a ticking clock can differ)
+    hub, clock, ex = make_hub(wall_clock=lambda: wall)
     s = subscribed(hub, clock, "0")
     _, changes = ex.margin_balance(WU, "CRO-USDT-SWAP", "long", "add", Decimal(1))
     hub.changes(changes)
@@ -122,7 +127,7 @@ def test_event_window_aggregates_and_keeps_the_latest_record() -> None:
     [push] = frames(s.poll(clock.now))
     assert push["eventType"] == "event_update" and "curPage" not in push
     assert [p["margin"] for p in push["data"]] == ["22.29"]
-    assert push["data"][0]["pTime"] == str(int(hub.wall_clock() * 1000))
+    assert push["data"][0]["pTime"] == str(int(wall * 1000))
 
 
 def test_event_push_goes_before_a_coincident_regular_push() -> None:
@@ -213,6 +218,17 @@ def test_quiet_client_fault() -> None:
     s.poll(clock.now)
     clock.now += 2
     assert frames(s.poll(clock.now))[-1] == Close(4004, "No data received in 30s")
+
+
+def test_silence_swallows_pings_and_counts_them() -> None:
+    hub, clock, _ = make_hub()
+    s = subscribed(hub, clock)
+    hub.faults.silence(WU, 1.0)
+    s.receive("ping", clock.now)
+    assert s.poll(clock.now) == [] and s.pings_unanswered == 1
+    clock.now += 1.0
+    s.receive("ping", clock.now)
+    assert frames(s.poll(clock.now)) == ["pong"] and s.pings_unanswered == 1
 
 
 def test_login_failure_closes_4001_or_not() -> None:
