@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from reactor.redaction import redact_text
 
@@ -41,6 +41,7 @@ __all__ = [
     "MAINTENANCE_SOURCES",
     "AuditEntry",
     "JournalEntry",
+    "JournalStatus",
     "Ledger",
     "LedgerCorrupt",
     "LedgerError",
@@ -49,10 +50,14 @@ __all__ = [
     "MaintenanceRecord",
     "Pause",
     "PositionCount",
+    "ResultStatus",
 ]
 
 LEDGER_FILENAME = "ledger.sqlite3"
-_RESULT_STATUSES = frozenset({"ok", "error", "unknown"})
+# A journalled call: "pending" from its intent until its outcome is written.
+ResultStatus = Literal["ok", "error", "unknown"]
+JournalStatus = Literal["pending", "ok", "error", "unknown"]
+_RESULT_STATUSES = frozenset(get_args(ResultStatus))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS maintenance (
@@ -239,7 +244,7 @@ class JournalEntry:
     action: str
     amount: str
     request: str
-    status: str  # "pending" | "ok" | "error" | "unknown"
+    status: JournalStatus
     code: str | None
     msg: str | None
     sent_ms: int
@@ -614,7 +619,7 @@ class Ledger:
         return row_id
 
     def journal_result(
-        self, entry_id: int, status: str, code: str | None = None, msg: str | None = None
+        self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
     ) -> None:
         """Complete an entry: "ok", "error" (with OKX code and message) or "unknown"."""
         if status not in _RESULT_STATUSES:
@@ -628,7 +633,9 @@ class Ledger:
         if not found:
             raise KeyError(f"no journal entry {entry_id}")
 
-    def journal_bill(self, entry_id: int, bill_id: str, *, status: str | None = None) -> None:
+    def journal_bill(
+        self, entry_id: int, bill_id: str, *, status: ResultStatus | None = None
+    ) -> None:
         """Credit OKX bill ``bill_id`` to an entry (and, when given, set its status: an
         ambiguous call a bill showed applied becomes "ok"). A bill already credited to another
         entry is refused with ``ValueError``: one bill, one call."""
