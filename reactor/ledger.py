@@ -48,6 +48,7 @@ __all__ = [
     "LedgerReplaced",
     "LedgerUnavailable",
     "MaintenanceRecord",
+    "MaintenanceSource",
     "Pause",
     "PositionCount",
     "ResultStatus",
@@ -155,6 +156,10 @@ _J_COLS = (
 )
 
 
+# Where a maintenance record came from (see MAINTENANCE_SOURCES).
+MaintenanceSource = Literal["fill", "api", "cli", "backfill"]
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceRecord:
     id: int
@@ -164,12 +169,12 @@ class MaintenanceRecord:
     c_time: int | None
     key: str
     recorded_ms: int
-    source: str = "cli"  # one of MAINTENANCE_SOURCES
+    source: MaintenanceSource = "cli"
     ord_id: str | None = None  # the OKX order, when known: a second idempotency key
     voided_ms: int | None = None  # voided records stay (audit) but never count
 
 
-MAINTENANCE_SOURCES = ("fill", "api", "cli", "backfill")
+MAINTENANCE_SOURCES: tuple[MaintenanceSource, ...] = get_args(MaintenanceSource)
 """Where a maintenance record came from: the ``orders`` channel (``fill``), the local HTTP API,
 the CLI, or OKX's order history / bills read after a restart or reconnect (``backfill``)."""
 
@@ -460,7 +465,7 @@ class Ledger:
         pos_side: str,
         key: str,
         *,
-        source: str,
+        source: MaintenanceSource,
         c_time: int | None = None,
         ord_id: str | None = None,
     ) -> MaintenanceRecord | None:
