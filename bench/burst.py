@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import account, sim_process, start_hooks, wait_until, write_config
+from bench.common import account, position, sim_process, start_hooks, wait_until, write_config
 from reactor import app
 from reactor import log as logging_setup
 from reactor.fdlimit import raise_nofile_limit
@@ -44,17 +44,7 @@ def scenario(accounts: int, per_account: int, instruments: int = 20) -> dict[str
     ]
     out = []
     for n in range(accounts):
-        positions = [
-            {
-                "instId": inst["instId"],
-                "posSide": "long",
-                "pos": "1",
-                "avgPx": "100",
-                "lever": "20",
-                "margin": "10",
-            }
-            for inst in rng.sample(insts, per_account)
-        ]
+        positions = [position(inst["instId"]) for inst in rng.sample(insts, per_account)]
         out.append(account(n, positions))
     return {"instruments": insts, "accounts": out}
 

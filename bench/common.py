@@ -120,6 +120,21 @@ async def sim_process(
 # ------------------------------------------------------------------------------- scenarios
 
 
+def position(
+    inst_id: str, pos_side: str = "long", *, lever: str = "20", margin: str = "10"
+) -> dict[str, Any]:
+    """One contract bought at 100: the position the latency, convergence, steady and burst
+    books are made of (20x and margin 10: in the 10 USDT band)."""
+    return {
+        "instId": inst_id,
+        "posSide": pos_side,
+        "pos": "1",
+        "avgPx": "100",
+        "lever": lever,
+        "margin": margin,
+    }
+
+
 def account(n: int, positions: list[dict[str, Any]], balance: str = "1000000") -> dict[str, Any]:
     return {
         "name": f"sub{n:04d}",

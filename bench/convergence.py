@@ -35,6 +35,7 @@ from bench.common import (
     BENCH_CONNECT_RATE,
     ROOT,
     account,
+    position,
     reactor,
     sim_process,
     wait_until,
@@ -175,17 +176,7 @@ def falling() -> tuple[dict[str, Any], list[dict[str, Any]], float]:
     accounts = [
         account(
             n,
-            [
-                {
-                    "instId": i["instId"],
-                    "posSide": "long",
-                    "pos": "1",
-                    "avgPx": "100",
-                    "lever": "10",
-                    "margin": "30",
-                }
-                for i in insts
-            ],
+            [position(i["instId"], lever="10", margin="30") for i in insts],
         )
         for n in range(4)
     ]
@@ -217,17 +208,7 @@ def maintenances(
     accounts = [
         account(
             n,
-            [
-                {
-                    "instId": i["instId"],
-                    "posSide": "long",
-                    "pos": "1",
-                    "avgPx": "100",
-                    "lever": "20",
-                    "margin": "10",
-                }
-                for i in insts
-            ],
+            [position(i["instId"]) for i in insts],
         )
         for n in range(4)
     ]

@@ -19,6 +19,7 @@ from bench.common import (
     account,
     dist_ms,
     match_e2e,
+    position,
     reactor,
     sim_process,
     wait_until,
@@ -38,17 +39,7 @@ def scenario() -> dict[str, Any]:
     accounts = [
         account(
             n,
-            [
-                {
-                    "instId": i["instId"],
-                    "posSide": "long",
-                    "pos": "1",
-                    "avgPx": "100",
-                    "lever": "20",
-                    "margin": "10",
-                }
-                for i in insts
-            ],
+            [position(i["instId"]) for i in insts],
         )
         for n in range(ACCOUNTS)
     ]

@@ -32,6 +32,7 @@ from bench.common import (
     account,
     dist_ms,
     match_e2e,
+    position,
     reactor,
     sim_process,
     wait_until,
@@ -50,14 +51,7 @@ def scenario(accounts: int, per_account: int, instruments: int, seed: int = 3) -
     out = []
     for n in range(accounts):
         positions = [
-            {
-                "instId": inst["instId"],
-                "posSide": rng.choice(["long", "short"]),
-                "pos": "1",
-                "avgPx": "100",
-                "lever": "20",
-                "margin": "10",
-            }
+            position(inst["instId"], rng.choice(["long", "short"]))
             for inst in rng.sample(insts, per_account)
         ]
         out.append(account(n, positions))

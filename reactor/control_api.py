@@ -18,16 +18,15 @@ the ledger unavailable. Bodies never echo the token.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.ledger import Ledger, LedgerError
+from reactor.local_api import MAX_BODY, NO_STORE, BadRequest, Id, bearer_ok, parse_json_body
 from reactor.log import get_logger
-from reactor.maintenance_api import bearer_ok
 
 __all__ = ["PAUSE_PATH", "RESUME_PATH", "TOKEN_ENV", "ControlApi", "ControlRequest"]
 
@@ -36,40 +35,19 @@ log = get_logger(__name__)
 PAUSE_PATH = "/api/pause"
 RESUME_PATH = "/api/resume"
 TOKEN_ENV = "REACTOR_API_TOKEN"  # the default of maintenance.api_token_env (one token for both)
-_MAX_BODY = 4096
-_NO_STORE = {"Cache-Control": "no-store"}
-
-_Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 class ControlRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    account: _Id
-    inst_id: _Id | None = Field(default=None, alias="instId")
+    account: Id
+    inst_id: Id | None = Field(default=None, alias="instId")
     pos_side: Literal["long", "short", "net"] | None = Field(default=None, alias="posSide")
     reason: str = Field(default="", max_length=200)
 
 
-class BadRequest(ValueError):
-    """One line naming the problem; the answer is HTTP 400."""
-
-
 def parse_request(body: bytes) -> ControlRequest:
-    if len(body) > _MAX_BODY:
-        raise BadRequest(f"body larger than {_MAX_BODY} bytes")
-    try:
-        raw: Any = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not JSON") from None
-    if not isinstance(raw, dict):
-        raise BadRequest("body must be a JSON object")
-    try:
-        req = ControlRequest.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        raise BadRequest(f"{where}: {err['msg']}") from None
+    req = parse_json_body(body, ControlRequest, empty=b"{}")
     if (req.inst_id is None) != (req.pos_side is None):
         raise BadRequest("instId and posSide: give both (one position) or neither (the account)")
     return req
@@ -122,7 +100,7 @@ class ControlApi:
             log.warning("control.api.refused", path=request.path, reason="bad token")
             return _answer(401, error="missing or wrong bearer token")
         try:
-            req = parse_request(await request.content.read(_MAX_BODY + 1))
+            req = parse_request(await request.content.read(MAX_BODY + 1))
         except BadRequest as exc:
             return _answer(400, error=str(exc))
         if req.account not in self._accounts():
@@ -148,4 +126,4 @@ class ControlApi:
 
 
 def _answer(status: int, **body: Any) -> web.Response:
-    return web.json_response(body, status=status, headers=_NO_STORE)
+    return web.json_response(body, status=status, headers=NO_STORE)

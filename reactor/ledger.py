@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from reactor.redaction import redact_text
 
@@ -41,18 +41,24 @@ __all__ = [
     "MAINTENANCE_SOURCES",
     "AuditEntry",
     "JournalEntry",
+    "JournalStatus",
     "Ledger",
     "LedgerCorrupt",
     "LedgerError",
     "LedgerReplaced",
     "LedgerUnavailable",
     "MaintenanceRecord",
+    "MaintenanceSource",
     "Pause",
     "PositionCount",
+    "ResultStatus",
 ]
 
 LEDGER_FILENAME = "ledger.sqlite3"
-_RESULT_STATUSES = frozenset({"ok", "error", "unknown"})
+# A journalled call: "pending" from its intent until its outcome is written.
+ResultStatus = Literal["ok", "error", "unknown"]
+JournalStatus = Literal["pending", "ok", "error", "unknown"]
+_RESULT_STATUSES = frozenset(get_args(ResultStatus))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS maintenance (
@@ -150,6 +156,10 @@ _J_COLS = (
 )
 
 
+# Where a maintenance record came from (see MAINTENANCE_SOURCES).
+MaintenanceSource = Literal["fill", "api", "cli", "backfill"]
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceRecord:
     id: int
@@ -159,12 +169,12 @@ class MaintenanceRecord:
     c_time: int | None
     key: str
     recorded_ms: int
-    source: str = "cli"  # one of MAINTENANCE_SOURCES
+    source: MaintenanceSource = "cli"
     ord_id: str | None = None  # the OKX order, when known: a second idempotency key
     voided_ms: int | None = None  # voided records stay (audit) but never count
 
 
-MAINTENANCE_SOURCES = ("fill", "api", "cli", "backfill")
+MAINTENANCE_SOURCES: tuple[MaintenanceSource, ...] = get_args(MaintenanceSource)
 """Where a maintenance record came from: the ``orders`` channel (``fill``), the local HTTP API,
 the CLI, or OKX's order history / bills read after a restart or reconnect (``backfill``)."""
 
@@ -239,7 +249,7 @@ class JournalEntry:
     action: str
     amount: str
     request: str
-    status: str  # "pending" | "ok" | "error" | "unknown"
+    status: JournalStatus
     code: str | None
     msg: str | None
     sent_ms: int
@@ -455,7 +465,7 @@ class Ledger:
         pos_side: str,
         key: str,
         *,
-        source: str,
+        source: MaintenanceSource,
         c_time: int | None = None,
         ord_id: str | None = None,
     ) -> MaintenanceRecord | None:
@@ -614,7 +624,7 @@ class Ledger:
         return row_id
 
     def journal_result(
-        self, entry_id: int, status: str, code: str | None = None, msg: str | None = None
+        self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
     ) -> None:
         """Complete an entry: "ok", "error" (with OKX code and message) or "unknown"."""
         if status not in _RESULT_STATUSES:
@@ -628,7 +638,9 @@ class Ledger:
         if not found:
             raise KeyError(f"no journal entry {entry_id}")
 
-    def journal_bill(self, entry_id: int, bill_id: str, *, status: str | None = None) -> None:
+    def journal_bill(
+        self, entry_id: int, bill_id: str, *, status: ResultStatus | None = None
+    ) -> None:
         """Credit OKX bill ``bill_id`` to an entry (and, when given, set its status: an
         ambiguous call a bill showed applied becomes "ok"). A bill already credited to another
         entry is refused with ``ValueError``: one bill, one call."""

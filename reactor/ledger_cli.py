@@ -139,7 +139,7 @@ async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_sid
     from reactor.config import load_credentials
     from reactor.okx.errors import OkxError
     from reactor.okx.models import PayloadError, parse_position
-    from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+    from reactor.okx.rest import AmbiguousOutcome, RequestNotSent, configured_client
 
     if cfg.venue.embedded:
         raise ConfigError(
@@ -149,13 +149,7 @@ async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_sid
     creds = load_credentials(cfg, acc)
     rest_url, _ = cfg.venue.urls()
     where = f"{acc.name} {inst_id} {pos_side}"
-    async with OkxRestClient(
-        rest_url,
-        creds,
-        simulated=cfg.venue.simulated_trading,
-        timeout_s=cfg.timing.request_timeout_s,
-        account=acc.name,
-    ) as client:
+    async with configured_client(cfg, rest_url, creds, acc.name) as client:
         try:
             listed = {i.get("instId") for i in await client.get_instruments("SWAP")}
             if inst_id not in listed:

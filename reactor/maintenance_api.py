@@ -19,26 +19,28 @@ or the ledger unavailable. Bodies never echo the token.
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.ledger import Ledger, MaintenanceRecord
+from reactor.local_api import MAX_BODY, NO_STORE, BadRequest, Id, bearer_ok, parse_json_body
 from reactor.log import get_logger
 
-__all__ = ["MAINTENANCE_PATH", "MaintenanceApi", "MaintenanceRequest", "bearer_ok", "parse_request"]
+__all__ = [
+    "MAINTENANCE_PATH",
+    "BadRequest",
+    "MaintenanceApi",
+    "MaintenanceRequest",
+    "bearer_ok",
+    "parse_request",
+]
 
 log = get_logger(__name__)
 
 MAINTENANCE_PATH = "/api/maintenance"
-_MAX_BODY = 4096
-_NO_STORE = {"Cache-Control": "no-store"}
-
-_Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 class MaintenanceRequest(BaseModel):
@@ -46,11 +48,11 @@ class MaintenanceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    account: _Id
-    inst_id: _Id = Field(alias="instId")
+    account: Id
+    inst_id: Id = Field(alias="instId")
     pos_side: Literal["long", "short", "net"] = Field(alias="posSide")
-    ord_id: _Id | None = Field(default=None, alias="ordId")
-    key: _Id | None = None
+    ord_id: Id | None = Field(default=None, alias="ordId")
+    key: Id | None = None
     c_time: int | None = Field(default=None, alias="cTime", gt=0)
 
     @property
@@ -60,39 +62,12 @@ class MaintenanceRequest(BaseModel):
         return key
 
 
-class BadRequest(ValueError):
-    """One line naming the problem; the answer is HTTP 400."""
-
-
 def parse_request(body: bytes) -> MaintenanceRequest:
     """Validate a request body; raises :class:`BadRequest` with one line naming the field."""
-    if len(body) > _MAX_BODY:
-        raise BadRequest(f"body larger than {_MAX_BODY} bytes")
-    try:
-        raw: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not JSON") from None
-    if not isinstance(raw, dict):
-        raise BadRequest("body must be a JSON object")
-    try:
-        req = MaintenanceRequest.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        raise BadRequest(f"{where}: {err['msg']}") from None
+    req = parse_json_body(body, MaintenanceRequest)
     if req.key is None and req.ord_id is None:
         raise BadRequest("ordId: give the order's ordId (or a key)")
     return req
-
-
-def bearer_ok(header: str | None, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time; never true without a token."""
-    if not token or header is None:
-        return False
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(value.strip().encode(), token.encode())
 
 
 class MaintenanceApi:
@@ -128,7 +103,7 @@ class MaintenanceApi:
             log.warning("maintenance.api.refused", reason="missing or wrong token", peer=peer)
             return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         try:
-            req = parse_request(await request.content.read(_MAX_BODY + 1))
+            req = parse_request(await request.content.read(MAX_BODY + 1))
         except BadRequest as exc:
             log.warning("maintenance.api.refused", reason=str(exc), peer=peer)
             return _error(400, str(exc))
@@ -154,7 +129,7 @@ class MaintenanceApi:
         if rec is None:
             log.info("maintenance.duplicate", **fields, key=key, source="api")
             return web.json_response(
-                {"recorded": False, "duplicate": True, "key": key}, headers=_NO_STORE
+                {"recorded": False, "duplicate": True, "key": key}, headers=NO_STORE
             )
         log.info("maintenance.recorded", **fields, key=key, source="api", record_id=rec.id)
         if self._on_recorded is not None:
@@ -162,11 +137,11 @@ class MaintenanceApi:
         return web.json_response(
             {"recorded": True, "duplicate": False, "key": key, "id": rec.id},
             status=201,
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(
-        {"error": message}, status=status, headers={**_NO_STORE, **(headers or {})}
+        {"error": message}, status=status, headers={**NO_STORE, **(headers or {})}
     )

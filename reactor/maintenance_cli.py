@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from reactor.ledger import Ledger, MaintenanceRecord
+from reactor.ledger import Ledger, MaintenanceRecord, MaintenanceSource
 from reactor.log import get_logger
 
 __all__ = ["CliInputError", "list_lines", "record", "void"]
@@ -39,6 +39,10 @@ def _user() -> str:
     return f"{behind} as {user}" if behind and behind != user else user
 
 
+# The sources a person may give on the command line.
+_BY_HAND: dict[str, MaintenanceSource] = {"cli": "cli", "backfill": "backfill"}
+
+
 def record(
     ledger: Ledger,
     account: str,
@@ -51,14 +55,15 @@ def record(
     source: str = "cli",
 ) -> MaintenanceRecord | None:
     """Record one maintenance by hand (``cli``) or from the desk's own books (``backfill``)."""
-    if source not in ("cli", "backfill"):
+    checked = _BY_HAND.get(source)
+    if checked is None:
         raise CliInputError(f"--source: must be cli or backfill, not {source!r}")
     if not key.strip():
         raise CliInputError("--key: must not be empty")
     if ord_id is not None and not ord_id.strip():
         raise CliInputError("--ord-id: must not be empty")
     rec = ledger.record(
-        account, inst_id, pos_side, key.strip(), source=source, c_time=c_time, ord_id=ord_id
+        account, inst_id, pos_side, key.strip(), source=checked, c_time=c_time, ord_id=ord_id
     )
     fields = {"account": account, "instId": inst_id, "posSide": pos_side, "key": key.strip()}
     if rec is None:

@@ -20,7 +20,7 @@ from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.pacing import ConnectPacer
-from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+from reactor.okx.rest import AmbiguousOutcome, RequestNotSent, configured_client
 from reactor.okx.ws_protocol import LoginFailed, LoginOk, PrivateChannelProtocol
 from reactor.redaction import redact_text
 
@@ -86,13 +86,7 @@ async def check_account(
     ws_url: str | None = None,
     pacer: ConnectPacer | None = None,
 ) -> AccountCheck:
-    async with OkxRestClient(
-        rest_url,
-        creds,
-        simulated=cfg.venue.simulated_trading,
-        timeout_s=cfg.timing.request_timeout_s,
-        account=acc.name,
-    ) as client:
+    async with configured_client(cfg, rest_url, creds, acc.name) as client:
         try:
             rows = await client.get_account_config()
             perm = str(rows[0].get("perm", "")) if rows else ""

@@ -21,7 +21,7 @@ from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.models import PayloadError, Position, parse_instrument, parse_position
-from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+from reactor.okx.rest import AmbiguousOutcome, RequestNotSent, configured_client
 from reactor.policy import ActionKind, PolicyConfig, decide, round_down
 
 log = get_logger(__name__)
@@ -183,13 +183,7 @@ async def read_book(
     positions: list[Position] = []
     ct_vals: dict[str, Decimal] = {}
     for i, (name, c) in enumerate(creds.items()):
-        async with OkxRestClient(
-            rest_url,
-            c,
-            simulated=cfg.venue.simulated_trading,
-            timeout_s=cfg.timing.request_timeout_s,
-            account=name,
-        ) as client:
+        async with configured_client(cfg, rest_url, c, name) as client:
             try:
                 if i == 0:
                     for raw in await client.get_instruments("SWAP"):
@@ -220,13 +214,7 @@ async def read_caps(
     out: dict[tuple[str, str, str], Decimal | None] = {}
     for pos in wanted:
         key = (pos.account, pos.inst_id, pos.pos_side)
-        async with OkxRestClient(
-            rest_url,
-            creds[pos.account],
-            simulated=cfg.venue.simulated_trading,
-            timeout_s=cfg.timing.request_timeout_s,
-            account=pos.account,
-        ) as client:
+        async with configured_client(cfg, rest_url, creds[pos.account], pos.account) as client:
             try:
                 if pos.lever is None:
                     raise ValueError("no lever")

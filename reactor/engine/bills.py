@@ -15,12 +15,12 @@ ambiguous call is never matched to an earlier call's bill.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from reactor.okx.models import Position
+from reactor.okx.models import Position, finite_decimal
 
 SUBTYPE = {"add": "160", "reduce": "161"}
 ACTION = {v: k for k, v in SUBTYPE.items()}
@@ -52,17 +52,6 @@ class CallRecord:
     bill_id: str | None = None  # the bill already credited to it
 
 
-def _dec(raw: Mapping[str, Any], name: str) -> Decimal | None:
-    value = raw.get(name)
-    if not isinstance(value, str) or value == "":
-        return None
-    try:
-        d = Decimal(value)
-    except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
-
-
 def parse_bills(raw: Iterable[Any]) -> tuple[list[Bill], list[str]]:
     """The margin-transfer bills (type 6, subType 160/161) of a ``GET bills`` answer, and the
     reasons of records that could not be read. Other bills (fills, 162 auto-margin) are not
@@ -76,7 +65,7 @@ def parse_bills(raw: Iterable[Any]) -> tuple[list[Bill], list[str]]:
         if action is None:
             continue
         bill_id, inst_id, ts = item.get("billId"), item.get("instId"), item.get("ts")
-        sz, chg = _dec(item, "sz"), _dec(item, "posBalChg")
+        sz, chg = finite_decimal(item.get("sz")), finite_decimal(item.get("posBalChg"))
         if (
             not isinstance(bill_id, str)
             or not bill_id
@@ -89,7 +78,9 @@ def parse_bills(raw: Iterable[Any]) -> tuple[list[Bill], list[str]]:
         ):
             errors.append(f"bill {str(bill_id)[:40]}: missing or invalid fields")
             continue
-        bills.append(Bill(bill_id, inst_id, action, sz, chg, _dec(item, "posBal"), int(ts)))
+        bills.append(
+            Bill(bill_id, inst_id, action, sz, chg, finite_decimal(item.get("posBal")), int(ts))
+        )
     return bills, errors
 
 

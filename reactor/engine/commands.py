@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from reactor.engine.state import PendingOutcome
+from reactor.ledger import ResultStatus
 from reactor.maintenance import RecordMaintenance
 from reactor.okx.models import Position, PositionKey
 
@@ -55,7 +56,7 @@ class WriteResult:
     """Complete a journal entry; a failure is answered ``on_result_failed``."""
 
     journal_id: int
-    status: str  # ok | error | unknown
+    status: ResultStatus
     code: str | None = None
     msg: str | None = None
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from reactor.engine.state import MarginClient
+from reactor.ledger import ResultStatus
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 
 
@@ -36,11 +37,10 @@ class Outcome:
         return self.kind in (OutcomeKind.REJECTED, OutcomeKind.NOT_SENT)
 
     @property
-    def journal_status(self) -> str:
-        return {
-            OutcomeKind.OK: "ok",
-            OutcomeKind.UNKNOWN: "unknown",
-        }.get(self.kind, "error")
+    def journal_status(self) -> ResultStatus:
+        if self.kind is OutcomeKind.OK:
+            return "ok"
+        return "unknown" if self.kind is OutcomeKind.UNKNOWN else "error"
 
     @property
     def label(self) -> str:

@@ -52,7 +52,13 @@ from reactor.log import get_logger
 from reactor.maintenance import FillGate
 from reactor.maintenance_recovery import HistoryClient, recover_account
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
-from reactor.okx.models import PayloadError, Position, PositionKey, parse_instrument
+from reactor.okx.models import (
+    PayloadError,
+    Position,
+    PositionKey,
+    finite_decimal,
+    parse_instrument,
+)
 from reactor.okx.orders import OrderUpdate
 
 log = get_logger("reactor.engine")
@@ -479,7 +485,7 @@ class Engine:
             except (*_EXCHANGE_ERRORS, ValueError) as exc:
                 error = str(exc)
             else:
-                cap = _decimal(info.get("estAvailTrans"))
+                cap = finite_decimal(info.get("estAvailTrans"))
                 if cap is not None and cap >= 0:
                     self._run(self.core.on_reduce_checked(cmd.call, cap, now=self._clock()))
                     return
@@ -682,17 +688,6 @@ class Engine:
         for reason in errors:
             log.warning("rest.payload.invalid", account=account, what="position", reason=reason)
         return positions
-
-
-def _decimal(value: object) -> Decimal | None:
-    """A finite Decimal from OKX's string, or None ("" means "not applicable" there)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        d = Decimal(value)
-    except ArithmeticError:
-        return None
-    return d if d.is_finite() else None
 
 
 def _call_record(entry: JournalEntry, offset_ms: int) -> CallRecord:

@@ -33,6 +33,18 @@ class PayloadError(ValueError):
     """An exchange payload that cannot be used; names the field."""
 
 
+def finite_decimal(value: object) -> Decimal | None:
+    """A finite Decimal from one of OKX's number strings, or None for anything else ("" means
+    "not applicable" there): for reads that skip what they cannot use rather than refuse it."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
 def _dec(raw: dict[str, Any], field: str) -> Decimal | None:
     value = raw.get(field, "")
     if value.__class__ is str:  # fast path: OKX sends every number as a string

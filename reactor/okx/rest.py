@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -39,6 +39,9 @@ from reactor.okx.errors import (
 from reactor.okx.pacing import TokenBucket
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
+
+if TYPE_CHECKING:
+    from reactor.config import Config
 
 log = get_logger(__name__)
 
@@ -416,3 +419,17 @@ __all__ = [
     "RequestNotSent",
     "classify",
 ]
+
+
+def configured_client(
+    cfg: Config, rest_url: str, credentials: Credentials, account: str
+) -> OkxRestClient:
+    """A client as the config sets it (demo header, request timeout), for the one-shot reads of
+    ``plan``, ``check-config --online`` and ``maintenance record``."""
+    return OkxRestClient(
+        rest_url,
+        credentials,
+        simulated=cfg.venue.simulated_trading,
+        timeout_s=cfg.timing.request_timeout_s,
+        account=account,
+    )

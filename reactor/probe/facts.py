@@ -31,7 +31,8 @@ BOUNDARY_STEPS = ("above_limit", "at_limit")
 Record = dict[str, Any]
 
 
-def _dec(value: Any) -> Decimal | None:
+def lenient_decimal(value: Any) -> Decimal | None:
+    """A finite Decimal from a captured field (string or JSON number), else None."""
     if value is None or value == "" or isinstance(value, bool):
         return None
     try:
@@ -56,9 +57,9 @@ def match_bill(
             continue
         if str(bill.get("type")) != BILL_TYPE_MARGIN or str(bill.get("subType")) != sub_type:
             continue
-        if bill.get("instId") != inst_id or _dec(bill.get("sz")) != amt:
+        if bill.get("instId") != inst_id or lenient_decimal(bill.get("sz")) != amt:
             continue
-        ts = _dec(bill.get("ts"))
+        ts = lenient_decimal(bill.get("ts"))
         if ts is None or ts < t_sent_ms - BILL_SKEW_MS:
             continue
         return bill
@@ -247,7 +248,7 @@ def find_event_push(
 def _changed(before: Any, after: Any) -> bool | None:
     if before in (None, "") or after in (None, ""):
         return None
-    b, a = _dec(before), _dec(after)
+    b, a = lenient_decimal(before), lenient_decimal(after)
     if b is not None and a is not None:
         return b != a
     return bool(before != after)
@@ -256,7 +257,7 @@ def _changed(before: Any, after: Any) -> bool | None:
 def _carries(before: Any, pushed: Any, start: Record, amt: Decimal) -> bool | None:
     """Whether the pushed margin is the margin before plus (add) or minus (reduce) the amount:
     the push reports this transfer, not some other change."""
-    m0, m1 = _dec(before), _dec(pushed)
+    m0, m1 = lenient_decimal(before), lenient_decimal(pushed)
     if m0 is None or m1 is None:
         return None
     return m1 - m0 == (amt if start.get("action") == "add" else -amt)
@@ -273,7 +274,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
     span = _between(records, start, end)
     inst, side = str(start.get("instId")), str(start.get("posSide"))
     t_sent = int(start.get("t_sent_ms") or start["t_ms"])
-    amt = _dec(start.get("amt")) or Decimal(0)
+    amt = lenient_decimal(start.get("amt")) or Decimal(0)
     before = start.get("before") or {}
     after = (end or {}).get("after") or {}
 
@@ -312,7 +313,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
         bill_fact["available"] = True
         bill = match_bill(body.get("data") or [], inst, sub_type, amt, t_sent)
         if bill is not None:
-            ts = _dec(bill.get("ts"))
+            ts = lenient_decimal(bill.get("ts"))
             bill_fact.update(
                 seen=True,
                 latency_ms=int(r["t_ms"]) - t_sent,
@@ -321,7 +322,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
             )
             break
 
-    m0, m1 = _dec(before.get("margin")), _dec(after.get("margin"))
+    m0, m1 = lenient_decimal(before.get("margin")), lenient_decimal(after.get("margin"))
     return {
         "action": start.get("action"),
         "amt": start.get("amt"),
@@ -348,9 +349,9 @@ def reduce_limit_facts(records: Sequence[Record]) -> dict[str, Any] | None:
     end = _steps(records, "reduce_limit").get("end")
     if end is None:
         return None
-    est = _dec(end.get("est_avail_trans"))
-    margin = _dec(end.get("margin"))
-    floor = _dec(end.get("reactor_floor"))
+    est = lenient_decimal(end.get("est_avail_trans"))
+    margin = lenient_decimal(end.get("margin"))
+    floor = lenient_decimal(end.get("reactor_floor"))
     reactor_max = None if margin is None or floor is None else max(margin - floor, Decimal(0))
     return {
         "available": bool(end.get("available")),
@@ -394,7 +395,7 @@ def reversal_facts(records: Sequence[Record]) -> dict[str, Any]:
     ends = [r for r in records if r.get("kind") == "step" and r.get("phase") == "end"]
     first = next((r.get("before") for r in starts if r.get("before")), None) or {}
     last = next((r.get("after") for r in reversed(ends) if r.get("after")), None) or {}
-    m0, m1 = _dec(first.get("margin")), _dec(last.get("margin"))
+    m0, m1 = lenient_decimal(first.get("margin")), lenient_decimal(last.get("margin"))
     calls = [r for r in records if r.get("kind") == "step" and r.get("phase") == "result"]
     return {
         "calls": len(calls),

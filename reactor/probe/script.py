@@ -21,12 +21,12 @@ it is reported, and nothing is sent on its behalf.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
 from reactor.okx.models import PayloadError, parse_position
 from reactor.policy import PolicyConfig, round_down, safe_floor
-from reactor.probe.facts import BILL_SUBTYPE, match_bill
+from reactor.probe.facts import BILL_SUBTYPE, lenient_decimal, match_bill
 
 # What the venue answered instead of data: an OKX code (404 when the path does not exist).
 NOT_SENT = "not_sent"
@@ -133,16 +133,6 @@ def position_brief(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     keys = ("instId", "posSide", "mgnMode", "pos", "margin", "lever", "uTime", "cTime", "posId")
     more = ("markPx", "avgPx", "upl", "mmr", "pTime")
     return {k: raw.get(k) for k in (*keys, *more) if k in raw}
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
 
 
 def choose_position(
@@ -292,8 +282,8 @@ class ProbeScript:
     ) -> bool | None:
         """After no answer: did the margin move by exactly ``amt``? None if it cannot say."""
         after = await self._read()
-        m0 = _dec(before.get("margin")) if before else None
-        m1 = _dec(after.get("margin")) if after else None
+        m0 = lenient_decimal(before.get("margin")) if before else None
+        m1 = lenient_decimal(after.get("margin")) if after else None
         if m0 is None or m1 is None:
             return None
         delta = m1 - m0
@@ -334,7 +324,7 @@ class ProbeScript:
                 floor = safe_floor(parse_position(self.account, raw), ct_val, self.policy)
             except PayloadError:
                 floor = None
-        margin = _dec(raw.get("margin"))
+        margin = lenient_decimal(raw.get("margin"))
         info = await v.adjust_leverage_info(self._inst, self._side, lever)
         est: Decimal | None = None
         fields: dict[str, Any] = {}
@@ -342,7 +332,7 @@ class ProbeScript:
             fields = {"available": False, "code": info.code, "msg": info.msg[:200]}
         else:
             first = info[0] if info and isinstance(info[0], dict) else {}
-            est = _dec(first.get("estAvailTrans"))
+            est = lenient_decimal(first.get("estAvailTrans"))
             fields = {"available": est is not None, "answer": first}
         # An amount to send is never taken from an implausible answer: estAvailTrans must lie
         # in [0, margin) for the boundary steps to run.

@@ -1,11 +1,12 @@
 """HTTP status server: ``/healthz``, ``/api/status``, ``/metrics`` and ``/`` (read-only).
 
-``extra_routes`` mounts ``POST /api/maintenance`` (bearer token, :mod:`reactor.maintenance_api`),
-the one write; everything else here only reads.
+``extra_routes`` mounts the writes: ``POST /api/maintenance`` (:mod:`reactor.maintenance_api`)
+and ``POST /api/pause`` / ``/api/resume`` (:mod:`reactor.control_api`), both behind a bearer
+token; everything else here only reads.
 
 Loopback by default: it exposes positions and PnL, so putting it on a wider interface is an
 explicit config decision. Every request builds a fresh snapshot from the :class:`StatusSource`;
-apart from the maintenance endpoint, nothing here can change the reactor's state.
+apart from those endpoints, nothing here can change the reactor's state.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
+from reactor.local_api import NO_STORE as _NO_STORE
 from reactor.log import get_logger
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.page import render_page
 
 log = get_logger(__name__)
-
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 class StatusServer:

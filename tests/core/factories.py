@@ -17,6 +17,19 @@ DEFAULT_TARGETS = (
 )
 CFG = PolicyConfig(targets=DEFAULT_TARGETS)
 
+T0 = 1_700_000_000_000  # ms: the epoch the ledger and probe tests start from
+
+
+class MsClock:
+    """A wall clock set in whole milliseconds (``clock.ms = ...``), read in seconds like
+    ``time.time``: what :class:`reactor.ledger.Ledger` and the probe take as ``clock``."""
+
+    def __init__(self, ms: int = T0) -> None:
+        self.ms = ms
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
 
 def position(**overrides: Any) -> Position:
     """The CRO seed position (long 108 @ 0.0905, mark 0.095, lever 10, margin 20.29)."""

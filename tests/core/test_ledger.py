@@ -16,21 +16,12 @@ from reactor.ledger import (
     LedgerReplaced,
     LedgerUnavailable,
 )
-
-T0 = 1_700_000_000_000  # ms
-
-
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> float:
-        return self.ms / 1000
+from tests.core.factories import T0, MsClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(T0 + 1_000)
+def clock() -> MsClock:
+    return MsClock(T0 + 1_000)
 
 
 @pytest.fixture
@@ -39,7 +30,7 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ledger(path: Path, clock: Clock) -> Iterator[Ledger]:
+def ledger(path: Path, clock: MsClock) -> Iterator[Ledger]:
     with Ledger(path, clock=clock) as led:
         yield led
 
@@ -75,7 +66,7 @@ def test_empty_fields_are_rejected(ledger: Ledger) -> None:
         ledger.record_maintenance("", "CRO-USDT-SWAP", "long", "k")
 
 
-def test_count_is_derived_and_restarts_on_reopen(ledger: Ledger, clock: Clock) -> None:
+def test_count_is_derived_and_restarts_on_reopen(ledger: Ledger, clock: MsClock) -> None:
     key = ("sub1", "CRO-USDT-SWAP", "long")
     assert ledger.count(*key, T0) == 0
     ledger.record_maintenance(*key, "k1", c_time=T0)
@@ -107,7 +98,7 @@ def test_records_after_for_polling(ledger: Ledger) -> None:
     assert ledger.records_after(b.id) == []
 
 
-def test_two_instances_see_each_others_writes(path: Path, clock: Clock) -> None:
+def test_two_instances_see_each_others_writes(path: Path, clock: MsClock) -> None:
     reactor = Ledger(path, clock=clock)
     cli = Ledger(path, clock=clock)  # stands for the CLI process
     try:
@@ -127,7 +118,7 @@ def test_two_instances_see_each_others_writes(path: Path, clock: Clock) -> None:
         cli.close()
 
 
-def test_journal_intent_then_result(ledger: Ledger, clock: Clock) -> None:
+def test_journal_intent_then_result(ledger: Ledger, clock: MsClock) -> None:
     body = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"reduce","amt":"10.03"}'
     first = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "10.03", body)
     [pending] = ledger.pending_intents()
@@ -157,7 +148,7 @@ def test_journal_result_validation(ledger: Ledger) -> None:
         ledger.journal_result(entry + 100, "ok")
 
 
-def test_pending_survives_a_crash(path: Path, clock: Clock) -> None:
+def test_pending_survives_a_crash(path: Path, clock: MsClock) -> None:
     before = Ledger(path, clock=clock)
     done = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "10.03", "{}")
     before.journal_result(done, "ok", "0")
@@ -174,7 +165,7 @@ def test_pending_survives_a_crash(path: Path, clock: Clock) -> None:
         before.close()
 
 
-def test_racing_writers_record_a_key_once(path: Path, clock: Clock) -> None:
+def test_racing_writers_record_a_key_once(path: Path, clock: MsClock) -> None:
     """The old system's race: two writers each counting the same maintenance."""
     ledgers = [Ledger(path, clock=clock) for _ in range(4)]
     results: list[object] = []
@@ -212,7 +203,7 @@ def test_deleted_ledger_file_is_detected(ledger: Ledger, path: Path) -> None:
     assert ledger.problem is not None and ledger.problem.reason == "replaced"
 
 
-def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: Clock) -> None:
+def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: MsClock) -> None:
     other = path.with_name("other.sqlite3")
     Ledger(other, clock=clock).close()
     other.replace(path)  # e.g. a restore from backup over the running file
@@ -221,7 +212,7 @@ def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: Clo
     assert isinstance(LedgerReplaced("x", "replaced"), LedgerUnavailable)
 
 
-def test_locked_ledger_fails_fast_with_a_typed_error(path: Path, clock: Clock) -> None:
+def test_locked_ledger_fails_fast_with_a_typed_error(path: Path, clock: MsClock) -> None:
     led = Ledger(path, clock=clock, busy_timeout_ms=50)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
@@ -249,14 +240,14 @@ def test_full_disk_is_a_typed_error(ledger: Ledger, path: Path) -> None:
     assert err.value.reason == "disk_full"
 
 
-def test_corrupt_ledger_is_refused_at_open(path: Path, clock: Clock) -> None:
+def test_corrupt_ledger_is_refused_at_open(path: Path, clock: MsClock) -> None:
     path.parent.mkdir(parents=True)
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(LedgerCorrupt, match="not a usable SQLite database"):
         Ledger(path, clock=clock)
 
 
-def test_closed_ledger_refuses_writes(path: Path, clock: Clock) -> None:
+def test_closed_ledger_refuses_writes(path: Path, clock: MsClock) -> None:
     led = Ledger(path, clock=clock)
     led.close()
     with pytest.raises(LedgerUnavailable, match="closed"):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from reactor.ledger import Ledger, PositionCount
+from tests.core.factories import T0, MsClock
 
-T0 = 1_700_000_000_000  # ms
 POS = ("sub1", "CRO-USDT-SWAP", "long")
 
 # The maintenance table as the first release created it (before source / ord_id / voided_ms).
@@ -28,21 +28,13 @@ CREATE TABLE maintenance (
 """
 
 
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> float:
-        return self.ms / 1000
+@pytest.fixture
+def clock() -> MsClock:
+    return MsClock(T0 + 1_000)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(T0 + 1_000)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
+def ledger(tmp_path: Path, clock: MsClock) -> Iterator[Ledger]:
     with Ledger(tmp_path / "reactor.sqlite", clock=clock) as led:
         yield led
 
@@ -71,7 +63,7 @@ def test_record_validates(ledger: Ledger) -> None:
         ledger.record(*POS, "k", source="api", ord_id="")
 
 
-def test_sources_and_position_counts(ledger: Ledger, clock: Clock) -> None:
+def test_sources_and_position_counts(ledger: Ledger, clock: MsClock) -> None:
     ledger.record(*POS, "o1", source="fill", c_time=T0, ord_id="o1")
     ledger.record(*POS, "o2", source="backfill", c_time=T0, ord_id="o2")
     ledger.record_maintenance(*POS, "manual-1", c_time=T0)  # the old path: source cli
@@ -88,7 +80,7 @@ def test_sources_and_position_counts(ledger: Ledger, clock: Clock) -> None:
     ]
 
 
-def test_void_stops_counting_with_an_audit_entry(ledger: Ledger, clock: Clock) -> None:
+def test_void_stops_counting_with_an_audit_entry(ledger: Ledger, clock: MsClock) -> None:
     ledger.record(*POS, "o1", source="fill", c_time=T0, ord_id="o1")
     ledger.record(*POS, "o2", source="fill", c_time=T0, ord_id="o2")
     assert ledger.count(*POS, T0) == 2
@@ -132,7 +124,7 @@ def test_void_and_find_by_ord_id(ledger: Ledger) -> None:
     assert ledger.count(*POS, T0) == 0
 
 
-def test_old_ledger_migrates_in_place(tmp_path: Path, clock: Clock) -> None:
+def test_old_ledger_migrates_in_place(tmp_path: Path, clock: MsClock) -> None:
     path = tmp_path / "reactor.sqlite"
     db = sqlite3.connect(path)
     db.executescript(OLD_SCHEMA)

@@ -19,6 +19,7 @@ from reactor.probe.facts import (
 from reactor.probe.fixtures import UID_MASK, fixture_payloads, readme
 from reactor.probe.record import REDACTED, Recorder, Redactor, redact_ws_out
 from reactor.probe.summary import summary_lines
+from tests.core.factories import MsClock
 
 INST = "XRP-USDT-SWAP"
 # CCXT-BILL: a real type-6 bill captured 2024-03-22 (okx-fidelity.md §5.2).
@@ -32,14 +33,6 @@ CCXT_BILL = {
 }  # fmt: skip
 # CCXT-21565: the initial push of a 2024 OKX cluster, without eventType/curPage/lastPage.
 UNTYPED_PUSH = {"arg": {"channel": "positions", "instType": "ANY", "uid": "77"}, "data": []}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.ms = 1_700_000_000_000
-
-    def __call__(self) -> float:
-        return self.ms / 1000
 
 
 def position(**kw: str) -> dict[str, str]:
@@ -57,8 +50,8 @@ def push(event_type: str | None, data: list[Any], **extra: Any) -> str:
     return json.dumps(msg)
 
 
-def stream(window_s: float = 12) -> tuple[Recorder, Clock]:
-    clock = Clock()
+def stream(window_s: float = 12) -> tuple[Recorder, MsClock]:
+    clock = MsClock()
     rec = Recorder(Redactor(["the-key", "the-secret", "the-pass"]), clock=clock)
     rec.add("ws_open", conn=1, url="wss://example")
     rec.ws_in(1, json.dumps({"event": "login", "code": "0", "msg": "", "connId": "a"}))
@@ -127,7 +120,7 @@ def test_frames_after_the_window_are_not_part_of_it() -> None:
     assert ws_facts(rec.records)["pushes"] == 0
 
 
-def margin_call(rec: Recorder, clock: Clock, *, bills: list[dict[str, Any]] | None) -> None:
+def margin_call(rec: Recorder, clock: MsClock, *, bills: list[dict[str, Any]] | None) -> None:
     before = {"margin": "20", "lever": "3", "uTime": "1000"}
     t_sent = clock.ms
     rec.step("select", "chosen", instId=INST, posSide="long")
