@@ -92,8 +92,9 @@ async def run(accounts: int, per_account: int, nofile: int, connect_rate: int) -
                 soft, hard = raise_nofile_limit(accounts=accounts)
                 result["rlimit_nofile"] = [soft, hard]
                 t0 = time.perf_counter()
-                hooks = start_hooks(connect_rate=connect_rate, probes=False)
-                rt = await app.start(cfg, hooks=hooks)
+                rt = await app.start(
+                    cfg, hooks=start_hooks(connect_rate=connect_rate, probes=False)
+                )
                 app.tune_gc()
                 try:
                     names = list(rt.sessions)

@@ -25,9 +25,9 @@ from reactor.okx.models import Position
 from reactor.okx.ws import SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol, WsEvent
 from reactor.sim import testing
-from reactor.sim.testing import BAND_HI, BAND_LO, credentials_env, wait_until
+from reactor.sim.testing import BAND_HI, BAND_LO, TARGETS, credentials_env, wait_until
 
-__all__ = ["BAND_HI", "BAND_LO", "wait_until"]
+__all__ = ["BAND_HI", "BAND_LO", "TARGETS", "wait_until"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MARGIN_PATH = testing.MARGIN_BALANCE

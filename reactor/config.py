@@ -139,6 +139,9 @@ class PolicySection(_Model):
     amount_step: PositiveDecimal = Decimal("0.01")
     mmr_rate_fallback: PositiveDecimal = Decimal("0.004")
     max_moved_per_hour: PositiveDecimal = Decimal("1000")
+    # A reduction that cannot reach the band (the floor is above it) is sent only when it frees
+    # at least this much; 0 turns the rule off (reactor/policy.py PolicyConfig).
+    min_blocked_reduce: NonNegativeDecimal = Decimal("2")
     # Margin transfers on one instrument of an account that no call of this reactor made
     # (OKX bills): this many within the window hold its positions instead of fighting back.
     foreign_transfer_limit: int = Field(default=2, ge=1, le=100)
@@ -253,6 +256,7 @@ class Config(_Model):
             min_action=self.policy.min_action,
             amount_step=self.policy.amount_step,
             mmr_rate_fallback=self.policy.mmr_rate_fallback,
+            min_blocked_reduce=self.policy.min_blocked_reduce,
         )
 
     def enabled_accounts(self) -> list[AccountConfig]:

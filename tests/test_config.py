@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,14 @@ def test_duplicate_account_in_credentials_file_is_refused_without_quoting_it(tmp
     text = str(err.value)
     assert "duplicate key 'Wu666666'" in text
     assert not any(s in text for s in ("AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF"))
+
+
+def test_min_blocked_reduce_reaches_the_policy(tmp_path: Path) -> None:
+    """``policy.min_blocked_reduce`` is configuration (default 2 USDT, 0 turns it off)."""
+    base = _base()
+    assert load_config(_write(tmp_path, base)).policy_config().min_blocked_reduce == Decimal("2")
+    base["policy"] = {"min_blocked_reduce": "0"}
+    assert load_config(_write(tmp_path, base)).policy_config().min_blocked_reduce == Decimal("0")
+    base["policy"] = {"min_blocked_reduce": "-1"}
+    with pytest.raises(ConfigError, match="min_blocked_reduce"):
+        load_config(_write(tmp_path, base))

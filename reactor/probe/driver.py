@@ -436,7 +436,8 @@ async def run_probe(
         scenario = load_scenario(cfg.venue.scenario)
         one = cfg.model_copy(update={"accounts": [acc]})
         creds = embedded_credentials(one, scenario)[acc.name]
-        sim = Simulator(scenario, price_walk=cfg.venue.price_walk)
+        # No simulated desk: its fills would move the margin the probe's undo accounts for.
+        sim = Simulator(scenario, price_walk=cfg.venue.price_walk, desk=False)
         await sim.start("127.0.0.1", 0)
         rest_url, ws_url = sim.url, sim.ws_url
     else:

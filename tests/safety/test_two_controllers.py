@@ -12,6 +12,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,11 @@ def _moved(calls: list[dict[str, Any]]) -> tuple[int, Decimal]:
     return len(ok), sum((Decimal(json.loads(c["body"])["amt"]) for c in ok), Decimal(0))
 
 
-async def _tug_of_war(tmp_path: Path, limit: int, seconds: float) -> tuple[Any, ...]:
+async def _tug_of_war(
+    tmp_path: Path, limit: int, until: Callable[[Any, Any, list[dict[str, Any]]], bool]
+) -> tuple[Any, ...]:
+    """Run both controllers until ``until(a, b, calls)`` holds (at most 60 s: two reactor
+    processes and a simulator start slowly on a loaded machine), then 2 s more."""
     import os
 
     scen = scenario(account(W, 1, [cro()]))
@@ -71,8 +76,11 @@ async def _tug_of_war(tmp_path: Path, limit: int, seconds: float) -> tuple[Any, 
     try:
         a = await start_reactor(cfg_a, env, tmp_path / "a")
         b = await start_reactor(cfg_b, env, tmp_path / "b")
-        await asyncio.sleep(seconds)
+        deadline = asyncio.get_running_loop().time() + 60
         calls = await admin.margin_calls()
+        while not until(a, b, calls) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            calls = await admin.margin_calls()
         settled = len(calls)
         await asyncio.sleep(2.0)  # nothing more once a side holds
         later = await admin.margin_calls()
@@ -94,7 +102,12 @@ async def _tug_of_war(tmp_path: Path, limit: int, seconds: float) -> tuple[Any, 
 
 
 async def test_two_controllers_stop_fighting_after_a_few_transfers(tmp_path):
-    a, b, _, settled, later, margin, health = await _tug_of_war(tmp_path, limit=2, seconds=6.0)
+    def held(a: Any, b: Any, _calls: list[dict[str, Any]]) -> bool:
+        return bool(
+            a.events("margin.position.held_foreign") or b.events("margin.position.held_foreign")
+        )
+
+    a, b, _, settled, later, margin, health = await _tug_of_war(tmp_path, limit=2, until=held)
     n, moved = _moved(later)
     print(
         f"\nFAULT-METRIC two controllers, fence on: {n} transfers, {moved} USDT moved,"
@@ -117,7 +130,12 @@ async def test_two_controllers_stop_fighting_after_a_few_transfers(tmp_path):
 async def test_without_the_fence_the_controllers_fight(tmp_path):
     """The same two processes with the limit out of reach (the behaviour before the fence):
     they keep undoing each other's transfers."""
-    _, _, _, _, later, _, _ = await _tug_of_war(tmp_path, limit=100, seconds=4.0)
+
+    def fought(_a: Any, _b: Any, calls: list[dict[str, Any]]) -> bool:
+        n, moved = _moved(calls)
+        return n >= 10 and moved >= 100
+
+    _, _, _, _, later, _, _ = await _tug_of_war(tmp_path, limit=100, until=fought)
     n, moved = _moved(later)
-    print(f"\nFAULT-METRIC two controllers, fence off: {n} transfers, {moved} USDT moved in ~6 s")
+    print(f"\nFAULT-METRIC two controllers, fence off: {n} transfers, {moved} USDT moved")
     assert n >= 10 and moved >= 100
