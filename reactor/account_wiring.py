@@ -8,7 +8,7 @@ from typing import Any
 
 from reactor.config import Config, ConfigError
 from reactor.okx.credentials import Credentials
-from reactor.okx.rest import OkxRestClient
+from reactor.okx.rest import OkxRestClient, configured_client
 from reactor.okx.ws import PrivateSession
 from reactor.runtime import Runtime, StartHooks
 
@@ -35,14 +35,7 @@ def rest_client(
     cfg: Config, rest_url: str, name: str, creds: Credentials, hooks: StartHooks
 ) -> OkxRestClient:
     """The account's REST client (its own signing, clock offset and rate windows)."""
-    return OkxRestClient(
-        rest_url,
-        creds,
-        simulated=cfg.venue.simulated_trading,
-        timeout_s=cfg.timing.request_timeout_s,
-        account=name,
-        transport=hooks.transport_for(name),
-    )
+    return configured_client(cfg, rest_url, creds, name, transport=hooks.transport_for(name))
 
 
 def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:

@@ -422,14 +422,21 @@ __all__ = [
 
 
 def configured_client(
-    cfg: Config, rest_url: str, credentials: Credentials, account: str
+    cfg: Config,
+    rest_url: str,
+    credentials: Credentials,
+    account: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> OkxRestClient:
-    """A client as the config sets it (demo header, request timeout), for the one-shot reads of
-    ``plan``, ``check-config --online`` and ``maintenance record``."""
+    """A client as the config sets it (demo header, request timeout): the running reactor's
+    per-account clients and the one-shot reads of ``plan``, ``check-config --online`` and
+    ``maintenance record``."""
     return OkxRestClient(
         rest_url,
         credentials,
         simulated=cfg.venue.simulated_trading,
         timeout_s=cfg.timing.request_timeout_s,
         account=account,
+        transport=transport,
     )
