@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import account, position, sim_process, start_hooks, wait_until, write_config
-from reactor import app
 from reactor import log as logging_setup
 from reactor.fdlimit import raise_nofile_limit
+from reactor.service import app
 
 UNIT_NOFILE = 65536  # deploy/okx-margin-reactor.service LimitNOFILE=
 

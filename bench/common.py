@@ -18,14 +18,14 @@ from typing import Any
 
 import httpx
 
-from reactor import app
+from reactor import testing
 from reactor.config import Config, load_config
 from reactor.okx import pacing
 from reactor.okx.models import Position
 from reactor.okx.ws import SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol, WsEvent
-from reactor.sim import testing
-from reactor.sim.testing import BAND_HI, BAND_LO, TARGETS, credentials_env, wait_until
+from reactor.service import app
+from reactor.testing import BAND_HI, BAND_LO, TARGETS, credentials_env, wait_until
 
 __all__ = ["BAND_HI", "BAND_LO", "TARGETS", "wait_until"]
 

@@ -42,11 +42,11 @@ from bench.common import (
     write_config,
 )
 from bench.poller import OldPoller
-from reactor.app import LEDGER_FILE
-from reactor.ledger import Ledger
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
+from reactor.service.app import LEDGER_FILE
 from reactor.sim.scenario import Scenario
+from reactor.store.ledger import Ledger
 
 POLL_S = 300.0
 OLD, NEW, TRAILING = "old poller", "reactor", "reactor (trailing debounce)"

@@ -41,10 +41,10 @@ from typing import Any
 import httpx
 import yaml
 
-from reactor import app
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, load_config
 from reactor.okx.signing import iso_timestamp, rest_sign
+from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
 

@@ -33,13 +33,13 @@ from typing import Any
 
 import httpx
 
-from reactor import app
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, Config
-from reactor.ledger import Ledger
 from reactor.okx.signing import iso_timestamp, rest_sign
+from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
+from reactor.store.ledger import Ledger
 
 ACCOUNTS = 5
 TOKEN = "bench-maintenance-token-0123456789"

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from reactor.okx.errors import OkxError
-from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
+from reactor.okx.rest import OkxRestClient
 
 MAX_STEP = Decimal(5)
 # The desk's targets by maintenance count: (min_count, target, band low, band high).

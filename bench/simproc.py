@@ -26,19 +26,19 @@ from typing import Any
 from aiohttp import web
 
 from reactor import log as logging_setup
-from reactor.ledger import Ledger
 from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
-from reactor.sim.testing import MARGIN_BALANCE, TARGETS
 from reactor.sim.ws_limits import WsLimits
+from reactor.store.ledger import Ledger
+from reactor.testing import MARGIN_BALANCE, TARGETS
 
 MARGIN_PATH = MARGIN_BALANCE
 TICK_S = 0.005
 
 
 def band_for(count: int) -> tuple[Decimal, Decimal]:
-    """The desk's band for a maintenance count (reactor.sim.testing.TARGETS)."""
+    """The desk's band for a maintenance count (reactor.testing.TARGETS)."""
     rule = [t for t in TARGETS if t["min_count"] <= count][-1]
     return Decimal(rule["band"][0]), Decimal(rule["band"][1])
 

@@ -21,13 +21,13 @@ from typing import Any
 
 from bench.steady import scenario
 from reactor import log as logging_setup
+from reactor.domain.policy import PolicyConfig, TargetRule
 from reactor.engine.commands import Command, SetTimer
 from reactor.engine.core import EngineCore
 from reactor.engine.state import AccountState, EngineSettings
 from reactor.okx.credentials import Credentials
 from reactor.okx.models import PositionKey
 from reactor.okx.ws_protocol import PrivateChannelProtocol, SnapshotPage
-from reactor.policy import PolicyConfig, TargetRule
 from reactor.sim.exchange import Exchange
 from reactor.sim.scenario import scenario_from_dict
 

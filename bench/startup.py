@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 
 from bench.common import ROOT, TARGETS, account, sim_process
-from reactor import app
 from reactor import log as logging_setup
 from reactor.config import load_config
+from reactor.service import app
 
 
 def _scenario(n: int) -> dict[str, Any]:

@@ -1,3 +1,3 @@
-from reactor.cli import main
+from reactor.cli.main import main
 
 raise SystemExit(main())

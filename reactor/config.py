@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from reactor.maintenance import MaintenanceSection
+from reactor.domain.fills import MaintenanceSection
+from reactor.domain.policy import PolicyConfig, TargetRule
 from reactor.okx.credentials import Credentials
-from reactor.policy import PolicyConfig, TargetRule
 from reactor.redaction import register_secrets
 
 LIVE_REST_URL = "https://www.okx.com"

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from reactor.config import ConfigError, load_config, load_credentials
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 
 def _write(tmp_path: Path, raw: dict) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from reactor.domain.policy import Action, ActionKind, round_down
 from reactor.engine.commands import (
     Out,
     ReadPositions,
@@ -33,7 +34,6 @@ from reactor.engine.reactions import react
 from reactor.engine.state import AccountState, EngineSettings, PendingOutcome, PositionControl
 from reactor.engine.timing import set_timer
 from reactor.okx.models import Position, PositionKey
-from reactor.policy import Action, ActionKind, round_down
 
 
 @dataclass(slots=True)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from reactor.domain.fills import RecordMaintenance
 from reactor.engine.state import PendingOutcome
-from reactor.ledger import ResultStatus
-from reactor.maintenance import RecordMaintenance
 from reactor.okx.models import Position, PositionKey
+from reactor.store.ledger import ResultStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 It coordinates the timing rules of domain.md - debounce with a leading edge, single flight per
 position, a cooldown that ends early when a push confirms the new margin, the 59301 step rule,
 the runaway guard - and what every exchange answer means for the position. What to do is
-decided by the pure :func:`reactor.policy.decide`; when things happen is decided against the
+decided by the pure :func:`reactor.domain.policy.decide`; when things happen is decided against the
 ``now`` each input carries, so a fake clock drives every rule in unit tests. The rules live in
 parts that take plain state and return values (or commands on the input's :class:`Out`):
 :mod:`.timing`, :mod:`.gates`, :mod:`.calls` (one margin call's life), :mod:`.episodes`,
@@ -21,7 +21,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from reactor.book import BookChange, ChangeKind, PositionBook
+from reactor.domain.book import BookChange, ChangeKind, PositionBook
+from reactor.domain.fills import (
+    Effect,
+    FillGate,
+    RecordMaintenance,
+)
+from reactor.domain.policy import (
+    Action,
+    ActionKind,
+    decide,
+    target_for,
+)
 from reactor.engine.bills import Bill
 from reactor.engine.calls import (
     Call,
@@ -88,22 +99,11 @@ from reactor.engine.timing import (
     still_in_band,
 )
 from reactor.engine.view import build_view
-from reactor.maintenance import (
-    Effect,
-    FillGate,
-    RecordMaintenance,
-)
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
-from reactor.policy import (
-    Action,
-    ActionKind,
-    decide,
-    target_for,
-)
 
 if TYPE_CHECKING:
-    from reactor.ledger import JournalEntry
+    from reactor.store.ledger import JournalEntry
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")

@@ -7,8 +7,8 @@ whether or not their write succeeded (a failed write is retried, never lost).
 
 from __future__ import annotations
 
+from reactor.domain.fills import RecordMaintenance
 from reactor.engine.state import CountSource
-from reactor.maintenance import RecordMaintenance
 from reactor.okx.models import Position, PositionKey
 
 PositionTriple = tuple[str, str, str]  # (account, instId, posSide)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from reactor.book import PositionBook
+from reactor.domain.book import PositionBook
+from reactor.domain.policy import Action, ActionKind
 from reactor.engine.commands import Out
 from reactor.engine.fields import opt_str, pos_fields
 from reactor.engine.guard import GuardCheck, Verdict
 from reactor.engine.state import AccountState, EngineSettings, PositionControl
 from reactor.okx.models import Position, PositionKey
-from reactor.policy import Action, ActionKind
 
 
 def enter_blocked(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reactor.book import PositionBook
+from reactor.domain.book import PositionBook
 from reactor.engine.bills import Bill, side_of
 from reactor.engine.commands import Out
 from reactor.engine.episodes import mark_held_foreign

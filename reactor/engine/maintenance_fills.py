@@ -1,4 +1,4 @@
-"""Sans-I/O glue between the fill gate (:class:`reactor.maintenance.FillGate`, issue 13) and the
+"""Sans-I/O glue between the fill gate (:class:`reactor.domain.fills.FillGate`, issue 13) and the
 core: what each gate effect asks for, the ledger writes of maintenances seen on ``orders``
 (retried until written), the accounts whose missed fills are being recovered, and what of it
 ``/healthz`` shows.
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reactor.engine.commands import Out, SetTimer, WriteMaintenance
-from reactor.engine.counts import MaintenanceCounts
-from reactor.maintenance import (
+from reactor.domain.fills import (
     Effect,
     FillGate,
     PlainFill,
@@ -22,6 +20,8 @@ from reactor.maintenance import (
     Skipped,
     describe_effect,
 )
+from reactor.engine.commands import Out, SetTimer, WriteMaintenance
+from reactor.engine.counts import MaintenanceCounts
 from reactor.okx.models import PositionKey
 
 # The timer of the fill gate (grace ends, retried maintenance writes); not a position.

@@ -13,8 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from reactor.engine.state import MarginClient
-from reactor.ledger import ResultStatus
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
+from reactor.store.ledger import ResultStatus
 
 
 class OutcomeKind(StrEnum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reactor.book import BookChange, PositionBook
+from reactor.domain.book import BookChange, PositionBook
 from reactor.engine.commands import Out
 from reactor.engine.fields import opt_str, pos_fields
 from reactor.engine.state import PendingOutcome, PositionControl

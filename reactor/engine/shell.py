@@ -16,7 +16,8 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from reactor.book import PositionBook
+from reactor.domain.book import PositionBook
+from reactor.domain.fills import FillGate
 from reactor.engine import margin_call
 from reactor.engine.bills import Bill, CallRecord, attribute, match_ambiguous, parse_bills
 from reactor.engine.commands import (
@@ -37,6 +38,7 @@ from reactor.engine.commands import (
     WriteResult,
 )
 from reactor.engine.core import EngineCore
+from reactor.engine.fill_recovery import HistoryClient, recover_account
 from reactor.engine.reconcile import parse_rest_positions
 from reactor.engine.state import (
     AccountState,
@@ -47,10 +49,7 @@ from reactor.engine.state import (
     PauseKey,
     StorageError,
 )
-from reactor.ledger import JournalEntry, Ledger, LedgerError
 from reactor.log import get_logger
-from reactor.maintenance import FillGate
-from reactor.maintenance_recovery import HistoryClient, recover_account
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import (
     PayloadError,
@@ -60,12 +59,13 @@ from reactor.okx.models import (
     parse_instrument,
 )
 from reactor.okx.orders import OrderUpdate
+from reactor.store.ledger import JournalEntry, Ledger, LedgerError
 
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-# LedgerError: locked too long, disk full, I/O error, file deleted or replaced (reactor.ledger);
-# KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
+# LedgerError (reactor.store.ledger): locked too long, disk full, I/O error, file deleted or
+# replaced; KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
 _STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
 # Journal rows that may own a bill: answered ok, ambiguous, or not answered yet.

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from reactor.domain.policy import PolicyConfig
 from reactor.okx.models import PositionKey
-from reactor.policy import PolicyConfig
 
 
 class MarginClient(Protocol):

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reactor.book import BookChange
+from reactor.domain.book import BookChange
+from reactor.domain.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
 from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer
 from reactor.engine.state import EngineSettings, PositionControl
 from reactor.okx.models import PositionKey
-from reactor.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
 
 
 def next_due(
@@ -38,7 +38,7 @@ def set_timer(key: PositionKey, control: PositionControl, at: float, out: Out) -
     out.add(SetTimer(key, at))
 
 
-# Reasons of a NONE decision (reactor.policy): nothing to do, as long as the record and the
+# Reasons of a NONE decision (reactor.domain.policy): nothing to do, as long as the record and the
 # maintenance count stay the same.
 _SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
 

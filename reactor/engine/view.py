@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from reactor.book import PositionBook
+from reactor.domain.book import PositionBook
 from reactor.engine.state import (
     AccountState,
     AccountView,

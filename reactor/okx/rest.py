@@ -34,14 +34,13 @@ from reactor.okx.errors import (
     ErrorClass,
     OkxError,
     RequestNotSent,
-    classify,
 )
 from reactor.okx.pacing import TokenBucket
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
 
 if TYPE_CHECKING:
-    from reactor.config import Config
+    pass
 
 log = get_logger(__name__)
 
@@ -410,33 +409,3 @@ def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]
     if not isinstance(data, list):
         raise OkxError(str(status), f"{method} {path}: data is not a list", status)
     return data
-
-
-__all__ = [
-    "AmbiguousOutcome",
-    "OkxError",
-    "OkxRestClient",
-    "RequestNotSent",
-    "classify",
-]
-
-
-def configured_client(
-    cfg: Config,
-    rest_url: str,
-    credentials: Credentials,
-    account: str,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> OkxRestClient:
-    """A client as the config sets it (demo header, request timeout): the running reactor's
-    per-account clients and the one-shot reads of ``plan``, ``check-config --online`` and
-    ``maintenance record``."""
-    return OkxRestClient(
-        rest_url,
-        credentials,
-        simulated=cfg.venue.simulated_trading,
-        timeout_s=cfg.timing.request_timeout_s,
-        account=account,
-        transport=transport,
-    )

@@ -26,10 +26,10 @@ from websockets.exceptions import ConnectionClosed
 
 from reactor.config import AccountConfig, Config, ConfigError, load_credentials
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import OkxError
+from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.pacing import TokenBucket
-from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws_protocol import LoginFailed, LoginOk, PrivateChannelProtocol, Subscribed
 from reactor.okx.ws_protocol import SubscribeFailed as WsSubscribeFailed
 from reactor.probe.facts import (
@@ -428,7 +428,7 @@ async def run_probe(
     check_out_dir(out)
     sim: Any = None
     if cfg.venue.embedded:
-        from reactor.account_wiring import embedded_credentials
+        from reactor.service.accounts import embedded_credentials
         from reactor.sim.scenario import load_scenario
         from reactor.sim.server import Simulator
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from reactor.domain.policy import PolicyConfig, round_down, safe_floor
 from reactor.okx.models import PayloadError, parse_position
-from reactor.policy import PolicyConfig, round_down, safe_floor
 from reactor.probe.facts import BILL_SUBTYPE, lenient_decimal, match_bill
 
 # What the venue answered instead of data: an OKX code (404 when the path does not exist).

@@ -1,7 +1,7 @@
 """HTTP status server: ``/healthz``, ``/api/status``, ``/metrics`` and ``/`` (read-only).
 
-``extra_routes`` mounts the writes: ``POST /api/maintenance`` (:mod:`reactor.maintenance_api`)
-and ``POST /api/pause`` / ``/api/resume`` (:mod:`reactor.control_api`), both behind a bearer
+``extra_routes`` mounts the writes: ``POST /api/maintenance`` (:mod:`reactor.api.maintenance`)
+and ``POST /api/pause`` / ``/api/resume`` (:mod:`reactor.api.pause`), both behind a bearer
 token; everything else here only reads.
 
 Loopback by default: it exposes positions and PnL, so putting it on a wider interface is an
@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reactor.local_api import NO_STORE as _NO_STORE
+from reactor.api.auth import NO_STORE as _NO_STORE
 from reactor.log import get_logger
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot, StatusSource

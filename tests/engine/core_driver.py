@@ -31,7 +31,7 @@ from reactor.engine.margin_call import OK, Outcome, OutcomeKind
 from reactor.engine.state import AccountState, EngineSettings, StorageError
 from reactor.okx.errors import classify
 from reactor.okx.models import Position, PositionKey
-from tests.core.factories import CFG, D, position
+from tests.domain.factories import CFG, D, position
 
 CRO = "CRO-USDT-SWAP"
 DOGE = "DOGE-USDT-SWAP"

@@ -1,6 +1,6 @@
 """Run the real reactor (app.start/stop) against a simulator over real sockets.
 
-The helpers are the package's supported test-support module, :mod:`reactor.sim.testing`;
+The helpers are the package's supported test-support module, :mod:`reactor.testing`;
 this module keeps the names the engine and fault tests import.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reactor.sim.testing import (
+from reactor.testing import (
     TARGETS,
     LogCapture,
     SimAdmin,

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reactor.engine.bills import Bill, CallRecord, attribute, match_ambiguous, parse_bills
-from tests.core.factories import D
+from tests.domain.factories import D
 
 CRO = "CRO-USDT-SWAP"
 SKEW = 5000

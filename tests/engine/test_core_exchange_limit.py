@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reactor.engine.commands import ResolveOutcome
-from reactor.ledger import JournalEntry
-from tests.core.factories import D
+from reactor.store.ledger import JournalEntry
+from tests.domain.factories import D
 
 from .core_driver import KEY, cro, driver
 

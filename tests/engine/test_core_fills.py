@@ -16,13 +16,13 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from reactor.domain.fills import DetectRule, FillGate, RecordMaintenance
 from reactor.engine.commands import Command, RecoverFills, WriteMaintenance
 from reactor.engine.core import EngineCore
 from reactor.engine.state import AccountState
-from reactor.maintenance import DetectRule, FillGate, RecordMaintenance
 from reactor.okx.models import Position
 from reactor.okx.orders import OrderUpdate, parse_order
-from tests.core.factories import D
+from tests.domain.factories import D
 from tests.engine.core_driver import CT_VALS, KEY, Driver, FakeCounts, cro, settings
 
 T0 = 1_700_000_000_000

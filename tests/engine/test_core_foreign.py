@@ -7,7 +7,7 @@ from decimal import Decimal
 from reactor.engine.bills import Bill
 from reactor.engine.commands import ReadBills
 from reactor.engine.foreign import ForeignWatch
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import CRO, KEY, cro, driver
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reactor.engine.guard import RunawayGuard, Verdict
-from reactor.ledger import JournalEntry
-from tests.core.factories import D
+from reactor.store.ledger import JournalEntry
+from tests.domain.factories import D
 
 from .core_driver import DOGE, KEY, cro, doge, driver
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from reactor.engine.commands import FetchInstrument, SendMarginCall
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import CRO, KEY, cro, driver
 

@@ -4,7 +4,7 @@ clock: a paused account or position gets no margin call, a resumed one is correc
 from __future__ import annotations
 
 from reactor.engine.state import AccountState
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import CRO, DOGE, KEY, cro, doge, driver
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from reactor.engine.commands import SendMarginCall, WriteIntent
 from reactor.engine.margin_call import OK
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import NOT_SENT, UNKNOWN, Driver, cro, doge, driver, rejected
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reactor.engine.commands import ReadPositions
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import KEY, NOT_SENT, UNKNOWN, cro, driver, rejected
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from reactor.book import PositionBook
+from reactor.domain.book import PositionBook
 from reactor.engine.commands import SetTimer
 from reactor.okx.models import Position
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import KEY, Driver, cro, driver
 

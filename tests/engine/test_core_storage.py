@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from reactor.engine.commands import WriteResult
 from reactor.engine.core import STORAGE_KEY
-from tests.core.factories import D
+from tests.domain.factories import D
 
 from .core_driver import KEY, cro, driver
 

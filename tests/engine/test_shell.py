@@ -13,10 +13,10 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from reactor.engine import AccountState, Engine
-from reactor.ledger import Ledger
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
-from tests.core.factories import D
+from reactor.store.ledger import Ledger
+from tests.domain.factories import D
 
 from .core_driver import CRO, KEY, cro, settings
 

@@ -15,16 +15,10 @@ import pytest
 import structlog
 
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import ErrorClass, OkxError
+from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 from reactor.okx.models import Position
 from reactor.okx.pacing import ConnectPacer
-from reactor.okx.rest import (
-    MARGIN_BALANCE,
-    POSITIONS,
-    AmbiguousOutcome,
-    OkxRestClient,
-    RequestNotSent,
-)
+from reactor.okx.rest import MARGIN_BALANCE, POSITIONS, OkxRestClient
 from reactor.okx.ws import PrivateSession
 from reactor.sim.server import Simulator
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,7 @@ from reactor.okx.orders import (
     parse_order,
     parse_orders_push,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"
+from tests.paths import FIXTURES
 
 
 def load(name: str) -> Any:

@@ -12,8 +12,8 @@ import pytest
 import structlog
 
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import ErrorClass, OkxError
-from reactor.okx.rest import AmbiguousOutcome, OkxRestClient, RequestNotSent
+from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
+from reactor.okx.rest import OkxRestClient
 from reactor.okx.signing import parse_iso_timestamp, rest_sign
 
 CREDS = Credentials("key-1", "secret-1", "pass-1")

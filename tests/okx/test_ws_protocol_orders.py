@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from reactor.okx.credentials import Credentials
 from reactor.okx.ws_protocol import (
@@ -14,9 +13,9 @@ from reactor.okx.ws_protocol import (
     Subscribed,
     SubscribeFailed,
 )
+from tests.paths import FIXTURES
 
 CREDS = Credentials("key-1", "secret-1", "pass-1")
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"
 ACK = '{{"event":"subscribe","arg":{{"channel":"{}","instType":"SWAP"}},"connId":"a4d3ae55"}}'
 
 

@@ -19,7 +19,7 @@ from reactor.probe.facts import (
 from reactor.probe.fixtures import UID_MASK, fixture_payloads, readme
 from reactor.probe.record import REDACTED, Recorder, Redactor, redact_ws_out
 from reactor.probe.summary import summary_lines
-from tests.core.factories import MsClock
+from tests.domain.factories import MsClock
 
 INST = "XRP-USDT-SWAP"
 # CCXT-BILL: a real type-6 bill captured 2024-03-22 (okx-fidelity.md §5.2).

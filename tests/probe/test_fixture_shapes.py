@@ -23,9 +23,9 @@ from reactor.probe.driver import FACTS_FILE, SOURCE_FILE, run_probe
 from reactor.probe.fixtures import field_types, shape_differences
 from reactor.probe.script import ProbeOptions
 from reactor.sim.server import Simulator
+from tests.paths import FIXTURES
 from tests.probe.test_probe_sim import SCENARIO, write_config
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"
 NOT_PAYLOADS = frozenset({FACTS_FILE, SOURCE_FILE})
 
 

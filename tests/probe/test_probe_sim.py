@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from reactor.cli import main as reactor_main
+from reactor.cli.main import main as reactor_main
 from reactor.config import load_config
 from reactor.probe.driver import run_probe
 from reactor.probe.record import read_records

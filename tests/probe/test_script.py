@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reactor.policy import PolicyConfig, TargetRule
+from reactor.domain.policy import PolicyConfig, TargetRule
 from reactor.probe.facts import extract_facts
 from reactor.probe.record import Recorder, Redactor
 from reactor.probe.script import (

@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
-from reactor.sim import testing
-from reactor.sim.testing import MARGIN_BALANCE as MARGIN
-from reactor.sim.testing import POSITIONS, admin
+from reactor import testing
+from reactor.testing import MARGIN_BALANCE as MARGIN
+from reactor.testing import POSITIONS, admin
 
 __all__ = ["KEY", "MARGIN", "PASSPHRASE", "POSITIONS", "SECRET", "admin", "signed"]
 
@@ -26,7 +26,7 @@ async def signed(
     passphrase: str = PASSPHRASE,
     **kwargs: Any,
 ) -> httpx.Response:
-    """:func:`reactor.sim.testing.signed` with the CRO scenario's wu666666 credentials."""
+    """:func:`reactor.testing.signed` with the CRO scenario's wu666666 credentials."""
     return await testing.signed(
         url, method, path, body, key=key, secret=secret, passphrase=passphrase, **kwargs
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +14,9 @@ from okx.websocket.WsUtils import initLoginParams
 
 from reactor.sim.server import Simulator
 from tests.conftest import SCENARIOS
+from tests.paths import FIXTURES
 from tests.sim.helpers import KEY, MARGIN, PASSPHRASE, POSITIONS, SECRET, admin, signed
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "okx"
 SUB = json.dumps({"op": "subscribe", "args": [{"channel": "positions", "instType": "SWAP"}]})
 ADD_1 = '{"instId":"CRO-USDT-SWAP","posSide":"long","type":"add","amt":"1"}'
 

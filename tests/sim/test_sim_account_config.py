@@ -7,7 +7,7 @@ import asyncio
 
 import okx.Account as Account
 
-from reactor.online_check import permission_problem
+from reactor.cli.online_check import permission_problem
 from reactor.sim.scenario import Scenario
 from reactor.sim.server import Simulator
 

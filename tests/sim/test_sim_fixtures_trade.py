@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal as D
-from pathlib import Path
 from typing import Any
 
 from reactor.sim.server import Simulator
+from tests.paths import FIXTURES
 from tests.sim.helpers import MARGIN, POSITIONS, signed
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "okx"
 CRO = "CRO-USDT-SWAP"
 
 

@@ -28,10 +28,10 @@ from okx.websocket.WsUtils import initLoginParams
 
 from reactor.sim.tls import TlsError, make_tls, remove_tls
 from tests.conftest import SCENARIOS, SimFactory
+from tests.paths import FIXTURES
 from tests.sim.helpers import KEY, PASSPHRASE, SECRET
 
 CRO = "CRO-USDT-SWAP"
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "okx"
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 

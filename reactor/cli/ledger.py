@@ -1,0 +1,213 @@
+"""The ``reactor`` subcommands that read or write the ledger in the state dir: ``pause`` /
+``resume`` / ``pauses``, ``maintenance record | void | list`` and ``journal``.
+
+Each takes the loaded config and the parsed arguments and returns an exit code; bad input is
+ConfigError or CliInputError (the CLI prints one line, exit 2). A running reactor sees what
+these write within a ledger poll tick (``ledger_poll_ms``). The record/void/list rules
+themselves are :mod:`reactor.cli.maintenance`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from reactor import log as logging_setup
+from reactor.cli import maintenance as maintenance_cli
+from reactor.config import AccountConfig, Config, ConfigError
+from reactor.store.ledger import Ledger
+from reactor.store.state_dir import LEDGER_FILE
+
+
+def account_by_name(cfg: Config, name: str) -> AccountConfig:
+    """The account called ``name``; an unknown name is one line, exit 2."""
+    for acc in cfg.accounts:
+        if acc.name == name:
+            return acc
+    raise ConfigError(f"--account: {name!r} is not an account in the config")
+
+
+def pause(cfg: Config, args: argparse.Namespace) -> int:
+    """Write the pause (or remove it) in the ledger; a running reactor applies it within a
+    ledger poll tick (``ledger_poll_ms``), and it survives restarts."""
+    acc = account_by_name(cfg, args.account)
+    if (args.inst_id is None) != (args.pos_side is None):
+        raise ConfigError("--inst-id and --pos-side: give both (one position) or neither")
+    ledger = _ledger(cfg)
+    log = logging_setup.get_logger("reactor.cli.main")
+    fields = {"account": acc.name, "instId": args.inst_id, "posSide": args.pos_side}
+    try:
+        if args.command == "pause":
+            new = ledger.pause(acc.name, args.inst_id, args.pos_side, args.reason, source="cli")
+            log.info("control.paused" if new else "control.pause.duplicate", **fields, source="cli")
+        else:
+            gone = ledger.resume(acc.name, args.inst_id, args.pos_side)
+            log.info(
+                "control.resumed" if gone else "control.resume.not_paused", **fields, source="cli"
+            )
+    finally:
+        ledger.close()
+    return 0
+
+
+def pauses(cfg: Config) -> int:
+    ledger = _ledger(cfg)
+    try:
+        for p in ledger.pauses():
+            print(json.dumps(p.to_json()))
+    finally:
+        ledger.close()
+    return 0
+
+
+def _ledger(cfg: Config) -> Ledger:
+    """The state dir's ledger (the dir created when missing), opened for one command."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    return Ledger(cfg.state_dir / LEDGER_FILE)
+
+
+def maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
+    acc = account_by_name(cfg, args.account)
+    if acc.role != "sub":
+        raise ConfigError(f"--account: {acc.name} is the main account; it is never managed")
+    if not args.key.strip():
+        raise ConfigError("--key: must not be empty")
+    if args.ord_id is not None and not args.ord_id.strip():
+        raise ConfigError("--ord-id: must not be empty")
+    log = logging_setup.get_logger("reactor.cli.main")
+    c_time = args.c_time
+    if c_time is None:
+        try:
+            c_time = asyncio.run(_current_c_time(cfg, acc, args.inst_id, args.pos_side))
+        except _ExchangeUnreachable as exc:
+            print(f"reactor: {exc}", file=sys.stderr)
+            return 1
+    elif c_time <= 0:
+        raise ConfigError(f"--c-time: must be a positive OKX cTime in ms, not {c_time}")
+    ledger = _ledger(cfg)
+    try:
+        rec = ledger.record(
+            acc.name,
+            args.inst_id,
+            args.pos_side,
+            args.key,
+            source=args.source,
+            c_time=c_time,
+            ord_id=None if args.ord_id is None else args.ord_id.strip(),
+        )
+    finally:
+        ledger.close()
+    fields = {"account": acc.name, "instId": args.inst_id, "posSide": args.pos_side}
+    if rec is None:
+        log.info("maintenance.duplicate", **fields, key=args.key, source=args.source)
+    else:
+        log.info(
+            "maintenance.recorded",
+            **fields,
+            key=args.key,
+            source=args.source,
+            record_id=rec.id,
+            cTime=c_time,
+        )
+    return 0
+
+
+def maintenance_void(cfg: Config, args: argparse.Namespace) -> int:
+    if args.account is not None:
+        account_by_name(cfg, args.account)  # an unknown name is one line, exit 2
+    ledger = _ledger(cfg)
+    try:
+        maintenance_cli.void(ledger, args.key, account=args.account, reason=args.reason)
+    finally:
+        ledger.close()
+    return 0
+
+
+class _ExchangeUnreachable(Exception):
+    """The position could not be read (network, OKX error): a runtime failure, exit 1."""
+
+
+async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_side: str) -> int:
+    """The cTime of the position OKX reports now, read with the account's own credentials.
+
+    A maintenance record belongs to one real position: the host clock cannot say which (a
+    position reopened a minute ago would take a record meant for the closed one). Unknown
+    instrument, or no open position on that side: ConfigError (one line, exit 2).
+    """
+    from reactor.config import load_credentials
+    from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
+    from reactor.okx.models import PayloadError, parse_position
+    from reactor.service.accounts import configured_client
+
+    if cfg.venue.embedded:
+        raise ConfigError(
+            "--c-time: required with the embedded simulator (its positions live inside the "
+            "running reactor); pass the position's cTime"
+        )
+    creds = load_credentials(cfg, acc)
+    rest_url, _ = cfg.venue.urls()
+    where = f"{acc.name} {inst_id} {pos_side}"
+    async with configured_client(cfg, rest_url, creds, acc.name) as client:
+        try:
+            listed = {i.get("instId") for i in await client.get_instruments("SWAP")}
+            if inst_id not in listed:
+                raise ConfigError(f"--inst-id: {inst_id} is not a swap OKX lists")
+            raw = await client.get_positions("SWAP", inst_id)
+        except OkxError as exc:
+            if exc.code == "51001":
+                raise ConfigError(f"--inst-id: {inst_id} is not an instrument OKX knows") from None
+            raise _ExchangeUnreachable(f"cannot read the position {where}: {exc}") from None
+        except (RequestNotSent, AmbiguousOutcome) as exc:
+            raise _ExchangeUnreachable(f"cannot read the position {where}: {exc}") from None
+    open_now = []
+    for item in raw:
+        try:
+            p = parse_position(acc.name, item)
+        except PayloadError:
+            continue
+        if p.inst_id == inst_id and p.pos_side == pos_side and p.pos != 0:
+            open_now.append(p)
+    if not open_now:
+        raise ConfigError(f"no open position {where} on OKX now: nothing to record against")
+    if open_now[0].c_time <= 0:
+        raise ConfigError(f"OKX reports no cTime for {where}: pass --c-time")
+    return open_now[0].c_time
+
+
+def maintenance_list(cfg: Config, *, records: bool = False) -> int:
+    ledger = _ledger(cfg)
+    try:
+        for line in maintenance_cli.list_lines(ledger, records=records):
+            print(line)
+    finally:
+        ledger.close()
+    return 0
+
+
+def journal(cfg: Config, limit: int) -> int:
+    ledger = _ledger(cfg)
+    try:
+        for e in ledger.journal(limit):
+            print(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "account": e.account,
+                        "instId": e.inst_id,
+                        "posSide": e.pos_side,
+                        "action": e.action,
+                        "amount": e.amount,
+                        "status": e.status,
+                        "code": e.code,
+                        "msg": e.msg,
+                        "sent_ms": e.sent_ms,
+                        "done_ms": e.done_ms,
+                        "bill_id": e.bill_id,
+                    }
+                )
+            )
+    finally:
+        ledger.close()
+    return 0

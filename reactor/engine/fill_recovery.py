@@ -1,0 +1,216 @@
+"""Recover maintenance fills missed while away (restart, reconnect) from OKX's own history.
+
+Thin driver over the pure :func:`reactor.domain.fills.missing_from_bills` /
+:func:`missing_from_orders`: read type-2 ``account/bills`` (one per fill, with ``tag`` and
+``clOrdId``; partial fills of orders still live included) and, when configured,
+``trade/orders-history`` (completed orders) plus ``trade/orders-pending`` (partially filled
+ones), since the oldest open position's ``cTime`` (at most 7 days: what OKX keeps there), and
+write every matching fill the ledger lacks as a ``backfill`` record, tied to its position.
+The engine runs this after a fresh snapshot and before it corrects that account's positions,
+so a maintenance filled during a disconnect moves the target before any margin call.
+
+Idempotent by construction: the ledger refuses a second record of an ``ordId``, so a recovery
+that overlaps the live ``orders`` channel, or runs twice, counts nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reactor.domain.fills import (
+    DetectRule,
+    GateKey,
+    RecordMaintenance,
+    missing_from_bills,
+    missing_from_orders,
+    recovery_since_ms,
+)
+from reactor.log import get_logger
+from reactor.okx.models import PayloadError, Position
+from reactor.okx.orders import BILL_TYPE_TRADE, Bill, OrderUpdate, parse_bill, parse_order
+from reactor.store.ledger import Ledger
+
+__all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
+
+log = get_logger(__name__)
+
+DAY_MS = 86_400_000
+HISTORY_MAX_AGE_MS = 7 * DAY_MS  # orders-history and bills cover the last 7 days
+# orders-history filters on the order's cTime: a limit order placed before the position opened
+# can fill after it, so read a day further back than the oldest position.
+ORDER_SLACK_MS = DAY_MS
+PAGE_LIMIT = 100
+RECOVERY_SOURCES = ("bills", "orders")
+
+
+class HistoryClient(Protocol):
+    """The three reads recovery needs (``OkxRestClient`` has them)."""
+
+    async def get_orders_history(
+        self,
+        inst_type: str = ...,
+        *,
+        begin_ms: int | None = ...,
+        after: str | None = ...,
+        limit: int = ...,
+    ) -> list[dict[str, Any]]: ...
+
+    async def get_orders_pending(
+        self, inst_type: str = ..., *, after: str | None = ..., limit: int = ...
+    ) -> list[dict[str, Any]]: ...
+
+    async def get_bills(
+        self,
+        inst_id: str,
+        *,
+        bill_type: str = ...,
+        sub_type: str | None = ...,
+        begin_ms: int | None = ...,
+        end_ms: int | None = ...,
+        after: str | None = ...,
+        limit: int = ...,
+    ) -> list[dict[str, Any]]: ...
+
+
+@dataclass(slots=True)
+class RecoveryResult:
+    account: str
+    since_ms: int
+    orders: int = 0
+    bills: int = 0
+    invalid: int = 0
+    complete: bool = True  # False: a page limit was hit, older fills may be missing
+    recorded: list[RecordMaintenance] = field(default_factory=list)
+
+    @property
+    def affected(self) -> set[GateKey]:
+        return {r.position_key for r in self.recorded}
+
+
+async def _pages(
+    fetch: Any, id_field: str, stop_before_ms: int, time_field: str, max_pages: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Newest-first pages via ``after``; returns (rows, complete)."""
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    for _ in range(max_pages):
+        page = await fetch(after)
+        rows.extend(page)
+        if len(page) < PAGE_LIMIT:
+            return rows, True
+        last = page[-1]
+        after = str(last.get(id_field) or "")
+        try:
+            oldest = int(last.get(time_field) or 0)
+        except (TypeError, ValueError):
+            oldest = 0
+        if not after or oldest < stop_before_ms:
+            return rows, True
+    return rows, False
+
+
+def _parse_all(
+    account: str, rows: Iterable[dict[str, Any]], parse: Any, result: RecoveryResult
+) -> list[Any]:
+    out = []
+    for raw in rows:
+        try:
+            out.append(parse(account, raw))
+        except PayloadError as exc:
+            result.invalid += 1
+            log.warning("maintenance.recovery.invalid", account=account, error=str(exc))
+    return out
+
+
+async def recover_account(
+    client: HistoryClient,
+    ledger: Ledger,
+    account: str,
+    positions: Iterable[Position],
+    rule: DetectRule,
+    now_ms: int,
+    *,
+    sources: tuple[str, ...] = ("bills",),
+    max_pages: int = 20,
+) -> RecoveryResult:
+    """Read the account's recent orders (and trade bills) and record the missing maintenances.
+
+    Raises what the client raises (``OkxError``, ``RequestNotSent``, ``AmbiguousOutcome``): the
+    caller logs ``maintenance.recovery.failed`` and tries again, nothing was written.
+    """
+    open_positions = [p for p in positions if p.pos != 0 and p.account == account]
+    since = recovery_since_ms(open_positions, now_ms, HISTORY_MAX_AGE_MS)
+    result = RecoveryResult(account, since)
+    if not open_positions:
+        log.info("maintenance.recovery.done", account=account, since_ms=since, recorded=0)
+        return result
+    begin = max(since - ORDER_SLACK_MS, now_ms - HISTORY_MAX_AGE_MS)
+
+    async def history(after: str | None) -> list[dict[str, Any]]:
+        return await client.get_orders_history(begin_ms=begin, after=after, limit=PAGE_LIMIT)
+
+    async def pending(after: str | None) -> list[dict[str, Any]]:
+        return await client.get_orders_pending(after=after, limit=PAGE_LIMIT)
+
+    async def bills(after: str | None) -> list[dict[str, Any]]:
+        # Every isolated SWAP instrument (instId left out): type 2, one bill per fill.
+        return await client.get_bills(
+            "", bill_type=BILL_TYPE_TRADE, begin_ms=since, after=after, limit=PAGE_LIMIT
+        )
+
+    unknown = set(sources) - set(RECOVERY_SOURCES)
+    if unknown or not sources:
+        raise ValueError(f"sources must be among {RECOVERY_SOURCES}, not {sorted(sources)}")
+    orders: list[OrderUpdate] = []
+    if "orders" in sources:
+        hist_rows, hist_done = await _pages(history, "ordId", begin, "cTime", max_pages)
+        pend_rows, pend_done = await _pages(pending, "ordId", 0, "cTime", max_pages)
+        orders = _parse_all(account, [*hist_rows, *pend_rows], parse_order, result)
+        result.orders = len(orders)
+        result.complete = hist_done and pend_done
+    bill_list: list[Bill] = []
+    if "bills" in sources:
+        bill_rows, bills_done = await _pages(bills, "billId", since, "ts", max_pages)
+        bill_list = _parse_all(account, bill_rows, parse_bill, result)
+        result.bills = len(bill_list)
+        result.complete = result.complete and bills_done
+
+    recorded = ledger.recorded_ord_ids(account)
+    found = missing_from_orders(account, orders, open_positions, recorded, rule)
+    seen = recorded | {r.ord_id for r in found}
+    found += missing_from_bills(account, bill_list, open_positions, seen, rule)
+    for rec in found:
+        row = ledger.record(
+            rec.account,
+            rec.inst_id,
+            rec.pos_side,
+            rec.key,
+            source="backfill",
+            c_time=rec.c_time,
+            ord_id=rec.ord_id,
+        )
+        fields = {"account": rec.account, "instId": rec.inst_id, "posSide": rec.pos_side}
+        if row is None:  # recorded meanwhile (the live channel, another process)
+            log.info("maintenance.duplicate", **fields, key=rec.key, source="backfill")
+            continue
+        result.recorded.append(rec)
+        log.info(
+            "maintenance.recorded",
+            **fields,
+            key=rec.key,
+            source="backfill",
+            record_id=row.id,
+            cTime=rec.c_time,
+        )
+    log.info(
+        "maintenance.recovery.done",
+        account=account,
+        since_ms=since,
+        orders=result.orders,
+        bills=result.bills,
+        recorded=len(result.recorded),
+        complete=result.complete,
+    )
+    return result

@@ -1,0 +1,1 @@
+"""The running process: composition root, runtime, accounts, loops, reload, systemd."""

@@ -1,0 +1,92 @@
+"""Applying a config reload to a running reactor (SIGHUP): load, check and plan
+(:mod:`reactor.service.reload_plan`), then stop, start, add and remove accounts without
+touching the other accounts' connections."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from reactor.config import Config, ConfigError, load_config, resolve_credentials
+from reactor.engine import AccountState
+from reactor.log import get_logger
+from reactor.okx.credentials import Credentials
+from reactor.service.accounts import embedded_credentials, rest_client, start_session
+from reactor.service.reload_plan import plan_reload, reload_problem
+from reactor.service.runtime import Runtime, short_error
+
+log = get_logger("reactor.service.reload")
+
+
+async def reload_loop(rt: Runtime, path: Path | None, wake: asyncio.Event) -> None:
+    """One reload per SIGHUP (several signals during a reload fold into one more)."""
+    while True:
+        await wake.wait()
+        wake.clear()
+        if path is None:
+            log.error("reactor.reload.refused", error="no config file to reload from")
+            continue
+        try:
+            await reload(rt, path)
+        except Exception as exc:  # a bug in a reload must not end the service
+            log.exception("reactor.task.error", task="reload", error=short_error(exc))
+
+
+def _credentials(new: Config, names: list[str]) -> dict[str, Credentials]:
+    if not names:
+        return {}
+    if new.venue.embedded:
+        from reactor.sim.scenario import load_scenario
+
+        assert new.venue.scenario is not None
+        every = embedded_credentials(new, load_scenario(new.venue.scenario))
+    else:
+        every = resolve_credentials(new)  # the credentials file is read again, once
+    return {n: every[n] for n in names}
+
+
+async def reload(rt: Runtime, path: Path) -> bool:
+    """Apply the config at ``path``: accounts added, removed, enabled or disabled, without
+    touching the others' connections. A config that does not load, changes anything but
+    ``accounts``, or lacks credentials for an account to start is refused
+    (``reactor.reload.refused``) and the running one stays. True when applied."""
+    old = rt.cfg
+    try:
+        new = load_config(path)
+        problem = reload_problem(old, new)
+        if problem is not None:
+            raise ConfigError(f"{path}: {problem}")
+        plan = plan_reload(old, new)
+        creds = _credentials(new, plan.start)
+    except ConfigError as exc:
+        log.error("reactor.reload.refused", config=str(path), error=str(exc)[:500])
+        return False
+    for name in plan.stop:
+        session = rt.sessions.pop(name, None)
+        if session is not None:
+            await session.stop()
+        rt.engine.on_account_disabled(name, removed=plan.is_removed(name))
+        client = rt.clients.pop(name, None)
+        if client is not None:
+            rt.retired_clients.append(client)
+    for acc in new.accounts:
+        if not acc.enabled and acc.name not in rt.engine.accounts:
+            rt.engine.on_account_enabled(AccountState(acc.name, acc.role, None, enabled=False))
+    rt.cfg = new
+    roles = {a.name: a.role for a in new.accounts}
+    for name in plan.start:
+        client = rest_client(new, rt.rest_url, name, creds[name], rt.hooks)
+        rt.clients[name] = client
+        rt.engine.on_account_enabled(AccountState(name, roles[name], client, enabled=True))
+        start_session(rt, name, creds[name])
+    log.info(
+        "reactor.reloaded",
+        config=str(path),
+        started=plan.start,
+        stopped=plan.stop,
+        added=plan.added,
+        removed=plan.removed,
+        accounts=len(new.enabled_accounts()),
+    )
+    rt.status_changed.set()
+    return True
