@@ -46,7 +46,7 @@ from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
 from reactor.service.app import LEDGER_FILE
 from reactor.sim.scenario import Scenario
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 
 POLL_S = 300.0
 OLD, NEW, TRAILING = "old poller", "reactor", "reactor (trailing debounce)"

@@ -39,7 +39,7 @@ from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 
 ACCOUNTS = 5
 TOKEN = "bench-maintenance-token-0123456789"

@@ -30,7 +30,7 @@ from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
 from reactor.sim.ws_limits import WsLimits
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from reactor.testing import MARGIN_BALANCE, TARGETS
 
 MARGIN_PATH = MARGIN_BALANCE

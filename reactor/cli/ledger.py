@@ -17,7 +17,7 @@ import sys
 from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from reactor.store.state_dir import LEDGER_FILE
 
 

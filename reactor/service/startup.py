@@ -18,7 +18,7 @@ from reactor.log import get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
-from reactor.store.ledger import Ledger, LedgerError
+from reactor.store.db import Ledger, LedgerError
 from reactor.store.state_dir import LEDGER_FILE, StartupError
 
 log = get_logger("reactor.service.startup")

@@ -12,7 +12,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from reactor.api.maintenance import BadRequest, MaintenanceApi, bearer_ok, parse_request
-from reactor.store.ledger import Ledger, MaintenanceRecord
+from reactor.store.db import Ledger, MaintenanceRecord
 
 TOKEN = "s3cret-token-for-tests"
 T0 = 1_700_000_000_000

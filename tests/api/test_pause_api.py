@@ -17,7 +17,7 @@ from reactor import log as logging_setup
 from reactor.config import load_config
 from reactor.service import app
 from reactor.service.app import LEDGER_FILE
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from tests.engine.harness import (
     LogCapture,
     SimAdmin,

@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from reactor.cli.maintenance import CliInputError, list_lines, record, void
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 
 T0 = 1_700_000_000_000
 POS = ("sub1", "CRO-USDT-SWAP", "long")

@@ -17,7 +17,7 @@ import yaml
 
 from reactor import __version__
 from reactor.cli.main import main
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from tests.engine.harness import write_config
 from tests.integration.faults.common import account, cro, doge, scenario
 from tests.integration.faults.procs import credentials_env, start_sim

@@ -21,7 +21,7 @@ from reactor.engine.fill_recovery import PAGE_LIMIT, recover_account
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.rest import OkxRestClient
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from tests.domain.factories import D, position
 from tests.paths import FIXTURES
 

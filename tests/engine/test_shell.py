@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from reactor.engine import AccountState, Engine
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from tests.domain.factories import D
 
 from .core_driver import CRO, KEY, cro, settings

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reactor.store.ledger import (
+from reactor.store.db import (
     LEDGER_FILENAME,
     Ledger,
     LedgerCorrupt,

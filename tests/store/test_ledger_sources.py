@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reactor.store.ledger import Ledger, PositionCount
+from reactor.store.db import Ledger, PositionCount
 from tests.domain.factories import T0, MsClock
 
 POS = ("sub1", "CRO-USDT-SWAP", "long")

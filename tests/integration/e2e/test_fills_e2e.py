@@ -20,7 +20,7 @@ import yaml
 
 from reactor.config import load_config
 from reactor.service.app import LEDGER_FILE
-from reactor.store.ledger import Ledger
+from reactor.store.db import Ledger
 from tests.engine.harness import TARGETS, SimAdmin, running, set_credentials, wait_for
 from tests.sim.helpers import signed
 
