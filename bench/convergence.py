@@ -46,7 +46,7 @@ from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
 from reactor.service.app import LEDGER_FILE
 from reactor.sim.scenario import Scenario
-from reactor.store.db import Ledger
+from reactor.store import SqliteLedger
 
 POLL_S = 300.0
 OLD, NEW, TRAILING = "old poller", "reactor", "reactor (trailing debounce)"
@@ -330,7 +330,7 @@ async def _start(
 ) -> tuple[Callable[[], Any], Path]:
     """Start one design; returns its stop coroutine function and the ledger it reads."""
     if tool == OLD:
-        ledger = Ledger(tmp / "poller.sqlite")
+        ledger = SqliteLedger(tmp / "poller.sqlite")
         clients = {
             a["name"]: OkxRestClient(
                 sim.url,

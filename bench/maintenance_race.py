@@ -39,7 +39,7 @@ from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
-from reactor.store.db import Ledger
+from reactor.store import SqliteLedger
 
 ACCOUNTS = 5
 TOKEN = "bench-maintenance-token-0123456789"
@@ -166,7 +166,8 @@ async def _run(mode: str, positions: int, seconds: float, seed: int) -> Result:
         async with httpx.AsyncClient(base_url=sim.url, timeout=10) as admin:
             snapshot = (await admin.get("/sim/state")).json()
             keys = []
-            with Ledger(state / app.LEDGER_FILE) as led:  # every position: its first maintenance
+            # every position: its first maintenance
+            with SqliteLedger(state / app.LEDGER_FILE) as led:
                 for a in snapshot["accounts"]:
                     for p in a["positions"]:
                         keys.append((a["name"], p["instId"]))

@@ -17,7 +17,7 @@ import sys
 from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError
-from reactor.store.db import Ledger
+from reactor.store import Ledger, SqliteLedger
 from reactor.store.state_dir import LEDGER_FILE
 
 
@@ -65,7 +65,7 @@ def pauses(cfg: Config) -> int:
 def _ledger(cfg: Config) -> Ledger:
     """The state dir's ledger (the dir created when missing), opened for one command."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    return Ledger(cfg.state_dir / LEDGER_FILE)
+    return SqliteLedger(cfg.state_dir / LEDGER_FILE)
 
 
 def maintenance_record(cfg: Config, args: argparse.Namespace) -> int:

@@ -103,7 +103,7 @@ from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 
 if TYPE_CHECKING:
-    from reactor.store.db import JournalEntry
+    from reactor.store import JournalEntry
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")

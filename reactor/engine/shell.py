@@ -59,12 +59,12 @@ from reactor.okx.models import (
     parse_instrument,
 )
 from reactor.okx.orders import OrderUpdate
-from reactor.store.db import JournalEntry, Ledger, LedgerError
+from reactor.store import JournalEntry, Ledger, LedgerError
 
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-# LedgerError (reactor.store.db): locked too long, disk full, I/O error, file deleted or
+# LedgerError (reactor.store): locked too long, disk full, I/O error, file deleted or
 # replaced; KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
 _STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)

@@ -42,7 +42,7 @@ from reactor.service.systemd import SystemdNotifier, run_status, run_watchdog, s
 from reactor.status.metrics import Metrics
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
-from reactor.store.db import Ledger, LedgerError
+from reactor.store import Ledger, LedgerError
 from reactor.store.state_dir import LEDGER_FILE, StartupError, StateLock, prepare_state_dir
 
 log = get_logger("reactor.service.app")

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from reactor.log import get_logger
 from reactor.service.runtime import Runtime, short_error
-from reactor.store.db import LedgerError, Pause
+from reactor.store import LedgerError, Pause
 
 log = get_logger("reactor.service.loops")
 

@@ -21,7 +21,7 @@ from reactor.okx.ws_protocol import PrivateChannelProtocol
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.snapshot import EngineStatus
-from reactor.store.db import Ledger
+from reactor.store import Ledger
 from reactor.store.state_dir import StateLock
 
 log = get_logger("reactor.service.runtime")

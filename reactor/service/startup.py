@@ -18,7 +18,7 @@ from reactor.log import get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
-from reactor.store.db import Ledger, LedgerError
+from reactor.store import Ledger, LedgerError, SqliteLedger
 from reactor.store.state_dir import LEDGER_FILE, StartupError
 
 log = get_logger("reactor.service.startup")
@@ -111,7 +111,7 @@ def open_ledger(cfg: Config) -> Ledger:
     path = cfg.state_dir / LEDGER_FILE
     new = not path.exists()
     try:
-        ledger = Ledger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
+        ledger = SqliteLedger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
     if new:  # visible: a ledger expected elsewhere means maintenance counts start at 0

@@ -17,7 +17,7 @@ import yaml
 
 from reactor import __version__
 from reactor.cli.main import main
-from reactor.store.db import Ledger
+from reactor.store import SqliteLedger
 from tests.engine.harness import write_config
 from tests.integration.faults.common import account, cro, doge, scenario
 from tests.integration.faults.procs import credentials_env, start_sim
@@ -124,11 +124,11 @@ def test_pause_and_resume_persist_in_the_ledger(
     assert main(["pause", *base, "--account", "A", "--reason", "hedging"]) == 0
     pos = ["--account", "B", "--inst-id", "CRO-USDT-SWAP", "--pos-side", "long"]
     assert main(["pause", *base, *pos]) == 0
-    with Ledger(tmp_path / "state" / "reactor.sqlite") as ledger:
+    with SqliteLedger(tmp_path / "state" / "reactor.sqlite") as ledger:
         keys = {p.key: p.reason for p in ledger.pauses()}
     assert keys == {("A", None, None): "hedging", ("B", "CRO-USDT-SWAP", "long"): ""}
     assert main(["resume", *base, *pos]) == 0
-    with Ledger(tmp_path / "state" / "reactor.sqlite") as ledger:
+    with SqliteLedger(tmp_path / "state" / "reactor.sqlite") as ledger:
         assert [p.key for p in ledger.pauses()] == [("A", None, None)]
     capsys.readouterr()
     assert main(["pauses", *base]) == 0
