@@ -35,6 +35,7 @@ import httpx
 
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, Config
+from reactor.okx.endpoints import MARGIN_BALANCE, ORDER
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
@@ -211,7 +212,7 @@ async def _run(mode: str, positions: int, seconds: float, seed: int) -> Result:
     calls = [
         (r["account"], json.loads(r["body"]))
         for r in reqs
-        if r["path"].startswith("/api/v5/account/position/margin-balance") and r["code"] == "0"
+        if r["path"].startswith(MARGIN_BALANCE) and r["code"] == "0"
     ]
     last: dict[tuple[str, str], str] = {}
     wasted = 0
@@ -239,7 +240,7 @@ async def _maintain(url: str, status_url: str | None, acct: dict[str, Any], inst
         "sz": "108",
         "tag": tag,
     }
-    out = await _signed(url, acct, "POST", "/api/v5/trade/order", json.dumps(body))
+    out = await _signed(url, acct, "POST", ORDER, json.dumps(body))
     ord_id = out["data"][0]["ordId"]
     if mode.startswith("record after"):
         await asyncio.sleep(int(mode.split()[2]) / 1000)

@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reactor.domain.fills import MaintenanceSection
 from reactor.domain.policy import PolicyConfig, TargetRule
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import (
+    DEMO_REST_URL,
+    DEMO_WS_PRIVATE_URL,
+    LIVE_REST_URL,
+    LIVE_WS_PRIVATE_URL,
+)
 from reactor.redaction import register_secrets
-
-LIVE_REST_URL = "https://www.okx.com"
-LIVE_WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
-DEMO_REST_URL = "https://www.okx.com"
-DEMO_WS_PRIVATE_URL = "wss://wspap.okx.com:8443/ws/v5/private"
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0)]
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]

@@ -23,7 +23,7 @@ import yaml
 
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, Config
-from reactor.okx.rest import MARGIN_BALANCE, POSITIONS
+from reactor.okx.endpoints import MARGIN_BALANCE, POSITIONS
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 

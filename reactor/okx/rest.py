@@ -29,6 +29,19 @@ import httpx
 from reactor.fdlimit import log_if_emfile
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import (
+    ACCOUNT_CONFIG,
+    ADJUST_LEVERAGE_INFO,
+    BALANCE,
+    BILLS,
+    INSTRUMENTS,
+    MARGIN_BALANCE,
+    ORDERS_HISTORY,
+    ORDERS_PENDING,
+    POSITIONS,
+    RATE_LIMITS,
+    TIME,
+)
 from reactor.okx.errors import (
     AmbiguousOutcome,
     ErrorClass,
@@ -44,32 +57,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-POSITIONS = "/api/v5/account/positions"
-BALANCE = "/api/v5/account/balance"
-MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
-INSTRUMENTS = "/api/v5/public/instruments"
-TIME = "/api/v5/public/time"
-ORDERS_HISTORY = "/api/v5/trade/orders-history"  # last 7 days, completed orders
-ORDERS_PENDING = "/api/v5/trade/orders-pending"  # live and partially filled orders
-ADJUST_LEVERAGE_INFO = "/api/v5/account/adjust-leverage-info"
-BILLS = "/api/v5/account/bills"
-
-# OKX's documented limits: (requests, window seconds). Private ones count per sub-account.
-RATE_LIMITS: dict[str, tuple[int, float]] = {
-    POSITIONS: (10, 2.0),
-    BALANCE: (10, 2.0),
-    MARGIN_BALANCE: (20, 2.0),
-    INSTRUMENTS: (20, 2.0),
-    TIME: (10, 2.0),
-    # OKX docs (Trade: Get order history (last 7 days), Get order list; Account: Get bills
-    # details (last 7 days)), per User ID; the same numbers as ccxt 4.5.90 okx.py's costs
-    # (1/2, 1/3 and 2 at 10 requests/s: 40/2 s, 60/2 s, 5/s).
-    ORDERS_HISTORY: (40, 2.0),
-    ORDERS_PENDING: (60, 2.0),
-    # DOC-TA "Get leverage estimated info": 5 / 2 s; "Get bills details (last 7 days)": 5 / 1 s.
-    ADJUST_LEVERAGE_INFO: (5, 2.0),
-    BILLS: (5, 1.0),
-}
 AMBIGUOUS_CODES = frozenset({"50004"})
 # After 50102 the clock is re-synced every time (a clock may step more than once); when
 # rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
@@ -146,7 +133,7 @@ class OkxRestClient:
 
     async def get_account_config(self) -> list[dict[str, Any]]:
         """``GET /api/v5/account/config``: ``perm`` says what the API key may do (DOC-TA)."""
-        return await self._get("/api/v5/account/config", {})
+        return await self._get(ACCOUNT_CONFIG, {})
 
     async def get_instruments(
         self, inst_type: str = "SWAP", inst_id: str | None = None

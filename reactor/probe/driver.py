@@ -26,18 +26,13 @@ from websockets.exceptions import ConnectionClosed
 
 from reactor.config import AccountConfig, Config, ConfigError, load_credentials
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import ADJUST_LEVERAGE_INFO
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
-from reactor.okx.pacing import TokenBucket
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws_protocol import LoginFailed, LoginOk, PrivateChannelProtocol, Subscribed
 from reactor.okx.ws_protocol import SubscribeFailed as WsSubscribeFailed
-from reactor.probe.facts import (
-    ADJUST_LEVERAGE_INFO_PATH,
-    BILLS_PATH,
-    extract_facts,
-    find_event_push,
-)
+from reactor.probe.facts import extract_facts, find_event_push
 from reactor.probe.fixtures import fixture_payloads, readme
 from reactor.probe.record import FileSink, Recorder, Redactor
 from reactor.probe.script import (
@@ -125,11 +120,6 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 class ProbeRestClient(OkxRestClient):
     """The reactor's REST client plus the two reads only the probe needs (DOC-TA limits)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._buckets[BILLS_PATH] = TokenBucket(5, 1.0)  # DOC-TA: bills 5/s per User ID
-        self._buckets[ADJUST_LEVERAGE_INFO_PATH] = TokenBucket(5, 2.0)  # DOC-TA: 5/2 s
-
     async def get_adjust_leverage_info(
         self, inst_id: str, pos_side: str, lever: str
     ) -> list[dict[str, Any]]:
@@ -141,7 +131,7 @@ class ProbeRestClient(OkxRestClient):
             "instId": inst_id,
             "posSide": None if pos_side == "net" else pos_side,
         }
-        return await self._get(ADJUST_LEVERAGE_INFO_PATH, params)
+        return await self._get(ADJUST_LEVERAGE_INFO, params)
 
 
 # -- WebSocket -------------------------------------------------------------------------------

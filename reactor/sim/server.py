@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from reactor.log import get_logger
+from reactor.okx.endpoints import WS_PRIVATE_PATH
 from reactor.sim import endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
 from reactor.sim.desk import Desk, DeskOrder
@@ -32,7 +33,7 @@ from reactor.sim.ws_limits import CLOSE_TRY_AGAIN_LATER, ConnectLimiter, WsLimit
 
 log = get_logger(__name__)
 
-WS_PATH = "/ws/v5/private"
+WS_PATH = WS_PRIVATE_PATH
 T = TypeVar("T")
 
 

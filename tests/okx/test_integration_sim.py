@@ -15,10 +15,11 @@ import pytest
 import structlog
 
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import MARGIN_BALANCE, POSITIONS
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 from reactor.okx.models import Position
 from reactor.okx.pacing import ConnectPacer
-from reactor.okx.rest import MARGIN_BALANCE, POSITIONS, OkxRestClient
+from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession
 from reactor.sim.server import Simulator
 

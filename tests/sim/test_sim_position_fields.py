@@ -8,13 +8,12 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from reactor.okx.endpoints import BILLS, ORDER
 from reactor.sim.position_record import breakeven_px
 from reactor.sim.server import Simulator
 from tests.conftest import SCENARIOS, SimFactory
 from tests.sim.helpers import POSITIONS, admin, signed
 
-ORDER = "/api/v5/trade/order"
-BILLS = "/api/v5/account/bills"
 CRO = "CRO-USDT-SWAP"
 
 
