@@ -48,7 +48,7 @@ from reactor.okx.errors import (
     OkxError,
     RequestNotSent,
 )
-from reactor.okx.pacing import TokenBucket
+from reactor.okx.pacing import SlidingWindow
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
 
@@ -103,7 +103,7 @@ class OkxRestClient:
             transport=transport,
             verify=_shared_ssl_context(),
         )
-        self._buckets = {path: TokenBucket(n, per) for path, (n, per) in RATE_LIMITS.items()}
+        self._buckets = {path: SlidingWindow(n, per) for path, (n, per) in RATE_LIMITS.items()}
 
     def __repr__(self) -> str:
         return f"OkxRestClient(account={self.account!r}, base_url={str(self._client.base_url)!r})"

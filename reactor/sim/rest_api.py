@@ -25,13 +25,13 @@ import contextlib
 import json
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from reactor.okx import errors
+from reactor.okx.pacing import SlidingWindow
 from reactor.okx.signing import parse_iso_timestamp, rest_sign
 from reactor.sim.exchange import Account, Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -274,7 +274,7 @@ class RestApi:
         self._wall = wall_clock
         self._clock = clock
         self._routes: dict[tuple[str, str], Route] = {}
-        self._hits: dict[tuple[str, str], deque[float]] = {}
+        self._hits: dict[tuple[str, str], SlidingWindow] = {}
         self._by_key: dict[str, Account] = {}
         self.requests: list[dict[str, Any]] = []  # the private request log (GET /sim/requests)
 
@@ -384,11 +384,8 @@ class RestApi:
     def _rate_check(self, acct: Account, path: str, limit: tuple[int, float] | None) -> None:
         if not self.rate_limits or limit is None:
             return
-        allowed, window = limit
-        now = self._clock()
-        hits = self._hits.setdefault((acct.name, path), deque())
-        while hits and now - hits[0] >= window:
-            hits.popleft()
-        if len(hits) >= allowed:
+        window = self._hits.get((acct.name, path))
+        if window is None:
+            window = self._hits[(acct.name, path)] = SlidingWindow(*limit, clock=self._clock)
+        if not window.try_acquire():
             raise Reject("50011")
-        hits.append(now)
