@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reactor.config import AccountConfig, Config
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.pacing import ConnectPacer
@@ -75,7 +75,7 @@ async def ws_login(
     except TimeoutError:
         return f"WebSocket login: no answer within {timeout_s:g} s"
     except Exception as exc:  # refused, DNS, TLS, HTTP status: one line, never a secret
-        return redact_text(f"WebSocket unreachable: {type(exc).__name__}: {exc}")[:300]
+        return redact_text(f"WebSocket unreachable: {error_text(exc, None)}")[:300]
 
 
 async def check_account(

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import httpx
 
 from reactor.fdlimit import log_if_emfile
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.endpoints import (
     ACCOUNT_CONFIG,
@@ -307,7 +307,7 @@ class OkxRestClient:
             except (RequestNotSent, AmbiguousOutcome) as exc:
                 if attempt >= self._get_retries:
                     raise
-                error = f"{type(exc).__name__}: {exc}"
+                error = error_text(exc, None)
             attempt += 1
             delay = self._retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
             log.warning(
@@ -366,7 +366,7 @@ class OkxRestClient:
 
 def _transport_text(method: str, path: str, exc: Exception) -> str:
     """The exception as one line, scrubbed: a transport error may quote the request."""
-    return redact_text(f"{method} {path}: {type(exc).__name__}: {exc}")[:300]
+    return redact_text(f"{method} {path}: {error_text(exc, None)}")[:300]
 
 
 @asynccontextmanager

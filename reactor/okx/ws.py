@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from reactor.fdlimit import log_if_emfile
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import WS_SERVICE_UPGRADE
 from reactor.okx.models import Position
@@ -195,7 +195,7 @@ class PrivateSession:
                 )
             except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
                 log_if_emfile(exc, account=self.account, what="ws connect")
-                why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
+                why = redact_text(f"connect failed: {error_text(exc, None)}")
                 return _Outcome(why[:300], "backoff", False)
         reason = "closed"
         outcome: _Outcome | None = None
@@ -357,7 +357,7 @@ class PrivateSession:
                 try:
                     self._offset_s = await self._resync_clock()
                 except Exception as exc:
-                    error = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+                    error = redact_text(error_text(exc, None))[:300]
                     log.warning("ws.clock.sync_failed", account=self.account, error=error)
             return _Outcome(f"login failed {event.code}", "backoff", False)
         if event.is_auth:

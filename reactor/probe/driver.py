@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from reactor.config import AccountConfig, Config, ConfigError, load_credentials
+from reactor.log import error_text
 from reactor.okx.credentials import Credentials
 from reactor.okx.endpoints import ADJUST_LEVERAGE_INFO
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
@@ -90,7 +91,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
                 id=rid,
                 method=method,
                 path=path,
-                error=f"{type(exc).__name__}: {exc}"[:300],
+                error=error_text(exc),
             )
             raise
         self._rec.add(
@@ -190,7 +191,7 @@ class WsLink:
                 proxy=None,
             )
         except Exception as exc:
-            self._rec.add("ws_error", conn=n, error=f"{type(exc).__name__}: {exc}"[:300])
+            self._rec.add("ws_error", conn=n, error=error_text(exc))
             raise ProbeFailed(f"cannot connect to {self.url}: {type(exc).__name__}") from None
         self._rec.add("ws_open", conn=n, url=self.url)
         self._ws = ws

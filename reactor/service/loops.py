@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from reactor.log import get_logger
-from reactor.service.runtime import Runtime, short_error
+from reactor.log import error_text, get_logger
+from reactor.service.runtime import Runtime
 from reactor.store import LedgerError, Pause
 
 log = get_logger("reactor.service.loops")
@@ -44,7 +44,7 @@ async def reconcile_loop(rt: Runtime) -> None:
                 await rt.engine.reconcile_account(name)
             except Exception as exc:  # one bad pass must not end reconciling for good
                 log.exception(
-                    "reactor.task.error", task="reconcile", account=name, error=short_error(exc)
+                    "reactor.task.error", task="reconcile", account=name, error=error_text(exc)
                 )
 
 
@@ -77,7 +77,7 @@ async def ledger_loop(rt: Runtime) -> None:
                 reason = getattr(exc, "reason", "error")
                 log.error("ledger.unavailable", reason=reason, error=problem[:300])
         except Exception as exc:
-            log.exception("reactor.task.error", task="ledger", error=short_error(exc))
+            log.exception("reactor.task.error", task="ledger", error=error_text(exc))
         else:
             if problem is not None:
                 problem = None

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
 from reactor.engine import AccountState
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
 from reactor.service.reload_plan import plan_reload, reload_problem
-from reactor.service.runtime import Runtime, short_error
+from reactor.service.runtime import Runtime
 
 log = get_logger("reactor.service.reload")
 
@@ -29,7 +29,7 @@ async def reload_loop(rt: Runtime, path: Path | None, wake: asyncio.Event) -> No
         try:
             await reload(rt, path)
         except Exception as exc:  # a bug in a reload must not end the service
-            log.exception("reactor.task.error", task="reload", error=short_error(exc))
+            log.exception("reactor.task.error", task="reload", error=error_text(exc))
 
 
 def _credentials(new: Config, names: list[str]) -> dict[str, Credentials]:

@@ -13,7 +13,7 @@ import httpx
 
 from reactor.config import Config
 from reactor.engine import Engine
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession, SessionHandler
@@ -101,11 +101,6 @@ class WithLedgerHealth:
         return replace(snap, engine_problems=(*snap.engine_problems, reason), storage_ok=False)
 
 
-def short_error(exc: BaseException) -> str:
-    """An exception as one bounded log field: its type and message."""
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
 def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """asyncio's last resort ("Task exception was never retrieved", a failing callback) as an
     event on stdout like every other fact, instead of an unstructured line on stderr."""
@@ -115,7 +110,7 @@ def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
     log.error(
         "reactor.task.failed",
         task=name,
-        error=short_error(exc) if isinstance(exc, BaseException) else str(context.get("message")),
+        error=error_text(exc) if isinstance(exc, BaseException) else str(context.get("message")),
         exc_info=exc if isinstance(exc, BaseException) else None,
     )
 
@@ -128,6 +123,6 @@ def _log_task_end(task: asyncio.Task[Any]) -> None:
         log.error(
             "reactor.task.failed",
             task=task.get_name(),
-            error=f"{type(exc).__name__}: {exc}"[:300],
+            error=error_text(exc),
             exc_info=exc,
         )

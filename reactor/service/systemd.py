@@ -17,7 +17,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 
 if TYPE_CHECKING:
     from reactor.status.model import StatusSnapshot
@@ -167,7 +167,7 @@ async def run_status(
             failing = False
         except Exception as exc:
             if not failing:
-                log.error("systemd.status.failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.error("systemd.status.failed", error=error_text(exc))
             failing = True
             now = last
         if now != last:
