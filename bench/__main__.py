@@ -307,7 +307,7 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
         print("convergence:", flush=True)
         out["convergence"] = await convergence.run(quick)
     if "maintenance" in only:
-        # Issue 13: maintenances at random while the price walks; wasted transfers per mode.
+        # Counts from fills: maintenances at random while the price walks; wasted transfers.
         print("maintenances while the price walks (wasted transfers):", flush=True)
         out["maintenance"] = await maintenance_race.run_all(quick)
     return out

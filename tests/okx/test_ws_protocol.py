@@ -1,4 +1,4 @@
-"""PrivateChannelProtocol against OKX's real payload shapes (see shared/spec/okx-v5.md)."""
+"""PrivateChannelProtocol against OKX's real payload shapes (see docs/spec/okx-v5.md)."""
 
 from __future__ import annotations
 

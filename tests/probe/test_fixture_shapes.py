@@ -60,8 +60,8 @@ PUBLISHED = {
     "http_get_instruments_swap_nt.json": "instruments.json",
     "ws_positions_nt.json": "ws_positions_snapshot.json",
 }
-# Position fields OKX sends that the simulator does not (okx-fidelity.md §7.13: "many extra
-# fields"); a difference outside this set fails, and the set may only shrink. Empty since the
+# Position fields OKX sends that the simulator does not (docs/spec/okx-fidelity.md §7.13: "many
+# extra fields"); a difference outside this set fails, and the set may only shrink. Empty since the
 # simulator writes the full field set of a live 2025 record (reactor/sim/position_record.py).
 POSITION_FIELDS_NOT_SIMULATED: frozenset[str] = frozenset()
 KNOWN = {
