@@ -133,5 +133,5 @@ def test_probe_captures_are_present_or_the_comparison_says_why() -> None:
     if not probe_captures():
         pytest.skip(
             "no probe capture in tests/fixtures/okx yet: run `reactor probe` against OKX demo "
-            "trading and drop its folder there (README, Probing OKX demo trading)"
+            "trading and drop its folder there (docs/operations.md, Probing OKX demo trading)"
         )
