@@ -59,7 +59,8 @@ METRICS = (
     "out_of_band_position_s",
     "out_of_band_at_end",
 )
-# sim-trade's reduce rule (okx-fidelity.md 4): a scenario setting once it is in the simulator.
+# sim-trade's reduce rule (docs/spec/okx-fidelity.md §4): a scenario setting once it is in the
+# simulator.
 SIM_HAS_REDUCE_RULE = "mechanics" in Scenario.model_fields
 LENIENT = {"reduce_rule": {"im_basis": "mark", "fee_reserve": False}}
 STRICTEST = {"reduce_rule": {"im_basis": "max", "fee_reserve": True}}

@@ -1,4 +1,4 @@
-"""How the reactor behaves against the old simulator's rules vs the faithful ones (issue 9).
+"""How the reactor behaves against the old simulator's rules vs the faithful ones.
 
 ``python -m bench.fidelity [--demo-s 60] [--only CASE ...] [--json FILE]``
 

@@ -1,4 +1,4 @@
-"""Maintenances at random while the price walks: wasted transfers (issue 13).
+"""Maintenances at random while the price walks: wasted transfers.
 
 ``python -m bench.maintenance_race [--positions 50] [--seconds 20] [--seed 7] [--json FILE]``
 

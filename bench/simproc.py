@@ -235,7 +235,7 @@ class Control:
     # maintenances [{"at", "kind": "maintenance", "account", "instId", "posSide", "add",
     # "record_after"}]: the desk buys ``add`` more contracts at mark (the fill brings their
     # initial margin), and the maintenance record reaches the ledger ``record_after`` seconds
-    # later (records are written only after the order succeeded: domain.md).
+    # later (records are written only after the order succeeded: docs/spec/domain.md).
     async def script(self, request: web.Request) -> web.Response:
         raw = await request.json()
         self.script_done = False

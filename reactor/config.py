@@ -193,7 +193,7 @@ class Config(_Model):
     main: MainSection = MainSection()
     status: StatusSection = StatusSection()
     log: LogSection = LogSection()
-    maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills (issue 13)
+    maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills
 
     @field_validator("accounts")
     @classmethod

@@ -45,7 +45,7 @@ __all__ = [
     "write_config",
 ]
 
-# The desk's targets (domain.md): count 0-1 -> 10 (9.5-10.5), 2 -> 20 (19-21), 3+ -> 30.
+# The desk's targets (docs/spec/domain.md): count 0-1 -> 10 (9.5-10.5), 2 -> 20 (19-21), 3+ -> 30.
 TARGETS: list[dict[str, Any]] = [
     {"min_count": 0, "target": "10", "band": ["9.5", "10.5"]},
     {"min_count": 2, "target": "20", "band": ["19", "21"]},

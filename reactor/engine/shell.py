@@ -493,8 +493,8 @@ class Engine:
         self._run(self.core.on_reduce_check_failed(cmd.call, error, now=self._clock()))
 
     async def _resolve(self, cmd: ResolveOutcome) -> None:
-        """What OKX booked decides an ambiguous call: a matching bill (okx-fidelity.md §5.4),
-        read at once and once more after ``bill_settle_s``; without one the margin comparison
+        """What OKX booked decides an ambiguous call: a matching bill (docs/spec/okx-fidelity.md
+        §5.4), read at once and once more after ``bill_settle_s``; without one the margin comparison
         of a positions re-read (read after the bills) decides."""
         key = cmd.key
         client = self._client(key[0])

@@ -29,7 +29,7 @@ __all__ = [
     "WS_PRIVATE_PATH",
 ]
 
-# Base URLs (okx-v5.md "Endpoints"): demo trading uses the live REST host with the header
+# Base URLs (docs/spec/okx-v5.md "Endpoints"): demo trading uses the live REST host with the header
 # ``x-simulated-trading: 1``, and its own WebSocket host; demo API keys work on demo only.
 LIVE_REST_URL = "https://www.okx.com"
 LIVE_WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
@@ -56,7 +56,7 @@ CURRENCIES = "/api/v5/asset/currencies"
 # OKX's documented limits: (requests, window seconds). Private ones count per sub-account
 # (User ID); the client waits for them, the simulator enforces them with 50011.
 RATE_LIMITS: dict[str, tuple[int, float]] = {
-    # DOC-TA (okx-v5.md "Confirmed"): positions and balance 10 / 2 s, margin-balance 20 / 2 s.
+    # DOC-TA (docs/spec/okx-v5.md "Confirmed"): positions and balance 10 / 2 s, margin-balance 20 / 2 s.
     POSITIONS: (10, 2.0),
     BALANCE: (10, 2.0),
     MARGIN_BALANCE: (20, 2.0),

@@ -1,4 +1,4 @@
-"""OKX error codes and how the reactor reads them (see shared/spec/okx-v5.md)."""
+"""OKX error codes and how the reactor reads them (see docs/spec/okx-v5.md)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
     "51000": (ErrorClass.PARAMETER, "Parameter {0} error"),
     "59300": (ErrorClass.POSITION_GONE, "Margin call failed. Position does not exist."),
     # Other codes OKX may use for a margin call without that isolated position (which one is
-    # unknown, okx-fidelity §7.16): re-read the account rather than hold (DOC error table).
+    # unknown, docs/spec/okx-fidelity.md §7.16): re-read the account rather than hold (DOC error
+    # table).
     "51023": (ErrorClass.POSITION_GONE, "Position doesn't exist."),
     "51043": (ErrorClass.POSITION_GONE, "This isolated position doesn't exist."),
     "59301": (
@@ -56,8 +57,8 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
     "51008": (ErrorClass.INSUFFICIENT_BALANCE, "Order failed. Insufficient balance."),
     "50020": (ErrorClass.POSITION_FROZEN, "Position frozen due to liquidation."),
     "50017": (ErrorClass.POSITION_FROZEN, "Position frozen due to ADL."),
-    # TP/SL or close orders pending on the position (okx-fidelity §7.15): held by the exchange
-    # like a frozen one; the engine holds until the position changes (a mark move included,
+    # TP/SL or close orders pending on the position (docs/spec/okx-fidelity.md §7.15): held by the
+    # exchange like a frozen one; the engine holds until the position changes (a mark move included,
     # since an add may become necessary), never a retry loop.
     "59302": (
         ErrorClass.POSITION_FROZEN,
@@ -69,7 +70,7 @@ CODES: dict[str, tuple[ErrorClass, str]] = {
 # HTTP status OKX uses for a code (business errors are 200).
 HTTP_STATUS: dict[str, int] = {
     "50011": 429,
-    "50004": 400,  # DOC error table (okx-fidelity §7.10); the envelope's code decides anyway
+    "50004": 400,  # DOC error table (docs/spec/okx-fidelity.md §7.10); the envelope's code decides
     "50013": 429,
     "50026": 500,
     "51000": 400,

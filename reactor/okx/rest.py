@@ -172,7 +172,7 @@ class OkxRestClient:
     ) -> dict[str, Any]:
         """``GET adjust-leverage-info`` for a SWAP at ``lever``: asked at the position's own
         leverage, ``estAvailTrans`` is OKX's own figure of what may leave an isolated position
-        (okx-fidelity.md §4, DOC-TA). Returns the first record ({} when none)."""
+        (docs/spec/okx-fidelity.md §4, DOC-TA). Returns the first record ({} when none)."""
         if not isinstance(lever, Decimal) or not lever.is_finite() or lever <= 0:
             raise ValueError(f"lever must be a positive finite Decimal, not {lever!r}")
         data = await self._get(

@@ -107,7 +107,7 @@ class PrivateSession:
         protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol,
     ) -> None:
         self.account = account
-        self.orders = orders  # also subscribe ``orders``: counts from fills (issue 13)
+        self.orders = orders  # also subscribe ``orders``: counts from fills
         self.url = url
         self._credentials = credentials
         self._handler = handler
@@ -254,7 +254,7 @@ class PrivateSession:
             if ping_sent is None:
                 # OKX's recipe pings after N s with nothing received; pinging after N s with
                 # nothing *sent* as well keeps a stricter server (one that closes quiet
-                # clients, okx-fidelity §2) from dropping a busy connection.
+                # clients, docs/spec/okx-fidelity.md §2) from dropping a busy connection.
                 wait = self._ping_interval_s - (now - min(last_rx, last_tx))
                 if wait <= 0:
                     await ws.send("ping")

@@ -140,7 +140,7 @@ class ProbeRestClient(OkxRestClient):
 
 class WsLink:
     """The private ``positions`` stream, every frame recorded. No pings while observing
-    (okx-fidelity.md §9.1 asks whether a connection lives 60 s without them)."""
+    (docs/spec/okx-fidelity.md §9.1 asks whether a connection lives 60 s without them)."""
 
     def __init__(
         self,

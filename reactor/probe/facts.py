@@ -1,7 +1,7 @@
 """Facts from a probe's record stream: pure functions, re-runnable on any ``frames.jsonl``.
 
 Each fact names what was seen, never what was expected, so the same code reads the simulator
-and OKX. Sources of the questions: okx-fidelity.md §1.3/§1.4 (snapshots, pages,
+and OKX. Sources of the questions: docs/spec/okx-fidelity.md §1.3/§1.4 (snapshots, pages,
 ``eventType``), §1.2/§7.14 (``uTime``/``lever`` after a margin call), §5 (bills), §4
 (``estAvailTrans``, 59301). Numbers are decimal strings; times are ms.
 """

@@ -1,6 +1,6 @@
 """The probe's steps, over a small :class:`Venue` protocol, and how they are undone.
 
-Order (okx-fidelity.md §9, checks 1-3):
+Order (docs/spec/okx-fidelity.md §9, checks 1-3):
 
 1. ``observe``: a ``positions`` subscription without ``extraParams``, left alone for the
    window (no client ping), so the push model shows itself;

@@ -115,8 +115,8 @@ class AdminApi:
         return {"ok": True, "changed": len(changes)}
 
     def list_instrument(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """List a new instrument while running, as OKX does (okx-fidelity §7.11); the body is
-        a scenario ``instruments`` entry."""
+        """List a new instrument while running, as OKX does (docs/spec/okx-fidelity.md §7.11); the
+        body is a scenario ``instruments`` entry."""
         try:
             spec = InstrumentSpec.model_validate(raw)
         except ValidationError as exc:

@@ -3,7 +3,7 @@
 Shape and filters from DOC-TA "Get bills details (last 7 days)" (``GET /api/v5/account/bills``):
 every field a string, ``""`` when not applicable; newest first; ``after``/``before`` page on
 ``billId``, ``begin``/``end`` filter on ``ts``; ``limit`` at most 100 (default 100); 7 days
-kept. A captured margin-transfer bill (CCXT-BILL, okx-fidelity.md §5.2) fixes the type-6
+kept. A captured margin-transfer bill (CCXT-BILL, docs/spec/okx-fidelity.md §5.2) fixes the type-6
 conventions: ``balChg`` opposite ``posBalChg``, ``sz`` = the amount, ``posBal`` = the margin
 after, ``tradeId`` "0", ``px`` "".
 

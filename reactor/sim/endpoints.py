@@ -54,8 +54,8 @@ def public_time(call: Call, wall_clock: Callable[[], float]) -> list[Any]:
 
 def public_instruments(call: Call) -> list[Any]:
     """``GET /api/v5/public/instruments`` with OKX's full SWAP field set (NT
-    ``http_get_instruments_swap.json``; okx-fidelity §7.11). The simulator lists SWAPs only, so
-    every other ``instType`` answers an empty list."""
+    ``http_get_instruments_swap.json``; docs/spec/okx-fidelity.md §7.11). The simulator lists SWAPs
+    only, so every other ``instType`` answers an empty list."""
     q = call.query
     inst_type = q.get("instType", "")
     if not inst_type:
@@ -125,7 +125,8 @@ def instrument_record(i: Instrument, index: int) -> dict[str, Any]:
 
 def currencies(call: Call) -> list[Any]:
     """``GET /api/v5/asset/currencies``: USDT and every contract currency, one main-net chain
-    each (DOC Funding: Get currencies; clients with keys load it at start, okx-fidelity §7.12)."""
+    each (DOC Funding: Get currencies; clients with keys load it at start, docs/spec/okx-fidelity.md
+    §7.12)."""
     wanted = {s for s in call.query.get("ccy", "").split(",") if s}
     names = ["USDT", *sorted({i.ct_val_ccy for i in call.exchange.instruments.values()} - {"USDT"})]
     return [currency_record(c) for c in names if not wanted or c in wanted]

@@ -3,8 +3,8 @@
 Kept apart from the server so the margin rules (reduce limit, fills, liquidation) can be
 property tested directly. Every mutating method returns the :class:`Change` list the server
 pushes. Positions are keyed by (``instId``, ``posSide``, ``mgnMode``): an isolated and a cross
-position on one instrument and side coexist, as on OKX (okx-fidelity.md §3.4). The pure rules
-live in their own modules: :mod:`reactor.sim.fills` (what a fill does), :mod:`.reduce_rule`
+position on one instrument and side coexist, as on OKX (docs/spec/okx-fidelity.md §3.4). The pure
+rules live in their own modules: :mod:`reactor.sim.fills` (what a fill does), :mod:`.reduce_rule`
 (59301 and ``estAvailTrans``), :mod:`.tiers`, :mod:`.bills`, :mod:`.lifecycle`, :mod:`.orders`.
 """
 
@@ -102,12 +102,12 @@ class SimPosition:
     trade_id: str = ""
     lifecycle: Lifecycle | None = None
     # TP/SL orders attached to the position (admin: /sim/position-state); reduces answer
-    # 59302 while there are any (okx-fidelity §7.15).
+    # 59302 while there are any (docs/spec/okx-fidelity.md §7.15).
     close_algos: list[CloseAlgo] = field(default_factory=list)
     # "50020" (liquidation) or "50017" (ADL) while OKX has the position frozen (§6).
     frozen_code: str = ""
     # The leverage ``lever`` shows when it differs from the set one (the switch
-    # ``lever_after_margin_call: real``, okx-fidelity §7.14).
+    # ``lever_after_margin_call: real``, docs/spec/okx-fidelity.md §7.14).
     shown_lever: Decimal | None = None
 
     @property
@@ -189,8 +189,9 @@ class Metrics:
 
 @dataclass(frozen=True)
 class PositionErrors:
-    """Which code ``margin-balance`` answers when no isolated position matches (okx-fidelity
-    §7.16, **unknown**): none at all, only a cross one, or one on the other ``posSide``."""
+    """Which code ``margin-balance`` answers when no isolated position matches
+    (docs/spec/okx-fidelity.md §7.16, **unknown**): none at all, only a cross one, or one on the
+    other ``posSide``."""
 
     missing: str = "59300"
     cross: str = "51000"
@@ -480,11 +481,11 @@ class Exchange:
         if p is None:
             raise self._no_isolated_position(acct, inst_id, pos_side)
         if p.frozen_code:
-            # DOC error table: 50020 / 50017, HTTP 200 (okx-fidelity §6)
+            # DOC error table: 50020 / 50017, HTTP 200 (docs/spec/okx-fidelity.md §6)
             raise ExchangeError(p.frozen_code, FROZEN_TEXT[p.frozen_code])
         if p.close_algos and (kind == "reduce" or self.mechanics.close_orders_block_add):
-            # DOC error table: 59302, HTTP 200 (okx-fidelity §7.15); whether adds are refused
-            # too is unknown (the switch close_orders_block_add).
+            # DOC error table: 59302, HTTP 200 (docs/spec/okx-fidelity.md §7.15); whether adds are
+            # refused too is unknown (the switch close_orders_block_add).
             raise ExchangeError(
                 "59302",
                 "Margin adjustment failed due to pending close order. Please cancel any "
@@ -522,8 +523,8 @@ class Exchange:
         # DOC-TA margin-balance: "leverage": "Real leverage after the margin adjustment"
         leverage = (m.notional / p.margin).quantize(Decimal("0.01")) if p.margin else ZERO
         if self.mechanics.lever_after_margin_call == "real" and leverage > 0:
-            # unknown (okx-fidelity §7.14): the position's lever shows the real leverage
-            # until a fill; the reduce rule keeps using the set leverage.
+            # unknown (docs/spec/okx-fidelity.md §7.14): the position's lever shows the real
+            # leverage until a fill; the reduce rule keeps using the set leverage.
             p.shown_lever = leverage
         change = Change(account, self.position_dict(account, p))
         liquidated = self._liquidate([(acct, p.key)])
@@ -539,7 +540,7 @@ class Exchange:
 
     def _no_isolated_position(self, acct: Account, inst_id: str, pos_side: str) -> ExchangeError:
         """The refusal of a margin call without an isolated position at (instId, posSide)
-        (a scenario switch per case, okx-fidelity §7.16)."""
+        (a scenario switch per case, docs/spec/okx-fidelity.md §7.16)."""
         errs = self.mechanics.position_errors
         if any(k[:2] == (inst_id, pos_side) for k in acct.positions):
             code = errs.cross  # only a cross position there
@@ -590,8 +591,8 @@ class Exchange:
     def set_mark_price(self, inst_id: str, mark_px: Decimal) -> list[Change]:
         """Move the mark price. Silent, as on OKX: no change is pushed and ``uTime`` stays
         (DOC-POS: pushes come on position events and regular snapshots; CCXT-POS: ``uTime``
-        462 s older than ``pTime`` with ``markPx`` != ``avgPx``; okx-fidelity §1.1-1.2). Only
-        the liquidations it causes are changes."""
+        462 s older than ``pTime`` with ``markPx`` != ``avgPx``; docs/spec/okx-fidelity.md
+        §1.1-1.2). Only the liquidations it causes are changes."""
         inst = self.instruments[inst_id]
         if mark_px <= 0:
             raise ExchangeError("51000", "Parameter markPx error")
@@ -617,7 +618,7 @@ class Exchange:
     ) -> SimPosition:
         """An empty position at ``key``: the ``posId`` of a close within 30 days is reused
         (DOC-TA positions-history ``posId``); ``cTime`` on reopen is a switch (**unknown**,
-        okx-fidelity §6: ``new`` by default)."""
+        docs/spec/okx-fidelity.md §6: ``new`` by default)."""
         now = self._clock_ms()
         closed = acct.closed.pop(key, None)
         if closed is not None and now - closed.closed_ms <= POS_ID_TTL_MS:
@@ -1016,8 +1017,8 @@ class Exchange:
         """Liquidate every isolated position with ``margin + upl <= mm``.
 
         Above the first position tier OKX liquidates partially, down to the tier below
-        (okx-fidelity §6; DOC positions-history type 4): the closed part's margin is lost,
-        the rest stays. In the first tier the whole position goes and its margin is lost.
+        (docs/spec/okx-fidelity.md §6; DOC positions-history type 4): the closed part's margin is
+        lost, the rest stays. In the first tier the whole position goes and its margin is lost.
         ``candidates`` limits the check to the positions a mutation touched: every mutation
         liquidates what it made liquidatable, so no other position can have become so, and a
         mark-price move over 10,000 positions stays proportional to that instrument's

@@ -71,7 +71,7 @@ class FaultPlan:
     def set_quiet_close(self, account: str, seconds: float | None) -> None:
         """Close ``account``'s connections once the client has *sent* nothing for ``seconds``
         (None: off). OKX's documented rule only closes when nothing moved either way (DOC-WS,
-        okx-fidelity §2); this keeps "OKX is stricter than its docs" testable."""
+        docs/spec/okx-fidelity.md §2); this keeps "OKX is stricter than its docs" testable."""
         if seconds is None:
             self._quiet_close_s.pop(account, None)
         else:
@@ -84,7 +84,7 @@ class FaultPlan:
         """Hold ``account``'s event pushes on ``channel`` for ``seconds`` more (None: off).
 
         OKX pushes one fill on ``positions`` and on ``orders`` in either order, tens of
-        milliseconds apart (issue 13); delaying one channel lets a test pick the order."""
+        milliseconds apart; delaying one channel lets a test pick the order."""
         if seconds is None or seconds <= 0:
             self._channel_delay_s.pop((account, channel), None)
         else:

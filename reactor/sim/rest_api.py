@@ -45,7 +45,7 @@ _EXTRA_CODES = {
     "50002": ("Json data format error.", 400),
     "51001": ("Instrument ID does not exist.", 200),
     "50111": ("Invalid OK-ACCESS-KEY", 401),
-    # DOC error table: HTTP 400 (okx-fidelity §7.10)
+    # DOC error table: HTTP 400 (docs/spec/okx-fidelity.md §7.10)
     "50004": (
         "API endpoint request timeout. (does not mean that the request was successful or "
         "failed, please check the request result).",
@@ -115,7 +115,7 @@ class RestResponse:
 
 def not_found() -> RestResponse:
     """OKX's 404 for an unknown path: the gateway's body with a numeric ``code`` (NT
-    ``http_error_not_found.json``, captured 2026-09-29; okx-fidelity §7.1)."""
+    ``http_error_not_found.json``, captured 2026-09-29; docs/spec/okx-fidelity.md §7.1)."""
     body = {
         "code": 404,
         "data": {},
@@ -149,7 +149,7 @@ _GATEWAY_REASONS = {
 
 def gateway_error(status: int, body_kind: str) -> RestResponse:
     """A 5xx from OKX's gateway rather than its API: an HTML page or the gateway's JSON with a
-    numeric ``code`` (okx-fidelity §7.9, shape as NT ``http_error_not_found.json``)."""
+    numeric ``code`` (docs/spec/okx-fidelity.md §7.9, shape as NT ``http_error_not_found.json``)."""
     reason = _GATEWAY_REASONS.get(status, "Internal Server Error")
     if body_kind == "json":
         body = {
@@ -269,7 +269,7 @@ class RestApi:
         self.publisher = publisher
         self.rate_limits = rate_limits
         # The accounts' keys are demo-trading keys (OKX: a demo key needs x-simulated-trading: 1,
-        # a live key must not send it; else 50101, okx-fidelity §7.8).
+        # a live key must not send it; else 50101, docs/spec/okx-fidelity.md §7.8).
         self.demo_keys = demo_keys
         self._wall = wall_clock
         self._clock = clock

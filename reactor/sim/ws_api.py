@@ -253,8 +253,8 @@ class WsSession:
     # ---- internals -------------------------------------------------------------------
     def _idle_reason(self, now: float) -> str | None:
         """DOC-WS: "The connection will break automatically if the subscription is not
-        established or data has not been pushed for more than 30 seconds" (okx-fidelity §2):
-        frames either way count. The ``ws_quiet_close`` fault adds a stricter rule."""
+        established or data has not been pushed for more than 30 seconds" (docs/spec/okx-fidelity.md
+        §2): frames either way count. The ``ws_quiet_close`` fault adds a stricter rule."""
         idle = self.hub.options.idle_timeout_s
         if now - max(self.last_rx, self.last_tx) >= idle:
             return "No data received in 30s"
@@ -296,7 +296,7 @@ class WsSession:
             return
         self._error(code, msg)
         if self.hub.options.close_on_login_failure:
-            # DOC-WS close-code table: 4001 "Login Failed" (okx-fidelity §7.7, likely).
+            # DOC-WS close-code table: 4001 "Login Failed" (docs/spec/okx-fidelity.md §7.7, likely).
             self._closed = True
             self._out.append(Close(4001, "Login Failed"))
 

@@ -1,5 +1,5 @@
 """OKX's WebSocket limits, sans-I/O (DOC-WS "Connect" and "Connection count limit";
-okx-fidelity §7.4):
+docs/spec/okx-fidelity.md §7.4):
 
 - "Connection limit: 3 requests per second (based on IP)". What OKX answers beyond it is not
   documented: the simulator refuses the upgrade with HTTP 429 (``http_429``, what an HTTP

@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS pauses (
 _ADDED_COLUMNS = (
     # The OKX billId (type 6, subType 160/161) credited to this call: a bill is credited to at
     # most one call, so an ambiguous call is never matched to an earlier call's bill and a
-    # credited bill is never reported as a foreign transfer (okx-fidelity.md §5.4).
+    # credited bill is never reported as a foreign transfer (docs/spec/okx-fidelity.md §5.4).
     ("journal", "bill_id", "TEXT"),
 )
 

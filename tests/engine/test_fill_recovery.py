@@ -2,7 +2,7 @@
 
 The simulator serves no order history yet; these tests pin the paging, the parsing of the
 captured shapes and the ledger writes. The end-to-end "fill during a disconnect" test runs
-against the simulator once it has orders (see the README's "Recording maintenances").
+against the simulator once it has orders (see docs/maintenance.md).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from reactor.probe.summary import summary_lines
 from tests.domain.factories import MsClock
 
 INST = "XRP-USDT-SWAP"
-# CCXT-BILL: a real type-6 bill captured 2024-03-22 (okx-fidelity.md §5.2).
+# CCXT-BILL: a real type-6 bill captured 2024-03-22 (docs/spec/okx-fidelity.md §5.2).
 CCXT_BILL = {
     "bal": "67621.4325135010619812", "balChg": "-10.0000000000000000",
     "billId": "691293628710342659", "ccy": "USDT", "clOrdId": "", "execType": "", "fee": "0",

@@ -253,7 +253,8 @@ async def test_live_runs_only_with_the_flag(tmp_path: Path, sim_factory: Any) ->
 async def test_a_demo_probe_against_live_keys_stops_with_exit_1(
     tmp_path: Path, sim_factory: Any
 ) -> None:
-    # Demo venue (x-simulated-trading: 1) with live keys: OKX answers 50101 (okx-fidelity §7.8).
+    # Demo venue (x-simulated-trading: 1) with live keys: OKX answers 50101
+    # (docs/spec/okx-fidelity.md §7.8).
     sim: Simulator = await sim_factory({**SCENARIO, "simulator": {"demo_keys": False}})
     cfg = load_config(write_config(tmp_path, sim))
     stdout = io.StringIO()

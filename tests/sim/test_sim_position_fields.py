@@ -1,6 +1,6 @@
-"""The position record's values beyond what the reactor reads (okx-fidelity §7.13, §3.1), over
-real sockets: fees and PnL accumulated from fills, ``availPos`` "" in net mode, ``notionalUsd``
-in USD, ``bePx``, ``closeOrderAlgo`` as an array of OKX's entries."""
+"""The position record's values beyond what the reactor reads (docs/spec/okx-fidelity.md §7.13,
+§3.1), over real sockets: fees and PnL accumulated from fills, ``availPos`` "" in net mode,
+``notionalUsd`` in USD, ``bePx``, ``closeOrderAlgo`` as an array of OKX's entries."""
 
 from __future__ import annotations
 

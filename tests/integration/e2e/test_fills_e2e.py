@@ -1,6 +1,6 @@
 """Counts from fills, end to end: the real reactor against the simulator over real sockets.
 
-The race of issue 13: a tagged maintenance buy adds contracts and margin and moves the count
+The fill race: a tagged maintenance buy adds contracts and margin and moves the count
 from 1 to 2 (target 10 -> 20). OKX pushes the fill on ``positions`` and on ``orders`` in either
 order; the simulator's ``ws_channel_delay`` fault (added for this test) picks the order. In
 every ordering the margin must end at the new target with at most one margin call.

@@ -1,4 +1,4 @@
-"""Issue 10 over real sockets: reduces capped by OKX's estAvailTrans, and ambiguous answers
+"""Over real sockets: reduces capped by OKX's estAvailTrans, and ambiguous answers
 resolved from the bills OKX booked (with the simulator's bills and adjust-leverage-info)."""
 
 from __future__ import annotations
