@@ -56,7 +56,8 @@ CURRENCIES = "/api/v5/asset/currencies"
 # OKX's documented limits: (requests, window seconds). Private ones count per sub-account
 # (User ID); the client waits for them, the simulator enforces them with 50011.
 RATE_LIMITS: dict[str, tuple[int, float]] = {
-    # DOC-TA (docs/spec/okx-v5.md "Confirmed"): positions and balance 10 / 2 s, margin-balance 20 / 2 s.
+    # DOC-TA (docs/spec/okx-v5.md "Confirmed"): positions and balance 10 / 2 s,
+    # margin-balance 20 / 2 s.
     POSITIONS: (10, 2.0),
     BALANCE: (10, 2.0),
     MARGIN_BALANCE: (20, 2.0),
