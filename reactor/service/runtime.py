@@ -67,6 +67,8 @@ class Runtime:
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
     status_source: StatusSource | None = None
+    # The last SIGHUP's refusal (None: none, or a later reload was applied); in STATUS=.
+    reload_refused: str | None = None
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""

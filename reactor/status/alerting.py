@@ -112,6 +112,12 @@ COUNTERS: tuple[EventCounter, ...] = (
         (),
         "Sockets or files that could not be opened: too many open files (EMFILE).",
     ),
+    EventCounter(
+        "reactor_log_reload_refusals_total",
+        ("reactor.reload.refused",),
+        (),
+        "Config reloads (SIGHUP, systemctl reload) refused: the running config stays.",
+    ),
 )
 
 EPISODES: tuple[Episode, ...] = (
@@ -226,6 +232,7 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
     guard = _counter("reactor_log_guard_trips_total")
     watchdog = _counter("reactor_log_watchdog_unhealthy_total")
     fds = _counter("reactor_log_fd_exhausted_total")
+    reloads = _counter("reactor_log_reload_refusals_total")
     blocked = _episode("reactor_log_target_blocked")
     main_below = _episode("reactor_log_main_below_expected")
     stopped = _episode("reactor_log_account_stopped")
@@ -332,6 +339,16 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
             "process.fd.exhausted (EMFILE): raise LimitNOFILE in the unit; margin calls and "
             "connections fail until descriptors are free.",
             fds.events,
+        ),
+        Alert(
+            "ReactorReloadRefused",
+            f"sum by (job, instance) ({_increase(reloads.metric, t.failure_window)}) > 0",
+            "warning",
+            "A config reload was refused: the reactor runs the previous config",
+            "reactor.reload.refused (`systemctl status okx-margin-reactor` names it in STATUS=): "
+            "the new config does not load, changes more than accounts, or lacks credentials. "
+            "Fix the file and reload again, or restart to change other settings.",
+            reloads.events,
         ),
         Alert(
             "ReactorFileDescriptorsHigh",

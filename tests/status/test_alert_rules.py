@@ -43,6 +43,7 @@ REQUIRED = frozenset(
         "margin.guard.tripped",
         "main.positions.below_expected",
         "main.positions.restored",
+        "reactor.reload.refused",
     }
 )
 
