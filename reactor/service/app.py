@@ -282,6 +282,7 @@ async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | N
         raise
     tune_gc()
     notifier.ready(status_text(rt.status_snapshot(), dry_run=rt.dry_run))
+
     def line() -> str:
         return status_text(rt.status_snapshot(), dry_run=rt.dry_run)
 
