@@ -165,6 +165,7 @@ async def _start_locked(
     pacer = hooks.pacer or ConnectPacer()
     rt = Runtime(cfg, engine, ledger, {}, {}, rest_url, ws_url, sim=sim, metrics=metrics)
     rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
+    rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None
     source = WithLedgerHealth(

@@ -69,6 +69,8 @@ class Runtime:
     status_source: StatusSource | None = None
     # The last SIGHUP's refusal (None: none, or a later reload was applied); in STATUS=.
     reload_refused: str | None = None
+    # Pauses handed to the engine (account, instId, posSide): sync_pauses logs the changes.
+    pauses_applied: frozenset[tuple[str, str | None, str | None]] = frozenset()
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""

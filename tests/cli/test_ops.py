@@ -302,3 +302,35 @@ async def test_online_ws_login_retries_a_429(sim_factory: Any) -> None:
         sim.ws_url, "Good", good, simulated=True, timeout_s=5, attempts=1, backoff_s=0.01
     )
     assert problem is not None and "429" in problem
+
+
+@pytest.mark.parametrize(
+    "command", [["journal"], ["maintenance", "list"], ["pauses"]], ids=" ".join
+)
+def test_ledger_reads_refuse_a_state_dir_without_a_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A wrong config or state dir is one line and exit 2, not an empty ledger created."""
+    path = _cfg(tmp_path)
+    assert main([*command, "-c", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"reactor: state_dir {tmp_path / 'state'}: no ledger (reactor.sqlite)")
+    assert not (tmp_path / "state" / "reactor.sqlite").exists()
+
+
+def test_pause_warns_when_no_reactor_holds_the_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reactor.store.state_dir import StateLock
+
+    path = _cfg(tmp_path, [{"name": "A"}])
+    base = ["-c", str(path), "--log-format", "json"]
+    assert main(["pause", *base, "--account", "A"]) == 0
+    (warn,) = capsys.readouterr().err.strip().splitlines()
+    assert warn.startswith(
+        f"reactor: warning: no running reactor holds state_dir {tmp_path / 'state'}"
+    )
+    with StateLock(tmp_path / "state"):  # what a running reactor holds
+        assert main(["resume", *base, "--account", "A"]) == 0
+        captured = capsys.readouterr()
+    assert "control.resumed" in captured.out and captured.err == ""
