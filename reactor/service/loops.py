@@ -22,8 +22,25 @@ def pause_map(pauses: list[Pause]) -> dict[tuple[str, str | None, str | None], s
 
 
 def sync_pauses(rt: Runtime) -> None:
-    """Hand the ledger's pauses to the engine (the whole set; the engine diffs)."""
-    rt.engine.on_paused(pause_map(rt.ledger.pauses()))
+    """Hand the ledger's pauses to the engine (the whole set; the engine diffs), and log each
+    pause this process applies or lifts, however it was made (CLI, API): the reactor's own
+    log then tells why a position stopped being corrected."""
+    current = rt.ledger.pauses()
+    keys = {p.key for p in current}
+    for p in current:
+        if p.key not in rt.pauses_applied:
+            log.info(
+                "control.pause.applied",
+                account=p.account,
+                instId=p.inst_id,
+                posSide=p.pos_side,
+                reason=p.reason,
+                source=p.source,
+            )
+    for account, inst_id, pos_side in sorted(rt.pauses_applied - keys, key=str):
+        log.info("control.pause.lifted", account=account, instId=inst_id, posSide=pos_side)
+    rt.pauses_applied = frozenset(keys)
+    rt.engine.on_paused(pause_map(current))
     rt.status_changed.set()
 
 
@@ -64,6 +81,7 @@ async def ledger_loop(rt: Runtime) -> None:
                 last_id = records[-1].id if records else 0
                 audits = ledger.audit_after(0)
                 last_audit = audits[-1].id if audits else 0
+                sync_pauses(rt)  # one written between start-up and this first tick
             else:
                 now = ledger.data_version()
                 if now != version:

@@ -67,6 +67,10 @@ class Runtime:
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
     status_source: StatusSource | None = None
+    # The last SIGHUP's refusal (None: none, or a later reload was applied); in STATUS=.
+    reload_refused: str | None = None
+    # Pauses handed to the engine (account, instId, posSide): sync_pauses logs the changes.
+    pauses_applied: frozenset[tuple[str, str | None, str | None]] = frozenset()
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
