@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reactor.log import get_logger
-from reactor.sim.exchange import Account, ExchangeError, Instrument, fmt
+from reactor.sim.exchange import Account, Change, ExchangeError, Instrument, fmt
 from reactor.sim.faults import FaultPlan, RestFault
 from reactor.sim.rest_api import RestApi
 from reactor.sim.scenario import InstrumentSpec
@@ -44,6 +44,7 @@ class AdminApi:
             ("POST", "/sim/positions"): self.positions,
             ("POST", "/sim/position-state"): self.position_state,
             ("POST", "/sim/faults"): self.fault,
+            ("POST", "/sim/funding"): self.funding,
             ("GET", "/sim/requests"): lambda raw: self.rest.requests,
             ("POST", "/sim/reset-requests"): self.reset_requests,
         }
@@ -267,6 +268,36 @@ class AdminApi:
         log.info("sim.fault", kind=kind, account=acct.name, connections=len(sessions))
         return {"ok": True, "connections": len(sessions)}
 
+    def funding(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Settle funding now (tests and benchmarks do not wait for the clock): ``instId``
+        (default: every instrument with a funding rate), ``fundingRate`` to override the
+        scenario's rate for this settlement (a signed number string)."""
+        inst_id = raw.get("instId")
+        if inst_id is not None and inst_id not in self.exchange.instruments:
+            raise BadRequest(f"unknown instId {inst_id!r}")
+        rate: Decimal | None = None
+        if raw.get("fundingRate") is not None:
+            rate = signed_decimal_field(raw, "fundingRate")
+        if inst_id is not None:
+            inst_ids = [str(inst_id)]
+        else:
+            inst_ids = [
+                i.inst_id
+                for i in self.exchange.instruments.values()
+                if rate is not None or i.funding_rate != 0
+            ]
+        changes = self.settle(inst_ids, rate)
+        return {"ok": True, "instIds": inst_ids, "changed": len(changes)}
+
+    def settle(self, inst_ids: list[str], rate: Decimal | None = None) -> list[Change]:
+        """Settle ``inst_ids`` in one go (one timestamp) and push every change."""
+        changes: list[Change] = []
+        for inst_id in inst_ids:
+            changes.extend(self.exchange.settle_funding(inst_id, rate))
+        self.hub.changes(changes)
+        log.info("sim.funding.settled", instIds=inst_ids, changed=len(changes))
+        return changes
+
     def reset_requests(self, raw: dict[str, Any]) -> dict[str, Any]:
         self.rest.requests.clear()
         return {"ok": True}
@@ -286,6 +317,20 @@ def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
     return d
 
 
+def signed_decimal_field(raw: dict[str, Any], name: str) -> Decimal:
+    """A finite number of either sign (string or JSON number) from an admin body."""
+    value = raw.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadRequest(f"{name} must be a number string")
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise BadRequest(f"{name} is not a number: {value!r}") from None
+    if not d.is_finite():
+        raise BadRequest(f"{name} must be finite")
+    return d
+
+
 def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
     return Instrument(
         inst_id=spec.instId,
@@ -295,4 +340,6 @@ def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
         lot_sz=spec.lotSz,
         tick_sz=spec.tickSz,
         ct_val_ccy=spec.ctValCcy or spec.instId.split("-")[0],
+        funding_rate=spec.fundingRate,
+        funding_interval_s=spec.fundingIntervalS,
     )

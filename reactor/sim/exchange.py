@@ -83,6 +83,8 @@ class Instrument:
     tick_sz: Decimal = Decimal("0.0001")
     ct_val_ccy: str = ""
     tiers: tuple[Tier, ...] = ()
+    funding_rate: Decimal = ZERO  # per settlement; > 0: longs pay shorts (okx-fidelity §11.2.2)
+    funding_interval_s: float = 28800.0
 
 
 @dataclass
@@ -99,6 +101,7 @@ class SimPosition:
     u_time: int
     pnl: Decimal = ZERO  # realised this lifecycle, fee excluded
     fee: Decimal = ZERO  # accumulated, negative
+    funding: Decimal = ZERO  # ``fundingFee``: funding received (+) or paid (-) this lifecycle
     trade_id: str = ""
     lifecycle: Lifecycle | None = None
     # TP/SL orders attached to the position (admin: /sim/position-state); reduces answer
@@ -273,6 +276,8 @@ class Exchange:
                 tick_sz=i.tickSz,
                 ct_val_ccy=i.ctValCcy or i.instId.split("-")[0],
                 tiers=tiers,
+                funding_rate=i.fundingRate,
+                funding_interval_s=i.fundingIntervalS,
             )
         for n, a in enumerate(scenario.accounts):
             ex.accounts[a.name] = Account(
@@ -364,7 +369,10 @@ class Exchange:
         now = str(self._clock_ms())
         usd = self.mechanics.usdt_usd
         qty = abs(p.pos) * inst.ct_val
-        be_px = breakeven_px(qty, p.avg_px, p.fee, self.mechanics.taker_fee_rate, p.short)
+        # bePx counts funding like a fee (CCXT-STATIC LTC, okx-fidelity §11.2.2)
+        be_px = breakeven_px(
+            qty, p.avg_px, p.fee + p.funding, self.mechanics.taker_fee_rate, p.short
+        )
         upl_ratio = fmt(_ratio(m.upl, m.im_avg))
         values = {
             "instType": "SWAP",
@@ -399,10 +407,10 @@ class Exchange:
             "liqPx": fmt(liq) if liq is not None else "",
             "adl": "1",
             # DOC-TA: realizedPnl = pnl + fee + fundingFee + liqPenalty
-            "realizedPnl": fmt(p.pnl + p.fee),
+            "realizedPnl": fmt(p.pnl + p.fee + p.funding),
             "pnl": fmt(p.pnl),
             "fee": fmt(p.fee),
-            "fundingFee": "0",
+            "fundingFee": fmt(p.funding),
             "liqPenalty": "0",
             "bePx": fmt(be_px.quantize(_RATIO_Q)),
             "tradeId": p.trade_id,
@@ -605,6 +613,67 @@ class Exchange:
             if p.inst_id == inst_id
         ]
         return self._liquidate(moved)
+
+    def settle_funding(self, inst_id: str, rate: Decimal | None = None) -> list[Change]:
+        """One funding settlement of ``inst_id`` (at its scenario rate unless ``rate``), for
+        every position of every account at one timestamp.
+
+        - The payment is the position value at mark times the rate; with a positive rate longs
+          pay and shorts receive (okx.com/help/360053909272: "Funding fee = Position value x
+          Funding rate"; okx-fidelity §11.2.2).
+        - Isolated: taken from or credited to the position's margin (FUND-2024, since
+          2024-07-01); cross: the account balance.
+        - ``fundingFee`` and ``realizedPnl`` accumulate it (DOC-TA: realizedPnl = pnl + fee +
+          fundingFee + liqPenalty); ``bePx`` counts it (CCXT-STATIC LTC, to the last digit).
+        - A bill of type 8, subType 173 (expense) or 174 (income) (DOC-TA bill types), the
+          payment in ``pnl`` (DOC-TA: "Funding Fee expense (subType = 173): You may refer to
+          pnl for the fee payment") and, for isolated, in ``posBalChg``.
+        - ``uTime`` moves (the margin changed, as on a margin call: **likely**) and each
+          position is pushed as an ``event_update``; a payment that leaves a position
+          liquidatable liquidates it.
+        """
+        inst = self.instruments[inst_id]
+        rate = inst.funding_rate if rate is None else rate
+        now = self._clock_ms()
+        out: list[Change] = []
+        for acct in self.accounts.values():
+            for key, p in list(acct.positions.items()):
+                if p.inst_id != inst_id or p.pos == 0:
+                    continue
+                notional = self.metrics(p).notional
+                amount = money(notional * rate if p.short else -notional * rate)
+                sub = billing.SUB_FUNDING_INCOME if amount > 0 else billing.SUB_FUNDING_EXPENSE
+                if amount == 0:
+                    continue
+                isolated = p.mgn_mode == "isolated"
+                if isolated:
+                    p.margin += amount
+                else:
+                    acct.balance += amount
+                p.funding += amount
+                if p.lifecycle is not None:
+                    p.lifecycle.funding += amount
+                self._touch(p, now)
+                self._bill(
+                    acct,
+                    p,
+                    now,
+                    type=billing.TYPE_FUNDING,
+                    subType=sub,
+                    balChg="0" if isolated else fmt(amount),
+                    posBalChg=fmt(amount) if isolated else "0",
+                    posBal=fmt(p.margin) if isolated else "0",
+                    sz=fmt(abs(p.pos)),
+                    px=fmt(inst.mark_px),
+                    pnl=fmt(amount),
+                    instId=p.inst_id,
+                    mgnMode=p.mgn_mode,
+                )
+                liquidated = self._liquidate([(acct, key)])
+                if not any(c.position["posId"] == p.pos_id for c in liquidated):
+                    out.append(Change(acct.name, self.position_dict(acct.name, p)))
+                out.extend(liquidated)
+        return out
 
     def _new_position(
         self,

@@ -30,6 +30,12 @@ class InstrumentSpec(_Model):
     lotSz: Decimal = Field(default=Decimal("1"), gt=0)
     tickSz: Decimal = Field(default=Decimal("0.0001"), gt=0)
     ctValCcy: str | None = None
+    # Funding (okx-fidelity §11.2.2): the rate charged per settlement (a positive rate makes
+    # longs pay shorts), and the seconds between settlements. OKX settles every 8 h at
+    # 00:00/08:00/16:00 UTC, every 4 h or 2 h on some contracts (okx.com/help/360053909272);
+    # tests scale the interval down. A rate of 0 turns the clock off.
+    fundingRate: Decimal = Field(default=Decimal(0), gt=-1, lt=1)
+    fundingIntervalS: float = Field(default=28800.0, gt=0)
 
 
 class PositionSpec(_Model):
