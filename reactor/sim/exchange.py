@@ -223,6 +223,10 @@ class Mechanics:
     lever_after_margin_call: Literal["keep", "real"] = "keep"
     close_orders_block_add: bool = False
     position_errors: PositionErrors = field(default_factory=PositionErrors)
+    # ``simulator.est_avail_trans`` / ``_delta``: how adjust-leverage-info's estimate departs
+    # from the reduce rule (unknown, okx-fidelity §11.2.1).
+    est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
+    est_avail_trans_delta: Decimal = Decimal("0.5")
 
     @classmethod
     def from_spec(cls, spec: MechanicsSpec) -> Mechanics:
@@ -262,7 +266,13 @@ class Exchange:
     def from_scenario(
         cls, scenario: Scenario, clock_ms: Callable[[], int] | None = None
     ) -> Exchange:
-        ex = cls(clock_ms, Mechanics.from_spec(scenario.mechanics))
+        sim = scenario.simulator
+        mechanics = replace(
+            Mechanics.from_spec(scenario.mechanics),
+            est_avail_trans=sim.est_avail_trans,
+            est_avail_trans_delta=sim.est_avail_trans_delta,
+        )
+        ex = cls(clock_ms, mechanics)
         for i in scenario.instruments:
             tiers = tuple(
                 Tier(t.maxSz, t.mmr, t.maxLever) for t in scenario.mechanics.tiers.get(i.instId, [])
@@ -1056,7 +1066,7 @@ class Exchange:
             liq = self.liq_px(p)
             est_liq = fmt(liq) if liq is not None else ""
             if mgn_mode == "isolated" and lever <= p.lever:
-                est_trans = fmt(self.est_avail_trans(p, lever))
+                est_trans = self._estimate(self.est_avail_trans(p, lever))
         elif mgn_mode == "cross":
             est_trans = fmt(avail)
         return {
@@ -1071,6 +1081,19 @@ class Exchange:
             "maxLever": fmt(max_lever),
             "minLever": "0.01",
         }
+
+    def _estimate(self, exact: Decimal) -> str:
+        """``estAvailTrans`` as the ``simulator.est_avail_trans`` switch writes it: the reduce
+        rule's own limit, biased up or down by the delta, or "" (okx-fidelity §11.2.1)."""
+        mode = self.mechanics.est_avail_trans
+        delta = self.mechanics.est_avail_trans_delta
+        if mode == "empty":
+            return ""
+        if mode == "optimistic":
+            return fmt(exact + delta)
+        if mode == "pessimistic":
+            return fmt(max(ZERO, exact - delta))
+        return fmt(exact)
 
     def max_avail_size(self, account: str, inst_id: str) -> dict[str, str]:
         """``GET /api/v5/account/max-avail-size`` for SWAP: the balance an add or an opening

@@ -192,6 +192,14 @@ class SimulatorSpec(_Model):
     ws_connect_refusal: Literal["http_429", "close"] = "http_429"
     ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
     ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
+    # What adjust-leverage-info's estAvailTrans answers for an isolated position (unknown,
+    # okx-fidelity §11.2.1: DOC-TA calls it "estimated" and "not applicable when increasing
+    # leverage"; no public capture of an isolated SWAP answer exists). exact: the reduce
+    # rule's own limit; optimistic / pessimistic: that plus / minus est_avail_trans_delta
+    # (USDT; pessimistic never below 0), so a capped reduce can still get 59301 or leave
+    # margin behind; empty: "" at every lever.
+    est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
+    est_avail_trans_delta: Decimal = Field(default=Decimal("0.5"), ge=0)
 
 
 class Scenario(_Model):
