@@ -149,6 +149,7 @@ class Account:
     balance: Decimal
     main: bool = False
     perm: str = "read_only,trade"  # the API key's permissions (account/config ``perm``)
+    pos_mode: str = "long_short_mode"  # account/config ``posMode``
     positions: dict[PosKey, SimPosition] = field(default_factory=dict)
     closed: dict[PosKey, ClosedPosition] = field(default_factory=dict)
     levers: dict[PosKey, Decimal] = field(default_factory=dict)
@@ -188,6 +189,13 @@ class Metrics:
     im: Decimal  # at mark
     mm: Decimal  # at mark, tiered rate
     im_avg: Decimal  # at avgPx
+    close_fee: Decimal = ZERO  # taker fee of closing the whole position at mark
+
+    @property
+    def liq_line(self) -> Decimal:
+        """What ``margin + upl`` must stay above: maintenance margin plus the closing fee
+        (HELP-LIQ; two live ``mgnRatio`` values fit it to 15 digits, okx-fidelity §11.2.3)."""
+        return self.mm + self.close_fee
 
 
 @dataclass(frozen=True)
@@ -299,6 +307,12 @@ class Exchange:
                 balance=a.balance,
                 main=a.main,
                 perm=a.perm,
+                pos_mode=a.posMode
+                or (
+                    "net_mode"
+                    if any(p.posSide == "net" for p in a.positions)
+                    else "long_short_mode"
+                ),
             )
             for p in a.positions:
                 ex.set_position(
@@ -327,7 +341,14 @@ class Exchange:
         diff = qty * (inst.mark_px - p.avg_px)
         upl = -diff if p.short else diff
         rate = mmr_rate(inst.tiers, size, inst.mmr_rate)
-        return Metrics(notional, upl, notional / p.lever, notional * rate, qty * p.avg_px / p.lever)
+        return Metrics(
+            notional,
+            upl,
+            notional / p.lever,
+            notional * rate,
+            qty * p.avg_px / p.lever,
+            notional * self.mechanics.taker_fee_rate,
+        )
 
     def facts(self, p: SimPosition, lever: Decimal | None = None) -> PositionFacts:
         """What the reduce rule looks at; ``lever`` other than the position's for
@@ -342,7 +363,7 @@ class Exchange:
             im_avg=qty * p.avg_px / lev,
             upl=m.upl,
             mm=m.mm,
-            close_fee=m.notional * self.mechanics.taker_fee_rate,
+            close_fee=m.close_fee,
         )
 
     def est_avail_trans(self, p: SimPosition, lever: Decimal | None = None) -> Decimal:
@@ -357,12 +378,15 @@ class Exchange:
         return max(ZERO, acct.balance - cross_im)
 
     def liq_px(self, p: SimPosition) -> Decimal | None:
-        """Mark price at which ``margin + upl == mm`` (isolated only); None if unreachable."""
+        """Mark price at which ``margin + upl == mm + closing fee`` (isolated only); None if
+        unreachable. The fee term is HELP-LIQ's; the live JAVA-2025 ETH record's ``liqPx``
+        2722.159673530889 is this root (2722.14967...) plus exactly 0.01, one tick, which the
+        simulator does not copy (one record, cause unknown; okx-fidelity §11.2.3)."""
         if p.mgn_mode != "isolated" or p.pos == 0:
             return None
         inst = self.instruments[p.inst_id]
         qty = abs(p.pos) * inst.ct_val
-        rate = mmr_rate(inst.tiers, abs(p.pos), inst.mmr_rate)
+        rate = mmr_rate(inst.tiers, abs(p.pos), inst.mmr_rate) + self.mechanics.taker_fee_rate
         if p.short:
             px = (p.margin + qty * p.avg_px) / (qty * (1 + rate))
         else:
@@ -376,7 +400,6 @@ class Exchange:
         m = self.metrics(p)
         isolated = p.mgn_mode == "isolated"
         liq = self.liq_px(p)
-        now = str(self._clock_ms())
         usd = self.mechanics.usdt_usd
         qty = abs(p.pos) * inst.ct_val
         # bePx counts funding like a fee (CCXT-STATIC LTC, okx-fidelity §11.2.2)
@@ -405,7 +428,8 @@ class Exchange:
             "margin": fmt(p.margin) if isolated else "",
             "imr": "" if isolated else fmt(m.im),
             "mmr": fmt(m.mm),
-            "mgnRatio": fmt(_ratio(p.margin + m.upl, m.mm)) if isolated else "",
+            # HELP-LIQ: (margin + upl) / (mm + closing fee); JAVA-2025 and CCXT-STATIC fit it
+            "mgnRatio": fmt(_ratio(p.margin + m.upl, m.liq_line)) if isolated else "",
             # CCXT-POS and the 2025 capture: notionalUsd = notional x USDT/USD
             "notionalUsd": fmt(m.notional * usd),
             "upl": fmt(m.upl),
@@ -426,7 +450,8 @@ class Exchange:
             "tradeId": p.trade_id,
             "cTime": str(p.c_time),
             "uTime": str(p.u_time),
-            "pTime": now,
+            # no pTime: a push field (CCXT-POS), which the positions channel stamps at send
+            # time; no REST capture has it (okx-fidelity §11.2.5)
         }
         return position_record(values, p.close_algos)
 
@@ -1105,7 +1130,9 @@ class Exchange:
 
     # ---- liquidation ----------------------------------------------------------------
     def _liquidate(self, candidates: list[tuple[Account, PosKey]] | None = None) -> list[Change]:
-        """Liquidate every isolated position with ``margin + upl <= mm``.
+        """Liquidate every isolated position with ``margin + upl <= mm + closing fee``
+        (HELP-LIQ: equity "equal to or less than the required maintenance margin plus any
+        applicable liquidation fees"; okx-fidelity §11.2.3).
 
         Above the first position tier OKX liquidates partially, down to the tier below
         (okx-fidelity §6; DOC positions-history type 4): the closed part's margin is lost,
@@ -1122,7 +1149,7 @@ class Exchange:
             partial = False
             while p is not None and p.mgn_mode == "isolated":
                 m = self.metrics(p)
-                if p.margin + m.upl > m.mm:
+                if p.margin + m.upl > m.liq_line:
                     break
                 inst = self.instruments[p.inst_id]
                 size = abs(p.pos)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from reactor.log import get_logger
-from reactor.sim import endpoints, trade_endpoints
+from reactor.sim import endpoints, risk_endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
 from reactor.sim.desk import Desk, DeskOrder
 from reactor.sim.exchange import Change, Exchange, ExchangeError
@@ -98,6 +98,7 @@ class Simulator:
         )
         endpoints.register(self.rest)
         trade_endpoints.register(self.rest, self.hub)
+        risk_endpoints.register(self.rest)
         self.admin = AdminApi(self.rest, self.hub, self.faults)
         self._walk = PriceWalk(self._exchange, scenario.price_walk)
         self._wakers: dict[WsSession, asyncio.Event] = {}
@@ -266,7 +267,7 @@ class Simulator:
         session = self.hub.open()
         self._wakers[session] = asyncio.Event()
         self._hub_sockets[session] = ws
-        writer = asyncio.create_task(self._write_loop(session, ws))
+        writer = asyncio.create_task(self._write_loop(session, ws, request))
         try:
             async for msg in ws:
                 now = self.hub.clock()
@@ -299,7 +300,9 @@ class Simulator:
                 )
         return ws
 
-    async def _write_loop(self, session: WsSession, ws: web.WebSocketResponse) -> None:
+    async def _write_loop(
+        self, session: WsSession, ws: web.WebSocketResponse, request: web.Request
+    ) -> None:
         """One writer per connection keeps frames in the order the session produced them."""
         wake = self._wakers[session]
         while True:
@@ -307,6 +310,9 @@ class Simulator:
                 if ws.closed:
                     return
                 if isinstance(out, Close):
+                    if out.abrupt and request.transport is not None:
+                        request.transport.abort()  # no close frame: the client sees EOF
+                        return
                     await ws.close(code=out.code, message=out.reason.encode())
                     return
                 text = out
