@@ -197,19 +197,36 @@ class AdminApi:
         return {"ok": True, "changes": [c.position for c in changes]}
 
     def fault(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Inject a fault. ``drop_ws`` and ``ws_notice`` take ``account`` "*": every connection
+        of the node, logged in or not (a service upgrade, okx-fidelity §11.2.4)."""
         kind = raw.get("kind")
-        acct = self.account(raw)
-        sessions = self.hub.sessions_of(acct.name)
+        if raw.get("account") == "*" and kind in ("drop_ws", "ws_notice"):
+            name = "*"
+            sessions = list(self.hub.sessions)
+        else:
+            name = self.account(raw).name
+            sessions = self.hub.sessions_of(name)
         if kind == "drop_ws":
+            eof = raw.get("eof", False)
+            if not isinstance(eof, bool):
+                raise BadRequest("eof must be true or false")
             for s in sessions:
-                s.close(1001, "dropped by simulator")
+                # eof: cut the TCP connection without a close frame (1006; ISS-TG90)
+                s.close(1006 if eof else 1001, "dropped by simulator", abrupt=eof)
         elif kind in ("rest_error", "rest_delay", "rest_gateway"):
+            acct = self.account(raw)
             path = raw.get("path")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise BadRequest("path must be a request path such as /api/v5/account/positions")
             fault = RestFault(kind, acct.name, path.split("?")[0], count=int(raw.get("count", 1)))
             if kind == "rest_error":
                 fault.code = str(raw.get("code", "50013"))
+                status = raw.get("status")
+                if status is not None:
+                    # e.g. 200: DOC-ERR lists 50011 with HTTP 200 as well as 429 (§11.2.7)
+                    if isinstance(status, bool) or status not in (200, 400, 401, 410, 429, 503):
+                        raise BadRequest("status must be 200, 400, 401, 410, 429 or 503")
+                    fault.http_status = int(status)
             elif kind == "rest_gateway":
                 status, body = raw.get("status", 502), raw.get("body", "html")
                 if status not in (500, 502, 503, 504):
@@ -229,14 +246,14 @@ class AdminApi:
             for s in sessions:
                 s.send_raw(frame)
         elif kind == "ws_silent":
-            self.faults.silence(acct.name, float(raw.get("seconds", 0)))
+            self.faults.silence(name, float(raw.get("seconds", 0)))
         elif kind == "ws_quiet_close":
             seconds = raw.get("seconds")
             if seconds is not None and (
                 isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0
             ):
                 raise BadRequest("seconds must be a positive number or null")
-            self.faults.set_quiet_close(acct.name, None if seconds is None else float(seconds))
+            self.faults.set_quiet_close(name, None if seconds is None else float(seconds))
             for s in sessions:
                 self.hub.wake(s)
         elif kind == "ws_channel_delay":
@@ -248,8 +265,19 @@ class AdminApi:
             ):
                 raise BadRequest("seconds must be a non-negative number or null")
             delay = None if seconds is None else float(seconds)
-            self.faults.set_channel_delay(acct.name, channel, delay)
+            self.faults.set_channel_delay(name, channel, delay)
         elif kind == "ws_notice":
+            # DOC-WS: the notice comes "60 seconds prior to the upgrade", then the close; live
+            # closes after it came without a close frame (ISS-TG90). close_after_s: null never.
+            after = raw.get("close_after_s", 60)
+            if after is not None and (
+                isinstance(after, bool) or not isinstance(after, int | float) or after < 0
+            ):
+                raise BadRequest("close_after_s must be a non-negative number or null")
+            how = raw.get("close", "eof")
+            if how not in ("eof", "frame"):
+                raise BadRequest("close must be eof or frame")
+            now = self.hub.clock()
             for s in sessions:
                 s.send_raw(
                     json.dumps(
@@ -263,9 +291,11 @@ class AdminApi:
                         separators=(",", ":"),
                     )
                 )
+                if after is not None:
+                    s.schedule_close(now + float(after), abrupt=how == "eof")
         else:
             raise BadRequest(f"unknown fault kind {kind!r}")
-        log.info("sim.fault", kind=kind, account=acct.name, connections=len(sessions))
+        log.info("sim.fault", kind=kind, account=name, connections=len(sessions))
         return {"ok": True, "connections": len(sessions)}
 
     def funding(self, raw: dict[str, Any]) -> dict[str, Any]:

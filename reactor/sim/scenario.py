@@ -70,6 +70,9 @@ class AccountSpec(_Model):
     # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
     # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
     perm: str = "read_only,trade"
+    # account/config posMode (okx-fidelity §11.2.10); default: net_mode when a position has
+    # posSide net, else long_short_mode.
+    posMode: Literal["long_short_mode", "net_mode"] | None = None
     positions: list[PositionSpec] = Field(default_factory=list)
 
 

@@ -44,8 +44,9 @@ def register(api: RestApi, hub: WsHub) -> None:
     api.add("GET", MAX_AVAIL_SIZE, max_avail_size, private=True, rate_limit=(20, 2.0))
     api.add("GET", POSITIONS_HISTORY, positions_history, private=True, rate_limit=(10, 2.0))
     api.add("GET", POSITIONS, positions_with_closed, private=True, rate_limit=(10, 2.0))
-    # DOC: the orders channel has no initial snapshot; it pushes on order events.
-    hub.add_channel(Channel(ORDERS_CHANNEL))
+    # DOC: the orders channel has no initial snapshot; it pushes on order events. DOC-WS: it is
+    # connection-limited and sends channel-conn-count on a new subscription (ORD-CC, §11.2.6).
+    hub.add_channel(Channel(ORDERS_CHANNEL, conn_count=True))
 
 
 def fill(exchange: Exchange, publisher: Publisher, account: str, req: OrderRequest) -> OrderFilled:
