@@ -211,7 +211,7 @@ def account_config(call: Call) -> list[Any]:
             "mgnIsoMode": "automatic",
             "opAuth": "1",
             "perm": acct.perm,
-            "posMode": "long_short_mode",
+            "posMode": acct.pos_mode,
             "roleType": "0",
             "spotBorrowAutoRepay": False,
             "spotOffsetType": "",

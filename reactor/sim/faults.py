@@ -34,6 +34,7 @@ class RestFault:
     status: int = 502
     body_kind: Literal["html", "json"] = "html"
     applied: bool = False
+    http_status: int | None = None  # rest_error: answer with this status, not the code's own
 
 
 class FaultPlan:

@@ -30,6 +30,12 @@ class InstrumentSpec(_Model):
     lotSz: Decimal = Field(default=Decimal("1"), gt=0)
     tickSz: Decimal = Field(default=Decimal("0.0001"), gt=0)
     ctValCcy: str | None = None
+    # Funding (okx-fidelity §11.2.2): the rate charged per settlement (a positive rate makes
+    # longs pay shorts), and the seconds between settlements. OKX settles every 8 h at
+    # 00:00/08:00/16:00 UTC, every 4 h or 2 h on some contracts (okx.com/help/360053909272);
+    # tests scale the interval down. A rate of 0 turns the clock off.
+    fundingRate: Decimal = Field(default=Decimal(0), gt=-1, lt=1)
+    fundingIntervalS: float = Field(default=28800.0, gt=0)
 
 
 class PositionSpec(_Model):
@@ -64,6 +70,9 @@ class AccountSpec(_Model):
     # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
     # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
     perm: str = "read_only,trade"
+    # account/config posMode (okx-fidelity §11.2.10); default: net_mode when a position has
+    # posSide net, else long_short_mode.
+    posMode: Literal["long_short_mode", "net_mode"] | None = None
     positions: list[PositionSpec] = Field(default_factory=list)
 
 
@@ -187,6 +196,14 @@ class SimulatorSpec(_Model):
     ws_connect_refusal: Literal["http_429", "close"] = "http_429"
     ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
     ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
+    # What adjust-leverage-info's estAvailTrans answers for an isolated position (unknown,
+    # okx-fidelity §11.2.1: DOC-TA calls it "estimated" and "not applicable when increasing
+    # leverage"; no public capture of an isolated SWAP answer exists). exact: the reduce
+    # rule's own limit; optimistic / pessimistic: that plus / minus est_avail_trans_delta
+    # (USDT; pessimistic never below 0), so a capped reduce can still get 59301 or leave
+    # margin behind; empty: "" at every lever.
+    est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
+    est_avail_trans_delta: Decimal = Field(default=Decimal("0.5"), ge=0)
 
 
 class Scenario(_Model):

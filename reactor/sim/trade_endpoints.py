@@ -61,8 +61,9 @@ def register(api: RestApi, hub: WsHub) -> None:
         rate_limit=limits[POSITIONS_HISTORY],
     )
     api.add("GET", POSITIONS, positions_with_closed, private=True, rate_limit=limits[POSITIONS])
-    # DOC: the orders channel has no initial snapshot; it pushes on order events.
-    hub.add_channel(Channel(ORDERS_CHANNEL))
+    # DOC: the orders channel has no initial snapshot; it pushes on order events. DOC-WS: it is
+    # connection-limited and sends channel-conn-count on a new subscription (ORD-CC, §11.2.6).
+    hub.add_channel(Channel(ORDERS_CHANNEL, conn_count=True))
 
 
 def fill(exchange: Exchange, publisher: Publisher, account: str, req: OrderRequest) -> OrderFilled:
