@@ -34,6 +34,7 @@ from reactor.okx.errors import (
     ErrorClass,
     OkxError,
     RequestNotSent,
+    envelope_error,
 )
 from reactor.okx.pacing import TokenBucket
 from reactor.okx.signing import iso_timestamp, rest_sign
@@ -70,7 +71,6 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
     ADJUST_LEVERAGE_INFO: (5, 2.0),
     BILLS: (5, 1.0),
 }
-AMBIGUOUS_CODES = frozenset({"50004"})
 # After 50102 the clock is re-synced every time (a clock may step more than once); when
 # rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
 CLOCK_SYNC_BACKOFF_S = 0.5
@@ -313,8 +313,7 @@ class OkxRestClient:
                     if await self._try_sync_clock():
                         continue
                     raise
-                retryable = cls in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMIT)
-                if not retryable or attempt >= self._get_retries:
+                if not cls.retryable or attempt >= self._get_retries:
                     raise
                 error = f"{exc.code}"
             except (RequestNotSent, AmbiguousOutcome) as exc:
@@ -399,10 +398,9 @@ def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]
     code = redact_text(str(payload.get("code")))[:20]
     # OKX's message goes into exceptions, the journal and the status page: never a credential
     msg = redact_text(str(payload.get("msg") or ""))[:300]
-    if code in AMBIGUOUS_CODES:
-        raise AmbiguousOutcome(f"{method} {path}: OKX {code}: {msg}", code=code)
     if code != "0":
-        raise OkxError(code, msg, status)
+        # errors.py alone decides what a code means, ambiguity included (50004, 51149...)
+        raise envelope_error(f"{method} {path}", code, msg, status)
     data = payload.get("data")
     if data is None:
         return []
