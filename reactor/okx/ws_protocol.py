@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import WS_AUTH_CODES, WS_TIMESTAMP_EXPIRED
+from reactor.okx.errors import WS_AUTH_CODES, WS_CLOCK_CODES, ErrorClass, Kind, classify_ws
 from reactor.okx.models import PayloadError, Position, parse_position
 from reactor.okx.orders import ORDERS_CHANNEL, OrderUpdate, orders_subscribe_arg, parse_orders_push
 from reactor.okx.signing import ws_login_sign
@@ -51,13 +51,18 @@ class LoginFailed:
     msg: str
 
     @property
+    def error_class(self) -> ErrorClass:
+        """The code's one meaning (errors.py), as on every REST endpoint."""
+        return classify_ws(self.code)
+
+    @property
     def is_auth(self) -> bool:
-        """Wrong credentials: retrying cannot help (unlike an expired timestamp)."""
-        return self.code in WS_AUTH_CODES
+        """Wrong or missing key, or no permission: retrying cannot help (unlike a clock)."""
+        return self.error_class.stops_account
 
     @property
     def is_timestamp(self) -> bool:
-        return self.code == WS_TIMESTAMP_EXPIRED
+        return self.error_class.kind is Kind.CLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +262,7 @@ class PrivateChannelProtocol:
                 return Ignored("orders subscribed")
             return Ignored(f"subscribe ack for another channel: {preview(str(arg))}")
         if event == "error":
-            if self.state == "logging_in" or code in WS_AUTH_CODES or code == WS_TIMESTAMP_EXPIRED:
+            if self.state == "logging_in" or code in WS_AUTH_CODES or code in WS_CLOCK_CODES:
                 self.state = "failed"
                 return LoginFailed(code, err_msg)
             if self._subscribe_pending:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reactor.log import get_logger
+from reactor.okx import errors
 from reactor.okx.signing import ws_login_sign
 from reactor.sim.exchange import Account, Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -316,8 +317,11 @@ class WsSession:
             skew = math.inf
         if math.isnan(skew):
             skew = math.inf
+        forced = self.hub.faults.take_login_error(acct.name) if acct is not None else None
         if acct is None:
             code, msg = "60005", "Invalid OK-ACCESS-KEY"
+        elif forced is not None:  # the ws_login_error fault
+            code, msg = forced, errors.message(forced)
         elif skew > TIMESTAMP_WINDOW_S:
             code, msg = "60006", "Timestamp request expired"
         elif not isinstance(phrase, str) or not secrets.compare_digest(phrase, acct.passphrase):
