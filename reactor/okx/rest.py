@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 import httpx
 
 from reactor.fdlimit import log_if_emfile
+from reactor.limits import InputRejected, loads_limited
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import (
@@ -75,6 +76,9 @@ RATE_LIMITS: dict[str, tuple[int, float]] = {
 # rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
 CLOCK_SYNC_BACKOFF_S = 0.5
 CLOCK_SYNC_BACKOFF_MAX_S = 10.0
+# An answer over this size or depth is refused before parsing (reactor/limits.py): the largest
+# OKX page the reactor reads (100 bills, positions of a large account) is well under 1 MiB.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 @functools.cache
@@ -389,8 +393,10 @@ async def _no_slot() -> AsyncIterator[float]:
 def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]]:
     status = resp.status_code
     try:
-        payload = resp.json()
-    except ValueError:
+        payload = loads_limited(resp.content, max_bytes=MAX_RESPONSE_BYTES, what="answer")
+    except InputRejected as exc:
+        if exc.reason in ("too large", "too deep"):
+            raise OkxError(str(status), f"{method} {path}: {exc}", status) from None
         payload = None
     if not isinstance(payload, dict) or "code" not in payload:
         reason = resp.reason_phrase or "no OKX envelope"

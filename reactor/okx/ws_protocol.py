@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reactor.limits import InputRejected, loads_limited
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import WS_AUTH_CODES, WS_CLOCK_CODES, ErrorClass, Kind, classify_ws
 from reactor.okx.models import PayloadError, Position, parse_position
@@ -23,6 +24,9 @@ from reactor.okx.orders import ORDERS_CHANNEL, OrderUpdate, orders_subscribe_arg
 from reactor.okx.signing import ws_login_sign
 
 PREVIEW_CHARS = 200
+# The transport refuses frames over 16 MiB (ws.MAX_FRAME_BYTES); the parser checks again, and
+# checks depth, so a frame can never raise RecursionError (reactor/limits.py).
+MAX_FRAME_CHARS = 16 * 1024 * 1024
 CHANNEL = "positions"
 INST_TYPE = "SWAP"
 
@@ -227,9 +231,10 @@ class PrivateChannelProtocol:
         if not isinstance(text, str):
             return [InvalidFrame("not a text frame", preview(repr(text)))]
         try:
-            msg = json.loads(text)
-        except ValueError:
-            return [InvalidFrame("not JSON", preview(text))]
+            msg = loads_limited(text, max_bytes=MAX_FRAME_CHARS, what="frame")
+        except InputRejected as exc:
+            reason = "not JSON" if exc.reason in ("not JSON", "not UTF-8") else str(exc)
+            return [InvalidFrame(reason, preview(text))]
         if not isinstance(msg, dict):
             return [InvalidFrame(f"not an object: {type(msg).__name__}", preview(text))]
         event = msg.get("event")
