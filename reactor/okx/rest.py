@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 import httpx
 
 from reactor.fdlimit import log_if_emfile
+from reactor.limits import InputRejected, loads_limited
 from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.endpoints import (
@@ -47,6 +48,7 @@ from reactor.okx.errors import (
     ErrorClass,
     OkxError,
     RequestNotSent,
+    envelope_error,
 )
 from reactor.okx.pacing import SlidingWindow
 from reactor.okx.signing import iso_timestamp, rest_sign
@@ -57,11 +59,13 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-AMBIGUOUS_CODES = frozenset({"50004"})
 # After 50102 the clock is re-synced every time (a clock may step more than once); when
 # rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
 CLOCK_SYNC_BACKOFF_S = 0.5
 CLOCK_SYNC_BACKOFF_MAX_S = 10.0
+# An answer over this size or depth is refused before parsing (reactor/limits.py): the largest
+# OKX page the reactor reads (100 bills, positions of a large account) is well under 1 MiB.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 @functools.cache
@@ -300,8 +304,7 @@ class OkxRestClient:
                     if await self._try_sync_clock():
                         continue
                     raise
-                retryable = cls in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMIT)
-                if not retryable or attempt >= self._get_retries:
+                if not cls.retryable or attempt >= self._get_retries:
                     raise
                 error = f"{exc.code}"
             except (RequestNotSent, AmbiguousOutcome) as exc:
@@ -377,8 +380,10 @@ async def _no_slot() -> AsyncIterator[float]:
 def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]]:
     status = resp.status_code
     try:
-        payload = resp.json()
-    except ValueError:
+        payload = loads_limited(resp.content, max_bytes=MAX_RESPONSE_BYTES, what="answer")
+    except InputRejected as exc:
+        if exc.reason in ("too large", "too deep"):
+            raise OkxError(str(status), f"{method} {path}: {exc}", status) from None
         payload = None
     if not isinstance(payload, dict) or "code" not in payload:
         reason = resp.reason_phrase or "no OKX envelope"
@@ -386,10 +391,9 @@ def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]
     code = redact_text(str(payload.get("code")))[:20]
     # OKX's message goes into exceptions, the journal and the status page: never a credential
     msg = redact_text(str(payload.get("msg") or ""))[:300]
-    if code in AMBIGUOUS_CODES:
-        raise AmbiguousOutcome(f"{method} {path}: OKX {code}: {msg}", code=code)
     if code != "0":
-        raise OkxError(code, msg, status)
+        # errors.py alone decides what a code means, ambiguity included (50004, 51149...)
+        raise envelope_error(f"{method} {path}", code, msg, status)
     data = payload.get("data")
     if data is None:
         return []

@@ -22,7 +22,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from reactor.fdlimit import log_if_emfile
 from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import WS_SERVICE_UPGRADE
+from reactor.okx.errors import CLOSE_CODES, WS_SERVICE_UPGRADE, classify_close
 from reactor.okx.models import Position
 from reactor.okx.orders import OrderUpdate
 from reactor.okx.pacing import ConnectPacer
@@ -200,12 +200,14 @@ class PrivateSession:
         reason = "closed"
         outcome: _Outcome | None = None
         was_connected = False
+        close_code: int | None = None
         opened = time.monotonic()
         try:
             outcome = await self._serve(ws)
             reason = outcome.reason
         except ConnectionClosed as exc:
-            reason = f"connection closed: code={exc.rcvd.code if exc.rcvd else None}"
+            close_code = exc.rcvd.code if exc.rcvd else None
+            reason = f"connection closed: code={close_code}"
         except asyncio.CancelledError:
             reason = "stopped"
             raise
@@ -225,6 +227,11 @@ class PrivateSession:
             level("ws.disconnected", account=self.account, reason=reason)
             if was_connected:
                 self._notify(self._handler.on_disconnected, reason)
+        if outcome is None and classify_close(close_code).stops_account:
+            # 4007 "API key has been updated or deleted": the key is gone, as with 60032 at
+            # login; reconnecting would only fail the login again (errors.py, DOC-WSERR).
+            text = CLOSE_CODES[close_code].msg if close_code in CLOSE_CODES else ""
+            return self._stop_account(f"closed {close_code}: {text}")
         # Only a connection that delivered its snapshot and then lived a while resets the
         # backoff: a server that accepts and drops at once must not be hammered.
         healthy = self._snapshot_done and time.monotonic() - opened >= HEALTHY_AFTER_S
@@ -362,13 +369,16 @@ class PrivateSession:
             return _Outcome(f"login failed {event.code}", "backoff", False)
         if event.is_auth:
             log.error("ws.login.failed", retry=False, **fields)
-            reason = f"login failed {event.code}: {msg}"
-            self.stopped_reason = reason
-            log.error("account.stopped", account=self.account, reason=reason)
-            self._notify(self._handler.on_stopped, reason)
-            return _Outcome(reason, "stop", False)
+            return self._stop_account(f"login failed {event.code}: {msg}")
         log.error("ws.login.failed", retry=True, **fields)
         return _Outcome(f"login failed {event.code}", "backoff", False)
+
+    def _stop_account(self, reason: str) -> _Outcome:
+        """Credentials or permission are wrong (errors.py): stop for good, no retry storm."""
+        self.stopped_reason = reason
+        log.error("account.stopped", account=self.account, reason=reason)
+        self._notify(self._handler.on_stopped, reason)
+        return _Outcome(reason, "stop", False)
 
     def _report_invalid(self, items: list[InvalidItem]) -> None:
         for item in items:

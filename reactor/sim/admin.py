@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reactor.log import get_logger
+from reactor.okx import errors
 from reactor.sim.exchange import Account, Change, ExchangeError, Instrument, fmt
 from reactor.sim.faults import FaultPlan, RestFault
 from reactor.sim.rest_api import RestApi
@@ -198,7 +199,7 @@ class AdminApi:
 
     def fault(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Inject a fault. ``drop_ws`` and ``ws_notice`` take ``account`` "*": every connection
-        of the node, logged in or not (a service upgrade, okx-fidelity §11.2.4)."""
+        of the node, logged in or not (a service upgrade, docs/spec/okx-fidelity.md §11.2.4)."""
         kind = raw.get("kind")
         if raw.get("account") == "*" and kind in ("drop_ws", "ws_notice"):
             name = "*"
@@ -245,6 +246,18 @@ class AdminApi:
                 raise BadRequest("frame must be a string")
             for s in sessions:
                 s.send_raw(frame)
+        elif kind == "ws_login_error":
+            code = raw.get("code")
+            if not isinstance(code, str) or not code.isdigit():
+                raise BadRequest("code must be an OKX error code such as 60032")
+            self.faults.add_login_error(name, code, int(raw.get("count", 1)))
+        elif kind == "ws_close":
+            close_code = raw.get("code")
+            if isinstance(close_code, bool) or not isinstance(close_code, int):
+                raise BadRequest("code must be a WebSocket close code such as 4007")
+            entry = errors.CLOSE_CODES.get(close_code)
+            for s in sessions:
+                s.close(close_code, entry.msg if entry is not None else "closed by simulator")
         elif kind == "ws_silent":
             self.faults.silence(name, float(raw.get("seconds", 0)))
         elif kind == "ws_quiet_close":

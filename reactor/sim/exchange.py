@@ -83,7 +83,8 @@ class Instrument:
     tick_sz: Decimal = Decimal("0.0001")
     ct_val_ccy: str = ""
     tiers: tuple[Tier, ...] = ()
-    funding_rate: Decimal = ZERO  # per settlement; > 0: longs pay shorts (okx-fidelity §11.2.2)
+    # per settlement; > 0: longs pay shorts (docs/spec/okx-fidelity.md §11.2.2)
+    funding_rate: Decimal = ZERO
     funding_interval_s: float = 28800.0
 
 
@@ -194,7 +195,8 @@ class Metrics:
     @property
     def liq_line(self) -> Decimal:
         """What ``margin + upl`` must stay above: maintenance margin plus the closing fee
-        (HELP-LIQ; two live ``mgnRatio`` values fit it to 15 digits, okx-fidelity §11.2.3)."""
+        (HELP-LIQ; two live ``mgnRatio`` values fit it to 15 digits, docs/spec/okx-fidelity.md
+        §11.2.3)."""
         return self.mm + self.close_fee
 
 
@@ -233,7 +235,7 @@ class Mechanics:
     close_orders_block_add: bool = False
     position_errors: PositionErrors = field(default_factory=PositionErrors)
     # ``simulator.est_avail_trans`` / ``_delta``: how adjust-leverage-info's estimate departs
-    # from the reduce rule (unknown, okx-fidelity §11.2.1).
+    # from the reduce rule (unknown, docs/spec/okx-fidelity.md §11.2.1).
     est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
     est_avail_trans_delta: Decimal = Decimal("0.5")
 
@@ -382,7 +384,7 @@ class Exchange:
         """Mark price at which ``margin + upl == mm + closing fee`` (isolated only); None if
         unreachable. The fee term is HELP-LIQ's; the live JAVA-2025 ETH record's ``liqPx``
         2722.159673530889 is this root (2722.14967...) plus exactly 0.01, one tick, which the
-        simulator does not copy (one record, cause unknown; okx-fidelity §11.2.3)."""
+        simulator does not copy (one record, cause unknown; docs/spec/okx-fidelity.md §11.2.3)."""
         if p.mgn_mode != "isolated" or p.pos == 0:
             return None
         inst = self.instruments[p.inst_id]
@@ -403,7 +405,7 @@ class Exchange:
         liq = self.liq_px(p)
         usd = self.mechanics.usdt_usd
         qty = abs(p.pos) * inst.ct_val
-        # bePx counts funding like a fee (CCXT-STATIC LTC, okx-fidelity §11.2.2)
+        # bePx counts funding like a fee (CCXT-STATIC LTC, docs/spec/okx-fidelity.md §11.2.2)
         be_px = breakeven_px(
             qty, p.avg_px, p.fee + p.funding, self.mechanics.taker_fee_rate, p.short
         )
@@ -452,7 +454,7 @@ class Exchange:
             "cTime": str(p.c_time),
             "uTime": str(p.u_time),
             # no pTime: a push field (CCXT-POS), which the positions channel stamps at send
-            # time; no REST capture has it (okx-fidelity §11.2.5)
+            # time; no REST capture has it (docs/spec/okx-fidelity.md §11.2.5)
         }
         return position_record(values, p.close_algos)
 
@@ -656,7 +658,7 @@ class Exchange:
 
         - The payment is the position value at mark times the rate; with a positive rate longs
           pay and shorts receive (okx.com/help/360053909272: "Funding fee = Position value x
-          Funding rate"; okx-fidelity §11.2.2).
+          Funding rate"; docs/spec/okx-fidelity.md §11.2.2).
         - Isolated: taken from or credited to the position's margin (FUND-2024, since
           2024-07-01); cross: the account balance.
         - ``fundingFee`` and ``realizedPnl`` accumulate it (DOC-TA: realizedPnl = pnl + fee +
@@ -1110,7 +1112,8 @@ class Exchange:
 
     def _estimate(self, exact: Decimal) -> str:
         """``estAvailTrans`` as the ``simulator.est_avail_trans`` switch writes it: the reduce
-        rule's own limit, biased up or down by the delta, or "" (okx-fidelity §11.2.1)."""
+        rule's own limit, biased up or down by the delta, or "" (docs/spec/okx-fidelity.md
+        §11.2.1)."""
         mode = self.mechanics.est_avail_trans
         delta = self.mechanics.est_avail_trans_delta
         if mode == "empty":
@@ -1133,7 +1136,7 @@ class Exchange:
     def _liquidate(self, candidates: list[tuple[Account, PosKey]] | None = None) -> list[Change]:
         """Liquidate every isolated position with ``margin + upl <= mm + closing fee``
         (HELP-LIQ: equity "equal to or less than the required maintenance margin plus any
-        applicable liquidation fees"; okx-fidelity §11.2.3).
+        applicable liquidation fees"; docs/spec/okx-fidelity.md §11.2.3).
 
         Above the first position tier OKX liquidates partially, down to the tier below
         (docs/spec/okx-fidelity.md §6; DOC positions-history type 4): the closed part's margin is

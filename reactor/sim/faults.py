@@ -46,6 +46,7 @@ class FaultPlan:
         self._silent_until: dict[str, float] = {}
         self._quiet_close_s: dict[str, float] = {}
         self._channel_delay_s: dict[tuple[str, str], float] = {}
+        self._login_errors: dict[str, list[str]] = {}
 
     def add_rest(self, fault: RestFault) -> None:
         self._rest.append(fault)
@@ -93,3 +94,17 @@ class FaultPlan:
 
     def channel_delay_s(self, account: str, channel: str) -> float:
         return self._channel_delay_s.get((account, channel), 0.0)
+
+    def add_login_error(self, account: str, code: str, count: int = 1) -> None:
+        """Answer ``account``'s next ``count`` WebSocket logins with error ``code`` (any code of
+        OKX's table, e.g. 60032 "API key doesn't exist" for a key deleted on OKX)."""
+        self._login_errors.setdefault(account, []).extend([code] * count)
+
+    def take_login_error(self, account: str) -> str | None:
+        queue = self._login_errors.get(account)
+        if not queue:
+            return None
+        code = queue.pop(0)
+        if not queue:
+            del self._login_errors[account]
+        return code

@@ -1,8 +1,9 @@
 """The funding clock: when each instrument settles funding (no I/O; the server sleeps on it).
 
 OKX settles perpetual funding at fixed UTC times: every 8 h at 00:00, 08:00 and 16:00, every
-4 h or 2 h on some contracts (okx.com/help/360053909272, okx-fidelity §11.2.2). Settlement
-times are therefore multiples of the interval since the Unix epoch, and every instrument with
+4 h or 2 h on some contracts (okx.com/help/360053909272, docs/spec/okx-fidelity.md §11.2.2).
+Settlement times are therefore multiples of the interval since the Unix epoch, and every instrument
+with
 the same interval settles at the same instant, for every position of every account. Since
 2024-07-01 the payment on an isolated position is taken from, or credited to, its margin
 (FUND-2024); :meth:`reactor.sim.exchange.Exchange.settle_funding` applies it.

@@ -75,7 +75,7 @@ def breakeven_px(
     paid so far (``fee`` is their negative sum). Two captures fit to the last digit: JAVA-2025
     (0.1 x 3011 + 0.15055) / (0.1 x (1 - 0.0005)) = 3014.0125062531265, and CCXT-STATIC LTC
     with its funding (0.002 x 82.675 + 0.000082675 + 0.0154171409554622) / (0.002 x 0.9995) =
-    90.47014304925573 (okx-fidelity §11.2.2); realised PnL is left out (**likely**)."""
+    90.47014304925573 (docs/spec/okx-fidelity.md §11.2.2); realised PnL is left out (**likely**)."""
     if qty == 0:
         return avg_px
     paid = -fee

@@ -1,5 +1,5 @@
 """``GET /api/v5/public/position-tiers``: each instrument's maintenance rates and leverage
-limits as the simulator applies them (sans-I/O; okx-fidelity §11.2.8).
+limits as the simulator applies them (sans-I/O; docs/spec/okx-fidelity.md §11.2.8).
 
 DOC Public Data "Get position tiers": ``instType`` and ``tdMode`` (cross, isolated) required,
 ``instFamily`` (or the older ``uly``) required for SWAP, up to 5 families comma-separated;

@@ -30,8 +30,8 @@ class InstrumentSpec(_Model):
     lotSz: Decimal = Field(default=Decimal("1"), gt=0)
     tickSz: Decimal = Field(default=Decimal("0.0001"), gt=0)
     ctValCcy: str | None = None
-    # Funding (okx-fidelity §11.2.2): the rate charged per settlement (a positive rate makes
-    # longs pay shorts), and the seconds between settlements. OKX settles every 8 h at
+    # Funding (docs/spec/okx-fidelity.md §11.2.2): the rate charged per settlement (a positive rate
+    # makes longs pay shorts), and the seconds between settlements. OKX settles every 8 h at
     # 00:00/08:00/16:00 UTC, every 4 h or 2 h on some contracts (okx.com/help/360053909272);
     # tests scale the interval down. A rate of 0 turns the clock off.
     fundingRate: Decimal = Field(default=Decimal(0), gt=-1, lt=1)
@@ -70,8 +70,8 @@ class AccountSpec(_Model):
     # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
     # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
     perm: str = "read_only,trade"
-    # account/config posMode (okx-fidelity §11.2.10); default: net_mode when a position has
-    # posSide net, else long_short_mode.
+    # account/config posMode (docs/spec/okx-fidelity.md §11.2.10); default: net_mode when a
+    # position has posSide net, else long_short_mode.
     posMode: Literal["long_short_mode", "net_mode"] | None = None
     positions: list[PositionSpec] = Field(default_factory=list)
 
@@ -197,8 +197,8 @@ class SimulatorSpec(_Model):
     ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
     ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
     # What adjust-leverage-info's estAvailTrans answers for an isolated position (unknown,
-    # okx-fidelity §11.2.1: DOC-TA calls it "estimated" and "not applicable when increasing
-    # leverage"; no public capture of an isolated SWAP answer exists). exact: the reduce
+    # docs/spec/okx-fidelity.md §11.2.1: DOC-TA calls it "estimated" and "not applicable when
+    # increasing leverage"; no public capture of an isolated SWAP answer exists). exact: the reduce
     # rule's own limit; optimistic / pessimistic: that plus / minus est_avail_trans_delta
     # (USDT; pessimistic never below 0), so a capped reduce can still get 59301 or leave
     # margin behind; empty: "" at every lever.

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reactor.log import get_logger
+from reactor.okx import errors
 from reactor.okx.signing import ws_login_sign
 from reactor.sim.exchange import Account, Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -208,7 +209,8 @@ class WsSession:
 
     def schedule_close(self, at: float, *, abrupt: bool) -> None:
         """Close at ``at`` (hub clock): OKX closes a connection about 60 s after its 64008
-        notice (DOC-WS), live without a close frame (ISS-TG90; okx-fidelity §11.2.4)."""
+        notice (DOC-WS), live without a close frame (ISS-TG90; docs/spec/okx-fidelity.md
+        §11.2.4)."""
         self._close_at = (at, abrupt)
         self.hub.wake(self)
 
@@ -311,7 +313,8 @@ class WsSession:
 
     def _login(self, args: Any) -> None:
         if self.account is not None:
-            # DOC-WSERR 60031 (okx-fidelity §11.2.7); the first login stays (no close listed).
+            # DOC-WSERR 60031 (docs/spec/okx-fidelity.md §11.2.7); the first login stays (no close
+            # listed).
             self._error(
                 "60031", "The WebSocket endpoint does not allow multiple or repeated logins."
             )
@@ -341,8 +344,11 @@ class WsSession:
             skew = math.inf
         if math.isnan(skew):
             skew = math.inf
+        forced = self.hub.faults.take_login_error(acct.name) if acct is not None else None
         if acct is None:
             code, msg = "60005", "Invalid OK-ACCESS-KEY"
+        elif forced is not None:  # the ws_login_error fault
+            code, msg = forced, errors.message(forced)
         elif skew > TIMESTAMP_WINDOW_S:
             code, msg = "60006", "Timestamp request expired"
         elif not isinstance(phrase, str) or not secrets.compare_digest(phrase, acct.passphrase):

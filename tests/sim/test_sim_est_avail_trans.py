@@ -1,5 +1,5 @@
-"""``simulator.est_avail_trans``: every setting over the wire (okx-fidelity §11.2.1). The reduce
-rule (59301) never changes; only the estimate adjust-leverage-info gives of it does."""
+"""``simulator.est_avail_trans``: every setting over the wire (docs/spec/okx-fidelity.md §11.2.1).
+The reduce rule (59301) never changes; only the estimate adjust-leverage-info gives of it does."""
 
 from __future__ import annotations
 

@@ -71,7 +71,8 @@ def test_cro_position_fields_are_okx_strings() -> None:
     # CCXT-POS: over the initial margin at avgPx, 108 * 10 * 0.0905 / 10 = 9.774
     assert abs(D(p["uplRatio"]) - D("4.86") / D("9.774")) < D("1e-17")
     assert p["mgnMode"] == "isolated" and p["instType"] == "SWAP" and p["ccy"] == "USDT"
-    # liquidation price: margin + upl == mm + the closing fee (HELP-LIQ, okx-fidelity §11.2.3)
+    # liquidation price: margin + upl == mm + the closing fee (HELP-LIQ, docs/spec/okx-fidelity.md
+    # §11.2.3)
     liq = D(p["liqPx"])
     line = 1080 * liq * D("0.004") + 1080 * liq * D("0.0005")
     assert abs(D("20.29") + 1080 * (liq - D("0.0905")) - line) < D("1e-12")
@@ -252,8 +253,8 @@ def test_liquidation_line_includes_the_closing_fee() -> None:
 
 
 def test_mgn_ratio_matches_the_live_eth_record() -> None:
-    """JAVA-2025 ETH (okx-fidelity §11.2.3): margin 30.11, upl -0.046, mm 1.204216 at a 301.054
-    notional: pushed mgnRatio 22.191662920568692."""
+    """JAVA-2025 ETH (docs/spec/okx-fidelity.md §11.2.3): margin 30.11, upl -0.046, mm 1.204216 at
+    a 301.054 notional: pushed mgnRatio 22.191662920568692."""
     ex = Exchange.from_scenario(
         scenario_from_dict(
             {

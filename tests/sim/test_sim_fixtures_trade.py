@@ -99,8 +99,8 @@ async def test_estimates_have_okx_fields(sim: Simulator) -> None:
 
 
 async def test_funding_bill_has_okx_fields(sim: Simulator) -> None:
-    """A funding bill (type 8, okx-fidelity §11.2.2) carries the documented bill fields with
-    the example's types (no live funding bill is public)."""
+    """A funding bill (type 8, docs/spec/okx-fidelity.md §11.2.2) carries the documented bill
+    fields with the example's types (no live funding bill is public)."""
     await admin(sim.url, "/sim/funding", {"instId": CRO, "fundingRate": "0.0001"})
     [bill] = await get(sim, "/api/v5/account/bills?type=8")
     [real] = fixture("bills_doc.json")["data"]

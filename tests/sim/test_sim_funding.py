@@ -1,5 +1,6 @@
-"""Funding moves isolated margin (okx-fidelity §11.2.2): the settlement arithmetic, the type-8
-bill, the fields it accumulates, the clock, and the push and admin trigger over real sockets."""
+"""Funding moves isolated margin (docs/spec/okx-fidelity.md §11.2.2): the settlement arithmetic,
+the type-8 bill, the fields it accumulates, the clock, and the push and admin trigger over real
+sockets."""
 
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def test_funding_bill_type_8_with_pos_bal_chg() -> None:
     assert D(expense["posBal"]) == p.margin
     assert (expense["instId"], expense["mgnMode"], expense["sz"]) == (CRO, "isolated", "108")
     assert D(income["pnl"]) > 0
-    # one settlement, one timestamp, across accounts (okx-fidelity §11.2.2)
+    # one settlement, one timestamp, across accounts (docs/spec/okx-fidelity.md §11.2.2)
     stamps = {b["ts"] for b in ex.bills(W, {"type": "8"}) + ex.bills("Other", {"type": "8"})}
     assert len(stamps) == 1
     # the position's uTime moved to the settlement
@@ -134,7 +135,8 @@ def test_funding_bill_type_8_with_pos_bal_chg() -> None:
 
 
 def test_be_px_includes_funding_to_the_last_digit() -> None:
-    # CCXT-STATIC LTC (okx-fidelity §11.2.2): fee -0.000082675, fundingFee -0.0154171409554622
+    # CCXT-STATIC LTC (docs/spec/okx-fidelity.md §11.2.2): fee -0.000082675, fundingFee
+    # -0.0154171409554622
     paid = D("-0.000082675") + D("-0.0154171409554622")
     be = breakeven_px(D("0.002"), D("82.675"), paid, D("0.0005"), short=False)
     assert be.quantize(D("1e-14")) == D("90.47014304925573")  # the pushed value

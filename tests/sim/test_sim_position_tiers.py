@@ -1,5 +1,5 @@
 """``GET /api/v5/public/position-tiers`` serves the rates the simulator liquidates with
-(okx-fidelity §11.2.8), and the demo book's rates are the live ones."""
+(docs/spec/okx-fidelity.md §11.2.8), and the demo book's rates are the live ones."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Smaller differences of okx-fidelity §11.2.5-§11.2.7 and §11.2.10: REST positions without
-``pTime``, ``channel-conn-count`` on orders, HTTP statuses of 50001/50005 and the 200 form of
+"""Smaller differences of docs/spec/okx-fidelity.md §11.2.5-§11.2.7 and §11.2.10: REST positions
+without ``pTime``, ``channel-conn-count`` on orders, HTTP statuses of 50001/50005 and the 200 form
+of
 50011, 60031 on a repeated login, and ``posMode`` from the scenario."""
 
 from __future__ import annotations

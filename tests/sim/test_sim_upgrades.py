@@ -1,5 +1,6 @@
-"""Service upgrades (okx-fidelity §11.2.4): the 64008 notice to every connection of the node,
-the close about ``close_after_s`` later, and an abrupt close without a close frame (EOF)."""
+"""Service upgrades (docs/spec/okx-fidelity.md §11.2.4): the 64008 notice to every connection of
+the node, the close about ``close_after_s`` later, and an abrupt close without a close frame
+(EOF)."""
 
 from __future__ import annotations
 
