@@ -186,6 +186,10 @@ class SimulatorSpec(_Model):
     ws_connect_refusal: Literal["http_429", "close"] = "http_429"
     ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
     ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
+    # REST: a request whose OK-ACCESS-TIMESTAMP is further than this from the server's clock
+    # when it arrives is refused, 50102 "Timestamp request expired" (docs/spec/okx-v5.md: 30 s).
+    # Tests scale it down with the HA lease timings (the exchange fence relies on it).
+    timestamp_window_s: float = Field(default=30.0, gt=0)
 
 
 class Scenario(_Model):
