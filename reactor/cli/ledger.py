@@ -17,8 +17,8 @@ import sys
 from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError
+from reactor.store.backend import migrate_configured, open_configured
 from reactor.store.ledger import Ledger
-from reactor.store.state_dir import LEDGER_FILE
 
 
 def account_by_name(cfg: Config, name: str) -> AccountConfig:
@@ -63,9 +63,9 @@ def pauses(cfg: Config) -> int:
 
 
 def _ledger(cfg: Config) -> Ledger:
-    """The state dir's ledger (the dir created when missing), opened for one command."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    return Ledger(cfg.state_dir / LEDGER_FILE)
+    """The configured ledger (the state dir's file, created when missing, or the PostgreSQL
+    database of ``storage``), opened for one command."""
+    return open_configured(cfg)
 
 
 def maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
@@ -210,4 +210,15 @@ def journal(cfg: Config, limit: int) -> int:
             )
     finally:
         ledger.close()
+    return 0
+
+
+def db_migrate(cfg: Config) -> int:
+    """``reactor db migrate``: the PostgreSQL schema brought to this version (``reactor run``
+    does it too at start); a SQLite ledger is migrated whenever it is opened."""
+    before, after = migrate_configured(cfg)
+    if cfg.storage.kind == "postgres":
+        print(f"ledger schema: version {before} -> {after}")
+    else:
+        print(f"ledger schema: {cfg.state_dir} (sqlite) is current")
     return 0
