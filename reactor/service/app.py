@@ -24,8 +24,9 @@ from reactor.fdlimit import raise_nofile_limit
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
+from reactor.service import ha
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
-from reactor.service.loops import hold, ledger_loop, pause_map, reconcile_loop
+from reactor.service.loops import hold, ledger_loop, pause_map, reconcile_loop, sync_pauses
 from reactor.service.process import GC_THRESHOLDS, tune_gc
 from reactor.service.reload import reload, reload_loop
 from reactor.service.runtime import Runtime, StartHooks, WithLedgerHealth, on_loop_exception
@@ -40,8 +41,10 @@ from reactor.service.startup import (
 from reactor.service.status import status_server
 from reactor.service.systemd import SystemdNotifier, run_status, run_watchdog, status_text
 from reactor.status.metrics import Metrics
+from reactor.status.model import StatusSource
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
+from reactor.store.lease import LeaseUnavailable
 from reactor.store.ledger import Ledger, LedgerError
 from reactor.store.state_dir import LEDGER_FILE, StartupError, StateLock, prepare_state_dir
 
@@ -149,7 +152,8 @@ async def _start_locked(
     metrics = Metrics()
     engine = _engine(cfg, accounts, ct_vals, ledger, metrics, dry_run)
     try:
-        engine.recover_journal()
+        if cfg.ha is None:  # HA: the lease holder's takeover recovers (service/ha.py)
+            engine.recover_journal()
         pauses = ledger.pauses()
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
@@ -161,10 +165,18 @@ async def _start_locked(
     rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
     status_url = None
     server: StatusServer | None = None
-    source = WithLedgerHealth(
+    source: StatusSource = WithLedgerHealth(
         EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
         ledger,
     )
+    if cfg.ha is not None:  # a standby until the lease task acquires
+        rt.clients.update(clients)
+        try:
+            rt.ha = ha.attach(rt, cfg.ha)
+        except LeaseUnavailable as exc:
+            raise StartupError(str(exc)) from None
+        sync_pauses(rt)
+        source = ha.WithHaHealth(source, rt.ha)
     rt.status_source = source
     if cfg.status.enabled:
         server = status_server(rt, source)
@@ -177,6 +189,8 @@ async def _start_locked(
     rt.status_url = status_url
     for name, c in creds.items():
         start_session(rt, name, c)
+    if rt.ha is not None:
+        rt.spawn("ha", rt.ha.run())
     rt.spawn("reconcile", reconcile_loop(rt))
     rt.spawn("ledger", ledger_loop(rt))
     if server is not None:
@@ -234,12 +248,16 @@ async def stop(rt: Runtime) -> None:
         for session in rt.sessions.values():
             await session.stop()
         await rt.engine.drain(DRAIN_TIMEOUT_S)
+        if rt.ha is not None:
+            await rt.ha.release()
         for task in rt.tasks:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         for client in [*rt.clients.values(), *rt.retired_clients]:
             await client.aclose()
         rt.ledger.close()
+        if rt.ha is not None:
+            rt.ha.store.close()
         if rt.sim is not None:
             await rt.sim.stop()
     finally:

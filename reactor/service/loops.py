@@ -22,8 +22,13 @@ def pause_map(pauses: list[Pause]) -> dict[tuple[str, str | None, str | None], s
 
 
 def sync_pauses(rt: Runtime) -> None:
-    """Hand the ledger's pauses to the engine (the whole set; the engine diffs)."""
-    rt.engine.on_paused(pause_map(rt.ledger.pauses()))
+    """Hand the ledger's pauses to the engine (the whole set; the engine diffs), with every
+    account held while this instance is an HA standby."""
+    paused = pause_map(rt.ledger.pauses())
+    if rt.ha is not None:
+        names = [a.name for a in rt.cfg.accounts]
+        paused = {**rt.ha.standby_pauses(names), **paused}
+    rt.engine.on_paused(paused)
     rt.status_changed.set()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,6 +23,9 @@ from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.snapshot import EngineStatus
 from reactor.store.ledger import Ledger
 from reactor.store.state_dir import StateLock
+
+if TYPE_CHECKING:
+    from reactor.service.ha import HaRole
 
 log = get_logger("reactor.service.runtime")
 
@@ -67,6 +70,7 @@ class Runtime:
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
     status_source: StatusSource | None = None
+    ha: HaRole | None = None  # high availability (cfg.ha): the lease task's state
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""

@@ -112,6 +112,12 @@ COUNTERS: tuple[EventCounter, ...] = (
         (),
         "Sockets or files that could not be opened: too many open files (EMFILE).",
     ),
+    EventCounter(
+        "reactor_log_ha_lease_lost_total",
+        ("ha.lease.lost",),
+        ("scope",),
+        "HA leases lost by their holder (taken over, or renewals failed for a TTL).",
+    ),
 )
 
 EPISODES: tuple[Episode, ...] = (
@@ -226,6 +232,7 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
     guard = _counter("reactor_log_guard_trips_total")
     watchdog = _counter("reactor_log_watchdog_unhealthy_total")
     fds = _counter("reactor_log_fd_exhausted_total")
+    lease_lost = _counter("reactor_log_ha_lease_lost_total")
     blocked = _episode("reactor_log_target_blocked")
     main_below = _episode("reactor_log_main_below_expected")
     stopped = _episode("reactor_log_account_stopped")
@@ -332,6 +339,16 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
             "process.fd.exhausted (EMFILE): raise LimitNOFILE in the unit; margin calls and "
             "connections fail until descriptors are free.",
             fds.events,
+        ),
+        Alert(
+            "ReactorHaLeaseLost",
+            f"sum by (scope) ({_increase(lease_lost.metric, t.failure_window)}) > 0",
+            "critical",
+            "HA lease {{ $labels.scope }} lost by its holder",
+            "ha.lease.lost: the holder stopped signing (a standby takes over within the TTL) - "
+            "a paused or partitioned host, or the lease database unreachable. Check that one "
+            "instance logged ha.lease.acquired since.",
+            lease_lost.events,
         ),
         Alert(
             "ReactorFileDescriptorsHigh",
