@@ -77,7 +77,8 @@ class PgCluster:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args[:2])}: {proc.stderr.strip() or proc.stdout}")
 
-    def start(self) -> None:
+    def start(self, *, durable: bool = False) -> None:
+        """``durable``: fsync and synchronous commit on, as in production (benchmarks)."""
         self._run(
             str(self.bin_dir / "initdb"),
             "-D",
@@ -89,9 +90,9 @@ class PgCluster:
             "--no-sync",
             "--no-instructions",
         )
+        fast = "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         options = (
-            f"-k {self.socket_dir} -c listen_addresses='' -p {_PORT} -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-k {self.socket_dir} -c listen_addresses='' -p {_PORT}{fast} -c max_connections=200"
         )
         self._run(
             str(self.bin_dir / "pg_ctl"),
