@@ -62,7 +62,9 @@ async def ledger_loop(rt: Runtime) -> None:
     problem: str | None = None
     while True:
         try:
-            ledger.check()
+            # In a thread: on PostgreSQL this is the probe after an outage (a bounded round
+            # trip); on SQLite a stat of the file.
+            await asyncio.to_thread(ledger.check)
             if version is None:
                 version = ledger.data_version()
                 records = ledger.list_maintenance()

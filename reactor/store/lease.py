@@ -35,6 +35,7 @@ from reactor.store.postgres import (
     connect_args,
     describe_dsn,
     migrate,
+    watchdog_s,
 )
 
 __all__ = ["FENCED_INTENT_SQL", "LeaseInfo", "LeaseStore", "LeaseUnavailable", "SignClock"]
@@ -107,7 +108,7 @@ class LeaseStore:
                 conn = self._conn
             except psycopg.Error as exc:
                 raise self._unavailable(exc, None) from None
-            token = self._watchdog.arm(conn.fileno(), self.timeout_s)
+            token = self._watchdog.arm(conn.fileno(), watchdog_s(self.timeout_s))
             try:
                 yield conn
             except psycopg.Error as exc:

@@ -9,8 +9,9 @@ the event loop is that **every call is bounded**, whatever the database does:
 - PostgreSQL's ``statement_timeout`` and ``lock_timeout`` (a slow or blocked statement),
   ``idle_in_transaction_session_timeout`` (a client that stalls inside ``void``'s transaction);
 - libpq's ``connect_timeout``, TCP keepalives and ``tcp_user_timeout`` (a dead peer);
-- a watchdog thread that shuts the socket down when a call runs past ``timeout_s`` (a server
-  that is *frozen*: SIGSTOPped or a VM paused, whose kernel still ACKs, so no TCP timer fires).
+- a watchdog thread that shuts the socket down when a call runs past ``watchdog_s(timeout_s)``
+  (a server that is *frozen*: SIGSTOPped or a VM paused, whose kernel still ACKs, so no TCP
+  timer fires); later calls then fail at once until the poll loop's probe reaches it again.
 
 A call past its bound raises :class:`LedgerUnavailable` (``timeout``/``unreachable``): for the
 engine that is "not written", exactly as a locked SQLite file, and no call is sent without its
@@ -55,7 +56,7 @@ from reactor.store.ledger import (
     ResultStatus,
 )
 
-__all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate"]
+__all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate", "watchdog_s"]
 
 DEFAULT_TIMEOUT_S = 2.0
 
@@ -208,6 +209,12 @@ def connect_args(timeout_s: float) -> dict[str, Any]:
     }
 
 
+def watchdog_s(timeout_s: float) -> float:
+    """When the watchdog cuts a call: a little after the server's own timeouts, so a live
+    server answers with its error (the connection stays) and only a frozen one is cut."""
+    return timeout_s * 1.25 + 0.1
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, pg_errors.LockNotAvailable):
         return "locked"
@@ -340,6 +347,7 @@ class PostgresLedger:
         self._sent_on: int | None = None  # backend pid of the connection of the current call
         self._watchdog = _Watchdog()
         self.problem: LedgerUnavailable | None = None
+        self._down: LedgerUnavailable | None = None  # unreachable: fail fast until check()
         self.fence: Fence | None = None
         try:
             with self._guarded(write=False) as conn:
@@ -378,30 +386,46 @@ class PostgresLedger:
                 conn.close()
 
     def check(self) -> None:
-        """Raise :class:`LedgerUnavailable` when this ledger was closed (the SQLite ledger
-        also checks its file; a database is checked by the next call)."""
+        """Raise :class:`LedgerUnavailable` when this ledger was closed or its database is
+        still unreachable. After an outage this is the probe (one bounded round trip) that
+        lets calls through again; the ledger poll loop runs it in a thread."""
         if self._closed:
             raise LedgerUnavailable(f"ledger {self.where}: closed", "closed")
+        if self._down is None:
+            return
+        with self._guarded(write=False, probe=True) as conn:
+            conn.execute("SELECT 1")
+        self._down = None
+        self.problem = None
 
     @contextmanager
-    def _guarded(self, *, write: bool) -> Iterator[psycopg.Connection[Any]]:
+    def _guarded(self, *, write: bool, probe: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """The connection under the lock and the watchdog, with psycopg's failures as
-        :class:`LedgerUnavailable` (the connection is dropped; the next call reconnects)."""
+        :class:`LedgerUnavailable` (the connection is dropped; the next call reconnects).
+
+        Once a call found the database unreachable or timed out, later calls fail at once
+        (the same error) until :meth:`check` - the ledger poll loop, off the event loop - has
+        reached the database again: an outage costs the engine's event loop one bounded wait,
+        not one per call."""
         try:
+            self._sent_on = None
+            down = self._down
+            if down is not None and not probe:
+                raise LedgerUnavailable(str(down), down.reason)
             with self._lock:
                 if self._closed:
                     raise LedgerUnavailable(f"ledger {self.where}: closed", "closed")
                 started = time.monotonic()
-                self._sent_on = None
                 try:
                     conn = self._connection()
                 except psycopg.Error as exc:
                     reason = "timeout" if time.monotonic() - started >= self._timeout_s else None
-                    raise self._unavailable(exc, reason) from None
+                    self._down = self._unavailable(exc, reason)
+                    raise self._down from None
                 if self._ambiguous:
                     self._settle(conn)
                 self._sent_on = conn.info.backend_pid
-                token = self._watchdog.arm(conn.fileno(), self._timeout_s)
+                token = self._watchdog.arm(conn.fileno(), watchdog_s(self._timeout_s))
                 try:
                     yield conn
                 except (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError):
@@ -410,9 +434,17 @@ class PostgresLedger:
                     raise
                 except psycopg.Error as exc:
                     fired = self._watchdog.disarm(token)
-                    if fired or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                    failure = self._unavailable(exc, "timeout" if fired else None)
+                    server_said = isinstance(
+                        exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable
+                    )
+                    if fired or (
+                        isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+                        and not server_said
+                    ):
                         self._drop()
-                    raise self._unavailable(exc, "timeout" if fired else None) from None
+                        self._down = failure  # the server is gone or frozen: fail fast
+                    raise failure from None
                 else:
                     if self._watchdog.disarm(token):  # fired just as the call returned
                         self._drop()
@@ -427,7 +459,7 @@ class PostgresLedger:
         hold one (it cannot commit afterwards), then mark the row if it did commit. The engine
         was told "not written" and sent nothing; without this the row would stay ``pending``
         and read as a call of unknown outcome."""
-        token = self._watchdog.arm(conn.fileno(), self._timeout_s)
+        token = self._watchdog.arm(conn.fileno(), watchdog_s(self._timeout_s))
         try:
             for pid, key in list(self._ambiguous):
                 conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, 1000))
