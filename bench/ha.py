@@ -62,8 +62,8 @@ def _takeover(dsn: str, runs: int) -> list[float]:
 def run(quick: bool) -> dict[str, Any]:
     import psycopg
 
+    from reactor.store import SqliteLedger
     from reactor.store.lease import RENEW_ALL_SQL, LeaseStore
-    from reactor.store.ledger import Ledger
     from reactor.store.postgres import Fence, PostgresLedger
     from tests.store.pg import PgCluster, find_pg_bin
 
@@ -86,7 +86,7 @@ def run(quick: bool) -> dict[str, Any]:
             fenced = _intents(led, n)
         with (
             tempfile.TemporaryDirectory(prefix="bench-ha-") as tmp,
-            Ledger(Path(tmp) / "ledger.sqlite3") as sq,
+            SqliteLedger(Path(tmp) / "ledger.sqlite3") as sq,
         ):
             _intents(sq, 50)
             sqlite = _intents(sq, n)

@@ -2,10 +2,11 @@
 
 OKX books every manual margin transfer as a bill: type 6, subType 160 (add) or 161 (reduce),
 ``sz`` the amount, ``posBalChg`` +-amount, ``posBal`` the position's margin after, ``ts`` when it
-was booked (okx-fidelity.md §5.1-§5.2, DOC-TA, CCXT-BILL). Bills carry no ``posSide``. Two uses:
+was booked (docs/spec/okx-fidelity.md §5.1-§5.2, DOC-TA, CCXT-BILL). Bills carry no ``posSide``.
+Two uses:
 
 - an ambiguous call (timeout, reset, 50004, bare 5xx) is applied exactly when a bill matches it
-  (:func:`match_ambiguous`, the recipe of okx-fidelity.md §5.4);
+  (:func:`match_ambiguous`, the recipe of docs/spec/okx-fidelity.md §5.4);
 - a bill no journalled call accounts for is a transfer this reactor did not make - another
   controller, a person in the web UI (:func:`attribute`).
 

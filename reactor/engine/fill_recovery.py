@@ -30,7 +30,7 @@ from reactor.domain.fills import (
 from reactor.log import get_logger
 from reactor.okx.models import PayloadError, Position
 from reactor.okx.orders import BILL_TYPE_TRADE, Bill, OrderUpdate, parse_bill, parse_order
-from reactor.store.ledger import Ledger
+from reactor.store import Ledger
 
 __all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
 

@@ -3,8 +3,8 @@ controller; the first is the state-dir lock).
 
 Two reactors with different state dirs on one account fight: each undoes the other's transfer.
 Fighting back is the wrong answer, so ``limit`` foreign transfers on an instrument of an account
-within ``window_s`` put its positions on hold. Bills carry no ``posSide`` (okx-fidelity §5.1), so
-the unit is (account, instId).
+within ``window_s`` put its positions on hold. Bills carry no ``posSide`` (docs/spec/okx-fidelity.md
+§5.1), so the unit is (account, instId).
 
 The hold ends by itself once ``window_s`` passes without a foreign transfer (the other
 controller was stopped, or a person finished by hand): an operator is paged by the hold event

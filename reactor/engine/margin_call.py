@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from reactor.engine.state import MarginClient
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
-from reactor.store.ledger import ResultStatus
+from reactor.store import ResultStatus
 
 
 class OutcomeKind(StrEnum):

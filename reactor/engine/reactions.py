@@ -1,4 +1,5 @@
-"""Pure: what the engine does after a margin call's outcome (domain.md, okx-v5.md error codes)."""
+"""Pure: what the engine does after a margin call's outcome (docs/spec/domain.md,
+docs/spec/okx-v5.md error codes)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from reactor.engine.state import PendingOutcome
 from reactor.okx.models import PositionKey
 
 if TYPE_CHECKING:
-    from reactor.store.ledger import JournalEntry
+    from reactor.store import JournalEntry
 
 
 def unanswered_calls(

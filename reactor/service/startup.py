@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from reactor.config import Config
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
+from reactor.store import Ledger, LedgerError
 from reactor.store.backend import open_configured
-from reactor.store.ledger import Ledger, LedgerError
 from reactor.store.state_dir import LEDGER_FILE, StartupError
 
 log = get_logger("reactor.service.startup")
@@ -64,7 +64,7 @@ async def with_start_retries(
                 what=what,
                 attempt=attempt,
                 delay_s=round(delay, 3),
-                error=f"{type(exc).__name__}: {exc}"[:300],
+                error=error_text(exc),
             )
         if stop_event is None:
             await asyncio.sleep(delay)

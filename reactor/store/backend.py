@@ -3,29 +3,34 @@ postgres (the shared database). One opener for ``reactor run`` and the CLI comma
 
 from __future__ import annotations
 
-from typing import cast
-
 from reactor.config import Config
-from reactor.store.ledger import Ledger
+from reactor.store.db import LedgerUnavailable
+from reactor.store.interface import Ledger
+from reactor.store.sqlite import SqliteLedger
 from reactor.store.state_dir import LEDGER_FILE
 
 __all__ = ["ledger_exists", "migrate_configured", "open_configured"]
 
 
-def open_configured(cfg: Config, *, busy_timeout_ms: int | None = None) -> Ledger:
-    """Open the configured ledger (creating or migrating its schema); raises the ledger's
-    one-line errors. The PostgreSQL ledger implements the same interface as the SQLite one."""
+def open_configured(
+    cfg: Config, *, busy_timeout_ms: int | None = None, existing: bool = False
+) -> Ledger:
+    """Open the configured ledger, creating or migrating its schema (``existing``: refuse a
+    PostgreSQL database without the current schema instead); raises the ledger's one-line
+    errors. Both backends implement :class:`reactor.store.Ledger` (tests/store runs the
+    contract on both)."""
     if cfg.storage.kind == "postgres":
         from reactor.store.postgres import PostgresLedger
 
         assert cfg.storage.dsn is not None  # the config requires it
-        # Same methods, same contract (tests/store runs the contract on both).
-        return cast(Ledger, PostgresLedger(cfg.storage.dsn, timeout_s=cfg.storage.timeout_s))
+        return PostgresLedger(
+            cfg.storage.dsn, timeout_s=cfg.storage.timeout_s, migrate_schema=not existing
+        )
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     path = cfg.state_dir / LEDGER_FILE
     if busy_timeout_ms is None:
-        return Ledger(path)
-    return Ledger(path, busy_timeout_ms=busy_timeout_ms)
+        return SqliteLedger(path)
+    return SqliteLedger(path, busy_timeout_ms=busy_timeout_ms)
 
 
 def ledger_exists(cfg: Config) -> bool:
@@ -41,7 +46,6 @@ def migrate_configured(cfg: Config) -> tuple[int, int]:
         return (0, 0)
     import psycopg
 
-    from reactor.store.ledger import LedgerUnavailable
     from reactor.store.postgres import connect_args, describe_dsn, migrate
 
     assert cfg.storage.dsn is not None

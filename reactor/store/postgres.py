@@ -1,5 +1,5 @@
 """The ledger on PostgreSQL (``storage.kind: postgres``): the same interface as the SQLite
-:class:`~reactor.store.ledger.Ledger`, shared by every instance of a high-availability scope.
+:class:`~reactor.store.Ledger`, shared by every instance of a high-availability scope.
 
 Why synchronous (psycopg 3, one connection, a lock): the engine calls the ledger synchronously
 between a decision and its margin call (``journal_intent`` must commit before the call is sent),
@@ -42,8 +42,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
 from reactor.redaction import redact_text
-from reactor.store.ledger import (
-    _RESULT_STATUSES,
+from reactor.store import (
     MAINTENANCE_SOURCES,
     AuditEntry,
     JournalEntry,
@@ -55,6 +54,7 @@ from reactor.store.ledger import (
     PositionCount,
     ResultStatus,
 )
+from reactor.store.journal import _RESULT_STATUSES
 
 __all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate", "watchdog_s"]
 
@@ -316,7 +316,7 @@ def migrate(conn: psycopg.Connection[Any]) -> tuple[int, int]:
 
 
 class PostgresLedger:
-    """The :class:`~reactor.store.ledger.Ledger` interface on one PostgreSQL connection.
+    """The :class:`~reactor.store.Ledger` interface on one PostgreSQL connection.
 
     Thread-safe (one lock). Each write commits at once (autocommit), except ``void``, whose
     update and audit entry commit together. ``fence`` (set by the lease task) makes

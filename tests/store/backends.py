@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reactor.store.ledger import LEDGER_FILENAME, Ledger
+from reactor.store import Ledger, SqliteLedger
 
 OpenLedger = Callable[..., Ledger]
 BACKENDS = ("sqlite", "postgres")
@@ -39,10 +39,10 @@ def open_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
 
         yield open_pg
     else:
-        path = tmp_path / "state" / LEDGER_FILENAME
+        path = tmp_path / "state" / "ledger.sqlite3"
 
         def open_sqlite(**kw: Any) -> Ledger:
-            led = Ledger(path, **kw)
+            led = SqliteLedger(path, **kw)
             opened.append(led)
             return led
 

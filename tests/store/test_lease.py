@@ -9,8 +9,8 @@ import time
 import psycopg
 import pytest
 
+from reactor.store import LedgerUnavailable
 from reactor.store.lease import FENCED_INTENT_SQL, LeaseStore, SignClock
-from reactor.store.ledger import LedgerUnavailable
 from reactor.store.postgres import Fence, PostgresLedger
 
 SCOPE = "shard:a"

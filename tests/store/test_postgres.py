@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from reactor.store.ledger import LedgerUnavailable
+from reactor.store import LedgerUnavailable
 from reactor.store.postgres import SCHEMA_VERSION, PostgresLedger, describe_dsn, migrate
 from tests.store.pg import PgCluster
 
