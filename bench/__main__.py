@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only seed,latency,convergence,maintenance,snapshot,steady]``:
+"""``python -m bench [--quick] [--only seed,latency,convergence,maintenance,snapshot,steady,ha]``:
 run, print every figure with its target and its old/new ratio, write ``bench/results.json``.
 
 ``python -m bench --readme`` rewrites the figures in ``docs/performance.md`` (between the
@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, fidelity, latency, maintenance_race, seed, snapshot_path
+from bench import convergence, fidelity, ha, latency, maintenance_race, seed, snapshot_path
 from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
 PERFORMANCE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-PARTS = ("seed", "latency", "convergence", "maintenance", "snapshot", "steady")
+PARTS = ("seed", "latency", "convergence", "maintenance", "snapshot", "steady", "ha")
 
 
 def _steady(quick: bool, profile: Path | None) -> dict[str, Any]:
@@ -131,6 +131,18 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             fresh is not None and fresh <= bound * 1.25,
         )
         add(f"app.start(), {tag}", st["start_returned_s"], "s", "", None)
+    hav = results.get("ha")
+    if hav and "skipped" not in hav:
+        v = hav["intent_fenced"]["p99_ms"]
+        add("HA: fenced journal intent p99 (local PG)", v, "ms", "< 2", v is not None and v < 2)
+        v = hav["renew_1000_leases"]["p99_ms"]
+        add("HA: renew 1,000 leases in one statement p99", v, "ms", "< 5", v is not None and v < 5)
+        t = hav["takeover_scaled_s"]
+        bound = t["ttl_s"] + 1
+        add(f"HA: takeover after a stalled holder, TTL {t['ttl_s']} s (max)", t["max"], "s",
+            f"<= {bound}", t["max"] <= bound)  # fmt: skip
+        p = hav["takeover_production_s"]
+        add(f"HA: takeover bound at TTL {p['ttl_s']} s (computed)", p["bound_s"], "s", "", None)
     return out
 
 
@@ -364,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     if "steady" in only:
         print("steady load:", flush=True)
         results["steady"] = _steady(args.quick, args.profile)
+    if "ha" in only:
+        print("high availability on PostgreSQL (fenced intent, lease renewal, takeover):")
+        results["ha"] = ha.run(args.quick)
     results["meta"]["duration_s"] = round(time.time() - started, 1)
     if previous and "fidelity" in previous:  # python -m bench.fidelity writes it, not this run
         results["fidelity"] = previous["fidelity"]

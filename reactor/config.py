@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 from collections.abc import Mapping
 from decimal import Decimal
@@ -188,6 +189,72 @@ class LogSection(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+# A DSN password would sit in a file that is copied, diffed and pasted: refused, like OKX keys.
+# libpq reads it from a 0600 ~/.pgpass (or PGPASSFILE / PGPASSWORD in the unit's environment).
+_DSN_PASSWORD = re.compile(r"(?:\bpassword\s*=|^[a-z]+://[^/@:]*:[^/@]*@)", re.IGNORECASE)
+
+
+class StorageSection(_Model):
+    """Where the ledger lives: ``sqlite`` (default: one file in ``state_dir``, no set-up) or a
+    shared ``postgres`` database, which high availability (``ha``) needs."""
+
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    dsn: str | None = Field(default=None, min_length=1)
+    # Every database call is bounded (PostgreSQL's statement_timeout and lock_timeout, libpq's
+    # connect_timeout and tcp_user_timeout): a hung server costs at most this much per call.
+    timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+    @model_validator(mode="after")
+    def _dsn_with_postgres(self) -> StorageSection:
+        if self.kind == "postgres" and self.dsn is None:
+            raise ValueError("kind postgres needs dsn (a libpq connection string or URI)")
+        if self.kind == "sqlite" and self.dsn is not None:
+            raise ValueError("dsn is for kind postgres; kind sqlite keeps its file in state_dir")
+        if self.dsn is not None and _DSN_PASSWORD.search(self.dsn):
+            raise ValueError(
+                "dsn: a password does not belong in the config file; use a 0600 ~/.pgpass"
+                " (or PGPASSFILE / PGPASSWORD in the environment)"
+            )
+        return self
+
+
+class HaSection(_Model):
+    """High availability: one lease per ``scope`` in the PostgreSQL ledger; only its holder
+    signs. Seconds, production defaults (docs/operations.md: takeover times and assumptions).
+    """
+
+    instance: str = Field(
+        default_factory=socket.gethostname, min_length=1, max_length=128, pattern=r"^\S+$"
+    )
+    scope: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9:_.@-]+$")
+    lease_ttl_s: float = Field(default=45.0, gt=0, le=3600)
+    renew_interval_s: float = Field(default=5.0, gt=0, le=600)
+    # OKX refuses a request signed more than 30 s before it arrives (50102): signing stops
+    # window + margin before the lease can expire, so no request of a lost lease is accepted.
+    sign_window_s: float = Field(default=30.0, ge=0, le=600)
+    sign_margin_s: float = Field(default=5.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _signing_time_left(self) -> HaSection:
+        signing = self.lease_ttl_s - self.sign_window_s - self.sign_margin_s
+        if signing <= 0:
+            raise ValueError(
+                f"lease_ttl_s {self.lease_ttl_s} must exceed sign_window_s + sign_margin_s"
+                f" ({self.sign_window_s + self.sign_margin_s}): a holder could never sign"
+            )
+        if self.renew_interval_s >= signing:
+            raise ValueError(
+                f"renew_interval_s {self.renew_interval_s} must be below lease_ttl_s -"
+                f" sign_window_s - sign_margin_s ({signing}): signing would stop between renewals"
+            )
+        return self
+
+    @property
+    def signing_s(self) -> float:
+        """How long after a renewal was sent its holder may still sign."""
+        return self.lease_ttl_s - self.sign_window_s - self.sign_margin_s
+
+
 class Config(_Model):
     venue: VenueConfig = VenueConfig(scenario=Path("scenarios/demo.yaml"))
     state_dir: Path = Path("./state")
@@ -203,6 +270,8 @@ class Config(_Model):
     status: StatusSection = StatusSection()
     log: LogSection = LogSection()
     maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills
+    storage: StorageSection = StorageSection()
+    ha: HaSection | None = None  # high availability (issue 17): needs storage.kind postgres
 
     @field_validator("accounts")
     @classmethod
@@ -255,6 +324,15 @@ class Config(_Model):
                     f"the target to the nearer band edge in {where}: a correction could jump "
                     "over the band"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _ha_needs_postgres(self) -> Config:
+        if self.ha is not None and self.storage.kind != "postgres":
+            raise ValueError(
+                "ha: needs storage.kind postgres (the lease lives in the shared database);"
+                f" storage.kind is {self.storage.kind}"
+            )
         return self
 
     def policy_config(self) -> PolicyConfig:

@@ -11,6 +11,9 @@ import pytest
 from reactor.sim.scenario import Scenario, load_scenario, scenario_from_dict
 from reactor.sim.server import Simulator
 
+# The PostgreSQL fixtures (pg_cluster, pg_dsn), for any test folder that needs them.
+pytest_plugins = ["tests.store.pg"]
+
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 SimFactory = Callable[..., Awaitable[Simulator]]

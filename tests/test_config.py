@@ -210,3 +210,66 @@ def test_min_blocked_reduce_reaches_the_policy(tmp_path: Path) -> None:
     base["policy"] = {"min_blocked_reduce": "-1"}
     with pytest.raises(ConfigError, match="min_blocked_reduce"):
         load_config(_write(tmp_path, base))
+
+
+# --- storage and high availability (issue 17) -------------------------------------------------
+
+_PG = {"kind": "postgres", "dsn": "host=/run/postgresql dbname=reactor"}
+
+
+def test_storage_defaults_to_sqlite_without_ha(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, _base()))
+    assert cfg.storage.kind == "sqlite" and cfg.storage.dsn is None
+    assert cfg.ha is None
+
+
+def test_ha_on_postgres_with_production_defaults(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, _base() | {"storage": _PG, "ha": {"scope": "shard:a"}}))
+    assert cfg.ha is not None
+    assert (cfg.ha.lease_ttl_s, cfg.ha.renew_interval_s) == (45.0, 5.0)
+    assert (cfg.ha.sign_window_s, cfg.ha.sign_margin_s) == (30.0, 5.0)
+    assert cfg.ha.signing_s == 10.0
+    assert cfg.ha.instance  # the host name unless given
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"ha": {"scope": "a"}}, "ha: needs storage.kind postgres"),
+        ({"storage": {"kind": "postgres"}}, "storage: kind postgres needs dsn"),
+        ({"storage": {"dsn": "dbname=x"}}, "storage: dsn is for kind postgres"),
+        (
+            {"storage": {"kind": "postgres", "dsn": "dbname=x password=hunter22"}},
+            "a password does not belong in the config file",
+        ),
+        (
+            {"storage": {"kind": "postgres", "dsn": "postgresql://me:hunter22@db/x"}},
+            "a password does not belong in the config file",
+        ),
+        (
+            {"storage": _PG, "ha": {"scope": "a", "lease_ttl_s": 30}},
+            "lease_ttl_s 30.0 must exceed sign_window_s + sign_margin_s",
+        ),
+        (
+            {"storage": _PG, "ha": {"scope": "a", "renew_interval_s": 10}},
+            "renew_interval_s 10.0 must be below",
+        ),
+        ({"storage": _PG, "ha": {"instance": "x"}}, "ha.scope: Field required"),
+    ],
+)
+def test_bad_storage_or_ha_is_one_clear_line(tmp_path, patch, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, _base() | patch))
+    text = str(err.value)
+    assert fragment in text
+    assert "\n" not in text
+    assert "hunter22" not in text
+
+
+def test_ha_without_postgres_exits_2_with_one_line(tmp_path):
+    res = _reactor(
+        "check-config", "--config", str(_write(tmp_path, _base() | {"ha": {"scope": "a"}}))
+    )
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ha: needs storage.kind postgres" in lines[0], res.stderr

@@ -18,7 +18,8 @@ from pathlib import Path
 from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError
-from reactor.store import Ledger, SqliteLedger
+from reactor.store import Ledger
+from reactor.store.backend import migrate_configured, open_configured
 from reactor.store.state_dir import LEDGER_FILE, LOCK_FILE
 
 
@@ -89,21 +90,24 @@ def reactor_holds(cfg: Config) -> bool | None:
 
 
 def _existing_ledger(cfg: Config) -> Ledger:
-    """The state dir's ledger for a command that only reads it: a missing one is refused
-    (a wrong config or state dir would otherwise show an empty, freshly created ledger)."""
+    """The configured ledger for a command that only reads it: a missing one is refused
+    (a wrong config or state dir would otherwise show an empty, freshly created ledger; on
+    PostgreSQL a database without the reactor's schema is refused the same way)."""
+    if cfg.storage.kind == "postgres":
+        return open_configured(cfg, existing=True)
     path = cfg.state_dir / LEDGER_FILE
     if not path.is_file():
         raise ConfigError(
             f"state_dir {cfg.state_dir}: no ledger ({LEDGER_FILE}); is this the state dir "
             "the reactor runs with?"
         )
-    return SqliteLedger(path)
+    return open_configured(cfg)
 
 
 def _ledger(cfg: Config) -> Ledger:
-    """The state dir's ledger (the dir created when missing), opened for one command."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteLedger(cfg.state_dir / LEDGER_FILE)
+    """The configured ledger (the state dir's file, created when missing, or the PostgreSQL
+    database of ``storage``), opened for one command."""
+    return open_configured(cfg)
 
 
 def maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
@@ -248,4 +252,15 @@ def journal(cfg: Config, limit: int) -> int:
             )
     finally:
         ledger.close()
+    return 0
+
+
+def db_migrate(cfg: Config) -> int:
+    """``reactor db migrate``: the PostgreSQL schema brought to this version (``reactor run``
+    does it too at start); a SQLite ledger is migrated whenever it is opened."""
+    before, after = migrate_configured(cfg)
+    if cfg.storage.kind == "postgres":
+        print(f"ledger schema: version {before} -> {after}")
+    else:
+        print(f"ledger schema: {cfg.state_dir} (sqlite) is current")
     return 0

@@ -128,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     void.add_argument("--account", default=None, help="needed when KEY is in several accounts")
     void.add_argument("--reason", default="", help="why, kept in the audit entry")
 
+    db = sub.add_parser("db", help="the ledger's database (storage.kind postgres)")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    migrate = dsub.add_parser("migrate", help="create or migrate the ledger schema, then exit")
+    _add_config(migrate)
+
     journal = sub.add_parser("journal", help="show the journal of exchange calls")
     _add_config(journal)
     journal.add_argument("--limit", type=int, default=50)
@@ -188,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return ledger_cli.maintenance_list(cfg, records=args.records)
         if args.command == "journal":
             return ledger_cli.journal(cfg, args.limit)
+        if args.command == "db":
+            return ledger_cli.db_migrate(cfg)
     except (ConfigError, StartupError, LedgerError, CliInputError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -269,11 +269,9 @@ async def _plan(cfg: Config, out: TextIO) -> int:
 
 def _rows(cfg: Config, ct_vals: Mapping[str, Decimal], positions: list[Position]) -> list[PlanRow]:
     """The plan's rows with the ledger's counts and pauses (no ledger yet: counts 0)."""
-    from reactor.store import SqliteLedger
-    from reactor.store.state_dir import LEDGER_FILE
+    from reactor.store.backend import ledger_exists, open_configured
 
-    path = cfg.state_dir / LEDGER_FILE
-    ledger = SqliteLedger(path) if path.exists() else None
+    ledger = open_configured(cfg) if ledger_exists(cfg) else None
     try:
         pauses = {p.key: p.reason for p in ledger.pauses()} if ledger else {}
 

@@ -108,6 +108,11 @@ class OkxRestClient:
             verify=_shared_ssl_context(),
         )
         self._buckets = {path: SlidingWindow(n, per) for path, (n, per) in RATE_LIMITS.items()}
+        # The exchange fence (high availability): asked after a state-changing request is
+        # signed and before it is sent; False means this instance may no longer sign (its
+        # lease could expire before OKX stops accepting the signature), so nothing is sent.
+        # Reads are never fenced: a standby reads its snapshot without the lease.
+        self.sign_fence: Callable[[], bool] | None = None
 
     def __repr__(self) -> str:
         return f"OkxRestClient(account={self.account!r}, base_url={str(self._client.base_url)!r})"
@@ -351,6 +356,11 @@ class OkxRestClient:
                 )
                 headers["OK-ACCESS-TIMESTAMP"] = ts
                 headers["OK-ACCESS-PASSPHRASE"] = creds.passphrase
+                # Signed first, then checked: a pause after this check changes nothing, the
+                # timestamp OKX judges is already bound (docs/operations.md, exchange fence).
+                fence = self.sign_fence
+                if method != "GET" and fence is not None and not fence():
+                    raise RequestNotSent(f"{method} {path}: not sent: past the signing deadline")
             try:
                 resp = await self._client.request(
                     method, request_path, content=body_text or None, headers=headers

@@ -24,8 +24,9 @@ from reactor.fdlimit import raise_nofile_limit
 from reactor.log import get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
+from reactor.service import ha
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
-from reactor.service.loops import hold, ledger_loop, pause_map, reconcile_loop
+from reactor.service.loops import hold, ledger_loop, pause_map, reconcile_loop, sync_pauses
 from reactor.service.process import GC_THRESHOLDS, tune_gc
 from reactor.service.reload import reload, reload_loop
 from reactor.service.runtime import (
@@ -52,9 +53,11 @@ from reactor.service.systemd import (
     status_text,
 )
 from reactor.status.metrics import Metrics
+from reactor.status.model import StatusSource
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
 from reactor.store import Ledger, LedgerError
+from reactor.store.lease import LeaseUnavailable
 from reactor.store.state_dir import LEDGER_FILE, StartupError, StateLock, prepare_state_dir
 
 log = get_logger("reactor.service.app")
@@ -161,7 +164,8 @@ async def _start_locked(
     metrics = Metrics()
     engine = _engine(cfg, accounts, ct_vals, ledger, metrics, dry_run)
     try:
-        engine.recover_journal()
+        if cfg.ha is None:  # HA: the lease holder's takeover recovers (service/ha.py)
+            engine.recover_journal()
         pauses = ledger.pauses()
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
@@ -174,7 +178,7 @@ async def _start_locked(
     rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None
-    source = WithStaleness(
+    source: StatusSource = WithStaleness(
         WithLedgerHealth(
             EngineStatus(
                 engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since
@@ -183,6 +187,14 @@ async def _start_locked(
         ),
         lambda: rt.sessions,
     )
+    if cfg.ha is not None:  # a standby until the lease task acquires
+        rt.clients.update(clients)
+        try:
+            rt.ha = ha.attach(rt, cfg.ha)
+        except LeaseUnavailable as exc:
+            raise StartupError(str(exc)) from None
+        sync_pauses(rt)
+        source = ha.WithHaHealth(source, rt.ha)
     rt.status_source = source
     if cfg.status.enabled:
         server = status_server(rt, source)
@@ -195,6 +207,8 @@ async def _start_locked(
     rt.status_url = status_url
     for name, c in creds.items():
         start_session(rt, name, c)
+    if rt.ha is not None:
+        rt.spawn("ha", rt.ha.run())
     rt.spawn("reconcile", reconcile_loop(rt))
     rt.spawn("ledger", ledger_loop(rt))
     if server is not None:
@@ -252,12 +266,16 @@ async def stop(rt: Runtime) -> None:
         for session in rt.sessions.values():
             await session.stop()
         await rt.engine.drain(DRAIN_TIMEOUT_S)
+        if rt.ha is not None:
+            await rt.ha.release()
         for task in rt.tasks:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         for client in [*rt.clients.values(), *rt.retired_clients]:
             await client.aclose()
         rt.ledger.close()
+        if rt.ha is not None:
+            rt.ha.store.close()
         if rt.sim is not None:
             await rt.sim.stop()
     finally:

@@ -24,7 +24,8 @@ def pause_map(pauses: list[Pause]) -> dict[tuple[str, str | None, str | None], s
 def sync_pauses(rt: Runtime) -> None:
     """Hand the ledger's pauses to the engine (the whole set; the engine diffs), and log each
     pause this process applies or lifts, however it was made (CLI, API): the reactor's own
-    log then tells why a position stopped being corrected."""
+    log then tells why a position stopped being corrected. While this instance is an HA
+    standby every account is also held (in memory only: the holder's ledger pauses stand)."""
     current = rt.ledger.pauses()
     keys = {p.key for p in current}
     for p in current:
@@ -40,7 +41,11 @@ def sync_pauses(rt: Runtime) -> None:
     for account, inst_id, pos_side in sorted(rt.pauses_applied - keys, key=str):
         log.info("control.pause.lifted", account=account, instId=inst_id, posSide=pos_side)
     rt.pauses_applied = frozenset(keys)
-    rt.engine.on_paused(pause_map(current))
+    paused = pause_map(current)
+    if rt.ha is not None:
+        names = [a.name for a in rt.cfg.accounts]
+        paused = {**rt.ha.standby_pauses(names), **paused}
+    rt.engine.on_paused(paused)
     rt.status_changed.set()
 
 
@@ -74,7 +79,9 @@ async def ledger_loop(rt: Runtime) -> None:
     problem: str | None = None
     while True:
         try:
-            ledger.check()
+            # In a thread: on PostgreSQL this is the probe after an outage (a bounded round
+            # trip); on SQLite a stat of the file.
+            await asyncio.to_thread(ledger.check)
             if version is None:
                 version = ledger.data_version()
                 records = ledger.list_maintenance()

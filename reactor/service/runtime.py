@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -23,6 +23,9 @@ from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.snapshot import EngineStatus
 from reactor.store import Ledger
 from reactor.store.state_dir import StateLock
+
+if TYPE_CHECKING:
+    from reactor.service.ha import HaRole
 
 log = get_logger("reactor.service.runtime")
 
@@ -71,6 +74,7 @@ class Runtime:
     reload_refused: str | None = None
     # Pauses handed to the engine (account, instId, posSide): sync_pauses logs the changes.
     pauses_applied: frozenset[tuple[str, str | None, str | None]] = frozenset()
+    ha: HaRole | None = None  # high availability (cfg.ha): the lease task's state
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""

@@ -18,7 +18,8 @@ from reactor.log import error_text, get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
-from reactor.store import Ledger, LedgerError, SqliteLedger
+from reactor.store import Ledger, LedgerError
+from reactor.store.backend import open_configured
 from reactor.store.state_dir import LEDGER_FILE, StartupError
 
 log = get_logger("reactor.service.startup")
@@ -107,11 +108,11 @@ def port_problem(host: str, port: int, exc: OSError) -> str:
 
 
 def open_ledger(cfg: Config) -> Ledger:
-    """The ledger in the state dir; a new file is an event (counts start at 0)."""
+    """The configured ledger; a new SQLite file is an event (counts start at 0)."""
     path = cfg.state_dir / LEDGER_FILE
-    new = not path.exists()
+    new = cfg.storage.kind == "sqlite" and not path.exists()
     try:
-        ledger = SqliteLedger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
+        ledger = open_configured(cfg, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
     if new:  # visible: a ledger expected elsewhere means maintenance counts start at 0

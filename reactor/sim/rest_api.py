@@ -279,6 +279,7 @@ class RestApi:
         *,
         rate_limits: bool = True,
         demo_keys: bool = True,
+        timestamp_window_s: float = TIMESTAMP_WINDOW_S,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -289,6 +290,8 @@ class RestApi:
         # The accounts' keys are demo-trading keys (OKX: a demo key needs x-simulated-trading: 1,
         # a live key must not send it; else 50101, docs/spec/okx-fidelity.md §7.8).
         self.demo_keys = demo_keys
+        # OKX refuses a request signed further than this from its clock: 50102 (DOC: 30 s).
+        self.timestamp_window_s = timestamp_window_s
         self._wall = wall_clock
         self._clock = clock
         self._routes: dict[tuple[str, str], Route] = {}
@@ -378,7 +381,7 @@ class RestApi:
             sent = parse_iso_timestamp(ts)
         except ValueError:
             raise Reject("50112") from None
-        if abs(self._wall() - sent) > TIMESTAMP_WINDOW_S:
+        if abs(self._wall() - sent) > self.timestamp_window_s:
             raise Reject("50102")
         acct = self._account_by_key(key)
         if acct is None:

@@ -204,6 +204,10 @@ class SimulatorSpec(_Model):
     # margin behind; empty: "" at every lever.
     est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
     est_avail_trans_delta: Decimal = Field(default=Decimal("0.5"), ge=0)
+    # REST: a request whose OK-ACCESS-TIMESTAMP is further than this from the server's clock
+    # when it arrives is refused, 50102 "Timestamp request expired" (docs/spec/okx-v5.md: 30 s).
+    # Tests scale it down with the HA lease timings (the exchange fence relies on it).
+    timestamp_window_s: float = Field(default=30.0, gt=0)
 
 
 class Scenario(_Model):

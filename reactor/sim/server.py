@@ -96,6 +96,7 @@ class Simulator:
             self.hub,
             rate_limits=rate_limits,
             demo_keys=_pick(demo_keys, spec.demo_keys),
+            timestamp_window_s=spec.timestamp_window_s,
         )
         endpoints.register(self.rest)
         trade_endpoints.register(self.rest, self.hub)

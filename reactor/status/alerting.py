@@ -123,6 +123,12 @@ COUNTERS: tuple[EventCounter, ...] = (
         (),
         "Config reloads (SIGHUP, systemctl reload) refused: the running config stays.",
     ),
+    EventCounter(
+        "reactor_log_ha_lease_lost_total",
+        ("ha.lease.lost",),
+        ("scope",),
+        "HA leases lost by their holder (taken over, or renewals failed for a TTL).",
+    ),
 )
 
 EPISODES: tuple[Episode, ...] = (
@@ -242,6 +248,7 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
     watchdog = _counter("reactor_log_watchdog_unhealthy_total")
     fds = _counter("reactor_log_fd_exhausted_total")
     reloads = _counter("reactor_log_reload_refusals_total")
+    lease_lost = _counter("reactor_log_ha_lease_lost_total")
     blocked = _episode("reactor_log_target_blocked")
     main_below = _episode("reactor_log_main_below_expected")
     stopped = _episode("reactor_log_account_stopped")
@@ -368,6 +375,16 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
             "full or unwritable; every margin call is held back until it is writable again.",
             (),
             for_=t.storage_for,
+        ),
+        Alert(
+            "ReactorHaLeaseLost",
+            f"sum by (scope) ({_increase(lease_lost.metric, t.failure_window)}) > 0",
+            "critical",
+            "HA lease {{ $labels.scope }} lost by its holder",
+            "ha.lease.lost: the holder stopped signing (a standby takes over within the TTL) - "
+            "a paused or partitioned host, or the lease database unreachable. Check that one "
+            "instance logged ha.lease.acquired since.",
+            lease_lost.events,
         ),
         Alert(
             "ReactorFileDescriptorsHigh",

@@ -250,6 +250,12 @@ def cases() -> list[dict[str, Any]]:
             quiet("5m", "ReactorStorageDown"),
         ),
         case(
+            "an HA lease lost: alerts, then resolves after the window",
+            [mtail("reactor_log_ha_lease_lost_total", "_ 1x30", scope="shard:a")],
+            fires("2m", "ReactorHaLeaseLost", {"scope": "shard:a"}),
+            quiet("13m", "ReactorHaLeaseLost"),
+        ),
+        case(
             "open descriptors above 80 % of the limit for 2 minutes",
             [
                 series("process_open_fds", "100 900x10 100x5", **REACTOR),

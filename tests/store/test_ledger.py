@@ -1,4 +1,5 @@
-"""Maintenance ledger and call journal on a real SQLite file, two instances as two processes."""
+"""Maintenance ledger and call journal on a real SQLite file and a real PostgreSQL database
+(the contract tests run on both backends), two instances as two processes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from reactor.store import (
     SqliteLedger,
 )
 from tests.domain.factories import T0, MsClock
+from tests.store.backends import OpenLedger
 
 FILENAME = "ledger.sqlite3"
 
@@ -32,12 +34,19 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ledger(path: Path, clock: MsClock) -> Iterator[Ledger]:
+def ledger(open_ledger: OpenLedger, clock: MsClock) -> Ledger:
+    """The backend's ledger (both backends: the contract tests)."""
+    return open_ledger(clock=clock)
+
+
+@pytest.fixture
+def sqlite_ledger(path: Path, clock: MsClock) -> Iterator[SqliteLedger]:
+    """The SQLite ledger alone: its file, its pragmas and its file-system faults."""
     with SqliteLedger(path, clock=clock) as led:
         yield led
 
 
-def test_schema_and_wal(ledger: Ledger, path: Path) -> None:
+def test_schema_and_wal(sqlite_ledger: SqliteLedger, path: Path) -> None:
     assert path.exists()
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
@@ -100,9 +109,9 @@ def test_records_after_for_polling(ledger: Ledger) -> None:
     assert ledger.records_after(b.id) == []
 
 
-def test_two_instances_see_each_others_writes(path: Path, clock: MsClock) -> None:
-    reactor = SqliteLedger(path, clock=clock)
-    cli = SqliteLedger(path, clock=clock)  # stands for the CLI process
+def test_two_instances_see_each_others_writes(open_ledger: OpenLedger, clock: MsClock) -> None:
+    reactor = open_ledger(clock=clock)
+    cli = open_ledger(clock=clock)  # stands for the CLI process
     try:
         before = reactor.data_version()
         assert reactor.data_version() == before  # nothing changed, nothing reported
@@ -150,13 +159,13 @@ def test_journal_result_validation(ledger: Ledger) -> None:
         ledger.journal_result(entry + 100, "ok")
 
 
-def test_pending_survives_a_crash(path: Path, clock: MsClock) -> None:
-    before = SqliteLedger(path, clock=clock)
+def test_pending_survives_a_crash(open_ledger: OpenLedger, clock: MsClock) -> None:
+    before = open_ledger(clock=clock)
     done = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "10.03", "{}")
     before.journal_result(done, "ok", "0")
     sent = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "2", "{}")
     # "Crash": the process dies without closing; a new process opens the file.
-    after = SqliteLedger(path, clock=clock)
+    after = open_ledger(clock=clock)
     try:
         [pending] = after.pending_intents()
         assert (pending.id, pending.amount, pending.status) == (sent, "2", "pending")
@@ -167,9 +176,9 @@ def test_pending_survives_a_crash(path: Path, clock: MsClock) -> None:
         before.close()
 
 
-def test_racing_writers_record_a_key_once(path: Path, clock: MsClock) -> None:
+def test_racing_writers_record_a_key_once(open_ledger: OpenLedger, clock: MsClock) -> None:
     """The old system's race: two writers each counting the same maintenance."""
-    ledgers = [SqliteLedger(path, clock=clock) for _ in range(4)]
+    ledgers = [open_ledger(clock=clock) for _ in range(4)]
     results: list[object] = []
     barrier = threading.Barrier(len(ledgers))
 
@@ -194,23 +203,25 @@ def test_racing_writers_record_a_key_once(path: Path, clock: MsClock) -> None:
 # --- storage faults: typed errors, never a hang or a silent write into a lost file -----------
 
 
-def test_deleted_ledger_file_is_detected(ledger: Ledger, path: Path) -> None:
-    ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+def test_deleted_ledger_file_is_detected(sqlite_ledger: SqliteLedger, path: Path) -> None:
+    sqlite_ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
     path.unlink()
     with pytest.raises(LedgerReplaced) as err:
-        ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
+        sqlite_ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
     assert err.value.reason == "replaced" and "deleted" in str(err.value)
     with pytest.raises(LedgerReplaced):
-        ledger.check()
-    assert ledger.problem is not None and ledger.problem.reason == "replaced"
+        sqlite_ledger.check()
+    assert sqlite_ledger.problem is not None and sqlite_ledger.problem.reason == "replaced"
 
 
-def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: MsClock) -> None:
+def test_replaced_ledger_file_is_detected(
+    sqlite_ledger: Ledger, path: Path, clock: MsClock
+) -> None:
     other = path.with_name("other.sqlite3")
     SqliteLedger(other, clock=clock).close()
     other.replace(path)  # e.g. a restore from backup over the running file
     with pytest.raises(LedgerReplaced, match="replaced"):
-        ledger.record("sub1", "CRO-USDT-SWAP", "long", "k1", source="cli")
+        sqlite_ledger.record("sub1", "CRO-USDT-SWAP", "long", "k1", source="cli")
     assert isinstance(LedgerReplaced("x", "replaced"), LedgerUnavailable)
 
 
@@ -233,12 +244,14 @@ def test_locked_ledger_fails_fast_with_a_typed_error(path: Path, clock: MsClock)
     led.close()
 
 
-def test_full_disk_is_a_typed_error(ledger: Ledger, path: Path) -> None:
-    pages = ledger._query("PRAGMA page_count")[0][0]
-    ledger._db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: SQLITE_FULL
+def test_full_disk_is_a_typed_error(sqlite_ledger: SqliteLedger, path: Path) -> None:
+    pages = sqlite_ledger._query("PRAGMA page_count")[0][0]
+    sqlite_ledger._db.execute(f"PRAGMA max_page_count = {pages}")  # cannot grow: SQLITE_FULL
     with pytest.raises(LedgerUnavailable) as err:
         for i in range(200):
-            ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "x" * 2000 + str(i))
+            sqlite_ledger.journal_intent(
+                "sub1", "CRO-USDT-SWAP", "long", "add", "1", "x" * 2000 + str(i)
+            )
     assert err.value.reason == "disk_full"
 
 
@@ -249,8 +262,8 @@ def test_corrupt_ledger_is_refused_at_open(path: Path, clock: MsClock) -> None:
         SqliteLedger(path, clock=clock)
 
 
-def test_closed_ledger_refuses_writes(path: Path, clock: MsClock) -> None:
-    led = SqliteLedger(path, clock=clock)
+def test_closed_ledger_refuses_writes(open_ledger: OpenLedger, clock: MsClock) -> None:
+    led = open_ledger(clock=clock)
     led.close()
     with pytest.raises(LedgerUnavailable, match="closed"):
         led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
@@ -270,8 +283,8 @@ def test_journal_rows_never_hold_a_credential(ledger: Ledger) -> None:
         assert secret not in text
 
 
-def test_a_bill_is_credited_to_one_journal_row_only(tmp_path: Path) -> None:
-    with SqliteLedger(tmp_path / FILENAME) as ledger:
+def test_a_bill_is_credited_to_one_journal_row_only(open_ledger: OpenLedger) -> None:
+    with open_ledger() as ledger:
         a = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "9.97", "{}")
         b = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "9.97", "{}")
         ledger.journal_result(a, "unknown", None, "timeout")

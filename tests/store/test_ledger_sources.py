@@ -1,15 +1,16 @@
-"""Ledger additions for counts from fills: sources, ordId keys, void with audit, migration."""
+"""Ledger additions for counts from fills: sources, ordId keys, void with audit, migration
+(on both backends, SQLite and PostgreSQL, except the SQLite file's own migration)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reactor.store import Ledger, PositionCount, SqliteLedger
 from tests.domain.factories import T0, MsClock
+from tests.store.backends import OpenLedger
 
 POS = ("sub1", "CRO-USDT-SWAP", "long")
 
@@ -34,9 +35,8 @@ def clock() -> MsClock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: MsClock) -> Iterator[Ledger]:
-    with SqliteLedger(tmp_path / "reactor.sqlite", clock=clock) as led:
-        yield led
+def ledger(open_ledger: OpenLedger, clock: MsClock) -> Ledger:
+    return open_ledger(clock=clock)
 
 
 def test_record_from_a_fill_is_idempotent_on_ord_id(ledger: Ledger) -> None:
@@ -146,12 +146,11 @@ def test_old_ledger_migrates_in_place(tmp_path: Path, clock: MsClock) -> None:
         assert again.count(*POS, T0) == 2 == third.count(*POS, T0)
 
 
-def test_fill_api_and_backfill_racing_on_one_order_count_once(tmp_path: Path) -> None:
+def test_fill_api_and_backfill_racing_on_one_order_count_once(open_ledger: OpenLedger) -> None:
     """The reactor (fill), a strategy (API) and a recovery (backfill) in three connections."""
     import threading
 
-    path = tmp_path / "reactor.sqlite"
-    ledgers = [SqliteLedger(path) for _ in range(3)]
+    ledgers = [open_ledger() for _ in range(3)]
     sources = ["fill", "api", "backfill"]
     results: list[object] = []
     barrier = threading.Barrier(3)

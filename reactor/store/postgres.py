@@ -1,0 +1,830 @@
+"""The ledger on PostgreSQL (``storage.kind: postgres``): the same interface as the SQLite
+:class:`~reactor.store.Ledger`, shared by every instance of a high-availability scope.
+
+Why synchronous (psycopg 3, one connection, a lock): the engine calls the ledger synchronously
+between a decision and its margin call (``journal_intent`` must commit before the call is sent),
+and this backend keeps that contract instead of changing the engine. What makes that safe on
+the event loop is that **every call is bounded**, whatever the database does:
+
+- PostgreSQL's ``statement_timeout`` and ``lock_timeout`` (a slow or blocked statement),
+  ``idle_in_transaction_session_timeout`` (a client that stalls inside ``void``'s transaction);
+- libpq's ``connect_timeout``, TCP keepalives and ``tcp_user_timeout`` (a dead peer);
+- a watchdog thread that shuts the socket down when a call runs past ``watchdog_s(timeout_s)``
+  (a server that is *frozen*: SIGSTOPped or a VM paused, whose kernel still ACKs, so no TCP
+  timer fires); later calls then fail at once until the poll loop's probe reaches it again.
+
+A call past its bound raises :class:`LedgerUnavailable` (``timeout``/``unreachable``): for the
+engine that is "not written", exactly as a locked SQLite file, and no call is sent without its
+intent. The next call reconnects.
+
+The schema is versioned (``schema_version``), created or migrated on open and by
+``reactor db migrate``. The journal carries the ``scope`` and ``epoch`` of the lease it was
+written under (:mod:`reactor.store.lease`); with a :class:`Fence` set, an intent is written only
+while this instance holds that epoch's lease, in ONE autocommit statement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+
+from reactor.redaction import redact_text
+from reactor.store import (
+    MAINTENANCE_SOURCES,
+    AuditEntry,
+    JournalEntry,
+    LedgerCorrupt,
+    LedgerUnavailable,
+    MaintenanceRecord,
+    MaintenanceSource,
+    Pause,
+    PositionCount,
+    ResultStatus,
+)
+from reactor.store.journal import _RESULT_STATUSES
+
+__all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate", "watchdog_s"]
+
+DEFAULT_TIMEOUT_S = 2.0
+
+# Versioned migrations: each entry brings the schema from index to index + 1.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE maintenance (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            account     text   NOT NULL,
+            inst_id     text   NOT NULL,
+            pos_side    text   NOT NULL,
+            c_time      bigint,
+            key         text   NOT NULL,
+            recorded_ms bigint NOT NULL,
+            source      text   NOT NULL DEFAULT 'cli',
+            ord_id      text,
+            voided_ms   bigint,
+            UNIQUE (account, key)
+        )""",
+        "CREATE INDEX maintenance_position ON maintenance (account, inst_id, pos_side)",
+        "CREATE UNIQUE INDEX maintenance_ord ON maintenance (account, ord_id)"
+        " WHERE ord_id IS NOT NULL",
+        """CREATE TABLE maintenance_audit (
+            id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            record_id bigint NOT NULL,
+            account   text   NOT NULL,
+            key       text   NOT NULL,
+            action    text   NOT NULL,
+            actor     text   NOT NULL,
+            reason    text   NOT NULL,
+            at_ms     bigint NOT NULL
+        )""",
+        """CREATE TABLE journal (
+            id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            scope    text   NOT NULL DEFAULT '',
+            epoch    bigint NOT NULL DEFAULT 0,
+            account  text   NOT NULL,
+            inst_id  text   NOT NULL,
+            pos_side text   NOT NULL,
+            action   text   NOT NULL,
+            amount   text   NOT NULL,
+            request  text   NOT NULL,
+            status   text   NOT NULL,
+            code     text,
+            msg      text,
+            sent_ms  bigint NOT NULL,
+            done_ms  bigint,
+            bill_id  text,
+            -- written by the client with the intent: finds an intent whose write timed out
+            intent_key text UNIQUE
+        )""",
+        "CREATE INDEX journal_pending ON journal (status) WHERE status = 'pending'",
+        "CREATE INDEX journal_sent ON journal (sent_ms)",
+        """CREATE TABLE pauses (
+            account   text   NOT NULL,
+            inst_id   text   NOT NULL DEFAULT '',
+            pos_side  text   NOT NULL DEFAULT '',
+            reason    text   NOT NULL DEFAULT '',
+            source    text   NOT NULL DEFAULT '',
+            paused_ms bigint NOT NULL,
+            PRIMARY KEY (account, inst_id, pos_side)
+        )""",
+        # "Anything new from another process?" (SQLite's data_version): one counter, bumped by
+        # every row change of the tables the running reactor polls.
+        "CREATE TABLE ledger_version (one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+        " v bigint NOT NULL)",
+        "INSERT INTO ledger_version (v) VALUES (0)",
+        """CREATE FUNCTION ledger_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN UPDATE ledger_version SET v = v + 1; RETURN NULL; END $$""",
+        "CREATE TRIGGER maintenance_bump AFTER INSERT OR UPDATE OR DELETE ON maintenance"
+        " FOR EACH ROW EXECUTE FUNCTION ledger_bump()",
+        "CREATE TRIGGER audit_bump AFTER INSERT OR UPDATE OR DELETE ON maintenance_audit"
+        " FOR EACH ROW EXECUTE FUNCTION ledger_bump()",
+        "CREATE TRIGGER pauses_bump AFTER INSERT OR UPDATE OR DELETE ON pauses"
+        " FOR EACH ROW EXECUTE FUNCTION ledger_bump()",
+        # One row per scope (reactor.store.lease): expiry from the database clock, an epoch
+        # that grows on every grant.
+        """CREATE TABLE lease (
+            name       text        PRIMARY KEY,
+            holder     text,
+            epoch      bigint      NOT NULL DEFAULT 0,
+            expires_at timestamptz NOT NULL DEFAULT '-infinity'
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+# Any fixed key: migrations of concurrent starters run one after the other.
+_MIGRATION_LOCK = 0x6F6B78  # "okx"
+
+_NEVER_SENT = "never sent: the intent write timed out"
+
+_M_COLS = "id, account, inst_id, pos_side, c_time, key, recorded_ms, source, ord_id, voided_ms"
+_J_COLS = (
+    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
+    " bill_id"
+)
+_A_COLS = "id, record_id, account, key, action, actor, reason, at_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease an intent must be written under: ``scope``'s lease held by ``holder`` at
+    ``epoch``, unexpired by the database's clock."""
+
+    scope: str
+    holder: str
+    epoch: int
+
+
+# The fenced intent: ONE autocommit statement. FOR SHARE OF l makes a concurrent takeover's
+# UPDATE of the lease row wait for this insert's commit (and this insert wait for a takeover in
+# flight, then re-check the new row): without it an intent of the old epoch can commit after
+# the new epoch was granted (ha.md §2: 15 in 200 takeovers). Never a client-side transaction:
+# a paused client holding the row lock would block the takeover.
+FENCED_INTENT_SQL = (
+    "INSERT INTO journal (scope, epoch, account, inst_id, pos_side, action, amount, request,"
+    " status, sent_ms, intent_key)"
+    " SELECT l.name, l.epoch, %s, %s, %s, %s, %s, %s, 'pending', %s, %s FROM lease l"
+    " WHERE l.name = %s AND l.holder = %s AND l.epoch = %s AND l.expires_at > clock_timestamp()"
+    " FOR SHARE OF l RETURNING id"
+)
+
+
+def describe_dsn(dsn: str) -> str:
+    """The DSN as ``postgres <host>/<db>`` for messages and logs: never a password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "postgres (unparsable dsn)"
+    host = str(parts.get("host") or "localhost")
+    db = str(parts.get("dbname") or parts.get("user") or "")
+    return f"postgres {host}/{db}"
+
+
+def connect_args(timeout_s: float) -> dict[str, Any]:
+    """libpq and server settings that bound every call (module docstring)."""
+    ms = max(1, int(timeout_s * 1000))
+    return {
+        "autocommit": True,
+        "connect_timeout": max(2, int(timeout_s + 0.999)),  # libpq: whole seconds, at least 2
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": ms,
+        "options": (
+            f"-c statement_timeout={ms} -c lock_timeout={ms}"
+            f" -c idle_in_transaction_session_timeout={max(ms, 5000)}"
+        ),
+    }
+
+
+def watchdog_s(timeout_s: float) -> float:
+    """When the watchdog cuts a call: a little after the server's own timeouts, so a live
+    server answers with its error (the connection stays) and only a frozen one is cut."""
+    return timeout_s * 1.25 + 0.1
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return "locked"
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return "timeout"
+    if isinstance(exc, pg_errors.DiskFull):
+        return "disk_full"
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        return "read_only"
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return "unreachable"
+    return "io_error"
+
+
+class _Watchdog:
+    """Shuts down the socket of a call that outlives its deadline, so that a frozen server
+    (no TCP timer fires: its kernel still ACKs) cannot hold the caller longer than that."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple[int, float, int] | None = None  # (token, deadline, fd)
+        self._token = 0
+        self._fired = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="pg-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, fd: int, timeout_s: float) -> int:
+        with self._cond:
+            self._token += 1
+            self._fired = False
+            self._armed = (self._token, time.monotonic() + timeout_s, fd)
+            self._cond.notify()
+            return self._token
+
+    def disarm(self, token: int) -> bool:
+        """True when the deadline fired for this call (its connection is dead)."""
+        with self._cond:
+            if self._armed is not None and self._armed[0] == token:
+                self._armed = None
+            return self._fired
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stop:
+                if self._armed is None:
+                    self._cond.wait()
+                    continue
+                _token, deadline, fd = self._armed
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._armed = None
+                self._fired = True
+                _shutdown(fd)
+
+
+def _shutdown(fd: int) -> None:
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def _connect(dsn: str, timeout_s: float) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, **connect_args(timeout_s))
+
+
+def migrate(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Bring the schema to :data:`SCHEMA_VERSION`; returns (before, after). Concurrent callers
+    serialise on an advisory lock; a database newer than this code is refused."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        before = int(row[0]) if row and row[0] is not None else 0
+        if before > SCHEMA_VERSION:
+            raise LedgerCorrupt(
+                f"ledger schema version {before} is newer than this reactor's {SCHEMA_VERSION}:"
+                " upgrade the reactor"
+            )
+        for version in range(before, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version + 1,))
+    return before, SCHEMA_VERSION
+
+
+class PostgresLedger:
+    """The :class:`~reactor.store.Ledger` interface on one PostgreSQL connection.
+
+    Thread-safe (one lock). Each write commits at once (autocommit), except ``void``, whose
+    update and audit entry commit together. ``fence`` (set by the lease task) makes
+    :meth:`journal_intent` refuse to write without the lease: ``LedgerUnavailable("fenced")``.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        migrate_schema: bool = True,
+    ) -> None:
+        """Connect, and create or migrate the schema; a failure raises
+        :class:`LedgerUnavailable` (or :class:`LedgerCorrupt`) with one line, no password."""
+        self.dsn = dsn
+        self.where = describe_dsn(dsn)
+        self.path = self.where  # messages name the ledger as the SQLite one names its file
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: psycopg.Connection[Any] | None = None
+        self._own_changes = 0  # rows this object changed in the polled tables (data_version)
+        # Intents whose write timed out after it reached a server backend: (backend pid, key).
+        self._ambiguous: list[tuple[int, str]] = []
+        self._sent_on: int | None = None  # backend pid of the connection of the current call
+        self._watchdog = _Watchdog()
+        self.problem: LedgerUnavailable | None = None
+        self._down: LedgerUnavailable | None = None  # unreachable: fail fast until check()
+        self.fence: Fence | None = None
+        try:
+            with self._guarded(write=False) as conn:
+                if migrate_schema:
+                    migrate(conn)
+                else:
+                    self._require_schema(conn)
+        except LedgerUnavailable:
+            self._watchdog.close()
+            raise
+
+    def _require_schema(self, conn: psycopg.Connection[Any]) -> None:
+        exists = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+        row = None
+        if exists and exists[0]:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        if not row or row[0] != SCHEMA_VERSION:
+            raise LedgerUnavailable(
+                f"ledger {self.where}: schema is not at version {SCHEMA_VERSION}:"
+                " run `reactor db migrate`",
+                "schema",
+            )
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = _connect(self.dsn, self._timeout_s)
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a dead connection may fail to close
+                conn.close()
+
+    def check(self) -> None:
+        """Raise :class:`LedgerUnavailable` when this ledger was closed or its database is
+        still unreachable. After an outage this is the probe (one bounded round trip) that
+        lets calls through again; the ledger poll loop runs it in a thread."""
+        if self._closed:
+            raise LedgerUnavailable(f"ledger {self.where}: closed", "closed")
+        if self._down is None:
+            return
+        with self._guarded(write=False, probe=True) as conn:
+            conn.execute("SELECT 1")
+        self._down = None
+        self.problem = None
+
+    @contextmanager
+    def _guarded(self, *, write: bool, probe: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """The connection under the lock and the watchdog, with psycopg's failures as
+        :class:`LedgerUnavailable` (the connection is dropped; the next call reconnects).
+
+        Once a call found the database unreachable or timed out, later calls fail at once
+        (the same error) until :meth:`check` - the ledger poll loop, off the event loop - has
+        reached the database again: an outage costs the engine's event loop one bounded wait,
+        not one per call."""
+        try:
+            self._sent_on = None
+            down = self._down
+            if down is not None and not probe:
+                raise LedgerUnavailable(str(down), down.reason)
+            with self._lock:
+                if self._closed:
+                    raise LedgerUnavailable(f"ledger {self.where}: closed", "closed")
+                started = time.monotonic()
+                try:
+                    conn = self._connection()
+                except psycopg.Error as exc:
+                    reason = "timeout" if time.monotonic() - started >= self._timeout_s else None
+                    self._down = self._unavailable(exc, reason)
+                    raise self._down from None
+                if self._ambiguous:
+                    self._settle(conn)
+                self._sent_on = conn.info.backend_pid
+                token = self._watchdog.arm(conn.fileno(), watchdog_s(self._timeout_s))
+                try:
+                    yield conn
+                except (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError):
+                    if self._watchdog.disarm(token):
+                        self._drop()
+                    raise
+                except psycopg.Error as exc:
+                    fired = self._watchdog.disarm(token)
+                    failure = self._unavailable(exc, "timeout" if fired else None)
+                    server_said = isinstance(
+                        exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable
+                    )
+                    if fired or (
+                        isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+                        and not server_said
+                    ):
+                        self._drop()
+                        self._down = failure  # the server is gone or frozen: fail fast
+                    raise failure from None
+                else:
+                    if self._watchdog.disarm(token):  # fired just as the call returned
+                        self._drop()
+        except LedgerUnavailable as exc:
+            self.problem = exc
+            raise
+        if write:
+            self.problem = None
+
+    def _settle(self, conn: psycopg.Connection[Any]) -> None:
+        """Close intents whose write timed out as never sent: end the backend that may still
+        hold one (it cannot commit afterwards), then mark the row if it did commit. The engine
+        was told "not written" and sent nothing; without this the row would stay ``pending``
+        and read as a call of unknown outcome."""
+        token = self._watchdog.arm(conn.fileno(), watchdog_s(self._timeout_s))
+        try:
+            for pid, key in list(self._ambiguous):
+                conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, 1000))
+                conn.execute(
+                    "UPDATE journal SET status = 'error', msg = %s, done_ms = %s"
+                    " WHERE intent_key = %s AND status = 'pending'",
+                    (_NEVER_SENT, self._now_ms(), key),
+                )
+                self._ambiguous.remove((pid, key))
+        except psycopg.Error:
+            pass  # tried again before the next call
+        finally:
+            if self._watchdog.disarm(token):
+                self._drop()
+                raise LedgerUnavailable(f"ledger {self.where}: timeout: settling", "timeout")
+
+    def _unavailable(self, exc: BaseException, reason: str | None) -> LedgerUnavailable:
+        why = reason or _reason(exc)
+        text = " ".join(str(exc).split())[:200]
+        return LedgerUnavailable(f"ledger {self.where}: {why}: {redact_text(text)}", why)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._guarded(write=False) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: tuple[Any, ...], *, polled: bool = False) -> Any:
+        """One autocommit statement; returns the cursor's rows (RETURNING) and rowcount."""
+        with self._guarded(write=True) as conn:
+            cur = conn.execute(sql, params)
+            rows = cur.fetchall() if cur.description else []
+            if polled:
+                self._own_changes += max(cur.rowcount, 0)
+            return rows, cur.rowcount
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    def record_maintenance(
+        self,
+        account: str,
+        inst_id: str,
+        pos_side: str,
+        key: str,
+        *,
+        c_time: int | None = None,
+    ) -> MaintenanceRecord | None:
+        """Record one maintenance (source ``cli``); None when ``key`` is already recorded."""
+        for name, value in (
+            ("account", account),
+            ("inst_id", inst_id),
+            ("pos_side", pos_side),
+            ("key", key),
+        ):
+            if not value:
+                raise ValueError(f"{name} must not be empty")
+        now = self._now_ms()
+        rows, _ = self._write(
+            "INSERT INTO maintenance (account, inst_id, pos_side, c_time, key, recorded_ms)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account, key) DO NOTHING RETURNING id",
+            (account, inst_id, pos_side, c_time, key, now),
+            polled=True,
+        )
+        if not rows:
+            return None
+        return MaintenanceRecord(int(rows[0][0]), account, inst_id, pos_side, c_time, key, now)
+
+    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
+        """Maintenances of the position opened at ``c_time`` (ms), derived from the records."""
+        rows = self._query(
+            "SELECT COUNT(*) FROM maintenance WHERE account = %s AND inst_id = %s"
+            " AND pos_side = %s AND (c_time = %s OR (c_time IS NULL AND recorded_ms >= %s))"
+            " AND voided_ms IS NULL",
+            (account, inst_id, pos_side, c_time, c_time),
+        )
+        return int(rows[0][0])
+
+    def list_maintenance(self) -> list[MaintenanceRecord]:
+        return self.records_after(0)
+
+    def records_after(self, record_id: int) -> list[MaintenanceRecord]:
+        rows = self._query(
+            f"SELECT {_M_COLS} FROM maintenance WHERE id > %s ORDER BY id", (record_id,)
+        )
+        return [MaintenanceRecord(*row) for row in rows]
+
+    def data_version(self) -> int:
+        """Changes when another connection changes maintenance records, voids or pauses."""
+        rows = self._query("SELECT v FROM ledger_version")
+        return int(rows[0][0]) - self._own_changes
+
+    def record(
+        self,
+        account: str,
+        inst_id: str,
+        pos_side: str,
+        key: str,
+        *,
+        source: MaintenanceSource,
+        c_time: int | None = None,
+        ord_id: str | None = None,
+    ) -> MaintenanceRecord | None:
+        """Record one maintenance from ``source``; None when already recorded (by key or
+        ``ord_id``), as in the SQLite ledger."""
+        if source not in MAINTENANCE_SOURCES:
+            raise ValueError(f"source must be one of {list(MAINTENANCE_SOURCES)}, not {source!r}")
+        for name, value in (
+            ("account", account),
+            ("inst_id", inst_id),
+            ("pos_side", pos_side),
+            ("key", key),
+        ):
+            if not value:
+                raise ValueError(f"{name} must not be empty")
+        if ord_id is not None and not ord_id:
+            raise ValueError("ord_id must not be empty")
+        now = self._now_ms()
+        rows, _ = self._write(
+            "INSERT INTO maintenance"
+            " (account, inst_id, pos_side, c_time, key, recorded_ms, source, ord_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            (account, inst_id, pos_side, c_time, key, now, source, ord_id),
+            polled=True,
+        )
+        if not rows:
+            return None
+        return MaintenanceRecord(
+            int(rows[0][0]), account, inst_id, pos_side, c_time, key, now, source, ord_id, None
+        )
+
+    def records_for(
+        self, account: str, inst_id: str, pos_side: str, c_time: int
+    ) -> list[MaintenanceRecord]:
+        rows = self._query(
+            f"SELECT {_M_COLS} FROM maintenance WHERE account = %s AND inst_id = %s"
+            " AND pos_side = %s AND (c_time = %s OR (c_time IS NULL AND recorded_ms >= %s))"
+            " AND voided_ms IS NULL ORDER BY id",
+            (account, inst_id, pos_side, c_time, c_time),
+        )
+        return [MaintenanceRecord(*row) for row in rows]
+
+    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for rec in self.records_for(account, inst_id, pos_side, c_time):
+            out[rec.source] = out.get(rec.source, 0) + 1
+        return out
+
+    def position_counts(self) -> list[PositionCount]:
+        rows = self._query(
+            "SELECT account, inst_id, pos_side, c_time, source, COUNT(*) FROM maintenance"
+            " WHERE voided_ms IS NULL GROUP BY account, inst_id, pos_side, c_time, source"
+            " ORDER BY account, inst_id, pos_side, c_time NULLS FIRST, source"
+        )
+        grouped: dict[tuple[str, str, str, int | None], dict[str, int]] = {}
+        for account, inst_id, pos_side, c_time, source, n in rows:
+            grouped.setdefault((account, inst_id, pos_side, c_time), {})[source] = int(n)
+        return [
+            PositionCount(*key, count=sum(by_source.values()), sources=by_source)
+            for key, by_source in grouped.items()
+        ]
+
+    def recorded_ord_ids(self, account: str) -> set[str]:
+        rows = self._query(
+            "SELECT ord_id FROM maintenance WHERE account = %s AND ord_id IS NOT NULL", (account,)
+        )
+        return {row[0] for row in rows}
+
+    def find(self, key: str, account: str | None = None) -> list[MaintenanceRecord]:
+        sql = f"SELECT {_M_COLS} FROM maintenance WHERE (key = %s OR ord_id = %s)"
+        params: tuple[Any, ...] = (key, key)
+        if account is not None:
+            sql += " AND account = %s"
+            params += (account,)
+        return [MaintenanceRecord(*row) for row in self._query(sql + " ORDER BY id", params)]
+
+    def void(self, account: str, key: str, *, actor: str, reason: str) -> MaintenanceRecord:
+        """Void one record and write its audit entry in one transaction (SQLite's contract:
+        KeyError when missing, ValueError when already void)."""
+        if not actor:
+            raise ValueError("actor must not be empty")
+        now = self._now_ms()
+        with self._guarded(write=True) as conn, conn.transaction():
+            row = conn.execute(
+                f"SELECT {_M_COLS} FROM maintenance WHERE account = %s"
+                " AND (key = %s OR ord_id = %s) ORDER BY id LIMIT 1 FOR UPDATE",
+                (account, key, key),
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no maintenance record {key!r} in account {account!r}")
+            rec = MaintenanceRecord(*row)
+            if rec.voided_ms is not None:
+                raise ValueError(f"maintenance record {rec.key!r} is already void")
+            conn.execute("UPDATE maintenance SET voided_ms = %s WHERE id = %s", (now, rec.id))
+            conn.execute(
+                "INSERT INTO maintenance_audit (record_id, account, key, action, actor,"
+                " reason, at_ms) VALUES (%s, %s, %s, 'void', %s, %s, %s)",
+                (rec.id, account, rec.key, actor, reason, now),
+            )
+            self._own_changes += 2
+        return MaintenanceRecord(
+            rec.id,
+            rec.account,
+            rec.inst_id,
+            rec.pos_side,
+            rec.c_time,
+            rec.key,
+            rec.recorded_ms,
+            rec.source,
+            rec.ord_id,
+            now,
+        )
+
+    def audit_after(self, audit_id: int) -> list[AuditEntry]:
+        rows = self._query(
+            f"SELECT {_A_COLS} FROM maintenance_audit WHERE id > %s ORDER BY id", (audit_id,)
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    # --- journal ----------------------------------------------------------------------------
+
+    def journal_intent(
+        self, account: str, inst_id: str, pos_side: str, action: str, amount: str, request: str
+    ) -> int:
+        """Write a pending entry, committed before the call is sent; returns its id.
+
+        With a :attr:`fence`, the entry carries the lease's epoch and commits only while this
+        instance holds that lease (0 rows: ``LedgerUnavailable("fenced")``, nothing written).
+        """
+        req = redact_text(request)
+        now = self._now_ms()
+        fence = self.fence
+        key = uuid.uuid4().hex
+        values = (account, inst_id, pos_side, action, amount, req, now, key)
+        try:
+            if fence is None:
+                rows, _ = self._write(
+                    "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
+                    " status, sent_ms, intent_key)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s, %s) RETURNING id",
+                    values,
+                )
+                return int(rows[0][0])
+            rows, _ = self._write(
+                FENCED_INTENT_SQL, (*values, fence.scope, fence.holder, fence.epoch)
+            )
+        except LedgerUnavailable as exc:
+            if exc.reason in {"timeout", "unreachable"} and self._sent_on is not None:
+                # The server may still commit it (a frozen server runs the buffered statement
+                # when it thaws): remember it, so it is closed as never sent (_settle).
+                self._ambiguous.append((self._sent_on, key))
+            raise
+        if not rows:
+            fenced = LedgerUnavailable(
+                f"ledger {self.where}: fenced: lease {fence.scope} epoch {fence.epoch}"
+                " is not held by this instance",
+                "fenced",
+            )
+            self.problem = fenced
+            raise fenced
+        return int(rows[0][0])
+
+    def journal_result(
+        self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
+    ) -> None:
+        if status not in _RESULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+        _, n = self._write(
+            "UPDATE journal SET status = %s, code = %s, msg = %s, done_ms = %s WHERE id = %s",
+            (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
+        )
+        if n != 1:
+            raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_bill(
+        self, entry_id: int, bill_id: str, *, status: ResultStatus | None = None
+    ) -> None:
+        if status is not None and status not in _RESULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+        with self._guarded(write=True) as conn:
+            other = conn.execute(
+                "SELECT id FROM journal WHERE bill_id = %s AND id != %s", (bill_id, entry_id)
+            ).fetchone()
+            if other is not None:
+                raise ValueError(f"bill {bill_id} is already credited to journal entry {other[0]}")
+            cur = conn.execute(
+                "UPDATE journal SET bill_id = %s, status = COALESCE(%s, status) WHERE id = %s",
+                (bill_id, status, entry_id),
+            )
+            found = cur.rowcount == 1
+        if not found:
+            raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_entry(self, entry_id: int) -> JournalEntry | None:
+        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE id = %s", (entry_id,))
+        return JournalEntry(*rows[0]) if rows else None
+
+    def journal_epochs(self) -> list[tuple[int, str, int]]:
+        """(id, scope, epoch) of every entry in id order: who wrote which intent."""
+        rows = self._query("SELECT id, scope, epoch FROM journal ORDER BY id")
+        return [(int(i), str(s), int(e)) for i, s, e in rows]
+
+    def pending_intents(self) -> list[JournalEntry]:
+        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
+        return [JournalEntry(*row) for row in rows]
+
+    def journal_since(self, since_ms: int) -> list[JournalEntry]:
+        rows = self._query(
+            f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= %s ORDER BY id", (since_ms,)
+        )
+        return [JournalEntry(*row) for row in rows]
+
+    def journal(self, limit: int = 100) -> list[JournalEntry]:
+        rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT %s", (limit,))
+        return [JournalEntry(*row) for row in rows]
+
+    # --- pauses -----------------------------------------------------------------------------
+
+    def pause(
+        self,
+        account: str,
+        inst_id: str | None = None,
+        pos_side: str | None = None,
+        reason: str = "",
+        *,
+        source: str = "",
+    ) -> bool:
+        if not account or (inst_id is None) != (pos_side is None):
+            raise ValueError("pause: an account, and instId with posSide or neither")
+        _, n = self._write(
+            "INSERT INTO pauses (account, inst_id, pos_side, reason, source, paused_ms)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (account, inst_id or "", pos_side or "", reason[:200], source, self._now_ms()),
+            polled=True,
+        )
+        return bool(n == 1)
+
+    def resume(self, account: str, inst_id: str | None = None, pos_side: str | None = None) -> bool:
+        _, n = self._write(
+            "DELETE FROM pauses WHERE account = %s AND inst_id = %s AND pos_side = %s",
+            (account, inst_id or "", pos_side or ""),
+            polled=True,
+        )
+        return bool(n == 1)
+
+    def pauses(self) -> list[Pause]:
+        rows = self._query(
+            "SELECT account, inst_id, pos_side, reason, source, paused_ms FROM pauses"
+            " ORDER BY account, inst_id, pos_side"
+        )
+        return [Pause(a, i or None, ps or None, r, src, int(ms)) for a, i, ps, r, src, ms in rows]
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._drop()
+                self._watchdog.close()
+
+    def __enter__(self) -> PostgresLedger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
