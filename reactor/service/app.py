@@ -169,7 +169,13 @@ async def _start_locked(
     status_url = None
     server: StatusServer | None = None
     source = WithLedgerHealth(
-        EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
+        EngineStatus(
+            engine,
+            venue=cfg.venue.kind,
+            dry_run=dry_run,
+            journal=ledger.journal_since,
+            margins=rt.margins,
+        ),
         ledger,
     )
     rt.status_source = source
