@@ -1,4 +1,5 @@
-"""``reactor`` command line: run, check-config, plan, pause/resume, sim, maintenance, journal.
+"""``reactor`` command line: run, status, check-config, plan, pause/resume, sim, maintenance,
+journal.
 
 Argument parsing, dispatch and exit codes; the subcommands on the ledger (pause/resume,
 maintenance, journal) are :mod:`reactor.cli.ledger`, ``run`` is :mod:`reactor.service.app`.
@@ -80,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also log in to every enabled account and check its API key's permissions",
     )
+
+    st = sub.add_parser(
+        "status",
+        help="ask the running reactor what it sees now (its local status API)",
+        description="Asks the running reactor (status.host:status.port, /api/status) for its "
+        "health, what needs attention and every position; a table by default, --json for "
+        "scripts. Times are ISO 8601 UTC. Exit 0 healthy or degraded, 1 down, 2 when no "
+        "reactor answers.",
+    )
+    _add_config(st)
+    st.add_argument("--json", action="store_true", help="the /api/status document, as JSON")
+    st.add_argument("--account", default=None, help="only this account")
 
     plan = sub.add_parser("plan", help="read the positions once and print what would be done now")
     _add_config(plan)
@@ -177,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             from reactor.service import app
 
             return asyncio.run(app.run(cfg, dry_run=args.dry_run, config_path=path))
+        if args.command == "status":
+            from reactor.cli.status import status_command
+
+            return status_command(cfg, as_json=args.json, account=args.account)
         if args.command == "plan":
             from reactor.cli.plan import plan_command
 

@@ -12,6 +12,7 @@ from reactor.config import Config, ConfigError
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession
+from reactor.service.margins import MarginTap
 from reactor.service.runtime import Runtime, StartHooks
 
 
@@ -44,11 +45,12 @@ def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
     """The account's private WebSocket session, started (paced with every other account's)."""
     cfg, timing = rt.cfg, rt.cfg.timing
     wrap = rt.hooks.session_handler
+    handler = MarginTap(rt.engine, rt.margins)  # the chart's history, then the engine
     session = PrivateSession(
         name,
         rt.ws_url,
         creds,
-        wrap(name, rt.engine) if wrap else rt.engine,
+        wrap(name, handler) if wrap else handler,
         pacer=rt.pacer,
         extra_headers={"x-simulated-trading": "1"} if cfg.venue.simulated_trading else None,
         ping_interval_s=timing.ws_ping_interval_s,

@@ -181,7 +181,11 @@ async def _start_locked(
     source: StatusSource = WithStaleness(
         WithLedgerHealth(
             EngineStatus(
-                engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since
+                engine,
+                venue=cfg.venue.kind,
+                dry_run=dry_run,
+                journal=ledger.journal_since,
+                margins=rt.margins,
             ),
             ledger,
         ),

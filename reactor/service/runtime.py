@@ -18,9 +18,10 @@ from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession, SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol
+from reactor.status.history import MarginRecorder
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot, StatusSource
-from reactor.status.snapshot import EngineStatus
+from reactor.status.snapshot import HISTORY_WINDOW_MS, EngineStatus
 from reactor.store import Ledger
 from reactor.store.state_dir import StateLock
 
@@ -70,6 +71,8 @@ class Runtime:
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
     status_source: StatusSource | None = None
+    # The margins OKX pushed, for the status page's charts (bounded; see MarginRecorder).
+    margins: MarginRecorder = field(default_factory=lambda: MarginRecorder(HISTORY_WINDOW_MS))
     # The last SIGHUP's refusal (None: none, or a later reload was applied); in STATUS=.
     reload_refused: str | None = None
     # Pauses handed to the engine (account, instId, posSide): sync_pauses logs the changes.
@@ -80,7 +83,8 @@ class Runtime:
         """What ``/api/status`` shows now (the engine's read-only view)."""
         if self.status_source is None:
             self.status_source = WithStaleness(
-                WithLedgerHealth(EngineStatus(self.engine), self.ledger), lambda: self.sessions
+                WithLedgerHealth(EngineStatus(self.engine, margins=self.margins), self.ledger),
+                lambda: self.sessions,
             )
         return self.status_source.status_snapshot()
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+ATTENTION_NAMES = 3  # places named per kind in STATUS= (the page lists them all)
+
 
 class SystemdNotifier:
     """Sends sd_notify messages to ``NOTIFY_SOCKET``; silent when it is unset.
@@ -142,7 +144,8 @@ def reload_refused_text(error: str) -> str:
 def status_text(snap: StatusSnapshot, *, dry_run: bool = False) -> str:
     """One line for ``systemctl status``, from the same snapshot as ``/api/status``:
     ``498/500 live, 2 stopped, 3 adjusting`` (then blocked, paused, ledger failing, dry run;
-    parts that are zero are left out, except the live count)."""
+    parts that are zero are left out, except the live count), then what needs attention, by
+    name: ``; needs attention: 1 error (sub-c), 2 blocked (sub-a CRO-USDT-SWAP long, ...)``."""
     enabled = [a for a in snap.accounts if a.enabled]
     live = sum(1 for a in enabled if a.stopped_reason is None and a.connected and a.fresh)
     stopped = sum(1 for a in enabled if a.stopped_reason is not None)
@@ -162,7 +165,24 @@ def status_text(snap: StatusSnapshot, *, dry_run: bool = False) -> str:
     if not snap.storage_ok:
         parts.append("ledger failing")
     text = ", ".join(parts)
+    attention = attention_text(snap)
+    if attention:
+        text = f"{text}; needs attention: {attention}"
     return f"dry run: {text}" if dry_run else text
+
+
+def attention_text(snap: StatusSnapshot, names: int = ATTENTION_NAMES) -> str:
+    """``2 blocked (sub-a CRO-USDT-SWAP long, sub-b SOL-USDT-SWAP long)``, per kind with its
+    first ``names`` places (``+N more`` after them); "" when nothing needs attention."""
+    by_kind: dict[str, list[str]] = {}
+    for item in snap.attention():
+        by_kind.setdefault(item.kind, []).append(item.where)
+    out = []
+    for kind, where in by_kind.items():
+        shown = ", ".join(where[:names])
+        more = f", +{len(where) - names} more" if len(where) > names else ""
+        out.append(f"{len(where)} {kind} ({shown}{more})")
+    return ", ".join(out)
 
 
 async def run_status(

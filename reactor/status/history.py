@@ -1,18 +1,18 @@
-"""Per-position history for the status page, from the journal of margin calls (pure).
+"""Per-position history for the status page: the last call from the journal, and the margin
+as OKX pushed it (:class:`MarginRecorder`), recorded as it arrives (pure, no I/O).
 
-The journal records every call (action, amount, outcome, time) but not the margin itself, so
-the margin line is rebuilt backwards from the current margin: before an accepted call the margin
-was ``after - amount`` for an add and ``after + amount`` for a reduce. Fills and fees change
-isolated margin too and are not in the journal, so the line is the margin as the reactor moved
-it, exact at the present and at each call, not a tick chart. Rows are matched by account,
-instrument and side: calls made for an earlier position on the same key (closed and reopened
-within the window) are drawn as its past.
+The chart draws only what was recorded: every margin a ``positions`` push or snapshot carried,
+at its ``uTime``, kept for the chart's window and at most ``max_points`` per position. Nothing
+is inferred (the journal has call amounts, not margins, and fills and fees move isolated margin
+too), so after a restart the chart starts empty and fills as pushes arrive. A position that
+closes (``pos`` 0) forgets its history, so a reopened one never shows an earlier one's past.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Protocol
 
 Key = tuple[str, str, str]  # account, instId, posSide
@@ -50,53 +50,80 @@ def last_calls(rows: Iterable[JournalRow]) -> dict[Key, JournalRow]:
     return out
 
 
-def _amount(row: JournalRow) -> Decimal | None:
-    try:
-        amt = Decimal(row.amount)
-    except (InvalidOperation, ValueError):
-        return None
-    return amt if amt.is_finite() and amt >= 0 else None
+class PushedPosition(Protocol):
+    """What :class:`reactor.okx.models.Position` provides (read-only)."""
+
+    @property
+    def account(self) -> str: ...
+    @property
+    def inst_id(self) -> str: ...
+    @property
+    def pos_side(self) -> str: ...
+    @property
+    def pos(self) -> Decimal: ...
+    @property
+    def margin(self) -> Decimal | None: ...
+    @property
+    def u_time(self) -> int: ...
 
 
-def margin_history(
-    rows: Iterable[JournalRow],
-    current: Mapping[Key, Decimal | None],
-    *,
-    now_ms: int,
-    window_ms: int,
-) -> dict[Key, tuple[tuple[int, Decimal], ...]]:
-    """Margin steps per position over ``[now_ms - window_ms, now_ms]``, oldest first.
+class MarginRecorder:
+    """The margin each position had, as pushed: ``(uTime ms, margin)`` steps per position.
 
-    One point at the window's start, one after each accepted call (``ok``) inside it, one at
-    ``now_ms`` with the current margin. Positions without a current margin get no history.
+    Bounded: points older than ``window_ms`` before the newest are dropped (the last one before
+    the window is kept, it is where the line starts), at most ``max_points`` per position, and
+    :meth:`history` forgets positions the engine no longer has.
     """
-    start = now_ms - window_ms
-    calls: dict[Key, list[JournalRow]] = {}
-    for r in rows:
-        if r.status == "ok" and r.sent_ms >= start:
-            calls.setdefault((r.account, r.inst_id, r.pos_side), []).append(r)
-    out: dict[Key, tuple[tuple[int, Decimal], ...]] = {}
-    for key, margin in current.items():
-        if margin is None:
-            continue
-        points = [(now_ms, margin)]
-        after = margin
-        for r in sorted(calls.get(key, ()), key=lambda r: r.sent_ms, reverse=True):
-            amt = _amount(r)
-            if amt is None:
-                break  # an unreadable amount: stop rather than draw a wrong line
-            at = min(r.done_ms or r.sent_ms, now_ms)
-            points.append((at, after))
-            after = after - amt if r.action == "add" else after + amt
-            points.append((at, after))  # the step: before the call, at the same instant
-        points.append((start, after))
-        out[key] = tuple(reversed(_dedupe(points)))
-    return out
 
+    def __init__(self, window_ms: int, max_points: int = 240) -> None:
+        self._window_ms = window_ms
+        self._max = max_points
+        self._points: dict[Key, deque[tuple[int, Decimal]]] = {}
 
-def _dedupe(points: list[tuple[int, Decimal]]) -> list[tuple[int, Decimal]]:
-    out: list[tuple[int, Decimal]] = []
-    for p in points:
-        if not out or out[-1] != p:
-            out.append(p)
-    return out
+    def record(self, positions: Iterable[PushedPosition]) -> None:
+        """Pushed positions, in any order: an older ``uTime`` than the last point is ignored
+        (a late or replayed push), an unchanged margin adds nothing."""
+        for p in positions:
+            key = (p.account, p.inst_id, p.pos_side)
+            if p.pos == 0:
+                self._points.pop(key, None)
+                continue
+            if p.margin is None:
+                continue
+            points = self._points.get(key)
+            if points is None:
+                points = self._points[key] = deque(maxlen=self._max)
+            if points and (p.u_time < points[-1][0] or p.margin == points[-1][1]):
+                continue
+            points.append((p.u_time, p.margin))
+            start = p.u_time - self._window_ms
+            while len(points) > 1 and points[1][0] <= start:
+                points.popleft()
+
+    def __len__(self) -> int:
+        """Points held (all positions): what the retention bounds."""
+        return sum(len(v) for v in self._points.values())
+
+    def history(
+        self, current: Mapping[Key, Decimal | None], now_ms: int
+    ) -> dict[Key, tuple[tuple[int, Decimal], ...]]:
+        """Recorded steps within the window ending ``now_ms`` for the positions in ``current``
+        (the line starts at the window's edge with the margin it had then, and ends at
+        ``now_ms`` with the current margin); positions not in ``current`` are forgotten, and
+        one without a recorded point gets nothing (no line rather than a made-up one)."""
+        for key in [k for k in self._points if k not in current]:
+            del self._points[key]
+        start = now_ms - self._window_ms
+        out: dict[Key, tuple[tuple[int, Decimal], ...]] = {}
+        for key, margin in current.items():
+            points = self._points.get(key)
+            if not points or margin is None:
+                continue
+            line = [(t, m) for t, m in points if t <= now_ms]
+            before = [n for n, (t, _) in enumerate(line) if t <= start]
+            line = [(max(t, start), m) for t, m in line[before[-1] if before else 0 :]]
+            if not line:
+                continue
+            line.append((now_ms, margin))
+            out[key] = tuple(line)
+        return out

@@ -25,6 +25,11 @@ VENUES = ("sim", "demo", "live")
 # How the dashboard's average profit rate is weighted (shown next to it).
 PROFIT_RATE_WEIGHTING = "margin-weighted: total uPnL / total margin of positions reporting both"
 ROLES = ("sub", "main")
+# What the page's "needs attention" panel counts, most severe first (also the sort order).
+ATTENTION_KINDS = ("error", "blocked", "held", "paused", "stale")
+# /healthz: down (503) when problems() is not empty, degraded (200) when something needs
+# attention but the reactor can still act, healthy (200) otherwise.
+HEALTH_STATES = ("healthy", "degraded", "down")
 
 _RATE_QUANTUM = Decimal("0.0001")
 
@@ -106,6 +111,36 @@ class PositionStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Attention:
+    """One thing an operator should look at: a position or an account (``inst_id`` None) or
+    the engine itself (``account`` "")."""
+
+    kind: str  # one of ATTENTION_KINDS
+    account: str
+    inst_id: str | None
+    pos_side: str | None
+    reason: str
+
+    @property
+    def where(self) -> str:
+        """``sub-a CRO-USDT-SWAP long``, ``sub-a`` or ``engine``."""
+        if not self.account:
+            return "engine"
+        if self.inst_id is None:
+            return self.account
+        return f"{self.account} {self.inst_id} {self.pos_side}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "account": self.account,
+            "instId": self.inst_id,
+            "posSide": self.pos_side,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class AccountStatus:
     name: str
     role: str  # sub | main
@@ -142,6 +177,26 @@ class AccountStatus:
             out.append(f"{self.name}: not connected")
         elif not self.fresh:
             out.append(f"{self.name}: data not fresh")
+        return tuple(out)
+
+    def attention(self) -> tuple[Attention, ...]:
+        """What needs a look in this account: its own state (stopped: error; disconnected or
+        not fresh: stale; paused), then its positions in error, blocked, held, paused or stale.
+        Nothing for a disabled account."""
+        if not self.enabled:
+            return ()
+        out: list[Attention] = []
+        if self.stopped_reason is not None:
+            out.append(Attention("error", self.name, None, None, f"stopped: {self.stopped_reason}"))
+        elif not self.connected:
+            out.append(Attention("stale", self.name, None, None, "not connected"))
+        elif not self.fresh:
+            out.append(Attention("stale", self.name, None, None, "data not fresh"))
+        if self.paused is not None:
+            out.append(Attention("paused", self.name, None, None, self.paused or "paused"))
+        for p in self.positions:
+            if p.status in ATTENTION_KINDS:
+                out.append(Attention(p.status, p.account, p.inst_id, p.pos_side, p.reason))
         return tuple(out)
 
     def to_json(self) -> dict[str, Any]:
@@ -253,12 +308,43 @@ class StatusSnapshot:
     def healthy(self) -> bool:
         return not self.problems()
 
+    def attention(self) -> tuple[Attention, ...]:
+        """Everything that needs a look, most severe kind first (:data:`ATTENTION_KINDS`), then
+        by account. Engine problems count as errors, except the holds a held position already
+        stands for (the engine names those too)."""
+        items = [i for a in self.accounts for i in a.attention()]
+        items += [
+            Attention("error", "", None, None, r) for r in self.engine_problems if ": held" not in r
+        ]
+        rank = {k: n for n, k in enumerate(ATTENTION_KINDS)}
+        return tuple(sorted(items, key=lambda i: (rank[i.kind], i.account)))
+
+    def attention_counts(self, items: tuple[Attention, ...] | None = None) -> dict[str, int]:
+        """How many of each kind (zeros included, in :data:`ATTENTION_KINDS` order)."""
+        out = dict.fromkeys(ATTENTION_KINDS, 0)
+        for i in self.attention() if items is None else items:
+            out[i.kind] += 1
+        return out
+
+    def health(self, items: tuple[Attention, ...] | None = None) -> str:
+        """``down`` when :meth:`problems` says so (``/healthz`` 503), ``degraded`` when
+        something needs attention but every account is live (200), else ``healthy``."""
+        if self.problems():
+            return "down"
+        return "degraded" if (self.attention() if items is None else items) else "healthy"
+
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict; Decimals as fixed-point strings so no precision is lost."""
+        attention = self.attention()
         return {
             "generatedMs": self.generated_ms,
             "healthy": self.healthy,
+            "health": self.health(attention),
             "problems": list(self.problems()),
+            "attention": {
+                "counts": self.attention_counts(attention),
+                "items": [i.to_json() for i in attention],
+            },
             "main": {
                 "present": self.has_main,
                 "long": self.main_long,

@@ -11,6 +11,15 @@ expected count), ``#card-sub``, ``#card-pnl``, ``section.account[data-account]``
 ``#stopped-list li[data-account]`` (stopped accounts with their reason), ``#pnl-weighting``,
 ``td.last`` (last margin call and its time) and ``td.chart svg.chart`` (margin against the band
 over the journal's last hours, drawn with DOM calls, no markup strings).
+
+What needs attention leads: ``#attention`` (class ``alert`` when anything does) with
+``#attention-counts span.chip[data-kind][data-n]`` per kind (error, blocked, held, paused,
+stale; ``bad`` when not zero; a click filters on it) and ``#attention-list li[data-kind]
+[data-account]`` (the first :data:`ATTENTION_LIST_MAX`, most severe first); accounts and
+positions that need attention are sorted first. ``#filter`` (text: account, instrument, side,
+status or reason) and ``#only-attention`` hide the rest (``?filter=`` and ``?attention=1`` set
+them on load); ``#shown`` says how many rows are shown. ``#health`` reads ``healthy``,
+``degraded: ...`` (class ``warn``) or ``unhealthy: ...`` (class ``bad``), as ``/healthz``.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 from typing import Any
 
 REFRESH_MS = 3000
+ATTENTION_LIST_MAX = 100  # items listed by name in the panel; the filter finds the rest
 
 PAGE_TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -29,7 +39,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d233
 header{display:flex;justify-content:space-between;align-items:center;padding:12px 20px;
 background:#1d2330;color:#fff}
 header h1{font-size:17px;margin:0}
-#health.bad{color:#ff8a80}#health.good{color:#8fe3a5}
+#health.bad{color:#ff8a80}#health.good{color:#8fe3a5}#health.warn{color:#fcd34d}
 main{padding:16px 20px}
 .cards{display:grid;grid-template-columns:repeat(3,1fr);gap:14px;margin-bottom:18px}
 .card{background:#fff;border-radius:8px;padding:14px 16px;border-left:6px solid #3b82f6;
@@ -39,7 +49,8 @@ box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .card .sub{color:#556}
 .card.alert{border-left-color:#dc2626;background:#fef2f2}.card.alert .big{color:#b91c1c}
 .card.ok{border-left-color:#16a34a}
-section.account{background:#fff;border-radius:8px;margin-bottom:14px;padding:10px 14px;
+section.account{content-visibility:auto;contain-intrinsic-size:auto 500px;
+background:#fff;border-radius:8px;margin-bottom:14px;padding:10px 14px;
 box-shadow:0 1px 2px rgba(0,0,0,.08)}
 section.account h3{margin:2px 0 8px;font-size:15px}
 .badge{font-size:11px;padding:1px 7px;border-radius:9px;margin-left:6px;background:#e5e7eb}
@@ -65,12 +76,30 @@ td.last{white-space:nowrap;color:#334}td.last .when{color:#778;font-size:12px}
 svg.chart{display:block}svg.chart .band{fill:#dcfce7}svg.chart .target{stroke:#16a34a;
 stroke-dasharray:2 2}svg.chart .margin{fill:none;stroke:#1d4ed8;stroke-width:1.5}
 svg.chart .now{fill:#1d4ed8}
+#attention{background:#fff;border-radius:8px;padding:10px 16px;margin-bottom:14px;
+border-left:6px solid #16a34a;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+#attention.alert{border-left-color:#dc2626;background:#fef2f2}
+#attention h2{font-size:15px;margin:0 0 6px;display:inline-block;margin-right:12px}
+#attention.alert h2{color:#b91c1c}
+.chip{display:inline-block;font-size:13px;padding:2px 10px;border-radius:10px;margin-right:6px;
+background:#e5e7eb;color:#4b5563;cursor:pointer}.chip.bad{background:#dc2626;color:#fff;
+font-weight:600}
+#attention-list{margin:8px 0 0;padding-left:18px;max-height:220px;overflow:auto;columns:2}
+#attention-list li{break-inside:avoid}#attention-list .kind{color:#b91c1c;font-weight:600;
+margin-right:6px}#attention-list .why{color:#556;margin-left:6px}
+#attention-list li.more{list-style:none;color:#667;font-style:italic}
+.tools{display:flex;gap:14px;align-items:center;margin:0 0 12px}
+.tools input[type=search]{width:320px;padding:4px 8px;font:inherit}
+#shown{color:#667}
+[hidden]{display:none!important}
 </style></head>
 <body>
 <header><h1>okx-margin-reactor</h1>
 <div><span id="venue" class="tag">-</span><span id="dry-run" class="tag" hidden>dry run</span>
 <span id="health"></span> &middot; updated <span id="updated">-</span></div></header>
 <main>
+<section id="attention"><h2>Needs attention: <span id="attention-total">-</span></h2>
+ <span id="attention-counts"></span><ul id="attention-list"></ul></section>
 <div class="cards">
  <div class="card" id="card-main"><h2>Main account positions</h2>
   <div class="big"><span id="main-total">-</span> / <span id="main-expected">-</span></div>
@@ -86,6 +115,10 @@ svg.chart .now{fill:#1d4ed8}
   <div class="sub">average profit rate <span id="pnl-rate">-</span>
    <span id="pnl-weighting" title="">(margin-weighted)</span></div></div>
 </div>
+<div class="tools"><input id="filter" type="search"
+ placeholder="filter: account, instrument, status, reason" aria-label="filter">
+ <label><input id="only-attention" type="checkbox"> only what needs attention</label>
+ <span id="shown"></span></div>
 <div id="accounts"></div>
 </main>
 <script id="initial" type="application/json">__INITIAL__</script>
@@ -97,6 +130,50 @@ const COLS = [["inst","instId"],["side","posSide"],["pos","pos"],["margin","marg
 const HEAD = ["Instrument","Side","Size","Margin","Target","Band","Count","uPnL","Profit rate",
   "Status","Reason","Last action","Margin vs band"];
 const SVG="http://www.w3.org/2000/svg";
+const KINDS=["error","blocked","held","paused","stale"], LIST_MAX=__LIST_MAX__;
+const RANK=Object.fromEntries(KINDS.map((k,i)=>[k,i]));
+function ranked(xs, f){return xs.map((x,n)=>[f(x),n,x])
+  .sort((a,b)=>a[0]-b[0]||a[1]-b[1]).map(r=>r[2]);}
+function where(i){return !i.account ? "engine" : (i.instId===null ? i.account
+  : i.account+" "+i.instId+" "+i.posSide);}
+// The panel that leads the page: counts per kind (red when not zero) and the first items.
+function renderAttention(s){
+  const at=s.attention||{counts:{},items:[]}, items=at.items||[];
+  document.getElementById("attention").classList.toggle("alert", items.length>0);
+  setText("attention-total", items.length ? items.length : "nothing");
+  const cs=document.getElementById("attention-counts"); cs.replaceChildren();
+  for(const k of KINDS){const n=(at.counts||{})[k]||0;
+    const c=el("span", n ? "chip bad" : "chip", n+" "+k); c.dataset.kind=k; c.dataset.n=n;
+    c.title="show only "+k; c.addEventListener("click", ()=>{
+      document.getElementById("filter").value=k;
+      document.getElementById("only-attention").checked=true; applyFilter();});
+    cs.append(c);}
+  const ul=document.getElementById("attention-list"); ul.replaceChildren();
+  for(const i of items.slice(0, LIST_MAX)){const li=el("li");
+    li.dataset.kind=i.kind; li.dataset.account=i.account;
+    li.append(el("span","kind",i.kind), el("span","where",where(i)));
+    if(i.reason) li.append(el("span","why",i.reason));
+    ul.append(li);}
+  if(items.length>LIST_MAX)
+    ul.append(el("li","more","+"+(items.length-LIST_MAX)+" more: use the filter below"));
+}
+// Hides rows (and accounts left without rows) that do not match the filter; no re-render.
+function applyFilter(){
+  const f=document.getElementById("filter").value.trim().toLowerCase();
+  const only=document.getElementById("only-attention").checked;
+  let shown=0, total=0;
+  for(const sec of document.querySelectorAll("section.account")){
+    const own=sec.dataset.attention==="1", name=sec.dataset.search;
+    let any=false;
+    const rows=sec.querySelectorAll("tr.position");
+    for(const tr of rows){ total++;
+      const ok=(!only || own || tr.dataset.status in RANK) &&
+        (!f || tr.dataset.search.includes(f) || name.includes(f));
+      tr.hidden=!ok; if(ok){any=true; shown++;} }
+    sec.hidden = !(any || (!rows.length && (!only || own) && (!f || name.includes(f))));
+  }
+  setText("shown", (f||only) ? shown+" of "+total+" positions shown" : total+" positions");
+}
 function svgEl(tag, attrs){const e=document.createElementNS(SVG, tag);
   for(const k in attrs) e.setAttribute(k, String(attrs[k])); return e;}
 function hhmm(ms){return new Date(ms).toLocaleTimeString([], {hour:"2-digit",minute:"2-digit"});}
@@ -150,12 +227,24 @@ function render(s){
   const pc=document.getElementById("card-pnl"), u=Number(s.pnl.upl);
   pc.classList.toggle("alert", u<0); pc.classList.toggle("ok", u>=0);
   const h=document.getElementById("health");
-  h.textContent = s.healthy ? "healthy" : "unhealthy: " + s.problems.join("; ");
-  h.className = s.healthy ? "good" : "bad";
+  const health = s.health || (s.healthy ? "healthy" : "down"), c=(s.attention||{}).counts||{};
+  h.textContent = health==="down" ? "unhealthy: " + s.problems.join("; ")
+    : health==="degraded" ? "degraded: " + KINDS.filter(k=>c[k]).map(k=>c[k]+" "+k).join(", ")
+    : "healthy";
+  h.className = {down:"bad", degraded:"warn"}[health] || "good";
+  renderAttention(s);
   setText("updated", new Date(s.generatedMs).toLocaleTimeString());
   const box=document.getElementById("accounts"); box.replaceChildren();
-  for (const a of s.accounts){
+  // Problems first: accounts by their most severe item, positions by their status (stable).
+  const worst={};
+  for(const i of ((s.attention||{}).items||[])) if(i.account)
+    worst[i.account]=Math.min(worst[i.account] ?? 9, RANK[i.kind] ?? 9);
+  const own=new Set(((s.attention||{}).items||[]).filter(i=>i.instId===null).map(i=>i.account));
+  const accounts=ranked(s.accounts, a=>worst[a.name] ?? 9);
+  const frag=document.createDocumentFragment();
+  for (const a of accounts){
     const sec=el("section","account"); sec.dataset.account=a.name; sec.dataset.role=a.role;
+    sec.dataset.attention=own.has(a.name) ? "1" : "0"; sec.dataset.search=a.name.toLowerCase();
     const h3=el("h3",null,a.name); h3.append(el("span","badge",a.role));
     if(!a.enabled) h3.append(el("span","badge","disabled"));
     else if(a.stoppedReason) h3.append(el("span","badge down","stopped: "+a.stoppedReason));
@@ -173,9 +262,10 @@ function render(s){
       COLS.forEach(([c],i)=>hr.append(el("th",c,HEAD[i])));
       t.append(el("thead")); t.tHead.append(hr);
       const tb=el("tbody"); t.append(tb);
-      for (const p of a.positions){
+      for (const p of ranked(a.positions, p=>RANK[p.status] ?? 9)){
         const tr=el("tr","position"); tr.dataset.account=p.account; tr.dataset.inst=p.instId;
-        tr.dataset.side=p.posSide; tr.dataset.status=p.status;
+        tr.dataset.side=p.posSide; tr.dataset.status=p.status; tr.dataset.search=
+          [p.account,p.instId,p.posSide,p.status,p.reason].join(" ").toLowerCase();
         for (const [c,k] of COLS){
           let v = k ? p[k] : null;
           if(c==="band") v = p.bandLo===null ? "-" : p.bandLo+" - "+p.bandHi;
@@ -196,18 +286,31 @@ function render(s){
       }
       sec.append(t);
     }
-    box.append(sec);
+    frag.append(sec);
   }
+  box.append(frag);
+  applyFilter();
   window.lastSnapshot = s;
 }
+const params=new URLSearchParams(location.search);
+// The next fetch waits the period, or twice the last render when a large book takes longer,
+// so the page stays responsive (scrolling, the filter) at 500 accounts x 20 positions.
+const PERIOD=Math.max(200, Number(params.get("refresh"))||__REFRESH__);
 async function refresh(){
-  try { const r=await fetch("api/status",{cache:"no-store"}); if(r.ok) render(await r.json()); }
+  let took=0;
+  try { const r=await fetch("api/status",{cache:"no-store"});
+    if(r.ok){ const j=await r.json(), t0=performance.now(); render(j);
+      took=performance.now()-t0; } }
   catch(e){ const h=document.getElementById("health"); h.textContent="status server unreachable";
     h.className="bad"; }
+  setTimeout(refresh, Math.max(PERIOD, 2*took));
 }
+document.getElementById("filter").value=params.get("filter")||"";
+document.getElementById("only-attention").checked=params.get("attention")==="1";
+document.getElementById("filter").addEventListener("input", applyFilter);
+document.getElementById("only-attention").addEventListener("change", applyFilter);
 render(JSON.parse(document.getElementById("initial").textContent));
-const q=new URLSearchParams(location.search).get("refresh");
-setInterval(refresh, Math.max(200, Number(q)||__REFRESH__));
+setTimeout(refresh, PERIOD);
 </script>
 </body></html>
 """
@@ -217,4 +320,5 @@ def render_page(snapshot_json: dict[str, Any], refresh_ms: int = REFRESH_MS) -> 
     """The dashboard with ``snapshot_json`` embedded as its first state."""
     # '<' escaped so a name containing '</script>' cannot close the data block.
     data = json.dumps(snapshot_json).replace("<", "\\u003c")
-    return PAGE_TEMPLATE.replace("__INITIAL__", data).replace("__REFRESH__", str(refresh_ms))
+    page = PAGE_TEMPLATE.replace("__LIST_MAX__", str(ATTENTION_LIST_MAX))
+    return page.replace("__INITIAL__", data).replace("__REFRESH__", str(refresh_ms))

@@ -80,12 +80,21 @@ class StatusServer:
         return self._source.status_snapshot()
 
     async def _healthz(self, _: web.Request) -> web.Response:
+        """``state``: healthy (200), degraded (200: something needs attention, the reactor can
+        still act, ``attention`` counts it) or down (503: ``reasons``). 200 for degraded so a
+        load balancer or systemd check does not restart a reactor over a blocked position."""
+        body: dict[str, Any]
         try:
-            problems: tuple[str, ...] = self._snapshot().problems()
+            snap = self._snapshot()
+            problems: tuple[str, ...] = snap.problems()
+            items = snap.attention()
+            counts = {k: n for k, n in snap.attention_counts(items).items() if n}
+            state = snap.health(items)
         except Exception as exc:  # a broken source is unhealthy, not a 500 without a reason
             log.exception("status.snapshot.failed")
             problems = (f"status unavailable: {type(exc).__name__}",)
-        body: dict[str, Any] = {"ok": not problems, "reasons": list(problems)}
+            counts, state = {}, "down"
+        body = {"ok": not problems, "state": state, "reasons": list(problems), "attention": counts}
         return web.json_response(body, status=503 if problems else 200, headers=_NO_STORE)
 
     async def _api_status(self, _: web.Request) -> web.Response:

@@ -1,8 +1,9 @@
 """Build the :class:`StatusSnapshot` from the engine's read-only view (no writes).
 
 Extra, optional sources (all additive; the snapshot is complete without them): the venue and
-dry-run flag the process runs with, and the journal of margin calls (rows of
-:class:`reactor.store.JournalEntry`) for each position's last action and its margin chart.
+dry-run flag the process runs with, the journal of margin calls (rows of
+:class:`reactor.store.JournalEntry`) for each position's last action, and the margins OKX pushed
+(:class:`reactor.status.history.MarginRecorder`) for its chart.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from reactor.engine.state import EngineView
-from reactor.status.history import JournalRow, Key, last_calls, margin_history
+from reactor.status.history import JournalRow, Key, MarginRecorder, last_calls
 from reactor.status.model import AccountStatus, PositionStatus, StatusSnapshot
 
 HISTORY_WINDOW_MS = 6 * 3600 * 1000  # the chart's span: the last six hours
@@ -37,17 +38,14 @@ def build_snapshot(
     venue: str = "",
     dry_run: bool = False,
     journal: Sequence[JournalRow] = (),
-    history_window_ms: int = HISTORY_WINDOW_MS,
+    margins: MarginRecorder | None = None,
 ) -> StatusSnapshot:
+    """``margins``: the recorded pushes the charts draw (none without it: nothing is made up)."""
     current: dict[Key, Decimal | None] = {
         (p.account, p.inst_id, p.pos_side): p.margin for a in view.accounts for p in a.positions
     }
     last = last_calls(journal)
-    history = (
-        margin_history(journal, current, now_ms=generated_ms, window_ms=history_window_ms)
-        if journal
-        else {}
-    )
+    history = {} if margins is None else margins.history(current, generated_ms)
     accounts = []
     for a in view.accounts:
         rows = []
@@ -120,7 +118,8 @@ def _dec(text: str) -> Decimal | None:
 class EngineStatus:
     """The engine as the status server's :class:`StatusSource`.
 
-    ``journal(since_ms)`` (e.g. ``ledger.journal_since``) feeds last actions and charts; its
+    ``journal(since_ms)`` (e.g. ``ledger.journal_since``) feeds last actions (the last
+    ``history_window_ms``); ``margins`` the charts; its
     rows are reused for ``journal_ttl_s`` (a page refreshing every 3 s in several browsers reads
     the ledger once); when it raises (the ledger is locked or gone) the snapshot is built
     without them.
@@ -133,6 +132,7 @@ class EngineStatus:
         venue: str = "",
         dry_run: bool = False,
         journal: Callable[[int], Sequence[JournalRow]] | None = None,
+        margins: MarginRecorder | None = None,
         history_window_ms: int = HISTORY_WINDOW_MS,
         journal_ttl_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -145,6 +145,7 @@ class EngineStatus:
         self._dry_run = dry_run
         self._journal = journal
         self._window_ms = history_window_ms
+        self._margins = margins
 
     def status_snapshot(self) -> StatusSnapshot:
         now_ms = int(time.time() * 1000)
@@ -154,7 +155,7 @@ class EngineStatus:
             venue=self._venue,
             dry_run=self._dry_run,
             journal=self._rows(now_ms),
-            history_window_ms=self._window_ms,
+            margins=self._margins,
         )
 
     def _rows(self, now_ms: int) -> Sequence[JournalRow]:

@@ -90,7 +90,7 @@ async def test_status_line_and_sighup_reload(
     )
     try:
         await reactor.wait_event("account.stopped")  # D: bad passphrase
-        await notes.wait_status("1/2 live, 1 stopped")
+        await notes.wait_status("1/2 live, 1 stopped; needs attention: 1 error (D)")
         notes.drain()
         assert notes.all[0] == "STATUS=starting: 2 accounts"
         assert notes.all[1].startswith("READY=1\nSTATUS=")

@@ -141,6 +141,7 @@ class Browser:
                 raise TimeoutError(f"timed out waiting for: {expression}")
             await asyncio.sleep(0.05)
 
-    async def screenshot(self, path: Path) -> None:
-        r = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    async def screenshot(self, path: Path, *, full_page: bool = True) -> None:
+        """The whole page, or the window only (a 10,000-row page is too large for one PNG)."""
+        r = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)
         path.write_bytes(base64.b64decode(r["data"]))

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reactor.engine.state import AccountView, EngineView, PositionView
-from reactor.status.history import last_calls, margin_history
+from reactor.status.history import MarginRecorder, last_calls
 from reactor.status.metrics import Metrics
 from reactor.status.snapshot import build_snapshot
 
@@ -37,38 +37,93 @@ def row(action: str, amount: str, at: int, status: str = "ok", key: tuple[str, .
     return Row(key[0], key[1], key[2], action, amount, status, at, at + 50)
 
 
-def test_history_steps_back_from_the_current_margin() -> None:
+@dataclass(frozen=True)
+class Pushed:
+    account: str
+    inst_id: str
+    pos_side: str
+    pos: D
+    margin: D | None
+    u_time: int
+
+
+def pushed(margin: str | None, at: int, pos: str = "108", key: tuple[str, ...] = KEY) -> Pushed:
+    return Pushed(key[0], key[1], key[2], D(pos), None if margin is None else D(margin), at)
+
+
+def test_last_call_is_the_latest_sent() -> None:
     rows = [
-        row("reduce", "10.03", NOW - 2 * H),  # 20.29 -> 10.26
-        row("add", "5", NOW - H, status="error"),  # rejected: moved nothing
-        row("add", "0.5", NOW - H // 2),  # 10.26 -> 10.76
-        row("reduce", "1", NOW - 9 * H),  # outside the 6 h window
+        row("reduce", "10.03", NOW - 2 * H),
+        row("add", "5", NOW - H, status="error"),
+        row("add", "0.5", NOW - H // 2),
+        row("reduce", "1", NOW - 9 * H),
     ]
-    hist = margin_history(rows, {KEY: D("10.76")}, now_ms=NOW, window_ms=6 * H)[KEY]
-    assert hist == (
-        (NOW - 6 * H, D("20.29")),
-        (NOW - 2 * H + 50, D("20.29")),
-        (NOW - 2 * H + 50, D("10.26")),
-        (NOW - H // 2 + 50, D("10.26")),
-        (NOW - H // 2 + 50, D("10.76")),
-        (NOW, D("10.76")),
-    )
     last = last_calls(rows)[KEY]
     assert (last.action, last.amount, last.sent_ms) == ("add", "0.5", NOW - H // 2)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["add", "reduce"]), st.integers(1, 500)), max_size=20))
-def test_history_replays_to_the_current_margin(calls: list[tuple[str, int]]) -> None:
-    """Replaying the calls forwards from the first point ends at the current margin, and time
-    never goes backwards."""
-    current = D("100")
-    rows = [row(a, str(D(c) / 100), NOW - H + i * 1000) for i, (a, c) in enumerate(calls)]
-    hist = margin_history(rows, {KEY: current}, now_ms=NOW, window_ms=6 * H)[KEY]
-    margin = hist[0][1]
-    for r in rows:
-        margin += D(r.amount) if r.action == "add" else -D(r.amount)
-    assert margin == current == hist[-1][1]
+def test_chart_is_the_margin_okx_pushed_not_rebuilt_from_calls() -> None:
+    """The issue's case: the journal says 20.29 -> 10.36 (a reduce of 9.93), then a fill moved
+    the margin to 12.00. Rebuilt backwards from 12.00 with the call amount, the chart showed
+    21.93 -> 12.00 and shifted the whole past; recorded, it is what OKX pushed."""
+    rec = MarginRecorder(window_ms=6 * H)
+    rec.record([pushed("20.29", NOW - 3 * H)])
+    rec.record([pushed("20.29", NOW - 3 * H + 5)])  # unchanged: no new point
+    rec.record([pushed("10.36", NOW - 2 * H)])  # after the reduce
+    rec.record([pushed("25", NOW - 3 * H + 9)])  # a late push (older uTime): ignored
+    rec.record([pushed("12.00", NOW - H)])  # a fill
+    assert rec.history({KEY: D("12.00")}, NOW)[KEY] == (
+        (NOW - 3 * H, D("20.29")),
+        (NOW - 2 * H, D("10.36")),
+        (NOW - H, D("12.00")),
+        (NOW, D("12.00")),
+    )
+    # no push recorded (e.g. just restarted): no line at all, never a made-up one
+    other = ("a", "SOL-USDT-SWAP", "long")
+    assert other not in rec.history({KEY: D("12"), other: D("9.8")}, NOW)
+
+
+def test_recorded_history_is_bounded() -> None:
+    rec = MarginRecorder(window_ms=6 * H, max_points=8)
+    for i in range(10):  # one push per hour for 10 hours
+        rec.record([pushed(str(10 + i), NOW - (9 - i) * H)])
+    # older than the window dropped, except where the line starts (13, 6 h ago)
+    assert len(rec) == 7
+    hist = rec.history({KEY: D("19")}, NOW)[KEY]
+    assert hist[0] == (NOW - 6 * H, D("13")) and hist[-1] == (NOW, D("19"))
     assert [t for t, _ in hist] == sorted(t for t, _ in hist)
+    # time passes without pushes: older points fall out of the window at read time
+    later = rec.history({KEY: D("19")}, NOW + 4 * H)[KEY]
+    assert later == (
+        (NOW - 2 * H, D("17")),
+        (NOW - H, D("18")),
+        (NOW, D("19")),
+        (NOW + 4 * H, D("19")),
+    )
+    few = MarginRecorder(window_ms=6 * H, max_points=5)
+    for i in range(10):
+        few.record([pushed(str(10 + i), NOW + i)])
+    assert len(few) == 5  # at most max_points per position, the newest
+    # a position that closes forgets its past; one the engine no longer has is dropped
+    rec.record([pushed("0", NOW + 1, pos="0")])
+    assert len(rec) == 0 and rec.history({KEY: D("5")}, NOW + 2) == {}
+    rec.record([pushed("7", NOW + 3)])
+    rec.history({}, NOW + 4)
+    assert len(rec) == 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 20 * H), st.integers(1, 5000)), max_size=60))
+def test_recorded_line_is_ordered_in_window_and_ends_at_the_current_margin(
+    pushes: list[tuple[int, int]],
+) -> None:
+    rec = MarginRecorder(window_ms=6 * H, max_points=20)
+    for at, cents in pushes:
+        rec.record([pushed(str(D(cents) / 100), NOW - 20 * H + at)])
+    assert len(rec) <= 20
+    hist = rec.history({KEY: D("1")}, NOW).get(KEY, ())
+    times = [t for t, _ in hist]
+    assert times == sorted(times) and all(NOW - 6 * H <= t <= NOW for t in times)
+    assert not hist or hist[-1] == (NOW, D("1"))
 
 
 def _view(status: str, margin: str, reason: str = "") -> EngineView:
@@ -117,7 +172,15 @@ def test_snapshot_carries_venue_stopped_accounts_and_last_action() -> None:
         "result": "ok",
         "ms": NOW - H,
     }
-    assert pos["history"][0] == [NOW - 6 * H, "20.29"] and pos["history"][-1] == [NOW, "10.26"]
+    assert pos["history"] == []  # no pushes recorded: no chart rather than one made up
+    rec = MarginRecorder(6 * H)
+    rec.record([pushed("20.29", NOW - 2 * H), pushed("10.26", NOW - H)])
+    charted = build_snapshot(_view("ok", "10.26"), NOW, journal=rows, margins=rec).to_json()
+    assert charted["accounts"][0]["positions"][0]["history"] == [
+        [NOW - 2 * H, "20.29"],
+        [NOW - H, "10.26"],
+        [NOW, "10.26"],
+    ]
     v = _samples(Metrics(process=False).render(snap))
     assert float(v['reactor_info{dry_run="false",venue="demo"}']) == 1
     assert float(v['reactor_accounts{role="sub",state="stopped"}']) == 1

@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import tempfile
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,7 +43,10 @@ def test_live_stopped_adjusting() -> None:
     accounts += [_acc("s1", stopped_reason="login failed"), _acc("s2", stopped_reason="x")]
     accounts += [_acc("c1", connected=False), _acc("off", enabled=False)]
     accounts += [_acc("d", "ok", fresh=False)]
-    assert status_text(_snap(*accounts)) == ("497/501 live, 2 stopped, 2 connecting, 3 adjusting")
+    assert status_text(_snap(*accounts)) == (
+        "497/501 live, 2 stopped, 2 connecting, 3 adjusting;"
+        " needs attention: 2 error (s1, s2), 2 stale (c1, d)"
+    )
 
 
 def test_blocked_paused_storage_and_dry_run() -> None:
@@ -52,9 +56,33 @@ def test_blocked_paused_storage_and_dry_run() -> None:
         storage_ok=False,
     )
     assert status_text(snap, dry_run=True) == (
-        "dry run: 2/2 live, 1 blocked, 1 accounts paused, 2 positions paused, ledger failing"
+        "dry run: 2/2 live, 1 blocked, 1 accounts paused, 2 positions paused, ledger failing;"
+        " needs attention: 1 blocked (a CRO-USDT-SWAP long),"
+        " 3 paused (a CRO-USDT-SWAP long, b, b CRO-USDT-SWAP long)"
     )
     assert status_text(_snap(_acc("a"))) == "1/1 live"
+
+
+def test_needs_attention_names_the_places() -> None:
+    """The issue's case: 3 of 7 managed positions blocked, one failing with 59200; everything
+    said "live" before. STATUS= names them (the first three per kind, then how many more)."""
+    blocked = [_pos("sub-a", "blocked") for _ in range(3)]
+    blocked = [replace(p, inst_id=f"C{i}-USDT-SWAP") for i, p in enumerate(blocked)]
+    err = replace(_pos("sub-b", "error"), reason="59200 insufficient balance")
+    held = [replace(_pos("sub-c", "held"), inst_id=f"H{i}-USDT-SWAP") for i in range(5)]
+    snap = _snap(
+        replace(_acc("sub-a", "ok"), positions=(*blocked, _pos("sub-a", "ok"))),
+        replace(_acc("sub-b"), positions=(err,)),
+        replace(_acc("sub-c"), positions=tuple(held)),
+        _acc("sub-d", fresh=False),
+    )
+    assert status_text(snap) == (
+        "3/4 live, 1 connecting, 3 blocked; needs attention:"
+        " 1 error (sub-b CRO-USDT-SWAP long),"
+        " 3 blocked (sub-a C0-USDT-SWAP long, sub-a C1-USDT-SWAP long, sub-a C2-USDT-SWAP long),"
+        " 5 held (sub-c H0-USDT-SWAP long, sub-c H1-USDT-SWAP long, sub-c H2-USDT-SWAP long,"
+        " +2 more), 1 stale (sub-d)"
+    )
 
 
 async def test_run_status_sends_only_changes_and_wakes_at_once() -> None:

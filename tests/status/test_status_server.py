@@ -40,13 +40,31 @@ async def test_start_picks_free_port_and_logs_ready() -> None:
 async def test_healthz(served: tuple[MutableSource, Metrics, str]) -> None:
     source, _, url = served
     async with httpx.AsyncClient(base_url=url) as c:
+        ok = AccountStatus("sub-y", "sub", True, True, True, None, ())
+        source.snapshot = replace(sample_snapshot(), accounts=(ok,))
         r = await c.get("/healthz")
-        assert r.status_code == 200 and r.json() == {"ok": True, "reasons": []}
+        assert r.status_code == 200
+        assert r.json() == {"ok": True, "state": "healthy", "reasons": [], "attention": {}}
+        # sample_snapshot has one blocked position: alive and acting, but not all is well
+        source.snapshot = sample_snapshot()
+        r = await c.get("/healthz")
+        assert r.status_code == 200
+        assert r.json() == {
+            "ok": True,
+            "state": "degraded",
+            "reasons": [],
+            "attention": {"blocked": 1},
+        }
         down = AccountStatus("sub-x", "sub", True, False, False, None, ())
         source.snapshot = replace(sample_snapshot(), accounts=(down,))
         r = await c.get("/healthz")
         assert r.status_code == 503
-        assert r.json() == {"ok": False, "reasons": ["sub-x: not connected"]}
+        assert r.json() == {
+            "ok": False,
+            "state": "down",
+            "reasons": ["sub-x: not connected"],
+            "attention": {"stale": 1},
+        }
 
 
 async def test_healthz_when_source_raises(served: tuple[MutableSource, Metrics, str]) -> None:
