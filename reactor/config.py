@@ -183,6 +183,9 @@ class StatusSection(_Model):
 class LogSection(_Model):
     format: Literal["auto", "json", "console"] = "auto"  # auto: console on a tty, else JSON
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # Identical warning/error lines within this many seconds: the first is written, then one
+    # ``log.repeated`` line per interval with their count; 0 writes every line.
+    repeat_interval_s: float = Field(default=60.0, ge=0, le=3600)
 
 
 class Config(_Model):

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from reactor.config import Config, ConfigError, resolve_credentials
 from reactor.domain.policy import ActionKind, PolicyConfig, decide, round_down
-from reactor.log import get_logger
+from reactor.log import amount_text, amounts_in_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, Position, parse_instrument, parse_position
@@ -51,7 +51,7 @@ class PlanRow:
 
     def cells(self) -> list[str]:
         def d(v: Decimal | None) -> str:
-            return "-" if v is None else format(v, "f")
+            return "-" if v is None else amount_text(v)
 
         band = "-" if self.band is None else f"{self.band[0]}-{self.band[1]}"
         return [
@@ -66,7 +66,7 @@ class PlanRow:
             d(self.floor),
             self.action,
             d(self.amount),
-            self.reason,
+            amounts_in_text(self.reason),
         ]
 
 

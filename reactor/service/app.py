@@ -21,7 +21,7 @@ from reactor.config import Config, resolve_credentials
 from reactor.domain.fills import FillGate
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.fdlimit import raise_nofile_limit
-from reactor.log import get_logger
+from reactor.log import flush_repeats, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
@@ -255,6 +255,14 @@ async def stop(rt: Runtime) -> None:
     log.info("reactor.stopped", calls_sent=rt.engine.calls_sent)
 
 
+async def _flush_log_repeats(every_s: float = 1.0) -> None:
+    """A storm of identical lines that stopped is still counted (``log.repeated``) within a
+    second of its interval ending, not only when the next line is written."""
+    while True:
+        await asyncio.sleep(every_s)
+        flush_repeats()
+
+
 async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | None = None) -> int:
     """``reactor run``: start, serve until SIGINT/SIGTERM, stop cleanly; SIGHUP reloads the
     config from ``config_path`` (accounts only; see :func:`reload`).
@@ -295,6 +303,7 @@ async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | N
         asyncio.create_task(run_watchdog(notifier, lambda: True)),
         asyncio.create_task(run_status(notifier, line_with_refusal, wake=rt.status_changed)),
         asyncio.create_task(reload_loop(rt, config_path, reload_event, notifier, line)),
+        asyncio.create_task(_flush_log_repeats()),
     ]
     await stop_event.wait()
     notifier.stopping()

@@ -38,6 +38,9 @@ PROMETHEUS_FILE = "prometheus.yml"
 ALERTMANAGER_FILE = "alertmanager.yml"
 STARTED = "reactor_log_started_timestamp_seconds"
 EVENTS = "reactor_log_events_total"  # mtail's count of every line, by event and level
+# The reactor writes one line per interval for identical warning/error lines, with their count
+# (reactor/log.py RepeatSummary): mtail adds the count to the repeated event's own series.
+REPEATED = "log.repeated"
 # Where each alert's ``runbook_url`` points: one section per alert (docs/runbook.md), its anchor
 # the alert name in lower case. The path the unit's Documentation= names; a settings file
 # (``--settings``) may point it at an intranet copy.
@@ -415,7 +418,7 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
 def error_logged(t: Timings, own: tuple[Alert, ...]) -> Alert:
     """Every other ``error``-level line alerts (docs/events.md: an error needs a human); the
     events an alert of ``own`` watches are left to it, so nothing pages twice."""
-    covered = "|".join(sorted({e for a in own for e in a.events}))  # "." matches itself too
+    covered = "|".join(sorted({REPEATED, *(e for a in own for e in a.events)}))  # "." too
     errors = f'{EVENTS}{{level="error",event!~"{covered}"}}'
     return Alert(
         "ReactorErrorLogged",
@@ -490,6 +493,17 @@ def render_mtail() -> str:
         r'/"event": "(?P<event>[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)"/ {',
         r'  /"level": "(?P<level>[a-z]+)"/ {',
         "    reactor_log_events_total[$event][$level]++",
+        "  }",
+        "}",
+        "",
+        f"# {REPEATED}: identical lines the reactor counted instead of writing.",
+        _event_re(REPEATED) + " {",
+        r'  /"repeated_event": "(?P<repeated>[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)"/ {',
+        r'    /"level": "(?P<rlevel>[a-z]+)"/ {',
+        r'      /"count": (?P<count>\d+)/ {',
+        "        reactor_log_events_total[$repeated][$rlevel] += $count",
+        "      }",
+        "    }",
         "  }",
         "}",
         "",
