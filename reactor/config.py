@@ -188,6 +188,24 @@ class LogSection(_Model):
     repeat_interval_s: float = Field(default=60.0, ge=0, le=3600)
 
 
+class NotifySection(_Model):
+    """Direct notification without Prometheus (docs/alerting.md): a webhook and/or a Telegram
+    bot, fed by the alert definitions. The bot token is read from ``telegram_token_env``."""
+
+    webhook_url: str | None = None
+    telegram_chat_id: str | None = None
+    telegram_token_env: str = "REACTOR_TELEGRAM_TOKEN"
+    telegram_api_url: str = "https://api.telegram.org"
+    group_wait_s: float = Field(default=30.0, ge=0, le=3600)
+    group_interval_s: float = Field(default=300.0, ge=0, le=86_400)
+    max_per_hour: int = Field(default=20, ge=1, le=3600)
+    runbook_url: str | None = None  # default: the installed docs/runbook.md
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or self.telegram_chat_id)
+
+
 class Config(_Model):
     venue: VenueConfig = VenueConfig(scenario=Path("scenarios/demo.yaml"))
     state_dir: Path = Path("./state")
@@ -203,6 +221,7 @@ class Config(_Model):
     status: StatusSection = StatusSection()
     log: LogSection = LogSection()
     maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills
+    notify: NotifySection = NotifySection()
 
     @field_validator("accounts")
     @classmethod

@@ -9,6 +9,7 @@ websockets) and uncaught exceptions go through the same scrubbing on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -189,6 +190,29 @@ def flush_repeats() -> None:
         _summary.flush()
 
 
+# -- taps: in-process readers of the (redacted) lines ----------------------------------------------
+
+_taps: list[Callable[[Mapping[str, Any]], None]] = []
+
+
+def add_tap(fn: Callable[[Mapping[str, Any]], None]) -> None:
+    """Hand every written line (after redaction, before rendering) to ``fn`` as well: the
+    direct notifier reads the same lines the log-based alerts count."""
+    _taps.append(fn)
+
+
+def remove_tap(fn: Callable[[Mapping[str, Any]], None]) -> None:
+    if fn in _taps:
+        _taps.remove(fn)
+
+
+def _tap(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for fn in list(_taps):
+        with contextlib.suppress(Exception):  # a reader must never lose the line
+            fn(event_dict)
+    return event_dict
+
+
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact_text(super().format(record))
@@ -238,6 +262,7 @@ def configure(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _redact,  # after the traceback is text, so that it is scrubbed too
+            _tap,
             *output_processors(fmt, out),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

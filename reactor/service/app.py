@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -21,7 +22,7 @@ from reactor.config import Config, resolve_credentials
 from reactor.domain.fills import FillGate
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.fdlimit import raise_nofile_limit
-from reactor.log import flush_repeats, get_logger
+from reactor.log import add_tap, flush_repeats, get_logger, remove_tap
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
@@ -46,6 +47,7 @@ from reactor.service.systemd import (
     status_text,
 )
 from reactor.status.metrics import Metrics
+from reactor.status.notify import Notifier, NotifySettings, run_notifier
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
 from reactor.store import Ledger, LedgerError
@@ -186,6 +188,9 @@ async def _start_locked(
         start_session(rt, name, c)
     rt.spawn("reconcile", reconcile_loop(rt))
     rt.spawn("ledger", ledger_loop(rt))
+    notifier = direct_notifier(cfg)
+    if notifier is not None:
+        rt.spawn("notify", _notify(notifier))
     if server is not None:
         rt.spawn("status", hold(server.stop))
     log.info(
@@ -253,6 +258,41 @@ async def stop(rt: Runtime) -> None:
         if rt.lock is not None:
             rt.lock.release()
     log.info("reactor.stopped", calls_sent=rt.engine.calls_sent)
+
+
+def direct_notifier(cfg: Config) -> Notifier | None:
+    """The webhook / Telegram notifier of ``notify``, or None when neither is configured."""
+    n = cfg.notify
+    if not n.enabled:
+        return None
+    token = os.environ.get(n.telegram_token_env) or None
+    if n.telegram_chat_id and token is None:
+        log.warning(
+            "notify.failed",
+            channel="telegram",
+            alert="",
+            error=f"{n.telegram_token_env} is not set: no Telegram messages",
+        )
+    settings = NotifySettings(
+        webhook_url=n.webhook_url,
+        telegram_token=token,
+        telegram_chat_id=n.telegram_chat_id,
+        telegram_api_url=n.telegram_api_url,
+        group_wait_s=n.group_wait_s,
+        group_interval_s=n.group_interval_s,
+        max_per_hour=n.max_per_hour,
+        runbook=n.runbook_url,
+    )
+    return Notifier(settings)
+
+
+async def _notify(notifier: Notifier) -> None:
+    """Read the process's own lines while the reactor runs, and send what is due."""
+    add_tap(notifier.observe)
+    try:
+        await run_notifier(notifier)
+    finally:
+        remove_tap(notifier.observe)
 
 
 async def _flush_log_repeats(every_s: float = 1.0) -> None:

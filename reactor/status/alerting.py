@@ -25,6 +25,7 @@ import re
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -430,6 +431,83 @@ def error_logged(t: Timings, own: tuple[Alert, ...]) -> Alert:
         "fields, the OKX error code (`code`) among them where there is one.",
         (),
     )
+
+
+# -- direct notification (reactor/status/notify.py) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRule:
+    """An alert evaluated in the process on its own log lines, for a desk without Prometheus:
+    ``count`` lines of ``events`` within ``window_s``, or an episode (``end`` set) still open
+    after ``after_s``; ``any_error`` takes every error-level line no other rule watches."""
+
+    alert: Alert
+    events: frozenset[str]
+    by: tuple[str, ...]
+    extra: tuple[str, ...] = ()  # fields shown in the notification
+    count: int = 1
+    window_s: float = 0.0
+    after_s: float = 0.0
+    end: str | None = None
+    any_error: bool = False
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration of one unit (``30s``, ``5m``, ``1h``, ``1d``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", duration.strip())
+    if m is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return float(m.group(1)) * units[m.group(2)]
+
+
+def direct_rules(t: Timings = PRODUCTION) -> tuple[DirectRule, ...]:
+    """The log-based alerts of :func:`alerts` with their thresholds, for the in-process
+    notifier. Alerts on scraped series (down, storage, descriptors, restarts) need a
+    Prometheus; storage trouble still arrives through ``ReactorErrorLogged`` (its events are
+    error-level)."""
+    by_name = {a.name: a for a in alerts(t)}
+    pos = ("account", "instId", "posSide")
+    code = ("code", "msg", "error", "reason")
+
+    def rule(name: str, by: tuple[str, ...], extra: tuple[str, ...] = (), **kw: Any) -> DirectRule:
+        a = by_name[name]
+        events = kw.pop("events", None)
+        return DirectRule(a, frozenset(a.events if events is None else events), by, extra, **kw)
+
+    blocked = _episode("reactor_log_target_blocked")
+    main_below = _episode("reactor_log_main_below_expected")
+    foreign = _episode("reactor_log_foreign_hold")
+    return (
+        rule("ReactorMarginCallFailed", pos, code),
+        rule(
+            "ReactorReconnectStorm", ("account",), ("reason",),
+            count=t.storm_count + 1, window_s=seconds(t.storm_window),
+        ),
+        rule("ReactorLoginFailed", ("account", "code"), ("msg",)),
+        rule("ReactorAccountStopped", ("account",), ("reason", "code")),
+        rule(
+            "ReactorTargetBlocked", pos, ("margin", "target", "floor", "reason"),
+            events={blocked.start, *((blocked.end,) if blocked.end else ())},
+            after_s=float(t.blocked_s), end=blocked.end,
+        ),
+        rule(
+            "ReactorMainBelowExpected", ("account",), (),
+            events={main_below.start, *((main_below.end,) if main_below.end else ())},
+            after_s=float(t.main_below_s), end=main_below.end,
+        ),
+        rule("ReactorBookDrift", ("account",), ("instId", "field")),
+        rule("ReactorRunawayGuardTripped", ("account",), ("moved_last_hour", "limit")),
+        rule(
+            "ReactorForeignTransferHold", ("account", "instId"), ("reason",),
+            events={foreign.start},
+        ),
+        rule("ReactorWatchdogUnhealthy", (), ("reason", "error")),
+        rule("ReactorFileDescriptorsExhausted", (), ("error",)),
+        rule("ReactorReloadRefused", (), ("reason", "error")),
+        DirectRule(by_name["ReactorErrorLogged"], frozenset(), ("event",), code, any_error=True),
+    )  # fmt: skip
 
 
 def watched_events() -> frozenset[str]:
