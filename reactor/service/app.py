@@ -38,7 +38,7 @@ from reactor.service.startup import (
     port_problem,
     with_start_retries,
 )
-from reactor.service.status import status_server
+from reactor.service.status import ledger_figures, status_server
 from reactor.service.systemd import (
     SystemdNotifier,
     reload_refused_text,
@@ -155,6 +155,7 @@ async def _start_locked(
         for a in cfg.accounts
     }
     metrics = Metrics()
+    metrics.set_domain(ledger_figures(ledger))
     engine = _engine(cfg, accounts, ct_vals, ledger, metrics, dry_run)
     try:
         engine.recover_journal()

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
 
@@ -16,9 +19,10 @@ from reactor.log import get_logger
 from reactor.redaction import register_secrets
 from reactor.service.loops import sync_pauses
 from reactor.service.runtime import Runtime
+from reactor.status.metrics import DomainFigures
 from reactor.status.model import StatusSource
 from reactor.status.server import StatusServer
-from reactor.store import LedgerError, MaintenanceRecord
+from reactor.store import Ledger, LedgerError, MaintenanceRecord
 
 log = get_logger("reactor.service.status")
 
@@ -33,6 +37,30 @@ def status_server(rt: Runtime, source: StatusSource) -> StatusServer:
         rt.cfg.status.port,
         extra_routes=_routes(control_api(rt), api),
     )
+
+
+def ledger_figures(
+    ledger: Ledger, clock: Callable[[], float] = time.time
+) -> Callable[[], DomainFigures]:
+    """``/metrics``' domain gauges, read from the ledger at scrape time: USDT moved by the
+    margin calls OKX accepted in the last hour, and the maintenance records that count."""
+
+    def read() -> DomainFigures:
+        moved: dict[tuple[str, str], Decimal] = {}
+        for e in ledger.journal_since(int(clock() * 1000) - 3_600_000):
+            if e.status != "ok" or e.action not in ("add", "reduce"):
+                continue
+            try:
+                amount = Decimal(e.amount)
+            except InvalidOperation:
+                continue
+            moved[(e.account, e.action)] = moved.get((e.account, e.action), Decimal(0)) + amount
+        counts: Counter[tuple[str, str]] = Counter(
+            (r.account, str(r.source)) for r in ledger.list_maintenance() if r.voided_ms is None
+        )
+        return DomainFigures(moved, dict(counts))
+
+    return read
 
 
 def maintenance_api(rt: Runtime) -> MaintenanceApi:
