@@ -135,9 +135,17 @@ async def test_alerts_arrive_grouped_on_webhook_and_telegram() -> None:
         await asyncio.sleep(0.2)
         assert len(rx.hooks) == n
         await until(lambda: len(rx.hooks) == n + 1)
+        # Four messages, each to both channels: every delivery logged once it is answered.
+        await until(lambda: out.getvalue().count('"notify.sent"') == 8)
+        assert len(rx.hooks) == len(rx.telegram) == 4
     text = out.getvalue()
     assert TOKEN not in text
-    assert sum(json.loads(x)["event"] == "notify.sent" for x in text.splitlines()) >= 8
+    sent = [json.loads(x) for x in text.splitlines() if '"notify.sent"' in x]
+    assert {(x["channel"], x["alert"]) for x in sent} == {
+        (c, a)
+        for c in ("webhook", "telegram")
+        for a in ("ReactorMarginCallFailed", "ReactorErrorLogged", "ReactorReconnectStorm")
+    }
 
 
 async def test_rate_limit_counts_what_it_left_out() -> None:
