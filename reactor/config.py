@@ -187,6 +187,27 @@ class StatusSection(_Model):
 class LogSection(_Model):
     format: Literal["auto", "json", "console"] = "auto"  # auto: console on a tty, else JSON
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # Identical warning/error lines within this many seconds: the first is written, then one
+    # ``log.repeated`` line per interval with their count; 0 writes every line.
+    repeat_interval_s: float = Field(default=60.0, ge=0, le=3600)
+
+
+class NotifySection(_Model):
+    """Direct notification without Prometheus (docs/alerting.md): a webhook and/or a Telegram
+    bot, fed by the alert definitions. The bot token is read from ``telegram_token_env``."""
+
+    webhook_url: str | None = None
+    telegram_chat_id: str | None = None
+    telegram_token_env: str = "REACTOR_TELEGRAM_TOKEN"
+    telegram_api_url: str = "https://api.telegram.org"
+    group_wait_s: float = Field(default=30.0, ge=0, le=3600)
+    group_interval_s: float = Field(default=300.0, ge=0, le=86_400)
+    max_per_hour: int = Field(default=20, ge=1, le=3600)
+    runbook_url: str | None = None  # default: the installed docs/runbook.md
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or self.telegram_chat_id)
 
 
 # A DSN password would sit in a file that is copied, diffed and pasted: refused, like OKX keys.
@@ -272,6 +293,7 @@ class Config(_Model):
     maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills
     storage: StorageSection = StorageSection()
     ha: HaSection | None = None  # high availability (issue 17): needs storage.kind postgres
+    notify: NotifySection = NotifySection()
 
     @field_validator("accounts")
     @classmethod

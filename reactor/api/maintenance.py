@@ -13,13 +13,16 @@ Request (JSON)::
      "ordId": "680800019749904384", "cTime": "1700000000000"}   # key defaults to ordId
 
 Answers: 201 recorded, 200 already recorded (``duplicate``), 400 bad body (one line naming the
-field), 401 missing or wrong token, 404 unknown or read-only account, 503 no token configured
-or the ledger unavailable. Bodies never echo the token.
+field), 401 missing or wrong token, 404 unknown or read-only account or an instrument OKX does
+not list, 409 no open position on that side (the checks ``reactor maintenance record`` makes;
+a body with ``cTime`` names its position itself and skips the position check), 503 no token
+configured, the account's positions not read yet, or the ledger unavailable. Bodies never echo
+the token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Literal
 
 from aiohttp import web
@@ -34,6 +37,8 @@ __all__ = [
     "BadRequest",
     "MaintenanceApi",
     "MaintenanceRequest",
+    "PositionCheck",
+    "Refused",
     "bearer_ok",
     "parse_request",
 ]
@@ -70,6 +75,19 @@ def parse_request(body: bytes) -> MaintenanceRequest:
     return req
 
 
+class Refused(Exception):
+    """A position check refused the request: ``status`` (404, 409, 503) and one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# (account, instId, posSide, cTime given) -> the open position's cTime (None: not known), or
+# raises Refused; the running reactor answers from its book and its instrument list.
+PositionCheck = Callable[[str, str, str, int | None], Awaitable[int | None]]
+
+
 class MaintenanceApi:
     """The handler; ``on_recorded`` lets the running engine re-evaluate the position at once."""
 
@@ -80,12 +98,15 @@ class MaintenanceApi:
         managed_accounts: Collection[str] | Callable[[], Collection[str]],
         *,
         on_recorded: Callable[[MaintenanceRecord], None] | None = None,
+        check: PositionCheck | None = None,
     ) -> None:
-        """``managed_accounts`` may be a callable: asked per request (a config reload)."""
+        """``managed_accounts`` may be a callable: asked per request (a config reload);
+        ``check`` refuses what the CLI refuses (an unlisted instrument, no open position)."""
         self._ledger = ledger
         self._token = token or ""
         self._accounts = managed_accounts
         self._on_recorded = on_recorded
+        self._check = check
 
     @property
     def enabled(self) -> bool:
@@ -113,6 +134,15 @@ class MaintenanceApi:
             return _error(404, f"account: {req.account} is not a managed sub-account")
         key = req.idempotency_key
         fields = {"account": req.account, "instId": req.inst_id, "posSide": req.pos_side}
+        c_time = req.c_time
+        if self._check is not None:
+            try:
+                c_time = await self._check(req.account, req.inst_id, req.pos_side, req.c_time)
+            except Refused as exc:
+                if not self._known(req.account, key):  # a retry stays a 200 duplicate
+                    log.warning("maintenance.api.refused", reason=str(exc), peer=peer, **fields)
+                    return _error(exc.status, str(exc))
+                c_time = req.c_time
         try:
             rec = self._ledger.record(
                 req.account,
@@ -120,7 +150,7 @@ class MaintenanceApi:
                 req.pos_side,
                 key,
                 source="api",
-                c_time=req.c_time,
+                c_time=c_time,
                 ord_id=req.ord_id,
             )
         except Exception as exc:  # the ledger is down: say so, never pretend it was written
@@ -139,6 +169,13 @@ class MaintenanceApi:
             status=201,
             headers=NO_STORE,
         )
+
+    def _known(self, account: str, key: str) -> bool:
+        """Already recorded (a retry); an unreadable ledger is answered by the write itself."""
+        try:
+            return bool(self._ledger.find(key, account))
+        except Exception:
+            return False
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         logging_setup.configure(
             getattr(args, "log_level", None) or cfg.log.level,
             getattr(args, "log_format", None) or cfg.log.format,
+            repeat_interval_s=cfg.log.repeat_interval_s or None,
         )
         if args.command == "check-config":
             return _check_config(cfg, path, online=args.online)

@@ -17,9 +17,9 @@ from decimal import Decimal
 from functools import partial
 from typing import TextIO
 
-from reactor.config import Config, resolve_credentials
+from reactor.config import Config, ConfigError, resolve_credentials
 from reactor.domain.policy import ActionKind, PolicyConfig, decide, round_down
-from reactor.log import get_logger
+from reactor.log import amount_text, amounts_in_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, Position, parse_instrument, parse_position
@@ -51,7 +51,7 @@ class PlanRow:
 
     def cells(self) -> list[str]:
         def d(v: Decimal | None) -> str:
-            return "-" if v is None else format(v, "f")
+            return "-" if v is None else amount_text(v)
 
         band = "-" if self.band is None else f"{self.band[0]}-{self.band[1]}"
         return [
@@ -66,7 +66,7 @@ class PlanRow:
             d(self.floor),
             self.action,
             d(self.amount),
-            self.reason,
+            amounts_in_text(self.reason),
         ]
 
 
@@ -228,22 +228,8 @@ async def read_caps(
 
 
 async def _plan(cfg: Config, out: TextIO) -> int:
-    from reactor.service.accounts import embedded_credentials
-
-    sim = None
-    if cfg.venue.embedded:
-        from reactor.sim.scenario import load_scenario
-        from reactor.sim.server import Simulator
-
-        assert cfg.venue.scenario is not None
-        scenario = load_scenario(cfg.venue.scenario)
-        creds = embedded_credentials(cfg, scenario)
-        sim = Simulator(scenario, price_walk=False)
-        await sim.start("127.0.0.1", 0)
-        rest_url = sim.url
-    else:
-        creds = resolve_credentials(cfg)
-        rest_url, _ = cfg.venue.urls()
+    creds = resolve_credentials(cfg)
+    rest_url, _ = cfg.venue.urls()
     try:
         ct_vals, positions = await read_book(rest_url, cfg, creds)
         rows = _rows(cfg, ct_vals, positions)
@@ -253,9 +239,6 @@ async def _plan(cfg: Config, out: TextIO) -> int:
     except Unreachable as exc:
         print(f"reactor: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    finally:
-        if sim is not None:
-            await sim.stop()
     policy = cfg.policy_config()
     rows = [
         apply_exchange_limit(r, caps[(r.account, r.inst_id, r.pos_side)], policy)
@@ -290,4 +273,12 @@ def _rows(cfg: Config, ct_vals: Mapping[str, Decimal], positions: list[Position]
 
 
 def plan_command(cfg: Config, out: TextIO | None = None) -> int:
+    """Refuses the embedded simulator (ConfigError: one line, exit 2): its book lives inside
+    the running reactor, and a fresh one here would plan a throwaway book."""
+    if cfg.venue.embedded:
+        raise ConfigError(
+            "plan: the embedded simulator runs only inside `reactor run` (a plan here would read "
+            "a fresh throwaway book); use a venue with URLs (an external `reactor sim`, demo or "
+            "live)"
+        )
     return asyncio.run(_plan(cfg, out or sys.stdout))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -21,7 +22,7 @@ from reactor.config import Config, resolve_credentials
 from reactor.domain.fills import FillGate
 from reactor.engine import AccountState, Engine, EngineSettings
 from reactor.fdlimit import raise_nofile_limit
-from reactor.log import get_logger
+from reactor.log import add_tap, flush_repeats, get_logger, remove_tap
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
 from reactor.service import ha
@@ -44,7 +45,7 @@ from reactor.service.startup import (
     port_problem,
     with_start_retries,
 )
-from reactor.service.status import status_server
+from reactor.service.status import ledger_figures, status_server
 from reactor.service.systemd import (
     SystemdNotifier,
     reload_refused_text,
@@ -54,6 +55,7 @@ from reactor.service.systemd import (
 )
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSource
+from reactor.status.notify import Notifier, NotifySettings, run_notifier
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
 from reactor.store import Ledger, LedgerError
@@ -162,6 +164,7 @@ async def _start_locked(
         for a in cfg.accounts
     }
     metrics = Metrics()
+    metrics.set_domain(ledger_figures(ledger))
     engine = _engine(cfg, accounts, ct_vals, ledger, metrics, dry_run)
     try:
         if cfg.ha is None:  # HA: the lease holder's takeover recovers (service/ha.py)
@@ -215,6 +218,9 @@ async def _start_locked(
         rt.spawn("ha", rt.ha.run())
     rt.spawn("reconcile", reconcile_loop(rt))
     rt.spawn("ledger", ledger_loop(rt))
+    notifier = direct_notifier(cfg)
+    if notifier is not None:
+        rt.spawn("notify", _notify(notifier))
     if server is not None:
         rt.spawn("status", hold(server.stop))
     log.info(
@@ -288,6 +294,49 @@ async def stop(rt: Runtime) -> None:
     log.info("reactor.stopped", calls_sent=rt.engine.calls_sent)
 
 
+def direct_notifier(cfg: Config) -> Notifier | None:
+    """The webhook / Telegram notifier of ``notify``, or None when neither is configured."""
+    n = cfg.notify
+    if not n.enabled:
+        return None
+    token = os.environ.get(n.telegram_token_env) or None
+    if n.telegram_chat_id and token is None:
+        log.warning(
+            "notify.failed",
+            channel="telegram",
+            alert="",
+            error=f"{n.telegram_token_env} is not set: no Telegram messages",
+        )
+    settings = NotifySettings(
+        webhook_url=n.webhook_url,
+        telegram_token=token,
+        telegram_chat_id=n.telegram_chat_id,
+        telegram_api_url=n.telegram_api_url,
+        group_wait_s=n.group_wait_s,
+        group_interval_s=n.group_interval_s,
+        max_per_hour=n.max_per_hour,
+        runbook=n.runbook_url,
+    )
+    return Notifier(settings)
+
+
+async def _notify(notifier: Notifier) -> None:
+    """Read the process's own lines while the reactor runs, and send what is due."""
+    add_tap(notifier.observe)
+    try:
+        await run_notifier(notifier)
+    finally:
+        remove_tap(notifier.observe)
+
+
+async def _flush_log_repeats(every_s: float = 1.0) -> None:
+    """A storm of identical lines that stopped is still counted (``log.repeated``) within a
+    second of its interval ending, not only when the next line is written."""
+    while True:
+        await asyncio.sleep(every_s)
+        flush_repeats()
+
+
 async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | None = None) -> int:
     """``reactor run``: start, serve until SIGINT/SIGTERM, stop cleanly; SIGHUP reloads the
     config from ``config_path`` (accounts only; see :func:`reload`).
@@ -328,6 +377,7 @@ async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | N
         asyncio.create_task(run_watchdog(notifier, lambda: True)),
         asyncio.create_task(run_status(notifier, line_with_refusal, wake=rt.status_changed)),
         asyncio.create_task(reload_loop(rt, config_path, reload_event, notifier, line)),
+        asyncio.create_task(_flush_log_repeats()),
     ]
     await stop_event.wait()
     notifier.stopping()

@@ -25,6 +25,7 @@ import re
 import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,6 +39,9 @@ PROMETHEUS_FILE = "prometheus.yml"
 ALERTMANAGER_FILE = "alertmanager.yml"
 STARTED = "reactor_log_started_timestamp_seconds"
 EVENTS = "reactor_log_events_total"  # mtail's count of every line, by event and level
+# The reactor writes one line per interval for identical warning/error lines, with their count
+# (reactor/log.py RepeatSummary): mtail adds the count to the repeated event's own series.
+REPEATED = "log.repeated"
 # Where each alert's ``runbook_url`` points: one section per alert (docs/runbook.md), its anchor
 # the alert name in lower case. The path the unit's Documentation= names; a settings file
 # (``--settings``) may point it at an intranet copy.
@@ -432,7 +436,7 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
 def error_logged(t: Timings, own: tuple[Alert, ...]) -> Alert:
     """Every other ``error``-level line alerts (docs/events.md: an error needs a human); the
     events an alert of ``own`` watches are left to it, so nothing pages twice."""
-    covered = "|".join(sorted({e for a in own for e in a.events}))  # "." matches itself too
+    covered = "|".join(sorted({REPEATED, *(e for a in own for e in a.events)}))  # "." too
     errors = f'{EVENTS}{{level="error",event!~"{covered}"}}'
     return Alert(
         "ReactorErrorLogged",
@@ -444,6 +448,83 @@ def error_logged(t: Timings, own: tuple[Alert, ...]) -> Alert:
         "fields, the OKX error code (`code`) among them where there is one.",
         (),
     )
+
+
+# -- direct notification (reactor/status/notify.py) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRule:
+    """An alert evaluated in the process on its own log lines, for a desk without Prometheus:
+    ``count`` lines of ``events`` within ``window_s``, or an episode (``end`` set) still open
+    after ``after_s``; ``any_error`` takes every error-level line no other rule watches."""
+
+    alert: Alert
+    events: frozenset[str]
+    by: tuple[str, ...]
+    extra: tuple[str, ...] = ()  # fields shown in the notification
+    count: int = 1
+    window_s: float = 0.0
+    after_s: float = 0.0
+    end: str | None = None
+    any_error: bool = False
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration of one unit (``30s``, ``5m``, ``1h``, ``1d``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", duration.strip())
+    if m is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return float(m.group(1)) * units[m.group(2)]
+
+
+def direct_rules(t: Timings = PRODUCTION) -> tuple[DirectRule, ...]:
+    """The log-based alerts of :func:`alerts` with their thresholds, for the in-process
+    notifier. Alerts on scraped series (down, storage, descriptors, restarts) need a
+    Prometheus; storage trouble still arrives through ``ReactorErrorLogged`` (its events are
+    error-level)."""
+    by_name = {a.name: a for a in alerts(t)}
+    pos = ("account", "instId", "posSide")
+    code = ("code", "msg", "error", "reason")
+
+    def rule(name: str, by: tuple[str, ...], extra: tuple[str, ...] = (), **kw: Any) -> DirectRule:
+        a = by_name[name]
+        events = kw.pop("events", None)
+        return DirectRule(a, frozenset(a.events if events is None else events), by, extra, **kw)
+
+    blocked = _episode("reactor_log_target_blocked")
+    main_below = _episode("reactor_log_main_below_expected")
+    foreign = _episode("reactor_log_foreign_hold")
+    return (
+        rule("ReactorMarginCallFailed", pos, code),
+        rule(
+            "ReactorReconnectStorm", ("account",), ("reason",),
+            count=t.storm_count + 1, window_s=seconds(t.storm_window),
+        ),
+        rule("ReactorLoginFailed", ("account", "code"), ("msg",)),
+        rule("ReactorAccountStopped", ("account",), ("reason", "code")),
+        rule(
+            "ReactorTargetBlocked", pos, ("margin", "target", "floor", "reason"),
+            events={blocked.start, *((blocked.end,) if blocked.end else ())},
+            after_s=float(t.blocked_s), end=blocked.end,
+        ),
+        rule(
+            "ReactorMainBelowExpected", ("account",), (),
+            events={main_below.start, *((main_below.end,) if main_below.end else ())},
+            after_s=float(t.main_below_s), end=main_below.end,
+        ),
+        rule("ReactorBookDrift", ("account",), ("instId", "field")),
+        rule("ReactorRunawayGuardTripped", ("account",), ("moved_last_hour", "limit")),
+        rule(
+            "ReactorForeignTransferHold", ("account", "instId"), ("reason",),
+            events={foreign.start},
+        ),
+        rule("ReactorWatchdogUnhealthy", (), ("reason", "error")),
+        rule("ReactorFileDescriptorsExhausted", (), ("error",)),
+        rule("ReactorReloadRefused", (), ("reason", "error")),
+        DirectRule(by_name["ReactorErrorLogged"], frozenset(), ("event",), code, any_error=True),
+    )  # fmt: skip
 
 
 def watched_events() -> frozenset[str]:
@@ -507,6 +588,17 @@ def render_mtail() -> str:
         r'/"event": "(?P<event>[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)"/ {',
         r'  /"level": "(?P<level>[a-z]+)"/ {',
         "    reactor_log_events_total[$event][$level]++",
+        "  }",
+        "}",
+        "",
+        f"# {REPEATED}: identical lines the reactor counted instead of writing.",
+        _event_re(REPEATED) + " {",
+        r'  /"repeated_event": "(?P<repeated>[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)"/ {',
+        r'    /"level": "(?P<rlevel>[a-z]+)"/ {',
+        r'      /"count": (?P<count>\d+)/ {',
+        "        reactor_log_events_total[$repeated][$rlevel] += $count",
+        "      }",
+        "    }",
         "  }",
         "}",
         "",

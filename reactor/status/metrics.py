@@ -19,8 +19,15 @@ Everything runs on the event loop thread.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import os
+import subprocess
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -155,6 +162,80 @@ def _snapshot_families(snap: StatusSnapshot) -> Iterator[Metric]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DomainFigures:
+    """What the ledger knows, read at scrape time (the service builds it from the journal
+    and the maintenance records)."""
+
+    # USDT moved by margin calls OKX accepted in the last hour: (account, add|reduce) -> sum.
+    moved_usdt: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    # Maintenance records that count (not voided): (account, source) -> how many.
+    maintenances: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+
+@functools.cache
+def build_info() -> tuple[str, str]:
+    """(version, revision): the installed package's version; the git revision from
+    ``REACTOR_REVISION`` (set by install.sh), else the checkout's HEAD, else ``unknown``."""
+    try:
+        version = importlib.metadata.version("okx-margin-reactor")
+    except importlib.metadata.PackageNotFoundError:
+        from reactor import __version__ as version
+    revision = os.environ.get("REACTOR_REVISION", "")
+    if not revision:
+        try:
+            r = subprocess.run(
+                ["git", "rev-parse", "--short=12", "HEAD"],
+                cwd=Path(__file__).resolve().parent,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            revision = r.stdout.strip() if r.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            revision = ""
+    return version, revision or "unknown"
+
+
+class _DomainCollector(Collector):
+    """``reactor_build_info`` always; the ledger's figures when a provider is set and works."""
+
+    def __init__(self) -> None:
+        self.provider: Callable[[], DomainFigures] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        version, revision = build_info()
+        info = GaugeMetricFamily(
+            "reactor_build_info",
+            "The running build: package version and git revision (value 1).",
+            labels=["version", "revision"],
+        )
+        info.add_metric([version, revision], 1)
+        out: list[Metric] = [info]
+        if self.provider is None:
+            return out
+        try:
+            figures = self.provider()
+        except Exception:  # the ledger is down: reactor_storage_ok says so
+            return out
+        moved = GaugeMetricFamily(
+            "reactor_margin_moved_usdt",
+            "USDT moved by margin calls OKX accepted in the last hour, by account and action.",
+            labels=["account", "action"],
+        )
+        for (account, action), total in sorted(figures.moved_usdt.items()):
+            moved.add_metric([account, action], float(total))
+        maint = GaugeMetricFamily(
+            "reactor_maintenances",
+            "Maintenance records that count (not voided), by account and source.",
+            labels=["account", "source"],
+        )
+        for (account, source), n in sorted(figures.maintenances.items()):
+            maint.add_metric([account, source], n)
+        return [*out, moved, maint]
+
+
 class Metrics:
     """The engine's observer and the ``/metrics`` renderer."""
 
@@ -194,6 +275,8 @@ class Metrics:
         )
         self._snapshot = _SnapshotCollector()
         self.registry.register(self._snapshot)
+        self._domain = _DomainCollector()
+        self.registry.register(self._domain)
         if process:
             # process_open_fds, process_max_fds, CPU, memory (Linux /proc; empty elsewhere).
             ProcessCollector(registry=self.registry)
@@ -217,6 +300,10 @@ class Metrics:
     def stopping(self) -> None:
         """A clean shutdown has begun: the disconnects that follow are not reconnects."""
         self._stopping = True
+
+    def set_domain(self, provider: Callable[[], DomainFigures] | None) -> None:
+        """Where the ledger's figures come from at scrape time (None: not exported)."""
+        self._domain.provider = provider
 
     # -- exposition -------------------------------------------------------------------------------
     def render(self, snapshot: StatusSnapshot | None = None) -> str:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from reactor.engine.state import EngineView
+from reactor.log import amounts_in_text, usdt
 from reactor.status.history import JournalRow, Key, MarginRecorder, last_calls
 from reactor.status.model import AccountStatus, PositionStatus, StatusSnapshot
 
@@ -67,17 +68,17 @@ def build_snapshot(
                     inst_id=p.inst_id,
                     pos_side=p.pos_side,
                     pos=p.pos,
-                    margin=p.margin,
+                    margin=usdt(p.margin),
                     target=p.target,
                     band_lo=band_lo,
                     band_hi=band_hi,
                     count=p.count,
-                    upl=p.upl,
+                    upl=usdt(p.upl),
                     profit_rate=p.profit_rate,
                     status=status,
-                    reason=reason,
+                    reason=amounts_in_text(reason),
                     last_action=None if call is None else call.action,
-                    last_amount=None if call is None else _dec(call.amount),
+                    last_amount=None if call is None else usdt(_dec(call.amount)),
                     last_result=None if call is None else call.status,
                     last_action_ms=None if call is None else call.sent_ms,
                     history=history.get(key, ()) if p.role == "sub" else (),

@@ -236,6 +236,13 @@ async def test_check_config_online_names_every_failing_account(tmp_path: Path) -
         await sim.terminate()
 
 
+def test_plan_refuses_the_embedded_simulator(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20 item 8: it planned a fresh throwaway book (exit 0); now one line, exit 2."""
+    assert main(["plan", "-c", str(REPO / "config.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reactor: plan: the embedded simulator")
+
+
 def test_online_check_refuses_the_embedded_simulator(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "-c", str(REPO / "config.yaml"), "--online"]) == 2
     assert "--online: the embedded simulator" in capsys.readouterr().err

@@ -519,3 +519,25 @@ def test_thresholds_from_a_settings_file(tmp_path: Path) -> None:
     assert "runbook_url: https://wiki/rb#reactortargetblocked" in rules
     settings.write_text("blocked_minutes: 5\n")
     assert alerting.main([str(out), "--settings", str(settings)]) == 2
+
+
+@pytest.mark.skipif(shutil.which("mtail") is None, reason=f"needs mtail ({APT_ALERTING})")
+def test_mtail_adds_summarised_repeats_to_the_event(tmp_path: Path) -> None:
+    """Issue 20 item 9: identical error lines are written once, then counted in
+    ``log.repeated``; mtail adds the count back, so ReactorErrorLogged keeps firing for the
+    repeated event during a long outage, and never for ``log.repeated`` itself."""
+    lines = [
+        _line("00:00:00", "journal.write.failed", "error", what="intent", error="locked"),
+        _line(
+            "00:01:00",
+            "log.repeated",
+            "error",
+            what="intent",
+            error="locked",
+            repeated_event="journal.write.failed",
+        ).replace('"level"', '"count": 59, "level"'),
+    ]
+    m = _mtail_one_shot(lines, tmp_path)
+    assert m['reactor_log_events_total{event="journal.write.failed",level="error"}'] == 60
+    rule = next(a for a in alerting.alerts() if a.name == "ReactorErrorLogged")
+    assert "log\\.repeated" in rule.expr or "log.repeated" in rule.expr

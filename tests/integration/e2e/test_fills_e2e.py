@@ -243,3 +243,35 @@ async def test_the_api_refuses_a_missing_or_wrong_token(tmp_path, monkeypatch, s
             )
         assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 201)
         assert TOKEN not in "\n".join(logs.lines)
+
+
+async def test_the_api_makes_the_clis_checks(tmp_path, monkeypatch, sim_factory):
+    """Issue 20 item 8: an instrument OKX does not list is 404, a side with no open position
+    409 (both were 201); the open position's cTime is recorded, as ``maintenance record`` does."""
+    _, admin, cfg = await start(tmp_path, monkeypatch, sim_factory)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"account": ACCOUNT, "instId": CRO, "posSide": "long"}
+    async with running(cfg) as (rt, logs):
+        async with httpx.AsyncClient(base_url=rt.status_url) as c:
+            unlisted = await c.post(
+                "/api/maintenance",
+                json={**body, "instId": "NOPE-USDT-SWAP", "key": "a"},
+                headers=auth,
+            )
+            no_short = await c.post(
+                "/api/maintenance", json={**body, "posSide": "short", "key": "b"}, headers=auth
+            )
+            ok = await c.post("/api/maintenance", json={**body, "key": "c"}, headers=auth)
+            again = await c.post("/api/maintenance", json={**body, "key": "c"}, headers=auth)
+        assert unlisted.status_code == 404 and "NOPE-USDT-SWAP" in unlisted.json()["error"]
+        assert no_short.status_code == 409 and "no open position" in no_short.json()["error"]
+        assert (ok.status_code, again.status_code) == (201, 200)
+        refused = [e["reason"] for e in logs.events("maintenance.api.refused")]
+        assert len(refused) == 2
+    p = await admin.position(ACCOUNT, CRO, "long")
+    assert p is not None
+    with SqliteLedger(tmp_path / "state" / LEDGER_FILE) as led:
+        assert [(r.key, r.c_time) for r in led.list_maintenance()] == [
+            ("first", int(p["cTime"])),
+            ("c", int(p["cTime"])),
+        ]
