@@ -523,6 +523,7 @@ def direct_rules(t: Timings = PRODUCTION) -> tuple[DirectRule, ...]:
         rule("ReactorWatchdogUnhealthy", (), ("reason", "error")),
         rule("ReactorFileDescriptorsExhausted", (), ("error",)),
         rule("ReactorReloadRefused", (), ("reason", "error")),
+        rule("ReactorHaLeaseLost", ("scope",), ("epoch", "reason")),
         DirectRule(by_name["ReactorErrorLogged"], frozenset(), ("event",), code, any_error=True),
     )  # fmt: skip
 
