@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
 import sys
@@ -28,12 +27,10 @@ CONFIG_ENV = "REACTOR_CONFIG"  # the default for -c/--config (a unit or a shell 
 
 
 def _version() -> str:
-    try:
-        return importlib.metadata.version("okx-margin-reactor")
-    except importlib.metadata.PackageNotFoundError:  # a source tree without an install
-        from reactor import __version__
+    """The installed version: from git tags (setuptools-scm), see pyproject.toml."""
+    from reactor import __version__
 
-        return __version__
+    return __version__
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
