@@ -185,6 +185,12 @@ class LogSection(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class JournalSection(_Model):
+    # ``reactor db prune`` deletes finished calls older than this (never a pending or unknown
+    # one); the journal grows by one row per margin call otherwise (docs/upgrading.md).
+    retention_days: int = Field(default=365, ge=1, le=36_500)
+
+
 class Config(_Model):
     venue: VenueConfig = VenueConfig(scenario=Path("scenarios/demo.yaml"))
     state_dir: Path = Path("./state")
@@ -200,6 +206,7 @@ class Config(_Model):
     status: StatusSection = StatusSection()
     log: LogSection = LogSection()
     maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills
+    journal: JournalSection = JournalSection()
 
     @field_validator("accounts")
     @classmethod

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from reactor import log as logging_setup
+from reactor.cli import db as db_cli
 from reactor.cli import ledger as ledger_cli
 from reactor.cli.maintenance import CliInputError
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
@@ -128,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     journal = sub.add_parser("journal", help="show the journal of exchange calls")
     _add_config(journal)
     journal.add_argument("--limit", type=int, default=50)
+
+    db_cli.add_parser(sub, _add_config)
     return p
 
 
@@ -185,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             return ledger_cli.maintenance_list(cfg, records=args.records)
         if args.command == "journal":
             return ledger_cli.journal(cfg, args.limit)
+        if args.command == "db":
+            return db_cli.run(cfg, args)
     except (ConfigError, StartupError, LedgerError, CliInputError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
