@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, latency, maintenance_race, seed, snapshot_path
+from bench import convergence, fidelity, latency, maintenance_race, seed, snapshot_path
 from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
@@ -278,6 +278,15 @@ def table(results: dict[str, Any]) -> str:
                 f"{st['start_returned_s']} s |"
             )
         lines.append("")
+    modes = (results.get("fidelity") or {}).get("modes")
+    if modes:
+        lines += [
+            "Per `simulator.est_avail_trans` mode (`python -m bench.fidelity --modes`, run "
+            f"{results['fidelity'].get('started')}; faithful profile, production timing):",
+            "",
+            fidelity.modes_table(modes),
+            "",
+        ]
     meta = results.get("meta", {})
     lines.append(
         f"Run: {meta.get('started')} on {meta.get('cpus')} CPUs, Python {meta.get('python')}, "
@@ -356,6 +365,8 @@ def main(argv: list[str] | None = None) -> None:
         print("steady load:", flush=True)
         results["steady"] = _steady(args.quick, args.profile)
     results["meta"]["duration_s"] = round(time.time() - started, 1)
+    if previous and "fidelity" in previous:  # python -m bench.fidelity writes it, not this run
+        results["fidelity"] = previous["fidelity"]
     results["figures"] = figures(results)
     with_previous(results["figures"], previous)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -11,6 +11,15 @@ production timing defaults) in-process over loopback sockets:
 - ``faithful``: the defaults (``im_basis: max`` with the fee reserve, snapshots every 5 s,
   silent mark moves).
 
+``--modes`` (also part of the default run) repeats two cases on the faithful profile once per
+``simulator.est_avail_trans`` mode (exact, optimistic +0.5, pessimistic -0.5, empty:
+docs/spec/okx-fidelity.md §11.2.1): ``seed`` (one reduce needed) and ``funding`` (longs and
+shorts in band, three funding settlements at 1 % move them out: the shorts need reduces, the
+longs adds; §11.2.2). Per mode it adds the position-seconds out of band and the positions
+the reactor shows as blocked at the end (with their reasons). Results also go into
+``bench/results.json`` (key ``fidelity``); ``python -m bench --readme`` puts them in
+docs/performance.md.
+
 Per case it prints margin-balance calls, 59301 answers, other error answers, the time from the
 case's disturbance until every managed isolated position was inside the count-0 band
 (9.5-10.5) after it had left it, and the time-weighted fraction of positions inside the band
@@ -59,6 +68,9 @@ TARGETS = [
 MARGIN_PATH = MARGIN_BALANCE
 ORDER_PATH = ORDER
 SAMPLE_S = 0.1
+RESULTS = ROOT / "bench" / "results.json"
+MODES = ("exact", "optimistic", "pessimistic", "empty")
+FUNDING_RATE = Decimal("0.01")  # per settlement: 1.03 USDT on 108 CRO at 0.095 (10 % of 10)
 
 PROFILES: dict[str, dict[str, Any]] = {
     "old": {
@@ -136,6 +148,47 @@ async def _falling_market(run: Run) -> None:
         await asyncio.sleep(1)
 
 
+async def _funding(run: Run) -> None:
+    """Three settlements 8 s apart at +1 %: longs pay, shorts receive (fleet-wide, one second)."""
+    for _ in range(3):
+        await asyncio.sleep(3 if run.disturbed_at is None else 8)
+        run.disturbed()
+        run.sim.apply(run.sim.exchange.settle_funding("CRO-USDT-SWAP", FUNDING_RATE))
+
+
+def mode_cases() -> list[Case]:
+    """The cases run once per ``est_avail_trans`` mode (faithful profile)."""
+    funding_accounts = [
+        _account(f"Fund{i}", [_cro_long("108", "0.095", "10", "10"), _cro_short("10")])
+        for i in range(1, 4)
+    ]
+    return [
+        Case(
+            "seed",
+            "CRO incident: long 108 @0.0905, lever 10, margin 20.29 (reduce to ~10.26)",
+            {
+                "instruments": [CRO],
+                "accounts": [_account("Seed1", [_cro_long("108", "0.0905", "10", "20.29")])],
+            },
+            15,
+        ),
+        Case(
+            "funding",
+            "3 accounts, a long and a short 108 CRO at lever 10, margin 10; 3 settlements of 1 %",
+            {
+                "instruments": [{**CRO, "fundingRate": str(FUNDING_RATE)}],
+                "accounts": funding_accounts,
+            },
+            25,
+            _funding,
+        ),
+    ]
+
+
+def _cro_short(margin: str) -> dict[str, Any]:
+    return {**_cro_long("108", "0.095", "10", margin), "posSide": "short"}
+
+
 def _demo_scenario() -> dict[str, Any]:
     """make run's book as it is, the desk's fills (every 20 s from 15 s) included."""
     raw: dict[str, Any] = yaml.safe_load((ROOT / "scenarios" / "demo.yaml").read_text())
@@ -208,6 +261,8 @@ class Run:
     t0: float = field(default_factory=time.monotonic)
     disturbed_at: float | None = None
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # t, in band, total
+    # positions the reactor's status shows as blocked or in error at the end, with the reason
+    blocked: list[str] = field(default_factory=list)
 
     def disturbed(self) -> None:
         if self.disturbed_at is None:
@@ -255,11 +310,12 @@ class Run:
         ]
         # Time-weighted: each sample (taken on every position change and every 0.1 s) holds
         # until the next one.
-        inside = total = 0.0
+        inside = total = outside = 0.0
         for (t, n_in, n), (t_next, _, _) in itertools.pairwise(window):
             if n:
                 inside += (t_next - t) * n_in / n
                 total += t_next - t
+                outside += (t_next - t) * (n - n_in)  # position-seconds out of band
         # From the disturbance to the first all-in-band moment after the book was out of band
         # (0.0: it never left the band).
         out = next((i for i, s in enumerate(window) if s[2] and s[1] < s[2]), None)
@@ -279,6 +335,9 @@ class Run:
             "error_codes": dict(Counter(c for c in codes if c != "0")),
             "time_to_band_s": None if to_band is None else round(to_band, 2),
             "in_band": round(inside / total, 4) if total else None,
+            "out_of_band_s": round(outside, 1),
+            "out_of_band_end": (window[-1][2] - window[-1][1]) if window else 0,
+            "blocked": self.blocked,
             "positions_end": window[-1][2] if window else 0,
             "margins_end": self.margins()[:4],
         }
@@ -292,9 +351,13 @@ class Run:
         ]
 
 
-def _with_profile(scenario: dict[str, Any], profile: str) -> dict[str, Any]:
+def _with_profile(
+    scenario: dict[str, Any], profile: str, simulator: dict[str, Any] | None = None
+) -> dict[str, Any]:
     raw = copy.deepcopy(scenario)
-    for block, values in PROFILES[profile].items():
+    blocks = copy.deepcopy(PROFILES[profile])
+    blocks["simulator"] = {**blocks.get("simulator", {}), **(simulator or {})}
+    for block, values in blocks.items():
         merged = dict(raw.get(block) or {})
         for key, value in values.items():
             if isinstance(value, dict):
@@ -305,8 +368,9 @@ def _with_profile(scenario: dict[str, Any], profile: str) -> dict[str, Any]:
     return raw
 
 
-async def run_case(case: Case, profile: str, tmp: Path) -> dict[str, Any]:
-    scenario = scenario_from_dict(_with_profile(case.scenario, profile), case.name)
+async def run_case(case: Case, profile: str, tmp: Path, mode: str | None = None) -> dict[str, Any]:
+    sim_extra = None if mode is None else {"est_avail_trans": mode}
+    scenario = scenario_from_dict(_with_profile(case.scenario, profile, sim_extra), case.name)
     sim = Simulator(scenario, price_walk=case.price_walk)
     await sim.start("127.0.0.1", 0)
     managed = [a.name for a in scenario.accounts if not a.main]
@@ -315,7 +379,7 @@ async def run_case(case: Case, profile: str, tmp: Path) -> dict[str, Any]:
         os.environ[f"{prefix}_API_KEY"] = acc.apiKey
         os.environ[f"{prefix}_SECRET_KEY"] = acc.secretKey.get_secret_value()
         os.environ[f"{prefix}_PASSPHRASE"] = acc.passphrase.get_secret_value()
-    state = tmp / f"{case.name}-{profile}"
+    state = tmp / f"{case.name}-{profile}-{mode or 'default'}"
     state.mkdir()
     raw_cfg = {
         "venue": {"kind": "sim", "rest_url": sim.url, "ws_private_url": sim.ws_url},
@@ -339,6 +403,12 @@ async def run_case(case: Case, profile: str, tmp: Path) -> dict[str, Any]:
         while time.monotonic() < end:
             run.sample()
             await asyncio.sleep(SAMPLE_S)
+        run.blocked = [
+            f"{p.account} {p.pos_side} {p.status}: {p.reason}"
+            for a in rt.status_snapshot().accounts
+            for p in a.positions
+            if p.status in ("blocked", "error")
+        ]
     finally:
         if driver is not None:
             driver.cancel()
@@ -365,8 +435,45 @@ def _table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def modes_table(modes: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Per est_avail_trans mode (Markdown: printed and written into docs/performance.md)."""
+    lines = [
+        "| case | estAvailTrans | calls | 59301 | other | out of band (pos-s) | to band s "
+        "| out of band at end | blocked / error at end |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case, by_mode in modes.items():
+        for mode, r in by_mode.items():
+            tb = "never" if r["time_to_band_s"] is None else f"{r['time_to_band_s']:.2f}"
+            blocked = "; ".join(sorted({b.split(": ", 1)[-1][:60] for b in r["blocked"]}))
+            lines.append(
+                f"| {case} | {mode} | {r['calls']} | {r['59301']} | {r['other_errors']} | "
+                f"{r['out_of_band_s']} | {tb} | {r['out_of_band_end']} | "
+                f"{len(r['blocked'])}{': ' + blocked if blocked else ''} |"
+            )
+    return "\n".join(lines)
+
+
+async def modes_async(args: argparse.Namespace) -> dict[str, dict[str, dict[str, Any]]]:
+    """The mode matrix: each case of :func:`mode_cases` once per est_avail_trans mode."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    with open(os.devnull, "w") as sink, tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
+        logging_setup.configure("info", "json", stream=sink)
+        for case in mode_cases():
+            if args.only and case.name not in args.only:
+                continue
+            print(f"{case.name} per estAvailTrans mode: {case.what}", file=sys.stderr)
+            for mode in MODES:
+                r = await run_case(case, "faithful", Path(tmp), mode)
+                results.setdefault(case.name, {})[mode] = r
+                print(f"  {mode}: {r}", file=sys.stderr)
+    return results
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, dict[str, dict[str, Any]]]:
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    if args.modes:
+        return results
     with open(os.devnull, "w") as sink, tempfile.TemporaryDirectory(prefix="fidelity-") as tmp:
         logging_setup.configure("info", "json", stream=sink)
         for case in cases(args.demo_s):
@@ -386,11 +493,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo-s", type=float, default=60.0, help="length of the demo case")
     p.add_argument("--only", nargs="*", help="run only these cases")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--modes", action="store_true", help="only the estAvailTrans mode matrix")
+    p.add_argument(
+        "--results", type=Path, default=RESULTS, help="merge into this file (key fidelity)"
+    )
     args = p.parse_args(argv)
     results = asyncio.run(main_async(args))
-    print(_table(results))
+    modes = asyncio.run(modes_async(args))
+    if results:
+        print(_table(results))
+    if modes:
+        print(modes_table(modes))
+    out = {"cases": results, "modes": modes}
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    if args.results:
+        merged = json.loads(args.results.read_text()) if args.results.exists() else {}
+        merged["fidelity"] = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **{k: v for k, v in out.items() if v},
+        }
+        args.results.write_text(json.dumps(merged, indent=2) + "\n")
+        print(f"written to {args.results} (key fidelity)", file=sys.stderr)
     return 0
 
 

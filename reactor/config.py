@@ -149,6 +149,9 @@ class PolicySection(_Model):
     # A reduction that cannot reach the band (the floor is above it) is sent only when it frees
     # at least this much; 0 turns the rule off (reactor/policy.py PolicyConfig).
     min_blocked_reduce: NonNegativeDecimal = Decimal("2")
+    # The closing taker fee the local reduce bound reserves (OKX's regular SWAP rate; a
+    # reduce inside that bound is sent without reading estAvailTrans first).
+    close_fee_rate: Decimal = Field(default=Decimal("0.0005"), ge=0, lt=Decimal("0.01"))
     # Margin transfers on one instrument of an account that no call of this reactor made
     # (OKX bills): this many within the window hold its positions instead of fighting back.
     foreign_transfer_limit: int = Field(default=2, ge=1, le=100)
@@ -271,6 +274,7 @@ class Config(_Model):
             amount_step=self.policy.amount_step,
             mmr_rate_fallback=self.policy.mmr_rate_fallback,
             min_blocked_reduce=self.policy.min_blocked_reduce,
+            close_fee_rate=self.policy.close_fee_rate,
         )
 
     def enabled_accounts(self) -> list[AccountConfig]:

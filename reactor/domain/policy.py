@@ -22,6 +22,7 @@ __all__ = [
     "PolicyConfig",
     "TargetRule",
     "decide",
+    "local_reduce_room",
     "round_down",
     "round_up",
     "safe_floor",
@@ -74,6 +75,10 @@ class PolicyConfig:
     # refused (bench: strictest reduce rule). Every reduce sized to the floor risks a 59301 on
     # OKX's up-to-5-s-old mark (docs/spec/okx-fidelity.md §1.1). 0 turns the rule off.
     min_blocked_reduce: Decimal = Decimal("2")
+    # The taker fee of closing the whole position, reserved by the local reduce bound. OKX's
+    # regular rate for SWAP is 0.05%: two live records' ``mgnRatio`` agree with it to 15 digits
+    # (docs/spec/okx-fidelity.md §11.2.3). A lower VIP rate only makes the bound more careful.
+    close_fee_rate: Decimal = Decimal("0.0005")
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -93,6 +98,8 @@ class PolicyConfig:
             raise ValueError("mmr_rate_fallback must be >= 0")
         if self.min_blocked_reduce < 0:
             raise ValueError("min_blocked_reduce must be >= 0")
+        if not 0 <= self.close_fee_rate < 1:
+            raise ValueError("close_fee_rate must be >= 0 and < 1")
 
 
 class ActionKind(StrEnum):
@@ -193,6 +200,31 @@ def safe_floor(position: Position, ct_val: Decimal, cfg: PolicyConfig) -> Decima
     """
     parts = _floor_parts(position, ct_val, cfg)
     return None if parts is None else parts.floor
+
+
+def local_reduce_room(position: Position, ct_val: Decimal, cfg: PolicyConfig) -> Decimal | None:
+    """How much margin may leave the position by the reactor's own, conservative bound: a
+    reduce of at most this much needs no ``estAvailTrans`` read (issue 18: that read is
+    limited to 5 per 2 s per sub-account and cost bursts up to 2 s). None when a field is
+    missing (then only OKX's answer may decide).
+
+    OKX publishes no formula for its reduce limit (docs/spec/okx-fidelity.md §4); the bound
+    keeps, at once, every reserve any plausible rule keeps: the initial margin at the worse of
+    mark and ``avgPx``, the unrealised loss, the taker fee of closing the whole position at
+    mark (§11.2.3), and the maintenance margin plus the buffer. It is never below
+    :func:`safe_floor`, so it never sends more than the policy would.
+    """
+    parts = _floor_parts(position, ct_val, cfg)
+    if parts is None or position.margin is None:
+        return None
+    if position.avg_px is None or position.avg_px <= 0:
+        return None
+    assert position.lever is not None and position.mark_px is not None
+    qty = abs(position.pos) * ct_val
+    im = max(parts.im, qty * position.avg_px / position.lever)
+    fee = qty * position.mark_px * cfg.close_fee_rate
+    floor = max(im, parts.mm + cfg.buffer) + parts.loss + fee
+    return max(position.margin - floor, _ZERO)
 
 
 def _floor_detail(parts: _FloorParts, cfg: PolicyConfig) -> str:

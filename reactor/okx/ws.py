@@ -128,6 +128,13 @@ class PrivateSession:
         self.logged_in = False
         self.stopped_reason: str | None = None
         self.connect_count = 0  # connections that reached "subscribed"
+        # The account's book is stale from a lost subscription until the next full snapshot
+        # (the handler marks it so); monotonic start of the current stale window, if any.
+        self._stale_since: float | None = None
+        self.stale_since_wall: float | None = None  # the same start on the wall clock
+        self.last_stale_s: float | None = None  # how long the last (ended) window lasted
+        self.stale_windows = 0  # ended stale windows (after a reconnect), for the status
+        self._stale_reason = ""
 
     def __repr__(self) -> str:
         return f"PrivateSession(account={self.account!r}, connected={self.connected})"
@@ -226,6 +233,10 @@ class PrivateSession:
             level = log.info if reason == "stopped" else log.warning
             level("ws.disconnected", account=self.account, reason=reason)
             if was_connected:
+                if self._stale_since is None:
+                    self._stale_since = time.monotonic()
+                    self.stale_since_wall = time.time()
+                    self._stale_reason = reason
                 self._notify(self._handler.on_disconnected, reason)
         if outcome is None and classify_close(close_code).stops_account:
             # 4007 "API key has been updated or deleted": the key is gone, as with 60032 at
@@ -318,6 +329,8 @@ class PrivateSession:
                 )
             except Exception:
                 log.exception("ws.handler.error", account=account, callback="on_snapshot")
+            if event.last_page:
+                self._stale_ended()  # after the handler: the book is fresh again
         elif isinstance(event, LoginOk):
             self.logged_in = True
             await ws.send(proto.subscribe_frame())
@@ -350,6 +363,27 @@ class PrivateSession:
 
     def _now(self) -> float:
         return self._clock() + self._offset_s
+
+    def stale_for_s(self) -> float | None:
+        """How long the book has been stale since the subscription was lost (None: it is
+        not, or it was never fresh yet)."""
+        return None if self._stale_since is None else time.monotonic() - self._stale_since
+
+    def _stale_ended(self) -> None:
+        """A full snapshot after a lost subscription: say how long the book was stale (a
+        fleet reconnecting through the 3/s pacer is stale about N/3 s at the end)."""
+        if self._stale_since is None:
+            return
+        self.last_stale_s = time.monotonic() - self._stale_since
+        self._stale_since = None
+        self.stale_since_wall = None
+        self.stale_windows += 1
+        log.info(
+            "ws.book.stale",
+            account=self.account,
+            stale_s=round(self.last_stale_s, 3),
+            reason=self._stale_reason,
+        )
 
     async def _login_failed(self, event: LoginFailed) -> _Outcome:
         # OKX echoes the login request (key, passphrase, signature) in some errors (60012):

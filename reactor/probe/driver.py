@@ -33,6 +33,7 @@ from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws_protocol import LoginFailed, LoginOk, PrivateChannelProtocol, Subscribed
 from reactor.okx.ws_protocol import SubscribeFailed as WsSubscribeFailed
+from reactor.probe.facts import BILL_TYPE_FUNDING as FUNDING_BILL_TYPE
 from reactor.probe.facts import extract_facts, find_event_push
 from reactor.probe.fixtures import fixture_payloads, readme
 from reactor.probe.record import FileSink, Recorder, Redactor
@@ -240,10 +241,13 @@ class WsLink:
                         self._failure = f"refused: {event.code} {event.msg[:200]}"
                 await self._notify()
             code, reason = ws.close_code, ws.close_reason
+            had_frame = ws.protocol.close_rcvd is not None
         except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else None
+            had_frame = exc.rcvd is not None
+            # RFC 6455 7.1.5: closed without a close frame is reported as 1006 (ISS-TG90)
+            code = exc.rcvd.code if exc.rcvd else 1006
             reason = exc.rcvd.reason if exc.rcvd else ""
-        self._rec.add("ws_closed", conn=n, code=code, reason=reason)
+        self._rec.add("ws_closed", conn=n, code=code, reason=reason, close_frame=had_frame)
         if self._state != "failed":
             self._state = "closed"
         await self._notify()
@@ -353,6 +357,14 @@ class SocketVenue:
         # The reactor's own bills read (type 6, isolated SWAP, limit 100): the same request.
         return await self._answer(
             self._rest.get_bills(inst_id, sub_type=sub_type, begin_ms=begin_ms)
+        )
+
+    async def funding_bills(
+        self, inst_id: str, begin_ms: int
+    ) -> list[dict[str, Any]] | Unavailable:
+        # type 8 = funding fee (DOC-TA); every subType, newest first
+        return await self._answer(
+            self._rest.get_bills(inst_id, bill_type=FUNDING_BILL_TYPE, begin_ms=begin_ms)
         )
 
     async def adjust_leverage_info(

@@ -22,6 +22,11 @@ from reactor.okx.endpoints import BILLS, MARGIN_BALANCE
 BILL_TYPE_MARGIN = "6"
 BILL_SUBTYPE = {"add": "160", "reduce": "161"}
 BILL_SKEW_MS = 5000
+# DOC-TA "Get bills details": type 8 = funding fee (the simulator books settlements so,
+# docs/spec/okx-fidelity.md §11.2.2); its subType and timing on OKX are what the probe reads.
+BILL_TYPE_FUNDING = "8"
+WS_SERVICE_UPGRADE = "64008"
+HOUR_MS = 3_600_000
 
 OBSERVED_STEPS = ("add_1", "reduce_1")
 BOUNDARY_STEPS = ("above_limit", "at_limit")
@@ -362,8 +367,70 @@ def reduce_limit_facts(records: Sequence[Record]) -> dict[str, Any] | None:
         "reactor_floor": _s(floor),
         "reactor_max_reduce": _s(reactor_max),
         "est_minus_reactor": None if est is None or reactor_max is None else _s(est - reactor_max),
+        # asked at the position's own lever (§11.2.1: "not applicable when increasing")
+        "at_own_lever": end.get("lever") == (end.get("position") or {}).get("lever"),
+        "empty": isinstance(end.get("answer"), dict)
+        and end["answer"].get("estAvailTrans") in ("", None),
         "answer": end.get("answer"),
     }
+
+
+def funding_facts(records: Sequence[Record]) -> dict[str, Any] | None:
+    """The funding bills of the position's instrument (type 8, last 7 days): their subTypes,
+    and when they were booked relative to the settlement hour (§11.2.2: 00:00/08:00/16:00
+    UTC, every 4 h or 2 h on some contracts)."""
+    end = _steps(records, "funding_bills").get("end")
+    if end is None:
+        return None
+    bills = [b for b in end.get("bills") or [] if isinstance(b, dict)]
+    out: dict[str, Any] = {"available": end.get("code") is None, "code": end.get("code")}
+    stamps = sorted(int(t) for b in bills if (t := lenient_decimal(b.get("ts"))) is not None)
+    out.update(
+        count=len(bills),
+        types=sorted({str(b.get("type")) for b in bills}),
+        sub_types=sorted({str(b.get("subType")) for b in bills}),
+        # ms after the full hour: 0-999 = booked in the settlement second
+        ms_after_hour=[t % HOUR_MS for t in stamps],
+        hours_utc=sorted({t // HOUR_MS % 24 for t in stamps}),
+        intervals_h=sorted({(b - a) / HOUR_MS for a, b in itertools.pairwise(stamps)}),
+        pos_bal_chg_set=sum(1 for b in bills if lenient_decimal(b.get("posBalChg"))),
+        first=bills[0] if bills else None,
+    )
+    return out
+
+
+def upgrade_facts(records: Sequence[Record]) -> dict[str, Any]:
+    """Every 64008 notice and what happened to its connection: when it closed after the
+    notice (DOC-WS: "60 seconds prior to the upgrade") and how (1006: no close frame,
+    ISS-TG90), or that it outlived the probe."""
+    notices: list[dict[str, Any]] = []
+    for r, msg in ws_events(records):
+        if msg.get("event") != "notice" or str(msg.get("code")) != WS_SERVICE_UPGRADE:
+            continue
+        conn = r.get("conn")
+        closed = next(
+            (
+                c
+                for c in records
+                if c.get("kind") == "ws_closed"
+                and c.get("conn") == conn
+                and c.get("seq", 0) > r.get("seq", 0)
+            ),
+            None,
+        )
+        notices.append(
+            {
+                "conn": conn,
+                "t_ms": r.get("t_ms"),
+                "connId": msg.get("connId"),
+                "closed": closed is not None,
+                "close_after_ms": None if closed is None else closed["t_ms"] - r["t_ms"],
+                "close_code": None if closed is None else closed.get("code"),
+                "close_reason": None if closed is None else closed.get("reason"),
+                "close_frame": None if closed is None else closed.get("close_frame"),
+            }
+        )
+    return {"count": len(notices), "notices": notices}
 
 
 def boundary_facts(records: Sequence[Record]) -> dict[str, Any]:
@@ -419,6 +486,8 @@ def extract_facts(records: Sequence[Record]) -> dict[str, Any]:
             name: f for name in OBSERVED_STEPS if (f := margin_call_facts(records, name))
         },
         "reduce_limit": reduce_limit_facts(records),
+        "funding": funding_facts(records),
+        "upgrade": upgrade_facts(records),
         "boundary": boundary_facts(records),
         "reversal": reversal_facts(records),
     }

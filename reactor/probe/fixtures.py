@@ -12,6 +12,7 @@ folder drops in as ``tests/fixtures/okx/<name>/`` (docs/operations.md: "Probing 
 - ``<endpoint>_<code>.json``: the first error answer of each code, e.g.
   ``margin_balance_59301.json``;
 - ``bill_margin_transfer.json``: the first type-6 bill record (subType 160/161) seen;
+- ``bill_funding.json``: the first funding bill record (type 8) seen;
 - ``ws_positions_<eventType>.json`` (``snapshot``, ``event_update``, or ``untyped`` when the
   push had no ``eventType``): the first push of each kind, with data when any had data;
 - ``ws_event_<event>.json``: the first ``login``, ``subscribe``, ``error``,
@@ -28,7 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from reactor.probe.facts import BILL_SUBTYPE, BILL_TYPE_MARGIN, Record
+from reactor.probe.facts import BILL_SUBTYPE, BILL_TYPE_FUNDING, BILL_TYPE_MARGIN, Record
 
 UID_MASK = "<uid>"
 
@@ -63,6 +64,14 @@ def _margin_bill(payload: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _funding_bill(payload: dict[str, Any]) -> dict[str, Any] | None:
+    data = payload.get("data")
+    for bill in data if isinstance(data, list) else []:
+        if isinstance(bill, dict) and str(bill.get("type")) == BILL_TYPE_FUNDING:
+            return bill
+    return None
+
+
 def fixture_payloads(records: Sequence[Record]) -> dict[str, Any]:
     """Representative payloads of every answer and frame kind in ``records``."""
     out: dict[str, Any] = {}
@@ -92,6 +101,9 @@ def fixture_payloads(records: Sequence[Record]) -> dict[str, Any]:
             bill = _margin_bill(payload) if name == "bills" and code == "0" else None
             if bill is not None:
                 out.setdefault("bill_margin_transfer.json", bill)
+            funding = _funding_bill(payload) if name == "bills" and code == "0" else None
+            if funding is not None:
+                out.setdefault("bill_funding.json", funding)
         elif "event" in payload:
             keep(f"ws_event_{_name(str(payload['event']))}.json", payload)
         elif isinstance(payload.get("arg"), dict) and "data" in payload:
@@ -116,6 +128,8 @@ def _describe(name: str) -> str:
     stem = name.removesuffix(".json")
     if stem == "bill_margin_transfer":
         return "a type-6 margin-transfer bill record (subType 160/161)"
+    if stem == "bill_funding":
+        return "a type-8 funding-fee bill record"
     if stem.startswith("ws_event_"):
         return f"WebSocket `{stem.removeprefix('ws_event_')}` event frame"
     if stem.startswith("ws_positions_"):

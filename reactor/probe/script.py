@@ -10,7 +10,12 @@ Order (docs/spec/okx-fidelity.md §9, checks 1-3):
 4. ``reduce_limit``: ``estAvailTrans`` at the position's lever against the reactor's floor;
 5. ``above_limit``: a reduce just above ``estAvailTrans`` (the next amount step; 59301
    expected; if accepted it is added back at once); ``at_limit``: a reduce of
-   ``estAvailTrans`` (rounded down to the step), added back.
+   ``estAvailTrans`` (rounded down to the step), added back;
+6. ``funding_bills``: the instrument's funding bills (type 8) of the last 7 days, read only
+   (their type, subType and timing: docs/spec/okx-fidelity.md §11.2.2).
+
+A 64008 notice during any step is only recorded (the connection is kept until the venue
+closes it, so the facts say when and how it closed: §11.2.4).
 
 Every applied transfer is booked in :class:`Transfers`; whatever happens, the script ends by
 moving the net back (``undo``), so the account's margin is where it started. An ambiguous
@@ -31,6 +36,7 @@ from reactor.probe.facts import BILL_SUBTYPE, lenient_decimal, match_bill
 
 # What the venue answered instead of data: an OKX code (404 when the path does not exist).
 NOT_SENT = "not_sent"
+FUNDING_LOOKBACK_MS = 7 * 24 * 3_600_000
 AMBIGUOUS = "ambiguous"
 
 
@@ -67,6 +73,9 @@ class Venue(Protocol):
     ) -> list[dict[str, Any]] | Unavailable: ...
     async def adjust_leverage_info(
         self, inst_id: str, pos_side: str, lever: str
+    ) -> list[dict[str, Any]] | Unavailable: ...
+    async def funding_bills(
+        self, inst_id: str, begin_ms: int
     ) -> list[dict[str, Any]] | Unavailable: ...
     async def observe(self, seconds: float) -> None:
         """Let the stream run untouched (no client ping) for ``seconds``."""
@@ -179,6 +188,7 @@ class ProbeScript:
         try:
             await v.resume()
             await self._margin_steps()
+            await self._funding_bills()
         except UnresolvedCall as exc:
             self.outcome.error = str(exc)
         except Exception as exc:  # the account must still be put back
@@ -215,6 +225,17 @@ class ProbeScript:
         at = round_down(est, o.step)
         if o.at_limit and at >= o.step and await self._transfer("at_limit", "reduce", at):
             await self._transfer("at_limit_back", "add", at)
+
+    async def _funding_bills(self) -> None:
+        """Read-only: the instrument's funding bills of the last 7 days (OKX keeps 7 days)."""
+        v = self.v
+        if not self._inst:
+            return
+        got = await v.funding_bills(self._inst, v.now_ms() - FUNDING_LOOKBACK_MS)
+        if isinstance(got, Unavailable):
+            v.step("funding_bills", "end", code=got.code, msg=got.msg[:200], bills=[])
+        else:
+            v.step("funding_bills", "end", instId=self._inst, bills=got)
 
     async def _read(self) -> dict[str, Any] | None:
         """The position over REST; None (recorded) if it cannot be read now."""

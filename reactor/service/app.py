@@ -28,7 +28,13 @@ from reactor.service.accounts import embedded_credentials, rest_client, start_se
 from reactor.service.loops import hold, ledger_loop, pause_map, reconcile_loop
 from reactor.service.process import GC_THRESHOLDS, tune_gc
 from reactor.service.reload import reload, reload_loop
-from reactor.service.runtime import Runtime, StartHooks, WithLedgerHealth, on_loop_exception
+from reactor.service.runtime import (
+    Runtime,
+    StartHooks,
+    WithLedgerHealth,
+    WithStaleness,
+    on_loop_exception,
+)
 from reactor.service.startup import (
     StartCancelled,
     check_port_free,
@@ -168,9 +174,14 @@ async def _start_locked(
     rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None
-    source = WithLedgerHealth(
-        EngineStatus(engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since),
-        ledger,
+    source = WithStaleness(
+        WithLedgerHealth(
+            EngineStatus(
+                engine, venue=cfg.venue.kind, dry_run=dry_run, journal=ledger.journal_since
+            ),
+            ledger,
+        ),
+        lambda: rt.sessions,
     )
     rt.status_source = source
     if cfg.status.enabled:

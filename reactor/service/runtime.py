@@ -75,7 +75,9 @@ class Runtime:
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
         if self.status_source is None:
-            self.status_source = WithLedgerHealth(EngineStatus(self.engine), self.ledger)
+            self.status_source = WithStaleness(
+                WithLedgerHealth(EngineStatus(self.engine), self.ledger), lambda: self.sessions
+            )
         return self.status_source.status_snapshot()
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -103,6 +105,37 @@ class WithLedgerHealth:
         if reason in snap.engine_problems:
             return snap
         return replace(snap, engine_problems=(*snap.engine_problems, reason), storage_ok=False)
+
+
+class WithStaleness:
+    """The status plus how long each account's book was stale after its subscription was lost
+    (the private session measures it: ws.book.stale); ``sessions`` is asked per snapshot,
+    since a reload adds and removes sessions."""
+
+    def __init__(
+        self, source: StatusSource, sessions: Callable[[], dict[str, PrivateSession]]
+    ) -> None:
+        self._source = source
+        self._sessions = sessions
+
+    def status_snapshot(self) -> StatusSnapshot:
+        snap = self._source.status_snapshot()
+        sessions = self._sessions()
+        accounts = []
+        for a in snap.accounts:
+            s = sessions.get(a.name)
+            if s is None:
+                accounts.append(a)
+                continue
+            since = s.stale_since_wall
+            accounts.append(
+                replace(
+                    a,
+                    stale_since_ms=None if since is None else int(since * 1000),
+                    last_stale_s=None if s.last_stale_s is None else round(s.last_stale_s, 3),
+                )
+            )
+        return replace(snap, accounts=tuple(accounts))
 
 
 def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -115,6 +115,10 @@ class AccountStatus:
     stopped_reason: str | None
     positions: tuple[PositionStatus, ...] = ()
     paused: str | None = None  # paused by an operator (reason, "" without one); None: not paused
+    # Book staleness after a lost subscription (the private session's, ws.book.stale): since
+    # when it is stale now (wall ms; None: it is not), and how long the last window lasted.
+    stale_since_ms: int | None = None
+    last_stale_s: float | None = None
 
     @property
     def state(self) -> str:
@@ -151,6 +155,8 @@ class AccountStatus:
             "paused": self.paused is not None,
             "pausedReason": self.paused,
             "state": self.state,
+            "staleSinceMs": self.stale_since_ms,
+            "lastStaleS": self.last_stale_s,
             "positions": [p.to_json() for p in self.positions],
         }
 

@@ -161,6 +161,9 @@ function render(s){
     else if(a.stoppedReason) h3.append(el("span","badge down","stopped: "+a.stoppedReason));
     else h3.append(el("span", a.connected&&a.fresh ? "badge up" : "badge down",
       !a.connected ? "disconnected" : (a.fresh ? "live" : "stale")));
+    if(a.staleSinceMs) h3.append(el("span","badge down","stale for "
+      +Math.round((Date.now()-a.staleSinceMs)/100)/10+" s"));
+    else if(a.lastStaleS!=null) h3.append(el("span","badge","last stale "+a.lastStaleS+" s"));
     if(a.paused)
       h3.append(el("span","badge paused","paused"+(a.pausedReason?": "+a.pausedReason:"")));
     sec.append(h3);

@@ -8,10 +8,19 @@ from decimal import Decimal
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from reactor.domain.policy import Action, ActionKind, PolicyConfig, decide, safe_floor, target_for
+from reactor.domain.policy import (
+    Action,
+    ActionKind,
+    PolicyConfig,
+    decide,
+    local_reduce_room,
+    safe_floor,
+    target_for,
+)
 from reactor.okx.models import Position
+from reactor.sim.reduce_rule import PositionFacts, ReduceRule, est_avail_trans
 
-from .factories import DEFAULT_TARGETS, D, position
+from .factories import CFG, DEFAULT_TARGETS, D, position
 
 CT_VALS = [D("0.0001"), D("0.001"), D("0.01"), D("0.1"), D("1"), D("10"), D("100")]
 LEVERS = [D(x) for x in ("1", "2", "3", "5", "10", "20", "50", "75", "100", "125")]
@@ -271,3 +280,61 @@ def test_a_falling_floor_is_followed_in_fewer_calls_and_reached_all_the_same(
     assert calls <= calls0
     assert D("9.5") <= held[-1] <= D("10.5")
     assert held[-1] == held0[-1]
+
+
+# -- the local reduce bound (issue 18): never more than OKX allows under any plausible rule ---
+
+RULES = [
+    ReduceRule(im_basis=basis, fee_reserve=fee)
+    for basis in ("mark", "avgPx", "max")
+    for fee in (True, False)
+]
+
+
+@given(
+    states(),
+    configs,
+    dec("0.3", "3", 4),
+    st.sampled_from(RULES),
+    dec("0", "0.0005", 5),
+)
+@settings(max_examples=400)
+def test_local_reduce_room_is_inside_every_exchange_rule(
+    state: tuple[Position, Decimal],
+    cfg: PolicyConfig,
+    avg_ratio: Decimal,
+    rule: ReduceRule,
+    taker_rate: Decimal,
+) -> None:
+    """A reduce inside the local bound is one the simulator accepts under each of its reduce
+    rules (docs/spec/okx-fidelity.md §4) when OKX's taker fee is at most the configured rate,
+    and it never exceeds what the policy's own floor allows."""
+    p, ct_val = state
+    assert p.mark_px is not None and p.lever is not None and p.upl is not None
+    p = dataclasses.replace(p, avg_px=(p.mark_px * avg_ratio).quantize(D("0.00000001")))
+    assert p.avg_px is not None and p.margin is not None
+    room = local_reduce_room(p, ct_val, cfg)
+    assert room is not None and room >= 0
+    qty = abs(p.pos) * ct_val
+    notional = qty * p.mark_px
+    facts = PositionFacts(
+        margin=p.margin,
+        im_mark=notional / p.lever,
+        im_avg=qty * p.avg_px / p.lever,
+        upl=p.upl,
+        mm=p.mmr if p.mmr is not None else notional * cfg.mmr_rate_fallback,
+        close_fee=notional * taker_rate,
+    )
+    assert room <= est_avail_trans(rule, facts)
+    floor = safe_floor(p, ct_val, cfg)
+    assert floor is not None and room <= max(p.margin - floor, D(0))
+
+
+def test_local_reduce_room_needs_avg_px_and_the_floor_fields() -> None:
+    p = position(margin=D("30"))
+    assert local_reduce_room(dataclasses.replace(p, avg_px=None), D("10"), CFG) is None
+    assert local_reduce_room(dataclasses.replace(p, mark_px=None), D("10"), CFG) is None
+    room = local_reduce_room(p, D("10"), CFG)
+    # CRO seed, 108 x 10 at avg 0.0905 / mark 0.095, lever 10: im 10.26 (mark is worse),
+    # mm 0.4104 + 1.5 buffer below it, no loss, closing fee 0.0513
+    assert room == D("30") - D("10.26") - D("0.0513")

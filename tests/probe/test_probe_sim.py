@@ -398,3 +398,60 @@ async def test_an_interrupted_probe_still_writes_its_files(tmp_path: Path, sim: 
     facts = json.loads((out / "facts.json").read_text())
     assert facts["meta"]["failure"] == "interrupted"
     assert await margin_calls(sim) == []
+
+
+async def test_probe_measures_funding_bills_and_the_close_after_a_64008_notice(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """The unknowns of docs/spec/okx-fidelity.md §11 the probe settles on OKX demo, shown end to
+    end against the simulator: estAvailTrans at the position's own lever, the funding bill
+    (type, subType, timing) and how long after a 64008 notice the connection closes, and how."""
+    cfg = load_config(write_config(tmp_path, sim))
+    out = tmp_path / "capture"
+    stdout = io.StringIO()
+    opts = ProbeOptions(window_s=3.0, event_wait_s=3.0, bill_wait_s=0.5, bill_poll_s=0.25)
+    probe = asyncio.create_task(run_probe(cfg, "A", out, opts, stdout=stdout))
+    await asyncio.sleep(1.0)  # inside the observation window
+    async with httpx.AsyncClient(base_url=sim.url) as c:
+        r = await c.post("/sim/funding", json={"instId": CRO, "fundingRate": "0.001"})
+        r.raise_for_status()
+    await fault(sim, kind="ws_notice", close_after_s=1, close="eof")
+    run = await probe
+    assert run.exit_code == 0, stdout.getvalue()
+    facts = json.loads((out / "facts.json").read_text())
+
+    upgrade = facts["upgrade"]
+    assert upgrade["count"] == 1
+    notice = upgrade["notices"][0]
+    assert notice["closed"] and notice["close_code"] == 1006  # no close frame (ISS-TG90)
+    assert notice["close_frame"] is False
+    assert 800 <= notice["close_after_ms"] <= 3000
+
+    funding = facts["funding"]
+    assert funding["available"] and funding["count"] == 1
+    assert funding["types"] == ["8"] and funding["pos_bal_chg_set"] == 1
+    assert funding["first"]["instId"] == CRO and funding["ms_after_hour"][0] < 3_600_000
+
+    limit = facts["reduce_limit"]
+    assert limit["at_own_lever"] and limit["lever"] == "10" and not limit["empty"]
+
+    bill = json.loads((out / "bill_funding.json").read_text())
+    assert bill["type"] == "8" and Decimal(bill["posBalChg"]) < 0  # the long paid
+    assert (out / "ws_event_notice.json").exists()
+    assert "bill_funding.json" in (out / "README.md").read_text()
+    no_secret_in(out)
+
+
+async def test_probe_reports_an_empty_est_avail_trans_at_the_own_lever(
+    tmp_path: Path, sim_factory: Any
+) -> None:
+    """``simulator.est_avail_trans: empty`` (§11.2.1): the probe says so and sends no
+    boundary reduce."""
+    sim = await sim_factory({**SCENARIO, "simulator": {"est_avail_trans": "empty"}})
+    cfg = load_config(write_config(tmp_path, sim))
+    out = tmp_path / "capture"
+    run = await run_probe(cfg, "A", out, FAST, stdout=io.StringIO())
+    limit = run.facts["reduce_limit"]
+    assert limit["empty"] and limit["at_own_lever"] and limit["est_avail_trans"] is None
+    assert run.facts["boundary"] == {}
+    assert await sim_margin(sim) == Decimal("20.29")

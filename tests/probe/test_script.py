@@ -103,6 +103,11 @@ class MemoryVenue:
     ) -> list[dict[str, Any]] | Unavailable:
         return Unavailable("404", "Not Found")
 
+    async def funding_bills(
+        self, inst_id: str, begin_ms: int
+    ) -> list[dict[str, Any]] | Unavailable:
+        return Unavailable("404", "Not Found")
+
     async def adjust_leverage_info(
         self, inst_id: str, pos_side: str, lever: str
     ) -> list[dict[str, Any]] | Unavailable:
