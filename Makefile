@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config.yaml
 
-.PHONY: help install lint fmt test test-fast run run-paper sim bench clean install-service alert-rules
+.PHONY: help install lint fmt test test-fast run run-paper sim bench clean install-service alert-rules lock
 
 help:
 	@echo "make run        - reactor + embedded simulator with the demo book (no credentials needed)"
@@ -75,6 +75,15 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache state
+
+# deploy/requirements.lock: the runtime dependencies of pyproject.toml pinned with their hashes,
+# what deploy/install.sh installs (--require-hashes). Re-run after changing [project]
+# dependencies, on the Python the service runs (3.11, Linux), and commit the result.
+LOCK := deploy/requirements.lock
+lock: $(STAMP)
+	$(BIN)/pip install -q 'pip-tools>=7.5'
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --no-emit-trusted-host --output-file $(LOCK) pyproject.toml
 
 # As root: the app into /opt/okx-margin-reactor, units into /etc/systemd/system (deploy/install.sh).
 install-service:

@@ -8,7 +8,8 @@
 #   /etc/systemd/system/okx-margin-reactor{,@}.service
 #
 # Safe to run again (upgrades the app and the units): it never overwrites an existing
-# config.yaml or credentials file.
+# config.yaml or credentials file. To upgrade, follow docs/upgrading.md (stop, back up the
+# ledger with `reactor db backup`, run this, start).
 #
 # Environment:
 #   DESTDIR=/some/root   stage into a directory instead of / (no user, chown, systemctl)
@@ -57,10 +58,19 @@ own "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
 if [[ "$INSTALL_APP" == "1" ]]; then
   [[ -x "$APP_DIR/.venv/bin/python" ]] || "$PYTHON" -m venv "$APP_DIR/.venv"
   "$APP_DIR/.venv/bin/pip" install -q --upgrade pip
-  "$APP_DIR/.venv/bin/pip" install -q --upgrade "$SRC"
+  # The dependencies exactly as pinned and hashed in deploy/requirements.lock (`make lock`),
+  # then the application alone: nothing is resolved from the index at install time.
+  "$APP_DIR/.venv/bin/pip" install -q --require-hashes --only-binary :all: \
+    -r "$SRC/deploy/requirements.lock"
+  # The version comes from the checkout's git tags; root reading a checkout another user owns
+  # would otherwise hit git's safe.directory refusal and install version 0.0.0.
+  GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0="$SRC" \
+    "$APP_DIR/.venv/bin/pip" install -q --upgrade --no-deps "$SRC"
+  "$APP_DIR/.venv/bin/pip" check >/dev/null
   install -d -m 0755 "$APP_DIR/docs"
   install -m 0644 "$SRC/docs/events.md" "$APP_DIR/docs/events.md"
   install -m 0644 "$SRC/docs/alerting.md" "$APP_DIR/docs/alerting.md"
+  install -m 0644 "$SRC/docs/upgrading.md" "$APP_DIR/docs/upgrading.md"
   say "installed the application into $APP_DIR/.venv"
 fi
 

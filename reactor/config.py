@@ -276,6 +276,12 @@ class HaSection(_Model):
         return self.lease_ttl_s - self.sign_window_s - self.sign_margin_s
 
 
+class JournalSection(_Model):
+    # ``reactor db prune`` deletes finished calls older than this (never a pending or unknown
+    # one); the journal grows by one row per margin call otherwise (docs/upgrading.md).
+    retention_days: int = Field(default=365, ge=1, le=36_500)
+
+
 class Config(_Model):
     venue: VenueConfig = VenueConfig(scenario=Path("scenarios/demo.yaml"))
     state_dir: Path = Path("./state")
@@ -294,6 +300,7 @@ class Config(_Model):
     storage: StorageSection = StorageSection()
     ha: HaSection | None = None  # high availability (issue 17): needs storage.kind postgres
     notify: NotifySection = NotifySection()
+    journal: JournalSection = JournalSection()
 
     @field_validator("accounts")
     @classmethod

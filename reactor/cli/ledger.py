@@ -19,7 +19,7 @@ from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError
 from reactor.store import Ledger
-from reactor.store.backend import migrate_configured, open_configured
+from reactor.store.backend import open_configured
 from reactor.store.state_dir import LEDGER_FILE, LOCK_FILE
 
 
@@ -252,15 +252,4 @@ def journal(cfg: Config, limit: int) -> int:
             )
     finally:
         ledger.close()
-    return 0
-
-
-def db_migrate(cfg: Config) -> int:
-    """``reactor db migrate``: the PostgreSQL schema brought to this version (``reactor run``
-    does it too at start); a SQLite ledger is migrated whenever it is opened."""
-    before, after = migrate_configured(cfg)
-    if cfg.storage.kind == "postgres":
-        print(f"ledger schema: version {before} -> {after}")
-    else:
-        print(f"ledger schema: {cfg.state_dir} (sqlite) is current")
     return 0

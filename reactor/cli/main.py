@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
 import sys
 from pathlib import Path
 
 from reactor import log as logging_setup
+from reactor.cli import db as db_cli
 from reactor.cli import ledger as ledger_cli
 from reactor.cli.maintenance import CliInputError
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
@@ -29,12 +29,10 @@ CONFIG_ENV = "REACTOR_CONFIG"  # the default for -c/--config (a unit or a shell 
 
 
 def _version() -> str:
-    try:
-        return importlib.metadata.version("okx-margin-reactor")
-    except importlib.metadata.PackageNotFoundError:  # a source tree without an install
-        from reactor import __version__
+    """The installed version: from git tags (setuptools-scm), see pyproject.toml."""
+    from reactor import __version__
 
-        return __version__
+    return __version__
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -141,14 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     void.add_argument("--account", default=None, help="needed when KEY is in several accounts")
     void.add_argument("--reason", default="", help="why, kept in the audit entry")
 
-    db = sub.add_parser("db", help="the ledger's database (storage.kind postgres)")
-    dsub = db.add_subparsers(dest="db_command", required=True)
-    migrate = dsub.add_parser("migrate", help="create or migrate the ledger schema, then exit")
-    _add_config(migrate)
-
     journal = sub.add_parser("journal", help="show the journal of exchange calls")
     _add_config(journal)
     journal.add_argument("--limit", type=int, default=50)
+
+    db_cli.add_parser(sub, _add_config)
     return p
 
 
@@ -212,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "journal":
             return ledger_cli.journal(cfg, args.limit)
         if args.command == "db":
-            return ledger_cli.db_migrate(cfg)
+            return db_cli.run(cfg, args)
     except (ConfigError, StartupError, LedgerError, CliInputError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -8,9 +8,11 @@ shared by every backend.
 
 from reactor.store.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
+    SCHEMA_VERSION,
     LedgerCorrupt,
     LedgerError,
     LedgerReplaced,
+    LedgerTooNew,
     LedgerUnavailable,
 )
 from reactor.store.interface import Ledger
@@ -28,6 +30,7 @@ from reactor.store.sqlite import SqliteLedger
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
     "MAINTENANCE_SOURCES",
+    "SCHEMA_VERSION",
     "AuditEntry",
     "JournalEntry",
     "JournalStatus",
@@ -35,6 +38,7 @@ __all__ = [
     "LedgerCorrupt",
     "LedgerError",
     "LedgerReplaced",
+    "LedgerTooNew",
     "LedgerUnavailable",
     "MaintenanceRecord",
     "MaintenanceSource",

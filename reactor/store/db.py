@@ -38,11 +38,14 @@ from typing import Any, Self
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
+    "SCHEMA_VERSION",
     "Database",
     "LedgerCorrupt",
     "LedgerError",
     "LedgerReplaced",
+    "LedgerTooNew",
     "LedgerUnavailable",
+    "schema_version",
 ]
 
 _SCHEMA = """
@@ -92,6 +95,12 @@ _ADDED_COLUMNS = (
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
+# The ledger's schema version, kept in SQLite's ``PRAGMA user_version``: raised whenever a
+# release changes the schema (a migration above), so that an older program refuses a ledger a
+# newer one has written instead of misreading it (docs/upgrading.md). 0: a ledger written
+# before the schema carried a version (it migrates in place like any older one).
+SCHEMA_VERSION = 1
+
 
 class LedgerError(sqlite3.Error):
     """Base of the ledger's storage errors; the message names the file and the problem.
@@ -121,6 +130,24 @@ class LedgerReplaced(LedgerUnavailable):
 
 class LedgerCorrupt(LedgerError):
     """At open: the file is not a usable SQLite database."""
+
+
+class LedgerTooNew(LedgerError):
+    """At open: a newer version of the program wrote this ledger (a downgrade); refused
+    before anything is read or written, since its tables may mean something else now."""
+
+    def __init__(self, path: Path, found: int) -> None:
+        super().__init__(
+            f"ledger {path}: schema version {found} was written by a newer okx-margin-reactor "
+            f"(this one knows up to {SCHEMA_VERSION}); install that version again or restore "
+            "the backup taken before the upgrade (docs/upgrading.md)"
+        )
+        self.found = found
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The schema version a ledger file carries (0: from before versions)."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 def _reason(exc: sqlite3.Error) -> str:
@@ -219,6 +246,10 @@ class Database:
                 raise LedgerCorrupt(f"ledger {self.path}: damaged: {check and check[0]}")
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")  # two processes starting at once: one creates
+                found = schema_version(self._db)
+                if found > SCHEMA_VERSION:
+                    self._db.execute("ROLLBACK")
+                    raise LedgerTooNew(self.path, found)
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     self._db.execute(statement)
                 for table, column, kind in _ADDED_COLUMNS:
@@ -226,6 +257,8 @@ class Database:
                     if column not in have:
                         self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 _migrate_maintenance_sources(self._db)
+                if found != SCHEMA_VERSION:
+                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -235,7 +268,7 @@ class Database:
             raise LedgerCorrupt(
                 f"ledger {self.path}: not a usable SQLite database: {text}"
             ) from None
-        except LedgerCorrupt:
+        except (LedgerCorrupt, LedgerTooNew):
             self._db.close()
             raise
         self._identity = _identity(self.path)

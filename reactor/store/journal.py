@@ -12,12 +12,17 @@ from typing import Literal, get_args
 from reactor.redaction import redact_text
 from reactor.store.db import Database
 
-__all__ = ["JournalEntry", "JournalStatus", "JournalTables", "ResultStatus"]
+__all__ = ["PRUNABLE_STATUSES", "JournalEntry", "JournalStatus", "JournalTables", "ResultStatus"]
 
 # A journalled call: "pending" from its intent until its outcome is written.
 ResultStatus = Literal["ok", "error", "unknown"]
 JournalStatus = Literal["pending", "ok", "error", "unknown"]
 _RESULT_STATUSES = frozenset(get_args(ResultStatus))
+# What retention may delete: calls whose outcome is known. A pending intent is a call whose
+# outcome a restart must still resolve, and an "unknown" one may yet be settled by its bill
+# (or needs a human): neither is ever pruned, however old.
+PRUNABLE_STATUSES = ("ok", "error")
+_PRUNE_BATCH = 500  # rows per transaction: a running reactor's writes wait for at most one
 
 _J_COLS = (
     "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
@@ -116,3 +121,28 @@ class JournalTables(Database):
         """The latest ``limit`` entries, newest first."""
         rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT ?", (limit,))
         return [JournalEntry(*row) for row in rows]
+
+    def prune_journal(self, before_ms: int, *, dry_run: bool = False) -> int:
+        """Delete finished entries (``ok``/``error``) completed before ``before_ms``; returns
+        how many (would be) deleted. Pending and unknown entries stay, however old.
+
+        Deletes in small transactions, so a reactor running on the same file is never kept
+        waiting for a whole prune (its intents must not time out behind it).
+        """
+        where = "status IN ('ok', 'error') AND done_ms IS NOT NULL AND done_ms < ?"
+        if dry_run:
+            return int(
+                self._query(f"SELECT COUNT(*) FROM journal WHERE {where}", (before_ms,))[0][0]
+            )
+        total = 0
+        while True:
+            with self._guarded(write=True) as db:
+                cur = db.execute(
+                    f"DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE {where}"
+                    " ORDER BY id LIMIT ?)",
+                    (before_ms, _PRUNE_BATCH),
+                )
+                n = cur.rowcount
+            total += n
+            if n < _PRUNE_BATCH:
+                return total
