@@ -28,8 +28,10 @@ from reactor.domain.fills import (
     recovery_since_ms,
 )
 from reactor.log import get_logger
+from reactor.okx.bills import BILL_TYPE_TRADE, Bill, parse_bill
 from reactor.okx.models import PayloadError, Position
-from reactor.okx.orders import BILL_TYPE_TRADE, Bill, OrderUpdate, parse_bill, parse_order
+from reactor.okx.orders import OrderUpdate, parse_order
+from reactor.okx.rest import PAGE_LIMIT, pages
 from reactor.store.ledger import Ledger
 
 __all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
@@ -41,7 +43,6 @@ HISTORY_MAX_AGE_MS = 7 * DAY_MS  # orders-history and bills cover the last 7 day
 # orders-history filters on the order's cTime: a limit order placed before the position opened
 # can fill after it, so read a day further back than the oldest position.
 ORDER_SLACK_MS = DAY_MS
-PAGE_LIMIT = 100
 RECOVERY_SOURCES = ("bills", "orders")
 
 
@@ -89,26 +90,23 @@ class RecoveryResult:
         return {r.position_key for r in self.recorded}
 
 
-async def _pages(
+async def _rows(
     fetch: Any, id_field: str, stop_before_ms: int, time_field: str, max_pages: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Newest-first pages via ``after``; returns (rows, complete)."""
+    """Newest-first pages until one reaches back to ``stop_before_ms``; (rows, complete)."""
     rows: list[dict[str, Any]] = []
-    after: str | None = None
-    for _ in range(max_pages):
-        page = await fetch(after)
+    paged = pages(fetch, id_field, max_pages=max_pages, limit=PAGE_LIMIT)
+    async for page in paged:
         rows.extend(page)
         if len(page) < PAGE_LIMIT:
-            return rows, True
-        last = page[-1]
-        after = str(last.get(id_field) or "")
+            break
         try:
-            oldest = int(last.get(time_field) or 0)
+            oldest = int(page[-1].get(time_field) or 0)
         except (TypeError, ValueError):
             oldest = 0
-        if not after or oldest < stop_before_ms:
-            return rows, True
-    return rows, False
+        if oldest < stop_before_ms:
+            break
+    return rows, not paged.truncated
 
 
 def _parse_all(
@@ -165,14 +163,14 @@ async def recover_account(
         raise ValueError(f"sources must be among {RECOVERY_SOURCES}, not {sorted(sources)}")
     orders: list[OrderUpdate] = []
     if "orders" in sources:
-        hist_rows, hist_done = await _pages(history, "ordId", begin, "cTime", max_pages)
-        pend_rows, pend_done = await _pages(pending, "ordId", 0, "cTime", max_pages)
+        hist_rows, hist_done = await _rows(history, "ordId", begin, "cTime", max_pages)
+        pend_rows, pend_done = await _rows(pending, "ordId", 0, "cTime", max_pages)
         orders = _parse_all(account, [*hist_rows, *pend_rows], parse_order, result)
         result.orders = len(orders)
         result.complete = hist_done and pend_done
     bill_list: list[Bill] = []
     if "bills" in sources:
-        bill_rows, bills_done = await _pages(bills, "billId", since, "ts", max_pages)
+        bill_rows, bills_done = await _rows(bills, "billId", since, "ts", max_pages)
         bill_list = _parse_all(account, bill_rows, parse_bill, result)
         result.bills = len(bill_list)
         result.complete = result.complete and bills_done

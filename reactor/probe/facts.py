@@ -15,10 +15,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# DOC-TA "Get bills details": type 6 = margin transfer; subType 160 manual increase, 161 manual
-# decrease (CCXT-BILL shows a real one).
-BILL_TYPE_MARGIN = "6"
-BILL_SUBTYPE = {"add": "160", "reduce": "161"}
+from reactor.okx.bills import BILL_TYPE_MARGIN, TRANSFER_SUBTYPE
+
 BILL_SKEW_MS = 5000
 
 BILLS_PATH = "/api/v5/account/bills"
@@ -302,7 +300,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
         }
 
     bill_fact: dict[str, Any] = {"available": None, "seen": False, "polls": 0}
-    sub_type = BILL_SUBTYPE.get(str(start.get("action")), "")
+    sub_type = TRANSFER_SUBTYPE.get(str(start.get("action")), "")
     for r, body in http_answers(span, BILLS_PATH):
         bill_fact["polls"] += 1
         code = str(body.get("code")) if isinstance(body, dict) else None
