@@ -30,22 +30,15 @@ def test_engine_never_imports_the_status_view() -> None:
 
 # The parts the core is made of: plain state in, values (or commands on an ``Out``) back.
 PARTS = (
-    "bills",
     "calls",
     "commands",
-    "counts",
     "episodes",
-    "fields",
+    "fills",
     "foreign",
-    "foreign_fence",
-    "gates",
     "guard",
     "health",
     "instruments",
-    "maintenance_fills",
-    "reactions",
     "reconcile",
-    "restart",
     "state",
     "timing",
     "view",

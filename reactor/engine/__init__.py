@@ -24,17 +24,17 @@ Log. The core's parts (plain state in, values out; see :mod:`.core`): :mod:`.tim
 belongs to), :mod:`.foreign` and :mod:`.foreign_fence` (the hold against a second controller).
 """
 
+from reactor.engine.calls import Outcome, OutcomeKind
 from reactor.engine.core import EngineCore
-from reactor.engine.margin_call import Outcome, OutcomeKind
 from reactor.engine.shell import Engine
 from reactor.engine.state import (
     AccountState,
     EngineObserver,
     EngineSettings,
-    EngineView,
     MarginClient,
     PositionControl,
 )
+from reactor.engine.view import EngineView
 
 __all__ = [
     "AccountState",

@@ -15,7 +15,8 @@ The functions change the call's :class:`PositionControl` and say what happened t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
 
 from reactor.domain.policy import Action, ActionKind, round_down
 from reactor.engine.commands import (
@@ -25,15 +26,150 @@ from reactor.engine.commands import (
     SyncClock,
     WriteIntent,
     WriteResult,
+    opt_str,
+    pos_fields,
 )
 from reactor.engine.episodes import enter_blocked, hold_until_change
-from reactor.engine.fields import opt_str, pos_fields
 from reactor.engine.guard import Entry, RunawayGuard
-from reactor.engine.margin_call import Outcome, OutcomeKind
-from reactor.engine.reactions import react
 from reactor.engine.state import AccountState, EngineSettings, PendingOutcome, PositionControl
 from reactor.engine.timing import set_timer
+from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 from reactor.okx.models import Position, PositionKey
+from reactor.store.ledger import ResultStatus
+
+# -- a call's outcome: the one place that decides what is ambiguous --------------------------
+#
+# OK: OKX booked it. REJECTED: OKX answered with an error code, nothing moved. NOT_SENT: it never
+# left the process. UNKNOWN: it may have been applied - 50004, a timeout or reset after sending,
+# or a bare HTTP 5xx from a gateway (no OKX envelope says it failed) - and is never resent
+# blindly.
+
+
+class OutcomeKind(StrEnum):
+    OK = "ok"
+    REJECTED = "rejected"
+    NOT_SENT = "not_sent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    code: str | None = None  # OKX code, HTTP status of a bare 5xx, or None
+    error_class: ErrorClass | None = None  # REJECTED only
+    msg: str = ""
+
+    @property
+    def moved_nothing(self) -> bool:
+        """Certainly no margin moved: the runaway guard gives the amount back."""
+        return self.kind in (OutcomeKind.REJECTED, OutcomeKind.NOT_SENT)
+
+    @property
+    def journal_status(self) -> ResultStatus:
+        if self.kind is OutcomeKind.OK:
+            return "ok"
+        return "unknown" if self.kind is OutcomeKind.UNKNOWN else "error"
+
+    @property
+    def label(self) -> str:
+        """Metric label and event code."""
+        if self.kind is OutcomeKind.OK:
+            return "ok"
+        if self.kind is OutcomeKind.NOT_SENT:
+            return "not_sent"
+        if self.kind is OutcomeKind.UNKNOWN:
+            return "unknown"
+        return self.code or "error"
+
+
+OK = Outcome(OutcomeKind.OK)
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """Map an exception of the REST client to an outcome."""
+    if isinstance(exc, AmbiguousOutcome):
+        return Outcome(OutcomeKind.UNKNOWN, exc.code, None, str(exc)[:200])
+    if isinstance(exc, RequestNotSent):
+        return Outcome(OutcomeKind.NOT_SENT, "not_sent", None, str(exc)[:200])
+    if isinstance(exc, OkxError):
+        cls = exc.error_class
+        bare_5xx = exc.code.isdigit() and len(exc.code) == 3 and exc.code.startswith("5")
+        if cls is ErrorClass.AMBIGUOUS or bare_5xx:
+            return Outcome(OutcomeKind.UNKNOWN, exc.code, cls, exc.msg[:200])
+        return Outcome(OutcomeKind.REJECTED, exc.code, cls, exc.msg[:200])
+    if isinstance(exc, ValueError):  # the client refused the arguments before sending
+        return Outcome(OutcomeKind.NOT_SENT, "not_sent", None, str(exc)[:200])
+    raise TypeError(f"not an exchange-call failure: {type(exc).__name__}") from exc
+
+
+# -- what the engine does after an outcome (domain.md, okx-v5.md error codes) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """The next step for the position. ``backoff``: wait the jittered back-off for its failures;
+    otherwise wait ``delay_s``."""
+
+    failed: bool  # counts towards the back-off
+    backoff: bool = False
+    delay_s: float = 0.0
+    step_cap: Decimal | None = None  # 59301: the halved step
+    hold_code: str | None = None  # hold until the position changes
+    hold_size_only: bool = False
+    blocked_reason: str | None = None  # 59301 at the minimum step: a blocked episode
+    stop_account: str | None = None
+    reconcile: bool = False  # 59300: re-read the account
+    balance_wait: bool = False  # 59200: wait for the account's balance to grow
+    resolve: bool = False  # ambiguous: re-read before anything else
+    resync_clock: bool = False
+
+
+def react(outcome: Outcome, amount: Decimal, settings: EngineSettings) -> Reaction:
+    kind = outcome.kind
+    if kind is OutcomeKind.OK:
+        return Reaction(failed=False, delay_s=settings.cooldown_s)
+    if kind is OutcomeKind.NOT_SENT:
+        return Reaction(failed=True, backoff=True)
+    if kind is OutcomeKind.UNKNOWN:
+        # Re-read soon; the next call waits for the back-off like any other failure.
+        return Reaction(failed=True, delay_s=settings.reread_delay_s, resolve=True)
+    cls = outcome.error_class
+    code = outcome.code or "error"
+    cooldown = settings.cooldown_s
+    if cls is ErrorClass.REDUCE_TOO_LARGE:
+        step = settings.policy.amount_step
+        min_action = settings.policy.min_action
+        cap = max(min_action, (amount / 2).quantize(step, rounding=ROUND_DOWN))
+        if amount <= min_action:
+            # Even the smallest step is refused: the exchange's limit is stricter than our
+            # model. Blocked until the position changes (never the same call in a loop).
+            return Reaction(
+                failed=True,
+                backoff=True,
+                step_cap=cap,
+                hold_code=code,
+                blocked_reason=f"exchange_limit: 59301 at the minimum step {min_action}",
+            )
+        return Reaction(failed=True, backoff=True, step_cap=cap)
+    if cls is ErrorClass.AUTH:
+        return Reaction(failed=True, delay_s=cooldown, stop_account=f"auth error {code}")
+    if cls is ErrorClass.CLOCK_SKEW:
+        # The REST client re-synchronised with OKX's clock when it saw the code; a repeat
+        # backs off instead of hammering.
+        return Reaction(failed=True, backoff=True, resync_clock=True)
+    if cls is ErrorClass.POSITION_GONE:
+        return Reaction(failed=True, delay_s=cooldown, reconcile=True)
+    if cls is ErrorClass.PARAMETER:
+        # Our bug: the same request would fail the same way. Wait for size or margin to change.
+        return Reaction(failed=True, delay_s=cooldown, hold_code=code, hold_size_only=True)
+    if cls in (ErrorClass.POSITION_FROZEN, ErrorClass.UNKNOWN, None):
+        return Reaction(failed=True, delay_s=cooldown, hold_code=code)
+    if cls is ErrorClass.INSUFFICIENT_BALANCE:
+        return Reaction(failed=True, backoff=True, balance_wait=True)
+    return Reaction(failed=True, backoff=True)  # rate limit, transient
+
+
+# -- one call from decision to answer ----------------------------------------------------
 
 
 @dataclass(slots=True)

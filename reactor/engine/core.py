@@ -33,10 +33,11 @@ from reactor.domain.policy import (
     decide,
     target_for,
 )
-from reactor.engine.bills import Bill
 from reactor.engine.calls import (
     Call,
     CallTable,
+    Outcome,
+    OutcomeKind,
     capped_amount,
     dry_run,
     intent_command,
@@ -59,31 +60,20 @@ from reactor.engine.commands import (
     SetTimer,
     WriteIntent,
     WriteResult,
+    pos_fields,
 )
-from reactor.engine.counts import MaintenanceCounts
-from reactor.engine.episodes import (
-    enter_blocked,
-    guard_allows,
-    track_blocked,
-    watch_main_positions,
-)
-from reactor.engine.fields import pos_fields
-from reactor.engine.foreign import ForeignWatch
-from reactor.engine.foreign_fence import end_bills_wait, held_foreign, record_foreign
-from reactor.engine.gates import refusal
-from reactor.engine.guard import RunawayGuard
+from reactor.engine.episodes import enter_blocked, track_blocked, watch_main_positions
+from reactor.engine.fills import FILLS_KEY, MaintenanceCounts, MaintenanceFills, ms
+from reactor.engine.foreign import ForeignWatch, end_bills_wait, held_foreign, record_foreign
+from reactor.engine.guard import RunawayGuard, guard_allows, seed_guard
 from reactor.engine.health import EngineHealth
 from reactor.engine.instruments import InstrumentFetches
-from reactor.engine.maintenance_fills import FILLS_KEY, MaintenanceFills, ms
-from reactor.engine.margin_call import Outcome, OutcomeKind
-from reactor.engine.reconcile import log_resolution, reconcile_book
-from reactor.engine.restart import seed_guard, unanswered_calls
+from reactor.engine.reconcile import log_resolution, reconcile_book, unanswered_calls
 from reactor.engine.state import (
     AccountState,
     CountSource,
     EngineObserver,
     EngineSettings,
-    EngineView,
     NullObserver,
     PauseKey,
     PendingOutcome,
@@ -94,11 +84,13 @@ from reactor.engine.timing import (
     backoff_for,
     next_due,
     note_push,
+    refusal,
     set_timer,
     settled,
     still_in_band,
 )
-from reactor.engine.view import build_view
+from reactor.engine.view import EngineView, build_view
+from reactor.okx.bills import Bill
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 

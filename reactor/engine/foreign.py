@@ -1,5 +1,13 @@
-"""Pure: holding a position that someone else keeps moving (the second fence against a second
-controller; the first is the state-dir lock).
+"""Sans-I/O: what OKX's margin-transfer bills say, and holding a position someone else keeps
+moving (the second fence against a second controller; the first is the state-dir lock).
+
+Bills (:class:`reactor.okx.bills.Bill`, okx-fidelity.md §5.1-§5.2) are matched to the journalled
+calls: an ambiguous call (timeout, reset, 50004, bare 5xx) is applied exactly when a bill matches
+it (:func:`match_ambiguous`, the recipe of okx-fidelity.md §5.4); a bill no journalled call
+accounts for is a transfer this reactor did not make - another controller, a person in the web
+UI (:func:`attribute`). A bill is credited to at most one call (its ``billId`` is stored in the
+journal row), so an ambiguous call is never matched to an earlier call's bill. Which bills were
+read and judged already is :class:`BillWindow` (the shell only does the reads and writes).
 
 Two reactors with different state dirs on one account fight: each undoes the other's transfer.
 Fighting back is the wrong answer, so ``limit`` foreign transfers on an instrument of an account
@@ -17,7 +25,16 @@ costs at most one transfer per side per window.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+
+from reactor.domain.book import PositionBook
+from reactor.engine.commands import Out, opt_str
+from reactor.engine.state import PositionControl
+from reactor.engine.timing import set_timer
+from reactor.okx.bills import Bill
+from reactor.okx.models import Position, PositionKey
 
 Unit = tuple[str, str]  # (account, instId)
 
@@ -85,3 +102,228 @@ class ForeignWatch:
 
     def held_units(self) -> list[Unit]:
         return [u for u, w in self._units.items() if w.held_since is not None]
+
+
+# -- which journalled call a bill belongs to ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A journalled margin call that may own a bill (its answer was ok, unknown or pending)."""
+
+    journal_id: int
+    inst_id: str
+    action: str
+    amount: Decimal
+    sent_ms: int  # on OKX's clock (the journal's send time corrected by the measured offset)
+    done_ms: int | None  # when its answer was journalled (None: still pending)
+    bill_id: str | None = None  # the bill already credited to it
+
+
+def _same_transfer(bill: Bill, inst_id: str, action: str, amount: Decimal) -> bool:
+    signed = amount if action == "add" else -amount
+    return (
+        bill.inst_id == inst_id
+        and bill.action == action
+        and bill.sz == amount
+        and bill.pos_bal_chg == signed
+    )
+
+
+def match_ambiguous(
+    bills: Sequence[Bill],
+    call: CallRecord,
+    margin_before: Decimal | None,
+    credited: set[str],
+    *,
+    skew_ms: int,
+) -> Bill | None:
+    """The bill showing that ``call`` was applied, or None (not booked, or not yet).
+
+    Instrument, subType, ``sz`` == amount, ``posBalChg`` == +-amount, ``ts`` no earlier than the
+    send time less ``skew_ms`` (the two clocks), a ``billId`` not credited to another call, and,
+    when the margin the call was decided from is known, ``posBal`` == that margin +- amount (it
+    tells a long from a short on one instrument). The earliest such bill wins.
+    """
+    expected_after = None
+    if margin_before is not None:
+        expected_after = margin_before + (call.amount if call.action == "add" else -call.amount)
+    for bill in sorted(bills, key=lambda b: (b.ts, b.bill_id)):
+        if bill.bill_id in credited or bill.ts < call.sent_ms - skew_ms:
+            continue
+        if not _same_transfer(bill, call.inst_id, call.action, call.amount):
+            continue
+        if expected_after is not None and bill.pos_bal != expected_after:
+            continue
+        return bill
+    return None
+
+
+def attribute(
+    bills: Sequence[Bill],
+    calls: Sequence[CallRecord],
+    *,
+    skew_ms: int,
+    late_ms: int,
+) -> tuple[list[tuple[int, str]], list[Bill]]:
+    """Which call each bill belongs to: (credits to journal, foreign bills).
+
+    A bill already credited to a call is that call's. Every other bill goes to the earliest
+    uncredited call of the same transfer (instrument, action, amount) sent at most ``skew_ms``
+    after it was booked and answered at most ``late_ms`` before (a pending call: any time).
+    What is left is foreign: no call of this reactor accounts for it.
+    """
+    own = {c.bill_id for c in calls if c.bill_id is not None}
+    open_calls = sorted((c for c in calls if c.bill_id is None), key=lambda c: c.sent_ms)
+    credits: list[tuple[int, str]] = []
+    foreign: list[Bill] = []
+    for bill in sorted(bills, key=lambda b: (b.ts, b.bill_id)):
+        if bill.bill_id in own:
+            continue
+        owner = None
+        for call in open_calls:
+            if not _same_transfer(bill, call.inst_id, call.action, call.amount):
+                continue
+            if bill.ts < call.sent_ms - skew_ms:
+                continue
+            if call.done_ms is not None and bill.ts > call.done_ms + late_ms:
+                continue
+            owner = call
+            break
+        if owner is None:
+            foreign.append(bill)
+        else:
+            open_calls.remove(owner)
+            credits.append((owner.journal_id, bill.bill_id))
+    return credits, foreign
+
+
+def side_of(bill: Bill, positions: Sequence[Position]) -> str:
+    """The position a bill moved, among the account's ``positions`` on its instrument: bills
+    carry no posSide; ``posBal`` (the margin after) names it when it equals one position's
+    margin, or the only position does. "" when it cannot tell."""
+    if len(positions) == 1:
+        return positions[0].key[2]
+    for pos in positions:
+        if bill.pos_bal is not None and pos.margin == bill.pos_bal:
+            return pos.key[2]
+    return ""
+
+
+# -- the fence: holds on the positions' control records ----------------------------------
+
+
+def mark_held_foreign(control: PositionControl, recent: int, window_s: float) -> None:
+    """Held against a second controller (:mod:`reactor.engine.foreign` decides when)."""
+    control.foreign_held = True
+    control.status = "held"
+    control.reason = (
+        f"foreign transfers: {recent} margin transfer(s) this reactor did "
+        f"not make within {window_s:g} s: another "
+        "controller? held until a quiet window"
+    )
+
+
+Controls = dict[PositionKey, PositionControl]
+
+
+def record_foreign(
+    account: str,
+    foreign: Sequence[Bill],
+    trigger: str,
+    watch: ForeignWatch,
+    book: PositionBook,
+    controls: Controls,
+    now: float,
+    out: Out,
+) -> None:
+    """Say each foreign transfer; hold the instrument's positions when the watch starts a hold,
+    waking them when it may end."""
+    window_s = watch.window_s
+    for bill in foreign:
+        unit = (account, bill.inst_id)
+        on_inst = [
+            p for p in book.positions(account) if p.inst_id == bill.inst_id and p.is_managed_kind
+        ]
+        keys = [p.key for p in on_inst]
+        started = watch.record(unit, now)
+        out.warning(
+            "margin.foreign_transfer",
+            account=account,
+            instId=bill.inst_id,
+            posSide=side_of(bill, on_inst),
+            billId=bill.bill_id,
+            action=bill.action,
+            amount=str(bill.sz),
+            posBal=opt_str(bill.pos_bal),
+            ts=bill.ts,
+            recent=watch.recent(unit),
+            trigger=trigger,
+        )
+        if not started:
+            continue
+        due = watch.release_due(unit)
+        out.error(
+            "margin.position.held_foreign",
+            account=account,
+            instId=bill.inst_id,
+            posSides=sorted(k[2] for k in keys),
+            foreign_transfers=watch.recent(unit),
+            window_s=window_s,
+            limit=watch.limit,
+        )
+        for key in keys:
+            control = controls.get(key)
+            if control is None:
+                control = controls[key] = PositionControl()
+            mark_held_foreign(control, watch.recent(unit), window_s)
+            if due is not None and not control.in_flight:
+                set_timer(key, control, due, out)
+
+
+def held_foreign(
+    pos: Position,
+    control: PositionControl,
+    watch: ForeignWatch,
+    book: PositionBook,
+    controls: Controls,
+    now: float,
+    out: Out,
+) -> bool:
+    """Whether ``pos`` stays held now; a quiet window releases its whole instrument."""
+    unit = (pos.account, pos.inst_id)
+    if not watch.held(unit):
+        control.foreign_held = False
+        return False
+    if watch.try_release(unit, now):
+        out.warning(
+            "margin.position.released_foreign",
+            account=pos.account,
+            instId=pos.inst_id,
+            quiet_s=watch.window_s,
+            foreign_transfers=watch.count(unit),
+        )
+        for p in book.positions(pos.account):
+            other = controls.get(p.key)
+            if p.inst_id == pos.inst_id and other is not None:
+                other.foreign_held = False
+        return False
+    mark_held_foreign(control, watch.recent(unit), watch.window_s)
+    due = watch.release_due(unit)
+    if due is not None and (control.due_at is None or control.due_at > due):
+        set_timer(pos.key, control, due, out)
+    return True
+
+
+def end_bills_wait(
+    account: str, book: PositionBook, controls: Controls, now: float, out: Out
+) -> None:
+    """The bills read after a margin drift answered (or failed): the positions act on."""
+    for pos in book.positions(account):
+        control = controls.get(pos.key)
+        if control is not None and control.bills_wait_until > 0:
+            waited_until, control.bills_wait_until = control.bills_wait_until, 0.0
+            # Wake it now if it sleeps for the wait; an earlier wake-up (the debounce's)
+            # stands.
+            if not control.in_flight and (control.due_at is None or control.due_at >= waited_until):
+                set_timer(pos.key, control, max(now, control.cooldown_until), out)

@@ -1,16 +1,20 @@
-"""Pure helpers of the REST re-reads: parsing a read, correcting the book from it, and what a
-re-read says about a call."""
+"""Pure helpers of the REST re-reads: parsing a read, correcting the book from it, what a
+re-read says about a call, and the calls a crash left unanswered (resolved by a re-read before
+anything is sent for their positions)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from reactor.domain.book import BookChange, PositionBook
-from reactor.engine.commands import Out
-from reactor.engine.fields import opt_str, pos_fields
+from reactor.engine.commands import Out, opt_str, pos_fields
 from reactor.engine.state import PendingOutcome, PositionControl
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_position
+
+if TYPE_CHECKING:
+    from reactor.store.ledger import JournalEntry
 
 
 def parse_rest_positions(
@@ -112,3 +116,25 @@ def log_resolution(
         **({"bill_id": bill_id} if bill_id is not None else {}),
         **({"bills": bills} if bills is not None else {}),
     )
+
+
+def unanswered_calls(
+    unanswered: Sequence[JournalEntry], now: float, out: Out
+) -> dict[PositionKey, PendingOutcome]:
+    """The calls to resolve, by position (the margin they were decided from is not
+    journalled), each said as ``margin.adjust.unknown``."""
+    pending: dict[PositionKey, PendingOutcome] = {}
+    for entry in unanswered:
+        key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
+        pending[key] = PendingOutcome(
+            entry.id, entry.action, Decimal(entry.amount), None, now, "restart"
+        )
+        out.warning(
+            "margin.adjust.unknown",
+            **pos_fields(key),
+            action=entry.action,
+            amount=entry.amount,
+            journal_id=entry.id,
+            recovered=True,
+        )
+    return pending

@@ -18,8 +18,7 @@ from typing import Any, cast
 
 from reactor.domain.book import PositionBook
 from reactor.domain.fills import FillGate
-from reactor.engine import margin_call
-from reactor.engine.bills import Bill, CallRecord, attribute, match_ambiguous, parse_bills
+from reactor.engine.calls import OK, Outcome, OutcomeKind, outcome_of
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -39,17 +38,19 @@ from reactor.engine.commands import (
 )
 from reactor.engine.core import EngineCore
 from reactor.engine.fill_recovery import HistoryClient, recover_account
+from reactor.engine.foreign import CallRecord, attribute, match_ambiguous
 from reactor.engine.reconcile import parse_rest_positions
 from reactor.engine.state import (
     AccountState,
     EngineObserver,
     EngineSettings,
-    EngineView,
     MarginClient,
     PauseKey,
     StorageError,
 )
+from reactor.engine.view import EngineView
 from reactor.log import get_logger
+from reactor.okx.bills import TRANSFER_SUBTYPE, Bill, parse_transfers, transfer_bill
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import (
     PayloadError,
@@ -304,7 +305,7 @@ class Engine:
             return self._write_result(cmd)
         if isinstance(cmd, SendMarginCall):
             if self._stopping:  # a check answered while draining: the call is not started
-                stopped = margin_call.Outcome(margin_call.OutcomeKind.NOT_SENT, "not_sent")
+                stopped = Outcome(OutcomeKind.NOT_SENT, "not_sent")
                 return self.core.on_call_done(cmd.call, stopped, now=self._clock())
             self._spawn(self._send(cmd), cmd)
             return None
@@ -460,7 +461,10 @@ class Engine:
     async def _send(self, cmd: SendMarginCall) -> None:
         client = self._client(cmd.key[0])
         try:
-            outcome = await margin_call.send(client, cmd.key[1], cmd.key[2], cmd.action, cmd.amount)
+            await client.margin_balance(cmd.key[1], cmd.key[2], cmd.action, cmd.amount)
+            outcome = OK
+        except (AmbiguousOutcome, RequestNotSent, OkxError, ValueError) as exc:
+            outcome = outcome_of(exc)
         except asyncio.CancelledError:
             self._run([WriteResult(cmd.journal_id, "unknown", None, "cancelled at shutdown")])
             log.error(
@@ -554,9 +558,9 @@ class Engine:
         skew = self.settings.bill_skew_ms
         sent = entry.sent_ms + offset_ms
         raw = await client.get_bills(
-            key[1], sub_type="160" if entry.action == "add" else "161", begin_ms=sent - skew
+            key[1], sub_type=TRANSFER_SUBTYPE[entry.action], begin_ms=sent - skew
         )
-        bills, _ = parse_bills(raw)
+        bills, _ = parse_transfers(raw)
         # Earlier calls of this position take their own bills first, so an earlier call's
         # transfer of the same amount is never taken for this one.
         recent = self.ledger.journal_since(entry.sent_ms - int(HOUR_S * 1000))
@@ -633,7 +637,7 @@ class Engine:
         except _STORAGE_ERRORS as exc:
             self._run(self.core.on_bills_failed(account, trigger, _text(exc), now=self._clock()))
             return
-        bills, errors = parse_bills(raw)
+        bills, errors = parse_transfers(raw)
         for reason in errors:
             log.warning("rest.payload.invalid", account=account, what="bill", reason=reason)
         seen = self._bills_seen.setdefault(account, {})
@@ -706,8 +710,7 @@ def _bill_of(entry: JournalEntry) -> Bill:
     """The bill a journal row was already credited with (found by an earlier read)."""
     assert entry.bill_id is not None
     amount = Decimal(entry.amount)
-    chg = amount if entry.action == "add" else -amount
-    return Bill(entry.bill_id, entry.inst_id, entry.action, amount, chg, None, entry.sent_ms)
+    return transfer_bill(entry.bill_id, entry.inst_id, entry.action, amount, None, entry.sent_ms)
 
 
 def _key_fields(key: PositionKey | None) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Pure timing rules: when a position is evaluated next, what a push confirms or ends (the
-cooldown, holds, the 59301 step cap), and how long to back off."""
+cooldown, holds, the 59301 step cap), how long to back off, and the standing gates that refuse
+an evaluation before any number is looked at (:func:`refusal`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 from reactor.domain.book import BookChange
 from reactor.domain.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
 from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer
-from reactor.engine.state import EngineSettings, PositionControl
-from reactor.okx.models import PositionKey
+from reactor.engine.state import AccountState, EngineSettings, PositionControl
+from reactor.okx.models import Position, PositionKey
 
 
 def next_due(
@@ -130,3 +131,36 @@ class Backoff:
 
 def backoff_for(settings: EngineSettings) -> Backoff:
     return Backoff(max(settings.cooldown_s, 0.1), settings.retry_max_s)
+
+
+# -- the standing gates: whether a position may be corrected at all right now ---------------
+#
+# In order: the account is a managed sub-account, the position is an isolated SWAP one, the
+# operator has not paused it, the account is not stopped (auth error, runaway guard), and the
+# book is fresh. Each refusal is a (status, reason) the status page shows; the coordinator
+# applies it and stops there.
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: str
+    reason: str
+    foreign_kind: bool = False  # cross margin or not a SWAP: said once per position
+
+
+def refusal(
+    pos: Position, account: AccountState | None, paused: str | None, fresh: bool
+) -> Refusal | None:
+    """Why the position is not corrected now (``paused``: the operator's reason, "" without
+    one, None when not paused; ``fresh``: the account's book is), or None when it may be."""
+    if account is None or not account.enabled or account.role != "sub":
+        return Refusal("unmanaged", "read-only account")
+    if not pos.is_managed_kind:
+        return Refusal("unmanaged", f"{pos.mgn_mode} {pos.inst_id}", foreign_kind=True)
+    if paused is not None:
+        return Refusal("paused", f"paused: {paused}" if paused else "paused")
+    if not account.managed:
+        return Refusal("error", account.stopped_reason or "runaway guard tripped")
+    if not fresh:
+        return Refusal("stale", "waiting for a fresh snapshot")
+    return None

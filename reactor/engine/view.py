@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 
 from reactor.domain.book import PositionBook
-from reactor.engine.state import (
-    AccountState,
-    AccountView,
-    EngineView,
-    PositionControl,
-    PositionView,
-)
+from reactor.engine.state import AccountState, PositionControl
 from reactor.okx.models import Position, PositionKey
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    account: str
+    role: str
+    inst_id: str
+    pos_side: str
+    mgn_mode: str
+    pos: Decimal
+    margin: Decimal | None
+    target: Decimal | None
+    band: tuple[Decimal, Decimal] | None
+    count: int
+    upl: Decimal | None
+    profit_rate: Decimal | None
+    status: str
+    reason: str
+    sources: tuple[tuple[str, int], ...] = ()  # where the counted records came from
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    name: str
+    role: str
+    enabled: bool
+    connected: bool
+    fresh: bool
+    stopped_reason: str | None
+    positions: tuple[PositionView, ...]
+    paused: str | None = None  # the whole account is paused by an operator (with this reason)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    accounts: tuple[AccountView, ...]
+    main_expected_positions: int
+    problems: tuple[str, ...]  # engine-level reasons /healthz fails (storage, internal errors)
+    storage_ok: bool
+    internal_errors: int
+
 
 _NO_CONTROL = PositionControl()
 

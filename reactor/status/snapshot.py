@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from reactor.engine.state import EngineView
+from reactor.engine.view import EngineView
 from reactor.status.history import JournalRow, Key, last_calls, margin_history
 from reactor.status.model import AccountStatus, PositionStatus, StatusSnapshot
 
