@@ -33,6 +33,8 @@ from reactor.engine.state import (
     EngineSettings,
     MarginClient,
     PositionControl,
+    Role,
+    Status,
 )
 from reactor.engine.view import EngineView
 
@@ -47,4 +49,6 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PositionControl",
+    "Role",
+    "Status",
 ]

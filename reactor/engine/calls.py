@@ -31,8 +31,14 @@ from reactor.engine.commands import (
 )
 from reactor.engine.episodes import enter_blocked, hold_until_change
 from reactor.engine.guard import Entry, RunawayGuard
-from reactor.engine.state import AccountState, EngineSettings, PendingOutcome, PositionControl
-from reactor.engine.timing import set_timer
+from reactor.engine.state import (
+    AccountState,
+    EngineSettings,
+    PendingOutcome,
+    PositionControl,
+    Status,
+)
+from reactor.engine.timing import Ctx, set_timer
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 from reactor.okx.models import Position, PositionKey
 from reactor.store.ledger import ResultStatus
@@ -246,6 +252,154 @@ class CallTable:
         if c.journal_id:
             out.add(WriteResult(c.journal_id, "error", "not_sent", why))
 
+    # -- the answers of the call's commands (the core routes them here) --------------------
+
+    def reduce_checked(self, ctx: Ctx, call: int, cap: Decimal | None) -> Call | None:
+        """The exchange's own reduce limit (``estAvailTrans``): never ask for more. The call
+        whose intent is to be written now, or None.
+
+        ``cap`` None: the venue set no limit (tests of other rules). The policy's floor has
+        already bounded the amount; the cap is the second bound, rounded down to the step.
+        Less than ``min_action`` left: no call, blocked ``exchange_limit`` until a later check
+        (with back-off: OKX's figure moves with the mark price, which pushes do not show).
+        """
+        out, policy = ctx.out, ctx.settings.policy
+        c = self.get(call)
+        if c is None or c.checked:
+            return None  # a second answer, or one for a call already dropped
+        c.checked = True
+        if ctx.controls.get(c.key) is not c.control:
+            self.abandon(call, c, "position closed before send", out)
+            return None
+        account = ctx.accounts.get(c.key[0])
+        if (
+            not ctx.book.is_fresh(c.key[0])
+            or ctx.book.get(c.key) != c.position
+            or account is None
+            or not account.managed
+            or not account.enabled
+            or ctx.paused_reason(c.key) is not None
+        ):
+            # The stream broke, the position moved, or the account was stopped, disabled or
+            # paused while the exchange was asked: the call was decided from what no longer
+            # holds. Decide again, never send it.
+            self.abandon(call, c, "", out)
+            set_timer(c.key, c.control, ctx.now, out)
+            return None
+        control = c.control
+        amount = capped_amount(c.amount, cap, policy.amount_step)
+        if amount is not None:
+            # Once per blocked episode at info: a blocked position is checked again and again.
+            log = out.debug if control.exchange_limited else out.info
+            log(
+                "margin.adjust.capped",
+                **pos_fields(c.key),
+                amount=str(c.amount),
+                capped=str(amount),
+                est_avail=str(cap),
+            )
+            if amount < policy.min_action:
+                self.abandon(call, c, "", out)
+                reason = f"exchange_limit: estAvailTrans {cap} < min_action"
+                control.status, control.reason = Status.BLOCKED, reason
+                control.exchange_limited = True
+                enter_blocked(c.position, control, c.action, reason, out)
+                control.failures += 1
+                ctx.retry_later(c.key, control, "estAvailTrans")
+                return None
+            self.resize(c, amount)
+        control.exchange_limited = False
+        return c
+
+    def reduce_check_failed(self, ctx: Ctx, call: int, error: str) -> None:
+        """``estAvailTrans`` could not be read (error, timeout, no number): no reduce is sent.
+
+        Never a blind reduce: an over-margined position is safe, a reduce OKX would refuse or
+        one sized from a guess is not needed now. The position decides again after the
+        back-off, from fresh data and a fresh check."""
+        c = self.get(call)
+        if c is None or c.checked:
+            return  # answered already: the call goes on, or was dropped
+        c.checked = True
+        control = c.control
+        self.abandon(call, c, "", ctx.out)
+        ctx.out.warning(
+            "margin.reduce.check_failed",
+            **pos_fields(c.key),
+            amount=str(c.amount),
+            error=error[:200],
+        )
+        if ctx.controls.get(c.key) is not control:
+            return
+        control.failures += 1
+        control.status, control.reason = Status.ERROR, f"estAvailTrans unreadable: {error[:120]}"
+        ctx.retry_later(c.key, control, "estAvailTrans")
+
+    def intent_written(self, ctx: Ctx, call: int, journal_id: int) -> Call | None:
+        """The intent is durable: the call to send (None: it was dropped meanwhile)."""
+        c = self.get(call)
+        if c is None:
+            ctx.out.add(WriteResult(journal_id, "error", "not_sent", "abandoned before send"))
+            return None
+        if ctx.controls.get(c.key) is not c.control:
+            c.journal_id = journal_id
+            self.abandon(call, c, "position closed before send", ctx.out)
+            return None
+        return c
+
+    def intent_failed(self, ctx: Ctx, call: int, error: str) -> Call | None:
+        """No durable intent, so no call: the position retries with back-off."""
+        c = self.pop(call)
+        if c is None:
+            return None
+        self.refund(c)
+        control = c.control
+        control.in_flight = False
+        control.failures += 1
+        control.status, control.reason = Status.ERROR, f"journal write failed: {error}"
+        if ctx.controls.get(c.key) is control:
+            ctx.retry_later(c.key, control, "journal")
+        return c
+
+    def done(self, ctx: Ctx, call: int, outcome: Outcome) -> Call | None:
+        """The answer of a :class:`SendMarginCall`: journal it, settle the position."""
+        c = self.pop(call)
+        if c is None:
+            return None
+        ctx.out.add(
+            WriteResult(c.journal_id, outcome.journal_status, outcome.code, outcome.msg or None)
+        )
+        if outcome.moved_nothing:
+            self.refund(c)
+        control, key = c.control, c.key
+        control.in_flight = False
+        fields = {**pos_fields(key), "action": c.action.kind.value, "amount": str(c.amount)}
+        if outcome.kind is OutcomeKind.OK:
+            delay = settle_ok(ctx, c, fields)
+            if c.action.kind is ActionKind.REDUCE:
+                wake_balance_waiters(ctx, ctx.accounts.get(key[0]))
+        else:
+            after = settle_failure(ctx, c, outcome, fields)
+            if after is None:
+                after = ctx.backoff_delay(key, control, outcome.code or outcome.label)
+            delay = after
+        control.cooldown_until = ctx.now + delay
+        if ctx.controls.get(key) is control:
+            set_timer(key, control, ctx.now + delay, ctx.out)
+        return c
+
+    def task_failed(self, call: int, refund: bool) -> None:
+        """A task of the call raised: before the send it moved nothing (``refund``); a send
+        may have moved margin, so it is resolved before anything else (the guard keeps it)."""
+        c = self.pop(call)
+        if c is None:
+            return
+        if refund:
+            self.refund(c)
+        else:
+            c.control.pending = c.pending()
+            c.control.in_flight = False
+
 
 def intent_command(call: int, c: Call) -> WriteIntent:
     """The durable intent of ``c``, with the body the REST client sends (format "f": never
@@ -258,18 +412,10 @@ def intent_command(call: int, c: Call) -> WriteIntent:
     return WriteIntent(call, c.key, kind, c.amount, request)
 
 
-def dry_run(
-    pos: Position,
-    control: PositionControl,
-    action: Action,
-    count: int,
-    settings: EngineSettings,
-    now: float,
-    out: Out,
-) -> None:
+def dry_run(ctx: Ctx, pos: Position, control: PositionControl, action: Action, count: int) -> None:
     """``dry_run``: say the call that would be sent, send nothing, wait the cooldown."""
-    control.status, control.reason = "ok", "dry run"
-    out.info(
+    control.status, control.reason = Status.OK, "dry run"
+    ctx.out.info(
         "margin.adjust.dry_run",
         **pos_fields(pos.key),
         action=action.kind.value,
@@ -279,7 +425,7 @@ def dry_run(
         floor=opt_str(action.floor),
         count=count,
     )
-    control.cooldown_until = now + settings.cooldown_s
+    control.cooldown_until = ctx.now + ctx.settings.cooldown_s
 
 
 def capped_amount(amount: Decimal, cap: Decimal | None, step: Decimal) -> Decimal | None:
@@ -308,16 +454,11 @@ def send_command(call: int, c: Call, journal_id: int, now: float, out: Out) -> N
     out.add(SendMarginCall(call, c.key, action.kind.value, c.amount, journal_id))
 
 
-def settle_ok(
-    c: Call,
-    current: Position | None,
-    settings: EngineSettings,
-    now: float,
-    out: Out,
-    fields: dict[str, str],
-) -> float:
+def settle_ok(ctx: Ctx, c: Call, fields: dict[str, str]) -> float:
     """OKX booked the call: expect its margin; the cooldown (returned), unless the confirming
-    push (``current``: the book's position now) beat the HTTP answer."""
+    push (the book's position now) beat the HTTP answer."""
+    settings, now, out = ctx.settings, ctx.now, ctx.out
+    current = ctx.book.get(c.key)
     control, pos = c.control, c.position
     control.failures = 0
     if control.step_cap is not None:
@@ -337,7 +478,7 @@ def settle_ok(
         # The confirming push beat the HTTP answer: the cooldown is already over.
         control.expected_margin = None
         delay = 0.0
-    control.status, control.reason = "ok", c.action.reason
+    control.status, control.reason = Status.OK, c.action.reason
     out.info(
         "margin.adjust.ok",
         **fields,
@@ -348,17 +489,12 @@ def settle_ok(
     return delay
 
 
-def settle_failure(
-    c: Call,
-    outcome: Outcome,
-    account: AccountState | None,
-    settings: EngineSettings,
-    out: Out,
-    fields: dict[str, str],
-) -> float | None:
+def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) -> float | None:
     """Any answer but OK (:func:`reactor.engine.reactions.react` says what it means): the
     delay before the position is evaluated again, or None for the back-off of its failures."""
+    settings, out = ctx.settings, ctx.out
     control, key, pos = c.control, c.key, c.position
+    account = ctx.accounts.get(key[0])
     reaction = react(outcome, c.amount, settings)
     code = outcome.code or outcome.label
     if outcome.kind is OutcomeKind.UNKNOWN:
@@ -370,13 +506,13 @@ def settle_failure(
             error=outcome.msg,
         )
         control.pending = c.pending(outcome.code)
-        control.status, control.reason = "adjusting", "outcome unknown: re-reading"
+        control.status, control.reason = Status.ADJUSTING, "outcome unknown: re-reading"
     elif outcome.kind is OutcomeKind.NOT_SENT:
         out.warning("margin.adjust.failed", **fields, code="not_sent", msg=outcome.msg)
-        control.status, control.reason = "error", f"not sent: {outcome.msg}"
+        control.status, control.reason = Status.ERROR, f"not sent: {outcome.msg}"
     else:
         out.error("margin.adjust.failed", **fields, code=code, msg=outcome.msg)
-        control.status, control.reason = "error", f"{code} {outcome.msg}"
+        control.status, control.reason = Status.ERROR, f"{code} {outcome.msg}"
     if reaction.failed:
         control.failures += 1
     if reaction.step_cap is not None:
@@ -390,7 +526,7 @@ def settle_failure(
     if reaction.hold_code is not None:
         hold_until_change(key, control, reaction.hold_code, reaction.hold_size_only, out)
     if reaction.blocked_reason is not None:
-        control.status, control.reason = "blocked", reaction.blocked_reason
+        control.status, control.reason = Status.BLOCKED, reaction.blocked_reason
         enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
     if reaction.stop_account is not None and account is not None:
         account.stopped_reason = reaction.stop_account
@@ -409,21 +545,16 @@ def settle_failure(
     return reaction.delay_s
 
 
-def wake_balance_waiters(
-    state: AccountState | None,
-    controls: dict[PositionKey, PositionControl],
-    now: float,
-    out: Out,
-) -> None:
+def wake_balance_waiters(ctx: Ctx, state: AccountState | None) -> None:
     """A reduction freed balance: positions that got 59200 may try again now."""
     if state is None:
         return
     for key in list(state.balance_waiters):
-        control = controls.get(key)
+        control = ctx.controls.get(key)
         if control is None:
             state.balance_waiters.discard(key)
         elif control.balance_wait and not control.in_flight:
             state.balance_waiters.discard(key)
             control.balance_wait = False
             control.cooldown_until = 0.0
-            set_timer(key, control, now, out)
+            set_timer(key, control, ctx.now, ctx.out)

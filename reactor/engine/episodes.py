@@ -9,10 +9,10 @@ input and return nothing to the coordinator but what they say.
 
 from __future__ import annotations
 
-from reactor.domain.book import PositionBook
 from reactor.domain.policy import Action, ActionKind
 from reactor.engine.commands import Out, opt_str, pos_fields
-from reactor.engine.state import AccountState, PositionControl
+from reactor.engine.state import PositionControl, Role
+from reactor.engine.timing import Ctx
 from reactor.okx.models import Position, PositionKey
 
 
@@ -69,17 +69,12 @@ def hold_until_change(
     )
 
 
-def watch_main_positions(
-    account: str,
-    state: AccountState | None,
-    book: PositionBook,
-    expected: int,
-    was_below: bool,
-    out: Out,
-) -> bool:
+def watch_main_positions(ctx: Ctx, account: str, was_below: bool) -> bool:
     """Warn once when the main account holds fewer positions than expected; returns whether
     it is below now (unchanged when the book cannot tell)."""
-    if state is None or state.role != "main" or not book.is_fresh(account):
+    book, out, expected = ctx.book, ctx.out, ctx.settings.main_expected_positions
+    state = ctx.accounts.get(account)
+    if state is None or state.role is not Role.MAIN or not book.is_fresh(account):
         return was_below
     positions = book.positions(account)
     below = len(positions) < expected

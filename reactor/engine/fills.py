@@ -9,8 +9,9 @@ effect wakes, and the core decides when.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from reactor.domain.book import BookChange, ChangeKind
 from reactor.domain.fills import (
     Effect,
     FillGate,
@@ -21,8 +22,10 @@ from reactor.domain.fills import (
     describe_effect,
 )
 from reactor.engine.commands import Out, SetTimer, WriteMaintenance
-from reactor.engine.state import CountSource
+from reactor.engine.state import CountSource, PositionControl, Status
+from reactor.engine.timing import Ctx, set_timer
 from reactor.okx.models import Position, PositionKey
+from reactor.okx.orders import OrderUpdate
 
 # The timer of the fill gate (grace ends, retried maintenance writes); not a position.
 FILLS_KEY: PositionKey = ("", "", "", "fills")
@@ -199,3 +202,58 @@ class MaintenanceFills:
                 times.append(deadline / 1000)
         if times:
             out.add(SetTimer(FILLS_KEY, min(times)))
+
+    # -- the core's fill inputs, with the positions they wake -----------------------------
+
+    def on_orders(self, ctx: Ctx, account: str, orders: Sequence[OrderUpdate]) -> None:
+        """An ``orders`` push: maintenances are recorded, held positions released."""
+        if self.gate is not None:
+            for order in orders:
+                if order.account == account:
+                    self.effects(ctx, self.gate.on_order(order, ms(ctx.now)))
+
+    def on_change(self, ctx: Ctx, change: BookChange, *, baseline: bool) -> None:
+        """A position opened, grew, shrank or closed: the gate may hold or release it."""
+        if self.gate is None:
+            return
+        if change.kind is ChangeKind.CLOSED:
+            effects = self.gate.close(change.key, ms(ctx.now))
+        else:
+            effects = self.gate.on_position(change.position, ms(ctx.now), baseline=baseline)
+        self.effects(ctx, effects)
+
+    def on_account_lost(self, ctx: Ctx, account: str) -> None:
+        """The account's stream broke: what the gate waited for there is released."""
+        if self.gate is not None:
+            self.effects(ctx, self.gate.reset_account(account, ms(ctx.now)))
+
+    def effects(self, ctx: Ctx, effects: list[Effect]) -> None:
+        for effect in effects:
+            key = self.apply(effect, ctx.out)
+            if key is not None and ctx.book.get(key) is not None:
+                ctx.schedule(key, immediate=True)
+        self.arm_timer(ctx.out)
+
+    def tick(self, ctx: Ctx) -> None:
+        """The fills timer: grace periods that ended, maintenance writes to retry."""
+        if self.gate is not None:
+            self.effects(ctx, self.gate.expire(ms(ctx.now)))
+        self.retry_writes(ctx.now, ctx.out)
+        self.arm_timer(ctx.out)
+
+    def holds(self, ctx: Ctx, pos: Position, control: PositionControl) -> bool:
+        """Whether the fills keep ``pos`` from being corrected now (recovery, a fill whose
+        order event has not come yet)."""
+        if self.gate is None:
+            return False
+        if pos.account in self.recovering:
+            control.status, control.reason = Status.ADJUSTING, "recovering fills missed while away"
+            return True  # the recovery's answer re-evaluates every position of the account
+        until = self.gate.hold_until(pos, ms(ctx.now))
+        if until is None:
+            return False
+        # It grew: the count may be about to move (a maintenance fill whose order event has
+        # not come yet). Correcting now could send it to the old target.
+        control.status, control.reason = Status.ADJUSTING, "waiting for the fill's order event"
+        set_timer(pos.key, control, until / 1000, ctx.out)
+        return True

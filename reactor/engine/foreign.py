@@ -28,13 +28,16 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from reactor.domain.book import PositionBook
-from reactor.engine.commands import Out, opt_str
-from reactor.engine.state import PositionControl
-from reactor.engine.timing import set_timer
-from reactor.okx.bills import Bill
-from reactor.okx.models import Position, PositionKey
+from reactor.engine.commands import opt_str
+from reactor.engine.state import PositionControl, Status
+from reactor.engine.timing import Ctx, set_timer
+from reactor.okx.bills import Bill, transfer_bill
+from reactor.okx.models import Position
+
+if TYPE_CHECKING:
+    from reactor.store.ledger import JournalEntry
 
 Unit = tuple[str, str]  # (account, instId)
 
@@ -210,13 +213,150 @@ def side_of(bill: Bill, positions: Sequence[Position]) -> str:
     return ""
 
 
+# -- the bills read: a cursor per account, attribution to the journal ----------------------
+
+# Journal rows that may own a bill: answered ok, ambiguous, or not answered yet.
+MAY_HAVE_MOVED = frozenset({"ok", "unknown", "pending"})
+BILL_PAGES_MAX = 5  # 500 margin transfers per read; older ones wait for the next read
+# Attributing bills to our calls allows OKX's own timestamp tolerance (a signed request more
+# than 30 s off is refused, 50102), so a local clock off by seconds never makes our own
+# transfers look foreign.
+ATTRIBUTION_SKEW_MS = 30_000
+HOUR_MS = 3_600_000
+
+
+def call_record(entry: JournalEntry, offset_ms: int) -> CallRecord:
+    """A journal row as a call that may own a bill, its times on OKX's clock."""
+    return CallRecord(
+        entry.id,
+        entry.inst_id,
+        entry.action,
+        Decimal(entry.amount),
+        entry.sent_ms + offset_ms,
+        None if entry.done_ms is None else entry.done_ms + offset_ms,
+        entry.bill_id,
+    )
+
+
+def credited_bill(entry: JournalEntry) -> Bill:
+    """The bill a journal row was already credited with (found by an earlier read)."""
+    assert entry.bill_id is not None
+    amount = Decimal(entry.amount)
+    return transfer_bill(entry.bill_id, entry.inst_id, entry.action, amount, None, entry.sent_ms)
+
+
+def bill_of_call(
+    bills: Sequence[Bill],
+    entry: JournalEntry,
+    recent: Sequence[JournalEntry],
+    offset_ms: int,
+    margin_before: Decimal | None,
+    skew_ms: int,
+) -> Bill | None:
+    """The bill of the ambiguous call journalled as ``entry``, among ``bills`` read since it was
+    sent. Earlier calls of its position (in ``recent``, the journal's last hour) take their own
+    bills first, so an earlier call's transfer of the same amount is never taken for it."""
+    credited = {e.bill_id for e in recent if e.bill_id is not None}
+    earlier = [
+        call_record(e, offset_ms)
+        for e in recent
+        if e.id < entry.id
+        and e.account == entry.account
+        and e.inst_id == entry.inst_id
+        and e.status in MAY_HAVE_MOVED
+        and e.bill_id is None
+    ]
+    credits, _ = attribute(bills, earlier, skew_ms=skew_ms, late_ms=skew_ms)
+    credited |= {bill_id for _, bill_id in credits}
+    me = call_record(entry, offset_ms)
+    return match_ambiguous(bills, me, margin_before, credited, skew_ms=skew_ms)
+
+
+@dataclass(slots=True)
+class BillsJudged:
+    """What one read of an account's bills says: bills to credit to journal rows, and the
+    foreign ones not reported before."""
+
+    credits: list[tuple[int, str]]
+    foreign: list[Bill]
+
+
+class BillWindow:
+    """Per account: from when (OKX ms) the next bills read starts, the bills already judged (so
+    a transfer is reported once), and one read at a time (a request during a read runs once
+    more after it). Plain state; the shell does the reads and the journal writes."""
+
+    def __init__(self, started_ms: int, skew_ms: int) -> None:
+        self._started_ms = started_ms
+        self.skew_ms = max(skew_ms, ATTRIBUTION_SKEW_MS)
+        self._since: dict[str, int] = {}
+        self._seen: dict[str, dict[str, int]] = {}
+        self._busy: set[str] = set()
+        self._again: dict[str, str] = {}
+
+    def begin(self, account: str, trigger: str) -> bool:
+        """True when a read of ``account`` starts now; False: one runs, it reads again after."""
+        if account in self._busy:
+            self._again[account] = trigger
+            return False
+        self._busy.add(account)
+        return True
+
+    def again(self, account: str) -> str | None:
+        """The trigger of a read asked for meanwhile (None: the account's read ends)."""
+        trigger = self._again.pop(account, None)
+        if trigger is None:
+            self._busy.discard(account)
+        return trigger
+
+    def end(self, account: str) -> None:
+        """The read failed with a bug: the next request starts a new one."""
+        self._busy.discard(account)
+
+    def since(self, account: str, offset_ms: int) -> int:
+        """Bills from this time on (OKX ms) are read: the newest judged, or start-up."""
+        return self._since.get(account, self._started_ms + offset_ms)
+
+    def journal_since(self, account: str, offset_ms: int) -> int:
+        """The journal's rows from this time on (local ms) may own the bills read."""
+        return self.since(account, offset_ms) - offset_ms - HOUR_MS
+
+    def judge(
+        self,
+        account: str,
+        bills: Sequence[Bill],
+        entries: Sequence[JournalEntry],
+        offset_ms: int,
+    ) -> BillsJudged:
+        """Attribute the bills read to the journal's calls; move the cursor on."""
+        skew = self.skew_ms
+        since = self.since(account, offset_ms)
+        seen = self._seen.setdefault(account, {})
+        calls = [
+            call_record(e, offset_ms)
+            for e in entries
+            if e.account == account and e.status in MAY_HAVE_MOVED
+        ]
+        credits, foreign = attribute(bills, calls, skew_ms=skew, late_ms=60_000)
+        new_foreign = [b for b in foreign if b.bill_id not in seen]
+        for b in bills:
+            seen[b.bill_id] = b.ts
+        if bills:
+            # Re-read a margin behind the newest bill: a bill booked late is not missed.
+            self._since[account] = max(since, max(b.ts for b in bills) - skew)
+        floor = self._since.get(account, since) - 2 * skew
+        for bill_id in [i for i, ts in seen.items() if ts < floor]:
+            del seen[bill_id]
+        return BillsJudged(credits, new_foreign)
+
+
 # -- the fence: holds on the positions' control records ----------------------------------
 
 
 def mark_held_foreign(control: PositionControl, recent: int, window_s: float) -> None:
-    """Held against a second controller (:mod:`reactor.engine.foreign` decides when)."""
+    """Held against a second controller (:class:`ForeignWatch` decides when)."""
     control.foreign_held = True
-    control.status = "held"
+    control.status = Status.HELD
     control.reason = (
         f"foreign transfers: {recent} margin transfer(s) this reactor did "
         f"not make within {window_s:g} s: another "
@@ -224,29 +364,21 @@ def mark_held_foreign(control: PositionControl, recent: int, window_s: float) ->
     )
 
 
-Controls = dict[PositionKey, PositionControl]
-
-
 def record_foreign(
-    account: str,
-    foreign: Sequence[Bill],
-    trigger: str,
-    watch: ForeignWatch,
-    book: PositionBook,
-    controls: Controls,
-    now: float,
-    out: Out,
+    ctx: Ctx, watch: ForeignWatch, account: str, foreign: Sequence[Bill], trigger: str
 ) -> None:
     """Say each foreign transfer; hold the instrument's positions when the watch starts a hold,
     waking them when it may end."""
-    window_s = watch.window_s
+    out, window_s = ctx.out, watch.window_s
     for bill in foreign:
         unit = (account, bill.inst_id)
         on_inst = [
-            p for p in book.positions(account) if p.inst_id == bill.inst_id and p.is_managed_kind
+            p
+            for p in ctx.book.positions(account)
+            if p.inst_id == bill.inst_id and p.is_managed_kind
         ]
         keys = [p.key for p in on_inst]
-        started = watch.record(unit, now)
+        started = watch.record(unit, ctx.now)
         out.warning(
             "margin.foreign_transfer",
             account=account,
@@ -273,57 +405,45 @@ def record_foreign(
             limit=watch.limit,
         )
         for key in keys:
-            control = controls.get(key)
-            if control is None:
-                control = controls[key] = PositionControl()
+            control = ctx.control(key)
             mark_held_foreign(control, watch.recent(unit), window_s)
             if due is not None and not control.in_flight:
                 set_timer(key, control, due, out)
 
 
-def held_foreign(
-    pos: Position,
-    control: PositionControl,
-    watch: ForeignWatch,
-    book: PositionBook,
-    controls: Controls,
-    now: float,
-    out: Out,
-) -> bool:
+def held_foreign(ctx: Ctx, watch: ForeignWatch, pos: Position, control: PositionControl) -> bool:
     """Whether ``pos`` stays held now; a quiet window releases its whole instrument."""
     unit = (pos.account, pos.inst_id)
     if not watch.held(unit):
         control.foreign_held = False
         return False
-    if watch.try_release(unit, now):
-        out.warning(
+    if watch.try_release(unit, ctx.now):
+        ctx.out.warning(
             "margin.position.released_foreign",
             account=pos.account,
             instId=pos.inst_id,
             quiet_s=watch.window_s,
             foreign_transfers=watch.count(unit),
         )
-        for p in book.positions(pos.account):
-            other = controls.get(p.key)
+        for p in ctx.book.positions(pos.account):
+            other = ctx.controls.get(p.key)
             if p.inst_id == pos.inst_id and other is not None:
                 other.foreign_held = False
         return False
     mark_held_foreign(control, watch.recent(unit), watch.window_s)
     due = watch.release_due(unit)
     if due is not None and (control.due_at is None or control.due_at > due):
-        set_timer(pos.key, control, due, out)
+        set_timer(pos.key, control, due, ctx.out)
     return True
 
 
-def end_bills_wait(
-    account: str, book: PositionBook, controls: Controls, now: float, out: Out
-) -> None:
+def end_bills_wait(ctx: Ctx, account: str) -> None:
     """The bills read after a margin drift answered (or failed): the positions act on."""
-    for pos in book.positions(account):
-        control = controls.get(pos.key)
+    for pos in ctx.book.positions(account):
+        control = ctx.controls.get(pos.key)
         if control is not None and control.bills_wait_until > 0:
             waited_until, control.bills_wait_until = control.bills_wait_until, 0.0
             # Wake it now if it sleeps for the wait; an earlier wake-up (the debounce's)
             # stands.
             if not control.in_flight and (control.due_at is None or control.due_at >= waited_until):
-                set_timer(pos.key, control, max(now, control.cooldown_until), out)
+                set_timer(pos.key, control, max(ctx.now, control.cooldown_until), ctx.out)

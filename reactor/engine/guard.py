@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from reactor.domain.policy import Action
 from reactor.engine.commands import Out, opt_str, pos_fields
-from reactor.engine.state import AccountState, EngineSettings, PositionControl
+from reactor.engine.state import PositionControl, Status
+from reactor.engine.timing import Ctx
 from reactor.okx.models import Position, PositionKey
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class GuardCheck:
     account_moved: Decimal  # in the last hour, before this amount
     position_moved: Decimal
     position_calls: int
+    position_limit: Decimal
 
 
 class RunawayGuard:
@@ -68,8 +70,12 @@ class RunawayGuard:
         else:
             entry = (now, amount, key)
             moved.append(entry)
-            return GuardCheck(Verdict.ALLOW, entry, account_total, position_total, len(mine))
-        return GuardCheck(verdict, None, account_total, position_total, len(mine))
+            return GuardCheck(
+                Verdict.ALLOW, entry, account_total, position_total, len(mine), self.position_limit
+            )
+        return GuardCheck(
+            verdict, None, account_total, position_total, len(mine), self.position_limit
+        )
 
     def refund(self, entry: Entry) -> None:
         """The call certainly moved nothing (rejected, never sent)."""
@@ -123,16 +129,11 @@ def seed_guard(
 
 
 def hold_for_position_guard(
-    pos: Position,
-    control: PositionControl,
-    action: Action,
-    moved: Decimal,
-    calls: int,
-    limit: Decimal,
-    out: Out,
+    pos: Position, control: PositionControl, action: Action, check: GuardCheck, out: Out
 ) -> None:
     """Over the position's own ceiling: hold this position only, say what it already moved."""
-    control.status = "error"
+    moved, calls, limit = check.position_moved, check.position_calls, check.position_limit
+    control.status = Status.ERROR
     control.reason = f"runaway guard: {moved} of {limit} USDT moved this hour, next {action.amount}"
     if control.guard_held:
         return  # once per episode
@@ -150,38 +151,25 @@ def hold_for_position_guard(
 
 
 def guard_allows(
-    check: GuardCheck,
-    pos: Position,
-    control: PositionControl,
-    account: AccountState,
-    action: Action,
-    settings: EngineSettings,
-    out: Out,
+    ctx: Ctx, check: GuardCheck, pos: Position, control: PositionControl, action: Action
 ) -> bool:
     """Apply the runaway guard's verdict: the position's ceiling holds it alone, the account's
     stops the account; True when the call may go on (ending a position-guard episode)."""
-    key = pos.key
+    key, out = pos.key, ctx.out
     if check.verdict is Verdict.POSITION_LIMIT:
-        hold_for_position_guard(
-            pos,
-            control,
-            action,
-            check.position_moved,
-            check.position_calls,
-            settings.position_limit,
-            out,
-        )
+        hold_for_position_guard(pos, control, action, check, out)
         return False
     if check.verdict is Verdict.ACCOUNT_LIMIT:
+        account = ctx.accounts[key[0]]
         account.guard_tripped = True
-        control.status, control.reason = "error", "runaway guard tripped"
+        control.status, control.reason = Status.ERROR, "runaway guard tripped"
         out.error(
             "margin.guard.tripped",
             **pos_fields(key),
             moved_last_hour=str(check.account_moved),
             position_moved_last_hour=str(check.position_moved),
             amount=str(action.amount),
-            limit=str(settings.max_moved_per_hour),
+            limit=str(ctx.settings.max_moved_per_hour),
         )
         return False
     control.guard_held = False

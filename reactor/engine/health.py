@@ -5,7 +5,7 @@ Plain state with no I/O; the core logs the events, the status view lists :meth:`
 
 from __future__ import annotations
 
-from reactor.engine.commands import WriteResult
+from reactor.engine.commands import Out, WriteResult
 
 
 class EngineHealth:
@@ -52,3 +52,19 @@ class EngineHealth:
                 f"engine: {self.internal_errors} internal error(s), last: {self._internal_error}"
             )
         return out
+
+    # -- what the core says about storage ---------------------------------------------------
+
+    def say_failed(self, error: str, what: str, out: Out) -> None:
+        first = self.storage_failed(error)
+        out.error("journal.write.failed", what=what, error=error[:200], first=first)
+
+    def say_recovered(self, out: Out) -> None:
+        ended = self.storage_recovered()
+        if ended is not None:
+            out.info("journal.write.recovered", error=ended)
+
+    def retry_results(self, out: Out) -> None:
+        """Results a failed write left behind, written again (before any new intent)."""
+        for result in list(self.unwritten.values()):
+            out.add(result)

@@ -46,6 +46,7 @@ from reactor.engine.state import (
     EngineSettings,
     MarginClient,
     PauseKey,
+    Role,
     StorageError,
 )
 from reactor.engine.view import EngineView
@@ -609,7 +610,7 @@ class Engine:
 
     async def _read_bills_once(self, account: str, trigger: str) -> None:
         state = self.accounts.get(account)
-        if state is None or state.client is None or state.role != "sub":
+        if state is None or state.client is None or state.role is not Role.SUB:
             return
         if self.settings.dry_run:
             # A dry run moves nothing, so every transfer is someone else's (typically the

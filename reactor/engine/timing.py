@@ -5,13 +5,88 @@ an evaluation before any number is looked at (:func:`refusal`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from reactor.domain.book import BookChange
+from reactor.domain.book import BookChange, PositionBook
 from reactor.domain.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
-from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer
-from reactor.engine.state import AccountState, EngineSettings, PositionControl
+from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer, pos_fields
+from reactor.engine.state import (
+    AccountState,
+    EngineSettings,
+    PauseKey,
+    PositionControl,
+    Role,
+    Status,
+)
 from reactor.okx.models import Position, PositionKey
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What the handlers of one input share: the engine's records, the time, the :class:`Out`.
+
+    The core builds one per input and hands it to its feature parts, instead of each part taking
+    the book, the controls, the settings, the time and the out one by one; the methods are the
+    timing moves every part makes (schedule, retry after the back-off, drop)."""
+
+    book: PositionBook
+    controls: dict[PositionKey, PositionControl]
+    accounts: dict[str, AccountState]
+    settings: EngineSettings
+    paused: dict[PauseKey, str]
+    backoff: Callable[[int], float]  # consecutive failures -> the delay (jittered)
+    now: float
+    out: Out = field(default_factory=Out)
+
+    def control(self, key: PositionKey) -> PositionControl:
+        """The position's record, created on first use."""
+        control = self.controls.get(key)
+        if control is None:
+            control = self.controls[key] = PositionControl()
+        return control
+
+    def paused_reason(self, key: PositionKey) -> str | None:
+        """Why the position is paused ("" without a reason), or None when it is not."""
+        reason = self.paused.get((key[0], None, None))
+        return reason if reason is not None else self.paused.get((key[0], key[1], key[2]))
+
+    def schedule(self, key: PositionKey, *, immediate: bool = False) -> None:
+        """Evaluate the position when its timing rules allow (:func:`next_due`)."""
+        control = self.control(key)
+        at = next_due(control, self.now, self.settings, immediate=immediate)
+        if at is None:
+            return  # the pending evaluation folds this change in
+        control.changed_at = self.now
+        set_timer(key, control, at, self.out)
+
+    def schedule_account(self, account: str) -> None:
+        """Evaluate every position of ``account`` at once (its counts or state changed)."""
+        for pos in self.book.positions(account):
+            self.schedule(pos.key, immediate=True)
+
+    def drop(self, key: PositionKey) -> None:
+        """The position left the book (or its account was disabled): forget its record."""
+        control = self.controls.pop(key, None)
+        if control is not None and control.due_at is not None:
+            self.out.add(CancelTimer(key))
+
+    def backoff_delay(self, key: PositionKey, control: PositionControl, code: str) -> float:
+        """The back-off after ``control.failures`` failures, said as ``margin.adjust.retry``."""
+        delay = self.backoff(control.failures)
+        self.out.info(
+            "margin.adjust.retry",
+            **pos_fields(key),
+            code=code,
+            failures=control.failures,
+            delay_s=round(delay, 3),
+        )
+        return delay
+
+    def retry_later(self, key: PositionKey, control: PositionControl, code: str) -> None:
+        """Wait out the back-off, then evaluate again."""
+        delay = self.backoff_delay(key, control, code)
+        control.cooldown_until = self.now + delay
+        set_timer(key, control, self.now + delay, self.out)
 
 
 def next_due(
@@ -46,7 +121,7 @@ _SETTLED_REASONS = frozenset({IN_BAND, BELOW_MIN_ACTION, NOT_MANAGED})
 
 def settled(control: PositionControl) -> bool:
     """The last evaluation found nothing to do (not a blocked, waiting or failed position)."""
-    return control.status == "ok" and control.reason in _SETTLED_REASONS
+    return control.status == Status.OK and control.reason in _SETTLED_REASONS
 
 
 def still_in_band(control: PositionControl, change: BookChange) -> bool:
@@ -58,7 +133,7 @@ def still_in_band(control: PositionControl, change: BookChange) -> bool:
     prev, pos = change.previous, change.position
     return (
         prev is not None
-        and control.status == "ok"
+        and control.status == Status.OK
         and control.reason == IN_BAND
         and pos.margin == prev.margin
         and pos.pos == prev.pos
@@ -66,16 +141,10 @@ def still_in_band(control: PositionControl, change: BookChange) -> bool:
     )
 
 
-def note_push(
-    key: PositionKey,
-    control: PositionControl,
-    change: BookChange,
-    settings: EngineSettings,
-    now: float,
-    out: Out,
-) -> None:
+def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: BookChange) -> None:
     """End the cooldown early once a push shows the margin the call should have left; end
     holds and the 59301 step cap when the position itself changes."""
+    settings, now, out = ctx.settings, ctx.now, ctx.out
     pos, prev = change.position, change.previous
     step = settings.policy.amount_step
     expected = control.expected_margin
@@ -143,7 +212,7 @@ def backoff_for(settings: EngineSettings) -> Backoff:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    status: str
+    status: Status
     reason: str
     foreign_kind: bool = False  # cross margin or not a SWAP: said once per position
 
@@ -153,14 +222,14 @@ def refusal(
 ) -> Refusal | None:
     """Why the position is not corrected now (``paused``: the operator's reason, "" without
     one, None when not paused; ``fresh``: the account's book is), or None when it may be."""
-    if account is None or not account.enabled or account.role != "sub":
-        return Refusal("unmanaged", "read-only account")
+    if account is None or not account.enabled or account.role is not Role.SUB:
+        return Refusal(Status.UNMANAGED, "read-only account")
     if not pos.is_managed_kind:
-        return Refusal("unmanaged", f"{pos.mgn_mode} {pos.inst_id}", foreign_kind=True)
+        return Refusal(Status.UNMANAGED, f"{pos.mgn_mode} {pos.inst_id}", foreign_kind=True)
     if paused is not None:
-        return Refusal("paused", f"paused: {paused}" if paused else "paused")
+        return Refusal(Status.PAUSED, f"paused: {paused}" if paused else "paused")
     if not account.managed:
-        return Refusal("error", account.stopped_reason or "runaway guard tripped")
+        return Refusal(Status.ERROR, account.stopped_reason or "runaway guard tripped")
     if not fresh:
-        return Refusal("stale", "waiting for a fresh snapshot")
+        return Refusal(Status.STALE, "waiting for a fresh snapshot")
     return None

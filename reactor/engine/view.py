@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from reactor.domain.book import PositionBook
-from reactor.engine.state import AccountState, PositionControl
+from reactor.engine.state import AccountState, PositionControl, Role, Status
 from reactor.okx.models import Position, PositionKey
 
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
     account: str
-    role: str
+    role: Role
     inst_id: str
     pos_side: str
     mgn_mode: str
@@ -25,7 +25,7 @@ class PositionView:
     count: int
     upl: Decimal | None
     profit_rate: Decimal | None
-    status: str
+    status: Status
     reason: str
     sources: tuple[tuple[str, int], ...] = ()  # where the counted records came from
 
@@ -33,7 +33,7 @@ class PositionView:
 @dataclass(frozen=True, slots=True)
 class AccountView:
     name: str
-    role: str
+    role: Role
     enabled: bool
     connected: bool
     fresh: bool
@@ -71,7 +71,7 @@ def build_view(
     problems = list(problems)
     for state in accounts:
         rows = []
-        managed = state.role == "sub"
+        managed = state.role is Role.SUB
         for pos in book.positions(state.name):
             control = controls.get(pos.key, _NO_CONTROL)
             rows.append(
@@ -89,7 +89,7 @@ def build_view(
                     sources=sources(pos) if managed and sources is not None else (),
                     upl=pos.upl,
                     profit_rate=pos.profit_rate,
-                    status=control.status if managed else "unmanaged",
+                    status=control.status if managed else Status.UNMANAGED,
                     reason=control.reason,
                 )
             )
