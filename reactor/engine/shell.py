@@ -38,7 +38,7 @@ from reactor.engine.commands import (
 )
 from reactor.engine.core import EngineCore
 from reactor.engine.fill_recovery import HistoryClient, recover_account
-from reactor.engine.foreign import CallRecord, attribute, match_ambiguous
+from reactor.engine.foreign import BILL_PAGES_MAX, BillWindow, bill_of_call, credited_bill
 from reactor.engine.reconcile import parse_rest_positions
 from reactor.engine.state import (
     AccountState,
@@ -51,7 +51,7 @@ from reactor.engine.state import (
 )
 from reactor.engine.view import EngineView
 from reactor.log import get_logger
-from reactor.okx.bills import TRANSFER_SUBTYPE, Bill, parse_transfers, transfer_bill
+from reactor.okx.bills import TRANSFER_SUBTYPE, Bill, parse_transfers
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import (
     PayloadError,
@@ -61,7 +61,8 @@ from reactor.okx.models import (
     parse_instrument,
 )
 from reactor.okx.orders import OrderUpdate
-from reactor.store.ledger import JournalEntry, Ledger, LedgerError
+from reactor.okx.rest import pages
+from reactor.store.ledger import Ledger, LedgerError
 
 log = get_logger("reactor.engine")
 
@@ -70,13 +71,6 @@ HOUR_S = 3600.0
 # replaced; KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
 _STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
-# Journal rows that may own a bill: answered ok, ambiguous, or not answered yet.
-_MAY_HAVE_MOVED = frozenset({"ok", "unknown", "pending"})
-BILL_PAGES_MAX = 5  # 500 margin transfers per read; older ones wait for the next read
-# Attributing bills to our calls allows OKX's own timestamp tolerance (a signed request more
-# than 30 s off is refused, 50102), so a local clock off by seconds never makes our own
-# transfers look foreign.
-ATTRIBUTION_SKEW_MS = 30_000
 
 
 class _LedgerCounts:
@@ -130,15 +124,11 @@ class Engine:
         self._timers: dict[PositionKey, asyncio.TimerHandle | asyncio.Handle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Foreign-transfer reads, per account: from when (OKX ms), bills already judged,
-        # one read at a time (a request during a read runs once more after it).
         self._stopping = False  # drain() began: no new exchange call starts
-        self._started_ms = int(time.time() * 1000)
-        self._bills_since: dict[str, int] = {}
-        self._bills_seen: dict[str, dict[str, int]] = {}
-        self._bills_busy: set[str] = set()
-        self._bills_again: dict[str, str] = {}
+        # The foreign-transfer reads' cursor and judged bills (sans-I/O, reactor.engine.foreign).
+        self._bills = BillWindow(int(time.time() * 1000), settings.bill_skew_ms)
         self._clock_synced: set[str] = set()  # accounts whose offset to OKX's clock is measured
+        self._handlers = self._command_handlers()
 
     # -- the core's state, for the app, tests and the benchmark ---------------------------
 
@@ -289,53 +279,52 @@ class Engine:
                 queue.extend(more)
 
     def _execute(self, cmd: Command) -> list[Command] | None:
-        if isinstance(cmd, Log):
-            getattr(log, cmd.level)(cmd.event, **cmd.fields)
-            return None
-        if isinstance(cmd, SetTimer):
-            self._set_timer(cmd.key, cmd.at)
-            return None
-        if isinstance(cmd, CancelTimer):
-            handle = self._timers.pop(cmd.key, None)
-            if handle is not None:
-                handle.cancel()
-            return None
-        if isinstance(cmd, WriteIntent):
-            return self._write_intent(cmd)
-        if isinstance(cmd, WriteResult):
-            return self._write_result(cmd)
-        if isinstance(cmd, SendMarginCall):
-            if self._stopping:  # a check answered while draining: the call is not started
-                stopped = Outcome(OutcomeKind.NOT_SENT, "not_sent")
-                return self.core.on_call_done(cmd.call, stopped, now=self._clock())
-            self._spawn(self._send(cmd), cmd)
-            return None
-        if isinstance(cmd, CheckReduce):
-            if self._stopping:
-                return self.core.on_reduce_check_failed(cmd.call, "stopping", now=self._clock())
-            self._spawn(self._check_reduce(cmd), cmd)
-            return None
-        if isinstance(cmd, ReadBills):
-            self._spawn(self.read_bills(cmd.account, cmd.trigger), cmd)
-            return None
-        if isinstance(cmd, ResolveOutcome):
-            self._spawn(self._resolve(cmd), cmd)
-            return None
-        if isinstance(cmd, ReadPositions):
-            self._spawn(self._reconcile(cmd), cmd)
-            return None
-        if isinstance(cmd, FetchInstrument):
-            self._spawn(self._fetch_instrument(cmd), cmd)
-            return None
-        if isinstance(cmd, SyncClock):
-            self._spawn(self._sync_clock(cmd), cmd)
-            return None
-        if isinstance(cmd, WriteMaintenance):
-            return self._write_maintenance(cmd)
-        if isinstance(cmd, RecoverFills):
-            self._spawn(self._recover_fills(cmd), cmd)
-            return None
-        raise TypeError(f"unknown engine command {cmd!r}")
+        handler = self._handlers.get(type(cmd))
+        if handler is None:
+            raise TypeError(f"unknown engine command {cmd!r}")
+        return handler(cmd)
+
+    def _command_handlers(self) -> dict[type[Any], Callable[[Any], list[Command] | None]]:
+        """One handler per command type: synchronous ones answer at once, the exchange's run
+        as tasks whose answers go back into the core."""
+
+        def task(run: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], None]:
+            return lambda cmd: self._spawn(run(cmd), cmd)
+
+        return {
+            Log: lambda cmd: getattr(log, cmd.level)(cmd.event, **cmd.fields),
+            SetTimer: lambda cmd: self._set_timer(cmd.key, cmd.at),
+            CancelTimer: self._cancel_timer,
+            WriteIntent: self._write_intent,
+            WriteResult: self._write_result,
+            WriteMaintenance: self._write_maintenance,
+            SendMarginCall: self._start_send,
+            CheckReduce: self._start_check,
+            ReadBills: task(lambda cmd: self.read_bills(cmd.account, cmd.trigger)),
+            ResolveOutcome: task(self._resolve),
+            ReadPositions: task(self._reconcile),
+            FetchInstrument: task(self._fetch_instrument),
+            SyncClock: task(self._sync_clock),
+            RecoverFills: task(self._recover_fills),
+        }
+
+    def _cancel_timer(self, cmd: CancelTimer) -> None:
+        handle = self._timers.pop(cmd.key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _start_send(self, cmd: SendMarginCall) -> list[Command] | None:
+        if self._stopping:  # a check answered while draining: the call is not started
+            stopped = Outcome(OutcomeKind.NOT_SENT, "not_sent")
+            return self.core.on_call_done(cmd.call, stopped, now=self._clock())
+        self._spawn(self._send(cmd), cmd)
+        return None
+
+    def _start_check(self, cmd: CheckReduce) -> list[Command] | None:
+        if self._stopping:
+            return self.core.on_reduce_check_failed(cmd.call, "stopping", now=self._clock())
+        self._spawn(self._check_reduce(cmd), cmd)
+        return None
 
     def _set_timer(self, key: PositionKey, at: float) -> None:
         old = self._timers.pop(key, None)
@@ -554,7 +543,7 @@ class Engine:
         if entry is None:
             return None
         if entry.bill_id is not None:
-            return _bill_of(entry)
+            return credited_bill(entry)
         offset_ms = await self._server_offset_ms(key[0], client)
         skew = self.settings.bill_skew_ms
         sent = entry.sent_ms + offset_ms
@@ -562,23 +551,8 @@ class Engine:
             key[1], sub_type=TRANSFER_SUBTYPE[entry.action], begin_ms=sent - skew
         )
         bills, _ = parse_transfers(raw)
-        # Earlier calls of this position take their own bills first, so an earlier call's
-        # transfer of the same amount is never taken for this one.
         recent = self.ledger.journal_since(entry.sent_ms - int(HOUR_S * 1000))
-        credited = {e.bill_id for e in recent if e.bill_id is not None}
-        earlier = [
-            _call_record(e, offset_ms)
-            for e in recent
-            if e.id < entry.id
-            and e.account == key[0]
-            and e.inst_id == key[1]
-            and e.status in _MAY_HAVE_MOVED
-            and e.bill_id is None
-        ]
-        credits, _ = attribute(bills, earlier, skew_ms=skew, late_ms=skew)
-        credited |= {bill_id for _, bill_id in credits}
-        me = _call_record(entry, offset_ms)
-        return match_ambiguous(bills, me, margin_before, credited, skew_ms=skew)
+        return bill_of_call(bills, entry, recent, offset_ms, margin_before, skew)
 
     async def _server_offset_ms(self, account: str, client: MarginClient) -> int:
         """The offset to OKX's clock, measured once per account before bills are matched to
@@ -594,19 +568,16 @@ class Engine:
     async def read_bills(self, account: str, trigger: str) -> None:
         """Read the account's margin-transfer bills since the last read and report those no
         journalled call accounts for (foreign transfers). One read per account at a time."""
-        if account in self._bills_busy:
-            self._bills_again[account] = trigger
+        if not self._bills.begin(account, trigger):
             return
-        self._bills_busy.add(account)
+        again: str | None = trigger
         try:
-            while True:
-                await self._read_bills_once(account, trigger)
-                again = self._bills_again.pop(account, None)
-                if again is None:
-                    return
-                trigger = again
-        finally:
-            self._bills_busy.discard(account)
+            while again is not None:
+                await self._read_bills_once(account, again)
+                again = self._bills.again(account)
+        except BaseException:
+            self._bills.end(account)
+            raise
 
     async def _read_bills_once(self, account: str, trigger: str) -> None:
         state = self.accounts.get(account)
@@ -617,21 +588,19 @@ class Engine:
             # controller it is being compared with): no fence to keep, no alert to raise.
             return
         client = state.client
-        skew = max(self.settings.bill_skew_ms, ATTRIBUTION_SKEW_MS)
         offset_ms = await self._server_offset_ms(account, client)
-        since = self._bills_since.get(account, self._started_ms + offset_ms)
+        begin_ms = self._bills.since(account, offset_ms) - self._bills.skew_ms
+
+        async def fetch(after: str | None) -> list[dict[str, Any]]:
+            return await client.get_bills("", begin_ms=begin_ms, after=after)
+
         try:
-            raw: list[dict[str, Any]] = []
-            after: str | None = None
-            for _ in range(BILL_PAGES_MAX):
-                page = await client.get_bills("", begin_ms=since - skew, after=after)
-                raw.extend(page)
-                if len(page) < 100 or not isinstance(page[-1], dict):
-                    break
-                after = str(page[-1].get("billId", "")) or None
-                if after is None:
-                    break
-            entries = self.ledger.journal_since(since - offset_ms - int(HOUR_S * 1000))
+            raw = [
+                row
+                async for page in pages(fetch, "billId", max_pages=BILL_PAGES_MAX)
+                for row in page
+            ]
+            entries = self.ledger.journal_since(self._bills.journal_since(account, offset_ms))
         except _EXCHANGE_ERRORS as exc:
             self._run(self.core.on_bills_failed(account, trigger, str(exc), now=self._clock()))
             return
@@ -641,31 +610,16 @@ class Engine:
         bills, errors = parse_transfers(raw)
         for reason in errors:
             log.warning("rest.payload.invalid", account=account, what="bill", reason=reason)
-        seen = self._bills_seen.setdefault(account, {})
-        calls = [
-            _call_record(e, offset_ms)
-            for e in entries
-            if e.account == account and e.status in _MAY_HAVE_MOVED
-        ]
-        credits, foreign = attribute(bills, calls, skew_ms=skew, late_ms=60_000)
-        for journal_id, bill_id in credits:
+        judged = self._bills.judge(account, bills, entries, offset_ms)
+        for journal_id, bill_id in judged.credits:
             try:
                 self.ledger.journal_bill(journal_id, bill_id)
             except (*_STORAGE_ERRORS, ValueError) as exc:
                 log.warning(
                     "bills.credit.failed", account=account, billId=bill_id, error=_text(exc)
                 )
-        new_foreign = [b for b in foreign if b.bill_id not in seen]
-        for b in bills:
-            seen[b.bill_id] = b.ts
-        if bills:
-            # Re-read a margin behind the newest bill: a bill booked late is not missed.
-            self._bills_since[account] = max(since, max(b.ts for b in bills) - skew)
-        floor = self._bills_since.get(account, since) - 2 * skew
-        for bill_id in [i for i, ts in seen.items() if ts < floor]:
-            del seen[bill_id]
         # Always answered, foreign or not: positions that wait for this read go on.
-        self._run(self.core.on_bills_read(account, new_foreign, trigger, now=self._clock()))
+        self._run(self.core.on_bills_read(account, judged.foreign, trigger, now=self._clock()))
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)
@@ -693,25 +647,6 @@ class Engine:
         for reason in errors:
             log.warning("rest.payload.invalid", account=account, what="position", reason=reason)
         return positions
-
-
-def _call_record(entry: JournalEntry, offset_ms: int) -> CallRecord:
-    return CallRecord(
-        entry.id,
-        entry.inst_id,
-        entry.action,
-        Decimal(entry.amount),
-        entry.sent_ms + offset_ms,
-        None if entry.done_ms is None else entry.done_ms + offset_ms,
-        entry.bill_id,
-    )
-
-
-def _bill_of(entry: JournalEntry) -> Bill:
-    """The bill a journal row was already credited with (found by an earlier read)."""
-    assert entry.bill_id is not None
-    amount = Decimal(entry.amount)
-    return transfer_bill(entry.bill_id, entry.inst_id, entry.action, amount, None, entry.sent_ms)
 
 
 def _key_fields(key: PositionKey | None) -> dict[str, str]:
