@@ -1,9 +1,10 @@
 """``python -m bench [--quick] [--only seed,latency,convergence,maintenance,snapshot,steady]``:
 run, print every figure with its target and its old/new ratio, write ``bench/results.json``.
 
-``python -m bench --readme`` rewrites the README's Performance figures (between the
+``python -m bench --readme`` rewrites the figures in ``docs/performance.md`` (between the
 ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` markers) from ``bench/results.json``,
-without running anything.
+without running anything. They live there, not in the README, because every run regenerates
+them and a reader of the README should not meet a table of misses it cannot act on.
 
 Latency, convergence and the snapshot path run in this process (the simulator in a child
 process); the steady load runs in its own child process per snapshot interval, so that its
@@ -28,7 +29,7 @@ from bench import convergence, latency, maintenance_race, seed, snapshot_path
 from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
-README = ROOT / "README.md"
+PERFORMANCE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 PARTS = ("seed", "latency", "convergence", "maintenance", "snapshot", "steady")
 
@@ -160,7 +161,7 @@ def _spread(s: dict[str, Any]) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The results as Markdown (printed, and written into the README)."""
+    """The results as Markdown (printed, and written into ``docs/performance.md``)."""
     lines: list[str] = []
     figs = results.get("figures") or []
     if figs:
@@ -285,14 +286,14 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(results: dict[str, Any], readme: Path = README) -> None:
-    """Replace the text between the bench markers with the tables of ``results``."""
-    text = readme.read_text()
+def write_figures(results: dict[str, Any], page: Path = PERFORMANCE) -> None:
+    """Replace the text between the bench markers of ``page`` with the tables of ``results``."""
+    text = page.read_text()
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme}: no {BEGIN} ... {END} markers")
+        raise SystemExit(f"{page}: no {BEGIN} ... {END} markers")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
+    page.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
 
 
 # -------------------------------------------------------------------------------- main
@@ -307,7 +308,7 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
         print("convergence:", flush=True)
         out["convergence"] = await convergence.run(quick)
     if "maintenance" in only:
-        # Issue 13: maintenances at random while the price walks; wasted transfers per mode.
+        # Counts from fills: maintenances at random while the price walks; wasted transfers.
         print("maintenances while the price walks (wasted transfers):", flush=True)
         out["maintenance"] = await maintenance_race.run_all(quick)
     return out
@@ -320,12 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--profile", type=Path, help="steady: pyinstrument profile, 2000 ms run")
     ap.add_argument(
-        "--readme", action="store_true", help="only rewrite the README's figures from --out"
+        "--readme",
+        action="store_true",
+        help="only rewrite the figures in docs/performance.md from --out",
     )
     args = ap.parse_args(argv)
     if args.readme:
-        write_readme(json.loads(args.out.read_text()))
-        print(f"README Performance figures rewritten from {args.out}")
+        write_figures(json.loads(args.out.read_text()))
+        print(f"{PERFORMANCE.relative_to(ROOT)} figures rewritten from {args.out}")
         return
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - set(PARTS)

@@ -46,7 +46,7 @@ from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
 from reactor.service.app import LEDGER_FILE
 from reactor.sim.scenario import Scenario
-from reactor.store.ledger import Ledger
+from reactor.store import SqliteLedger
 
 POLL_S = 300.0
 OLD, NEW, TRAILING = "old poller", "reactor", "reactor (trailing debounce)"
@@ -59,7 +59,8 @@ METRICS = (
     "out_of_band_position_s",
     "out_of_band_at_end",
 )
-# sim-trade's reduce rule (okx-fidelity.md 4): a scenario setting once it is in the simulator.
+# sim-trade's reduce rule (docs/spec/okx-fidelity.md §4): a scenario setting once it is in the
+# simulator.
 SIM_HAS_REDUCE_RULE = "mechanics" in Scenario.model_fields
 LENIENT = {"reduce_rule": {"im_basis": "mark", "fee_reserve": False}}
 STRICTEST = {"reduce_rule": {"im_basis": "max", "fee_reserve": True}}
@@ -330,7 +331,7 @@ async def _start(
 ) -> tuple[Callable[[], Any], Path]:
     """Start one design; returns its stop coroutine function and the ledger it reads."""
     if tool == OLD:
-        ledger = Ledger(tmp / "poller.sqlite")
+        ledger = SqliteLedger(tmp / "poller.sqlite")
         clients = {
             a["name"]: OkxRestClient(
                 sim.url,

@@ -1,4 +1,4 @@
-"""How the reactor behaves against the old simulator's rules vs the faithful ones (issue 9).
+"""How the reactor behaves against the old simulator's rules vs the faithful ones.
 
 ``python -m bench.fidelity [--demo-s 60] [--only CASE ...] [--json FILE]``
 
@@ -43,6 +43,7 @@ import yaml
 
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, load_config
+from reactor.okx.endpoints import MARGIN_BALANCE, ORDER
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
@@ -55,8 +56,8 @@ TARGETS = [
     {"min_count": 2, "target": "20", "band": ["19", "21"]},
     {"min_count": 3, "target": "30", "band": ["28.5", "31.5"]},
 ]
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
-ORDER_PATH = "/api/v5/trade/order"
+MARGIN_PATH = MARGIN_BALANCE
+ORDER_PATH = ORDER
 SAMPLE_S = 0.1
 
 PROFILES: dict[str, dict[str, Any]] = {

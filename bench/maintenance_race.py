@@ -1,4 +1,4 @@
-"""Maintenances at random while the price walks: wasted transfers (issue 13).
+"""Maintenances at random while the price walks: wasted transfers.
 
 ``python -m bench.maintenance_race [--positions 50] [--seconds 20] [--seed 7] [--json FILE]``
 
@@ -35,11 +35,12 @@ import httpx
 
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, Config
+from reactor.okx.endpoints import MARGIN_BALANCE, ORDER
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
-from reactor.store.ledger import Ledger
+from reactor.store import SqliteLedger
 
 ACCOUNTS = 5
 TOKEN = "bench-maintenance-token-0123456789"
@@ -166,7 +167,8 @@ async def _run(mode: str, positions: int, seconds: float, seed: int) -> Result:
         async with httpx.AsyncClient(base_url=sim.url, timeout=10) as admin:
             snapshot = (await admin.get("/sim/state")).json()
             keys = []
-            with Ledger(state / app.LEDGER_FILE) as led:  # every position: its first maintenance
+            # every position: its first maintenance
+            with SqliteLedger(state / app.LEDGER_FILE) as led:
                 for a in snapshot["accounts"]:
                     for p in a["positions"]:
                         keys.append((a["name"], p["instId"]))
@@ -210,7 +212,7 @@ async def _run(mode: str, positions: int, seconds: float, seed: int) -> Result:
     calls = [
         (r["account"], json.loads(r["body"]))
         for r in reqs
-        if r["path"].startswith("/api/v5/account/position/margin-balance") and r["code"] == "0"
+        if r["path"].startswith(MARGIN_BALANCE) and r["code"] == "0"
     ]
     last: dict[tuple[str, str], str] = {}
     wasted = 0
@@ -238,7 +240,7 @@ async def _maintain(url: str, status_url: str | None, acct: dict[str, Any], inst
         "sz": "108",
         "tag": tag,
     }
-    out = await _signed(url, acct, "POST", "/api/v5/trade/order", json.dumps(body))
+    out = await _signed(url, acct, "POST", ORDER, json.dumps(body))
     ord_id = out["data"][0]["ordId"]
     if mode.startswith("record after"):
         await asyncio.sleep(int(mode.split()[2]) / 1000)

@@ -1,9 +1,9 @@
 """The seed case from a cold start: ``reactor run`` as a process, embedded simulator with the
 CRO position (margin 20.29, count 0). Measures process start -> margin in band, and the calls.
 
-Issue 3 asks for "one margin-balance call, within 2 s of start"; this is where that is measured
-(never in a unit test). The clock starts before the interpreter is spawned, so Python's own
-start-up and imports are included.
+The acceptance target is "one margin-balance call, within 2 s of start"; this is where that
+is measured (never in a unit test). The clock starts before the interpreter is spawned, so Python's
+own start-up and imports are included.
 """
 
 from __future__ import annotations

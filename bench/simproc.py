@@ -30,7 +30,7 @@ from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
 from reactor.sim.ws_limits import WsLimits
-from reactor.store.ledger import Ledger
+from reactor.store import Ledger, SqliteLedger
 from reactor.testing import MARGIN_BALANCE, TARGETS
 
 MARGIN_PATH = MARGIN_BALANCE
@@ -235,7 +235,7 @@ class Control:
     # maintenances [{"at", "kind": "maintenance", "account", "instId", "posSide", "add",
     # "record_after"}]: the desk buys ``add`` more contracts at mark (the fill brings their
     # initial margin), and the maintenance record reaches the ledger ``record_after`` seconds
-    # later (records are written only after the order succeeded: domain.md).
+    # later (records are written only after the order succeeded: docs/spec/domain.md).
     async def script(self, request: web.Request) -> web.Response:
         raw = await request.json()
         self.script_done = False
@@ -244,7 +244,7 @@ class Control:
 
     async def _script(self, steps: list[dict[str, Any]], ledger_path: str | None) -> None:
         start = time.monotonic()
-        ledger = Ledger(Path(ledger_path)) if ledger_path else None
+        ledger = SqliteLedger(Path(ledger_path)) if ledger_path else None
         records: list[asyncio.Task[None]] = []
         try:
             for n, s in enumerate(steps):
@@ -282,7 +282,7 @@ class Control:
 
     async def _record_later(self, ledger: Ledger, s: dict[str, Any], key: str) -> None:
         await asyncio.sleep(float(s["record_after"]))
-        ledger.record_maintenance(s["account"], s["instId"], s["posSide"], key)
+        ledger.record(s["account"], s["instId"], s["posSide"], key, source="cli")
         pos_key = (s["account"], s["instId"], s["posSide"])
         self.counts[pos_key] = self.counts.get(pos_key, 0) + 1
         if self.band is not None:

@@ -2,8 +2,8 @@
 
 On OKX the steady load is the regular snapshot - every position of every account, paginated,
 every 2-5 s by ``updateInterval`` - plus event pushes from fills and margin transfers; mark
-moves are silent (okx-fidelity.md 1). The simulator sends exactly that; a slow silent price
-walk changes what the snapshots carry, and fills put positions out of band at a chosen rate.
+moves are silent (docs/spec/okx-fidelity.md §1). The simulator sends exactly that; a slow silent
+price walk changes what the snapshots carry, and fills put positions out of band at a chosen rate.
 
 Runs in its own process (``python -m bench.steady``) so that peak RSS is the reactor's alone;
 the simulator is another process, so its CPU is not counted. Reported: start-up until every

@@ -19,13 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from reactor.domain.fills import MaintenanceSection
 from reactor.domain.policy import PolicyConfig, TargetRule
+from reactor.limits import yaml_depth
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import (
+    DEMO_REST_URL,
+    DEMO_WS_PRIVATE_URL,
+    LIVE_REST_URL,
+    LIVE_WS_PRIVATE_URL,
+)
 from reactor.redaction import register_secrets
-
-LIVE_REST_URL = "https://www.okx.com"
-LIVE_WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
-DEMO_REST_URL = "https://www.okx.com"
-DEMO_WS_PRIVATE_URL = "wss://wspap.okx.com:8443/ws/v5/private"
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0)]
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]
@@ -59,6 +61,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# Limits on the config file (reactor/limits.py): a real one is a few KB and 4 levels deep.
+CONFIG_MAX_CHARS = 1024 * 1024
+CONFIG_MAX_DEPTH = 16
 
 
 def _yaml_load(text: str) -> Any:
@@ -192,7 +199,7 @@ class Config(_Model):
     main: MainSection = MainSection()
     status: StatusSection = StatusSection()
     log: LogSection = LogSection()
-    maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills (issue 13)
+    maintenance: MaintenanceSection = MaintenanceSection()  # counts from fills
 
     @field_validator("accounts")
     @classmethod
@@ -278,10 +285,17 @@ def load_config(path: Path) -> Config:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(text) > CONFIG_MAX_CHARS:
+        raise ConfigError(f"{path}: larger than {CONFIG_MAX_CHARS} characters")
     try:
+        # PyYAML's composer recurses: measure depth on its (iterative) event stream first.
+        if yaml_depth(text, _UniqueKeyLoader) > CONFIG_MAX_DEPTH:
+            raise ConfigError(f"{path}: nested deeper than {CONFIG_MAX_DEPTH} levels")
         raw = _yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _reject_secrets(raw, path)

@@ -20,7 +20,7 @@ from reactor.log import get_logger
 
 log = get_logger("reactor.fdlimit")
 
-# Descriptors per account the README budgets for (WebSocket, REST pool, calls in flight).
+# Descriptors per account docs/operations.md budgets for (WebSocket, REST pool, calls in flight).
 FDS_PER_ACCOUNT = 4
 FDS_BASE = 64  # SQLite, status server, listeners, stdio
 

@@ -190,3 +190,10 @@ def output_processors(fmt: str, stream: TextIO, env: Mapping[str, str] | None = 
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def error_text(exc: BaseException, limit: int | None = 300) -> str:
+    """An exception as one bounded log field, ``Type: message``: the type says what failed
+    when the message alone is empty or ambiguous (``TimeoutError: ``, ``KeyError: 'x'``)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if limit is None else text[:limit]

@@ -23,7 +23,7 @@ import yaml
 
 from reactor import log as logging_setup
 from reactor.config import AccountConfig, Config
-from reactor.okx.rest import MARGIN_BALANCE, POSITIONS
+from reactor.okx.endpoints import MARGIN_BALANCE, POSITIONS
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.service import app
 
@@ -45,7 +45,7 @@ __all__ = [
     "write_config",
 ]
 
-# The desk's targets (domain.md): count 0-1 -> 10 (9.5-10.5), 2 -> 20 (19-21), 3+ -> 30.
+# The desk's targets (docs/spec/domain.md): count 0-1 -> 10 (9.5-10.5), 2 -> 20 (19-21), 3+ -> 30.
 TARGETS: list[dict[str, Any]] = [
     {"min_count": 0, "target": "10", "band": ["9.5", "10.5"]},
     {"min_count": 2, "target": "20", "band": ["19", "21"]},

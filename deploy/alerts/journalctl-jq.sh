@@ -55,6 +55,8 @@ foreach (inputs | entry) as $e (
       .out += [$e | alert("ReactorMainBelowExpected"; ["account", "positions", "long", "short", "expected"])]
     elif $e.event == "main.positions.restored" then
       .out += [$e | resolved("ReactorMainBelowExpected"; ["account", "positions"])]
+    elif $e.event == "reactor.reload.refused" then
+      .out += [$e | alert("ReactorReloadRefused"; ["config", "error"])]
     elif $e.event == "systemd.watchdog.unhealthy" then
       .out += [$e | alert("ReactorWatchdogUnhealthy"; ["reason"])]
     elif $e.event == "margin.target.blocked" then

@@ -5,14 +5,16 @@ one line naming the bad field."""
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, StringConstraints, ValidationError
 
+from reactor.limits import InputRejected, loads_limited
+
 __all__ = ["MAX_BODY", "NO_STORE", "BadRequest", "Id", "bearer_ok", "parse_json_body"]
 
 MAX_BODY = 4096
+MAX_DEPTH = 8  # the deepest body a local API takes is an object of scalars (depth 1)
 NO_STORE = {"Cache-Control": "no-store"}
 
 # An account name, instId, ordId or key in a request body.
@@ -31,9 +33,12 @@ def parse_json_body(body: bytes, model: type[_M], *, empty: bytes | None = None)
     if len(body) > MAX_BODY:
         raise BadRequest(f"body larger than {MAX_BODY} bytes")
     try:
-        raw: Any = json.loads(body or empty or b"")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not JSON") from None
+        raw: Any = loads_limited(
+            body or empty or b"", max_bytes=MAX_BODY, max_depth=MAX_DEPTH, what="body"
+        )
+    except InputRejected as exc:
+        # Nested brackets once escaped as a RecursionError (HTTP 500): now one line, 400.
+        raise BadRequest("body is not JSON" if exc.reason == "not UTF-8" else str(exc)) from None
     if not isinstance(raw, dict):
         raise BadRequest("body must be a JSON object")
     try:

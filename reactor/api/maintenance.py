@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.api.auth import MAX_BODY, NO_STORE, BadRequest, Id, bearer_ok, parse_json_body
 from reactor.log import get_logger
-from reactor.store.ledger import Ledger, MaintenanceRecord
+from reactor.store import Ledger, MaintenanceRecord
 
 __all__ = [
     "MAINTENANCE_PATH",

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reactor.api.auth import MAX_BODY, NO_STORE, BadRequest, Id, bearer_ok, parse_json_body
 from reactor.log import get_logger
-from reactor.store.ledger import Ledger, LedgerError
+from reactor.store import Ledger, LedgerError
 
 __all__ = ["PAUSE_PATH", "RESUME_PATH", "TOKEN_ENV", "ControlApi", "ControlRequest"]
 

@@ -13,12 +13,13 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
 from reactor.config import AccountConfig, Config, ConfigError
-from reactor.store.ledger import Ledger
-from reactor.store.state_dir import LEDGER_FILE
+from reactor.store import Ledger, SqliteLedger
+from reactor.store.state_dir import LEDGER_FILE, LOCK_FILE
 
 
 def account_by_name(cfg: Config, name: str) -> AccountConfig:
@@ -38,6 +39,12 @@ def pause(cfg: Config, args: argparse.Namespace) -> int:
     ledger = _ledger(cfg)
     log = logging_setup.get_logger("reactor.cli.main")
     fields = {"account": acc.name, "instId": args.inst_id, "posSide": args.pos_side}
+    if reactor_holds(cfg) is False:  # on stderr: stdout stays the command's own log line
+        print(
+            f"reactor: warning: no running reactor holds state_dir {cfg.state_dir}; the "
+            f"{args.command} applies when one starts with it (is -c the config it runs with?)",
+            file=sys.stderr,
+        )
     try:
         if args.command == "pause":
             new = ledger.pause(acc.name, args.inst_id, args.pos_side, args.reason, source="cli")
@@ -53,7 +60,7 @@ def pause(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def pauses(cfg: Config) -> int:
-    ledger = _ledger(cfg)
+    ledger = _existing_ledger(cfg)
     try:
         for p in ledger.pauses():
             print(json.dumps(p.to_json()))
@@ -62,10 +69,41 @@ def pauses(cfg: Config) -> int:
     return 0
 
 
+def reactor_holds(cfg: Config) -> bool | None:
+    """Whether a running reactor holds the state dir's lock (read from /proc/locks, so the
+    check never takes the lock a starting reactor needs); None when it cannot be told."""
+    lock = cfg.state_dir / LOCK_FILE
+    try:
+        st = lock.stat()
+        table = Path("/proc/locks").read_text()
+    except FileNotFoundError:
+        return False if not lock.exists() else None
+    except OSError:
+        return None
+    for line in table.splitlines():
+        parts = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        # the inode alone: overlay file systems report another device than stat() does
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].endswith(f":{st.st_ino}"):
+            return True
+    return False
+
+
+def _existing_ledger(cfg: Config) -> Ledger:
+    """The state dir's ledger for a command that only reads it: a missing one is refused
+    (a wrong config or state dir would otherwise show an empty, freshly created ledger)."""
+    path = cfg.state_dir / LEDGER_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"state_dir {cfg.state_dir}: no ledger ({LEDGER_FILE}); is this the state dir "
+            "the reactor runs with?"
+        )
+    return SqliteLedger(path)
+
+
 def _ledger(cfg: Config) -> Ledger:
     """The state dir's ledger (the dir created when missing), opened for one command."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    return Ledger(cfg.state_dir / LEDGER_FILE)
+    return SqliteLedger(cfg.state_dir / LEDGER_FILE)
 
 
 def maintenance_record(cfg: Config, args: argparse.Namespace) -> int:
@@ -177,7 +215,7 @@ async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_sid
 
 
 def maintenance_list(cfg: Config, *, records: bool = False) -> int:
-    ledger = _ledger(cfg)
+    ledger = _existing_ledger(cfg)
     try:
         for line in maintenance_cli.list_lines(ledger, records=records):
             print(line)
@@ -187,7 +225,7 @@ def maintenance_list(cfg: Config, *, records: bool = False) -> int:
 
 
 def journal(cfg: Config, limit: int) -> int:
-    ledger = _ledger(cfg)
+    ledger = _existing_ledger(cfg)
     try:
         for e in ledger.journal(limit):
             print(

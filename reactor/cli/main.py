@@ -20,7 +20,7 @@ from reactor import log as logging_setup
 from reactor.cli import ledger as ledger_cli
 from reactor.cli.maintenance import CliInputError
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
-from reactor.store.ledger import LedgerError
+from reactor.store import LedgerError
 from reactor.store.state_dir import StartupError
 
 EXIT_BAD_INPUT = 2

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reactor.log import get_logger
-from reactor.store.ledger import Ledger, MaintenanceRecord, MaintenanceSource
+from reactor.store import Ledger, MaintenanceRecord, MaintenanceSource
 
 __all__ = ["CliInputError", "list_lines", "record", "void"]
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reactor.config import AccountConfig, Config
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.pacing import ConnectPacer
@@ -48,21 +48,65 @@ def permission_problem(perm: str, role: str) -> str | None:
 
 
 WS_LOGIN_TIMEOUT_S = 10.0
+WS_CONNECT_ATTEMPTS = 4  # a 429 on the upgrade is retried (OKX: 3 new connections/s per IP)
+WS_RETRY_BACKOFF_S = 1.0  # doubled after each 429: one window of OKX's count, then two...
+
+
+def _is_http_429(exc: BaseException) -> bool:
+    """The upgrade was refused with HTTP 429 (OKX's per-IP connection limit)."""
+    from websockets.exceptions import InvalidStatus
+
+    return isinstance(exc, InvalidStatus) and exc.response.status_code == 429
 
 
 async def ws_login(
-    ws_url: str, acc: str, creds: Credentials, *, simulated: bool, timeout_s: float
+    ws_url: str,
+    acc: str,
+    creds: Credentials,
+    *,
+    simulated: bool,
+    timeout_s: float,
+    pacer: ConnectPacer | None = None,
+    attempts: int = WS_CONNECT_ATTEMPTS,
+    backoff_s: float = WS_RETRY_BACKOFF_S,
 ) -> str | None:
-    """Log in on the private WebSocket once; the problem, or None when OKX accepted it."""
-    from websockets.asyncio.client import connect
+    """Log in on the private WebSocket once; the problem, or None when OKX accepted it.
 
+    The connect holds a ``pacer`` slot until it is answered, as ``run``'s sessions do (counting
+    only its start let a fourth connection into OKX's second: a false "HTTP 429"); a 429 that
+    still happens (another process on the IP) is retried after a back-off, never reported as
+    a credentials problem unless every attempt was refused."""
+    from websockets.asyncio.client import ClientConnection, connect
+
+    pacer = pacer or ConnectPacer()
     proto = PrivateChannelProtocol(acc, creds)
     headers = {"x-simulated-trading": "1"} if simulated else None
+    delay = backoff_s
+    ws: ClientConnection | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            async with pacer.slot():
+                ws = await connect(
+                    ws_url,
+                    additional_headers=headers,
+                    ping_interval=None,
+                    proxy=None,
+                    open_timeout=timeout_s,
+                )
+            break
+        except Exception as exc:  # refused, DNS, TLS, HTTP status: one line, never a secret
+            if _is_http_429(exc) and attempt < attempts:
+                log.info("config.online.ws_retry", account=acc, attempt=attempt, delay_s=delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            if isinstance(exc, TimeoutError):
+                return f"WebSocket login: no answer within {timeout_s:g} s"
+            return redact_text(f"WebSocket unreachable: {type(exc).__name__}: {exc}")[:300]
+    assert ws is not None
     try:
         async with asyncio.timeout(timeout_s):
-            async with connect(
-                ws_url, additional_headers=headers, ping_interval=None, proxy=None
-            ) as ws:
+            async with ws:
                 await ws.send(proto.login_frame())
                 async for frame in ws:
                     text = frame if isinstance(frame, str) else frame.decode()
@@ -74,8 +118,8 @@ async def ws_login(
         return "WebSocket closed before the login answer"
     except TimeoutError:
         return f"WebSocket login: no answer within {timeout_s:g} s"
-    except Exception as exc:  # refused, DNS, TLS, HTTP status: one line, never a secret
-        return redact_text(f"WebSocket unreachable: {type(exc).__name__}: {exc}")[:300]
+    except Exception as exc:  # reset mid-login: one line, never a secret
+        return redact_text(f"WebSocket unreachable: {error_text(exc, None)}")[:300]
 
 
 async def check_account(
@@ -97,14 +141,13 @@ async def check_account(
             return AccountCheck(acc.name, f"unreachable: {exc}")
     problem = permission_problem(perm, acc.role)
     if problem is None and ws_url is not None:
-        if pacer is not None:
-            await pacer.acquire()
         problem = await ws_login(
             ws_url,
             acc.name,
             creds,
             simulated=cfg.venue.simulated_trading,
             timeout_s=WS_LOGIN_TIMEOUT_S,
+            pacer=pacer,
         )
     return AccountCheck(acc.name, problem, perm, len(positions))
 

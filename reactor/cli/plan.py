@@ -269,11 +269,11 @@ async def _plan(cfg: Config, out: TextIO) -> int:
 
 def _rows(cfg: Config, ct_vals: Mapping[str, Decimal], positions: list[Position]) -> list[PlanRow]:
     """The plan's rows with the ledger's counts and pauses (no ledger yet: counts 0)."""
-    from reactor.store.ledger import Ledger
+    from reactor.store import SqliteLedger
     from reactor.store.state_dir import LEDGER_FILE
 
     path = cfg.state_dir / LEDGER_FILE
-    ledger = Ledger(path) if path.exists() else None
+    ledger = SqliteLedger(path) if path.exists() else None
     try:
         pauses = {p.key: p.reason for p in ledger.pauses()} if ledger else {}
 

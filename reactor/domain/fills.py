@@ -1,4 +1,4 @@
-"""Maintenance counts from the exchange's own fills, without the double-update race (issue 13).
+"""Maintenance counts from the exchange's own fills, without the double-update race.
 
 Pure core, no I/O and no clock of its own (every call takes ``now_ms``):
 

@@ -72,7 +72,7 @@ class PolicyConfig:
     # cost more calls than the old poller in a falling market (bench: 92 against 72; 48 with
     # this), and halving after 59301s under a stricter exchange rule cost 236 calls, 108 of them
     # refused (bench: strictest reduce rule). Every reduce sized to the floor risks a 59301 on
-    # OKX's up-to-5-s-old mark (okx-fidelity.md 1.1). 0 turns the rule off.
+    # OKX's up-to-5-s-old mark (docs/spec/okx-fidelity.md §1.1). 0 turns the rule off.
     min_blocked_reduce: Decimal = Decimal("2")
 
     def __post_init__(self) -> None:

@@ -41,7 +41,7 @@ from reactor.engine.state import (
 from reactor.engine.timing import Ctx, set_timer
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 from reactor.okx.models import Position, PositionKey
-from reactor.store.ledger import ResultStatus
+from reactor.store import ResultStatus
 
 # -- a call's outcome: the one place that decides what is ambiguous --------------------------
 #
@@ -108,7 +108,7 @@ def outcome_of(exc: BaseException) -> Outcome:
     raise TypeError(f"not an exchange-call failure: {type(exc).__name__}") from exc
 
 
-# -- what the engine does after an outcome (domain.md, okx-v5.md error codes) ---------------
+# -- what the engine does after an outcome (docs/spec/domain.md, docs/spec/okx-v5.md codes) -----
 
 
 @dataclass(frozen=True, slots=True)

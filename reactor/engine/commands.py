@@ -13,7 +13,7 @@ from typing import Any
 from reactor.domain.fills import RecordMaintenance
 from reactor.engine.state import PendingOutcome
 from reactor.okx.models import Position, PositionKey
-from reactor.store.ledger import ResultStatus
+from reactor.store import ResultStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The engine core, sans-I/O: timestamped inputs in, :mod:`commands <reactor.engine.commands>` out.
 
-It coordinates the timing rules of domain.md - debounce with a leading edge, single flight per
-position, a cooldown that ends early when a push confirms the new margin, the 59301 step rule,
+It coordinates the timing rules of docs/spec/domain.md - debounce with a leading edge, single flight
+per position, a cooldown that ends early when a push confirms the new margin, the 59301 step rule,
 the runaway guard - and what every exchange answer means for the position. What to do is
 decided by the pure :func:`reactor.domain.policy.decide`; when things happen is decided against the
 ``now`` each input carries, so a fake clock drives every rule in unit tests. This module owns
@@ -73,7 +73,7 @@ from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 
 if TYPE_CHECKING:
-    from reactor.store.ledger import JournalEntry
+    from reactor.store import JournalEntry
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
 STORAGE_KEY: PositionKey = ("", "", "", "")
@@ -118,7 +118,7 @@ class EngineCore:
         )
         # Operator pauses (account-wide keys have inst_id/pos_side None) -> reason.
         self._paused: dict[PauseKey, str] = {}
-        # Counts from fills (issue 13): the no-race gate, maintenances seen but not yet in the
+        # Counts from fills: the no-race gate, maintenances seen but not yet in the
         # ledger (they count meanwhile), accounts whose missed fills are being recovered.
         self.counts = MaintenanceCounts(counts)
         self.fills = MaintenanceFills(fills, self.counts)

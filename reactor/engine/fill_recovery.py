@@ -32,7 +32,7 @@ from reactor.okx.bills import BILL_TYPE_TRADE, Bill, parse_bill
 from reactor.okx.models import PayloadError, Position
 from reactor.okx.orders import OrderUpdate, parse_order
 from reactor.okx.rest import PAGE_LIMIT, pages
-from reactor.store.ledger import Ledger
+from reactor.store import Ledger
 
 __all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
 

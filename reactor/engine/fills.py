@@ -1,4 +1,4 @@
-"""Sans-I/O glue between the fill gate (:class:`reactor.domain.fills.FillGate`, issue 13) and the
+"""Sans-I/O glue between the fill gate (:class:`reactor.domain.fills.FillGate`) and the
 core: what each gate effect asks for, the ledger writes of maintenances seen on ``orders``
 (retried until written), the accounts whose missed fills are being recovered, and what of it
 ``/healthz`` shows.

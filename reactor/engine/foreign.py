@@ -1,18 +1,19 @@
 """Sans-I/O: what OKX's margin-transfer bills say, and holding a position someone else keeps
 moving (the second fence against a second controller; the first is the state-dir lock).
 
-Bills (:class:`reactor.okx.bills.Bill`, okx-fidelity.md §5.1-§5.2) are matched to the journalled
-calls: an ambiguous call (timeout, reset, 50004, bare 5xx) is applied exactly when a bill matches
-it (:func:`match_ambiguous`, the recipe of okx-fidelity.md §5.4); a bill no journalled call
-accounts for is a transfer this reactor did not make - another controller, a person in the web
-UI (:func:`attribute`). A bill is credited to at most one call (its ``billId`` is stored in the
-journal row), so an ambiguous call is never matched to an earlier call's bill. Which bills were
-read and judged already is :class:`BillWindow` (the shell only does the reads and writes).
+Bills (:class:`reactor.okx.bills.Bill`, docs/spec/okx-fidelity.md §5.1-§5.2) are matched to the
+journalled calls: an ambiguous call (timeout, reset, 50004, bare 5xx) is applied exactly when a
+bill matches it (:func:`match_ambiguous`, the recipe of docs/spec/okx-fidelity.md §5.4); a bill no
+journalled call accounts for is a transfer this reactor did not make - another controller, a
+person in the web UI (:func:`attribute`). A bill is credited to at most one call (its ``billId``
+is stored in the journal row), so an ambiguous call is never matched to an earlier call's bill.
+Which bills were read and judged already is :class:`BillWindow` (the shell only does the reads
+and writes).
 
 Two reactors with different state dirs on one account fight: each undoes the other's transfer.
 Fighting back is the wrong answer, so ``limit`` foreign transfers on an instrument of an account
-within ``window_s`` put its positions on hold. Bills carry no ``posSide`` (okx-fidelity §5.1), so
-the unit is (account, instId).
+within ``window_s`` put its positions on hold. Bills carry no ``posSide`` (docs/spec/okx-fidelity.md
+§5.1), so the unit is (account, instId).
 
 The hold ends by itself once ``window_s`` passes without a foreign transfer (the other
 controller was stopped, or a person finished by hand): an operator is paged by the hold event
@@ -37,7 +38,7 @@ from reactor.okx.bills import Bill, transfer_bill
 from reactor.okx.models import Position
 
 if TYPE_CHECKING:
-    from reactor.store.ledger import JournalEntry
+    from reactor.store import JournalEntry
 
 Unit = tuple[str, str]  # (account, instId)
 

@@ -22,7 +22,7 @@ from reactor.engine.timing import Ctx
 from reactor.okx.models import Position, PositionKey
 
 if TYPE_CHECKING:
-    from reactor.store.ledger import JournalEntry
+    from reactor.store import JournalEntry
 
 HOUR_S = 3600.0
 

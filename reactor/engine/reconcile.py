@@ -14,7 +14,7 @@ from reactor.engine.state import PendingOutcome, PositionControl
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_position
 
 if TYPE_CHECKING:
-    from reactor.store.ledger import JournalEntry
+    from reactor.store import JournalEntry
 
 
 def parse_rest_positions(

@@ -62,12 +62,12 @@ from reactor.okx.models import (
 )
 from reactor.okx.orders import OrderUpdate
 from reactor.okx.rest import pages
-from reactor.store.ledger import Ledger, LedgerError
+from reactor.store import Ledger, LedgerError
 
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-# LedgerError (reactor.store.ledger): locked too long, disk full, I/O error, file deleted or
+# LedgerError (reactor.store): locked too long, disk full, I/O error, file deleted or
 # replaced; KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
 _STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 _EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
@@ -487,8 +487,8 @@ class Engine:
         self._run(self.core.on_reduce_check_failed(cmd.call, error, now=self._clock()))
 
     async def _resolve(self, cmd: ResolveOutcome) -> None:
-        """What OKX booked decides an ambiguous call: a matching bill (okx-fidelity.md §5.4),
-        read at once and once more after ``bill_settle_s``; without one the margin comparison
+        """What OKX booked decides an ambiguous call: a matching bill (docs/spec/okx-fidelity.md
+        §5.4), read at once and once more after ``bill_settle_s``; without one the margin comparison
         of a positions re-read (read after the bills) decides."""
         key = cmd.key
         client = self._client(key[0])

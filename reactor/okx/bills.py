@@ -7,9 +7,9 @@ One record, two uses in the reactor:
   maintenance fills missed while away reads them (:mod:`reactor.engine.fill_recovery`).
 - type 6 (margin transfer): subType 160 manual increase (add), 161 manual decrease (reduce),
   ``sz`` the amount, ``posBalChg`` +-amount, ``posBal`` the position's margin after, ``ts`` when
-  it was booked (okx-fidelity.md §5.1-§5.2, DOC-TA "Get bills details", CCXT-BILL shows a real
-  one). Bills carry no ``posSide``. The engine reads them to resolve ambiguous calls and to see
-  transfers it did not make.
+  it was booked (docs/spec/okx-fidelity.md §5.1-§5.2, DOC-TA "Get bills details", CCXT-BILL
+  shows a real one). Bills carry no ``posSide``. The engine reads them to resolve ambiguous
+  calls and to see transfers it did not make.
 
 Sans-I/O: typed views parsed from OKX's all-string JSON.
 """

@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager
 _POLL_S = 0.02
 
 
-class TokenBucket:
-    """Sliding window: at most ``rate`` requests in any ``per_s`` window.
+class SlidingWindow:
+    """At most ``rate`` requests in any ``per_s`` window.
 
-    A sliding window (not a refilling bucket) matches how OKX counts. With :meth:`slot`, a
+    A sliding window (not a refilling bucket) matches how OKX counts, so the simulator counts
+    with it too (``try_acquire``: refuse past the limit instead of waiting). With :meth:`slot`, a
     request counts from when it is sent until ``per_s`` after its answer: the exchange counts
     it on arrival, somewhere in between, so network jitter can never push us over its count.
     """
@@ -35,9 +36,10 @@ class TokenBucket:
         self._pending = 0
         self._lock = asyncio.Lock()
 
-    def delay(self) -> float:
+    def delay(self, now: float | None = None) -> float:
         """Seconds until the next request may start (0 if now)."""
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         done = self._done
         while done and now - done[0] >= self.per_s:
             done.popleft()
@@ -47,10 +49,13 @@ class TokenBucket:
             return max(done[0] + self.per_s - now, 0.001)
         return _POLL_S  # every slot is in flight: wait for one to finish
 
-    def try_acquire(self) -> bool:
-        if self.delay() > 0:
+    def try_acquire(self, now: float | None = None) -> bool:
+        """Count a request at ``now`` (default: the clock) if the window has room."""
+        if now is None:
+            now = self._clock()
+        if self.delay(now) > 0:
             return False
-        self._done.append(self._clock())
+        self._done.append(now)
         return True
 
     async def _wait(self) -> float:
@@ -80,7 +85,7 @@ class TokenBucket:
             self._done.append(self._clock())
 
 
-class ConnectPacer(TokenBucket):
+class ConnectPacer(SlidingWindow):
     """Shared by every account's session: OKX allows 3 new connections per second per IP."""
 
     def __init__(

@@ -27,15 +27,30 @@ from urllib.parse import urlencode
 import httpx
 
 from reactor.fdlimit import log_if_emfile
-from reactor.log import get_logger
+from reactor.limits import InputRejected, loads_limited
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import (
+    ACCOUNT_CONFIG,
+    ADJUST_LEVERAGE_INFO,
+    BALANCE,
+    BILLS,
+    INSTRUMENTS,
+    MARGIN_BALANCE,
+    ORDERS_HISTORY,
+    ORDERS_PENDING,
+    POSITIONS,
+    RATE_LIMITS,
+    TIME,
+)
 from reactor.okx.errors import (
     AmbiguousOutcome,
     ErrorClass,
     OkxError,
     RequestNotSent,
+    envelope_error,
 )
-from reactor.okx.pacing import TokenBucket
+from reactor.okx.pacing import SlidingWindow
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
 
@@ -44,37 +59,13 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-POSITIONS = "/api/v5/account/positions"
-BALANCE = "/api/v5/account/balance"
-MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
-INSTRUMENTS = "/api/v5/public/instruments"
-TIME = "/api/v5/public/time"
-ORDERS_HISTORY = "/api/v5/trade/orders-history"  # last 7 days, completed orders
-ORDERS_PENDING = "/api/v5/trade/orders-pending"  # live and partially filled orders
-ADJUST_LEVERAGE_INFO = "/api/v5/account/adjust-leverage-info"
-BILLS = "/api/v5/account/bills"
-
-# OKX's documented limits: (requests, window seconds). Private ones count per sub-account.
-RATE_LIMITS: dict[str, tuple[int, float]] = {
-    POSITIONS: (10, 2.0),
-    BALANCE: (10, 2.0),
-    MARGIN_BALANCE: (20, 2.0),
-    INSTRUMENTS: (20, 2.0),
-    TIME: (10, 2.0),
-    # OKX docs (Trade: Get order history (last 7 days), Get order list; Account: Get bills
-    # details (last 7 days)), per User ID; the same numbers as ccxt 4.5.90 okx.py's costs
-    # (1/2, 1/3 and 2 at 10 requests/s: 40/2 s, 60/2 s, 5/s).
-    ORDERS_HISTORY: (40, 2.0),
-    ORDERS_PENDING: (60, 2.0),
-    # DOC-TA "Get leverage estimated info": 5 / 2 s; "Get bills details (last 7 days)": 5 / 1 s.
-    ADJUST_LEVERAGE_INFO: (5, 2.0),
-    BILLS: (5, 1.0),
-}
-AMBIGUOUS_CODES = frozenset({"50004"})
 # After 50102 the clock is re-synced every time (a clock may step more than once); when
 # rejections follow each other, the re-syncs back off: 0.5 s, 1 s, 2 s ... up to 10 s.
 CLOCK_SYNC_BACKOFF_S = 0.5
 CLOCK_SYNC_BACKOFF_MAX_S = 10.0
+# An answer over this size or depth is refused before parsing (reactor/limits.py): the largest
+# OKX page the reactor reads (100 bills, positions of a large account) is well under 1 MiB.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 @functools.cache
@@ -116,7 +107,7 @@ class OkxRestClient:
             transport=transport,
             verify=_shared_ssl_context(),
         )
-        self._buckets = {path: TokenBucket(n, per) for path, (n, per) in RATE_LIMITS.items()}
+        self._buckets = {path: SlidingWindow(n, per) for path, (n, per) in RATE_LIMITS.items()}
 
     def __repr__(self) -> str:
         return f"OkxRestClient(account={self.account!r}, base_url={str(self._client.base_url)!r})"
@@ -146,7 +137,7 @@ class OkxRestClient:
 
     async def get_account_config(self) -> list[dict[str, Any]]:
         """``GET /api/v5/account/config``: ``perm`` says what the API key may do (DOC-TA)."""
-        return await self._get("/api/v5/account/config", {})
+        return await self._get(ACCOUNT_CONFIG, {})
 
     async def get_instruments(
         self, inst_type: str = "SWAP", inst_id: str | None = None
@@ -185,7 +176,7 @@ class OkxRestClient:
     ) -> dict[str, Any]:
         """``GET adjust-leverage-info`` for a SWAP at ``lever``: asked at the position's own
         leverage, ``estAvailTrans`` is OKX's own figure of what may leave an isolated position
-        (okx-fidelity.md §4, DOC-TA). Returns the first record ({} when none)."""
+        (docs/spec/okx-fidelity.md §4, DOC-TA). Returns the first record ({} when none)."""
         if not isinstance(lever, Decimal) or not lever.is_finite() or lever <= 0:
             raise ValueError(f"lever must be a positive finite Decimal, not {lever!r}")
         data = await self._get(
@@ -313,14 +304,13 @@ class OkxRestClient:
                     if await self._try_sync_clock():
                         continue
                     raise
-                retryable = cls in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMIT)
-                if not retryable or attempt >= self._get_retries:
+                if not cls.retryable or attempt >= self._get_retries:
                     raise
                 error = f"{exc.code}"
             except (RequestNotSent, AmbiguousOutcome) as exc:
                 if attempt >= self._get_retries:
                     raise
-                error = f"{type(exc).__name__}: {exc}"
+                error = error_text(exc, None)
             attempt += 1
             delay = self._retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
             log.warning(
@@ -429,7 +419,7 @@ def pages(
 
 def _transport_text(method: str, path: str, exc: Exception) -> str:
     """The exception as one line, scrubbed: a transport error may quote the request."""
-    return redact_text(f"{method} {path}: {type(exc).__name__}: {exc}")[:300]
+    return redact_text(f"{method} {path}: {error_text(exc, None)}")[:300]
 
 
 @asynccontextmanager
@@ -440,8 +430,10 @@ async def _no_slot() -> AsyncIterator[float]:
 def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]]:
     status = resp.status_code
     try:
-        payload = resp.json()
-    except ValueError:
+        payload = loads_limited(resp.content, max_bytes=MAX_RESPONSE_BYTES, what="answer")
+    except InputRejected as exc:
+        if exc.reason in ("too large", "too deep"):
+            raise OkxError(str(status), f"{method} {path}: {exc}", status) from None
         payload = None
     if not isinstance(payload, dict) or "code" not in payload:
         reason = resp.reason_phrase or "no OKX envelope"
@@ -449,10 +441,9 @@ def _unwrap(method: str, path: str, resp: httpx.Response) -> list[dict[str, Any]
     code = redact_text(str(payload.get("code")))[:20]
     # OKX's message goes into exceptions, the journal and the status page: never a credential
     msg = redact_text(str(payload.get("msg") or ""))[:300]
-    if code in AMBIGUOUS_CODES:
-        raise AmbiguousOutcome(f"{method} {path}: OKX {code}: {msg}", code=code)
     if code != "0":
-        raise OkxError(code, msg, status)
+        # errors.py alone decides what a code means, ambiguity included (50004, 51149...)
+        raise envelope_error(f"{method} {path}", code, msg, status)
     data = payload.get("data")
     if data is None:
         return []

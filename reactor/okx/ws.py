@@ -20,9 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from reactor.fdlimit import log_if_emfile
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import WS_SERVICE_UPGRADE
+from reactor.okx.errors import CLOSE_CODES, WS_SERVICE_UPGRADE, classify_close
 from reactor.okx.models import Position
 from reactor.okx.orders import OrderUpdate
 from reactor.okx.pacing import ConnectPacer
@@ -107,7 +107,7 @@ class PrivateSession:
         protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol,
     ) -> None:
         self.account = account
-        self.orders = orders  # also subscribe ``orders``: counts from fills (issue 13)
+        self.orders = orders  # also subscribe ``orders``: counts from fills
         self.url = url
         self._credentials = credentials
         self._handler = handler
@@ -195,17 +195,19 @@ class PrivateSession:
                 )
             except Exception as exc:  # refused, DNS, TLS, HTTP status, timeout: all retried
                 log_if_emfile(exc, account=self.account, what="ws connect")
-                why = redact_text(f"connect failed: {type(exc).__name__}: {exc}")
+                why = redact_text(f"connect failed: {error_text(exc, None)}")
                 return _Outcome(why[:300], "backoff", False)
         reason = "closed"
         outcome: _Outcome | None = None
         was_connected = False
+        close_code: int | None = None
         opened = time.monotonic()
         try:
             outcome = await self._serve(ws)
             reason = outcome.reason
         except ConnectionClosed as exc:
-            reason = f"connection closed: code={exc.rcvd.code if exc.rcvd else None}"
+            close_code = exc.rcvd.code if exc.rcvd else None
+            reason = f"connection closed: code={close_code}"
         except asyncio.CancelledError:
             reason = "stopped"
             raise
@@ -225,6 +227,11 @@ class PrivateSession:
             level("ws.disconnected", account=self.account, reason=reason)
             if was_connected:
                 self._notify(self._handler.on_disconnected, reason)
+        if outcome is None and classify_close(close_code).stops_account:
+            # 4007 "API key has been updated or deleted": the key is gone, as with 60032 at
+            # login; reconnecting would only fail the login again (errors.py, DOC-WSERR).
+            text = CLOSE_CODES[close_code].msg if close_code in CLOSE_CODES else ""
+            return self._stop_account(f"closed {close_code}: {text}")
         # Only a connection that delivered its snapshot and then lived a while resets the
         # backoff: a server that accepts and drops at once must not be hammered.
         healthy = self._snapshot_done and time.monotonic() - opened >= HEALTHY_AFTER_S
@@ -254,7 +261,7 @@ class PrivateSession:
             if ping_sent is None:
                 # OKX's recipe pings after N s with nothing received; pinging after N s with
                 # nothing *sent* as well keeps a stricter server (one that closes quiet
-                # clients, okx-fidelity §2) from dropping a busy connection.
+                # clients, docs/spec/okx-fidelity.md §2) from dropping a busy connection.
                 wait = self._ping_interval_s - (now - min(last_rx, last_tx))
                 if wait <= 0:
                     await ws.send("ping")
@@ -357,18 +364,21 @@ class PrivateSession:
                 try:
                     self._offset_s = await self._resync_clock()
                 except Exception as exc:
-                    error = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+                    error = redact_text(error_text(exc, None))[:300]
                     log.warning("ws.clock.sync_failed", account=self.account, error=error)
             return _Outcome(f"login failed {event.code}", "backoff", False)
         if event.is_auth:
             log.error("ws.login.failed", retry=False, **fields)
-            reason = f"login failed {event.code}: {msg}"
-            self.stopped_reason = reason
-            log.error("account.stopped", account=self.account, reason=reason)
-            self._notify(self._handler.on_stopped, reason)
-            return _Outcome(reason, "stop", False)
+            return self._stop_account(f"login failed {event.code}: {msg}")
         log.error("ws.login.failed", retry=True, **fields)
         return _Outcome(f"login failed {event.code}", "backoff", False)
+
+    def _stop_account(self, reason: str) -> _Outcome:
+        """Credentials or permission are wrong (errors.py): stop for good, no retry storm."""
+        self.stopped_reason = reason
+        log.error("account.stopped", account=self.account, reason=reason)
+        self._notify(self._handler.on_stopped, reason)
+        return _Outcome(reason, "stop", False)
 
     def _report_invalid(self, items: list[InvalidItem]) -> None:
         for item in items:

@@ -16,13 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reactor.limits import InputRejected, loads_limited
 from reactor.okx.credentials import Credentials
-from reactor.okx.errors import WS_AUTH_CODES, WS_TIMESTAMP_EXPIRED
+from reactor.okx.errors import WS_AUTH_CODES, WS_CLOCK_CODES, ErrorClass, Kind, classify_ws
 from reactor.okx.models import PayloadError, Position, parse_position
 from reactor.okx.orders import ORDERS_CHANNEL, OrderUpdate, orders_subscribe_arg, parse_orders_push
 from reactor.okx.signing import ws_login_sign
 
 PREVIEW_CHARS = 200
+# The transport refuses frames over 16 MiB (ws.MAX_FRAME_BYTES); the parser checks again, and
+# checks depth, so a frame can never raise RecursionError (reactor/limits.py).
+MAX_FRAME_CHARS = 16 * 1024 * 1024
 CHANNEL = "positions"
 INST_TYPE = "SWAP"
 
@@ -51,13 +55,18 @@ class LoginFailed:
     msg: str
 
     @property
+    def error_class(self) -> ErrorClass:
+        """The code's one meaning (errors.py), as on every REST endpoint."""
+        return classify_ws(self.code)
+
+    @property
     def is_auth(self) -> bool:
-        """Wrong credentials: retrying cannot help (unlike an expired timestamp)."""
-        return self.code in WS_AUTH_CODES
+        """Wrong or missing key, or no permission: retrying cannot help (unlike a clock)."""
+        return self.error_class.stops_account
 
     @property
     def is_timestamp(self) -> bool:
-        return self.code == WS_TIMESTAMP_EXPIRED
+        return self.error_class.kind is Kind.CLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +231,10 @@ class PrivateChannelProtocol:
         if not isinstance(text, str):
             return [InvalidFrame("not a text frame", preview(repr(text)))]
         try:
-            msg = json.loads(text)
-        except ValueError:
-            return [InvalidFrame("not JSON", preview(text))]
+            msg = loads_limited(text, max_bytes=MAX_FRAME_CHARS, what="frame")
+        except InputRejected as exc:
+            reason = "not JSON" if exc.reason in ("not JSON", "not UTF-8") else str(exc)
+            return [InvalidFrame(reason, preview(text))]
         if not isinstance(msg, dict):
             return [InvalidFrame(f"not an object: {type(msg).__name__}", preview(text))]
         event = msg.get("event")
@@ -257,7 +267,7 @@ class PrivateChannelProtocol:
                 return Ignored("orders subscribed")
             return Ignored(f"subscribe ack for another channel: {preview(str(arg))}")
         if event == "error":
-            if self.state == "logging_in" or code in WS_AUTH_CODES or code == WS_TIMESTAMP_EXPIRED:
+            if self.state == "logging_in" or code in WS_AUTH_CODES or code in WS_CLOCK_CODES:
                 self.state = "failed"
                 return LoginFailed(code, err_msg)
             if self._subscribe_pending:

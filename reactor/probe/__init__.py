@@ -1,5 +1,5 @@
 """``reactor probe``: a short, reversible script on one account that records what the venue
-sends and derives the facts ``shared/spec/okx-fidelity.md`` §9 leaves open (push model,
+sends and derives the facts ``docs/spec/okx-fidelity.md`` §9 leaves open (push model,
 ``uTime``/``lever`` after a margin call, bill latency, ``estAvailTrans``, the 59301 boundary).
 
 - :mod:`record`: the record stream (frames and answers), with secrets redacted;

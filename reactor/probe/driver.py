@@ -25,19 +25,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from reactor.config import AccountConfig, Config, ConfigError, load_credentials
+from reactor.log import error_text
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import ADJUST_LEVERAGE_INFO
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
-from reactor.okx.pacing import TokenBucket
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws_protocol import LoginFailed, LoginOk, PrivateChannelProtocol, Subscribed
 from reactor.okx.ws_protocol import SubscribeFailed as WsSubscribeFailed
-from reactor.probe.facts import (
-    ADJUST_LEVERAGE_INFO_PATH,
-    BILLS_PATH,
-    extract_facts,
-    find_event_push,
-)
+from reactor.probe.facts import extract_facts, find_event_push
 from reactor.probe.fixtures import fixture_payloads, readme
 from reactor.probe.record import FileSink, Recorder, Redactor
 from reactor.probe.script import (
@@ -95,7 +91,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
                 id=rid,
                 method=method,
                 path=path,
-                error=f"{type(exc).__name__}: {exc}"[:300],
+                error=error_text(exc),
             )
             raise
         self._rec.add(
@@ -125,11 +121,6 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 class ProbeRestClient(OkxRestClient):
     """The reactor's REST client plus the two reads only the probe needs (DOC-TA limits)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._buckets[BILLS_PATH] = TokenBucket(5, 1.0)  # DOC-TA: bills 5/s per User ID
-        self._buckets[ADJUST_LEVERAGE_INFO_PATH] = TokenBucket(5, 2.0)  # DOC-TA: 5/2 s
-
     async def get_adjust_leverage_info(
         self, inst_id: str, pos_side: str, lever: str
     ) -> list[dict[str, Any]]:
@@ -141,7 +132,7 @@ class ProbeRestClient(OkxRestClient):
             "instId": inst_id,
             "posSide": None if pos_side == "net" else pos_side,
         }
-        return await self._get(ADJUST_LEVERAGE_INFO_PATH, params)
+        return await self._get(ADJUST_LEVERAGE_INFO, params)
 
 
 # -- WebSocket -------------------------------------------------------------------------------
@@ -149,7 +140,7 @@ class ProbeRestClient(OkxRestClient):
 
 class WsLink:
     """The private ``positions`` stream, every frame recorded. No pings while observing
-    (okx-fidelity.md §9.1 asks whether a connection lives 60 s without them)."""
+    (docs/spec/okx-fidelity.md §9.1 asks whether a connection lives 60 s without them)."""
 
     def __init__(
         self,
@@ -200,7 +191,7 @@ class WsLink:
                 proxy=None,
             )
         except Exception as exc:
-            self._rec.add("ws_error", conn=n, error=f"{type(exc).__name__}: {exc}"[:300])
+            self._rec.add("ws_error", conn=n, error=error_text(exc))
             raise ProbeFailed(f"cannot connect to {self.url}: {type(exc).__name__}") from None
         self._rec.add("ws_open", conn=n, url=self.url)
         self._ws = ws

@@ -1,7 +1,7 @@
 """Facts from a probe's record stream: pure functions, re-runnable on any ``frames.jsonl``.
 
 Each fact names what was seen, never what was expected, so the same code reads the simulator
-and OKX. Sources of the questions: okx-fidelity.md §1.3/§1.4 (snapshots, pages,
+and OKX. Sources of the questions: docs/spec/okx-fidelity.md §1.3/§1.4 (snapshots, pages,
 ``eventType``), §1.2/§7.14 (``uTime``/``lever`` after a margin call), §5 (bills), §4
 (``estAvailTrans``, 59301). Numbers are decimal strings; times are ms.
 """
@@ -16,12 +16,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reactor.okx.bills import BILL_TYPE_MARGIN, TRANSFER_SUBTYPE
+from reactor.okx.endpoints import BILLS, MARGIN_BALANCE
 
 BILL_SKEW_MS = 5000
-
-BILLS_PATH = "/api/v5/account/bills"
-ADJUST_LEVERAGE_INFO_PATH = "/api/v5/account/adjust-leverage-info"
-MARGIN_BALANCE_PATH = "/api/v5/account/position/margin-balance"
 
 OBSERVED_STEPS = ("add_1", "reduce_1")
 BOUNDARY_STEPS = ("above_limit", "at_limit")
@@ -277,7 +274,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
     after = (end or {}).get("after") or {}
 
     answer = None
-    for _, body in http_answers(span, MARGIN_BALANCE_PATH):
+    for _, body in http_answers(span, MARGIN_BALANCE):
         if isinstance(body, dict):
             data = body.get("data")
             answer = data[0] if isinstance(data, list) and data else None
@@ -301,7 +298,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
 
     bill_fact: dict[str, Any] = {"available": None, "seen": False, "polls": 0}
     sub_type = TRANSFER_SUBTYPE.get(str(start.get("action")), "")
-    for r, body in http_answers(span, BILLS_PATH):
+    for r, body in http_answers(span, BILLS):
         bill_fact["polls"] += 1
         code = str(body.get("code")) if isinstance(body, dict) else None
         if code != "0":

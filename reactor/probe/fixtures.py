@@ -4,7 +4,7 @@ That folder holds one real payload per file, named ``<what>_<source>.json`` (e.g
 ``adjust_leverage_info_doc.json``, ``bill_margin_transfer_ccxt.json``), with a README table
 naming each source, and tests compare field names and value types with the simulator's. A
 probe writes the same ``<what>.json`` names into its own folder, with a README.md table, so the
-folder drops in as ``tests/fixtures/okx/<name>/`` (README: "Probing OKX demo trading"):
+folder drops in as ``tests/fixtures/okx/<name>/`` (docs/operations.md: "Probing OKX demo trading"):
 
 - ``<endpoint>.json``: the first successful answer (``code`` "0", with data when any had data)
   of each REST path, named by its last segment: ``bills.json``, ``adjust_leverage_info.json``,

@@ -1,6 +1,6 @@
 """The probe's steps, over a small :class:`Venue` protocol, and how they are undone.
 
-Order (okx-fidelity.md §9, checks 1-3):
+Order (docs/spec/okx-fidelity.md §9, checks 1-3):
 
 1. ``observe``: a ``positions`` subscription without ``extraParams``, left alone for the
    window (no client ping), so the push model shows itself;
@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from reactor.domain.policy import PolicyConfig, round_down, safe_floor
+from reactor.log import error_text
 from reactor.okx.bills import TRANSFER_SUBTYPE
 from reactor.okx.models import PayloadError, parse_position
 from reactor.probe.facts import lenient_decimal, match_bill
@@ -182,7 +183,7 @@ class ProbeScript:
         except UnresolvedCall as exc:
             self.outcome.error = str(exc)
         except Exception as exc:  # the account must still be put back
-            self.outcome.error = f"{type(exc).__name__}: {exc}"[:300]
+            self.outcome.error = error_text(exc)
             v.step("error", "raised", error=self.outcome.error)
         finally:
             await self._undo()
@@ -221,7 +222,7 @@ class ProbeScript:
         try:
             return await self.v.position(self._inst, self._side)
         except Exception as exc:
-            self.v.step("read", "failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            self.v.step("read", "failed", error=error_text(exc))
             return None
 
     def _skip(self, reason: str) -> None:
@@ -362,7 +363,7 @@ class ProbeScript:
             try:
                 await self._transfer("undo", action, amt)
             except Exception as exc:
-                out.undo = f"failed: {type(exc).__name__}: {exc}"[:300]
+                out.undo = f"failed: {error_text(exc, None)}"[:300]
             else:
                 out.undo = "ok" if t.net == 0 else "failed: the venue refused it"
         out.net_left = t.net

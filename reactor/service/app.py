@@ -38,11 +38,17 @@ from reactor.service.startup import (
     with_start_retries,
 )
 from reactor.service.status import status_server
-from reactor.service.systemd import SystemdNotifier, run_status, run_watchdog, status_text
+from reactor.service.systemd import (
+    SystemdNotifier,
+    reload_refused_text,
+    run_status,
+    run_watchdog,
+    status_text,
+)
 from reactor.status.metrics import Metrics
 from reactor.status.server import StatusServer
 from reactor.status.snapshot import EngineStatus
-from reactor.store.ledger import Ledger, LedgerError
+from reactor.store import Ledger, LedgerError
 from reactor.store.state_dir import LEDGER_FILE, StartupError, StateLock, prepare_state_dir
 
 log = get_logger("reactor.service.app")
@@ -159,6 +165,7 @@ async def _start_locked(
     pacer = hooks.pacer or ConnectPacer()
     rt = Runtime(cfg, engine, ledger, {}, {}, rest_url, ws_url, sim=sim, metrics=metrics)
     rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
+    rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None
     source = WithLedgerHealth(
@@ -276,16 +283,18 @@ async def run(cfg: Config, *, dry_run: bool | None = None, config_path: Path | N
         raise
     tune_gc()
     notifier.ready(status_text(rt.status_snapshot(), dry_run=rt.dry_run))
+
+    def line() -> str:
+        return status_text(rt.status_snapshot(), dry_run=rt.dry_run)
+
+    def line_with_refusal() -> str:  # a refused reload stays named until one is applied
+        refused = rt.reload_refused
+        return f"{reload_refused_text(refused)}; {line()}" if refused else line()
+
     helpers = [
         asyncio.create_task(run_watchdog(notifier, lambda: True)),
-        asyncio.create_task(
-            run_status(
-                notifier,
-                lambda: status_text(rt.status_snapshot(), dry_run=rt.dry_run),
-                wake=rt.status_changed,
-            )
-        ),
-        asyncio.create_task(reload_loop(rt, config_path, reload_event)),
+        asyncio.create_task(run_status(notifier, line_with_refusal, wake=rt.status_changed)),
+        asyncio.create_task(reload_loop(rt, config_path, reload_event, notifier, line)),
     ]
     await stop_event.wait()
     notifier.stopping()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from reactor.log import get_logger
-from reactor.service.runtime import Runtime, short_error
-from reactor.store.ledger import LedgerError, Pause
+from reactor.log import error_text, get_logger
+from reactor.service.runtime import Runtime
+from reactor.store import LedgerError, Pause
 
 log = get_logger("reactor.service.loops")
 
@@ -22,8 +22,25 @@ def pause_map(pauses: list[Pause]) -> dict[tuple[str, str | None, str | None], s
 
 
 def sync_pauses(rt: Runtime) -> None:
-    """Hand the ledger's pauses to the engine (the whole set; the engine diffs)."""
-    rt.engine.on_paused(pause_map(rt.ledger.pauses()))
+    """Hand the ledger's pauses to the engine (the whole set; the engine diffs), and log each
+    pause this process applies or lifts, however it was made (CLI, API): the reactor's own
+    log then tells why a position stopped being corrected."""
+    current = rt.ledger.pauses()
+    keys = {p.key for p in current}
+    for p in current:
+        if p.key not in rt.pauses_applied:
+            log.info(
+                "control.pause.applied",
+                account=p.account,
+                instId=p.inst_id,
+                posSide=p.pos_side,
+                reason=p.reason,
+                source=p.source,
+            )
+    for account, inst_id, pos_side in sorted(rt.pauses_applied - keys, key=str):
+        log.info("control.pause.lifted", account=account, instId=inst_id, posSide=pos_side)
+    rt.pauses_applied = frozenset(keys)
+    rt.engine.on_paused(pause_map(current))
     rt.status_changed.set()
 
 
@@ -44,7 +61,7 @@ async def reconcile_loop(rt: Runtime) -> None:
                 await rt.engine.reconcile_account(name)
             except Exception as exc:  # one bad pass must not end reconciling for good
                 log.exception(
-                    "reactor.task.error", task="reconcile", account=name, error=short_error(exc)
+                    "reactor.task.error", task="reconcile", account=name, error=error_text(exc)
                 )
 
 
@@ -64,6 +81,7 @@ async def ledger_loop(rt: Runtime) -> None:
                 last_id = records[-1].id if records else 0
                 audits = ledger.audit_after(0)
                 last_audit = audits[-1].id if audits else 0
+                sync_pauses(rt)  # one written between start-up and this first tick
             else:
                 now = ledger.data_version()
                 if now != version:
@@ -77,7 +95,7 @@ async def ledger_loop(rt: Runtime) -> None:
                 reason = getattr(exc, "reason", "error")
                 log.error("ledger.unavailable", reason=reason, error=problem[:300])
         except Exception as exc:
-            log.exception("reactor.task.error", task="ledger", error=short_error(exc))
+            log.exception("reactor.task.error", task="ledger", error=error_text(exc))
         else:
             if problem is not None:
                 problem = None

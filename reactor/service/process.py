@@ -7,7 +7,7 @@ import gc
 # Generation-0 threshold: the hot path allocates many short-lived, acyclic objects (parsed
 # positions, log dicts) that reference counting frees; with the default (2,000) the collector
 # ran so often over 10,000 live positions that its pauses were the latency tail (own-share
-# p99 at 5,000 pushes/s: 7-13 ms by default, 2.1 ms with this; see README, Performance).
+# p99 at 5,000 pushes/s: 7-13 ms by default, 2.1 ms with this; see docs/performance.md).
 GC_THRESHOLDS = (100_000, 50, 1_000)
 
 

@@ -5,31 +5,48 @@ touching the other accounts' connections."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
 from reactor.engine import AccountState, Role
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
 from reactor.service.reload_plan import plan_reload, reload_problem
-from reactor.service.runtime import Runtime, short_error
+from reactor.service.runtime import Runtime
+from reactor.service.systemd import SystemdNotifier
 
 log = get_logger("reactor.service.reload")
 
 
-async def reload_loop(rt: Runtime, path: Path | None, wake: asyncio.Event) -> None:
-    """One reload per SIGHUP (several signals during a reload fold into one more)."""
+async def reload_loop(
+    rt: Runtime,
+    path: Path | None,
+    wake: asyncio.Event,
+    notifier: SystemdNotifier | None = None,
+    status: Callable[[], str] = lambda: "",
+) -> None:
+    """One reload per SIGHUP (several signals during a reload fold into one more). Under
+    systemd each one is ``RELOADING=1`` then ``READY=1``, with ``STATUS=reload refused: ...``
+    when it was refused (``status()``: the rest of the line)."""
     while True:
         await wake.wait()
         wake.clear()
+        if notifier is not None:
+            notifier.reloading()
         if path is None:
-            log.error("reactor.reload.refused", error="no config file to reload from")
-            continue
-        try:
-            await reload(rt, path)
-        except Exception as exc:  # a bug in a reload must not end the service
-            log.exception("reactor.task.error", task="reload", error=short_error(exc))
+            rt.reload_refused = "no config file to reload from"
+            log.error("reactor.reload.refused", error=rt.reload_refused)
+        else:
+            try:
+                await reload(rt, path)
+            except Exception as exc:  # a bug in a reload must not end the service
+                rt.reload_refused = f"reload failed: {error_text(exc)}"
+                log.exception("reactor.task.error", task="reload", error=error_text(exc))
+        if notifier is not None:
+            notifier.reloaded(status(), rt.reload_refused)
+        rt.status_changed.set()
 
 
 def _credentials(new: Config, names: list[str]) -> dict[str, Credentials]:
@@ -59,8 +76,10 @@ async def reload(rt: Runtime, path: Path) -> bool:
         plan = plan_reload(old, new)
         creds = _credentials(new, plan.start)
     except ConfigError as exc:
+        rt.reload_refused = str(exc)
         log.error("reactor.reload.refused", config=str(path), error=str(exc)[:500])
         return False
+    rt.reload_refused = None
     for name in plan.stop:
         session = rt.sessions.pop(name, None)
         if session is not None:

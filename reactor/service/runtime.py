@@ -13,7 +13,7 @@ import httpx
 
 from reactor.config import Config
 from reactor.engine import Engine
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession, SessionHandler
@@ -21,7 +21,7 @@ from reactor.okx.ws_protocol import PrivateChannelProtocol
 from reactor.status.metrics import Metrics
 from reactor.status.model import StatusSnapshot, StatusSource
 from reactor.status.snapshot import EngineStatus
-from reactor.store.ledger import Ledger
+from reactor.store import Ledger
 from reactor.store.state_dir import StateLock
 
 log = get_logger("reactor.service.runtime")
@@ -67,6 +67,10 @@ class Runtime:
     retired_clients: list[OkxRestClient] = field(default_factory=list)
     status_changed: asyncio.Event = field(default_factory=asyncio.Event)
     status_source: StatusSource | None = None
+    # The last SIGHUP's refusal (None: none, or a later reload was applied); in STATUS=.
+    reload_refused: str | None = None
+    # Pauses handed to the engine (account, instId, posSide): sync_pauses logs the changes.
+    pauses_applied: frozenset[tuple[str, str | None, str | None]] = frozenset()
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
@@ -101,11 +105,6 @@ class WithLedgerHealth:
         return replace(snap, engine_problems=(*snap.engine_problems, reason), storage_ok=False)
 
 
-def short_error(exc: BaseException) -> str:
-    """An exception as one bounded log field: its type and message."""
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
 def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """asyncio's last resort ("Task exception was never retrieved", a failing callback) as an
     event on stdout like every other fact, instead of an unstructured line on stderr."""
@@ -115,7 +114,7 @@ def on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
     log.error(
         "reactor.task.failed",
         task=name,
-        error=short_error(exc) if isinstance(exc, BaseException) else str(context.get("message")),
+        error=error_text(exc) if isinstance(exc, BaseException) else str(context.get("message")),
         exc_info=exc if isinstance(exc, BaseException) else None,
     )
 
@@ -128,6 +127,6 @@ def _log_task_end(task: asyncio.Task[Any]) -> None:
         log.error(
             "reactor.task.failed",
             task=task.get_name(),
-            error=f"{type(exc).__name__}: {exc}"[:300],
+            error=error_text(exc),
             exc_info=exc,
         )

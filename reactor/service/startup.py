@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from reactor.config import Config
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
-from reactor.store.ledger import Ledger, LedgerError
+from reactor.store import Ledger, LedgerError, SqliteLedger
 from reactor.store.state_dir import LEDGER_FILE, StartupError
 
 log = get_logger("reactor.service.startup")
@@ -63,7 +63,7 @@ async def with_start_retries(
                 what=what,
                 attempt=attempt,
                 delay_s=round(delay, 3),
-                error=f"{type(exc).__name__}: {exc}"[:300],
+                error=error_text(exc),
             )
         if stop_event is None:
             await asyncio.sleep(delay)
@@ -111,7 +111,7 @@ def open_ledger(cfg: Config) -> Ledger:
     path = cfg.state_dir / LEDGER_FILE
     new = not path.exists()
     try:
-        ledger = Ledger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
+        ledger = SqliteLedger(path, busy_timeout_ms=LEDGER_BUSY_TIMEOUT_MS)
     except LedgerError as exc:
         raise StartupError(str(exc)) from None
     if new:  # visible: a ledger expected elsewhere means maintenance counts start at 0

@@ -17,7 +17,7 @@ from reactor.service.loops import sync_pauses
 from reactor.service.runtime import Runtime
 from reactor.status.model import StatusSource
 from reactor.status.server import StatusServer
-from reactor.store.ledger import LedgerError, MaintenanceRecord
+from reactor.store import LedgerError, MaintenanceRecord
 
 log = get_logger("reactor.service.status")
 

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from reactor.log import get_logger
+from reactor.log import error_text, get_logger
 
 if TYPE_CHECKING:
     from reactor.status.model import StatusSnapshot
@@ -76,6 +77,17 @@ class SystemdNotifier:
             lines.append(_status_line(status))
         self.notify(*lines)
 
+    def reloading(self) -> None:
+        """A reload has begun (``RELOADING=1``; ``MONOTONIC_USEC`` as ``Type=notify-reload``
+        requires): systemd shows the unit "reloading" until :meth:`ready` or :meth:`reloaded`."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
+
+    def reloaded(self, status: str, refused: str | None = None) -> None:
+        """The reload is over (``READY=1``); a refusal is named in ``STATUS=`` so
+        ``systemctl status`` shows it, as ``systemctl reload`` itself cannot."""
+        self.ready(f"{reload_refused_text(refused)}; {status}" if refused else status)
+
     def stopping(self) -> None:
         """Tell systemd a clean shutdown has begun, so it does not count it as a failure."""
         self.notify("STOPPING=1")
@@ -120,6 +132,11 @@ class SystemdNotifier:
 def _status_line(text: str) -> str:
     # A newline would start a new KEY=VALUE assignment; keep STATUS to one line.
     return "STATUS=" + " ".join(text.splitlines())
+
+
+def reload_refused_text(error: str) -> str:
+    """The ``STATUS=`` prefix a refused reload leaves until the next reload is applied."""
+    return "reload refused: " + " ".join(error.split())[:200]
 
 
 def status_text(snap: StatusSnapshot, *, dry_run: bool = False) -> str:
@@ -167,7 +184,7 @@ async def run_status(
             failing = False
         except Exception as exc:
             if not failing:
-                log.error("systemd.status.failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.error("systemd.status.failed", error=error_text(exc))
             failing = True
             now = last
         if now != last:

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from reactor.log import get_logger
-from reactor.sim.exchange import Account, ExchangeError, Instrument, fmt
+from reactor.okx import errors
+from reactor.sim.exchange import Account, Change, ExchangeError, Instrument, fmt
 from reactor.sim.faults import FaultPlan, RestFault
 from reactor.sim.rest_api import RestApi
 from reactor.sim.scenario import InstrumentSpec
@@ -44,6 +45,7 @@ class AdminApi:
             ("POST", "/sim/positions"): self.positions,
             ("POST", "/sim/position-state"): self.position_state,
             ("POST", "/sim/faults"): self.fault,
+            ("POST", "/sim/funding"): self.funding,
             ("GET", "/sim/requests"): lambda raw: self.rest.requests,
             ("POST", "/sim/reset-requests"): self.reset_requests,
         }
@@ -115,8 +117,8 @@ class AdminApi:
         return {"ok": True, "changed": len(changes)}
 
     def list_instrument(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """List a new instrument while running, as OKX does (okx-fidelity §7.11); the body is
-        a scenario ``instruments`` entry."""
+        """List a new instrument while running, as OKX does (docs/spec/okx-fidelity.md §7.11); the
+        body is a scenario ``instruments`` entry."""
         try:
             spec = InstrumentSpec.model_validate(raw)
         except ValidationError as exc:
@@ -196,19 +198,36 @@ class AdminApi:
         return {"ok": True, "changes": [c.position for c in changes]}
 
     def fault(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Inject a fault. ``drop_ws`` and ``ws_notice`` take ``account`` "*": every connection
+        of the node, logged in or not (a service upgrade, docs/spec/okx-fidelity.md §11.2.4)."""
         kind = raw.get("kind")
-        acct = self.account(raw)
-        sessions = self.hub.sessions_of(acct.name)
+        if raw.get("account") == "*" and kind in ("drop_ws", "ws_notice"):
+            name = "*"
+            sessions = list(self.hub.sessions)
+        else:
+            name = self.account(raw).name
+            sessions = self.hub.sessions_of(name)
         if kind == "drop_ws":
+            eof = raw.get("eof", False)
+            if not isinstance(eof, bool):
+                raise BadRequest("eof must be true or false")
             for s in sessions:
-                s.close(1001, "dropped by simulator")
+                # eof: cut the TCP connection without a close frame (1006; ISS-TG90)
+                s.close(1006 if eof else 1001, "dropped by simulator", abrupt=eof)
         elif kind in ("rest_error", "rest_delay", "rest_gateway"):
+            acct = self.account(raw)
             path = raw.get("path")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise BadRequest("path must be a request path such as /api/v5/account/positions")
             fault = RestFault(kind, acct.name, path.split("?")[0], count=int(raw.get("count", 1)))
             if kind == "rest_error":
                 fault.code = str(raw.get("code", "50013"))
+                status = raw.get("status")
+                if status is not None:
+                    # e.g. 200: DOC-ERR lists 50011 with HTTP 200 as well as 429 (§11.2.7)
+                    if isinstance(status, bool) or status not in (200, 400, 401, 410, 429, 503):
+                        raise BadRequest("status must be 200, 400, 401, 410, 429 or 503")
+                    fault.http_status = int(status)
             elif kind == "rest_gateway":
                 status, body = raw.get("status", 502), raw.get("body", "html")
                 if status not in (500, 502, 503, 504):
@@ -227,15 +246,27 @@ class AdminApi:
                 raise BadRequest("frame must be a string")
             for s in sessions:
                 s.send_raw(frame)
+        elif kind == "ws_login_error":
+            code = raw.get("code")
+            if not isinstance(code, str) or not code.isdigit():
+                raise BadRequest("code must be an OKX error code such as 60032")
+            self.faults.add_login_error(name, code, int(raw.get("count", 1)))
+        elif kind == "ws_close":
+            close_code = raw.get("code")
+            if isinstance(close_code, bool) or not isinstance(close_code, int):
+                raise BadRequest("code must be a WebSocket close code such as 4007")
+            entry = errors.CLOSE_CODES.get(close_code)
+            for s in sessions:
+                s.close(close_code, entry.msg if entry is not None else "closed by simulator")
         elif kind == "ws_silent":
-            self.faults.silence(acct.name, float(raw.get("seconds", 0)))
+            self.faults.silence(name, float(raw.get("seconds", 0)))
         elif kind == "ws_quiet_close":
             seconds = raw.get("seconds")
             if seconds is not None and (
                 isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0
             ):
                 raise BadRequest("seconds must be a positive number or null")
-            self.faults.set_quiet_close(acct.name, None if seconds is None else float(seconds))
+            self.faults.set_quiet_close(name, None if seconds is None else float(seconds))
             for s in sessions:
                 self.hub.wake(s)
         elif kind == "ws_channel_delay":
@@ -247,8 +278,19 @@ class AdminApi:
             ):
                 raise BadRequest("seconds must be a non-negative number or null")
             delay = None if seconds is None else float(seconds)
-            self.faults.set_channel_delay(acct.name, channel, delay)
+            self.faults.set_channel_delay(name, channel, delay)
         elif kind == "ws_notice":
+            # DOC-WS: the notice comes "60 seconds prior to the upgrade", then the close; live
+            # closes after it came without a close frame (ISS-TG90). close_after_s: null never.
+            after = raw.get("close_after_s", 60)
+            if after is not None and (
+                isinstance(after, bool) or not isinstance(after, int | float) or after < 0
+            ):
+                raise BadRequest("close_after_s must be a non-negative number or null")
+            how = raw.get("close", "eof")
+            if how not in ("eof", "frame"):
+                raise BadRequest("close must be eof or frame")
+            now = self.hub.clock()
             for s in sessions:
                 s.send_raw(
                     json.dumps(
@@ -262,10 +304,42 @@ class AdminApi:
                         separators=(",", ":"),
                     )
                 )
+                if after is not None:
+                    s.schedule_close(now + float(after), abrupt=how == "eof")
         else:
             raise BadRequest(f"unknown fault kind {kind!r}")
-        log.info("sim.fault", kind=kind, account=acct.name, connections=len(sessions))
+        log.info("sim.fault", kind=kind, account=name, connections=len(sessions))
         return {"ok": True, "connections": len(sessions)}
+
+    def funding(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Settle funding now (tests and benchmarks do not wait for the clock): ``instId``
+        (default: every instrument with a funding rate), ``fundingRate`` to override the
+        scenario's rate for this settlement (a signed number string)."""
+        inst_id = raw.get("instId")
+        if inst_id is not None and inst_id not in self.exchange.instruments:
+            raise BadRequest(f"unknown instId {inst_id!r}")
+        rate: Decimal | None = None
+        if raw.get("fundingRate") is not None:
+            rate = signed_decimal_field(raw, "fundingRate")
+        if inst_id is not None:
+            inst_ids = [str(inst_id)]
+        else:
+            inst_ids = [
+                i.inst_id
+                for i in self.exchange.instruments.values()
+                if rate is not None or i.funding_rate != 0
+            ]
+        changes = self.settle(inst_ids, rate)
+        return {"ok": True, "instIds": inst_ids, "changed": len(changes)}
+
+    def settle(self, inst_ids: list[str], rate: Decimal | None = None) -> list[Change]:
+        """Settle ``inst_ids`` in one go (one timestamp) and push every change."""
+        changes: list[Change] = []
+        for inst_id in inst_ids:
+            changes.extend(self.exchange.settle_funding(inst_id, rate))
+        self.hub.changes(changes)
+        log.info("sim.funding.settled", instIds=inst_ids, changed=len(changes))
+        return changes
 
     def reset_requests(self, raw: dict[str, Any]) -> dict[str, Any]:
         self.rest.requests.clear()
@@ -286,6 +360,20 @@ def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
     return d
 
 
+def signed_decimal_field(raw: dict[str, Any], name: str) -> Decimal:
+    """A finite number of either sign (string or JSON number) from an admin body."""
+    value = raw.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadRequest(f"{name} must be a number string")
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise BadRequest(f"{name} is not a number: {value!r}") from None
+    if not d.is_finite():
+        raise BadRequest(f"{name} must be finite")
+    return d
+
+
 def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
     return Instrument(
         inst_id=spec.instId,
@@ -295,4 +383,6 @@ def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
         lot_sz=spec.lotSz,
         tick_sz=spec.tickSz,
         ct_val_ccy=spec.ctValCcy or spec.instId.split("-")[0],
+        funding_rate=spec.fundingRate,
+        funding_interval_s=spec.fundingIntervalS,
     )

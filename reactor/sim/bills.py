@@ -3,7 +3,7 @@
 Shape and filters from DOC-TA "Get bills details (last 7 days)" (``GET /api/v5/account/bills``):
 every field a string, ``""`` when not applicable; newest first; ``after``/``before`` page on
 ``billId``, ``begin``/``end`` filter on ``ts``; ``limit`` at most 100 (default 100); 7 days
-kept. A captured margin-transfer bill (CCXT-BILL, okx-fidelity.md §5.2) fixes the type-6
+kept. A captured margin-transfer bill (CCXT-BILL, docs/spec/okx-fidelity.md §5.2) fixes the type-6
 conventions: ``balChg`` opposite ``posBalChg``, ``sz`` = the amount, ``posBal`` = the margin
 after, ``tradeId`` "0", ``px`` "".
 
@@ -11,8 +11,10 @@ Types and subtypes used (DOC-TA lists): 2 trade (1 buy, 2 sell in net mode; 3/4 
 long/short, 5/6 close long/short in long/short mode); 5 liquidation (100/101 partial
 liquidation close long/short, 102/103 partial liquidation buy/sell, 104/105 liquidation
 long/short, 106/107 liquidation buy/sell); 6 margin transfer (160 manual increase, 161
-manual decrease). The trading fee is the ``fee`` field of the trade bill, not a bill of its own
-(DOC-TA example: a type-2 bill with ``fee`` "-0.000021955779").
+manual decrease); 8 funding fee (173 expense, 174 income; the payment in ``pnl``, DOC-TA
+"Funding Fee expense (subType = 173): You may refer to pnl for the fee payment"). The trading
+fee is the ``fee`` field of the trade bill, not a bill of its own (DOC-TA example: a type-2
+bill with ``fee`` "-0.000021955779").
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ BILL_FIELDS = (
     "fillFwdPx",
 )
 
-TYPE_TRADE, TYPE_LIQUIDATION, TYPE_MARGIN = "2", "5", "6"
+TYPE_TRADE, TYPE_LIQUIDATION, TYPE_MARGIN, TYPE_FUNDING = "2", "5", "6", "8"
 SUB_MARGIN_ADD, SUB_MARGIN_REDUCE = "160", "161"
+SUB_FUNDING_EXPENSE, SUB_FUNDING_INCOME = "173", "174"
 
 
 def trade_subtype(pos_side: str, side: str, opening: bool) -> str:

@@ -2,8 +2,7 @@
 
 Each endpoint is a function of a :class:`~reactor.sim.rest_api.Call` returning the envelope's
 ``data``; :func:`register` wires them into a :class:`~reactor.sim.rest_api.RestApi` with OKX's
-documented rate limits (DOC-TA: positions and balance 10/2 s, margin-balance 20/2 s, per
-sub-account User ID).
+documented rate limits (``reactor.okx.endpoints.RATE_LIMITS``, per sub-account User ID).
 """
 
 from __future__ import annotations
@@ -13,31 +12,40 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from reactor.okx.endpoints import (
+    ACCOUNT_CONFIG,
+    BALANCE,
+    CURRENCIES,
+    INSTRUMENTS,
+    MARGIN_BALANCE,
+    POSITIONS,
+    RATE_LIMITS,
+    TIME,
+)
 from reactor.sim.exchange import ExchangeError, Instrument, fmt
 from reactor.sim.rest_api import Call, Reject, RestApi, parse_positive_decimal
 
-POSITIONS = "/api/v5/account/positions"
-BALANCE = "/api/v5/account/balance"
-MARGIN_BALANCE = "/api/v5/account/position/margin-balance"
-CURRENCIES = "/api/v5/asset/currencies"
-ACCOUNT_CONFIG = "/api/v5/account/config"
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION")
 LIST_TIME = "1573557408000"  # NT fixture's listTime for the USDT swaps
 
 
 def register(api: RestApi, wall_clock: Callable[[], float] = time.time) -> None:
     """Serve the endpoints of this module on ``api``."""
-    api.add("GET", "/api/v5/public/time", lambda call: public_time(call, wall_clock), private=False)
-    api.add("GET", "/api/v5/public/instruments", public_instruments, private=False)
-    api.add("GET", POSITIONS, positions, private=True, rate_limit=(10, 2.0))
+    # Public routes are not rate limited here; the private ones at OKX's documented limits.
+    api.add("GET", TIME, lambda call: public_time(call, wall_clock), private=False)
+    api.add("GET", INSTRUMENTS, public_instruments, private=False)
+    limits = RATE_LIMITS
+    api.add("GET", POSITIONS, positions, private=True, rate_limit=limits[POSITIONS])
     api.add(
-        "GET", BALANCE, lambda call: balance(call, wall_clock), private=True, rate_limit=(10, 2.0)
+        "GET",
+        BALANCE,
+        lambda call: balance(call, wall_clock),
+        private=True,
+        rate_limit=limits[BALANCE],
     )
-    api.add("POST", MARGIN_BALANCE, margin_balance, private=True, rate_limit=(20, 2.0))
-    # DOC-TA "Get account configuration": 5 requests per 2 seconds per User ID.
-    api.add("GET", ACCOUNT_CONFIG, account_config, private=True, rate_limit=(5, 2.0))
-    # DOC (Funding: Get currencies): 6 requests per second per User ID.
-    api.add("GET", CURRENCIES, currencies, private=True, rate_limit=(6, 1.0))
+    api.add("POST", MARGIN_BALANCE, margin_balance, private=True, rate_limit=limits[MARGIN_BALANCE])
+    api.add("GET", ACCOUNT_CONFIG, account_config, private=True, rate_limit=limits[ACCOUNT_CONFIG])
+    api.add("GET", CURRENCIES, currencies, private=True, rate_limit=limits[CURRENCIES])
 
 
 def public_time(call: Call, wall_clock: Callable[[], float]) -> list[Any]:
@@ -46,8 +54,8 @@ def public_time(call: Call, wall_clock: Callable[[], float]) -> list[Any]:
 
 def public_instruments(call: Call) -> list[Any]:
     """``GET /api/v5/public/instruments`` with OKX's full SWAP field set (NT
-    ``http_get_instruments_swap.json``; okx-fidelity §7.11). The simulator lists SWAPs only, so
-    every other ``instType`` answers an empty list."""
+    ``http_get_instruments_swap.json``; docs/spec/okx-fidelity.md §7.11). The simulator lists SWAPs
+    only, so every other ``instType`` answers an empty list."""
     q = call.query
     inst_type = q.get("instType", "")
     if not inst_type:
@@ -117,7 +125,8 @@ def instrument_record(i: Instrument, index: int) -> dict[str, Any]:
 
 def currencies(call: Call) -> list[Any]:
     """``GET /api/v5/asset/currencies``: USDT and every contract currency, one main-net chain
-    each (DOC Funding: Get currencies; clients with keys load it at start, okx-fidelity §7.12)."""
+    each (DOC Funding: Get currencies; clients with keys load it at start, docs/spec/okx-fidelity.md
+    §7.12)."""
     wanted = {s for s in call.query.get("ccy", "").split(",") if s}
     names = ["USDT", *sorted({i.ct_val_ccy for i in call.exchange.instruments.values()} - {"USDT"})]
     return [currency_record(c) for c in names if not wanted or c in wanted]
@@ -202,7 +211,7 @@ def account_config(call: Call) -> list[Any]:
             "mgnIsoMode": "automatic",
             "opAuth": "1",
             "perm": acct.perm,
-            "posMode": "long_short_mode",
+            "posMode": acct.pos_mode,
             "roleType": "0",
             "spotBorrowAutoRepay": False,
             "spotOffsetType": "",

@@ -3,8 +3,8 @@
 Kept apart from the server so the margin rules (reduce limit, fills, liquidation) can be
 property tested directly. Every mutating method returns the :class:`Change` list the server
 pushes. Positions are keyed by (``instId``, ``posSide``, ``mgnMode``): an isolated and a cross
-position on one instrument and side coexist, as on OKX (okx-fidelity.md §3.4). The pure rules
-live in their own modules: :mod:`reactor.sim.fills` (what a fill does), :mod:`.reduce_rule`
+position on one instrument and side coexist, as on OKX (docs/spec/okx-fidelity.md §3.4). The pure
+rules live in their own modules: :mod:`reactor.sim.fills` (what a fill does), :mod:`.reduce_rule`
 (59301 and ``estAvailTrans``), :mod:`.tiers`, :mod:`.bills`, :mod:`.lifecycle`, :mod:`.orders`.
 """
 
@@ -83,6 +83,9 @@ class Instrument:
     tick_sz: Decimal = Decimal("0.0001")
     ct_val_ccy: str = ""
     tiers: tuple[Tier, ...] = ()
+    # per settlement; > 0: longs pay shorts (docs/spec/okx-fidelity.md §11.2.2)
+    funding_rate: Decimal = ZERO
+    funding_interval_s: float = 28800.0
 
 
 @dataclass
@@ -99,15 +102,16 @@ class SimPosition:
     u_time: int
     pnl: Decimal = ZERO  # realised this lifecycle, fee excluded
     fee: Decimal = ZERO  # accumulated, negative
+    funding: Decimal = ZERO  # ``fundingFee``: funding received (+) or paid (-) this lifecycle
     trade_id: str = ""
     lifecycle: Lifecycle | None = None
     # TP/SL orders attached to the position (admin: /sim/position-state); reduces answer
-    # 59302 while there are any (okx-fidelity §7.15).
+    # 59302 while there are any (docs/spec/okx-fidelity.md §7.15).
     close_algos: list[CloseAlgo] = field(default_factory=list)
     # "50020" (liquidation) or "50017" (ADL) while OKX has the position frozen (§6).
     frozen_code: str = ""
     # The leverage ``lever`` shows when it differs from the set one (the switch
-    # ``lever_after_margin_call: real``, okx-fidelity §7.14).
+    # ``lever_after_margin_call: real``, docs/spec/okx-fidelity.md §7.14).
     shown_lever: Decimal | None = None
 
     @property
@@ -146,6 +150,7 @@ class Account:
     balance: Decimal
     main: bool = False
     perm: str = "read_only,trade"  # the API key's permissions (account/config ``perm``)
+    pos_mode: str = "long_short_mode"  # account/config ``posMode``
     positions: dict[PosKey, SimPosition] = field(default_factory=dict)
     closed: dict[PosKey, ClosedPosition] = field(default_factory=dict)
     levers: dict[PosKey, Decimal] = field(default_factory=dict)
@@ -185,12 +190,21 @@ class Metrics:
     im: Decimal  # at mark
     mm: Decimal  # at mark, tiered rate
     im_avg: Decimal  # at avgPx
+    close_fee: Decimal = ZERO  # taker fee of closing the whole position at mark
+
+    @property
+    def liq_line(self) -> Decimal:
+        """What ``margin + upl`` must stay above: maintenance margin plus the closing fee
+        (HELP-LIQ; two live ``mgnRatio`` values fit it to 15 digits, docs/spec/okx-fidelity.md
+        §11.2.3)."""
+        return self.mm + self.close_fee
 
 
 @dataclass(frozen=True)
 class PositionErrors:
-    """Which code ``margin-balance`` answers when no isolated position matches (okx-fidelity
-    §7.16, **unknown**): none at all, only a cross one, or one on the other ``posSide``."""
+    """Which code ``margin-balance`` answers when no isolated position matches
+    (docs/spec/okx-fidelity.md §7.16, **unknown**): none at all, only a cross one, or one on the
+    other ``posSide``."""
 
     missing: str = "59300"
     cross: str = "51000"
@@ -220,6 +234,10 @@ class Mechanics:
     lever_after_margin_call: Literal["keep", "real"] = "keep"
     close_orders_block_add: bool = False
     position_errors: PositionErrors = field(default_factory=PositionErrors)
+    # ``simulator.est_avail_trans`` / ``_delta``: how adjust-leverage-info's estimate departs
+    # from the reduce rule (unknown, docs/spec/okx-fidelity.md §11.2.1).
+    est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
+    est_avail_trans_delta: Decimal = Decimal("0.5")
 
     @classmethod
     def from_spec(cls, spec: MechanicsSpec) -> Mechanics:
@@ -259,7 +277,13 @@ class Exchange:
     def from_scenario(
         cls, scenario: Scenario, clock_ms: Callable[[], int] | None = None
     ) -> Exchange:
-        ex = cls(clock_ms, Mechanics.from_spec(scenario.mechanics))
+        sim = scenario.simulator
+        mechanics = replace(
+            Mechanics.from_spec(scenario.mechanics),
+            est_avail_trans=sim.est_avail_trans,
+            est_avail_trans_delta=sim.est_avail_trans_delta,
+        )
+        ex = cls(clock_ms, mechanics)
         for i in scenario.instruments:
             tiers = tuple(
                 Tier(t.maxSz, t.mmr, t.maxLever) for t in scenario.mechanics.tiers.get(i.instId, [])
@@ -273,6 +297,8 @@ class Exchange:
                 tick_sz=i.tickSz,
                 ct_val_ccy=i.ctValCcy or i.instId.split("-")[0],
                 tiers=tiers,
+                funding_rate=i.fundingRate,
+                funding_interval_s=i.fundingIntervalS,
             )
         for n, a in enumerate(scenario.accounts):
             ex.accounts[a.name] = Account(
@@ -284,6 +310,12 @@ class Exchange:
                 balance=a.balance,
                 main=a.main,
                 perm=a.perm,
+                pos_mode=a.posMode
+                or (
+                    "net_mode"
+                    if any(p.posSide == "net" for p in a.positions)
+                    else "long_short_mode"
+                ),
             )
             for p in a.positions:
                 ex.set_position(
@@ -312,7 +344,14 @@ class Exchange:
         diff = qty * (inst.mark_px - p.avg_px)
         upl = -diff if p.short else diff
         rate = mmr_rate(inst.tiers, size, inst.mmr_rate)
-        return Metrics(notional, upl, notional / p.lever, notional * rate, qty * p.avg_px / p.lever)
+        return Metrics(
+            notional,
+            upl,
+            notional / p.lever,
+            notional * rate,
+            qty * p.avg_px / p.lever,
+            notional * self.mechanics.taker_fee_rate,
+        )
 
     def facts(self, p: SimPosition, lever: Decimal | None = None) -> PositionFacts:
         """What the reduce rule looks at; ``lever`` other than the position's for
@@ -327,7 +366,7 @@ class Exchange:
             im_avg=qty * p.avg_px / lev,
             upl=m.upl,
             mm=m.mm,
-            close_fee=m.notional * self.mechanics.taker_fee_rate,
+            close_fee=m.close_fee,
         )
 
     def est_avail_trans(self, p: SimPosition, lever: Decimal | None = None) -> Decimal:
@@ -342,12 +381,15 @@ class Exchange:
         return max(ZERO, acct.balance - cross_im)
 
     def liq_px(self, p: SimPosition) -> Decimal | None:
-        """Mark price at which ``margin + upl == mm`` (isolated only); None if unreachable."""
+        """Mark price at which ``margin + upl == mm + closing fee`` (isolated only); None if
+        unreachable. The fee term is HELP-LIQ's; the live JAVA-2025 ETH record's ``liqPx``
+        2722.159673530889 is this root (2722.14967...) plus exactly 0.01, one tick, which the
+        simulator does not copy (one record, cause unknown; docs/spec/okx-fidelity.md §11.2.3)."""
         if p.mgn_mode != "isolated" or p.pos == 0:
             return None
         inst = self.instruments[p.inst_id]
         qty = abs(p.pos) * inst.ct_val
-        rate = mmr_rate(inst.tiers, abs(p.pos), inst.mmr_rate)
+        rate = mmr_rate(inst.tiers, abs(p.pos), inst.mmr_rate) + self.mechanics.taker_fee_rate
         if p.short:
             px = (p.margin + qty * p.avg_px) / (qty * (1 + rate))
         else:
@@ -361,10 +403,12 @@ class Exchange:
         m = self.metrics(p)
         isolated = p.mgn_mode == "isolated"
         liq = self.liq_px(p)
-        now = str(self._clock_ms())
         usd = self.mechanics.usdt_usd
         qty = abs(p.pos) * inst.ct_val
-        be_px = breakeven_px(qty, p.avg_px, p.fee, self.mechanics.taker_fee_rate, p.short)
+        # bePx counts funding like a fee (CCXT-STATIC LTC, docs/spec/okx-fidelity.md §11.2.2)
+        be_px = breakeven_px(
+            qty, p.avg_px, p.fee + p.funding, self.mechanics.taker_fee_rate, p.short
+        )
         upl_ratio = fmt(_ratio(m.upl, m.im_avg))
         values = {
             "instType": "SWAP",
@@ -387,7 +431,8 @@ class Exchange:
             "margin": fmt(p.margin) if isolated else "",
             "imr": "" if isolated else fmt(m.im),
             "mmr": fmt(m.mm),
-            "mgnRatio": fmt(_ratio(p.margin + m.upl, m.mm)) if isolated else "",
+            # HELP-LIQ: (margin + upl) / (mm + closing fee); JAVA-2025 and CCXT-STATIC fit it
+            "mgnRatio": fmt(_ratio(p.margin + m.upl, m.liq_line)) if isolated else "",
             # CCXT-POS and the 2025 capture: notionalUsd = notional x USDT/USD
             "notionalUsd": fmt(m.notional * usd),
             "upl": fmt(m.upl),
@@ -399,16 +444,17 @@ class Exchange:
             "liqPx": fmt(liq) if liq is not None else "",
             "adl": "1",
             # DOC-TA: realizedPnl = pnl + fee + fundingFee + liqPenalty
-            "realizedPnl": fmt(p.pnl + p.fee),
+            "realizedPnl": fmt(p.pnl + p.fee + p.funding),
             "pnl": fmt(p.pnl),
             "fee": fmt(p.fee),
-            "fundingFee": "0",
+            "fundingFee": fmt(p.funding),
             "liqPenalty": "0",
             "bePx": fmt(be_px.quantize(_RATIO_Q)),
             "tradeId": p.trade_id,
             "cTime": str(p.c_time),
             "uTime": str(p.u_time),
-            "pTime": now,
+            # no pTime: a push field (CCXT-POS), which the positions channel stamps at send
+            # time; no REST capture has it (docs/spec/okx-fidelity.md §11.2.5)
         }
         return position_record(values, p.close_algos)
 
@@ -480,11 +526,11 @@ class Exchange:
         if p is None:
             raise self._no_isolated_position(acct, inst_id, pos_side)
         if p.frozen_code:
-            # DOC error table: 50020 / 50017, HTTP 200 (okx-fidelity §6)
+            # DOC error table: 50020 / 50017, HTTP 200 (docs/spec/okx-fidelity.md §6)
             raise ExchangeError(p.frozen_code, FROZEN_TEXT[p.frozen_code])
         if p.close_algos and (kind == "reduce" or self.mechanics.close_orders_block_add):
-            # DOC error table: 59302, HTTP 200 (okx-fidelity §7.15); whether adds are refused
-            # too is unknown (the switch close_orders_block_add).
+            # DOC error table: 59302, HTTP 200 (docs/spec/okx-fidelity.md §7.15); whether adds are
+            # refused too is unknown (the switch close_orders_block_add).
             raise ExchangeError(
                 "59302",
                 "Margin adjustment failed due to pending close order. Please cancel any "
@@ -522,8 +568,8 @@ class Exchange:
         # DOC-TA margin-balance: "leverage": "Real leverage after the margin adjustment"
         leverage = (m.notional / p.margin).quantize(Decimal("0.01")) if p.margin else ZERO
         if self.mechanics.lever_after_margin_call == "real" and leverage > 0:
-            # unknown (okx-fidelity §7.14): the position's lever shows the real leverage
-            # until a fill; the reduce rule keeps using the set leverage.
+            # unknown (docs/spec/okx-fidelity.md §7.14): the position's lever shows the real
+            # leverage until a fill; the reduce rule keeps using the set leverage.
             p.shown_lever = leverage
         change = Change(account, self.position_dict(account, p))
         liquidated = self._liquidate([(acct, p.key)])
@@ -539,7 +585,7 @@ class Exchange:
 
     def _no_isolated_position(self, acct: Account, inst_id: str, pos_side: str) -> ExchangeError:
         """The refusal of a margin call without an isolated position at (instId, posSide)
-        (a scenario switch per case, okx-fidelity §7.16)."""
+        (a scenario switch per case, docs/spec/okx-fidelity.md §7.16)."""
         errs = self.mechanics.position_errors
         if any(k[:2] == (inst_id, pos_side) for k in acct.positions):
             code = errs.cross  # only a cross position there
@@ -590,8 +636,8 @@ class Exchange:
     def set_mark_price(self, inst_id: str, mark_px: Decimal) -> list[Change]:
         """Move the mark price. Silent, as on OKX: no change is pushed and ``uTime`` stays
         (DOC-POS: pushes come on position events and regular snapshots; CCXT-POS: ``uTime``
-        462 s older than ``pTime`` with ``markPx`` != ``avgPx``; okx-fidelity §1.1-1.2). Only
-        the liquidations it causes are changes."""
+        462 s older than ``pTime`` with ``markPx`` != ``avgPx``; docs/spec/okx-fidelity.md
+        §1.1-1.2). Only the liquidations it causes are changes."""
         inst = self.instruments[inst_id]
         if mark_px <= 0:
             raise ExchangeError("51000", "Parameter markPx error")
@@ -606,6 +652,67 @@ class Exchange:
         ]
         return self._liquidate(moved)
 
+    def settle_funding(self, inst_id: str, rate: Decimal | None = None) -> list[Change]:
+        """One funding settlement of ``inst_id`` (at its scenario rate unless ``rate``), for
+        every position of every account at one timestamp.
+
+        - The payment is the position value at mark times the rate; with a positive rate longs
+          pay and shorts receive (okx.com/help/360053909272: "Funding fee = Position value x
+          Funding rate"; docs/spec/okx-fidelity.md §11.2.2).
+        - Isolated: taken from or credited to the position's margin (FUND-2024, since
+          2024-07-01); cross: the account balance.
+        - ``fundingFee`` and ``realizedPnl`` accumulate it (DOC-TA: realizedPnl = pnl + fee +
+          fundingFee + liqPenalty); ``bePx`` counts it (CCXT-STATIC LTC, to the last digit).
+        - A bill of type 8, subType 173 (expense) or 174 (income) (DOC-TA bill types), the
+          payment in ``pnl`` (DOC-TA: "Funding Fee expense (subType = 173): You may refer to
+          pnl for the fee payment") and, for isolated, in ``posBalChg``.
+        - ``uTime`` moves (the margin changed, as on a margin call: **likely**) and each
+          position is pushed as an ``event_update``; a payment that leaves a position
+          liquidatable liquidates it.
+        """
+        inst = self.instruments[inst_id]
+        rate = inst.funding_rate if rate is None else rate
+        now = self._clock_ms()
+        out: list[Change] = []
+        for acct in self.accounts.values():
+            for key, p in list(acct.positions.items()):
+                if p.inst_id != inst_id or p.pos == 0:
+                    continue
+                notional = self.metrics(p).notional
+                amount = money(notional * rate if p.short else -notional * rate)
+                sub = billing.SUB_FUNDING_INCOME if amount > 0 else billing.SUB_FUNDING_EXPENSE
+                if amount == 0:
+                    continue
+                isolated = p.mgn_mode == "isolated"
+                if isolated:
+                    p.margin += amount
+                else:
+                    acct.balance += amount
+                p.funding += amount
+                if p.lifecycle is not None:
+                    p.lifecycle.funding += amount
+                self._touch(p, now)
+                self._bill(
+                    acct,
+                    p,
+                    now,
+                    type=billing.TYPE_FUNDING,
+                    subType=sub,
+                    balChg="0" if isolated else fmt(amount),
+                    posBalChg=fmt(amount) if isolated else "0",
+                    posBal=fmt(p.margin) if isolated else "0",
+                    sz=fmt(abs(p.pos)),
+                    px=fmt(inst.mark_px),
+                    pnl=fmt(amount),
+                    instId=p.inst_id,
+                    mgnMode=p.mgn_mode,
+                )
+                liquidated = self._liquidate([(acct, key)])
+                if not any(c.position["posId"] == p.pos_id for c in liquidated):
+                    out.append(Change(acct.name, self.position_dict(acct.name, p)))
+                out.extend(liquidated)
+        return out
+
     def _new_position(
         self,
         acct: Account,
@@ -617,7 +724,7 @@ class Exchange:
     ) -> SimPosition:
         """An empty position at ``key``: the ``posId`` of a close within 30 days is reused
         (DOC-TA positions-history ``posId``); ``cTime`` on reopen is a switch (**unknown**,
-        okx-fidelity §6: ``new`` by default)."""
+        docs/spec/okx-fidelity.md §6: ``new`` by default)."""
         now = self._clock_ms()
         closed = acct.closed.pop(key, None)
         if closed is not None and now - closed.closed_ms <= POS_ID_TTL_MS:
@@ -987,7 +1094,7 @@ class Exchange:
             liq = self.liq_px(p)
             est_liq = fmt(liq) if liq is not None else ""
             if mgn_mode == "isolated" and lever <= p.lever:
-                est_trans = fmt(self.est_avail_trans(p, lever))
+                est_trans = self._estimate(self.est_avail_trans(p, lever))
         elif mgn_mode == "cross":
             est_trans = fmt(avail)
         return {
@@ -1003,6 +1110,20 @@ class Exchange:
             "minLever": "0.01",
         }
 
+    def _estimate(self, exact: Decimal) -> str:
+        """``estAvailTrans`` as the ``simulator.est_avail_trans`` switch writes it: the reduce
+        rule's own limit, biased up or down by the delta, or "" (docs/spec/okx-fidelity.md
+        §11.2.1)."""
+        mode = self.mechanics.est_avail_trans
+        delta = self.mechanics.est_avail_trans_delta
+        if mode == "empty":
+            return ""
+        if mode == "optimistic":
+            return fmt(exact + delta)
+        if mode == "pessimistic":
+            return fmt(max(ZERO, exact - delta))
+        return fmt(exact)
+
     def max_avail_size(self, account: str, inst_id: str) -> dict[str, str]:
         """``GET /api/v5/account/max-avail-size`` for SWAP: the balance an add or an opening
         order can use (DOC-TA), in USDT."""
@@ -1013,11 +1134,13 @@ class Exchange:
 
     # ---- liquidation ----------------------------------------------------------------
     def _liquidate(self, candidates: list[tuple[Account, PosKey]] | None = None) -> list[Change]:
-        """Liquidate every isolated position with ``margin + upl <= mm``.
+        """Liquidate every isolated position with ``margin + upl <= mm + closing fee``
+        (HELP-LIQ: equity "equal to or less than the required maintenance margin plus any
+        applicable liquidation fees"; docs/spec/okx-fidelity.md §11.2.3).
 
         Above the first position tier OKX liquidates partially, down to the tier below
-        (okx-fidelity §6; DOC positions-history type 4): the closed part's margin is lost,
-        the rest stays. In the first tier the whole position goes and its margin is lost.
+        (docs/spec/okx-fidelity.md §6; DOC positions-history type 4): the closed part's margin is
+        lost, the rest stays. In the first tier the whole position goes and its margin is lost.
         ``candidates`` limits the check to the positions a mutation touched: every mutation
         liquidates what it made liquidatable, so no other position can have become so, and a
         mark-price move over 10,000 positions stays proportional to that instrument's
@@ -1030,7 +1153,7 @@ class Exchange:
             partial = False
             while p is not None and p.mgn_mode == "isolated":
                 m = self.metrics(p)
-                if p.margin + m.upl > m.mm:
+                if p.margin + m.upl > m.liq_line:
                     break
                 inst = self.instruments[p.inst_id]
                 size = abs(p.pos)

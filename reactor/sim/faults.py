@@ -34,6 +34,7 @@ class RestFault:
     status: int = 502
     body_kind: Literal["html", "json"] = "html"
     applied: bool = False
+    http_status: int | None = None  # rest_error: answer with this status, not the code's own
 
 
 class FaultPlan:
@@ -45,6 +46,7 @@ class FaultPlan:
         self._silent_until: dict[str, float] = {}
         self._quiet_close_s: dict[str, float] = {}
         self._channel_delay_s: dict[tuple[str, str], float] = {}
+        self._login_errors: dict[str, list[str]] = {}
 
     def add_rest(self, fault: RestFault) -> None:
         self._rest.append(fault)
@@ -71,7 +73,7 @@ class FaultPlan:
     def set_quiet_close(self, account: str, seconds: float | None) -> None:
         """Close ``account``'s connections once the client has *sent* nothing for ``seconds``
         (None: off). OKX's documented rule only closes when nothing moved either way (DOC-WS,
-        okx-fidelity §2); this keeps "OKX is stricter than its docs" testable."""
+        docs/spec/okx-fidelity.md §2); this keeps "OKX is stricter than its docs" testable."""
         if seconds is None:
             self._quiet_close_s.pop(account, None)
         else:
@@ -84,7 +86,7 @@ class FaultPlan:
         """Hold ``account``'s event pushes on ``channel`` for ``seconds`` more (None: off).
 
         OKX pushes one fill on ``positions`` and on ``orders`` in either order, tens of
-        milliseconds apart (issue 13); delaying one channel lets a test pick the order."""
+        milliseconds apart; delaying one channel lets a test pick the order."""
         if seconds is None or seconds <= 0:
             self._channel_delay_s.pop((account, channel), None)
         else:
@@ -92,3 +94,17 @@ class FaultPlan:
 
     def channel_delay_s(self, account: str, channel: str) -> float:
         return self._channel_delay_s.get((account, channel), 0.0)
+
+    def add_login_error(self, account: str, code: str, count: int = 1) -> None:
+        """Answer ``account``'s next ``count`` WebSocket logins with error ``code`` (any code of
+        OKX's table, e.g. 60032 "API key doesn't exist" for a key deleted on OKX)."""
+        self._login_errors.setdefault(account, []).extend([code] * count)
+
+    def take_login_error(self, account: str) -> str | None:
+        queue = self._login_errors.get(account)
+        if not queue:
+            return None
+        code = queue.pop(0)
+        if not queue:
+            del self._login_errors[account]
+        return code

@@ -1,6 +1,6 @@
 """What one fill does to an isolated or cross position, as OKX applies it (pure arithmetic).
 
-Sources (okx-fidelity.md §3.1):
+Sources (docs/spec/okx-fidelity.md §3.1):
 - HELP: ``avgPx = (old pos x old avgPx + fill sz x fill px) / (old pos + fill sz)``.
 - DOC-POS isolated sample and HELP ("Margin balance = Initial margin + margin added to or
   reduced from this position"): with auto transfers (DOC-TA "Isolated margin trading

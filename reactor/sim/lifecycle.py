@@ -52,6 +52,7 @@ class Lifecycle:
     pnl: Decimal = ZERO
     fee: Decimal = ZERO
     liq_penalty: Decimal = ZERO
+    funding: Decimal = ZERO  # settled funding over the lifecycle (positions-history fundingFee)
     close_type: str = ""  # "" until the first close
     trigger_px: str = ""
 
@@ -84,7 +85,7 @@ class Lifecycle:
     def record(self) -> dict[str, str]:
         open_avg = self.open_value / self.open_sz if self.open_sz else ZERO
         close_avg = self.close_value / self.close_sz if self.close_sz else ZERO
-        realized = self.pnl + self.fee + self.liq_penalty
+        realized = self.pnl + self.fee + self.funding + self.liq_penalty
         basis = self.close_sz * self.ct_val * open_avg / self.lever
         return {
             "cTime": str(self.c_time),
@@ -93,7 +94,7 @@ class Lifecycle:
             "closeTotalPos": _fmt(self.close_sz),
             "direction": self.direction,
             "fee": _fmt(self.fee),
-            "fundingFee": "0",
+            "fundingFee": _fmt(self.funding),
             "instId": self.inst_id,
             "instType": "SWAP",
             "lever": lever_text(self.lever),

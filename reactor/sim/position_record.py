@@ -71,10 +71,11 @@ class CloseAlgo:
 def breakeven_px(
     qty: Decimal, avg_px: Decimal, fee: Decimal, taker_rate: Decimal, short: bool
 ) -> Decimal:
-    """``bePx``: the mark at which closing at the taker rate pays back the fees paid so far
-    (``fee`` is negative). The captured record fits to the last digit: (0.1 x 3011 + 0.15055)
-    / (0.1 x (1 - 0.0005)) = 3014.0125062531265 (**likely**: one capture, no formula in the
-    docs; realised PnL and funding are left out)."""
+    """``bePx``: the mark at which closing at the taker rate pays back the fees and funding
+    paid so far (``fee`` is their negative sum). Two captures fit to the last digit: JAVA-2025
+    (0.1 x 3011 + 0.15055) / (0.1 x (1 - 0.0005)) = 3014.0125062531265, and CCXT-STATIC LTC
+    with its funding (0.002 x 82.675 + 0.000082675 + 0.0154171409554622) / (0.002 x 0.9995) =
+    90.47014304925573 (docs/spec/okx-fidelity.md §11.2.2); realised PnL is left out (**likely**)."""
     if qty == 0:
         return avg_px
     paid = -fee

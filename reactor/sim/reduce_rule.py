@@ -1,6 +1,6 @@
 """The reduce limit (OKX 59301) and ``estAvailTrans``: how much isolated margin may leave.
 
-OKX publishes no formula (okx-fidelity.md §4, DOC-TA "Increase/decrease margin" and "Get
+OKX publishes no formula (docs/spec/okx-fidelity.md §4, DOC-TA "Increase/decrease margin" and "Get
 leverage estimated info"); the only OKX-computed number is ``estAvailTrans``, "the maximum
 quantity that can be transferred from the isolated position". The simulator therefore makes
 the rule a scenario setting and derives both answers from one function, so a reduce is
@@ -35,7 +35,8 @@ class ReduceRule:
 
     @classmethod
     def lenient(cls) -> ReduceRule:
-        """The simulator's rule before issue 9: initial margin at mark plus the loss."""
+        """The simulator's rule before it followed OKX (docs/spec/okx-fidelity.md §4): initial
+        margin at mark plus the loss."""
         return cls(im_basis="mark", fee_reserve=False)
 
 

@@ -25,13 +25,13 @@ import contextlib
 import json
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from reactor.okx import errors
+from reactor.okx.pacing import SlidingWindow
 from reactor.okx.signing import parse_iso_timestamp, rest_sign
 from reactor.sim.exchange import Account, Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -45,7 +45,10 @@ _EXTRA_CODES = {
     "50002": ("Json data format error.", 400),
     "51001": ("Instrument ID does not exist.", 200),
     "50111": ("Invalid OK-ACCESS-KEY", 401),
-    # DOC error table: HTTP 400 (okx-fidelity §7.10)
+    # DOC-ERR (docs/spec/okx-fidelity.md §11.2.7): 50001 with HTTP 503, 50005 with 410
+    "50001": ("Service temporarily unavailable. Please try again later.", 503),
+    "50005": ("API endpoint is inactive or unavailable.", 410),
+    # DOC error table: HTTP 400 (docs/spec/okx-fidelity.md §7.10)
     "50004": (
         "API endpoint request timeout. (does not mean that the request was successful or "
         "failed, please check the request result).",
@@ -54,14 +57,26 @@ _EXTRA_CODES = {
 }
 
 
+RATE_LIMIT_200_TEXT = (
+    "Rate limit reached. Please refer to API documentation and throttle requests accordingly."
+)
+
+
 class Reject(Exception):
     """An OKX error answer for the current request (raised by endpoints and the gateway)."""
 
-    def __init__(self, code: str, msg: str | None = None, data: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        msg: str | None = None,
+        data: list[Any] | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.msg = msg if msg is not None else message(code)
         self.data = data  # e.g. a failed order's sCode/sMsg (place order answers code "1")
+        self.status = status  # the HTTP status when not the code's own (a fault)
 
 
 def message(code: str) -> str:
@@ -115,7 +130,7 @@ class RestResponse:
 
 def not_found() -> RestResponse:
     """OKX's 404 for an unknown path: the gateway's body with a numeric ``code`` (NT
-    ``http_error_not_found.json``, captured 2026-09-29; okx-fidelity §7.1)."""
+    ``http_error_not_found.json``, captured 2026-09-29; docs/spec/okx-fidelity.md §7.1)."""
     body = {
         "code": 404,
         "data": {},
@@ -127,13 +142,16 @@ def not_found() -> RestResponse:
     return RestResponse(404, body)
 
 
-def envelope(code: str, msg: str, data: list[Any] | None = None) -> RestResponse:
+def envelope(
+    code: str, msg: str, data: list[Any] | None = None, status: int | None = None
+) -> RestResponse:
     """OKX's answer envelope; ``data`` is left out of auth and rate-limit errors (NT
-    ``http_error_invalid_access_key.json``, ``http_error_rate_limit.json``)."""
-    status = http_status(code)
+    ``http_error_invalid_access_key.json``, ``http_error_rate_limit.json``). DOC-ERR lists
+    50011 twice: 429 "Too Many Requests" and 200 with its longer text."""
+    status = http_status(code) if status is None else status
     body: dict[str, Any] = {"code": code, "msg": msg}
     if code == "50011":
-        body["msg"] = "Too Many Requests"
+        body["msg"] = "Too Many Requests" if status == 429 else RATE_LIMIT_200_TEXT
     if status not in (401, 429):
         body["data"] = data if data is not None else []
     return RestResponse(status, body)
@@ -149,7 +167,7 @@ _GATEWAY_REASONS = {
 
 def gateway_error(status: int, body_kind: str) -> RestResponse:
     """A 5xx from OKX's gateway rather than its API: an HTML page or the gateway's JSON with a
-    numeric ``code`` (okx-fidelity §7.9, shape as NT ``http_error_not_found.json``)."""
+    numeric ``code`` (docs/spec/okx-fidelity.md §7.9, shape as NT ``http_error_not_found.json``)."""
     reason = _GATEWAY_REASONS.get(status, "Internal Server Error")
     if body_kind == "json":
         body = {
@@ -269,12 +287,12 @@ class RestApi:
         self.publisher = publisher
         self.rate_limits = rate_limits
         # The accounts' keys are demo-trading keys (OKX: a demo key needs x-simulated-trading: 1,
-        # a live key must not send it; else 50101, okx-fidelity §7.8).
+        # a live key must not send it; else 50101, docs/spec/okx-fidelity.md §7.8).
         self.demo_keys = demo_keys
         self._wall = wall_clock
         self._clock = clock
         self._routes: dict[tuple[str, str], Route] = {}
-        self._hits: dict[tuple[str, str], deque[float]] = {}
+        self._hits: dict[tuple[str, str], SlidingWindow] = {}
         self._by_key: dict[str, Account] = {}
         self.requests: list[dict[str, Any]] = []  # the private request log (GET /sim/requests)
 
@@ -337,7 +355,7 @@ class RestApi:
             self._rate_check(acct, req.path, route.rate_limit)
             err = self.faults.take_rest(("rest_error",), acct.name, req.path)
             if err is not None:
-                raise Reject(err.code)
+                raise Reject(err.code, status=err.http_status)
             delay = self.faults.take_rest(("rest_delay",), acct.name, req.path)
             if delay is not None:
                 hang = Hang(delay.delay_s)
@@ -345,7 +363,7 @@ class RestApi:
             response = envelope("0", "", route.handler(call))
         except Reject as rej:
             entry["code"] = rej.code
-            response = envelope(rej.code, rej.msg, rej.data)
+            response = envelope(rej.code, rej.msg, rej.data, rej.status)
         response.hang = hang
         return response
 
@@ -384,11 +402,8 @@ class RestApi:
     def _rate_check(self, acct: Account, path: str, limit: tuple[int, float] | None) -> None:
         if not self.rate_limits or limit is None:
             return
-        allowed, window = limit
-        now = self._clock()
-        hits = self._hits.setdefault((acct.name, path), deque())
-        while hits and now - hits[0] >= window:
-            hits.popleft()
-        if len(hits) >= allowed:
+        window = self._hits.get((acct.name, path))
+        if window is None:
+            window = self._hits[(acct.name, path)] = SlidingWindow(*limit, clock=self._clock)
+        if not window.try_acquire():
             raise Reject("50011")
-        hits.append(now)

@@ -30,6 +30,12 @@ class InstrumentSpec(_Model):
     lotSz: Decimal = Field(default=Decimal("1"), gt=0)
     tickSz: Decimal = Field(default=Decimal("0.0001"), gt=0)
     ctValCcy: str | None = None
+    # Funding (docs/spec/okx-fidelity.md §11.2.2): the rate charged per settlement (a positive rate
+    # makes longs pay shorts), and the seconds between settlements. OKX settles every 8 h at
+    # 00:00/08:00/16:00 UTC, every 4 h or 2 h on some contracts (okx.com/help/360053909272);
+    # tests scale the interval down. A rate of 0 turns the clock off.
+    fundingRate: Decimal = Field(default=Decimal(0), gt=-1, lt=1)
+    fundingIntervalS: float = Field(default=28800.0, gt=0)
 
 
 class PositionSpec(_Model):
@@ -64,6 +70,9 @@ class AccountSpec(_Model):
     # The API key's permissions as ``GET /api/v5/account/config`` reports them (``perm``,
     # DOC-TA "Get account configuration": comma-separated read_only, trade, withdraw).
     perm: str = "read_only,trade"
+    # account/config posMode (docs/spec/okx-fidelity.md §11.2.10); default: net_mode when a
+    # position has posSide net, else long_short_mode.
+    posMode: Literal["long_short_mode", "net_mode"] | None = None
     positions: list[PositionSpec] = Field(default_factory=list)
 
 
@@ -81,7 +90,7 @@ class PriceWalkSpec(_Model):
 
 class ReduceRuleSpec(_Model):
     """How much isolated margin a ``margin-balance`` reduce may take (OKX publishes no
-    formula: okx-fidelity.md §4). The default is the strictest variant."""
+    formula: docs/spec/okx-fidelity.md §4). The default is the strictest variant."""
 
     im_basis: Literal["mark", "avgPx", "max"] = "max"
     fee_reserve: bool = True  # keep the taker fee of closing the position at mark
@@ -98,9 +107,9 @@ class TierSpec(_Model):
 
 class PositionErrorsSpec(_Model):
     """The code ``margin-balance`` answers without a matching isolated position (which one
-    OKX uses is unknown, okx-fidelity §7.16; DOC error table: 59300 "Margin call failed.
-    Position does not exist.", 51023 "Position doesn't exist.", 51043 "This isolated position
-    doesn't exist.", 51000 "Parameter {param0} error")."""
+    OKX uses is unknown, docs/spec/okx-fidelity.md §7.16; DOC error table: 59300 "Margin call
+    failed. Position does not exist.", 51023 "Position doesn't exist.", 51043 "This isolated
+    position doesn't exist.", 51000 "Parameter {param0} error")."""
 
     missing: Literal["59300", "51023", "51043"] = "59300"  # no position on instId/posSide
     cross: Literal["51000", "59300", "51043"] = "51000"  # only a cross one there
@@ -113,11 +122,12 @@ class MechanicsSpec(_Model):
     reopen_ctime: Literal["new", "keep"] = "new"
     default_lever: Decimal = Field(default=Decimal(10), gt=0)
     tiers: dict[str, list[TierSpec]] = Field(default_factory=dict)
-    # USDT/USD: notionalUsd = notional x usdt_usd, usdPx = usdt_usd (okx-fidelity §3.1;
+    # USDT/USD: notionalUsd = notional x usdt_usd, usdPx = usdt_usd (docs/spec/okx-fidelity.md §3.1;
     # CCXT-POS and a 2025 capture show USDT slightly off 1).
     usdt_usd: Decimal = Field(default=Decimal(1), gt=0)
     # Whether a position's lever shows the real leverage after a margin transfer
-    # (unknown, okx-fidelity §7.14): keep the set leverage, or real = notional / margin.
+    # (unknown, docs/spec/okx-fidelity.md §7.14): keep the set leverage, or real = notional /
+    # margin.
     lever_after_margin_call: Literal["keep", "real"] = "keep"
     # 59302 while TP/SL orders are attached: for reduces (DOC), and adds too (unknown).
     close_orders_block_add: bool = False
@@ -169,7 +179,7 @@ class DeskSpec(_Model):
 class SimulatorSpec(_Model):
     """How the simulated OKX behaves where OKX's behaviour is a setting or unknown."""
 
-    # Positions per snapshot page (OKX's own page size is unknown, okx-fidelity §1.3).
+    # Positions per snapshot page (OKX's own page size is unknown, docs/spec/okx-fidelity.md §1.3).
     snapshot_page_size: int = Field(default=100, ge=1)
     # Multiplies the regular-snapshot intervals and the 50 ms event window (tests: 0.1).
     time_scale: float = Field(default=1.0, gt=0)
@@ -178,14 +188,22 @@ class SimulatorSpec(_Model):
     # Close with 4001 "Login Failed" after a failed WS login (DOC-WS close codes; likely).
     close_on_login_failure: bool = True
     # The accounts' keys are demo-trading keys: REST requests need x-simulated-trading: 1,
-    # and a live key must not send it (DOC: 50101, okx-fidelity §7.8).
+    # and a live key must not send it (DOC: 50101, docs/spec/okx-fidelity.md §7.8).
     demo_keys: bool = True
-    # DOC-WS limits (okx-fidelity §7.4; reactor/sim/ws_limits.py); 0 turns one off.
+    # DOC-WS limits (docs/spec/okx-fidelity.md §7.4; reactor/sim/ws_limits.py); 0 turns one off.
     ws_connects_per_s: int = Field(default=3, ge=0)  # new connections per second per IP
     # Beyond it: HTTP 429 on the upgrade, or accept and close 1013 (OKX: undocumented).
     ws_connect_refusal: Literal["http_429", "close"] = "http_429"
     ws_ops_per_hour: int = Field(default=480, ge=0)  # login/subscribe/unsubscribe per conn
     ws_conns_per_channel: int = Field(default=30, ge=0)  # per channel per sub-account
+    # What adjust-leverage-info's estAvailTrans answers for an isolated position (unknown,
+    # docs/spec/okx-fidelity.md §11.2.1: DOC-TA calls it "estimated" and "not applicable when
+    # increasing leverage"; no public capture of an isolated SWAP answer exists). exact: the reduce
+    # rule's own limit; optimistic / pessimistic: that plus / minus est_avail_trans_delta
+    # (USDT; pessimistic never below 0), so a capped reduce can still get 59301 or leave
+    # margin behind; empty: "" at every lever.
+    est_avail_trans: Literal["exact", "optimistic", "pessimistic", "empty"] = "exact"
+    est_avail_trans_delta: Decimal = Field(default=Decimal("0.5"), ge=0)
 
 
 class Scenario(_Model):
@@ -204,7 +222,7 @@ class Scenario(_Model):
         _unique("accounts", "apiKey", [a.apiKey for a in self.accounts])
         known = set(inst_ids)
         for a in self.accounts:
-            # OKX keys a position by instId, posSide and mgnMode (okx-fidelity §3.4)
+            # OKX keys a position by instId, posSide and mgnMode (docs/spec/okx-fidelity.md §3.4)
             keys = [(p.instId, p.posSide, p.mgnMode) for p in a.positions]
             _unique(f"accounts[{a.name}].positions", "instId+posSide+mgnMode", keys)
             for p in a.positions:

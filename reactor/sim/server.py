@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from reactor.log import get_logger
-from reactor.sim import endpoints, trade_endpoints
+from reactor.okx.endpoints import WS_PRIVATE_PATH
+from reactor.sim import endpoints, risk_endpoints, trade_endpoints
 from reactor.sim.admin import AdminApi
 from reactor.sim.desk import Desk, DeskOrder
 from reactor.sim.exchange import Change, Exchange, ExchangeError
 from reactor.sim.faults import FaultPlan
+from reactor.sim.funding import FundingClock, FundingTerms
 from reactor.sim.market import PriceWalk
 from reactor.sim.rest_api import RestApi, RestRequest, RestResponse
 from reactor.sim.scenario import DeskSpec, Scenario
@@ -32,7 +34,7 @@ from reactor.sim.ws_limits import CLOSE_TRY_AGAIN_LATER, ConnectLimiter, WsLimit
 
 log = get_logger(__name__)
 
-WS_PATH = "/ws/v5/private"
+WS_PATH = WS_PRIVATE_PATH
 T = TypeVar("T")
 
 
@@ -97,6 +99,7 @@ class Simulator:
         )
         endpoints.register(self.rest)
         trade_endpoints.register(self.rest, self.hub)
+        risk_endpoints.register(self.rest)
         self.admin = AdminApi(self.rest, self.hub, self.faults)
         self._walk = PriceWalk(self._exchange, scenario.price_walk)
         self._wakers: dict[WsSession, asyncio.Event] = {}
@@ -105,6 +108,7 @@ class Simulator:
         self._hung: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._walk_task: asyncio.Task[None] | None = None
+        self._funding_task: asyncio.Task[None] | None = None
         self._desk_spec = scenario.desk or DeskSpec()  # desk=True without a section: defaults
         self._desk_enabled = (
             desk if desk is not None else bool(scenario.desk and scenario.desk.enabled)
@@ -183,6 +187,7 @@ class Simulator:
         self._url = f"{scheme}://{sock_host}:{sock_port}"
         if self._walk_enabled:
             self._walk_task = asyncio.create_task(self._price_walk())
+        self._funding_task = asyncio.create_task(self._funding_loop())
         if self._desk_enabled:
             self.desk = Desk(self._exchange, self._desk_spec, time.monotonic())
             self._desk_task = asyncio.create_task(self._desk_loop(self.desk))
@@ -196,7 +201,7 @@ class Simulator:
         return self._url
 
     async def stop(self) -> None:
-        for loop_task in (self._walk_task, self._desk_task):
+        for loop_task in (self._walk_task, self._desk_task, self._funding_task):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -263,7 +268,7 @@ class Simulator:
         session = self.hub.open()
         self._wakers[session] = asyncio.Event()
         self._hub_sockets[session] = ws
-        writer = asyncio.create_task(self._write_loop(session, ws))
+        writer = asyncio.create_task(self._write_loop(session, ws, request))
         try:
             async for msg in ws:
                 now = self.hub.clock()
@@ -296,7 +301,9 @@ class Simulator:
                 )
         return ws
 
-    async def _write_loop(self, session: WsSession, ws: web.WebSocketResponse) -> None:
+    async def _write_loop(
+        self, session: WsSession, ws: web.WebSocketResponse, request: web.Request
+    ) -> None:
         """One writer per connection keeps frames in the order the session produced them."""
         wake = self._wakers[session]
         while True:
@@ -304,6 +311,9 @@ class Simulator:
                 if ws.closed:
                     return
                 if isinstance(out, Close):
+                    if out.abrupt and request.transport is not None:
+                        request.transport.abort()  # no close frame: the client sees EOF
+                        return
                     await ws.close(code=out.code, message=out.reason.encode())
                     return
                 text = out
@@ -326,6 +336,24 @@ class Simulator:
         while True:
             await asyncio.sleep(self._walk.interval_s)
             self.hub.changes(self._walk.step())
+
+    # ---- funding -----------------------------------------------------------------------
+    async def _funding_loop(self) -> None:
+        """Settle each instrument's funding on its clock (reactor/sim/funding.py); every
+        instrument due at one instant settles in one batch, for every account."""
+        terms = {
+            i.inst_id: FundingTerms(i.funding_rate, i.funding_interval_s)
+            for i in self._exchange.instruments.values()
+        }
+        clock = FundingClock(terms, time.time())
+        while True:
+            due = clock.due_at()
+            if due is None:
+                return
+            await asyncio.sleep(max(0.0, due - time.time()))
+            inst_ids = clock.take_due(time.time())
+            if inst_ids:
+                self.admin.settle(inst_ids)
 
     # ---- the simulated desk -----------------------------------------------------------
     async def _desk_loop(self, desk: Desk) -> None:

@@ -3,7 +3,7 @@
 OKX ``GET /api/v5/public/position-tiers`` (DOC; sizes in contracts for SWAP) gives each tier
 ``minSz``/``maxSz``, ``mmr`` and ``maxLever``; a larger position sits in a higher tier with a
 higher maintenance rate. Liquidation of a position above the first tier is partial: OKX
-reduces it tier by tier (okx-fidelity.md §6; DOC positions-history ``type`` 4 "Partial
+reduces it tier by tier (docs/spec/okx-fidelity.md §6; DOC positions-history ``type`` 4 "Partial
 liquidation", bills subType 100/101). An instrument without tiers has one tier with its flat
 ``mmrRate``.
 """

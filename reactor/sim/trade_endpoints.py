@@ -18,17 +18,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from reactor.sim.endpoints import POSITIONS, positions
+from reactor.okx.endpoints import (
+    ADJUST_LEVERAGE_INFO,
+    BILLS,
+    MAX_AVAIL_SIZE,
+    ORDER,
+    POSITIONS,
+    POSITIONS_HISTORY,
+    RATE_LIMITS,
+)
+from reactor.sim.endpoints import positions
 from reactor.sim.exchange import Exchange, ExchangeError, OrderFilled
 from reactor.sim.orders import OrderRequest, parse_order
 from reactor.sim.rest_api import Call, Publisher, Reject, RestApi, parse_positive_decimal
 from reactor.sim.ws_api import Channel, WsHub
 
-ORDER = "/api/v5/trade/order"
-BILLS = "/api/v5/account/bills"
-ADJUST_LEVERAGE_INFO = "/api/v5/account/adjust-leverage-info"
-MAX_AVAIL_SIZE = "/api/v5/account/max-avail-size"
-POSITIONS_HISTORY = "/api/v5/account/positions-history"
 ORDERS_CHANNEL = "orders"
 
 # Answered at top level rather than per order.
@@ -37,15 +41,29 @@ _TOP_LEVEL = ("50000", "50002", "50014", "51001")
 
 def register(api: RestApi, hub: WsHub) -> None:
     """Serve this module's endpoints on ``api`` and the ``orders`` channel on ``hub``."""
-    api.add("POST", ORDER, place_order, private=True, rate_limit=(60, 2.0))
-    api.add("GET", ORDER, get_order, private=True, rate_limit=(60, 2.0))
-    api.add("GET", BILLS, bills, private=True, rate_limit=(5, 1.0))
-    api.add("GET", ADJUST_LEVERAGE_INFO, adjust_leverage_info, private=True, rate_limit=(5, 2.0))
-    api.add("GET", MAX_AVAIL_SIZE, max_avail_size, private=True, rate_limit=(20, 2.0))
-    api.add("GET", POSITIONS_HISTORY, positions_history, private=True, rate_limit=(10, 2.0))
-    api.add("GET", POSITIONS, positions_with_closed, private=True, rate_limit=(10, 2.0))
-    # DOC: the orders channel has no initial snapshot; it pushes on order events.
-    hub.add_channel(Channel(ORDERS_CHANNEL))
+    limits = RATE_LIMITS
+    api.add("POST", ORDER, place_order, private=True, rate_limit=limits[ORDER])
+    api.add("GET", ORDER, get_order, private=True, rate_limit=limits[ORDER])
+    api.add("GET", BILLS, bills, private=True, rate_limit=limits[BILLS])
+    api.add(
+        "GET",
+        ADJUST_LEVERAGE_INFO,
+        adjust_leverage_info,
+        private=True,
+        rate_limit=limits[ADJUST_LEVERAGE_INFO],
+    )
+    api.add("GET", MAX_AVAIL_SIZE, max_avail_size, private=True, rate_limit=limits[MAX_AVAIL_SIZE])
+    api.add(
+        "GET",
+        POSITIONS_HISTORY,
+        positions_history,
+        private=True,
+        rate_limit=limits[POSITIONS_HISTORY],
+    )
+    api.add("GET", POSITIONS, positions_with_closed, private=True, rate_limit=limits[POSITIONS])
+    # DOC: the orders channel has no initial snapshot; it pushes on order events. DOC-WS: it is
+    # connection-limited and sends channel-conn-count on a new subscription (ORD-CC, §11.2.6).
+    hub.add_channel(Channel(ORDERS_CHANNEL, conn_count=True))
 
 
 def fill(exchange: Exchange, publisher: Publisher, account: str, req: OrderRequest) -> OrderFilled:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reactor.log import get_logger
+from reactor.okx import errors
 from reactor.okx.signing import ws_login_sign
 from reactor.sim.exchange import Account, Change, Exchange
 from reactor.sim.faults import FaultPlan
@@ -41,10 +42,12 @@ SUB_KEYS = ("channel", "instType", "instFamily", "instId")
 
 @dataclass(frozen=True)
 class Close:
-    """Close the connection with this code and reason (the last output of a session)."""
+    """Close the connection with this code and reason (the last output of a session);
+    ``abrupt``: cut the TCP connection without a close frame (the client sees 1006/EOF)."""
 
     code: int
     reason: str
+    abrupt: bool = False
 
 
 Out = str | Close
@@ -154,6 +157,8 @@ class WsSession:
         self._unsubscribed_since: float | None = now  # no subscription since then
         self._flush_at: float | None = None
         self._ops = OpsWindow(hub.options.limits.ops_per_hour)
+        # A close scheduled by the ``ws_notice`` fault (a service upgrade): (when, abrupt).
+        self._close_at: tuple[float, bool] | None = None
         # Pings swallowed by a ``ws_silent`` fault: a client that sent one is bound to time out
         # waiting for its pong and reconnect, so a test can tell the fault still has effects.
         self.pings_unanswered = 0
@@ -195,12 +200,19 @@ class WsSession:
         else:
             self._error("60012", f"Illegal request: {text[:100]}", rid)
 
-    def close(self, code: int, reason: str) -> None:
-        """Queue a close (admin faults, shutdown)."""
+    def close(self, code: int, reason: str, *, abrupt: bool = False) -> None:
+        """Queue a close (admin faults, shutdown); ``abrupt``: no close frame."""
         if not self._closed:
             self._closed = True
-            self._out.append(Close(code, reason))
+            self._out.append(Close(code, reason, abrupt))
             self.hub.wake(self)
+
+    def schedule_close(self, at: float, *, abrupt: bool) -> None:
+        """Close at ``at`` (hub clock): OKX closes a connection about 60 s after its 64008
+        notice (DOC-WS), live without a close frame (ISS-TG90; docs/spec/okx-fidelity.md
+        §11.2.4)."""
+        self._close_at = (at, abrupt)
+        self.hub.wake(self)
 
     # ---- output ----------------------------------------------------------------------
     def poll(self, now: float) -> list[Out]:
@@ -220,7 +232,14 @@ class WsSession:
                     while sub.next_regular <= now:
                         sub.next_regular += sub.interval_s
                     self._snapshot(sub, "snapshot")
-            reason = self._idle_reason(now)
+            if self._close_at is not None and now >= self._close_at[0]:
+                abrupt = self._close_at[1]
+                self._closed = True
+                if abrupt:
+                    self._out.append(Close(1006, "service upgrade", abrupt=True))
+                else:
+                    self._out.append(Close(1001, "service upgrade"))
+            reason = None if self._closed else self._idle_reason(now)
             if reason is not None:
                 self._closed = True
                 self._out.append(Close(4004, reason))
@@ -242,6 +261,8 @@ class WsSession:
             times.append(self.last_rx + quiet)
         if self._flush_at is not None:
             times.append(self._flush_at)
+        if self._close_at is not None:
+            times.append(self._close_at[0])
         times.extend(s.next_regular for s in self.subs if s.next_regular is not None)
         times.extend(s.held[0][0] for s in self.subs if s.held)
         return min(times)
@@ -253,8 +274,8 @@ class WsSession:
     # ---- internals -------------------------------------------------------------------
     def _idle_reason(self, now: float) -> str | None:
         """DOC-WS: "The connection will break automatically if the subscription is not
-        established or data has not been pushed for more than 30 seconds" (okx-fidelity §2):
-        frames either way count. The ``ws_quiet_close`` fault adds a stricter rule."""
+        established or data has not been pushed for more than 30 seconds" (docs/spec/okx-fidelity.md
+        §2): frames either way count. The ``ws_quiet_close`` fault adds a stricter rule."""
         idle = self.hub.options.idle_timeout_s
         if now - max(self.last_rx, self.last_tx) >= idle:
             return "No data received in 30s"
@@ -291,12 +312,19 @@ class WsSession:
         self._send({**head, "event": "error", "code": code, "msg": msg, "connId": self.conn_id})
 
     def _login(self, args: Any) -> None:
+        if self.account is not None:
+            # DOC-WSERR 60031 (docs/spec/okx-fidelity.md §11.2.7); the first login stays (no close
+            # listed).
+            self._error(
+                "60031", "The WebSocket endpoint does not allow multiple or repeated logins."
+            )
+            return
         code, msg = self._check_login(args)
         if code == "0":
             return
         self._error(code, msg)
         if self.hub.options.close_on_login_failure:
-            # DOC-WS close-code table: 4001 "Login Failed" (okx-fidelity §7.7, likely).
+            # DOC-WS close-code table: 4001 "Login Failed" (docs/spec/okx-fidelity.md §7.7, likely).
             self._closed = True
             self._out.append(Close(4001, "Login Failed"))
 
@@ -316,8 +344,11 @@ class WsSession:
             skew = math.inf
         if math.isnan(skew):
             skew = math.inf
+        forced = self.hub.faults.take_login_error(acct.name) if acct is not None else None
         if acct is None:
             code, msg = "60005", "Invalid OK-ACCESS-KEY"
+        elif forced is not None:  # the ws_login_error fault
+            code, msg = forced, errors.message(forced)
         elif skew > TIMESTAMP_WINDOW_S:
             code, msg = "60006", "Timestamp request expired"
         elif not isinstance(phrase, str) or not secrets.compare_digest(phrase, acct.passphrase):

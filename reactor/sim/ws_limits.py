@@ -1,5 +1,5 @@
 """OKX's WebSocket limits, sans-I/O (DOC-WS "Connect" and "Connection count limit";
-okx-fidelity §7.4):
+docs/spec/okx-fidelity.md §7.4):
 
 - "Connection limit: 3 requests per second (based on IP)". What OKX answers beyond it is not
   documented: the simulator refuses the upgrade with HTTP 429 (``http_429``, what an HTTP
@@ -18,10 +18,11 @@ okx-fidelity §7.4):
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from reactor.okx.pacing import SlidingWindow
 
 ConnectRefusal = Literal["http_429", "close"]
 OPS_WINDOW_S = 3600.0
@@ -44,21 +45,19 @@ class ConnectLimiter:
     def __init__(self, per_s: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_s = per_s
         self._clock = clock
-        self._accepted: dict[str, deque[float]] = {}
+        self._accepted: dict[str, SlidingWindow] = {}
         self.refused = 0
 
     def allow(self, ip: str) -> bool:
         """Count a connection request from ``ip``; False when it is over the limit."""
         if self.per_s <= 0:
             return True
-        now = self._clock()
-        hits = self._accepted.setdefault(ip, deque())
-        while hits and now - hits[0] >= 1.0:
-            hits.popleft()
-        if len(hits) >= self.per_s:
+        window = self._accepted.get(ip)
+        if window is None:
+            window = self._accepted[ip] = SlidingWindow(self.per_s, 1.0, clock=self._clock)
+        if not window.try_acquire():
             self.refused += 1
             return False
-        hits.append(now)
         return True
 
 
@@ -67,14 +66,7 @@ class OpsWindow:
 
     def __init__(self, per_hour: int) -> None:
         self.per_hour = per_hour
-        self._times: deque[float] = deque()
+        self._window = SlidingWindow(per_hour, OPS_WINDOW_S) if per_hour > 0 else None
 
     def allow(self, now: float) -> bool:
-        if self.per_hour <= 0:
-            return True
-        while self._times and now - self._times[0] >= OPS_WINDOW_S:
-            self._times.popleft()
-        if len(self._times) >= self.per_hour:
-            return False
-        self._times.append(now)
-        return True
+        return self._window is None or self._window.try_acquire(now)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
@@ -37,6 +37,11 @@ RULES_FILE = "prometheus-rules.yaml"
 PROMETHEUS_FILE = "prometheus.yml"
 ALERTMANAGER_FILE = "alertmanager.yml"
 STARTED = "reactor_log_started_timestamp_seconds"
+EVENTS = "reactor_log_events_total"  # mtail's count of every line, by event and level
+# Where each alert's ``runbook_url`` points: one section per alert (docs/runbook.md), its anchor
+# the alert name in lower case. The path the unit's Documentation= names; a settings file
+# (``--settings``) may point it at an intranet copy.
+RUNBOOK_URL = "file:///opt/okx-margin-reactor/docs/runbook.md"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,12 @@ COUNTERS: tuple[EventCounter, ...] = (
         (),
         "Sockets or files that could not be opened: too many open files (EMFILE).",
     ),
+    EventCounter(
+        "reactor_log_reload_refusals_total",
+        ("reactor.reload.refused",),
+        (),
+        "Config reloads (SIGHUP, systemctl reload) refused: the running config stays.",
+    ),
 )
 
 EPISODES: tuple[Episode, ...] = (
@@ -160,6 +171,8 @@ class Timings:
     restarts_window: str = "1h"
     restarts_count: int = 3
     fd_ratio: float = 0.8
+    error_window: str = "10m"
+    storage_for: str = "1m"
     scrape_interval: str = "15s"
     evaluation_interval: str = "15s"
     group_wait: str = "30s"
@@ -179,6 +192,8 @@ FAST = replace(
     main_below_s=3,
     down_for="3s",
     restarts_window="20s",
+    error_window="20s",
+    storage_for="2s",
     scrape_interval="1s",
     evaluation_interval="1s",
     group_wait="2s",
@@ -226,12 +241,13 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
     guard = _counter("reactor_log_guard_trips_total")
     watchdog = _counter("reactor_log_watchdog_unhealthy_total")
     fds = _counter("reactor_log_fd_exhausted_total")
+    reloads = _counter("reactor_log_reload_refusals_total")
     blocked = _episode("reactor_log_target_blocked")
     main_below = _episode("reactor_log_main_below_expected")
     stopped = _episode("reactor_log_account_stopped")
     foreign = _episode("reactor_log_foreign_hold")
     pos = "account, instId, posSide"
-    return (
+    own = (
         Alert(
             "ReactorMarginCallFailed",
             f"sum by ({pos}) ({_increase(failures.metric, t.failure_window)}) > 0",
@@ -334,6 +350,26 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
             fds.events,
         ),
         Alert(
+            "ReactorReloadRefused",
+            f"sum by (job, instance) ({_increase(reloads.metric, t.failure_window)}) > 0",
+            "warning",
+            "A config reload was refused: the reactor runs the previous config",
+            "reactor.reload.refused (`systemctl status okx-margin-reactor` names it in STATUS=): "
+            "the new config does not load, changes more than accounts, or lacks credentials. "
+            "Fix the file and reload again, or restart to change other settings.",
+            reloads.events,
+        ),
+        Alert(
+            "ReactorStorageDown",
+            f'reactor_storage_ok{{job="{REACTOR_JOB}"}} == 0',
+            "critical",
+            "The reactor cannot write its ledger: it cannot send margin calls",
+            "reactor_storage_ok is 0 (/healthz 503): the state dir's SQLite ledger is gone, "
+            "full or unwritable; every margin call is held back until it is writable again.",
+            (),
+            for_=t.storage_for,
+        ),
+        Alert(
             "ReactorFileDescriptorsHigh",
             f'process_open_fds{{job="{REACTOR_JOB}"}} / process_max_fds{{job="{REACTOR_JOB}"}}'
             f" > {t.fd_ratio}",
@@ -372,6 +408,24 @@ def alerts(t: Timings = PRODUCTION) -> tuple[Alert, ...]:
             (),
             for_=t.down_for,
         ),
+    )
+    return (*own, error_logged(t, own))
+
+
+def error_logged(t: Timings, own: tuple[Alert, ...]) -> Alert:
+    """Every other ``error``-level line alerts (docs/events.md: an error needs a human); the
+    events an alert of ``own`` watches are left to it, so nothing pages twice."""
+    covered = "|".join(sorted({e for a in own for e in a.events}))  # "." matches itself too
+    errors = f'{EVENTS}{{level="error",event!~"{covered}"}}'
+    return Alert(
+        "ReactorErrorLogged",
+        f"sum by (event) ({_increase(errors, t.error_window)}) > 0",
+        "warning",
+        "The reactor logged {{ $labels.event }} (error level: a human is needed)",
+        f"An error-level event in the last {t.error_window} (docs/events.md says what it "
+        "means); `journalctl -u okx-margin-reactor -o cat | grep {{ $labels.event }}` has its "
+        "fields, the OKX error code (`code`) among them where there is one.",
+        (),
     )
 
 
@@ -478,14 +532,23 @@ def _episode_start_comment(ep: Episode) -> str:
 # -- Prometheus --------------------------------------------------------------------------------
 
 
-def render_rules(t: Timings = PRODUCTION) -> str:
+def runbook_url(alert: str, base: str = RUNBOOK_URL) -> str:
+    """The alert's section of the runbook (``## AlertName`` -> ``#alertname``)."""
+    return f"{base}#{alert.lower()}"
+
+
+def render_rules(t: Timings = PRODUCTION, runbook: str = RUNBOOK_URL) -> str:
     rules = []
     for a in alerts(t):
         rule: dict[str, object] = {"alert": a.name, "expr": a.expr}
         if a.for_:
             rule["for"] = a.for_
         rule["labels"] = {"severity": a.severity}
-        rule["annotations"] = {"summary": a.summary, "description": a.description}
+        rule["annotations"] = {
+            "summary": a.summary,
+            "description": a.description,
+            "runbook_url": runbook_url(a.name, runbook),
+        }
         rules.append(rule)
     doc = {"groups": [{"name": "okx-margin-reactor", "rules": rules}]}
     header = (
@@ -558,22 +621,54 @@ ARTEFACTS = {
 }
 
 
-def write_all(directory: Path) -> list[Path]:
+def load_settings(path: Path) -> tuple[Timings, str]:
+    """A desk's thresholds without patching the package: a YAML mapping of :class:`Timings`
+    fields (``blocked_s: 3600``, ``failure_window: 30m``, ...) and ``runbook_url``."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of settings")
+    runbook = str(raw.pop("runbook_url", RUNBOOK_URL))
+    known = {f.name: type(getattr(PRODUCTION, f.name)) for f in fields(Timings)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
+    values = {k: known[k](v) for k, v in raw.items()}
+    return replace(PRODUCTION, **values), runbook
+
+
+def write_all(directory: Path, t: Timings = PRODUCTION, runbook: str = RUNBOOK_URL) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
+    rendered = {
+        MTAIL_PROGRAM: render_mtail(),
+        RULES_FILE: render_rules(t, runbook),
+        PROMETHEUS_FILE: render_prometheus(t),
+        ALERTMANAGER_FILE: render_alertmanager(t),
+    }
+    assert rendered.keys() == ARTEFACTS.keys()
     out = []
-    for name, render in ARTEFACTS.items():
+    for name, text in rendered.items():
         path = directory / name
-        path.write_text(render())
+        path.write_text(text)
         out.append(path)
     return out
 
 
+USAGE = "usage: python -m reactor.status.alerting DIRECTORY [--settings FILE.yaml]"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m reactor.status.alerting DIRECTORY", file=sys.stderr)
+    t, runbook = PRODUCTION, RUNBOOK_URL
+    if len(args) == 3 and args[1] == "--settings":
+        try:
+            t, runbook = load_settings(Path(args[2]))
+        except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+            print(f"alerting: {exc}", file=sys.stderr)
+            return 2
+    elif len(args) != 1:
+        print(USAGE, file=sys.stderr)
         return 2
-    for path in write_all(Path(args[0])):
+    for path in write_all(Path(args[0]), t, runbook):
         print(path)
     return 0
 

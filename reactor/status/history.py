@@ -19,7 +19,7 @@ Key = tuple[str, str, str]  # account, instId, posSide
 
 
 class JournalRow(Protocol):
-    """What :class:`reactor.store.ledger.JournalEntry` provides (read-only)."""
+    """What :class:`reactor.store.JournalEntry` provides (read-only)."""
 
     @property
     def account(self) -> str: ...

@@ -2,7 +2,7 @@
 
 Extra, optional sources (all additive; the snapshot is complete without them): the venue and
 dry-run flag the process runs with, and the journal of margin calls (rows of
-:class:`reactor.store.ledger.JournalEntry`) for each position's last action and its margin chart.
+:class:`reactor.store.JournalEntry`) for each position's last action and its margin chart.
 """
 
 from __future__ import annotations

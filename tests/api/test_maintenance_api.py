@@ -12,7 +12,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from reactor.api.maintenance import BadRequest, MaintenanceApi, bearer_ok, parse_request
-from reactor.store.ledger import Ledger, MaintenanceRecord
+from reactor.store import Ledger, MaintenanceRecord, SqliteLedger
 
 TOKEN = "s3cret-token-for-tests"
 T0 = 1_700_000_000_000
@@ -43,7 +43,7 @@ async def serve(
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    ledger = Ledger(tmp_path / "reactor.sqlite")
+    ledger = SqliteLedger(tmp_path / "reactor.sqlite")
     seen: list[MaintenanceRecord] = []
     runner, url = await serve(ledger, TOKEN, seen)
     try:
@@ -140,7 +140,7 @@ async def test_unknown_account(served: Served) -> None:
 
 
 async def test_without_a_token_the_api_is_closed(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "reactor.sqlite")
+    ledger = SqliteLedger(tmp_path / "reactor.sqlite")
     runner, url = await serve(ledger, None)
     try:
         for headers in ({}, {"Authorization": "Bearer"}, AUTH):
@@ -153,7 +153,7 @@ async def test_without_a_token_the_api_is_closed(tmp_path: Path) -> None:
 
 
 async def test_ledger_down_is_503(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "reactor.sqlite")
+    ledger = SqliteLedger(tmp_path / "reactor.sqlite")
     runner, url = await serve(ledger, TOKEN)
     ledger.close()  # the file is gone from under the API
     try:
@@ -180,7 +180,7 @@ def test_parse_request_strips_and_defaults() -> None:
 
 async def test_accounts_may_come_from_a_callable(tmp_path: Path) -> None:
     """A config reload adds an account: the API asks for the managed set per request."""
-    ledger = Ledger(tmp_path / "reactor.sqlite")
+    ledger = SqliteLedger(tmp_path / "reactor.sqlite")
     managed = {"sub1"}
     api = MaintenanceApi(ledger, TOKEN, lambda: managed)
     app = web.Application()

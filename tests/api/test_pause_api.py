@@ -17,7 +17,7 @@ from reactor import log as logging_setup
 from reactor.config import load_config
 from reactor.service import app
 from reactor.service.app import LEDGER_FILE
-from reactor.store.ledger import Ledger
+from reactor.store import SqliteLedger
 from tests.engine.harness import (
     LogCapture,
     SimAdmin,
@@ -55,7 +55,7 @@ async def test_pause_resume_over_http_and_the_ledger(
     monkeypatch.setenv("REACTOR_API_TOKEN", TOKEN)
     cfg = _config(tmp_path, sim.url)
     # paused before start (as `reactor pause` writes it): survives the restart
-    with Ledger(cfg.state_dir / LEDGER_FILE) as ledger:
+    with SqliteLedger(cfg.state_dir / LEDGER_FILE) as ledger:
         assert ledger.pause(W, CRO, "long", "before start", source="cli")
     admin = SimAdmin(sim.url)
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -105,7 +105,7 @@ async def test_pause_resume_over_http_and_the_ledger(
         assert len(await admin.margin_calls()) == 1
 
         # resumed by another process (the CLI): the ledger poll applies it
-        with Ledger(cfg.state_dir / LEDGER_FILE) as other:
+        with SqliteLedger(cfg.state_dir / LEDGER_FILE) as other:
             assert other.resume(W)
         await wait_for(lambda: len(logs.events("margin.adjust.ok")) == 2)
         acc = (await http.get("/api/status")).json()["accounts"][0]
@@ -126,7 +126,7 @@ async def test_without_a_token_the_api_refuses_everything(
             "/api/pause", json={"account": W}, headers={"Authorization": "Bearer x"}
         )
         assert r.status_code == 503 and "REACTOR_API_TOKEN" in r.json()["error"]
-    with Ledger(cfg.state_dir / LEDGER_FILE) as ledger:
+    with SqliteLedger(cfg.state_dir / LEDGER_FILE) as ledger:
         assert ledger.pauses() == []
 
 

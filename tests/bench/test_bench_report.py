@@ -1,5 +1,5 @@
 """The benchmark's bookkeeping (not a benchmark: nothing is timed): wasted transfers, spread
-over runs, targets, and the README section rewritten between its markers."""
+over runs, targets, and the figures of docs/performance.md rewritten between its markers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import BEGIN, END, figures, table, with_previous, write_readme
+from bench.__main__ import BEGIN, END, PERFORMANCE, figures, table, with_previous, write_figures
+from bench.common import ROOT
 from bench.convergence import reversed_transfers, spread, spread_pct
 
 
@@ -89,17 +90,27 @@ def test_every_figure_is_checked_against_its_target() -> None:
     assert calls["previous"] == 96 and calls["ratio_previous_now"] == 2.0
 
 
-def test_readme_figures_are_replaced_between_the_markers(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n## Performance\nintro\n{BEGIN}\nold figures\n{END}\nnotes\n")
+def test_figures_are_replaced_between_the_markers(tmp_path: Path) -> None:
+    page = tmp_path / "performance.md"
+    page.write_text(f"# x\n\n## Performance\nintro\n{BEGIN}\nold figures\n{END}\nnotes\n")
     results = _results()
     results["figures"] = figures(results)
-    write_readme(results, readme)
-    text = readme.read_text()
+    write_figures(results, page)
+    text = page.read_text()
     assert "old figures" not in text
     assert text.startswith("# x\n\n## Performance\nintro\n")
     assert text.endswith(f"{END}\nnotes\n")
     assert table(results) in text
-    readme.write_text("no markers")
+    page.write_text("no markers")
     with pytest.raises(SystemExit):
-        write_readme(results, readme)
+        write_figures(results, page)
+
+
+def test_the_figures_are_written_into_docs_performance() -> None:
+    """The generated tables live in docs/performance.md, once, and no longer in the README."""
+    assert PERFORMANCE == ROOT / "docs" / "performance.md"
+    text = PERFORMANCE.read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    assert text.index(BEGIN) < text.index(END)
+    readme = (ROOT / "README.md").read_text()
+    assert BEGIN not in readme and END not in readme

@@ -1,6 +1,6 @@
 """``bench/burst.py`` stays runnable: a small burst under a NOFILE limit, 0 failed calls (the
-500-account numbers are in the README; the script runs in its own process because it sets the
-process's RLIMIT_NOFILE)."""
+500-account numbers are in docs/operations.md; the script runs in its own process because it sets
+the process's RLIMIT_NOFILE)."""
 
 from __future__ import annotations
 

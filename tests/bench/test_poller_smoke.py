@@ -22,8 +22,9 @@ def test_old_formula_forgets_ct_val() -> None:
 
 async def test_poller_brings_the_cro_case_into_band(sim_factory: Any) -> None:
     raw = yaml.safe_load((SCENARIOS / "cro.yaml").read_text())
-    # The seed incident: OKX accepted 15.29 -> 10.29 (okx-fidelity §4), which a closing-fee
-    # reserve (the default, strictest rule) would refuse: initial margin only, as observed.
+    # The seed incident: OKX accepted 15.29 -> 10.29 (docs/spec/okx-fidelity.md §4), which a
+    # closing-fee reserve (the default, strictest rule) would refuse: initial margin only, as
+    # observed.
     raw["mechanics"] = {"reduce_rule": {"im_basis": "max", "fee_reserve": False}}
     sim = await sim_factory(raw, price_walk=False)
     acct = sim.exchange.accounts["Wu666666"]

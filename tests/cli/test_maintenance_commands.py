@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from reactor.cli.maintenance import CliInputError, list_lines, record, void
-from reactor.store.ledger import Ledger
+from reactor.store import Ledger, SqliteLedger
 
 T0 = 1_700_000_000_000
 POS = ("sub1", "CRO-USDT-SWAP", "long")
@@ -18,7 +18,7 @@ POS = ("sub1", "CRO-USDT-SWAP", "long")
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "reactor.sqlite") as led:
+    with SqliteLedger(tmp_path / "reactor.sqlite") as led:
         yield led
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from reactor import __version__
 from reactor.cli.main import main
-from reactor.store.ledger import Ledger
+from reactor.store import SqliteLedger
 from tests.engine.harness import write_config
 from tests.integration.faults.common import account, cro, doge, scenario
 from tests.integration.faults.procs import credentials_env, start_sim
@@ -124,11 +124,11 @@ def test_pause_and_resume_persist_in_the_ledger(
     assert main(["pause", *base, "--account", "A", "--reason", "hedging"]) == 0
     pos = ["--account", "B", "--inst-id", "CRO-USDT-SWAP", "--pos-side", "long"]
     assert main(["pause", *base, *pos]) == 0
-    with Ledger(tmp_path / "state" / "reactor.sqlite") as ledger:
+    with SqliteLedger(tmp_path / "state" / "reactor.sqlite") as ledger:
         keys = {p.key: p.reason for p in ledger.pauses()}
     assert keys == {("A", None, None): "hedging", ("B", "CRO-USDT-SWAP", "long"): ""}
     assert main(["resume", *base, *pos]) == 0
-    with Ledger(tmp_path / "state" / "reactor.sqlite") as ledger:
+    with SqliteLedger(tmp_path / "state" / "reactor.sqlite") as ledger:
         assert [p.key for p in ledger.pauses()] == [("A", None, None)]
     capsys.readouterr()
     assert main(["pauses", *base]) == 0
@@ -255,3 +255,82 @@ async def test_online_ws_login(sim_factory: Any) -> None:
     assert "wrong-passphrase" not in problem
     gone = await ws_login("ws://127.0.0.1:9/ws", "Good", good, simulated=True, timeout_s=5)
     assert gone is not None and gone.startswith("WebSocket unreachable")
+
+
+async def test_check_config_online_five_good_accounts_pass_every_run(
+    tmp_path: Path, sim_factory: Any
+) -> None:
+    """Five correct accounts at once never get a false "HTTP 429": the WebSocket logins share
+    one pacer holding each slot until the connect is answered (as ``run`` does), and a 429
+    is retried after a back-off (issue 20, item 1: exited 2 in 10 of 10 runs)."""
+    from reactor.cli.online_check import check_accounts
+    from reactor.config import load_config, resolve_credentials
+
+    scen = scenario(*(account(f"Acc{i}", i, [cro()] if i == 1 else []) for i in range(1, 6)))
+    sim = await sim_factory(scen, price_walk=False)
+    path = write_config(tmp_path, sim.url, [{"name": f"Acc{i}"} for i in range(1, 6)])
+    env = credentials_env(scen)
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        cfg = load_config(path)
+        creds = resolve_credentials(cfg)
+        rest_url, ws_url = cfg.venue.urls()
+        for run in range(4):
+            results = await check_accounts(cfg, creds, rest_url, ws_url)
+            assert [r.problem for r in results] == [None] * 5, (run, results)
+    rc, out, err = await _cli("check-config", "-c", str(path), "--online", env=env)
+    assert rc == 0, (out, err)
+
+
+async def test_online_ws_login_retries_a_429(sim_factory: Any) -> None:
+    """Another process used the IP's connection window: the 429 is retried after a back-off,
+    not reported as a failed login."""
+    from reactor.cli.online_check import ws_login
+    from reactor.okx.credentials import Credentials
+    from reactor.sim.ws_limits import WsLimits
+
+    scen = scenario(account("Good", 1, []))
+    sim = await sim_factory(scen, price_walk=False, ws_limits=WsLimits(connects_per_s=1))
+    good = Credentials("key-1", "secret-1", "pass-1")
+    assert sim.connects.allow("127.0.0.1")  # the window is used up by "someone else"
+    assert await ws_login(sim.ws_url, "Good", good, simulated=True, timeout_s=5) is None
+    assert sim.connects.refused >= 1
+    assert sim.connects.allow("127.0.0.1") is False  # our connection counted
+    # every attempt refused: reported, naming the 429
+    problem = await ws_login(
+        sim.ws_url, "Good", good, simulated=True, timeout_s=5, attempts=1, backoff_s=0.01
+    )
+    assert problem is not None and "429" in problem
+
+
+@pytest.mark.parametrize(
+    "command", [["journal"], ["maintenance", "list"], ["pauses"]], ids=" ".join
+)
+def test_ledger_reads_refuse_a_state_dir_without_a_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A wrong config or state dir is one line and exit 2, not an empty ledger created."""
+    path = _cfg(tmp_path)
+    assert main([*command, "-c", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"reactor: state_dir {tmp_path / 'state'}: no ledger (reactor.sqlite)")
+    assert not (tmp_path / "state" / "reactor.sqlite").exists()
+
+
+def test_pause_warns_when_no_reactor_holds_the_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reactor.store.state_dir import StateLock
+
+    path = _cfg(tmp_path, [{"name": "A"}])
+    base = ["-c", str(path), "--log-format", "json"]
+    assert main(["pause", *base, "--account", "A"]) == 0
+    (warn,) = capsys.readouterr().err.strip().splitlines()
+    assert warn.startswith(
+        f"reactor: warning: no running reactor holds state_dir {tmp_path / 'state'}"
+    )
+    with StateLock(tmp_path / "state"):  # what a running reactor holds
+        assert main(["resume", *base, "--account", "A"]) == 0
+        captured = capsys.readouterr()
+    assert "control.resumed" in captured.out and captured.err == ""

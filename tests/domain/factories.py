@@ -22,7 +22,7 @@ T0 = 1_700_000_000_000  # ms: the epoch the ledger and probe tests start from
 
 class MsClock:
     """A wall clock set in whole milliseconds (``clock.ms = ...``), read in seconds like
-    ``time.time``: what :class:`reactor.store.ledger.Ledger` and the probe take as ``clock``."""
+    ``time.time``: what :class:`reactor.store.Ledger` and the probe take as ``clock``."""
 
     def __init__(self, ms: int = T0) -> None:
         self.ms = ms

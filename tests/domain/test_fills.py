@@ -1,4 +1,4 @@
-"""Maintenance detection core: config, classification, the no-race gate, recovery (issue 13)."""
+"""Maintenance detection core: config, classification, the no-race gate, recovery."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the no-race gate (issue 13).
+"""Hypothesis properties of the no-race gate.
 
 A model exchange executes a few orders (tagged maintenances or plain buys, some in partial
 fills) on one isolated long; every fill is pushed once on ``orders`` (possibly duplicated) and

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the margin policy (issue #3's "done when" list)."""
+"""Hypothesis properties of the margin policy (the acceptance list of docs/spec/domain.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bill matching (okx-fidelity.md §5.4): which call a margin-transfer bill belongs to."""
+"""Bill matching (docs/spec/okx-fidelity.md §5.4): which call a margin-transfer bill belongs to."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reactor.engine.commands import ResolveOutcome
-from reactor.store.ledger import JournalEntry
+from reactor.store import JournalEntry
 from tests.domain.factories import D
 
 from .core_driver import KEY, cro, driver

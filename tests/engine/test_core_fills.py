@@ -1,4 +1,4 @@
-"""The engine core with counts from fills (issue 13), on a fake clock.
+"""The engine core with counts from fills, on a fake clock.
 
 The race: a maintenance fill raises the isolated margin (about the fill's initial margin) and
 moves the count from 1 to 2, so the target from 10 to 20. The position push and the order push

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reactor.engine.guard import RunawayGuard, Verdict
-from reactor.store.ledger import JournalEntry
+from reactor.store import JournalEntry
 from tests.domain.factories import D
 
 from .core_driver import DOGE, KEY, cro, doge, driver

@@ -2,7 +2,7 @@
 
 The simulator serves no order history yet; these tests pin the paging, the parsing of the
 captured shapes and the ledger writes. The end-to-end "fill during a disconnect" test runs
-against the simulator once it has orders (see the README's "Recording maintenances").
+against the simulator once it has orders (see docs/maintenance.md).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from reactor.engine.fill_recovery import PAGE_LIMIT, recover_account
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import OkxError
 from reactor.okx.rest import OkxRestClient
-from reactor.store.ledger import Ledger
+from reactor.store import Ledger, SqliteLedger
 from tests.domain.factories import D, position
 from tests.paths import FIXTURES
 
@@ -104,7 +104,7 @@ class FakeOkx:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "reactor.sqlite") as led:
+    with SqliteLedger(tmp_path / "reactor.sqlite") as led:
         yield led
 
 

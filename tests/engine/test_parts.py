@@ -12,7 +12,7 @@ from reactor.engine.state import AccountState, PositionControl, Role, Status
 from reactor.engine.timing import Ctx
 from reactor.okx.bills import transfer_bill
 from reactor.okx.rest import pages
-from reactor.store.ledger import JournalEntry
+from reactor.store import JournalEntry
 from tests.engine.core_driver import settings
 
 KEY = ("sub1", "CRO-USDT-SWAP", "long", "isolated")

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from reactor.engine import AccountState, Engine
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
-from reactor.store.ledger import Ledger
+from reactor.store import SqliteLedger
 from tests.domain.factories import D
 
 from .core_driver import CRO, KEY, cro, settings
@@ -114,7 +114,7 @@ class FakeClient:
         return [i for i in self.instruments if inst_id in (None, i["instId"])]
 
 
-class FlakyLedger(Ledger):
+class FlakyLedger(SqliteLedger):
     """A ledger whose writes fail while ``locked`` is set (another writer holds the lock)."""
 
     locked = False
@@ -272,7 +272,7 @@ async def test_the_pre_reduce_check_goes_through_the_client(tmp_path: Path) -> N
         settings(debounce_s=0.0, cooldown_s=0.05, retry_max_s=0.2, pre_reduce_check=True),
         {"sub1": AccountState("sub1", "sub", client)},
         {CRO: D("10")},
-        Ledger(tmp_path / "l.sqlite"),
+        SqliteLedger(tmp_path / "l.sqlite"),
     )
     engine.on_connected("sub1")
     engine.on_snapshot("sub1", [cro()], last_page=True)

@@ -15,10 +15,11 @@ import pytest
 import structlog
 
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import MARGIN_BALANCE, POSITIONS
 from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, RequestNotSent
 from reactor.okx.models import Position
 from reactor.okx.pacing import ConnectPacer
-from reactor.okx.rest import MARGIN_BALANCE, POSITIONS, OkxRestClient
+from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession
 from reactor.sim.server import Simulator
 
@@ -551,8 +552,8 @@ async def test_pinging_when_nothing_was_sent_survives_a_strict_server(
 async def test_gateway_5xx_reaches_the_client_as_an_error(
     sim: Simulator, rest_a: OkxRestClient, body: str, applied: bool
 ) -> None:
-    """okx-fidelity §7.9: OKX's gateway answers 5xx with an HTML page or a JSON body whose
-    ``code`` is a number. With ``applied`` the backend acted before the gateway gave up (a
+    """docs/spec/okx-fidelity.md §7.9: OKX's gateway answers 5xx with an HTML page or a JSON body
+    whose ``code`` is a number. With ``applied`` the backend acted before the gateway gave up (a
     504 is then ambiguous for the caller)."""
     fault = {
         "kind": "rest_gateway",

@@ -1,4 +1,4 @@
-"""TokenBucket / ConnectPacer with a fake clock: counts, not timings."""
+"""SlidingWindow / ConnectPacer with a fake clock: counts, not timings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from reactor.okx.pacing import ConnectPacer, TokenBucket
+from reactor.okx.pacing import ConnectPacer, SlidingWindow
 
 
 class FakeClock:
@@ -30,14 +30,14 @@ def test_sliding_window_counts() -> None:
 
 def test_bad_parameters() -> None:
     with pytest.raises(ValueError):
-        TokenBucket(0, 1.0)
+        SlidingWindow(0, 1.0)
     with pytest.raises(ValueError):
-        TokenBucket(1, 0)
+        SlidingWindow(1, 0)
 
 
 async def test_in_flight_requests_hold_their_slot_until_answered() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(2, 2.0, clock=clock)
+    bucket = SlidingWindow(2, 2.0, clock=clock)
     async with bucket.slot(), bucket.slot():
         # Both slots in flight, the window long past: still full until one is answered.
         clock.now += 10
@@ -49,13 +49,13 @@ async def test_in_flight_requests_hold_their_slot_until_answered() -> None:
 
 
 async def test_acquire_waits_for_a_slot() -> None:
-    bucket = TokenBucket(2, 0.05)
+    bucket = SlidingWindow(2, 0.05)
     waits = [await bucket.acquire() for _ in range(3)]
     assert waits[:2] == [0.0, 0.0] and waits[2] > 0
 
 
 async def test_waiters_are_served_in_order() -> None:
-    bucket = TokenBucket(1, 0.02)
+    bucket = SlidingWindow(1, 0.02)
     order: list[int] = []
 
     async def take(i: int) -> None:

@@ -1,4 +1,4 @@
-"""PrivateChannelProtocol against OKX's real payload shapes (see shared/spec/okx-v5.md)."""
+"""PrivateChannelProtocol against OKX's real payload shapes (see docs/spec/okx-v5.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from reactor.okx.ws_protocol import (
     LoginFailed,
     LoginOk,
     Notice,
+    OrdersUpdate,
     Pong,
     PrivateChannelProtocol,
     ServerError,
@@ -24,6 +25,7 @@ from reactor.okx.ws_protocol import (
     SubscribeFailed,
     Update,
 )
+from tests.paths import FIXTURES
 
 CREDS = Credentials("key-1", "secret-1", "pass-1")
 
@@ -289,3 +291,183 @@ def test_credentials_never_in_repr() -> None:
     assert repr(creds).startswith("Credentials(api_key='ab…'")
     p = PrivateChannelProtocol("A", creds)
     assert "secret" not in repr(p) and "passphrase" not in repr(p)
+
+
+# -- OKX's captured payloads (tests/fixtures/okx/, sources in its README) -----------------------
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def replay(p: PrivateChannelProtocol, frames: list[Any]) -> list[list[Any]]:
+    """Feed captured frames one by one, as the driver does, sending what the driver would send
+    (the subscribe request after a login answer)."""
+    out = []
+    for frame in frames:
+        events = p.receive(json.dumps(frame))
+        out.append(events)
+        if events and isinstance(events[0], LoginOk):
+            p.subscribe_frame()
+    return out
+
+
+def test_captured_login_subscribe_and_untyped_first_push_ccxt_21565() -> None:
+    """A 2024 cluster: login, ack, ``channel-conn-count``, then a first push of ``data: []``
+    with no ``eventType``/``curPage``/``lastPage``: the subscribe snapshot, one empty page."""
+    p = PrivateChannelProtocol("Wu666666", CREDS, clock=lambda: 1_711_600_000.0)
+    p.login_frame()
+    assert replay(p, fixture("ws_log_ccxt_21565.json")) == [
+        [LoginOk("02ce4ffc")],
+        [Subscribed("02ce4ffc")],
+        [Ignored("channel-conn-count")],
+        [SnapshotPage([], 1, True, [])],
+    ]
+    assert p.state == "subscribed"
+
+
+def test_captured_demo_trading_ack_without_extra_params_ccxt_23704() -> None:
+    """Demo trading (``wspap``): the ack's ``arg`` leaves ``extraParams`` out and still counts
+    as the ``positions`` subscription."""
+    p = PrivateChannelProtocol("Wu666666", CREDS, clock=lambda: 1_726_200_000.0)
+    p.login_frame()
+    assert replay(p, fixture("ws_log_ccxt_23704.json")) == [
+        [LoginOk("eee8fd8f")],
+        [Subscribed("eee8fd8f")],
+        [Ignored("channel-conn-count")],
+    ]
+    assert p.state == "subscribed"
+
+
+def test_captured_isolated_push_nt_first_as_snapshot_then_as_update() -> None:
+    """NautilusTrader's ``positions`` push has no ``eventType``: the first after the ack is the
+    subscribe snapshot, the same frame later an update; every value parses exactly."""
+    p = subscribed()
+    text = (FIXTURES / "ws_positions_nt.json").read_text()
+    (first,) = p.receive(text)
+    assert isinstance(first, SnapshotPage)
+    assert (first.cur_page, first.last_page, first.invalid) == (1, True, [])
+    (pos,) = first.positions
+    assert pos.key == ("Wu666666", "BTC-USDT-SWAP", "long", "isolated")
+    assert (pos.inst_type, pos.pos_id, pos.ccy) == ("SWAP", "12345", "BTC")
+    assert pos.pos == Decimal("0.5") and pos.margin == Decimal("0.5")
+    assert pos.avg_px == Decimal("10000") and pos.mark_px == Decimal("10000")
+    assert pos.lever == Decimal("10.0") and pos.mmr == Decimal("0.1")
+    assert pos.upl == Decimal("0") and pos.notional_usd == Decimal("5000")
+    assert pos.liq_px == Decimal("9000")
+    assert pos.c_time == pos.u_time == 1622559930237
+    assert pos.p_time == 0  # the capture carries no pTime
+    # Its ``ccy`` is BTC (a coin-margined value on a USDT contract): not a kind the reactor
+    # adjusts, whatever the margin mode.
+    assert not pos.is_managed_kind
+    (second,) = p.receive(text)
+    assert second == Update([pos], [])
+
+
+def test_captured_live_cross_push_ccxt_pos_keeps_exact_decimals() -> None:
+    """A live push (2023-08-27): cross, net, ``margin`` "" (not applicable), float tails, an
+    array ``closeOrderAlgo``, ``uid`` in ``arg`` and ``uTime`` 462 s older than ``pTime``."""
+    p = subscribed()
+    raw = fixture("ws_positions_push_ccxt_pos.json")
+    (page,) = p.receive(json.dumps({**raw, "eventType": "snapshot", "curPage": 1}))
+    assert isinstance(page, SnapshotPage) and page.invalid == []
+    (pos,) = page.positions
+    assert pos.key == ("Wu666666", "XRP-USDT-SWAP", "net", "cross")
+    assert pos.pos == Decimal("1") and pos.ccy == "USDT" and pos.lever == Decimal("3")
+    assert pos.margin is None  # "" on a cross position
+    assert pos.upl == Decimal("0.0240000000000018")  # float tails kept digit for digit
+    assert pos.notional_usd == Decimal("52.68620388000001")
+    assert pos.liq_px == Decimal("0.3287514731020614")
+    assert pos.mmr == Decimal("0.26346") and pos.mark_px == Decimal("0.52692")
+    assert pos.avg_px == Decimal("0.52668") and pos.pos_id == "616057041198907393"
+    assert (pos.c_time, pos.u_time, pos.p_time) == (1693151444408, 1693151444408, 1693151906023)
+    assert pos.p_time - pos.u_time == 461_615  # a quiet position's uTime lags its pushes
+    assert not pos.is_managed_kind  # cross: reported, never adjusted
+
+
+def test_captured_push_with_okx_2025_page_fields() -> None:
+    """The same captured record in a typed frame: pages and event updates as OKX now sends."""
+    p = subscribed()
+    raw = fixture("ws_positions_nt.json")
+    (page,) = p.receive(
+        json.dumps({**raw, "eventType": "snapshot", "curPage": 2, "lastPage": False})
+    )
+    assert isinstance(page, SnapshotPage)
+    assert (page.cur_page, page.last_page) == (2, False)
+    assert [x.inst_id for x in page.positions] == ["BTC-USDT-SWAP"]
+    (update,) = p.receive(json.dumps({**raw, "eventType": "event_update"}))
+    assert isinstance(update, Update) and update.positions == page.positions
+
+
+def test_captured_orders_pushes_on_creation_then_fill() -> None:
+    """Two ``orders`` pushes of one LINK-USDT-SWAP order (ccxt's July 2025 capture): the
+    creation push carries no fill, the next one the fill."""
+    p = PrivateChannelProtocol("Wu666666", CREDS, clock=lambda: 1_751_705_800.0, orders=True)
+    p.login_frame()
+    p.receive('{"event":"login","code":"0","msg":"","connId":"a4d3ae55"}')
+    p.subscribe_frame()
+    for channel in ("positions", "orders"):
+        ack = {"event": "subscribe", "arg": {"channel": channel, "instType": "SWAP"}}
+        p.receive(json.dumps({**ack, "connId": "a4d3ae55"}))
+    created, filled = fixture("ws_orders_swap_created_then_filled.json")
+    (ev1,) = p.receive(json.dumps(created))
+    (ev2,) = p.receive(json.dumps(filled))
+    assert isinstance(ev1, OrdersUpdate) and isinstance(ev2, OrdersUpdate)
+    assert ev1.invalid == [] and ev2.invalid == []
+    (o1,), (o2,) = ev1.orders, ev2.orders
+    assert o1.ord_id == o2.ord_id == "2657625147249614848"
+    assert (o1.inst_id, o1.side, o1.pos_side, o1.td_mode) == (
+        "LINK-USDT-SWAP",
+        "sell",
+        "net",
+        "isolated",
+    )
+    assert o1.reduce_only and o1.sz == Decimal("0.1")
+    assert (o1.state, o1.fill_sz, o1.acc_fill_sz, o1.fill_px, o1.trade_id, o1.fill_time) == (
+        "live",
+        Decimal("0"),
+        Decimal("0"),
+        None,
+        "",
+        0,
+    )
+    assert (o2.state, o2.fill_sz, o2.acc_fill_sz, o2.fill_px, o2.avg_px) == (
+        "filled",
+        Decimal("0.1"),
+        Decimal("0.1"),
+        Decimal("13.142"),
+        Decimal("13.142"),
+    )
+    assert (o2.trade_id, o2.fee, o2.fill_time) == (
+        "293429690",
+        Decimal("-0.00026284"),
+        1751705807467,
+    )
+    assert o1.c_time == o2.c_time == 1751705801423 and o2.u_time == 1751705807467
+
+
+def test_captured_orders_push_nt_values() -> None:
+    p = PrivateChannelProtocol("Wu666666", CREDS, clock=lambda: 1_746_947_317.0, orders=True)
+    p.login_frame()
+    p.receive('{"event":"login","code":"0","msg":"","connId":"a4d3ae55"}')
+    (ev,) = p.receive((FIXTURES / "ws_orders_nt.json").read_text())
+    assert isinstance(ev, OrdersUpdate) and ev.invalid == []
+    (o,) = ev.orders
+    assert (o.account, o.inst_id, o.ord_id, o.cl_ord_id, o.tag) == (
+        "Wu666666",
+        "BTC-USDT-SWAP",
+        "2497956918703120384",
+        "001BTCUSDT20250106001",
+        "",
+    )
+    assert (o.side, o.pos_side, o.td_mode, o.reduce_only, o.state) == (
+        "buy",
+        "long",
+        "isolated",
+        False,
+        "filled",
+    )
+    assert o.fill_sz == o.acc_fill_sz == o.sz == Decimal("0.03")
+    assert o.fill_px == o.avg_px == Decimal("103698.9")
+    assert o.fee == Decimal("-0.021776769") and o.trade_id == "1518905529"
+    assert (o.c_time, o.fill_time, o.u_time) == (1746947317401, 1746947317402, 1746947317402)

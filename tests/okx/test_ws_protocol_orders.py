@@ -1,4 +1,4 @@
-"""PrivateChannelProtocol with the ``orders`` channel (counts from fills, issue 13)."""
+"""PrivateChannelProtocol with the ``orders`` channel (counts from fills)."""
 
 from __future__ import annotations
 

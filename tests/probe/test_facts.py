@@ -9,9 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reactor.okx.endpoints import BILLS, MARGIN_BALANCE
 from reactor.probe.facts import (
-    BILLS_PATH,
-    MARGIN_BALANCE_PATH,
     extract_facts,
     match_bill,
     ws_facts,
@@ -22,7 +21,7 @@ from reactor.probe.summary import summary_lines
 from tests.domain.factories import MsClock
 
 INST = "XRP-USDT-SWAP"
-# CCXT-BILL: a real type-6 bill captured 2024-03-22 (okx-fidelity.md §5.2).
+# CCXT-BILL: a real type-6 bill captured 2024-03-22 (docs/spec/okx-fidelity.md §5.2).
 CCXT_BILL = {
     "bal": "67621.4325135010619812", "balChg": "-10.0000000000000000",
     "billId": "691293628710342659", "ccy": "USDT", "clOrdId": "", "execType": "", "fee": "0",
@@ -134,10 +133,10 @@ def margin_call(rec: Recorder, clock: MsClock, *, bills: list[dict[str, Any]] | 
         before=before,
         t_sent_ms=t_sent,
     )
-    rec.add("http_request", id=1, method="POST", path=MARGIN_BALANCE_PATH, body="{}")
+    rec.add("http_request", id=1, method="POST", path=MARGIN_BALANCE, body="{}")
     clock.ms += 40
     answer = {"code": "0", "msg": "", "data": [{"amt": "10", "leverage": "2.5"}]}
-    rec.add("http_response", id=1, method="POST", path=MARGIN_BALANCE_PATH, status=200,
+    rec.add("http_response", id=1, method="POST", path=MARGIN_BALANCE, status=200,
             body=json.dumps(answer))  # fmt: skip
     rec.step("add_1", "result", code="0", msg="", applied=True)
     clock.ms += 30
@@ -149,7 +148,7 @@ def margin_call(rec: Recorder, clock: MsClock, *, bills: list[dict[str, Any]] | 
             if bills is not None
             else {"code": "404", "msg": "Not Found"}
         )
-        path = f"{BILLS_PATH}?instType=SWAP&type=6"
+        path = f"{BILLS}?instType=SWAP&type=6"
         rec.add("http_response", id=2 + n, method="GET", path=path, status=200,
                 body=json.dumps(body))  # fmt: skip
         if bills is None:
@@ -240,7 +239,7 @@ def test_fixture_layout_and_uid_mask() -> None:
     rec.ws_in(1, json.dumps(UNTYPED_PUSH))
     rec.step("observe", "end")
     margin_call(rec, clock, bills=None)
-    rec.add("http_response", id=9, method="POST", path=MARGIN_BALANCE_PATH, status=200,
+    rec.add("http_response", id=9, method="POST", path=MARGIN_BALANCE, status=200,
             body=json.dumps({"code": "59301", "msg": "x", "data": []}))  # fmt: skip
     files = fixture_payloads(rec.records)
     assert sorted(files) == [

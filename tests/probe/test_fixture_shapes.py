@@ -60,8 +60,8 @@ PUBLISHED = {
     "http_get_instruments_swap_nt.json": "instruments.json",
     "ws_positions_nt.json": "ws_positions_snapshot.json",
 }
-# Position fields OKX sends that the simulator does not (okx-fidelity.md §7.13: "many extra
-# fields"); a difference outside this set fails, and the set may only shrink. Empty since the
+# Position fields OKX sends that the simulator does not (docs/spec/okx-fidelity.md §7.13: "many
+# extra fields"); a difference outside this set fails, and the set may only shrink. Empty since the
 # simulator writes the full field set of a live 2025 record (reactor/sim/position_record.py).
 POSITION_FIELDS_NOT_SIMULATED: frozenset[str] = frozenset()
 KNOWN = {
@@ -133,5 +133,5 @@ def test_probe_captures_are_present_or_the_comparison_says_why() -> None:
     if not probe_captures():
         pytest.skip(
             "no probe capture in tests/fixtures/okx yet: run `reactor probe` against OKX demo "
-            "trading and drop its folder there (README, Probing OKX demo trading)"
+            "trading and drop its folder there (docs/operations.md, Probing OKX demo trading)"
         )

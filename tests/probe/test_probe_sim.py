@@ -16,6 +16,7 @@ import yaml
 
 from reactor.cli.main import main as reactor_main
 from reactor.config import load_config
+from reactor.okx.endpoints import MARGIN_BALANCE
 from reactor.probe.driver import run_probe
 from reactor.probe.record import read_records
 from reactor.probe.script import ProbeOptions
@@ -178,7 +179,7 @@ async def test_an_answer_lost_after_the_transfer_is_resolved_and_undone(
 ) -> None:
     cfg = load_config(write_config(tmp_path, sim, request_timeout_s=0.5))
     # The simulator applies the add, then holds the answer past the client's timeout.
-    await fault(sim, kind="rest_delay", path="/api/v5/account/position/margin-balance",
+    await fault(sim, kind="rest_delay", path=MARGIN_BALANCE,
                 delay_s=2)  # fmt: skip
     run = await run_probe(cfg, "A", tmp_path / "out", FAST, stdout=io.StringIO())
     add = run.facts["margin_calls"]["add_1"]
@@ -192,7 +193,7 @@ async def test_a_refused_add_is_recorded_and_nothing_else_moves(
     tmp_path: Path, sim: Simulator
 ) -> None:
     cfg = load_config(write_config(tmp_path, sim))
-    await fault(sim, kind="rest_error", path="/api/v5/account/position/margin-balance",
+    await fault(sim, kind="rest_error", path=MARGIN_BALANCE,
                 code="50013")  # fmt: skip
     run = await run_probe(cfg, "A", tmp_path / "out", FAST, stdout=io.StringIO())
     assert run.facts["margin_calls"]["add_1"]["code"] == "50013"
@@ -252,7 +253,8 @@ async def test_live_runs_only_with_the_flag(tmp_path: Path, sim_factory: Any) ->
 async def test_a_demo_probe_against_live_keys_stops_with_exit_1(
     tmp_path: Path, sim_factory: Any
 ) -> None:
-    # Demo venue (x-simulated-trading: 1) with live keys: OKX answers 50101 (okx-fidelity §7.8).
+    # Demo venue (x-simulated-trading: 1) with live keys: OKX answers 50101
+    # (docs/spec/okx-fidelity.md §7.8).
     sim: Simulator = await sim_factory({**SCENARIO, "simulator": {"demo_keys": False}})
     cfg = load_config(write_config(tmp_path, sim))
     stdout = io.StringIO()

@@ -170,3 +170,47 @@ async def test_reload_refusals_leave_the_running_config(
         assert await app.reload(rt, path) is True
         assert sorted(rt.sessions) == ["A", "B"]
         assert [a.name for a in rt.cfg.accounts] == ["A", "B"]
+
+
+async def test_refused_reload_is_reported_to_systemd(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sim_factory: Any,
+    notify: tuple[socket.socket, str],
+) -> None:
+    """``systemctl reload`` of a refused config: RELOADING=1, then READY=1 with a STATUS=
+    naming the refusal, which stays until a reload is applied (issue 20, item 3)."""
+    from reactor.config import load_config
+    from reactor.service.reload import reload_loop
+    from reactor.service.systemd import SystemdNotifier
+    from tests.engine.harness import running, set_credentials, wait_for
+
+    sock, sock_path = notify
+    notes = Notes(sock)
+    scen = scenario(account("A", 1, [cro(margin="10")]), account("B", 2, []))
+    sim = await sim_factory(scen, price_walk=False)
+    set_credentials(monkeypatch, scen)
+    path = write_config(tmp_path, sim.url, [{"name": "A"}], **FAST)
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": sock_path})
+    wake = asyncio.Event()
+    async with running(load_config(path)) as (rt, _logs):
+        task = asyncio.create_task(reload_loop(rt, path, wake, notifier, lambda: "1/1 live"))
+        try:
+            _write(path, [{"name": "A"}], policy={"buffer": "2"})
+            wake.set()
+            await wait_for(lambda: any("READY=1" in m for m in (notes.drain(), notes.all)[1]))
+            (begun, done) = notes.all
+            assert begun.startswith("RELOADING=1\nMONOTONIC_USEC=")
+            assert done.startswith("READY=1\nSTATUS=reload refused: ")
+            assert "restart to change policy" in done and done.endswith("; 1/1 live")
+            assert rt.reload_refused is not None
+
+            _write(path, [{"name": "A"}, {"name": "B"}], policy={"buffer": "1.5"})
+            wake.set()
+            await wait_for(lambda: len((notes.drain(), notes.all)[1]) == 4)
+            assert notes.all[2].startswith("RELOADING=1\n")
+            assert notes.all[3] == "READY=1\nSTATUS=1/1 live"
+            assert rt.reload_refused is None
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

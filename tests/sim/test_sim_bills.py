@@ -13,7 +13,7 @@ from reactor.sim.errors import ExchangeError
 from reactor.sim.exchange import Exchange
 from tests.sim.test_sim_orders import CRO, W, make, order
 
-# CCXT-BILL (okx-fidelity §5.2): a captured type-6 bill's field set.
+# CCXT-BILL (docs/spec/okx-fidelity.md §5.2): a captured type-6 bill's field set.
 CCXT_BILL = {
     "bal": "67621.4325135010619812",
     "balChg": "-10.0000000000000000",

@@ -1,5 +1,5 @@
-"""The ``ws_channel_delay`` fault (added for issue 13): one channel's event pushes held back, so
-a test can pick whether a fill's ``positions`` or ``orders`` push arrives first."""
+"""The ``ws_channel_delay`` fault (for counts from fills): one channel's event pushes held back,
+so a test can pick whether a fill's ``positions`` or ``orders`` push arrives first."""
 
 from __future__ import annotations
 

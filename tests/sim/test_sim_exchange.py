@@ -71,9 +71,14 @@ def test_cro_position_fields_are_okx_strings() -> None:
     # CCXT-POS: over the initial margin at avgPx, 108 * 10 * 0.0905 / 10 = 9.774
     assert abs(D(p["uplRatio"]) - D("4.86") / D("9.774")) < D("1e-17")
     assert p["mgnMode"] == "isolated" and p["instType"] == "SWAP" and p["ccy"] == "USDT"
-    # liquidation price: margin + upl == mm
+    # liquidation price: margin + upl == mm + the closing fee (HELP-LIQ, docs/spec/okx-fidelity.md
+    # §11.2.3)
     liq = D(p["liqPx"])
-    assert abs(D("20.29") + 1080 * (liq - D("0.0905")) - 1080 * liq * D("0.004")) < D("1e-12")
+    line = 1080 * liq * D("0.004") + 1080 * liq * D("0.0005")
+    assert abs(D("20.29") + 1080 * (liq - D("0.0905")) - line) < D("1e-12")
+    assert liq.quantize(D("0.0000001")) == D("0.0720371")  # §11.2.3: OKX's formula, 0.0720370
+    # mgnRatio = (margin + upl) / (mm + fee) = 25.15 / 0.4617 (§11.2.3: OKX's formula 54.47)
+    assert D(p["mgnRatio"]).quantize(D("0.01")) == D("54.47")
 
 
 def test_reduce_limit_and_codes() -> None:
@@ -232,3 +237,50 @@ def test_liquidation_rule(mark: D, margin: D, side: str) -> None:
     upl = qty * (mark - D("0.0905")) * (1 if side == "long" else -1)
     should_liquidate = margin + upl <= qty * mark * D("0.004")
     assert (not ex.accounts["Wu666666"].positions) == should_liquidate
+
+
+def test_liquidation_line_includes_the_closing_fee() -> None:
+    """Between mm and mm + fee the position is liquidated (it survived there before)."""
+    ex = cro_exchange()
+    p = ex.accounts["Wu666666"].isolated("CRO-USDT-SWAP", "long")
+    assert p is not None
+    m = ex.metrics(p)
+    assert m.close_fee == D("102.6") * D("0.0005") and m.liq_line == m.mm + m.close_fee
+    p.margin = m.mm - m.upl + m.close_fee / 2  # above mm, below mm + fee
+    [c] = ex.set_position_state("Wu666666", "CRO-USDT-SWAP", "long", "isolated", close_orders=0)
+    assert D(c.position["mgnRatio"]) < 1
+    assert ex._liquidate() and ex.positions("Wu666666") == []
+
+
+def test_mgn_ratio_matches_the_live_eth_record() -> None:
+    """JAVA-2025 ETH (docs/spec/okx-fidelity.md §11.2.3): margin 30.11, upl -0.046, mm 1.204216 at
+    a 301.054 notional: pushed mgnRatio 22.191662920568692."""
+    ex = Exchange.from_scenario(
+        scenario_from_dict(
+            {
+                "instruments": [{"instId": "ETH-USDT-SWAP", "ctVal": "0.1", "markPx": "3010.54"}],
+                "accounts": [
+                    {
+                        "name": "A",
+                        "apiKey": "k",
+                        "secretKey": "s",
+                        "passphrase": "p",
+                        "balance": "100",
+                        "positions": [
+                            {
+                                "instId": "ETH-USDT-SWAP",
+                                "posSide": "net",
+                                "pos": "1",
+                                "avgPx": "3011",
+                                "lever": "10",
+                                "margin": "30.11",
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    [rec] = ex.positions("A")
+    assert (rec["upl"], rec["mmr"]) == ("-0.046", "1.204216")
+    assert abs(D(rec["mgnRatio"]) - D("22.191662920568692")) < D("1e-13")  # a double's digits

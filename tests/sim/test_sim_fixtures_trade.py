@@ -9,7 +9,7 @@ from typing import Any
 
 from reactor.sim.server import Simulator
 from tests.paths import FIXTURES
-from tests.sim.helpers import MARGIN, POSITIONS, signed
+from tests.sim.helpers import MARGIN, POSITIONS, admin, signed
 
 CRO = "CRO-USDT-SWAP"
 
@@ -96,3 +96,28 @@ async def test_estimates_have_okx_fields(sim: Simulator) -> None:
     [real] = fixture("max_avail_size_doc.json")["data"]
     assert set(real) == set(avail)
     same_types(real, avail, set(real))
+
+
+async def test_funding_bill_has_okx_fields(sim: Simulator) -> None:
+    """A funding bill (type 8, docs/spec/okx-fidelity.md §11.2.2) carries the documented bill
+    fields with the example's types (no live funding bill is public)."""
+    await admin(sim.url, "/sim/funding", {"instId": CRO, "fundingRate": "0.0001"})
+    [bill] = await get(sim, "/api/v5/account/bills?type=8")
+    [real] = fixture("bills_doc.json")["data"]
+    assert set(real) <= set(bill)
+    same_types(real, bill, set(real))
+    assert (bill["type"], bill["subType"]) == ("8", "173")
+    assert D(bill["posBalChg"]) == D(bill["pnl"]) < 0
+
+
+async def test_position_tiers_have_okx_fields(sim: Simulator) -> None:
+    r = await signed(
+        sim.url,
+        "GET",
+        "/api/v5/public/position-tiers?instType=SWAP&tdMode=isolated&instFamily=CRO-USDT",
+    )
+    [tier] = r.json()["data"]
+    [real] = fixture("http_get_position_tiers_nt.json")["data"]
+    assert set(real) == set(tier)
+    same_types(real, tier, set(real))
+    assert (tier["tier"], tier["mmr"], tier["maxLever"], tier["minSz"]) == ("1", "0.004", "75", "0")

@@ -19,11 +19,10 @@ import websockets
 from okx.websocket.WsUtils import initLoginParams
 from websockets.asyncio.client import ClientConnection
 
+from reactor.okx.endpoints import ADJUST_LEVERAGE_INFO, BILLS, ORDER
 from reactor.sim.server import Simulator
 from tests.sim.helpers import KEY, MARGIN, PASSPHRASE, POSITIONS, SECRET, signed
 
-ORDER = "/api/v5/trade/order"
-BILLS = "/api/v5/account/bills"
 CRO = "CRO-USDT-SWAP"
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -84,9 +83,7 @@ async def test_python_okx_places_an_order_and_reads_bills(sim: Simulator) -> Non
 
     params = {"instType": "SWAP", "mgnMode": "isolated", "lever": "10", "instId": CRO}
     params["posSide"] = "long"
-    res = await asyncio.to_thread(
-        acct._request_with_params, "GET", "/api/v5/account/adjust-leverage-info", params
-    )
+    res = await asyncio.to_thread(acct._request_with_params, "GET", ADJUST_LEVERAGE_INFO, params)
     assert res["code"] == "0" and Decimal(res["data"][0]["estAvailTrans"]) > 0
 
     res = await asyncio.to_thread(

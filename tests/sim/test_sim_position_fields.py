@@ -1,6 +1,6 @@
-"""The position record's values beyond what the reactor reads (okx-fidelity §7.13, §3.1), over
-real sockets: fees and PnL accumulated from fills, ``availPos`` "" in net mode, ``notionalUsd``
-in USD, ``bePx``, ``closeOrderAlgo`` as an array of OKX's entries."""
+"""The position record's values beyond what the reactor reads (docs/spec/okx-fidelity.md §7.13,
+§3.1), over real sockets: fees and PnL accumulated from fills, ``availPos`` "" in net mode,
+``notionalUsd`` in USD, ``bePx``, ``closeOrderAlgo`` as an array of OKX's entries."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from reactor.okx.endpoints import BILLS, ORDER
 from reactor.sim.position_record import breakeven_px
 from reactor.sim.server import Simulator
 from tests.conftest import SCENARIOS, SimFactory
 from tests.sim.helpers import POSITIONS, admin, signed
 
-ORDER = "/api/v5/trade/order"
-BILLS = "/api/v5/account/bills"
 CRO = "CRO-USDT-SWAP"
 
 

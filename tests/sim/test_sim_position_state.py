@@ -1,6 +1,6 @@
 """Margin calls against positions OKX holds back, over real sockets: pending close orders
-(59302, okx-fidelity §7.15), frozen positions (50020/50017, §6), no matching isolated position
-(§7.16, a switch per case), and ``lever`` after a margin call (§7.14, a switch)."""
+(59302, docs/spec/okx-fidelity.md §7.15), frozen positions (50020/50017, §6), no matching isolated
+position (§7.16, a switch per case), and ``lever`` after a margin call (§7.14, a switch)."""
 
 from __future__ import annotations
 

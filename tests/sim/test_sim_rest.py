@@ -164,7 +164,8 @@ async def test_unknown_path(sim: Simulator) -> None:
 
 async def test_demo_key_needs_the_simulated_trading_header(sim_factory: Any) -> None:
     """DOC: a demo key without x-simulated-trading: 1, or a live key with it, gets 50101
-    (okx-fidelity §7.8); the scenario's keys are demo keys unless simulator.demo_keys is off."""
+    (docs/spec/okx-fidelity.md §7.8); the scenario's keys are demo keys unless simulator.demo_keys
+    is off."""
     from tests.conftest import SCENARIOS
 
     demo = await sim_factory(SCENARIOS / "cro.yaml")
@@ -191,7 +192,7 @@ async def test_gateway_fault_html(sim: Simulator, status: int) -> None:
 
 
 async def test_gateway_fault_json(sim: Simulator) -> None:
-    """okx-fidelity §7.9: ``{"code":500,"data":{},...,"error_code":"500",...}``."""
+    """docs/spec/okx-fidelity.md §7.9: ``{"code":500,"data":{},...,"error_code":"500",...}``."""
     fault = {
         "kind": "rest_gateway",
         "account": "Wu666666",

@@ -80,8 +80,8 @@ async def test_login_subscribe_snapshot_and_push(sim: Simulator) -> None:
         assert all(isinstance(v, str) for k, v in p.items() if k != "closeOrderAlgo")
         assert p["pTime"]
 
-        # A mark move is silent (DOC-POS, okx-fidelity §1.1): the next frame is the margin
-        # call's event push, which already shows the new mark.
+        # A mark move is silent (DOC-POS, docs/spec/okx-fidelity.md §1.1): the next frame is the
+        # margin call's event push, which already shows the new mark.
         await admin(sim.url, "/sim/mark-price", {"instId": "CRO-USDT-SWAP", "markPx": "0.0960"})
         assert (await signed(sim.url, "POST", MARGIN, ADD_1)).json()["code"] == "0"
         push = await recv(ws)
@@ -344,7 +344,7 @@ async def test_login_failures(sim: Simulator, make_frame: Callable[[], str], cod
         await ws.send(make_frame())
         err = await recv(ws)
         assert err["event"] == "error" and err["code"] == code and err["connId"]
-        # DOC-WS close codes: 4001 "Login Failed" (okx-fidelity §7.7).
+        # DOC-WS close codes: 4001 "Login Failed" (docs/spec/okx-fidelity.md §7.7).
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await recv(ws)
         assert closed.value.rcvd is not None
@@ -419,8 +419,8 @@ async def test_no_frame_either_way_closes(sim_factory: Any) -> None:
 
 
 async def test_pushes_keep_a_quiet_client_open(sim_factory: Any) -> None:
-    """okx-fidelity §2: OKX closes only when no data went either way; a client that never
-    sends while regular snapshots flow stays connected (the old simulator dropped it)."""
+    """docs/spec/okx-fidelity.md §2: OKX closes only when no data went either way; a client that
+    never sends while regular snapshots flow stays connected (the old simulator dropped it)."""
     from tests.conftest import SCENARIOS
 
     sim = await sim_factory(SCENARIOS / "cro.yaml", idle_timeout=0.3, time_scale=0.025)

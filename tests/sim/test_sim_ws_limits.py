@@ -1,5 +1,5 @@
-"""OKX's WebSocket limits (DOC-WS; okx-fidelity §7.4) over real sockets: 3 connection requests
-per second per IP, 480 login/subscribe/unsubscribe requests per connection per hour, 30
+"""OKX's WebSocket limits (DOC-WS; docs/spec/okx-fidelity.md §7.4) over real sockets: 3 connection
+requests per second per IP, 480 login/subscribe/unsubscribe requests per connection per hour, 30
 connections per channel per sub-account."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from reactor.status.alerting import MTAIL_JOB, PRODUCTION, REACTOR_JOB, alerts
+from reactor.status.alerting import MTAIL_JOB, PRODUCTION, REACTOR_JOB, alerts, runbook_url
 
 MTAIL = {"job": MTAIL_JOB, "instance": "localhost:3903", "prog": "okx-margin-reactor.mtail"}
 REACTOR = {"job": REACTOR_JOB, "instance": "localhost:8787"}
@@ -39,7 +39,11 @@ def _annotations(alertname: str, labels: dict[str, str]) -> dict[str, str]:
     def fill(text: str) -> str:
         return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m[1], ""), text)
 
-    return {"summary": fill(rule.summary), "description": fill(rule.description)}
+    return {
+        "summary": fill(rule.summary),
+        "description": fill(rule.description),
+        "runbook_url": runbook_url(alertname),
+    }
 
 
 def fires(at: str, alertname: str, *label_sets: dict[str, str]) -> dict[str, Any]:
@@ -67,6 +71,7 @@ def case(name: str, input_series: list[dict[str, str]], *checks: dict[str, Any])
 
 
 FAIL = "reactor_log_margin_call_failures_total"
+EVENTS = "reactor_log_events_total"
 STARTED = "reactor_log_started_timestamp_seconds"
 BLOCKED_SINCE = "reactor_log_target_blocked_since_timestamp_seconds"
 BLOCKED_SEEN = "reactor_log_target_blocked_seen_timestamp_seconds"
@@ -202,21 +207,47 @@ def cases() -> list[dict[str, Any]]:
             quiet("26m", "ReactorMainBelowExpected"),
         ),
         case(
-            "drift, guard, watchdog and EMFILE lines alert, then resolve",
+            "drift, guard, watchdog, EMFILE and reload-refused lines alert, then resolve",
             [
                 mtail("reactor_log_book_drifts_total", "_ 1x30", account="a"),
                 mtail("reactor_log_guard_trips_total", "_ 1x30", account="a"),
                 mtail("reactor_log_watchdog_unhealthy_total", "0 1x30"),
                 mtail("reactor_log_fd_exhausted_total", "0 0 2x30"),
+                mtail("reactor_log_reload_refusals_total", "0 1x30"),
             ],
             fires("2m", "ReactorBookDrift", {"account": "a"}),
             fires("2m", "ReactorRunawayGuardTripped", {"account": "a"}),
             fires("2m", "ReactorWatchdogUnhealthy", both),
             fires("3m", "ReactorFileDescriptorsExhausted", both),
+            fires("2m", "ReactorReloadRefused", both),
+            quiet("13m", "ReactorReloadRefused"),
             quiet("18m", "ReactorBookDrift"),
             quiet("13m", "ReactorRunawayGuardTripped"),
             quiet("13m", "ReactorWatchdogUnhealthy"),
             quiet("14m", "ReactorFileDescriptorsExhausted"),
+        ),
+        case(
+            "any error-level event alerts, per event; info lines do not",
+            [
+                mtail(EVENTS, "_ 1x30", event="journal.write.failed", level="error"),
+                mtail(EVENTS, "_ _ 1x30", event="maintenance.api.failed", level="error"),
+                mtail(EVENTS, "0+5x30", event="ws.connected", level="info"),
+                mtail(EVENTS, "_ 1x30", event="account.stopped", level="error"),  # own alert
+            ],
+            fires(
+                "3m",
+                "ReactorErrorLogged",
+                {"event": "journal.write.failed"},
+                {"event": "maintenance.api.failed"},
+            ),
+            quiet("15m", "ReactorErrorLogged"),
+        ),
+        case(
+            "the ledger unwritable (reactor_storage_ok 0) for a minute, then back",
+            [series("reactor_storage_ok", "1 0x3 1x5", **REACTOR)],
+            quiet("1m", "ReactorStorageDown"),
+            fires("3m", "ReactorStorageDown", dict(REACTOR)),
+            quiet("5m", "ReactorStorageDown"),
         ),
         case(
             "open descriptors above 80 % of the limit for 2 minutes",

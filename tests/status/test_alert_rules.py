@@ -43,6 +43,7 @@ REQUIRED = frozenset(
         "margin.guard.tripped",
         "main.positions.below_expected",
         "main.positions.restored",
+        "reactor.reload.refused",
     }
 )
 
@@ -293,9 +294,10 @@ def test_rules_read_only_metrics_that_exist() -> None:
     (prometheus_client's process collector) or is Prometheus' own ``up``."""
     program = (ALERTS / "okx-margin-reactor.mtail").read_text()
     mtail_metrics = set(re.findall(r"^(?:counter|gauge) (\w+)", program, re.M))
-    reactor_metrics = {"process_open_fds", "process_max_fds", "up"}
+    reactor_metrics = {"process_open_fds", "process_max_fds", "up", "reactor_storage_ok"}
+    assert '"reactor_storage_ok"' in (ROOT / "reactor" / "status" / "metrics.py").read_text()
     for a in alerting.alerts():
-        names = set(re.findall(r"\b(reactor_log_\w+|process_\w+|up)\b(?=[{\[ )]|$)", a.expr))
+        names = set(re.findall(r"\b(reactor_\w+|process_\w+|up)\b(?=[{\[ )]|$)", a.expr))
         assert names, a.name
         unknown = names - mtail_metrics - reactor_metrics
         assert not unknown, f"{a.name} reads {sorted(unknown)}"
@@ -458,3 +460,62 @@ def test_loki_episode_rules_are_restart_safe() -> None:
         assert 'event="reactor.started"' in expr, name
         assert "unwrap ts" in expr and "__timestamp__" in expr, name
         assert not re.search(r"\)\s*-\s*\n?\s*sum", expr), name
+
+
+# -- issue 20, item 2: nothing that needs a human fails silently -------------------------------
+
+RUNBOOK_MD = ROOT / "docs" / "runbook.md"
+
+
+def _error_level_events() -> list[str]:
+    rows = re.findall(r"^\| `([^`]+)` \| (\w+) \|", EVENTS_MD.read_text(), re.M)
+    return sorted(name for name, level in rows if level == "error")
+
+
+def test_every_error_level_event_alerts() -> None:
+    """The catalog says an ``error`` needs a human: every one reaches an alert, through a rule
+    of its own or the rule over mtail's per-level count of every line."""
+    assert len(_error_level_events()) > 20
+    rules = alerting.alerts()
+    (catch_all,) = [a for a in rules if 'reactor_log_events_total{level="error"' in a.expr]
+    excluded = re.search(r'event!~"([^"]*)"', catch_all.expr)
+    assert excluded is not None
+    for event in _error_level_events():
+        own = [a.name for a in rules if event in a.events]
+        assert own or not re.fullmatch(excluded[1], event), f"{event}: no alert"
+        assert not (own and not re.fullmatch(excluded[1], event)), f"{event}: pages twice"
+    program = (ALERTS / "okx-margin-reactor.mtail").read_text()
+    assert "reactor_log_events_total[$event][$level]++" in program
+
+
+def test_storage_down_alerts() -> None:
+    (rule,) = [a for a in alerting.alerts() if "reactor_storage_ok" in a.expr]
+    assert rule.expr.endswith("== 0") and rule.severity == "critical"
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    doc = yaml.safe_load((ALERTS / "prometheus-rules.yaml").read_text())
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    sections = {
+        h.strip().lower() for h in re.findall(r"^## (Reactor\w+)\s*$", RUNBOOK_MD.read_text(), re.M)
+    }
+    for r in rules:
+        url = r["annotations"]["runbook_url"]
+        base, anchor = url.split("#")
+        assert base.endswith("/docs/runbook.md"), url
+        assert anchor == r["alert"].lower() and anchor in sections, f"{r['alert']}: no section"
+    assert sections == {r["alert"].lower() for r in rules}, "a runbook section without an alert"
+
+
+def test_thresholds_from_a_settings_file(tmp_path: Path) -> None:
+    """A desk tunes windows and thresholds without patching the package."""
+    settings = tmp_path / "alerting.yaml"
+    settings.write_text("blocked_s: 3600\nerror_window: 30m\nrunbook_url: https://wiki/rb\n")
+    out = tmp_path / "alerts"
+    assert alerting.main([str(out), "--settings", str(settings)]) == 0
+    rules = (out / "prometheus-rules.yaml").read_text()
+    assert "> 3600" in rules and "> 1800" not in rules
+    assert 'ws.reconnect"}[30m]' in rules
+    assert "runbook_url: https://wiki/rb#reactortargetblocked" in rules
+    settings.write_text("blocked_minutes: 5\n")
+    assert alerting.main([str(out), "--settings", str(settings)]) == 2

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from reactor.store.ledger import (
-    LEDGER_FILENAME,
+from reactor.store import (
     Ledger,
     LedgerCorrupt,
     LedgerReplaced,
     LedgerUnavailable,
+    SqliteLedger,
 )
 from tests.domain.factories import T0, MsClock
+
+FILENAME = "ledger.sqlite3"
 
 
 @pytest.fixture
@@ -26,12 +28,12 @@ def clock() -> MsClock:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / LEDGER_FILENAME
+    return tmp_path / "state" / FILENAME
 
 
 @pytest.fixture
 def ledger(path: Path, clock: MsClock) -> Iterator[Ledger]:
-    with Ledger(path, clock=clock) as led:
+    with SqliteLedger(path, clock=clock) as led:
         yield led
 
 
@@ -42,7 +44,7 @@ def test_schema_and_wal(ledger: Ledger, path: Path) -> None:
 
 
 def test_record_is_idempotent_per_account_key(ledger: Ledger) -> None:
-    first = ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "ord-1", c_time=T0)
+    first = ledger.record("sub1", "CRO-USDT-SWAP", "long", "ord-1", source="cli", c_time=T0)
     assert first is not None
     assert (first.account, first.key, first.c_time, first.recorded_ms) == (
         "sub1",
@@ -50,28 +52,28 @@ def test_record_is_idempotent_per_account_key(ledger: Ledger) -> None:
         T0,
         T0 + 1_000,
     )
-    assert ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "ord-1", c_time=T0) is None
+    assert ledger.record("sub1", "CRO-USDT-SWAP", "long", "ord-1", source="cli", c_time=T0) is None
     # Same key on another instrument of the same account: still the same maintenance.
-    assert ledger.record_maintenance("sub1", "BTC-USDT-SWAP", "long", "ord-1") is None
+    assert ledger.record("sub1", "BTC-USDT-SWAP", "long", "ord-1", source="cli") is None
     # Another account may use the same clOrdId: OKX ids are unique per account only.
-    assert ledger.record_maintenance("sub2", "CRO-USDT-SWAP", "long", "ord-1") is not None
+    assert ledger.record("sub2", "CRO-USDT-SWAP", "long", "ord-1", source="cli") is not None
     assert ledger.count("sub1", "CRO-USDT-SWAP", "long", T0) == 1
     assert [r.key for r in ledger.list_maintenance()] == ["ord-1", "ord-1"]
 
 
 def test_empty_fields_are_rejected(ledger: Ledger) -> None:
     with pytest.raises(ValueError):
-        ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "")
+        ledger.record("sub1", "CRO-USDT-SWAP", "long", "", source="cli")
     with pytest.raises(ValueError):
-        ledger.record_maintenance("", "CRO-USDT-SWAP", "long", "k")
+        ledger.record("", "CRO-USDT-SWAP", "long", "k", source="cli")
 
 
 def test_count_is_derived_and_restarts_on_reopen(ledger: Ledger, clock: MsClock) -> None:
     key = ("sub1", "CRO-USDT-SWAP", "long")
     assert ledger.count(*key, T0) == 0
-    ledger.record_maintenance(*key, "k1", c_time=T0)
+    ledger.record(*key, "k1", source="cli", c_time=T0)
     clock.ms = T0 + 5_000
-    ledger.record_maintenance(*key, "k2")  # no cTime: counts for the position open now
+    ledger.record(*key, "k2", source="cli")  # no cTime: counts for the position open now
     assert ledger.count(*key, T0) == 2
     # Other sides, instruments and accounts are separate positions.
     assert ledger.count("sub1", "CRO-USDT-SWAP", "short", T0) == 0
@@ -81,8 +83,8 @@ def test_count_is_derived_and_restarts_on_reopen(ledger: Ledger, clock: MsClock)
     reopened = T0 + 10_000
     assert ledger.count(*key, reopened) == 0
     clock.ms = reopened + 1
-    ledger.record_maintenance(*key, "k3")
-    ledger.record_maintenance(*key, "k4", c_time=reopened)
+    ledger.record(*key, "k3", source="cli")
+    ledger.record(*key, "k4", source="cli", c_time=reopened)
     assert ledger.count(*key, reopened) == 2
     # (count() is meant for the position open now: untied records made after a reopen would
     # also match an older cTime, which no longer matters once that position is closed.)
@@ -90,8 +92,8 @@ def test_count_is_derived_and_restarts_on_reopen(ledger: Ledger, clock: MsClock)
 
 
 def test_records_after_for_polling(ledger: Ledger) -> None:
-    a = ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1")
-    b = ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k2")
+    a = ledger.record("sub1", "CRO-USDT-SWAP", "long", "k1", source="cli")
+    b = ledger.record("sub1", "CRO-USDT-SWAP", "long", "k2", source="cli")
     assert a is not None and b is not None
     assert [r.key for r in ledger.records_after(0)] == ["k1", "k2"]
     assert [r.key for r in ledger.records_after(a.id)] == ["k2"]
@@ -99,19 +101,19 @@ def test_records_after_for_polling(ledger: Ledger) -> None:
 
 
 def test_two_instances_see_each_others_writes(path: Path, clock: MsClock) -> None:
-    reactor = Ledger(path, clock=clock)
-    cli = Ledger(path, clock=clock)  # stands for the CLI process
+    reactor = SqliteLedger(path, clock=clock)
+    cli = SqliteLedger(path, clock=clock)  # stands for the CLI process
     try:
         before = reactor.data_version()
         assert reactor.data_version() == before  # nothing changed, nothing reported
-        rec = cli.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1", c_time=T0)
+        rec = cli.record("sub1", "CRO-USDT-SWAP", "long", "k1", source="cli", c_time=T0)
         assert rec is not None
         after = reactor.data_version()
         assert after != before
         assert [r.id for r in reactor.records_after(0)] == [rec.id]
         assert reactor.count("sub1", "CRO-USDT-SWAP", "long", T0) == 1
         # The duplicate from the other instance is a no-op there too.
-        assert reactor.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1") is None
+        assert reactor.record("sub1", "CRO-USDT-SWAP", "long", "k1", source="cli") is None
         assert reactor.data_version() == after
     finally:
         reactor.close()
@@ -149,12 +151,12 @@ def test_journal_result_validation(ledger: Ledger) -> None:
 
 
 def test_pending_survives_a_crash(path: Path, clock: MsClock) -> None:
-    before = Ledger(path, clock=clock)
+    before = SqliteLedger(path, clock=clock)
     done = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "10.03", "{}")
     before.journal_result(done, "ok", "0")
     sent = before.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "2", "{}")
     # "Crash": the process dies without closing; a new process opens the file.
-    after = Ledger(path, clock=clock)
+    after = SqliteLedger(path, clock=clock)
     try:
         [pending] = after.pending_intents()
         assert (pending.id, pending.amount, pending.status) == (sent, "2", "pending")
@@ -167,14 +169,14 @@ def test_pending_survives_a_crash(path: Path, clock: MsClock) -> None:
 
 def test_racing_writers_record_a_key_once(path: Path, clock: MsClock) -> None:
     """The old system's race: two writers each counting the same maintenance."""
-    ledgers = [Ledger(path, clock=clock) for _ in range(4)]
+    ledgers = [SqliteLedger(path, clock=clock) for _ in range(4)]
     results: list[object] = []
     barrier = threading.Barrier(len(ledgers))
 
     def write(led: Ledger) -> None:
         barrier.wait()
         for i in range(20):
-            results.append(led.record_maintenance("sub1", "CRO-USDT-SWAP", "long", f"k{i}"))
+            results.append(led.record("sub1", "CRO-USDT-SWAP", "long", f"k{i}", source="cli"))
 
     threads = [threading.Thread(target=write, args=(led,)) for led in ledgers]
     for t in threads:
@@ -205,15 +207,15 @@ def test_deleted_ledger_file_is_detected(ledger: Ledger, path: Path) -> None:
 
 def test_replaced_ledger_file_is_detected(ledger: Ledger, path: Path, clock: MsClock) -> None:
     other = path.with_name("other.sqlite3")
-    Ledger(other, clock=clock).close()
+    SqliteLedger(other, clock=clock).close()
     other.replace(path)  # e.g. a restore from backup over the running file
     with pytest.raises(LedgerReplaced, match="replaced"):
-        ledger.record_maintenance("sub1", "CRO-USDT-SWAP", "long", "k1")
+        ledger.record("sub1", "CRO-USDT-SWAP", "long", "k1", source="cli")
     assert isinstance(LedgerReplaced("x", "replaced"), LedgerUnavailable)
 
 
 def test_locked_ledger_fails_fast_with_a_typed_error(path: Path, clock: MsClock) -> None:
-    led = Ledger(path, clock=clock, busy_timeout_ms=50)
+    led = SqliteLedger(path, clock=clock, busy_timeout_ms=50)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
     try:
@@ -244,11 +246,11 @@ def test_corrupt_ledger_is_refused_at_open(path: Path, clock: MsClock) -> None:
     path.parent.mkdir(parents=True)
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(LedgerCorrupt, match="not a usable SQLite database"):
-        Ledger(path, clock=clock)
+        SqliteLedger(path, clock=clock)
 
 
 def test_closed_ledger_refuses_writes(path: Path, clock: MsClock) -> None:
-    led = Ledger(path, clock=clock)
+    led = SqliteLedger(path, clock=clock)
     led.close()
     with pytest.raises(LedgerUnavailable, match="closed"):
         led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}")
@@ -269,7 +271,7 @@ def test_journal_rows_never_hold_a_credential(ledger: Ledger) -> None:
 
 
 def test_a_bill_is_credited_to_one_journal_row_only(tmp_path: Path) -> None:
-    with Ledger(tmp_path / LEDGER_FILENAME) as ledger:
+    with SqliteLedger(tmp_path / FILENAME) as ledger:
         a = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "9.97", "{}")
         b = ledger.journal_intent("sub1", "CRO-USDT-SWAP", "long", "reduce", "9.97", "{}")
         ledger.journal_result(a, "unknown", None, "timeout")
@@ -286,7 +288,7 @@ def test_a_bill_is_credited_to_one_journal_row_only(tmp_path: Path) -> None:
 
 
 def test_a_ledger_from_before_bill_ids_gains_the_column(tmp_path: Path) -> None:
-    path = tmp_path / LEDGER_FILENAME
+    path = tmp_path / FILENAME
     db = sqlite3.connect(path)
     db.execute(
         "CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL,"
@@ -300,7 +302,7 @@ def test_a_ledger_from_before_bill_ids_gains_the_column(tmp_path: Path) -> None:
     )
     db.commit()
     db.close()
-    with Ledger(path) as ledger:
+    with SqliteLedger(path) as ledger:
         (old,) = ledger.journal()
         assert old.bill_id is None and old.amount == "1"
         ledger.journal_bill(old.id, "5")

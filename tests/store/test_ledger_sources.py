@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reactor.store.ledger import Ledger, PositionCount
+from reactor.store import Ledger, PositionCount, SqliteLedger
 from tests.domain.factories import T0, MsClock
 
 POS = ("sub1", "CRO-USDT-SWAP", "long")
@@ -35,7 +35,7 @@ def clock() -> MsClock:
 
 @pytest.fixture
 def ledger(tmp_path: Path, clock: MsClock) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "reactor.sqlite", clock=clock) as led:
+    with SqliteLedger(tmp_path / "reactor.sqlite", clock=clock) as led:
         yield led
 
 
@@ -66,7 +66,7 @@ def test_record_validates(ledger: Ledger) -> None:
 def test_sources_and_position_counts(ledger: Ledger, clock: MsClock) -> None:
     ledger.record(*POS, "o1", source="fill", c_time=T0, ord_id="o1")
     ledger.record(*POS, "o2", source="backfill", c_time=T0, ord_id="o2")
-    ledger.record_maintenance(*POS, "manual-1", c_time=T0)  # the old path: source cli
+    ledger.record(*POS, "manual-1", source="cli", c_time=T0)  # by hand (the CLI)
     clock.ms += 10
     ledger.record(*POS, "api-1", source="api")  # untied: the position open now
     ledger.record(*POS, "old", source="cli", c_time=T0 - 50_000)  # an earlier position
@@ -135,14 +135,14 @@ def test_old_ledger_migrates_in_place(tmp_path: Path, clock: MsClock) -> None:
     )
     db.commit()
     db.close()
-    with Ledger(path, clock=clock) as led:
+    with SqliteLedger(path, clock=clock) as led:
         [old] = led.list_maintenance()
         assert (old.key, old.source, old.ord_id, old.voided_ms) == ("cli-1", "cli", None, None)
         assert led.count(*POS, T0) == 1
         assert led.record(*POS, "o1", source="fill", c_time=T0, ord_id="o1") is not None
         assert led.sources(*POS, T0) == {"cli": 1, "fill": 1}
     # Opening again (a second process, a restart) migrates nothing twice.
-    with Ledger(path, clock=clock) as again, Ledger(path, clock=clock) as third:
+    with SqliteLedger(path, clock=clock) as again, SqliteLedger(path, clock=clock) as third:
         assert again.count(*POS, T0) == 2 == third.count(*POS, T0)
 
 
@@ -151,7 +151,7 @@ def test_fill_api_and_backfill_racing_on_one_order_count_once(tmp_path: Path) ->
     import threading
 
     path = tmp_path / "reactor.sqlite"
-    ledgers = [Ledger(path) for _ in range(3)]
+    ledgers = [SqliteLedger(path) for _ in range(3)]
     sources = ["fill", "api", "backfill"]
     results: list[object] = []
     barrier = threading.Barrier(3)

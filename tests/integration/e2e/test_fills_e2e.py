@@ -1,6 +1,6 @@
 """Counts from fills, end to end: the real reactor against the simulator over real sockets.
 
-The race of issue 13: a tagged maintenance buy adds contracts and margin and moves the count
+The fill race: a tagged maintenance buy adds contracts and margin and moves the count
 from 1 to 2 (target 10 -> 20). OKX pushes the fill on ``positions`` and on ``orders`` in either
 order; the simulator's ``ws_channel_delay`` fault (added for this test) picks the order. In
 every ordering the margin must end at the new target with at most one margin call.
@@ -20,7 +20,7 @@ import yaml
 
 from reactor.config import load_config
 from reactor.service.app import LEDGER_FILE
-from reactor.store.ledger import Ledger
+from reactor.store import SqliteLedger
 from tests.engine.harness import TARGETS, SimAdmin, running, set_credentials, wait_for
 from tests.sim.helpers import signed
 
@@ -123,7 +123,7 @@ async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sim_factory: An
     admin = SimAdmin(sim.url)
     p = await admin.position(ACCOUNT, CRO, "long")
     assert p is not None
-    with Ledger(tmp_path / "state" / LEDGER_FILE) as led:  # the position's first maintenance
+    with SqliteLedger(tmp_path / "state" / LEDGER_FILE) as led:  # the position's first maintenance
         led.record(ACCOUNT, CRO, "long", "first", source="cli", c_time=int(p["cTime"]))
     cfg = load_config(config(tmp_path, sim.url, **kw))
     return sim, admin, cfg
@@ -159,7 +159,7 @@ async def test_tagged_maintenance_ends_at_the_new_target_in_one_call(
         assert Decimal("19") <= await margin(admin) <= Decimal("21")
         [rec] = logs.events("maintenance.recorded")
         assert (rec["source"], rec["key"]) == ("fill", ord_id)
-        with Ledger(tmp_path / "state" / LEDGER_FILE) as led:
+        with SqliteLedger(tmp_path / "state" / LEDGER_FILE) as led:
             assert led.sources(ACCOUNT, CRO, "long", int(rec["cTime"])) == {"cli": 1, "fill": 1}
         assert logs.events("maintenance.gate.expired") == []
         # /api/status shows the count and where its records came from.
@@ -224,7 +224,7 @@ async def test_the_same_fill_seen_twice_counts_once(tmp_path, monkeypatch, sim_f
         assert r.status_code == 200 and r.json()["duplicate"] is True
         await admin.fault(kind="drop_ws", account=ACCOUNT)
         await wait_for(lambda: len(logs.events("maintenance.recovery.done")) >= 2, timeout_s=15)
-        with Ledger(tmp_path / "state" / LEDGER_FILE) as led:
+        with SqliteLedger(tmp_path / "state" / LEDGER_FILE) as led:
             assert led.recorded_ord_ids(ACCOUNT) == {ord_id}
             assert [r.source for r in led.list_maintenance()] == ["cli", "fill"]
 

@@ -1,4 +1,5 @@
-"""Issue 3's acceptance cases: the real reactor against the simulator over real sockets."""
+"""The acceptance cases (docs/spec/domain.md): the real reactor against the simulator over real
+sockets."""
 
 from __future__ import annotations
 

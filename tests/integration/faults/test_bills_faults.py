@@ -1,4 +1,4 @@
-"""Issue 10 over real sockets: reduces capped by OKX's estAvailTrans, and ambiguous answers
+"""Over real sockets: reduces capped by OKX's estAvailTrans, and ambiguous answers
 resolved from the bills OKX booked (with the simulator's bills and adjust-leverage-info)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import asyncio
 import json
 from decimal import Decimal
 
+from reactor.okx.endpoints import ADJUST_LEVERAGE_INFO, BILLS, MARGIN_BALANCE
 from tests.engine.harness import running, wait_for
 from tests.integration.faults.common import (
     Stopwatch,
@@ -21,9 +22,9 @@ from tests.integration.faults.common import (
 
 W = "Wu666666"
 CRO_KEY = (W, "CRO-USDT-SWAP", "long")
-MARGIN_PATH = "/api/v5/account/position/margin-balance"
-BILLS_PATH = "/api/v5/account/bills"
-ALI_PATH = "/api/v5/account/adjust-leverage-info"
+MARGIN_PATH = MARGIN_BALANCE
+BILLS_PATH = BILLS
+ALI_PATH = ADJUST_LEVERAGE_INFO
 
 
 async def test_a_504_after_the_exchange_applied_is_resolved_by_the_bill(

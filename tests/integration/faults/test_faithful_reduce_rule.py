@@ -3,7 +3,7 @@ max(mark, avgPx) + the closing taker fee), and a maintenance bought with a real 
 
 These record how the reactor behaves once the simulator is faithful (calls, 59301s, time to
 band; printed as FAULT-METRIC lines with ``pytest -s``). Since reduces are capped by OKX's
-``estAvailTrans`` (issue 10) the acceptance cases get no 59301; and whatever the sizing, every
+``estAvailTrans`` the acceptance cases get no 59301; and whatever the sizing, every
 59301 is followed by a smaller reduce, money is conserved and nothing is applied twice.
 """
 

@@ -1,4 +1,4 @@
-"""The real reactor against positions OKX holds back (issue 9): pending close orders (59302),
+"""The real reactor against positions OKX holds back: pending close orders (59302),
 frozen positions (50020/50017), margin calls on a position that is not there (59300 / 51023 /
 51043, a simulator switch), and ``lever`` showing the real leverage after a margin call.
 
@@ -110,7 +110,7 @@ async def test_a_frozen_position_is_held_not_hammered(tmp_path, monkeypatch, sim
 
 @pytest.mark.parametrize("code", ["59300", "51023", "51043"])
 async def test_position_not_there_rereads_the_account(tmp_path, monkeypatch, sim_factory, code):
-    """Whichever code OKX uses for a missing isolated position (okx-fidelity §7.16, a
+    """Whichever code OKX uses for a missing isolated position (docs/spec/okx-fidelity.md §7.16, a
     simulator switch), the reactor re-reads the account instead of holding."""
     _, admin, cfg, tap = await setup(
         tmp_path, monkeypatch, sim_factory, scenario(account(W, 1, [cro()]))
@@ -128,8 +128,8 @@ async def test_position_not_there_rereads_the_account(tmp_path, monkeypatch, sim
 async def test_lever_after_a_margin_call(tmp_path, monkeypatch, sim_factory, mode):
     """The desk adds 10 U by hand after the reactor's reduce. With ``lever`` kept (the
     default) the reactor takes it back out; if OKX showed the real leverage in ``lever``
-    (unknown, okx-fidelity §7.14) the reactor's initial margin (notional / lever) equals the
-    margin and it blocks every reduce: the position stays over its band."""
+    (unknown, docs/spec/okx-fidelity.md §7.14) the reactor's initial margin (notional / lever)
+    equals the margin and it blocks every reduce: the position stays over its band."""
     scen = scenario(account(W, 1, [cro()]))
     scen.setdefault("mechanics", {})["lever_after_margin_call"] = mode
     _, admin, cfg, tap = await setup(tmp_path, monkeypatch, sim_factory, scen)
@@ -170,8 +170,8 @@ async def test_50004_answered_with_http_400_is_resolved_not_resent(
     tmp_path, monkeypatch, sim_factory
 ):
     """OKX answers 50004 (endpoint timeout, outcome unknown) with HTTP 400 (DOC error table,
-    okx-fidelity §7.10): the reactor reads the envelope's code, re-reads before anything else
-    and sends again only once the re-read shows nothing was applied."""
+    docs/spec/okx-fidelity.md §7.10): the reactor reads the envelope's code, re-reads before
+    anything else and sends again only once the re-read shows nothing was applied."""
     sim, admin, cfg, tap = await setup(
         tmp_path, monkeypatch, sim_factory, scenario(account(W, 1, [cro()]))
     )

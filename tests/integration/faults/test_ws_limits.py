@@ -1,5 +1,5 @@
 """The reactor inside OKX's WebSocket connection limit (DOC-WS: 3 connection requests per
-second per IP; okx-fidelity §7.4): ten accounts connect, and reconnect after all their
+second per IP; docs/spec/okx-fidelity.md §7.4): ten accounts connect, and reconnect after all their
 connections drop at once, without a single refused connection. The simulator enforces the
 limit (tests/sim/test_sim_ws_limits.py shows an unpaced client refused)."""
 

@@ -19,6 +19,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from reactor import log as logging_setup
 from reactor.okx.credentials import Credentials
+from reactor.okx.endpoints import MARGIN_BALANCE
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.signing import ws_login_sign
 from reactor.okx.ws import PrivateSession
@@ -170,7 +171,7 @@ async def test_no_secret_in_any_output_of_the_process(tmp_path: Path) -> None:
     raw = yaml.safe_load(cfg_path.read_text())
     raw["status"] = {"enabled": True, "host": "127.0.0.1", "port": 0}
     cfg_path.write_text(yaml.safe_dump(raw))
-    path = "/api/v5/account/position/margin-balance"
+    path = MARGIN_BALANCE
     for code in ("50111", "50113"):  # auth errors on the margin call
         await admin.fault(kind="rest_error", account=W, path=path, code=code)
     reactor = await start_reactor(cfg_path, credentials_env(scen), tmp_path)

@@ -203,7 +203,7 @@ async def test_sigterm_while_retrying_at_start_exits_0(tmp_path):
 
 
 async def test_missing_or_invalid_scenario_file_exits_2(tmp_path):
-    """The embedded simulator's book: a missing file was a traceback (issue 10, item 4)."""
+    """The embedded simulator's book: a missing file was a traceback."""
     cfg_path = _cfg_without_sim(tmp_path, venue={"kind": "sim", "scenario": "nope.yaml"})
     for command in (("run",), ("check-config",)):
         rc, _, err, _ = await _run_to_exit(cfg_path, ENV, *command, "--config", str(cfg_path))

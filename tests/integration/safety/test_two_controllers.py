@@ -1,4 +1,4 @@
-"""The second fence against a second controller (issue 10): two ``reactor run`` processes on the
+"""The second fence against a second controller: two ``reactor run`` processes on the
 same account with different state dirs (the state-dir lock cannot see each other) and different
 maintenance counts (targets 10 and 20) play tug of war. The OKX bills show each one the other's
 transfers; after ``foreign_transfer_limit`` of them one side holds the position and says so.

@@ -1,0 +1,118 @@
+"""The call journal: each margin call's intent, committed before it is sent, and its outcome.
+
+An intent still ``pending`` after a crash is a call whose outcome is unknown; the OKX bill
+credited to a call (``bill_id``) settles an ambiguous one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from reactor.redaction import redact_text
+from reactor.store.db import Database
+
+__all__ = ["JournalEntry", "JournalStatus", "JournalTables", "ResultStatus"]
+
+# A journalled call: "pending" from its intent until its outcome is written.
+ResultStatus = Literal["ok", "error", "unknown"]
+JournalStatus = Literal["pending", "ok", "error", "unknown"]
+_RESULT_STATUSES = frozenset(get_args(ResultStatus))
+
+_J_COLS = (
+    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
+    " bill_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    id: int
+    account: str
+    inst_id: str
+    pos_side: str
+    action: str
+    amount: str
+    request: str
+    status: JournalStatus
+    code: str | None
+    msg: str | None
+    sent_ms: int
+    done_ms: int | None
+    bill_id: str | None = None  # the OKX bill credited to this call (None: none yet)
+
+
+class JournalTables(Database):
+    """The ``journal`` table."""
+
+    def journal_intent(
+        self, account: str, inst_id: str, pos_side: str, action: str, amount: str, request: str
+    ) -> int:
+        """Write a pending entry, committed before the call is sent; returns its id."""
+        with self._guarded(write=True) as db:
+            cur = db.execute(
+                "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
+                " status, sent_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (account, inst_id, pos_side, action, amount, redact_text(request), self._now_ms()),
+            )
+            row_id = cur.lastrowid
+        assert row_id is not None
+        return row_id
+
+    def journal_result(
+        self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
+    ) -> None:
+        """Complete an entry: "ok", "error" (with OKX code and message) or "unknown"."""
+        if status not in _RESULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+        with self._guarded(write=True) as db:
+            cur = db.execute(
+                "UPDATE journal SET status = ?, code = ?, msg = ?, done_ms = ? WHERE id = ?",
+                (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
+            )
+            found = cur.rowcount == 1
+        if not found:
+            raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_bill(
+        self, entry_id: int, bill_id: str, *, status: ResultStatus | None = None
+    ) -> None:
+        """Credit OKX bill ``bill_id`` to an entry (and, when given, set its status: an
+        ambiguous call a bill showed applied becomes "ok"). A bill already credited to another
+        entry is refused with ``ValueError``: one bill, one call."""
+        if status is not None and status not in _RESULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+        with self._guarded(write=True) as db:
+            other = db.execute(
+                "SELECT id FROM journal WHERE bill_id = ? AND id != ?", (bill_id, entry_id)
+            ).fetchone()
+            if other is not None:
+                raise ValueError(f"bill {bill_id} is already credited to journal entry {other[0]}")
+            cur = db.execute(
+                "UPDATE journal SET bill_id = ?, status = COALESCE(?, status) WHERE id = ?",
+                (bill_id, status, entry_id),
+            )
+            found = cur.rowcount == 1
+        if not found:
+            raise KeyError(f"no journal entry {entry_id}")
+
+    def journal_entry(self, entry_id: int) -> JournalEntry | None:
+        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE id = ?", (entry_id,))
+        return JournalEntry(*rows[0]) if rows else None
+
+    def pending_intents(self) -> list[JournalEntry]:
+        """Entries sent (or about to be) with no result: after a crash, outcome unknown."""
+        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
+        return [JournalEntry(*row) for row in rows]
+
+    def journal_since(self, since_ms: int) -> list[JournalEntry]:
+        """Entries sent at or after ``since_ms``, oldest first (the runaway guard's window)."""
+        rows = self._query(
+            f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= ? ORDER BY id", (since_ms,)
+        )
+        return [JournalEntry(*row) for row in rows]
+
+    def journal(self, limit: int = 100) -> list[JournalEntry]:
+        """The latest ``limit`` entries, newest first."""
+        rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT ?", (limit,))
+        return [JournalEntry(*row) for row in rows]

@@ -1,0 +1,17 @@
+"""The ledger on one SQLite file: the connection (``db``) with each table's queries mixed in."""
+
+from __future__ import annotations
+
+from reactor.store.journal import JournalTables
+from reactor.store.maintenance import MaintenanceTables
+from reactor.store.pauses import PauseTables
+
+__all__ = ["SqliteLedger"]
+
+
+class SqliteLedger(MaintenanceTables, JournalTables, PauseTables):
+    """:class:`reactor.store.Ledger` on a SQLite file (WAL) in the state dir.
+
+    Opened with ``SqliteLedger(path, clock=..., busy_timeout_ms=...)``; see
+    :class:`reactor.store.db.Database` for the connection, its durability and its faults.
+    """
