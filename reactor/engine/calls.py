@@ -92,15 +92,17 @@ OK = Outcome(OutcomeKind.OK)
 
 
 def outcome_of(exc: BaseException) -> Outcome:
-    """Map an exception of the REST client to an outcome."""
+    """Map an exception of the REST client to an outcome. An OKX code that may have been
+    applied (50004, 51149, ...) arrives as :class:`AmbiguousOutcome` already
+    (:func:`reactor.okx.errors.envelope_error`, the one ambiguity rule); only a bare HTTP 5xx
+    (a gateway, no OKX envelope) is an :class:`OkxError` the margin call reads as unknown."""
     if isinstance(exc, AmbiguousOutcome):
         return Outcome(OutcomeKind.UNKNOWN, exc.code, None, str(exc)[:200])
     if isinstance(exc, RequestNotSent):
         return Outcome(OutcomeKind.NOT_SENT, "not_sent", None, str(exc)[:200])
     if isinstance(exc, OkxError):
         cls = exc.error_class
-        bare_5xx = exc.code.isdigit() and len(exc.code) == 3 and exc.code.startswith("5")
-        if cls is ErrorClass.AMBIGUOUS or bare_5xx:
+        if exc.code.isdigit() and len(exc.code) == 3 and exc.code.startswith("5"):
             return Outcome(OutcomeKind.UNKNOWN, exc.code, cls, exc.msg[:200])
         return Outcome(OutcomeKind.REJECTED, exc.code, cls, exc.msg[:200])
     if isinstance(exc, ValueError):  # the client refused the arguments before sending
@@ -157,8 +159,11 @@ def react(outcome: Outcome, amount: Decimal, settings: EngineSettings) -> Reacti
                 blocked_reason=f"exchange_limit: 59301 at the minimum step {min_action}",
             )
         return Reaction(failed=True, backoff=True, step_cap=cap)
-    if cls is ErrorClass.AUTH:
-        return Reaction(failed=True, delay_s=cooldown, stop_account=f"auth error {code}")
+    if cls is not None and cls.stops_account:
+        # A bad key (50111, 50113) or one without the right (50110 IP, 50120): retrying cannot
+        # help until a human acts, as for 60032 on the WebSocket.
+        what = "auth" if cls is ErrorClass.AUTH else "permission"
+        return Reaction(failed=True, delay_s=cooldown, stop_account=f"{what} error {code}")
     if cls is ErrorClass.CLOCK_SKEW:
         # The REST client re-synchronised with OKX's clock when it saw the code; a repeat
         # backs off instead of hammering.
@@ -311,12 +316,15 @@ class CallTable:
         control.exchange_limited = False
         return c
 
-    def reduce_check_failed(self, ctx: Ctx, call: int, error: str) -> None:
+    def reduce_check_failed(
+        self, ctx: Ctx, call: int, error: str, outcome: Outcome | None = None
+    ) -> None:
         """``estAvailTrans`` could not be read (error, timeout, no number): no reduce is sent.
 
         Never a blind reduce: an over-margined position is safe, a reduce OKX would refuse or
         one sized from a guess is not needed now. The position decides again after the
-        back-off, from fresh data and a fresh check."""
+        back-off, from fresh data and a fresh check. ``outcome``: OKX's error, when it answered
+        one; a bad key or a missing right (50113, 50120) stops the account as on a call."""
         c = self.get(call)
         if c is None or c.checked:
             return  # answered already: the call goes on, or was dropped
@@ -329,6 +337,9 @@ class CallTable:
             amount=str(c.amount),
             error=error[:200],
         )
+        reaction = None if outcome is None else react(outcome, c.amount, ctx.settings)
+        if reaction is not None and reaction.stop_account is not None:
+            stop_account(ctx, c.key[0], reaction.stop_account, outcome or OK)
         if ctx.controls.get(c.key) is not control:
             return
         control.failures += 1
@@ -528,9 +539,8 @@ def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) 
     if reaction.blocked_reason is not None:
         control.status, control.reason = Status.BLOCKED, reaction.blocked_reason
         enter_blocked(pos, control, c.action, reaction.blocked_reason, out)
-    if reaction.stop_account is not None and account is not None:
-        account.stopped_reason = reaction.stop_account
-        out.error("account.stopped", account=key[0], code=outcome.code, reason=outcome.msg)
+    if reaction.stop_account is not None:
+        stop_account(ctx, key[0], reaction.stop_account, outcome)
     if reaction.reconcile:
         out.add(ReadPositions(key[0], code))
     if reaction.balance_wait and account is not None:
@@ -543,6 +553,14 @@ def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) 
     if reaction.backoff:
         return None
     return reaction.delay_s
+
+
+def stop_account(ctx: Ctx, account: str, reason: str, outcome: Outcome) -> None:
+    """No more calls for ``account`` until restart (its key is bad or lacks the right)."""
+    state = ctx.accounts.get(account)
+    if state is not None:
+        state.stopped_reason = reason
+        ctx.out.error("account.stopped", account=account, code=outcome.code, reason=outcome.msg)
 
 
 def wake_balance_waiters(ctx: Ctx, state: AccountState | None) -> None:

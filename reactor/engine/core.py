@@ -447,10 +447,12 @@ class EngineCore:
             self._write_intent(ctx, call, c)
         return ctx.out.commands
 
-    def on_reduce_check_failed(self, call: int, error: str, *, now: float) -> list[Command]:
+    def on_reduce_check_failed(
+        self, call: int, error: str, *, now: float, outcome: Outcome | None = None
+    ) -> list[Command]:
         """``estAvailTrans`` unreadable: no reduce (:meth:`CallTable.reduce_check_failed`)."""
         ctx = self._ctx(now)
-        self._calls.reduce_check_failed(ctx, call, error)
+        self._calls.reduce_check_failed(ctx, call, error, outcome)
         return ctx.out.commands
 
     def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:

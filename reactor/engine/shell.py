@@ -471,20 +471,23 @@ class Engine:
     async def _check_reduce(self, cmd: CheckReduce) -> None:
         """OKX's own reduce limit: ``estAvailTrans`` at the position's current leverage."""
         key = cmd.key
+        outcome: Outcome | None = None
         if cmd.lever is None:
             error = "position has no lever"
         else:
             try:
                 info = await self._client(key[0]).adjust_leverage_info(key[1], cmd.lever, key[2])
             except (*_EXCHANGE_ERRORS, ValueError) as exc:
-                error = str(exc)
+                error, outcome = str(exc), outcome_of(exc)
             else:
                 cap = finite_decimal(info.get("estAvailTrans"))
                 if cap is not None and cap >= 0:
                     self._run(self.core.on_reduce_checked(cmd.call, cap, now=self._clock()))
                     return
                 error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
-        self._run(self.core.on_reduce_check_failed(cmd.call, error, now=self._clock()))
+        self._run(
+            self.core.on_reduce_check_failed(cmd.call, error, now=self._clock(), outcome=outcome)
+        )
 
     async def _resolve(self, cmd: ResolveOutcome) -> None:
         """What OKX booked decides an ambiguous call: a matching bill (docs/spec/okx-fidelity.md

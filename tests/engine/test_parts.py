@@ -7,10 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from reactor.domain.book import PositionBook
+from reactor.engine.calls import OutcomeKind, outcome_of
 from reactor.engine.foreign import BillWindow, bill_of_call
 from reactor.engine.state import AccountState, PositionControl, Role, Status
 from reactor.engine.timing import Ctx
 from reactor.okx.bills import transfer_bill
+from reactor.okx.errors import AmbiguousOutcome, ErrorClass, OkxError, envelope_error
 from reactor.okx.rest import pages
 from reactor.store import JournalEntry
 from tests.engine.core_driver import settings
@@ -104,3 +106,20 @@ def test_pages_follow_the_after_cursor_and_say_when_truncated() -> None:
 
     assert asyncio.run(read(3)) == (6, True)
     assert asked == [None, "2", "4"]
+
+
+# -- calls.outcome_of over what the REST client raises (okx.errors.envelope_error) -----------
+
+
+def test_codes_that_may_have_been_applied_are_unknown_through_the_one_rule() -> None:
+    for code, status in (("50004", 400), ("51149", 500), ("58999", 503)):
+        exc = envelope_error("POST margin-balance", code, "m", status)
+        assert isinstance(exc, AmbiguousOutcome)  # never an OkxError of class AMBIGUOUS
+        assert outcome_of(exc).kind is OutcomeKind.UNKNOWN
+
+
+def test_a_bare_gateway_5xx_is_unknown_and_an_okx_refusal_rejected() -> None:
+    assert outcome_of(OkxError("502", "HTTP 502 Bad Gateway", 502)).kind is OutcomeKind.UNKNOWN
+    refused = outcome_of(envelope_error("POST margin-balance", "50113", "Invalid sign", 401))
+    assert (refused.kind, refused.error_class) == (OutcomeKind.REJECTED, ErrorClass.AUTH)
+    assert refused.error_class.stops_account
