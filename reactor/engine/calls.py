@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from reactor.domain.policy import Action, ActionKind, round_down
 from reactor.engine.commands import (
+    CheckReduce,
     Out,
     ReadPositions,
     SendMarginCall,
@@ -30,7 +31,7 @@ from reactor.engine.commands import (
     pos_fields,
 )
 from reactor.engine.episodes import enter_blocked, hold_until_change
-from reactor.engine.guard import Entry, RunawayGuard
+from reactor.engine.guard import Entry, RunawayGuard, guard_allows
 from reactor.engine.state import (
     AccountState,
     EngineSettings,
@@ -216,19 +217,37 @@ class CallTable:
         self.guard = guard
         self._calls: dict[int, Call] = {}
         self._next = 0
+        self.sent = 0  # calls sent since start
 
     def open(
-        self,
-        key: PositionKey,
-        control: PositionControl,
-        pos: Position,
-        action: Action,
-        guard_entry: Entry | None,
-    ) -> tuple[int, Call]:
+        self, ctx: Ctx, pos: Position, action: Action, guard_entry: Entry | None
+    ) -> tuple[int, Call | None]:
+        """Start a call for ``pos``: its id, and the call whose intent is to be written now
+        (None: OKX's reduce limit is asked first, :class:`CheckReduce`)."""
         self._next += 1
-        c = Call(key, control, pos, action, action.amount, guard_entry)
+        control = ctx.control(pos.key)
+        c = Call(pos.key, control, pos, action, action.amount, guard_entry)
         self._calls[self._next] = c
+        control.in_flight = True
+        control.status, control.reason = Status.ADJUSTING, action.reason
+        control.last_acted = ctx.now
+        if ctx.settings.pre_reduce_check and action.kind is ActionKind.REDUCE:
+            ctx.out.add(CheckReduce(self._next, pos.key, action.amount, pos.lever))
+            return self._next, None
         return self._next, c
+
+    def start(self, ctx: Ctx, pos: Position, action: Action, count: int) -> tuple[int, Call] | None:
+        """A correction the policy decided: through the runaway guard, only said in a dry
+        run, else opened. The call whose intent is to be written now, if any."""
+        control = ctx.control(pos.key)
+        check = self.guard.check(pos.key, action.amount, ctx.now)
+        if not guard_allows(ctx, check, pos, control, action):
+            return None
+        if ctx.settings.dry_run:
+            dry_run(ctx, pos, control, action, count)
+            return None
+        call, c = self.open(ctx, pos, action, check.entry)
+        return None if c is None else (call, c)
 
     def get(self, call: int) -> Call | None:
         return self._calls.get(call)
@@ -346,17 +365,22 @@ class CallTable:
         control.status, control.reason = Status.ERROR, f"estAvailTrans unreadable: {error[:120]}"
         ctx.retry_later(c.key, control, "estAvailTrans")
 
-    def intent_written(self, ctx: Ctx, call: int, journal_id: int) -> Call | None:
-        """The intent is durable: the call to send (None: it was dropped meanwhile)."""
+    def intent_written(self, ctx: Ctx, call: int, journal_id: int) -> None:
+        """The intent is durable: the call is sent (unless it was dropped meanwhile)."""
         c = self.get(call)
         if c is None:
             ctx.out.add(WriteResult(journal_id, "error", "not_sent", "abandoned before send"))
-            return None
+            return
         if ctx.controls.get(c.key) is not c.control:
             c.journal_id = journal_id
             self.abandon(call, c, "position closed before send", ctx.out)
-            return None
-        return c
+            return
+        self.sent += 1
+        # A call after a failed one waited out its back-off: apart from reaction latency.
+        ctx.observer.observe_latency(
+            ctx.now - c.control.changed_at, retry=c.control.failures > 0, account=c.key[0]
+        )
+        send_command(call, c, journal_id, ctx.now, ctx.out)
 
     def intent_failed(self, ctx: Ctx, call: int, error: str) -> Call | None:
         """No durable intent, so no call: the position retries with back-off."""
@@ -370,6 +394,7 @@ class CallTable:
         control.status, control.reason = Status.ERROR, f"journal write failed: {error}"
         if ctx.controls.get(c.key) is control:
             ctx.retry_later(c.key, control, "journal")
+        ctx.observer.inc_adjustment("journal_failed", account=c.key[0])
         return c
 
     def done(self, ctx: Ctx, call: int, outcome: Outcome) -> Call | None:
@@ -397,19 +422,31 @@ class CallTable:
         control.cooldown_until = ctx.now + delay
         if ctx.controls.get(key) is control:
             set_timer(key, control, ctx.now + delay, ctx.out)
+        ctx.observer.inc_adjustment(outcome.label, account=key[0])
         return c
 
-    def task_failed(self, call: int, refund: bool) -> None:
-        """A task of the call raised: before the send it moved nothing (``refund``); a send
-        may have moved margin, so it is resolved before anything else (the guard keeps it)."""
-        c = self.pop(call)
-        if c is None:
-            return
-        if refund:
-            self.refund(c)
-        else:
+    def task_failed(
+        self, ctx: Ctx, cmd: SendMarginCall | CheckReduce | WriteIntent, error: str
+    ) -> None:
+        """A task of the call raised (a bug): before the send it moved nothing (the guard gets
+        it back); a send may have moved margin, so it is resolved before anything else."""
+        c = self.pop(cmd.call)
+        if c is not None and isinstance(cmd, SendMarginCall):
             c.control.pending = c.pending()
             c.control.in_flight = False
+        elif c is not None:
+            self.refund(c)
+        internal_failure(ctx, cmd.key, error)
+
+
+def internal_failure(ctx: Ctx, key: PositionKey, error: str) -> None:
+    """A task for the position raised (a bug): nothing stays in flight, it retries later."""
+    control = ctx.controls.get(key)
+    if control is not None:
+        control.in_flight = False
+        control.failures += 1
+        control.status, control.reason = Status.ERROR, f"internal error: {error[:120]}"
+        ctx.retry_later(key, control, "internal")
 
 
 def intent_command(call: int, c: Call) -> WriteIntent:

@@ -18,33 +18,51 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 from reactor.domain.book import BookChange, ChangeKind, PositionBook
 from reactor.domain.fills import FillGate, RecordMaintenance
 from reactor.domain.policy import Action, ActionKind, decide, target_for
-from reactor.engine.calls import Call, CallTable, Outcome, dry_run, intent_command, send_command
+from reactor.engine.calls import (
+    Call,
+    CallTable,
+    Outcome,
+    intent_command,
+    internal_failure,
+)
 from reactor.engine.commands import (
     CheckReduce,
     Command,
     FetchInstrument,
     ReadBills,
-    ReadPositions,
     RecoverFills,
     ResolveOutcome,
     SendMarginCall,
     SetTimer,
     WriteIntent,
     WriteResult,
-    pos_fields,
 )
 from reactor.engine.episodes import track_blocked, watch_main_positions
 from reactor.engine.fills import FILLS_KEY, MaintenanceCounts, MaintenanceFills
-from reactor.engine.foreign import ForeignWatch, end_bills_wait, held_foreign, record_foreign
-from reactor.engine.guard import RunawayGuard, guard_allows, seed_guard
-from reactor.engine.health import EngineHealth
+from reactor.engine.foreign import (
+    BillWindow,
+    ForeignWatch,
+    bills_failed,
+    bills_read,
+    held_foreign,
+)
+from reactor.engine.guard import RunawayGuard, seed_guard
+from reactor.engine.health import STORAGE_KEY, EngineHealth
 from reactor.engine.instruments import InstrumentFetches
-from reactor.engine.reconcile import log_resolution, reconcile_book, unanswered_calls
+from reactor.engine.reconcile import (
+    BillVerdict,
+    Unanswered,
+    connect_reads,
+    positions_read,
+    read_failed,
+    resolve_failed,
+    resolved,
+)
 from reactor.engine.state import (
     AccountState,
     CountSource,
@@ -52,20 +70,19 @@ from reactor.engine.state import (
     EngineSettings,
     NullObserver,
     PauseKey,
-    PendingOutcome,
     PositionControl,
-    Role,
     Status,
-    StorageError,
 )
 from reactor.engine.timing import (
     Ctx,
+    apply_pauses,
     backoff_for,
     note_push,
-    refusal,
+    refused,
     set_timer,
     settled,
     still_in_band,
+    waits,
 )
 from reactor.engine.view import EngineView, build_view
 from reactor.okx.bills import Bill
@@ -75,12 +92,14 @@ from reactor.okx.orders import OrderUpdate
 if TYPE_CHECKING:
     from reactor.store import JournalEntry
 
-# The timer of engine-wide work (retrying journal writes that failed); not a position.
-STORAGE_KEY: PositionKey = ("", "", "", "")
+__all__ = ["STORAGE_KEY", "EngineCore"]
+
+_P = ParamSpec("_P")
 
 
 class EngineCore:
-    """Margin control over a :class:`PositionBook`. Every ``on_*`` input returns commands."""
+    """Margin control over a :class:`PositionBook`. Every ``on_*`` input returns commands; the
+    inputs of a feature are handled by its part (the docstrings there say what each means)."""
 
     def __init__(
         self,
@@ -93,6 +112,7 @@ class EngineCore:
         observer: EngineObserver | None = None,
         rand: Callable[[], float] = random.random,
         fills: FillGate | None = None,
+        bills_since_ms: int = 0,
     ) -> None:
         self.settings = settings
         self.accounts = dict(accounts)
@@ -100,22 +120,20 @@ class EngineCore:
         self.book = book or PositionBook()
         self.observer: EngineObserver = observer or NullObserver()
         self.guard = RunawayGuard(settings.max_moved_per_hour, settings.position_limit)
-        self.calls_sent = 0
         self._rand = rand
         self._backoff = backoff_for(settings)
         self._controls: dict[PositionKey, PositionControl] = {}
         self._calls = CallTable(self.guard)
         self._cross_logged: set[PositionKey] = set()
-        self._unknown_at_start: set[PositionKey] = set()
-        # The calls a crash left unanswered, by position: resolved from the bills like any
-        # ambiguous answer (the margin they were decided from is not journalled).
-        self._recovered: dict[PositionKey, PendingOutcome] = {}
+        self._unanswered = Unanswered()
         self._main_below = False
-        self._fetches = InstrumentFetches()
+        self._fetches = InstrumentFetches(self.ct_vals)
         self.health = EngineHealth(settings.internal_error_window_s)
         self.foreign = ForeignWatch(
             settings.foreign_transfer_limit, settings.foreign_transfer_window_s
         )
+        # The foreign-transfer reads' cursor and judged bills (the shell does the reads).
+        self.bill_window = BillWindow(bills_since_ms, settings.bill_skew_ms)
         # Operator pauses (account-wide keys have inst_id/pos_side None) -> reason.
         self._paused: dict[PauseKey, str] = {}
         # Counts from fills: the no-race gate, maintenances seen but not yet in the
@@ -124,19 +142,19 @@ class EngineCore:
         self.fills = MaintenanceFills(fills, self.counts)
         # A task that raised (a bug): the answer that keeps nothing in flight, by command.
         self._task_failures: dict[type[Any], Callable[[Ctx, Any, str], None]] = {
-            SendMarginCall: self._send_failed,
-            CheckReduce: self._before_send_failed,
-            WriteIntent: self._before_send_failed,
-            ResolveOutcome: self._key_failed,
-            SetTimer: self._key_failed,
-            FetchInstrument: lambda ctx, c, e: self._fetches.answered(
-                ctx, c.inst_id, None, f"internal error: {e}", self.ct_vals
-            ),
-            ReadBills: lambda ctx, c, e: self._bills_failed(ctx, c.account, c.trigger, e),
-            RecoverFills: lambda ctx, c, e: self._recovery_failed(
-                ctx, c.account, f"internal error: {e}"
-            ),
+            SendMarginCall: self._calls.task_failed,
+            CheckReduce: self._calls.task_failed,
+            WriteIntent: self._calls.task_failed,
+            ResolveOutcome: lambda ctx, c, e: internal_failure(ctx, c.key, e),
+            SetTimer: lambda ctx, c, e: internal_failure(ctx, c.key, e),
+            FetchInstrument: self._fetches.task_failed,
+            ReadBills: lambda ctx, c, e: bills_failed(ctx, c.account, c.trigger, e),
+            RecoverFills: self.fills.task_failed,
         }
+
+    @property
+    def calls_sent(self) -> int:
+        return self._calls.sent
 
     def _ctx(self, now: float) -> Ctx:
         return Ctx(
@@ -147,7 +165,21 @@ class EngineCore:
             self._paused,
             lambda failures: self._backoff.delay(failures, self._rand),
             now,
+            observer=self.observer,
         )
+
+    def _input(
+        self,
+        now: float,
+        handle: Callable[Concatenate[Ctx, _P], object],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> list[Command]:
+        """Run one input's handler (its feature part's) with a fresh :class:`Ctx`; the commands
+        it asked for."""
+        ctx = self._ctx(now)
+        handle(ctx, *args, **kwargs)
+        return ctx.out.commands
 
     # ------------------------------------------------------------------ start-up
 
@@ -163,9 +195,7 @@ class EngineCore:
         before anything is sent for their positions; ``recent`` (the journal's last hour) refills
         the runaway guard, so a crash loop cannot reset the ceiling."""
         ctx = self._ctx(now)
-        recovered = unanswered_calls(unanswered, now, ctx.out)
-        self._unknown_at_start.update(recovered)
-        self._recovered.update(recovered)
+        self._unanswered.recover(unanswered, now, ctx.out)
         seed_guard(self.guard, recent, self.accounts, now, wall_now, ctx.out)
         return ctx.out.commands
 
@@ -201,21 +231,9 @@ class EngineCore:
             log("book.snapshot", account=account, positions=len(self.book.positions(account)))
             if state is not None:
                 state.snapshot_logged = True
-            for key in [k for k in self._unknown_at_start if k[0] == account]:
-                if self.book.get(key) is None:
-                    self._unknown_at_start.discard(key)
-                    self._recovered.pop(key, None)
+            self._unanswered.forget_gone(self.book, account)
             self._main_below = watch_main_positions(ctx, account, self._main_below)
-            if state is not None and state.reconcile_due:
-                # Once per (re)connect, not on the periodic snapshots: a REST read catches what
-                # the stream may have lost while the account was away.
-                state.reconcile_due = False
-                out.add(ReadPositions(account, "connect"))
-                if self.fills.gate is not None and state.role is Role.SUB:
-                    # Maintenances filled while away are read back before anything is corrected.
-                    self.fills.start_recovery(account)
-                    opened = tuple(p for p in self.book.positions(account) if p.is_open)
-                    out.add(RecoverFills(account, opened))
+            connect_reads(ctx, state, self.fills)
             # After a (re)connect every position is re-evaluated from the fresh snapshot. On the
             # regular snapshots that follow (OKX: every 2-5 s) a position whose last evaluation
             # settled on nothing to do is skipped unless its record changed (scheduled below):
@@ -223,20 +241,17 @@ class EngineCore:
             # re-evaluates at once. Everything else (blocked, waiting, errors) is re-evaluated.
             # (bench: 1.0 -> 0 evaluations per unchanged record at 10,000 records/s.)
             for pos in self.book.positions(account):
-                if not first:
-                    control = self._controls.get(pos.key)
-                    if control is not None and settled(control):
-                        continue
-                ctx.schedule(pos.key)
+                control = self._controls.get(pos.key)
+                if first or control is None or not settled(control):
+                    ctx.schedule(pos.key)
         self._handle_changes(ctx, changes)
         return out.commands
 
     def on_update(
         self, account: str, positions: Sequence[Position], *, now: float
     ) -> list[Command]:
-        ctx = self._ctx(now)
-        self._handle_changes(ctx, self.book.apply_update(account, positions), baseline=False)
-        return ctx.out.commands
+        changes = self.book.apply_update(account, positions)
+        return self._input(now, self._handle_changes, changes, baseline=False)
 
     def on_disconnected(self, account: str, reason: str, *, now: float) -> list[Command]:
         self.book.mark_stale(account)
@@ -244,9 +259,7 @@ class EngineCore:
         if state is not None:
             state.connected = False
             self.observer.inc_reconnect(account, reason)
-        ctx = self._ctx(now)
-        self.fills.on_account_lost(ctx, account)
-        return ctx.out.commands
+        return self._input(now, self.fills.on_account_lost, account)
 
     def on_stopped(self, account: str, reason: str, *, now: float) -> list[Command]:
         self.book.mark_stale(account)
@@ -261,15 +274,7 @@ class EngineCore:
     def on_counts_changed(
         self, keys: Iterable[tuple[str, str, str]], *, now: float
     ) -> list[Command]:
-        """The ledger gained maintenance records for (account, instId, posSide)."""
-        wanted = set(keys)
-        self.counts.forget(wanted)
-        ctx = self._ctx(now)
-        for account in {k[0] for k in wanted}:
-            for pos in self.book.positions(account):
-                if pos.key[:3] in wanted:
-                    ctx.schedule(pos.key, immediate=True)
-        return ctx.out.commands
+        return self._input(now, self.counts.changed, keys)
 
     def on_account_enabled(self, state: AccountState, *, now: float) -> list[Command]:
         """A config reload added or enabled ``state``: it is managed from its first snapshot.
@@ -297,69 +302,11 @@ class EngineCore:
         return ctx.out.commands
 
     def on_paused(self, paused: Mapping[PauseKey, str], *, now: float) -> list[Command]:
-        """The operator's pauses now (the whole set, from the ledger): a paused account or
-        position gets no margin call until it is resumed; a resumed one is evaluated at once.
-        Calls already in flight finish (their answers are journaled as always)."""
-        changed = set(self._paused) ^ set(paused)
-        self._paused.clear()
-        self._paused.update(paused)
-        ctx = self._ctx(now)
-        for account in {k[0] for k in changed}:
-            whole = (account, None, None) in changed
-            for pos in self.book.positions(account):
-                if whole or (account, pos.inst_id, pos.pos_side) in changed:
-                    ctx.schedule(pos.key, immediate=True)
-        return ctx.out.commands
+        return self._input(now, apply_pauses, paused)
 
     def paused_reason(self, key: PositionKey) -> str | None:
         """Why the position is paused ("" without a reason), or None when it is not."""
         return self._ctx(0.0).paused_reason(key)
-
-    # ------------------------------------------------------------------ fills (:mod:`.fills`)
-
-    def on_orders(
-        self, account: str, orders: Sequence[OrderUpdate], *, now: float
-    ) -> list[Command]:
-        """An ``orders`` push: maintenances are recorded, held positions released."""
-        ctx = self._ctx(now)
-        self.fills.on_orders(ctx, account, orders)
-        return ctx.out.commands
-
-    def on_maintenance_written(
-        self, record: RecordMaintenance, record_id: int | None, *, now: float
-    ) -> list[Command]:
-        """The answer of :class:`WriteMaintenance` (``record_id`` None: it was there already)."""
-        ctx = self._ctx(now)
-        self.fills.written(record, record_id, ctx.out)
-        return ctx.out.commands
-
-    def on_maintenance_failed(
-        self, record: RecordMaintenance, error: str, *, now: float, retry: bool = True
-    ) -> list[Command]:
-        """The ledger refused the write: it keeps counting in memory and is written again."""
-        ctx = self._ctx(now)
-        self.fills.write_failed(record, error, now, retry, ctx.out)
-        return ctx.out.commands
-
-    def on_fills_recovered(
-        self, account: str, keys: Iterable[PositionKey], *, now: float
-    ) -> list[Command]:
-        """Recovery wrote what was missed (``keys``: positions with new records): go on."""
-        ctx = self._ctx(now)
-        self.fills.recovered(account, keys)
-        ctx.schedule_account(account)
-        return ctx.out.commands
-
-    def on_fills_recovery_failed(self, account: str, error: str, *, now: float) -> list[Command]:
-        """Recovery could not read OKX's history: correct with the counts there are (never
-        stuck), and say so; the next (re)connect tries again."""
-        ctx = self._ctx(now)
-        self._recovery_failed(ctx, account, error)
-        return ctx.out.commands
-
-    def _recovery_failed(self, ctx: Ctx, account: str, error: str) -> None:
-        self.fills.recovery_failed(account, error, ctx.out)
-        ctx.schedule_account(account)
 
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         ctx = self._ctx(now)
@@ -375,135 +322,45 @@ class EngineCore:
             self._evaluate(ctx, key)
         return ctx.out.commands
 
-    # ------------------------------------------------------------------ reads
+    # ----------------------------------------- fills (:class:`MaintenanceFills` handles them)
+
+    def on_orders(
+        self, account: str, orders: Sequence[OrderUpdate], *, now: float
+    ) -> list[Command]:
+        return self._input(now, self.fills.on_orders, account, orders)
+
+    def on_maintenance_written(
+        self, record: RecordMaintenance, record_id: int | None, *, now: float
+    ) -> list[Command]:
+        return self._input(now, self.fills.written, record, record_id)
+
+    def on_maintenance_failed(
+        self, record: RecordMaintenance, error: str, *, now: float, retry: bool = True
+    ) -> list[Command]:
+        return self._input(now, self.fills.write_failed, record, error, retry)
+
+    def on_fills_recovered(
+        self, account: str, keys: Iterable[PositionKey], *, now: float
+    ) -> list[Command]:
+        return self._input(now, self.fills.recovered, account, keys)
+
+    def on_fills_recovery_failed(self, account: str, error: str, *, now: float) -> list[Command]:
+        return self._input(now, self.fills.recovery_failed, account, error)
+
+    # ------------------- reads (:mod:`.reconcile`, :mod:`.instruments`, :mod:`.foreign`)
 
     def on_positions_read(
         self, account: str, positions: Sequence[Position], trigger: str, *, now: float
     ) -> list[Command]:
-        """A REST read of the whole account: correct the book, log each drift."""
-        ctx = self._ctx(now)
-        if not self.book.is_fresh(account):
-            return []  # the stream broke while we read: the next snapshot decides
-        drifts, changes = reconcile_book(self.book, account, positions, None, ctx.out)
-        self._handle_changes(ctx, changes)
-        log = ctx.out.debug if trigger == "interval" and not drifts else ctx.out.info
-        log(
-            "book.reconciled",
-            account=account,
-            trigger=trigger,
-            positions=len(self.book.positions(account)),
-            drifts=drifts,
+        return self._input(
+            now,
+            lambda ctx: self._handle_changes(ctx, positions_read(ctx, account, positions, trigger)),
         )
-        return ctx.out.commands
 
     def on_read_failed(
         self, account: str, trigger: str, error: str, *, now: float
     ) -> list[Command]:
-        ctx = self._ctx(now)
-        ctx.out.warning("reconcile.failed", account=account, trigger=trigger, error=error)
-        return ctx.out.commands
-
-    def on_instrument(
-        self, inst_id: str, ct_val: Decimal | None, error: str | None, *, now: float
-    ) -> list[Command]:
-        """The answer to :class:`FetchInstrument`: its ctVal, or why it is not known."""
-        ctx = self._ctx(now)
-        self._fetches.answered(ctx, inst_id, ct_val, error, self.ct_vals)
-        return ctx.out.commands
-
-    def on_bills_read(
-        self, account: str, foreign: Sequence[Bill], trigger: str, *, now: float
-    ) -> list[Command]:
-        """Margin transfers on ``account`` that no journalled call of this reactor accounts for.
-
-        Each is ``margin.foreign_transfer``; ``foreign_transfer_limit`` of them on one instrument
-        within the window hold its positions (``margin.position.held_foreign``) instead of
-        fighting back (:mod:`reactor.engine.foreign`)."""
-        ctx = self._ctx(now)
-        end_bills_wait(ctx, account)
-        record_foreign(ctx, self.foreign, account, foreign, trigger)
-        return ctx.out.commands
-
-    def on_bills_failed(
-        self, account: str, trigger: str, error: str, *, now: float
-    ) -> list[Command]:
-        """The bills could not be read: foreign transfers go unseen until the next read (the
-        reconcile interval); corrections go on, never stuck on the bills."""
-        ctx = self._ctx(now)
-        self._bills_failed(ctx, account, trigger, error)
-        return ctx.out.commands
-
-    def _bills_failed(self, ctx: Ctx, account: str, trigger: str, error: str) -> None:
-        ctx.out.warning("bills.read.failed", account=account, trigger=trigger, error=error[:200])
-        end_bills_wait(ctx, account)
-
-    # ------------------------------------------------------------------ call answers
-
-    def on_reduce_checked(self, call: int, cap: Decimal | None, *, now: float) -> list[Command]:
-        """OKX's own reduce limit (``estAvailTrans``): :meth:`CallTable.reduce_checked`."""
-        ctx = self._ctx(now)
-        c = self._calls.reduce_checked(ctx, call, cap)
-        if c is not None:
-            self._write_intent(ctx, call, c)
-        return ctx.out.commands
-
-    def on_reduce_check_failed(
-        self, call: int, error: str, *, now: float, outcome: Outcome | None = None
-    ) -> list[Command]:
-        """``estAvailTrans`` unreadable: no reduce (:meth:`CallTable.reduce_check_failed`)."""
-        ctx = self._ctx(now)
-        self._calls.reduce_check_failed(ctx, call, error, outcome)
-        return ctx.out.commands
-
-    def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:
-        """The intent is durable: the call may be sent."""
-        ctx = self._ctx(now)
-        self.health.say_recovered(ctx.out)
-        c = self._calls.intent_written(ctx, call, journal_id)
-        if c is not None:
-            self.calls_sent += 1
-            # A call after a failed one waited out its back-off: apart from reaction latency.
-            self.observer.observe_latency(
-                now - c.control.changed_at, retry=c.control.failures > 0, account=c.key[0]
-            )
-            send_command(call, c, journal_id, now, ctx.out)
-        return ctx.out.commands
-
-    def on_intent_failed(self, call: int, error: str, *, now: float) -> list[Command]:
-        """No durable intent, so no call: the position retries with back-off."""
-        ctx = self._ctx(now)
-        self.health.say_failed(error, "intent", ctx.out)
-        c = self._calls.intent_failed(ctx, call, error)
-        if c is not None:
-            self.observer.inc_adjustment("journal_failed", account=c.key[0])
-        return ctx.out.commands
-
-    def on_result_written(self, journal_id: int, *, now: float) -> list[Command]:
-        ctx = self._ctx(now)
-        self.health.unwritten.pop(journal_id, None)
-        self.health.say_recovered(ctx.out)
-        return ctx.out.commands
-
-    def on_result_failed(self, result: WriteResult, error: str, *, now: float) -> list[Command]:
-        """The call's answer is known here but not on disk: keep it and write it again later.
-
-        Until then the entry stays ``pending``, which a restart reads as unknown (a re-read):
-        never unsafe, only slower."""
-        ctx = self._ctx(now)
-        self.health.say_failed(error, "result", ctx.out)
-        self.health.unwritten[result.journal_id] = result
-        self.health.storage_failures += 1
-        ctx.out.add(SetTimer(STORAGE_KEY, now + ctx.backoff(self.health.storage_failures)))
-        return ctx.out.commands
-
-    def on_call_done(self, call: int, outcome: Outcome, *, now: float) -> list[Command]:
-        """The answer of a :class:`SendMarginCall`."""
-        ctx = self._ctx(now)
-        c = self._calls.done(ctx, call, outcome)
-        if c is None:
-            return []
-        self.observer.inc_adjustment(outcome.label, account=c.key[0])
-        return ctx.out.commands
+        return self._input(now, read_failed, account, trigger, error)
 
     def on_resolved(
         self,
@@ -515,70 +372,73 @@ class EngineCore:
         bill_id: str | None = None,
         bills: str | None = None,
     ) -> list[Command]:
-        """The answer of :class:`ResolveOutcome`: a REST read of the position's instrument, and
-        (when the shell can read bills) whether OKX booked the call, and the matching bill;
-        ``bills`` says why the bills could not decide (no bill after the re-query, unreadable).
-        """
+        """:func:`reconcile.resolved`; ``bills`` says why the bills could not decide."""
         ctx = self._ctx(now)
-        out = ctx.out
-        control = self._controls.get(key)
-        _, changes = reconcile_book(self.book, key[0], positions, key[1], out)
-        if control is None:
-            self._handle_changes(ctx, changes)
-            return out.commands
-        pending = control.pending
-        log_resolution(key, control, self.book.get(key), bill_applied, bill_id, bills, out)
-        control.pending = None
-        control.reread = False
-        self._unknown_at_start.discard(key)
-        control.expected_margin = None
-        control.in_flight = False
-        delay = 0.0
-        if pending is not None:
-            # An ambiguous answer is a failure like any other: the next call waits.
-            delay = ctx.backoff_delay(key, control, pending.code or "unknown")
-        control.cooldown_until = now + delay
+        verdict = BillVerdict(bill_applied, bill_id, bills)
+        changes, wake = resolved(ctx, key, positions, self._unanswered, verdict)
         self._handle_changes(ctx, changes)
-        if self._controls.get(key) is control:
-            set_timer(key, control, now + delay, out)
-        return out.commands
+        if wake is not None and self._controls.get(key) is wake[0]:
+            set_timer(key, wake[0], wake[1], ctx.out)
+        return ctx.out.commands
 
     def on_resolve_failed(self, key: PositionKey, error: str, *, now: float) -> list[Command]:
+        return self._input(now, resolve_failed, key, error)
+
+    def on_instrument(
+        self, inst_id: str, ct_val: Decimal | None, error: str | None, *, now: float
+    ) -> list[Command]:
+        return self._input(now, self._fetches.answered, inst_id, ct_val, error)
+
+    def on_bills_read(
+        self, account: str, foreign: Sequence[Bill], trigger: str, *, now: float
+    ) -> list[Command]:
+        return self._input(now, bills_read, self.foreign, account, foreign, trigger)
+
+    def on_bills_failed(
+        self, account: str, trigger: str, error: str, *, now: float
+    ) -> list[Command]:
+        return self._input(now, bills_failed, account, trigger, error)
+
+    # -------------------- a call's answers (:class:`CallTable`), storage (:class:`EngineHealth`)
+
+    def on_reduce_checked(self, call: int, cap: Decimal | None, *, now: float) -> list[Command]:
         ctx = self._ctx(now)
-        ctx.out.warning(
-            "reconcile.failed", account=key[0], instId=key[1], trigger="resolve", error=error
-        )
-        control = self._controls.get(key)
-        if control is not None:
-            control.in_flight = False
-            control.failures += 1
-            ctx.retry_later(key, control, "resolve")
+        c = self._calls.reduce_checked(ctx, call, cap)
+        if c is not None:
+            self._write_intent(ctx, call, c)
         return ctx.out.commands
+
+    def on_reduce_check_failed(
+        self, call: int, error: str, *, now: float, outcome: Outcome | None = None
+    ) -> list[Command]:
+        return self._input(now, self._calls.reduce_check_failed, call, error, outcome)
+
+    def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:
+        ctx = self._ctx(now)
+        self.health.say_recovered(ctx.out)
+        self._calls.intent_written(ctx, call, journal_id)
+        return ctx.out.commands
+
+    def on_intent_failed(self, call: int, error: str, *, now: float) -> list[Command]:
+        ctx = self._ctx(now)
+        self.health.say_failed(error, "intent", ctx.out)
+        self._calls.intent_failed(ctx, call, error)
+        return ctx.out.commands
+
+    def on_call_done(self, call: int, outcome: Outcome, *, now: float) -> list[Command]:
+        return self._input(now, self._calls.done, call, outcome)
+
+    def on_result_written(self, journal_id: int, *, now: float) -> list[Command]:
+        return self._input(now, self.health.result_written, journal_id)
+
+    def on_result_failed(self, result: WriteResult, error: str, *, now: float) -> list[Command]:
+        return self._input(now, self.health.result_failed, result, error)
 
     def on_task_failed(self, command: Command, error: str, *, now: float) -> list[Command]:
         """A task the shell ran for ``command`` raised (a bug): nothing may stay in flight."""
-        ctx = self._ctx(now)
         self.health.internal_error(error, now)
         handler = self._task_failures.get(type(command))
-        if handler is not None:
-            handler(ctx, command, error)
-        return ctx.out.commands
-
-    def _send_failed(self, ctx: Ctx, command: SendMarginCall, error: str) -> None:
-        self._calls.task_failed(command.call, refund=False)
-        self._key_failed(ctx, command, error)
-
-    def _before_send_failed(self, ctx: Ctx, command: CheckReduce | WriteIntent, error: str) -> None:
-        self._calls.task_failed(command.call, refund=True)
-        self._key_failed(ctx, command, error)
-
-    def _key_failed(self, ctx: Ctx, command: Any, error: str) -> None:
-        control = self._controls.get(command.key)
-        if control is not None:
-            control.in_flight = False
-            control.failures += 1
-            control.status, control.reason = Status.ERROR, f"internal error: {error[:120]}"
-            ctx.retry_later(command.key, control, "internal")
+        return self._input(now, lambda ctx: handler and handler(ctx, command, error))
 
     # ------------------------------------------------------------------ changes and evaluation
 
@@ -603,46 +463,19 @@ class EngineCore:
                     continue
             ctx.schedule(key)
 
-    def count_for(self, pos: Position) -> int:
-        """The ledger's count plus maintenances seen on ``orders`` not yet written to it."""
-        return self.counts.count(pos)
-
-    def sources_for(self, pos: Position) -> dict[str, int]:
-        """Where the counted records came from (cached with the count; no I/O)."""
-        return self.counts.sources(pos)
-
-    def _view_sources(self, pos: Position) -> tuple[tuple[str, int], ...]:
-        return tuple(sorted(self.sources_for(pos).items()))
-
     def _evaluate(self, ctx: Ctx, key: PositionKey) -> Action | None:
         """Decide for one position now and start what is due (a call, a re-read, a fetch)."""
-        now, out = ctx.now, ctx.out
+        out = ctx.out
         pos = self.book.get(key)
         control = self._controls.get(key)
         if pos is None or control is None:
             return None
-        account = self.accounts.get(pos.account)
-        refused = refusal(pos, account, self.paused_reason(key), self.book.is_fresh(pos.account))
-        if refused is not None:
-            control.status, control.reason = refused.status, refused.reason
-            if refused.foreign_kind and key not in self._cross_logged:
-                self._cross_logged.add(key)
-                out.info("book.cross.ignored", **pos_fields(key), mgnMode=pos.mgn_mode)
+        if refused(ctx, pos, control, self._cross_logged) or waits(ctx, key, control):
             return None
-        assert account is not None  # refused otherwise
-        if control.in_flight:
-            return None  # its answer schedules the next evaluation
-        if control.cooldown_until > now:
-            set_timer(key, control, control.cooldown_until, out)
-            return None
-        if control.bills_wait_until > now:
-            set_timer(key, control, control.bills_wait_until, out)
-            return None  # the bills read after a margin drift answers first
         if control.expected_margin is not None and control.pending is None:
             control.reread = True  # an ok call no push confirmed within the cooldown
-        if key in self._unknown_at_start and control.pending is None:
-            control.pending = self._recovered.pop(key, None)
-        if control.pending is not None or control.reread or key in self._unknown_at_start:
+        unknown = self._unanswered.claim(key, control)
+        if control.pending is not None or control.reread or unknown:
             # Unknown outcome, or an ok call whose effect no push has shown within the
             # cooldown: the book may lack a transfer the exchange made. Re-read, never guess.
             control.in_flight = True
@@ -656,13 +489,8 @@ class EngineCore:
         if ct_val is None:
             self._fetches.need(ctx, pos, control)
             return None
-        try:
-            count = self.count_for(pos)
-        except StorageError as exc:
-            self.health.say_failed(str(exc), "count", out)
-            control.failures += 1
-            control.status, control.reason = Status.ERROR, f"ledger read failed: {exc}"
-            ctx.retry_later(key, control, "ledger")
+        count = self.counts.read(ctx, pos, control, self.health)
+        if count is None:
             return None
         rule = target_for(count, self.settings.policy.targets)
         control.count, control.target = count, rule.target
@@ -676,20 +504,9 @@ class EngineCore:
         if action.kind is ActionKind.BLOCKED:
             control.status, control.reason = Status.BLOCKED, action.reason
             return action
-        check = self.guard.check(key, action.amount, now)
-        if not guard_allows(ctx, check, pos, control, action):
-            return action
-        if self.settings.dry_run:
-            dry_run(ctx, pos, control, action, count)
-            return action
-        call, c = self._calls.open(key, control, pos, action, check.entry)
-        control.in_flight = True
-        control.status, control.reason = Status.ADJUSTING, action.reason
-        control.last_acted = now
-        if self.settings.pre_reduce_check and action.kind is ActionKind.REDUCE:
-            out.add(CheckReduce(call, key, action.amount, pos.lever))
-        else:
-            self._write_intent(ctx, call, c)
+        started = self._calls.start(ctx, pos, action, count)
+        if started is not None:
+            self._write_intent(ctx, *started)
         return action
 
     def _write_intent(self, ctx: Ctx, call: int, c: Call) -> None:
@@ -704,7 +521,7 @@ class EngineCore:
             self.accounts.values(),
             self.book,
             self._controls,
-            sources=self._view_sources,
+            sources=lambda pos: tuple(sorted(self.counts.sources(pos).items())),
             main_expected_positions=self.settings.main_expected_positions,
             problems=self.health.problems(now)
             + self._fetches.problems()

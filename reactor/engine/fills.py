@@ -21,8 +21,16 @@ from reactor.domain.fills import (
     Skipped,
     describe_effect,
 )
-from reactor.engine.commands import Out, SetTimer, WriteMaintenance
-from reactor.engine.state import CountSource, PositionControl, Status
+from reactor.engine.commands import Out, RecoverFills, SetTimer, WriteMaintenance
+from reactor.engine.health import EngineHealth
+from reactor.engine.state import (
+    AccountState,
+    CountSource,
+    PositionControl,
+    Role,
+    Status,
+    StorageError,
+)
 from reactor.engine.timing import Ctx, set_timer
 from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
@@ -80,6 +88,30 @@ class MaintenanceCounts:
         self._counts = {k: v for k, v in self._counts.items() if k[0][:3] not in keys}
         self._sources = {k: v for k, v in self._sources.items() if k[0][:3] not in keys}
 
+    def read(
+        self, ctx: Ctx, pos: Position, control: PositionControl, health: EngineHealth
+    ) -> int | None:
+        """The count for the policy; None when the ledger could not be read (the position
+        retries with back-off, the engine is unhealthy meanwhile)."""
+        try:
+            return self.count(pos)
+        except StorageError as exc:
+            health.say_failed(str(exc), "count", ctx.out)
+            control.failures += 1
+            control.status, control.reason = Status.ERROR, f"ledger read failed: {exc}"
+            ctx.retry_later(pos.key, control, "ledger")
+            return None
+
+    def changed(self, ctx: Ctx, keys: Iterable[PositionTriple]) -> None:
+        """The ledger gained maintenance records for (account, instId, posSide): the target
+        may have moved, so those positions are evaluated at once."""
+        wanted = set(keys)
+        self.forget(wanted)
+        for account in {k[0] for k in wanted}:
+            for pos in ctx.book.positions(account):
+                if pos.key[:3] in wanted:
+                    ctx.schedule(pos.key, immediate=True)
+
     def _unwritten_for(self, pos: Position) -> int:
         if not self.unwritten:
             return 0
@@ -121,8 +153,10 @@ class MaintenanceFills:
             out.debug("maintenance.fill.plain", **describe_effect(effect))
         return None
 
-    def written(self, record: RecordMaintenance, record_id: int | None, out: Out) -> None:
-        """The ledger holds ``record`` (``record_id`` None: it was there already)."""
+    def written(self, ctx: Ctx, record: RecordMaintenance, record_id: int | None) -> None:
+        """The answer of :class:`WriteMaintenance`: the ledger holds ``record`` (``record_id``
+        None: it was there already)."""
+        out = ctx.out
         unwritten = self.counts.unwritten
         if record in unwritten:
             unwritten.remove(record)
@@ -142,11 +176,10 @@ class MaintenanceFills:
             out.info("maintenance.recorded", **fields, record_id=record_id, cTime=record.c_time)
         self.arm_timer(out)
 
-    def write_failed(
-        self, record: RecordMaintenance, error: str, now: float, retry: bool, out: Out
-    ) -> None:
+    def write_failed(self, ctx: Ctx, record: RecordMaintenance, error: str, retry: bool) -> None:
         """The ledger refused the write: it keeps counting in memory and is written again
         (``retry`` False: the record itself is invalid and is dropped)."""
+        out, now = ctx.out, ctx.now
         out.error(
             "maintenance.record.failed",
             account=record.account,
@@ -167,23 +200,32 @@ class MaintenanceFills:
             )
         self.arm_timer(out)
 
-    def start_recovery(self, account: str) -> None:
+    def on_connect(self, ctx: Ctx, state: AccountState) -> None:
         """Maintenances filled while away are read back before anything is corrected."""
-        self.recovering.add(account)
+        if self.gate is not None and state.role is Role.SUB:
+            self.recovering.add(state.name)
+            opened = tuple(p for p in ctx.book.positions(state.name) if p.is_open)
+            ctx.out.add(RecoverFills(state.name, opened))
 
-    def recovered(self, account: str, keys: Iterable[PositionKey]) -> None:
-        """Recovery wrote what was missed (``keys``: positions with new records)."""
+    def recovered(self, ctx: Ctx, account: str, keys: Iterable[PositionKey]) -> None:
+        """Recovery wrote what was missed (``keys``: positions with new records): go on."""
         self.recovering.discard(account)
         self.problems.pop(f"recovery:{account}", None)
         self.counts.forget({k[:3] for k in keys})
+        ctx.schedule_account(account)
 
-    def recovery_failed(self, account: str, error: str, out: Out) -> None:
-        """Recovery could not read OKX's history: the counts there are stand, and it says so."""
-        out.error("maintenance.recovery.failed", account=account, error=error)
+    def recovery_failed(self, ctx: Ctx, account: str, error: str) -> None:
+        """Recovery could not read OKX's history: correct with the counts there are (never
+        stuck), and say so; the next (re)connect tries again."""
+        ctx.out.error("maintenance.recovery.failed", account=account, error=error)
         self.recovering.discard(account)
         self.problems[f"recovery:{account}"] = (
             f"{account}: fills missed while away not recovered: {error[:120]}"
         )
+        ctx.schedule_account(account)
+
+    def task_failed(self, ctx: Ctx, cmd: RecoverFills, error: str) -> None:
+        self.recovery_failed(ctx, cmd.account, f"internal error: {error}")
 
     def retry_writes(self, now: float, out: Out) -> None:
         """Write again what the ledger refused, once the retry is due."""

@@ -448,3 +448,21 @@ def end_bills_wait(ctx: Ctx, account: str) -> None:
             # stands.
             if not control.in_flight and (control.due_at is None or control.due_at >= waited_until):
                 set_timer(pos.key, control, max(ctx.now, control.cooldown_until), ctx.out)
+
+
+def bills_read(
+    ctx: Ctx, watch: ForeignWatch, account: str, foreign: Sequence[Bill], trigger: str
+) -> None:
+    """The answer of :class:`ReadBills`: margin transfers on ``account`` that no journalled
+    call of this reactor accounts for. Each is ``margin.foreign_transfer``;
+    ``foreign_transfer_limit`` of them on one instrument within the window hold its positions
+    (``margin.position.held_foreign``) instead of fighting back."""
+    end_bills_wait(ctx, account)
+    record_foreign(ctx, watch, account, foreign, trigger)
+
+
+def bills_failed(ctx: Ctx, account: str, trigger: str, error: str) -> None:
+    """The bills could not be read: foreign transfers go unseen until the next read (the
+    reconcile interval); corrections go on, never stuck on the bills."""
+    ctx.out.warning("bills.read.failed", account=account, trigger=trigger, error=error[:200])
+    end_bills_wait(ctx, account)

@@ -21,7 +21,8 @@ class _Fetch:
 
 
 class InstrumentFetches:
-    def __init__(self) -> None:
+    def __init__(self, ct_vals: MutableMapping[str, Decimal]) -> None:
+        self.ct_vals = ct_vals  # the engine's contract values, completed here
         self._fetches: dict[str, _Fetch] = {}
 
     def start(self, inst_id: str, now: float) -> bool:
@@ -71,19 +72,15 @@ class InstrumentFetches:
             ctx.out.add(FetchInstrument(pos.account, pos.inst_id))
         control.status, control.reason = Status.UNMANAGED, self.reason(pos.inst_id)
 
-    def answered(
-        self,
-        ctx: Ctx,
-        inst_id: str,
-        ct_val: Decimal | None,
-        error: str | None,
-        ct_vals: MutableMapping[str, Decimal],
-    ) -> None:
-        """The answer to :class:`FetchInstrument`: its ctVal (into ``ct_vals``), or why not."""
+    def task_failed(self, ctx: Ctx, cmd: FetchInstrument, error: str) -> None:
+        self.answered(ctx, cmd.inst_id, None, f"internal error: {error}")
+
+    def answered(self, ctx: Ctx, inst_id: str, ct_val: Decimal | None, error: str | None) -> None:
+        """The answer to :class:`FetchInstrument`: its ctVal, or why it is not known."""
         out, now = ctx.out, ctx.now
         waiting = [p.key for p in ctx.book.positions() if p.inst_id == inst_id]
         if ct_val is not None and ct_val > 0:
-            ct_vals[inst_id] = ct_val
+            self.ct_vals[inst_id] = ct_val
             self.done(inst_id)
             out.info("instrument.fetched", instId=inst_id, ctVal=str(ct_val))
             for key in waiting:

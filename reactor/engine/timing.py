@@ -4,7 +4,7 @@ an evaluation before any number is looked at (:func:`refusal`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reactor.domain.book import BookChange, PositionBook
@@ -12,7 +12,9 @@ from reactor.domain.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
 from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer, pos_fields
 from reactor.engine.state import (
     AccountState,
+    EngineObserver,
     EngineSettings,
+    NullObserver,
     PauseKey,
     PositionControl,
     Role,
@@ -37,6 +39,7 @@ class Ctx:
     backoff: Callable[[int], float]  # consecutive failures -> the delay (jittered)
     now: float
     out: Out = field(default_factory=Out)
+    observer: EngineObserver = field(default_factory=NullObserver)
 
     def control(self, key: PositionKey) -> PositionControl:
         """The position's record, created on first use."""
@@ -233,3 +236,45 @@ def refusal(
     if not fresh:
         return Refusal(Status.STALE, "waiting for a fresh snapshot")
     return None
+
+
+def waits(ctx: Ctx, key: PositionKey, control: PositionControl) -> bool:
+    """The position waits: for its call's answer (which schedules the next evaluation), its
+    cooldown, or the bills read after a margin drift (which answers first)."""
+    if control.in_flight:
+        return True
+    for until in (control.cooldown_until, control.bills_wait_until):
+        if until > ctx.now:
+            set_timer(key, control, until, ctx.out)
+            return True
+    return False
+
+
+def apply_pauses(ctx: Ctx, paused: Mapping[PauseKey, str]) -> None:
+    """The operator's pauses now (the whole set, from the ledger): a paused account or
+    position gets no margin call until it is resumed; a resumed one is evaluated at once.
+    Calls already in flight finish (their answers are journaled as always)."""
+    changed = set(ctx.paused) ^ set(paused)
+    ctx.paused.clear()
+    ctx.paused.update(paused)
+    for account in {k[0] for k in changed}:
+        whole = (account, None, None) in changed
+        for pos in ctx.book.positions(account):
+            if whole or (account, pos.inst_id, pos.pos_side) in changed:
+                ctx.schedule(pos.key, immediate=True)
+
+
+def refused(ctx: Ctx, pos: Position, control: PositionControl, logged: set[PositionKey]) -> bool:
+    """Apply :func:`refusal` to the position's record; a cross-margin or non-SWAP position is
+    said once (``logged``: the positions said already)."""
+    key = pos.key
+    why = refusal(
+        pos, ctx.accounts.get(pos.account), ctx.paused_reason(key), ctx.book.is_fresh(key[0])
+    )
+    if why is None:
+        return False
+    control.status, control.reason = why.status, why.reason
+    if why.foreign_kind and key not in logged:
+        logged.add(key)
+        ctx.out.info("book.cross.ignored", **pos_fields(key), mgnMode=pos.mgn_mode)
+    return True
