@@ -32,6 +32,7 @@ from reactor.engine.commands import (
 )
 from reactor.engine.episodes import enter_blocked, hold_until_change
 from reactor.engine.guard import Entry, RunawayGuard, guard_allows
+from reactor.engine.health import EngineHealth
 from reactor.engine.state import (
     AccountState,
     EngineSettings,
@@ -213,8 +214,9 @@ class Call:
 class CallTable:
     """The calls between decision and answer, by the id their commands carry."""
 
-    def __init__(self, guard: RunawayGuard) -> None:
+    def __init__(self, guard: RunawayGuard, health: EngineHealth) -> None:
         self.guard = guard
+        self.health = health
         self._calls: dict[int, Call] = {}
         self._next = 0
         self.sent = 0  # calls sent since start
@@ -236,18 +238,23 @@ class CallTable:
             return self._next, None
         return self._next, c
 
-    def start(self, ctx: Ctx, pos: Position, action: Action, count: int) -> tuple[int, Call] | None:
+    def start(self, ctx: Ctx, pos: Position, action: Action, count: int) -> None:
         """A correction the policy decided: through the runaway guard, only said in a dry
-        run, else opened. The call whose intent is to be written now, if any."""
+        run, else opened (its intent written, or OKX's reduce limit asked first)."""
         control = ctx.control(pos.key)
         check = self.guard.check(pos.key, action.amount, ctx.now)
         if not guard_allows(ctx, check, pos, control, action):
-            return None
+            return
         if ctx.settings.dry_run:
             dry_run(ctx, pos, control, action, count)
-            return None
+            return
         call, c = self.open(ctx, pos, action, check.entry)
-        return None if c is None else (call, c)
+        if c is not None:
+            self.write_intent(ctx, call, c)
+
+    def write_intent(self, ctx: Ctx, call: int, c: Call) -> None:
+        self.health.retry_results(ctx.out)  # results a failed write left behind go first
+        ctx.out.add(intent_command(call, c))
 
     def get(self, call: int) -> Call | None:
         return self._calls.get(call)
@@ -278,9 +285,9 @@ class CallTable:
 
     # -- the answers of the call's commands (the core routes them here) --------------------
 
-    def reduce_checked(self, ctx: Ctx, call: int, cap: Decimal | None) -> Call | None:
-        """The exchange's own reduce limit (``estAvailTrans``): never ask for more. The call
-        whose intent is to be written now, or None.
+    def reduce_checked(self, ctx: Ctx, call: int, cap: Decimal | None) -> None:
+        """The exchange's own reduce limit (``estAvailTrans``): never ask for more; the intent
+        is written unless the call was dropped.
 
         ``cap`` None: the venue set no limit (tests of other rules). The policy's floor has
         already bounded the amount; the cap is the second bound, rounded down to the step.
@@ -290,11 +297,11 @@ class CallTable:
         out, policy = ctx.out, ctx.settings.policy
         c = self.get(call)
         if c is None or c.checked:
-            return None  # a second answer, or one for a call already dropped
+            return  # a second answer, or one for a call already dropped
         c.checked = True
         if ctx.controls.get(c.key) is not c.control:
             self.abandon(call, c, "position closed before send", out)
-            return None
+            return
         account = ctx.accounts.get(c.key[0])
         if (
             not ctx.book.is_fresh(c.key[0])
@@ -309,7 +316,7 @@ class CallTable:
             # holds. Decide again, never send it.
             self.abandon(call, c, "", out)
             set_timer(c.key, c.control, ctx.now, out)
-            return None
+            return
         control = c.control
         amount = capped_amount(c.amount, cap, policy.amount_step)
         if amount is not None:
@@ -330,10 +337,10 @@ class CallTable:
                 enter_blocked(c.position, control, c.action, reason, out)
                 control.failures += 1
                 ctx.retry_later(c.key, control, "estAvailTrans")
-                return None
+                return
             self.resize(c, amount)
         control.exchange_limited = False
-        return c
+        self.write_intent(ctx, call, c)
 
     def reduce_check_failed(
         self, ctx: Ctx, call: int, error: str, outcome: Outcome | None = None

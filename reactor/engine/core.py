@@ -23,25 +23,13 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 from reactor.domain.book import BookChange, ChangeKind, PositionBook
 from reactor.domain.fills import FillGate, RecordMaintenance
 from reactor.domain.policy import Action, ActionKind, decide, target_for
+from reactor.engine import commands as cmd
 from reactor.engine.calls import (
-    Call,
     CallTable,
     Outcome,
-    intent_command,
     internal_failure,
 )
-from reactor.engine.commands import (
-    CheckReduce,
-    Command,
-    FetchInstrument,
-    ReadBills,
-    RecoverFills,
-    ResolveOutcome,
-    SendMarginCall,
-    SetTimer,
-    WriteIntent,
-    WriteResult,
-)
+from reactor.engine.commands import Command, ResolveOutcome, WriteResult
 from reactor.engine.episodes import track_blocked, watch_main_positions
 from reactor.engine.fills import FILLS_KEY, MaintenanceCounts, MaintenanceFills
 from reactor.engine.foreign import (
@@ -57,11 +45,11 @@ from reactor.engine.instruments import InstrumentFetches
 from reactor.engine.reconcile import (
     BillVerdict,
     Unanswered,
-    connect_reads,
     positions_read,
     read_failed,
     resolve_failed,
     resolved,
+    snapshot_done,
 )
 from reactor.engine.state import (
     AccountState,
@@ -79,8 +67,8 @@ from reactor.engine.timing import (
     backoff_for,
     note_push,
     refused,
+    schedule_snapshot,
     set_timer,
-    settled,
     still_in_band,
     waits,
 )
@@ -123,12 +111,12 @@ class EngineCore:
         self._rand = rand
         self._backoff = backoff_for(settings)
         self._controls: dict[PositionKey, PositionControl] = {}
-        self._calls = CallTable(self.guard)
         self._cross_logged: set[PositionKey] = set()
         self._unanswered = Unanswered()
         self._main_below = False
         self._fetches = InstrumentFetches(self.ct_vals)
         self.health = EngineHealth(settings.internal_error_window_s)
+        self._calls = CallTable(self.guard, self.health)
         self.foreign = ForeignWatch(
             settings.foreign_transfer_limit, settings.foreign_transfer_window_s
         )
@@ -142,18 +130,19 @@ class EngineCore:
         self.fills = MaintenanceFills(fills, self.counts)
         # A task that raised (a bug): the answer that keeps nothing in flight, by command.
         self._task_failures: dict[type[Any], Callable[[Ctx, Any, str], None]] = {
-            SendMarginCall: self._calls.task_failed,
-            CheckReduce: self._calls.task_failed,
-            WriteIntent: self._calls.task_failed,
-            ResolveOutcome: lambda ctx, c, e: internal_failure(ctx, c.key, e),
-            SetTimer: lambda ctx, c, e: internal_failure(ctx, c.key, e),
-            FetchInstrument: self._fetches.task_failed,
-            ReadBills: lambda ctx, c, e: bills_failed(ctx, c.account, c.trigger, e),
-            RecoverFills: self.fills.task_failed,
+            cmd.SendMarginCall: self._calls.task_failed,
+            cmd.CheckReduce: self._calls.task_failed,
+            cmd.WriteIntent: self._calls.task_failed,
+            cmd.ResolveOutcome: lambda ctx, c, e: internal_failure(ctx, c.key, e),
+            cmd.SetTimer: lambda ctx, c, e: internal_failure(ctx, c.key, e),
+            cmd.FetchInstrument: self._fetches.task_failed,
+            cmd.ReadBills: lambda ctx, c, e: bills_failed(ctx, c.account, c.trigger, e),
+            cmd.RecoverFills: self.fills.task_failed,
         }
 
     @property
     def calls_sent(self) -> int:
+        """Margin calls sent since start (the benchmark and the status page read it)."""
         return self._calls.sent
 
     def _ctx(self, now: float) -> Ctx:
@@ -204,9 +193,7 @@ class EngineCore:
     def on_connected(self, account: str, *, now: float) -> list[Command]:
         state = self.accounts.get(account)
         if state is not None:
-            state.connected = True
-            state.reconcile_due = True
-            state.snapshot_logged = False
+            state.connect()
         return []
 
     def on_snapshot(
@@ -224,26 +211,10 @@ class EngineCore:
             account, positions, last_page=last_page, cur_page=cur_page
         )
         if last_page:
-            state = self.accounts.get(account)
-            # One info line per (re)connect; OKX's regular snapshots (every ~5 s) at debug.
-            first = state is None or not state.snapshot_logged
-            log = out.info if first else out.debug
-            log("book.snapshot", account=account, positions=len(self.book.positions(account)))
-            if state is not None:
-                state.snapshot_logged = True
+            first = snapshot_done(ctx, account, self.fills)
             self._unanswered.forget_gone(self.book, account)
             self._main_below = watch_main_positions(ctx, account, self._main_below)
-            connect_reads(ctx, state, self.fills)
-            # After a (re)connect every position is re-evaluated from the fresh snapshot. On the
-            # regular snapshots that follow (OKX: every 2-5 s) a position whose last evaluation
-            # settled on nothing to do is skipped unless its record changed (scheduled below):
-            # that decision is a function of the record and the count alone, and a count change
-            # re-evaluates at once. Everything else (blocked, waiting, errors) is re-evaluated.
-            # (bench: 1.0 -> 0 evaluations per unchanged record at 10,000 records/s.)
-            for pos in self.book.positions(account):
-                control = self._controls.get(pos.key)
-                if first or control is None or not settled(control):
-                    ctx.schedule(pos.key)
+            schedule_snapshot(ctx, account, first=first)
         self._handle_changes(ctx, changes)
         return out.commands
 
@@ -253,19 +224,22 @@ class EngineCore:
         changes = self.book.apply_update(account, positions)
         return self._input(now, self._handle_changes, changes, baseline=False)
 
-    def on_disconnected(self, account: str, reason: str, *, now: float) -> list[Command]:
+    def _lost(self, account: str) -> AccountState | None:
+        """The account's stream is gone: its book is stale until the next snapshot."""
         self.book.mark_stale(account)
         state = self.accounts.get(account)
         if state is not None:
             state.connected = False
+        return state
+
+    def on_disconnected(self, account: str, reason: str, *, now: float) -> list[Command]:
+        if self._lost(account) is not None:
             self.observer.inc_reconnect(account, reason)
         return self._input(now, self.fills.on_account_lost, account)
 
     def on_stopped(self, account: str, reason: str, *, now: float) -> list[Command]:
-        self.book.mark_stale(account)
-        state = self.accounts.get(account)
+        state = self._lost(account)
         if state is not None:
-            state.connected = False
             state.stopped_reason = reason
         return []
 
@@ -289,13 +263,10 @@ class EngineCore:
         """A config reload disabled (or removed) ``account``: nothing more is sent for it; calls
         in flight finish and are journaled. A removed account leaves the book and the view."""
         ctx = self._ctx(now)
-        self.book.mark_stale(account)
-        state = self.accounts.get(account)
+        state = self._lost(account)
         if state is not None:
             state.enabled = False
-            state.connected = False
-        for key in [k for k, c in self._controls.items() if k[0] == account and not c.in_flight]:
-            ctx.drop(key)
+        ctx.drop_account(account)
         if removed:
             self.accounts.pop(account, None)
             self.book.forget(account)
@@ -303,10 +274,6 @@ class EngineCore:
 
     def on_paused(self, paused: Mapping[PauseKey, str], *, now: float) -> list[Command]:
         return self._input(now, apply_pauses, paused)
-
-    def paused_reason(self, key: PositionKey) -> str | None:
-        """Why the position is paused ("" without a reason), or None when it is not."""
-        return self._ctx(0.0).paused_reason(key)
 
     def on_timer(self, key: PositionKey, *, now: float) -> list[Command]:
         ctx = self._ctx(now)
@@ -402,11 +369,7 @@ class EngineCore:
     # -------------------- a call's answers (:class:`CallTable`), storage (:class:`EngineHealth`)
 
     def on_reduce_checked(self, call: int, cap: Decimal | None, *, now: float) -> list[Command]:
-        ctx = self._ctx(now)
-        c = self._calls.reduce_checked(ctx, call, cap)
-        if c is not None:
-            self._write_intent(ctx, call, c)
-        return ctx.out.commands
+        return self._input(now, self._calls.reduce_checked, call, cap)
 
     def on_reduce_check_failed(
         self, call: int, error: str, *, now: float, outcome: Outcome | None = None
@@ -504,14 +467,8 @@ class EngineCore:
         if action.kind is ActionKind.BLOCKED:
             control.status, control.reason = Status.BLOCKED, action.reason
             return action
-        started = self._calls.start(ctx, pos, action, count)
-        if started is not None:
-            self._write_intent(ctx, *started)
+        self._calls.start(ctx, pos, action, count)
         return action
-
-    def _write_intent(self, ctx: Ctx, call: int, c: Call) -> None:
-        self.health.retry_results(ctx.out)  # results a failed write left behind go first
-        ctx.out.add(intent_command(call, c))
 
     # ------------------------------------------------------------------ status (read-only)
 

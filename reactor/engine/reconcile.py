@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from reactor.domain.book import BookChange, PositionBook
 from reactor.engine.commands import Out, ReadPositions, opt_str, pos_fields
 from reactor.engine.fills import MaintenanceFills
-from reactor.engine.state import AccountState, PendingOutcome, PositionControl
+from reactor.engine.state import PendingOutcome, PositionControl
 from reactor.engine.timing import Ctx
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_position
 
@@ -224,14 +224,23 @@ def resolved(
     return changes, (control, ctx.now + delay)
 
 
-def connect_reads(ctx: Ctx, state: AccountState | None, fills: MaintenanceFills) -> None:
-    """Once per (re)connect, not on the periodic snapshots: a REST read catches what the
-    stream may have lost while the account was away (and fills missed meanwhile are read
-    back, :meth:`MaintenanceFills.on_connect`)."""
-    if state is not None and state.reconcile_due:
-        state.reconcile_due = False
-        ctx.out.add(ReadPositions(state.name, "connect"))
-        fills.on_connect(ctx, state)
+def snapshot_done(ctx: Ctx, account: str, fills: MaintenanceFills) -> bool:
+    """A full snapshot of ``account`` was applied: said at info once per (re)connect (OKX's
+    regular snapshots, every ~5 s, at debug); True for that first one. Once per (re)connect,
+    not on the periodic snapshots, a REST read catches what the stream may have lost while the
+    account was away (and fills missed meanwhile are read back,
+    :meth:`MaintenanceFills.on_connect`)."""
+    state = ctx.accounts.get(account)
+    first = state is None or not state.snapshot_logged
+    log = ctx.out.info if first else ctx.out.debug
+    log("book.snapshot", account=account, positions=len(ctx.book.positions(account)))
+    if state is not None:
+        state.snapshot_logged = True
+        if state.reconcile_due:
+            state.reconcile_due = False
+            ctx.out.add(ReadPositions(account, "connect"))
+            fills.on_connect(ctx, state)
+    return first
 
 
 def read_failed(ctx: Ctx, account: str, trigger: str, error: str) -> None:

@@ -169,6 +169,12 @@ class AccountState:
     def managed(self) -> bool:
         return self.role is Role.SUB and self.stopped_reason is None and not self.guard_tripped
 
+    def connect(self) -> None:
+        """A (re)connect: its next full snapshot is said at info and followed by a REST read."""
+        self.connected = True
+        self.reconcile_due = True
+        self.snapshot_logged = False
+
 
 @dataclass(frozen=True, slots=True)
 class PendingOutcome:

@@ -73,6 +73,11 @@ class Ctx:
         if control is not None and control.due_at is not None:
             self.out.add(CancelTimer(key))
 
+    def drop_account(self, account: str) -> None:
+        """The account was disabled: forget its positions' records (calls in flight finish)."""
+        for key in [k for k, c in self.controls.items() if k[0] == account and not c.in_flight]:
+            self.drop(key)
+
     def backoff_delay(self, key: PositionKey, control: PositionControl, code: str) -> float:
         """The back-off after ``control.failures`` failures, said as ``margin.adjust.retry``."""
         delay = self.backoff(control.failures)
@@ -278,3 +283,16 @@ def refused(ctx: Ctx, pos: Position, control: PositionControl, logged: set[Posit
         logged.add(key)
         ctx.out.info("book.cross.ignored", **pos_fields(key), mgnMode=pos.mgn_mode)
     return True
+
+
+def schedule_snapshot(ctx: Ctx, account: str, *, first: bool) -> None:
+    """After a (re)connect (``first``) every position is re-evaluated from the fresh snapshot.
+    On the regular snapshots that follow (OKX: every 2-5 s) a position whose last evaluation
+    settled on nothing to do is skipped unless its record changed (the change schedules it):
+    that decision is a function of the record and the count alone, and a count change
+    re-evaluates at once. Everything else (blocked, waiting, errors) is re-evaluated.
+    (bench: 1.0 -> 0 evaluations per unchanged record at 10,000 records/s.)"""
+    for pos in ctx.book.positions(account):
+        control = ctx.controls.get(pos.key)
+        if first or control is None or not settled(control):
+            ctx.schedule(pos.key)
