@@ -45,6 +45,15 @@ PARTS = (
 )
 
 
+# The shell and its I/O per feature (bills, fills recovery): the only engine modules that await.
+SHELL_IO = ("shell", "bill_reads", "fill_recovery")
+
+
+def test_every_engine_module_is_the_core_a_part_or_shell_io() -> None:
+    found = {p.stem for p in ENGINE.glob("*.py")} - {"__init__"}
+    assert found == {"core", *PARTS, *SHELL_IO}
+
+
 def test_pure_parts_do_no_io() -> None:
     for name in ("core", *PARTS):
         found = {m.split(".")[0] for m in _imports(ENGINE / f"{name}.py")} & IO_MODULES

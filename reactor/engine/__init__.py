@@ -18,18 +18,23 @@
   ``on_maintenance_written`` / ``on_maintenance_failed`` (WriteMaintenance),
   ``on_fills_recovered`` / ``on_fills_recovery_failed`` (RecoverFills), ``on_task_failed``
   (any task);
-- ``recover`` at start-up, ``view(now)`` for the status page.
+- ``recover`` at start-up, ``view(now)`` for the status page; ``bill_window`` (the bills reads'
+  cursor, kept by the core, read by the shell).
 
 Commands: SetTimer / CancelTimer, WriteIntent -> SendMarginCall (never the other way round),
 WriteResult, WriteMaintenance, ResolveOutcome, ReadPositions, ReadBills, RecoverFills,
-FetchInstrument, CheckReduce, SyncClock, Log. The core's parts, one per feature (plain state
-in, values or commands on the input's :class:`~reactor.engine.timing.Ctx` out):
-:mod:`.commands`, :mod:`.state`, :mod:`.view`, :mod:`.timing` (+ the standing gates),
-:mod:`.calls` (one margin call's life, its outcome and the reaction to it), :mod:`.guard`
-(the runaway guard), :mod:`.foreign` (bills: attribution, the read cursor, the fence against
-a second controller), :mod:`.fills` (counts from fills), :mod:`.reconcile` (REST re-reads,
-calls unanswered at a restart), :mod:`.health`, :mod:`.instruments`, :mod:`.episodes`.
-:mod:`.fill_recovery` is the shell's I/O for RecoverFills.
+FetchInstrument, CheckReduce, SyncClock, Log. The core routes each input to the part of its
+feature with one :class:`~reactor.engine.timing.Ctx` (plain state in, values or commands on the
+Ctx out); the parts never call back into the core: :mod:`.commands`, :mod:`.state`,
+:mod:`.view`, :mod:`.timing` (when to evaluate, back-off, the standing gates, pauses),
+:mod:`.calls` (one margin call's life: start through the guard, pre-reduce check, intent,
+outcome, reaction; a bad key or a missing right stops the account), :mod:`.guard` (the runaway
+guard), :mod:`.foreign` (bills: attribution, the read window, the fence against a second
+controller), :mod:`.fills` (counts from fills, recovery's answers), :mod:`.reconcile` (REST
+re-reads, resolutions, calls unanswered at a restart), :mod:`.health` (journal writes, internal
+errors), :mod:`.instruments`, :mod:`.episodes`. The shell's I/O per feature:
+:mod:`.bill_reads` (ReadBills, the bill lookup of ResolveOutcome) and :mod:`.fill_recovery`
+(RecoverFills, the ledger as the count source).
 """
 
 from reactor.engine.calls import Outcome, OutcomeKind

@@ -15,9 +15,11 @@ that overlaps the live ``orders`` channel, or runs twice, counts nothing twice.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from reactor.domain.fills import (
     DetectRule,
@@ -27,14 +29,24 @@ from reactor.domain.fills import (
     missing_from_orders,
     recovery_since_ms,
 )
-from reactor.log import get_logger
+from reactor.engine.bill_reads import EXCHANGE_ERRORS, STORAGE_ERRORS
+from reactor.engine.commands import RecoverFills
+from reactor.engine.state import StorageError
+from reactor.log import error_text, get_logger
 from reactor.okx.bills import BILL_TYPE_TRADE, Bill, parse_bill
-from reactor.okx.models import PayloadError, Position
+from reactor.okx.models import PayloadError, Position, PositionKey
 from reactor.okx.orders import OrderUpdate, parse_order
 from reactor.okx.rest import PAGE_LIMIT, pages
-from reactor.store import Ledger
+from reactor.store import Ledger, LedgerError
 
-__all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
+__all__ = [
+    "RECOVERY_SOURCES",
+    "HistoryClient",
+    "LedgerCounts",
+    "RecoveryResult",
+    "recover_account",
+    "recover_for",
+]
 
 log = get_logger(__name__)
 
@@ -212,3 +224,48 @@ async def recover_account(
         complete=result.complete,
     )
     return result
+
+
+async def recover_for(
+    cmd: RecoverFills,
+    client: object,
+    ledger: Ledger,
+    rule: DetectRule | None,
+    sources: tuple[str, ...],
+) -> set[PositionKey] | str:
+    """The shell's :class:`RecoverFills`: the positions with new records, or why the history
+    could not be read (the core goes on with the counts there are)."""
+    if rule is None or not hasattr(client, "get_bills"):
+        return set()
+    try:
+        result = await recover_account(
+            cast(HistoryClient, client),
+            ledger,
+            cmd.account,
+            cmd.positions,
+            rule,
+            int(time.time() * 1000),  # OKX's history is in wall-clock ms
+            sources=sources,
+        )
+    except (*EXCHANGE_ERRORS, *STORAGE_ERRORS) as exc:
+        return error_text(exc)
+    return {r.position_key for r in result.recorded}
+
+
+class LedgerCounts:
+    """The ledger as the core's :class:`CountSource`: storage errors become StorageError."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
+        try:
+            return self._ledger.count(account, inst_id, pos_side, c_time)
+        except (LedgerError, sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None
+
+    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
+        try:
+            return self._ledger.sources(account, inst_id, pos_side, c_time)
+        except (sqlite3.Error, OSError, LedgerError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None

@@ -9,15 +9,15 @@ logged as ``engine.task.failed`` and handed to the core, so nothing stays in fli
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from reactor.domain.book import PositionBook
 from reactor.domain.fills import FillGate
+from reactor.engine.bill_reads import EXCHANGE_ERRORS, STORAGE_ERRORS, BillReader
 from reactor.engine.calls import OK, Outcome, OutcomeKind, outcome_of
 from reactor.engine.commands import (
     CancelTimer,
@@ -37,8 +37,7 @@ from reactor.engine.commands import (
     WriteResult,
 )
 from reactor.engine.core import EngineCore
-from reactor.engine.fill_recovery import HistoryClient, recover_account
-from reactor.engine.foreign import BILL_PAGES_MAX, BillWindow, bill_of_call, credited_bill
+from reactor.engine.fill_recovery import LedgerCounts, recover_for
 from reactor.engine.reconcile import parse_rest_positions
 from reactor.engine.state import (
     AccountState,
@@ -46,12 +45,10 @@ from reactor.engine.state import (
     EngineSettings,
     MarginClient,
     PauseKey,
-    Role,
-    StorageError,
 )
 from reactor.engine.view import EngineView
-from reactor.log import get_logger
-from reactor.okx.bills import TRANSFER_SUBTYPE, Bill, parse_transfers
+from reactor.log import error_text, get_logger
+from reactor.okx.bills import Bill
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import (
     PayloadError,
@@ -61,35 +58,11 @@ from reactor.okx.models import (
     parse_instrument,
 )
 from reactor.okx.orders import OrderUpdate
-from reactor.okx.rest import pages
 from reactor.store import Ledger, LedgerError
 
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-# LedgerError (reactor.store): locked too long, disk full, I/O error, file deleted or
-# replaced; KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
-_STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
-_EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
-
-
-class _LedgerCounts:
-    """The ledger as the core's :class:`CountSource`: storage errors become StorageError."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-
-    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
-        try:
-            return self._ledger.count(account, inst_id, pos_side, c_time)
-        except (LedgerError, sqlite3.Error, OSError) as exc:
-            raise StorageError(f"{type(exc).__name__}: {exc}") from None
-
-    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
-        try:
-            return self._ledger.sources(account, inst_id, pos_side, c_time)
-        except (sqlite3.Error, OSError, LedgerError) as exc:
-            raise StorageError(f"{type(exc).__name__}: {exc}") from None
 
 
 class Engine:
@@ -113,10 +86,11 @@ class Engine:
             settings,
             accounts,
             ct_vals,
-            _LedgerCounts(ledger),
+            LedgerCounts(ledger),
             book=book,
             observer=observer,
             fills=fills,
+            bills_since_ms=int(time.time() * 1000),  # OKX's bills are in wall-clock ms
         )
         self._fills = fills
         self._recovery_sources = recovery_sources
@@ -125,9 +99,7 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False  # drain() began: no new exchange call starts
-        # The foreign-transfer reads' cursor and judged bills (sans-I/O, reactor.engine.foreign).
-        self._bills = BillWindow(int(time.time() * 1000), settings.bill_skew_ms)
-        self._clock_synced: set[str] = set()  # accounts whose offset to OKX's clock is measured
+        self._bills = BillReader(ledger, self.core.bill_window, settings, self.core.accounts)
         self._handlers = self._command_handlers()
 
     # -- the core's state, for the app, tests and the benchmark ---------------------------
@@ -222,7 +194,7 @@ class Engine:
         try:
             self._run(self.core.on_counts_changed(keys, now=self._clock()))
         except Exception as exc:  # a bug must not end the caller's loop silently
-            log.exception("engine.task.failed", what="on_counts_changed", error=_text(exc))
+            log.exception("engine.task.failed", what="on_counts_changed", error=error_text(exc))
 
     def on_account_enabled(self, state: AccountState) -> None:
         """A config reload added or enabled an account (its session is started by the app)."""
@@ -237,7 +209,7 @@ class Engine:
         try:
             self._run(self.core.on_paused(paused, now=self._clock()))
         except Exception as exc:  # a bug must not end the caller's loop silently
-            log.exception("engine.task.failed", what="on_paused", error=_text(exc))
+            log.exception("engine.task.failed", what="on_paused", error=error_text(exc))
 
     async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
         """Compare a REST read of ``account`` with the book and correct it; returns drifts.
@@ -247,9 +219,10 @@ class Engine:
         try:
             return await self._reconcile_account(account, trigger)
         except Exception as exc:
-            log.exception("engine.task.failed", what="reconcile", account=account, error=_text(exc))
+            error = error_text(exc)
+            log.exception("engine.task.failed", what="reconcile", account=account, error=error)
             cmd = ReadPositions(account, trigger)
-            self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+            self._run(self.core.on_task_failed(cmd, error, now=self._clock()))
             return 0
 
     async def _reconcile_account(self, account: str, trigger: str) -> int:
@@ -258,7 +231,7 @@ class Engine:
             return 0
         try:
             raw = await state.client.get_positions("SWAP")
-        except _EXCHANGE_ERRORS as exc:
+        except EXCHANGE_ERRORS as exc:
             self._run(self.core.on_read_failed(account, trigger, str(exc), now=self._clock()))
             return 0
         positions = self._parse(account, raw)
@@ -344,7 +317,7 @@ class Engine:
             commands = self.core.on_timer(key, now=now)
         except Exception as exc:  # a bug in the core: log it, never leave the position stuck
             log.exception("engine.task.failed", what="timer", **_key_fields(key))
-            commands = self.core.on_task_failed(SetTimer(key, now), _text(exc), now=now)
+            commands = self.core.on_task_failed(SetTimer(key, now), error_text(exc), now=now)
         self._run(commands)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -371,10 +344,10 @@ class Engine:
             "engine.task.failed",
             what=type(cmd).__name__,
             **fields,
-            error=_text(exc),
+            error=error_text(exc),
             exc_info=exc,
         )
-        self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+        self._run(self.core.on_task_failed(cmd, error_text(exc), now=self._clock()))
 
     # -- journal --------------------------------------------------------------------------
 
@@ -384,15 +357,15 @@ class Engine:
             journal_id = self.ledger.journal_intent(
                 account, inst_id, pos_side, cmd.action, format(cmd.amount, "f"), cmd.request
             )
-        except _STORAGE_ERRORS as exc:
-            return self.core.on_intent_failed(cmd.call, _text(exc), now=self._clock())
+        except STORAGE_ERRORS as exc:
+            return self.core.on_intent_failed(cmd.call, error_text(exc), now=self._clock())
         return self.core.on_intent_written(cmd.call, journal_id, now=self._clock())
 
     def _write_result(self, cmd: WriteResult) -> list[Command]:
         try:
             self.ledger.journal_result(cmd.journal_id, cmd.status, cmd.code, cmd.msg)
-        except _STORAGE_ERRORS as exc:
-            return self.core.on_result_failed(cmd, _text(exc), now=self._clock())
+        except STORAGE_ERRORS as exc:
+            return self.core.on_result_failed(cmd, error_text(exc), now=self._clock())
         return self.core.on_result_written(cmd.journal_id, now=self._clock())
 
     def _write_maintenance(self, cmd: WriteMaintenance) -> list[Command]:
@@ -409,9 +382,11 @@ class Engine:
                 ord_id=rec.ord_id,
             )
         except ValueError as exc:  # a record the ledger can never take: dropped, said once
-            return self.core.on_maintenance_failed(rec, _text(exc), now=self._clock(), retry=False)
-        except (*_STORAGE_ERRORS, LedgerError) as exc:
-            return self.core.on_maintenance_failed(rec, _text(exc), now=self._clock())
+            return self.core.on_maintenance_failed(
+                rec, error_text(exc), now=self._clock(), retry=False
+            )
+        except (*STORAGE_ERRORS, LedgerError) as exc:
+            return self.core.on_maintenance_failed(rec, error_text(exc), now=self._clock())
         return self.core.on_maintenance_written(
             rec, None if row is None else row.id, now=self._clock()
         )
@@ -420,27 +395,13 @@ class Engine:
 
     async def _recover_fills(self, cmd: RecoverFills) -> None:
         """Missed maintenances from OKX's trade bills (and order history when configured)."""
-        client = self._client(cmd.account)
         rule = None if self._fills is None else self._fills.rule
-        if rule is None or not hasattr(client, "get_bills"):
-            self._run(self.core.on_fills_recovered(cmd.account, (), now=self._clock()))
-            return
-        try:
-            result = await recover_account(
-                cast(HistoryClient, client),
-                self.ledger,
-                cmd.account,
-                cmd.positions,
-                rule,
-                int(time.time() * 1000),  # OKX's history is in wall-clock ms
-                sources=self._recovery_sources,
-            )
-        except (*_EXCHANGE_ERRORS, *_STORAGE_ERRORS, LedgerError) as exc:
-            error = _text(exc)
-            self._run(self.core.on_fills_recovery_failed(cmd.account, error, now=self._clock()))
-            return
-        keys = {r.position_key for r in result.recorded}
-        self._run(self.core.on_fills_recovered(cmd.account, keys, now=self._clock()))
+        client = self._client(cmd.account)
+        found = await recover_for(cmd, client, self.ledger, rule, self._recovery_sources)
+        if isinstance(found, str):
+            self._run(self.core.on_fills_recovery_failed(cmd.account, found, now=self._clock()))
+        else:
+            self._run(self.core.on_fills_recovered(cmd.account, found, now=self._clock()))
 
     def _client(self, account: str) -> MarginClient:
         state = self.accounts.get(account)
@@ -477,7 +438,7 @@ class Engine:
         else:
             try:
                 info = await self._client(key[0]).adjust_leverage_info(key[1], cmd.lever, key[2])
-            except (*_EXCHANGE_ERRORS, ValueError) as exc:
+            except (*EXCHANGE_ERRORS, ValueError) as exc:
                 error, outcome = str(exc), outcome_of(exc)
             else:
                 cap = finite_decimal(info.get("estAvailTrans"))
@@ -490,37 +451,14 @@ class Engine:
         )
 
     async def _resolve(self, cmd: ResolveOutcome) -> None:
-        """What OKX booked decides an ambiguous call: a matching bill (docs/spec/okx-fidelity.md
-        §5.4), read at once and once more after ``bill_settle_s``; without one the margin comparison
-        of a positions re-read (read after the bills) decides."""
+        """An ambiguous call: the bills decide when they can (:meth:`BillReader.resolve`);
+        without a bill the margin comparison of a positions re-read (read after the bills)."""
         key = cmd.key
         client = self._client(key[0])
-        bill: Bill | None = None
-        note: str | None = None
-        pending = cmd.pending
-        if pending is not None and pending.journal_id:
-            try:
-                bill = await self._find_bill(client, key, pending.journal_id, pending.margin_before)
-                if bill is None:
-                    await asyncio.sleep(self.settings.bill_settle_s)
-                    bill = await self._find_bill(
-                        client, key, pending.journal_id, pending.margin_before
-                    )
-                if bill is None:
-                    note = "no matching bill after the settle delay"
-                else:
-                    self.ledger.journal_bill(pending.journal_id, bill.bill_id, status="ok")
-            except (*_EXCHANGE_ERRORS, PayloadError) as exc:
-                note = f"bills unreadable: {_text(exc)[:160]}"
-            except _STORAGE_ERRORS as exc:
-                # The bill decides even if it cannot be journalled now; the next bills read
-                # credits it again.
-                note = f"bill not journalled: {_text(exc)[:160]}"
-            except ValueError as exc:  # credited to another call meanwhile: not ours
-                bill, note = None, f"bill refused: {exc}"
+        bill, note = await self._bills.resolve(client, key, cmd.pending)
         try:
             raw = await client.get_positions("SWAP", key[1])
-        except _EXCHANGE_ERRORS as exc:
+        except EXCHANGE_ERRORS as exc:
             self._run(self.core.on_resolve_failed(key, str(exc), now=self._clock()))
             return
         positions = self._parse(key[0], raw)
@@ -535,94 +473,18 @@ class Engine:
             )
         )
 
-    async def _find_bill(
-        self,
-        client: MarginClient,
-        key: PositionKey,
-        journal_id: int,
-        margin_before: Decimal | None,
-    ) -> Bill | None:
-        entry = self.ledger.journal_entry(journal_id)
-        if entry is None:
-            return None
-        if entry.bill_id is not None:
-            return credited_bill(entry)
-        offset_ms = await self._server_offset_ms(key[0], client)
-        skew = self.settings.bill_skew_ms
-        sent = entry.sent_ms + offset_ms
-        raw = await client.get_bills(
-            key[1], sub_type=TRANSFER_SUBTYPE[entry.action], begin_ms=sent - skew
-        )
-        bills, _ = parse_transfers(raw)
-        recent = self.ledger.journal_since(entry.sent_ms - int(HOUR_S * 1000))
-        return bill_of_call(bills, entry, recent, offset_ms, margin_before, skew)
-
-    async def _server_offset_ms(self, account: str, client: MarginClient) -> int:
-        """The offset to OKX's clock, measured once per account before bills are matched to
-        journal times (the REST client otherwise measures it only after a 50102)."""
-        if account not in self._clock_synced:
-            self._clock_synced.add(account)
-            try:
-                await client.sync_clock()
-            except _EXCHANGE_ERRORS as exc:
-                log.warning("rest.clock.sync_failed", account=account, error=str(exc)[:200])
-        return round(client.clock_offset_s * 1000)
-
     async def read_bills(self, account: str, trigger: str) -> None:
-        """Read the account's margin-transfer bills since the last read and report those no
-        journalled call accounts for (foreign transfers). One read per account at a time."""
-        if not self._bills.begin(account, trigger):
-            return
-        again: str | None = trigger
-        try:
-            while again is not None:
-                await self._read_bills_once(account, again)
-                again = self._bills.again(account)
-        except BaseException:
-            self._bills.end(account)
-            raise
+        """Read the account's bills; the foreign transfers go to the core
+        (:meth:`BillReader.read`)."""
 
-    async def _read_bills_once(self, account: str, trigger: str) -> None:
-        state = self.accounts.get(account)
-        if state is None or state.client is None or state.role is not Role.SUB:
-            return
-        if self.settings.dry_run:
-            # A dry run moves nothing, so every transfer is someone else's (typically the
-            # controller it is being compared with): no fence to keep, no alert to raise.
-            return
-        client = state.client
-        offset_ms = await self._server_offset_ms(account, client)
-        begin_ms = self._bills.since(account, offset_ms) - self._bills.skew_ms
+        def answer(trigger: str, result: list[Bill] | str) -> None:
+            now = self._clock()
+            if isinstance(result, str):
+                self._run(self.core.on_bills_failed(account, trigger, result, now=now))
+            else:
+                self._run(self.core.on_bills_read(account, result, trigger, now=now))
 
-        async def fetch(after: str | None) -> list[dict[str, Any]]:
-            return await client.get_bills("", begin_ms=begin_ms, after=after)
-
-        try:
-            raw = [
-                row
-                async for page in pages(fetch, "billId", max_pages=BILL_PAGES_MAX)
-                for row in page
-            ]
-            entries = self.ledger.journal_since(self._bills.journal_since(account, offset_ms))
-        except _EXCHANGE_ERRORS as exc:
-            self._run(self.core.on_bills_failed(account, trigger, str(exc), now=self._clock()))
-            return
-        except _STORAGE_ERRORS as exc:
-            self._run(self.core.on_bills_failed(account, trigger, _text(exc), now=self._clock()))
-            return
-        bills, errors = parse_transfers(raw)
-        for reason in errors:
-            log.warning("rest.payload.invalid", account=account, what="bill", reason=reason)
-        judged = self._bills.judge(account, bills, entries, offset_ms)
-        for journal_id, bill_id in judged.credits:
-            try:
-                self.ledger.journal_bill(journal_id, bill_id)
-            except (*_STORAGE_ERRORS, ValueError) as exc:
-                log.warning(
-                    "bills.credit.failed", account=account, billId=bill_id, error=_text(exc)
-                )
-        # Always answered, foreign or not: positions that wait for this read go on.
-        self._run(self.core.on_bills_read(account, judged.foreign, trigger, now=self._clock()))
+        await self._bills.read(account, trigger, answer)
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)
@@ -633,14 +495,14 @@ class Engine:
             found = [parse_instrument(r) for r in raw]
             ct_val = next((i.ct_val for i in found if i.inst_id == cmd.inst_id), None)
             error = None if ct_val is not None else "not listed"
-        except (*_EXCHANGE_ERRORS, PayloadError) as exc:
+        except (*EXCHANGE_ERRORS, PayloadError) as exc:
             ct_val, error = None, str(exc)
         self._run(self.core.on_instrument(cmd.inst_id, ct_val, error, now=self._clock()))
 
     async def _sync_clock(self, cmd: SyncClock) -> None:
         try:
             offset = await self._client(cmd.account).sync_clock()
-        except _EXCHANGE_ERRORS as exc:
+        except EXCHANGE_ERRORS as exc:
             log.warning("rest.clock.resync", account=cmd.account, error=str(exc))
             return
         log.info("rest.clock.resync", account=cmd.account, offset_s=round(offset, 3))
@@ -656,7 +518,3 @@ def _key_fields(key: PositionKey | None) -> dict[str, str]:
     if key is None or not key[0]:
         return {}
     return {"account": key[0], "instId": key[1], "posSide": key[2]}
-
-
-def _text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
