@@ -30,26 +30,28 @@ def test_engine_never_imports_the_status_view() -> None:
 
 # The parts the core is made of: plain state in, values (or commands on an ``Out``) back.
 PARTS = (
-    "bills",
     "calls",
     "commands",
-    "counts",
     "episodes",
-    "fields",
+    "fills",
     "foreign",
-    "foreign_fence",
-    "gates",
     "guard",
     "health",
     "instruments",
-    "maintenance_fills",
-    "reactions",
     "reconcile",
-    "restart",
     "state",
     "timing",
     "view",
 )
+
+
+# The shell and its I/O per feature (bills, fills recovery): the only engine modules that await.
+SHELL_IO = ("shell", "bill_reads", "fill_recovery")
+
+
+def test_every_engine_module_is_the_core_a_part_or_shell_io() -> None:
+    found = {p.stem for p in ENGINE.glob("*.py")} - {"__init__"}
+    assert found == {"core", *PARTS, *SHELL_IO}
 
 
 def test_pure_parts_do_no_io() -> None:

@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reactor.okx.bills import Bill
 from reactor.okx.models import Position
-from reactor.okx.orders import Bill, OrderUpdate
+from reactor.okx.orders import OrderUpdate
 
 __all__ = [
     "DEFAULT_GRACE_MS",

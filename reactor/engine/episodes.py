@@ -1,21 +1,18 @@
 """Pure: a position's (and the main account's) once-per-episode states and their events.
 
-Blocked, held until a change, held by the position's runaway ceiling, held for foreign
-transfers: each is entered once (one event, not one per push) and left once. The functions
-take the position's :class:`PositionControl` and the :class:`Out` of the current input and
-return nothing to the coordinator but what they say.
+Blocked, held until the position changes, the main account below its expected positions: each
+is entered once (one event, not one per push) and left once. (The runaway guard's and the
+foreign transfers' holds live with their features, :mod:`.guard` and :mod:`.foreign`.) The
+functions take the position's :class:`PositionControl` and the :class:`Out` of the current
+input and return nothing to the coordinator but what they say.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from reactor.domain.book import PositionBook
 from reactor.domain.policy import Action, ActionKind
-from reactor.engine.commands import Out
-from reactor.engine.fields import opt_str, pos_fields
-from reactor.engine.guard import GuardCheck, Verdict
-from reactor.engine.state import AccountState, EngineSettings, PositionControl
+from reactor.engine.commands import Out, opt_str, pos_fields
+from reactor.engine.state import PositionControl, Role
+from reactor.engine.timing import Ctx
 from reactor.okx.models import Position, PositionKey
 
 
@@ -72,94 +69,12 @@ def hold_until_change(
     )
 
 
-def hold_for_position_guard(
-    pos: Position,
-    control: PositionControl,
-    action: Action,
-    moved: Decimal,
-    calls: int,
-    limit: Decimal,
-    out: Out,
-) -> None:
-    """Over the position's own ceiling: hold this position only, say what it already moved."""
-    control.status = "error"
-    control.reason = f"runaway guard: {moved} of {limit} USDT moved this hour, next {action.amount}"
-    if control.guard_held:
-        return  # once per episode
-    control.guard_held = True
-    out.error(
-        "margin.guard.position_held",
-        **pos_fields(pos.key),
-        action=action.kind.value,
-        amount=str(action.amount),
-        margin=opt_str(pos.margin),
-        moved_last_hour=str(moved),
-        calls_last_hour=calls,
-        limit=str(limit),
-    )
-
-
-def guard_allows(
-    check: GuardCheck,
-    pos: Position,
-    control: PositionControl,
-    account: AccountState,
-    action: Action,
-    settings: EngineSettings,
-    out: Out,
-) -> bool:
-    """Apply the runaway guard's verdict: the position's ceiling holds it alone, the account's
-    stops the account; True when the call may go on (ending a position-guard episode)."""
-    key = pos.key
-    if check.verdict is Verdict.POSITION_LIMIT:
-        hold_for_position_guard(
-            pos,
-            control,
-            action,
-            check.position_moved,
-            check.position_calls,
-            settings.position_limit,
-            out,
-        )
-        return False
-    if check.verdict is Verdict.ACCOUNT_LIMIT:
-        account.guard_tripped = True
-        control.status, control.reason = "error", "runaway guard tripped"
-        out.error(
-            "margin.guard.tripped",
-            **pos_fields(key),
-            moved_last_hour=str(check.account_moved),
-            position_moved_last_hour=str(check.position_moved),
-            amount=str(action.amount),
-            limit=str(settings.max_moved_per_hour),
-        )
-        return False
-    control.guard_held = False
-    return True
-
-
-def mark_held_foreign(control: PositionControl, recent: int, window_s: float) -> None:
-    """Held against a second controller (:mod:`reactor.engine.foreign` decides when)."""
-    control.foreign_held = True
-    control.status = "held"
-    control.reason = (
-        f"foreign transfers: {recent} margin transfer(s) this reactor did "
-        f"not make within {window_s:g} s: another "
-        "controller? held until a quiet window"
-    )
-
-
-def watch_main_positions(
-    account: str,
-    state: AccountState | None,
-    book: PositionBook,
-    expected: int,
-    was_below: bool,
-    out: Out,
-) -> bool:
+def watch_main_positions(ctx: Ctx, account: str, was_below: bool) -> bool:
     """Warn once when the main account holds fewer positions than expected; returns whether
     it is below now (unchanged when the book cannot tell)."""
-    if state is None or state.role != "main" or not book.is_fresh(account):
+    book, out, expected = ctx.book, ctx.out, ctx.settings.main_expected_positions
+    state = ctx.accounts.get(account)
+    if state is None or state.role is not Role.MAIN or not book.is_fresh(account):
         return was_below
     positions = book.positions(account)
     below = len(positions) < expected

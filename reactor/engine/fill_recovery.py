@@ -15,9 +15,11 @@ that overlaps the live ``orders`` channel, or runs twice, counts nothing twice.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from reactor.domain.fills import (
     DetectRule,
@@ -27,12 +29,24 @@ from reactor.domain.fills import (
     missing_from_orders,
     recovery_since_ms,
 )
-from reactor.log import get_logger
-from reactor.okx.models import PayloadError, Position
-from reactor.okx.orders import BILL_TYPE_TRADE, Bill, OrderUpdate, parse_bill, parse_order
-from reactor.store import Ledger
+from reactor.engine.bill_reads import EXCHANGE_ERRORS, STORAGE_ERRORS
+from reactor.engine.commands import RecoverFills
+from reactor.engine.state import StorageError
+from reactor.log import error_text, get_logger
+from reactor.okx.bills import BILL_TYPE_TRADE, Bill, parse_bill
+from reactor.okx.models import PayloadError, Position, PositionKey
+from reactor.okx.orders import OrderUpdate, parse_order
+from reactor.okx.rest import PAGE_LIMIT, pages
+from reactor.store import Ledger, LedgerError
 
-__all__ = ["RECOVERY_SOURCES", "HistoryClient", "RecoveryResult", "recover_account"]
+__all__ = [
+    "RECOVERY_SOURCES",
+    "HistoryClient",
+    "LedgerCounts",
+    "RecoveryResult",
+    "recover_account",
+    "recover_for",
+]
 
 log = get_logger(__name__)
 
@@ -41,7 +55,6 @@ HISTORY_MAX_AGE_MS = 7 * DAY_MS  # orders-history and bills cover the last 7 day
 # orders-history filters on the order's cTime: a limit order placed before the position opened
 # can fill after it, so read a day further back than the oldest position.
 ORDER_SLACK_MS = DAY_MS
-PAGE_LIMIT = 100
 RECOVERY_SOURCES = ("bills", "orders")
 
 
@@ -89,26 +102,23 @@ class RecoveryResult:
         return {r.position_key for r in self.recorded}
 
 
-async def _pages(
+async def _rows(
     fetch: Any, id_field: str, stop_before_ms: int, time_field: str, max_pages: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Newest-first pages via ``after``; returns (rows, complete)."""
+    """Newest-first pages until one reaches back to ``stop_before_ms``; (rows, complete)."""
     rows: list[dict[str, Any]] = []
-    after: str | None = None
-    for _ in range(max_pages):
-        page = await fetch(after)
+    paged = pages(fetch, id_field, max_pages=max_pages, limit=PAGE_LIMIT)
+    async for page in paged:
         rows.extend(page)
         if len(page) < PAGE_LIMIT:
-            return rows, True
-        last = page[-1]
-        after = str(last.get(id_field) or "")
+            break
         try:
-            oldest = int(last.get(time_field) or 0)
+            oldest = int(page[-1].get(time_field) or 0)
         except (TypeError, ValueError):
             oldest = 0
-        if not after or oldest < stop_before_ms:
-            return rows, True
-    return rows, False
+        if oldest < stop_before_ms:
+            break
+    return rows, not paged.truncated
 
 
 def _parse_all(
@@ -165,14 +175,14 @@ async def recover_account(
         raise ValueError(f"sources must be among {RECOVERY_SOURCES}, not {sorted(sources)}")
     orders: list[OrderUpdate] = []
     if "orders" in sources:
-        hist_rows, hist_done = await _pages(history, "ordId", begin, "cTime", max_pages)
-        pend_rows, pend_done = await _pages(pending, "ordId", 0, "cTime", max_pages)
+        hist_rows, hist_done = await _rows(history, "ordId", begin, "cTime", max_pages)
+        pend_rows, pend_done = await _rows(pending, "ordId", 0, "cTime", max_pages)
         orders = _parse_all(account, [*hist_rows, *pend_rows], parse_order, result)
         result.orders = len(orders)
         result.complete = hist_done and pend_done
     bill_list: list[Bill] = []
     if "bills" in sources:
-        bill_rows, bills_done = await _pages(bills, "billId", since, "ts", max_pages)
+        bill_rows, bills_done = await _rows(bills, "billId", since, "ts", max_pages)
         bill_list = _parse_all(account, bill_rows, parse_bill, result)
         result.bills = len(bill_list)
         result.complete = result.complete and bills_done
@@ -214,3 +224,48 @@ async def recover_account(
         complete=result.complete,
     )
     return result
+
+
+async def recover_for(
+    cmd: RecoverFills,
+    client: object,
+    ledger: Ledger,
+    rule: DetectRule | None,
+    sources: tuple[str, ...],
+) -> set[PositionKey] | str:
+    """The shell's :class:`RecoverFills`: the positions with new records, or why the history
+    could not be read (the core goes on with the counts there are)."""
+    if rule is None or not hasattr(client, "get_bills"):
+        return set()
+    try:
+        result = await recover_account(
+            cast(HistoryClient, client),
+            ledger,
+            cmd.account,
+            cmd.positions,
+            rule,
+            int(time.time() * 1000),  # OKX's history is in wall-clock ms
+            sources=sources,
+        )
+    except (*EXCHANGE_ERRORS, *STORAGE_ERRORS) as exc:
+        return error_text(exc)
+    return {r.position_key for r in result.recorded}
+
+
+class LedgerCounts:
+    """The ledger as the core's :class:`CountSource`: storage errors become StorageError."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
+        try:
+            return self._ledger.count(account, inst_id, pos_side, c_time)
+        except (LedgerError, sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None
+
+    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
+        try:
+            return self._ledger.sources(account, inst_id, pos_side, c_time)
+        except (sqlite3.Error, OSError, LedgerError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None

@@ -5,7 +5,12 @@ Plain state with no I/O; the core logs the events, the status view lists :meth:`
 
 from __future__ import annotations
 
-from reactor.engine.commands import WriteResult
+from reactor.engine.commands import Out, SetTimer, WriteResult
+from reactor.engine.timing import Ctx
+from reactor.okx.models import PositionKey
+
+# The timer of engine-wide work (retrying journal writes that failed); not a position.
+STORAGE_KEY: PositionKey = ("", "", "", "")
 
 
 class EngineHealth:
@@ -52,3 +57,33 @@ class EngineHealth:
                 f"engine: {self.internal_errors} internal error(s), last: {self._internal_error}"
             )
         return out
+
+    # -- what the core says about storage ---------------------------------------------------
+
+    def say_failed(self, error: str, what: str, out: Out) -> None:
+        first = self.storage_failed(error)
+        out.error("journal.write.failed", what=what, error=error[:200], first=first)
+
+    def say_recovered(self, out: Out) -> None:
+        ended = self.storage_recovered()
+        if ended is not None:
+            out.info("journal.write.recovered", error=ended)
+
+    def retry_results(self, out: Out) -> None:
+        """Results a failed write left behind, written again (before any new intent)."""
+        for result in list(self.unwritten.values()):
+            out.add(result)
+
+    def result_written(self, ctx: Ctx, journal_id: int) -> None:
+        self.unwritten.pop(journal_id, None)
+        self.say_recovered(ctx.out)
+
+    def result_failed(self, ctx: Ctx, result: WriteResult, error: str) -> None:
+        """The call's answer is known here but not on disk: keep it and write it again later.
+
+        Until then the entry stays ``pending``, which a restart reads as unknown (a re-read):
+        never unsafe, only slower."""
+        self.say_failed(error, "result", ctx.out)
+        self.unwritten[result.journal_id] = result
+        self.storage_failures += 1
+        ctx.out.add(SetTimer(STORAGE_KEY, ctx.now + ctx.backoff(self.storage_failures)))

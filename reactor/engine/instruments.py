@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from decimal import Decimal
+
+from reactor.engine.commands import FetchInstrument
+from reactor.engine.state import PositionControl, Status
+from reactor.engine.timing import Ctx, set_timer
+from reactor.okx.models import Position
 
 
 @dataclass(slots=True)
@@ -14,7 +21,8 @@ class _Fetch:
 
 
 class InstrumentFetches:
-    def __init__(self) -> None:
+    def __init__(self, ct_vals: MutableMapping[str, Decimal]) -> None:
+        self.ct_vals = ct_vals  # the engine's contract values, completed here
         self._fetches: dict[str, _Fetch] = {}
 
     def start(self, inst_id: str, now: float) -> bool:
@@ -57,3 +65,39 @@ class InstrumentFetches:
             for inst_id, f in self._fetches.items()
             if f.error
         ]
+
+    def need(self, ctx: Ctx, pos: Position, control: PositionControl) -> None:
+        """An instrument listed after start-up: unmanaged, visibly, until its ctVal is read."""
+        if self.start(pos.inst_id, ctx.now):
+            ctx.out.add(FetchInstrument(pos.account, pos.inst_id))
+        control.status, control.reason = Status.UNMANAGED, self.reason(pos.inst_id)
+
+    def task_failed(self, ctx: Ctx, cmd: FetchInstrument, error: str) -> None:
+        self.answered(ctx, cmd.inst_id, None, f"internal error: {error}")
+
+    def answered(self, ctx: Ctx, inst_id: str, ct_val: Decimal | None, error: str | None) -> None:
+        """The answer to :class:`FetchInstrument`: its ctVal, or why it is not known."""
+        out, now = ctx.out, ctx.now
+        waiting = [p.key for p in ctx.book.positions() if p.inst_id == inst_id]
+        if ct_val is not None and ct_val > 0:
+            self.ct_vals[inst_id] = ct_val
+            self.done(inst_id)
+            out.info("instrument.fetched", instId=inst_id, ctVal=str(ct_val))
+            for key in waiting:
+                ctx.schedule(key, immediate=True)
+            return
+        error = error or "ctVal missing"
+        delay = ctx.backoff(self.failures(inst_id) + 1)
+        failures = self.failed(inst_id, error, now, delay)
+        out.warning(
+            "instrument.fetch.failed",
+            instId=inst_id,
+            error=error,
+            failures=failures,
+            delay_s=round(delay, 3),
+        )
+        for key in waiting:
+            control = ctx.control(key)
+            control.status, control.reason = Status.UNMANAGED, self.reason(inst_id)
+            if control.due_at is None or control.due_at > now + delay:
+                set_timer(key, control, now + delay, out)

@@ -9,17 +9,16 @@ logged as ``engine.task.failed`` and handed to the core, so nothing stays in fli
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from reactor.domain.book import PositionBook
 from reactor.domain.fills import FillGate
-from reactor.engine import margin_call
-from reactor.engine.bills import Bill, CallRecord, attribute, match_ambiguous, parse_bills
+from reactor.engine.bill_reads import EXCHANGE_ERRORS, STORAGE_ERRORS, BillReader
+from reactor.engine.calls import OK, Outcome, OutcomeKind, outcome_of
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -38,18 +37,18 @@ from reactor.engine.commands import (
     WriteResult,
 )
 from reactor.engine.core import EngineCore
-from reactor.engine.fill_recovery import HistoryClient, recover_account
+from reactor.engine.fill_recovery import LedgerCounts, recover_for
 from reactor.engine.reconcile import parse_rest_positions
 from reactor.engine.state import (
     AccountState,
     EngineObserver,
     EngineSettings,
-    EngineView,
     MarginClient,
     PauseKey,
-    StorageError,
 )
-from reactor.log import get_logger
+from reactor.engine.view import EngineView
+from reactor.log import error_text, get_logger
+from reactor.okx.bills import Bill
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import (
     PayloadError,
@@ -59,41 +58,11 @@ from reactor.okx.models import (
     parse_instrument,
 )
 from reactor.okx.orders import OrderUpdate
-from reactor.store import JournalEntry, Ledger, LedgerError
+from reactor.store import Ledger, LedgerError
 
 log = get_logger("reactor.engine")
 
 HOUR_S = 3600.0
-# LedgerError (reactor.store): locked too long, disk full, I/O error, file deleted or
-# replaced; KeyError: the entry vanished. sqlite3/OSError: a ledger that does not wrap its errors.
-_STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
-_EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
-# Journal rows that may own a bill: answered ok, ambiguous, or not answered yet.
-_MAY_HAVE_MOVED = frozenset({"ok", "unknown", "pending"})
-BILL_PAGES_MAX = 5  # 500 margin transfers per read; older ones wait for the next read
-# Attributing bills to our calls allows OKX's own timestamp tolerance (a signed request more
-# than 30 s off is refused, 50102), so a local clock off by seconds never makes our own
-# transfers look foreign.
-ATTRIBUTION_SKEW_MS = 30_000
-
-
-class _LedgerCounts:
-    """The ledger as the core's :class:`CountSource`: storage errors become StorageError."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-
-    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
-        try:
-            return self._ledger.count(account, inst_id, pos_side, c_time)
-        except (LedgerError, sqlite3.Error, OSError) as exc:
-            raise StorageError(f"{type(exc).__name__}: {exc}") from None
-
-    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
-        try:
-            return self._ledger.sources(account, inst_id, pos_side, c_time)
-        except (sqlite3.Error, OSError, LedgerError) as exc:
-            raise StorageError(f"{type(exc).__name__}: {exc}") from None
 
 
 class Engine:
@@ -117,10 +86,11 @@ class Engine:
             settings,
             accounts,
             ct_vals,
-            _LedgerCounts(ledger),
+            LedgerCounts(ledger),
             book=book,
             observer=observer,
             fills=fills,
+            bills_since_ms=int(time.time() * 1000),  # OKX's bills are in wall-clock ms
         )
         self._fills = fills
         self._recovery_sources = recovery_sources
@@ -128,15 +98,9 @@ class Engine:
         self._timers: dict[PositionKey, asyncio.TimerHandle | asyncio.Handle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Foreign-transfer reads, per account: from when (OKX ms), bills already judged,
-        # one read at a time (a request during a read runs once more after it).
         self._stopping = False  # drain() began: no new exchange call starts
-        self._started_ms = int(time.time() * 1000)
-        self._bills_since: dict[str, int] = {}
-        self._bills_seen: dict[str, dict[str, int]] = {}
-        self._bills_busy: set[str] = set()
-        self._bills_again: dict[str, str] = {}
-        self._clock_synced: set[str] = set()  # accounts whose offset to OKX's clock is measured
+        self._bills = BillReader(ledger, self.core.bill_window, settings, self.core.accounts)
+        self._handlers = self._command_handlers()
 
     # -- the core's state, for the app, tests and the benchmark ---------------------------
 
@@ -230,7 +194,7 @@ class Engine:
         try:
             self._run(self.core.on_counts_changed(keys, now=self._clock()))
         except Exception as exc:  # a bug must not end the caller's loop silently
-            log.exception("engine.task.failed", what="on_counts_changed", error=_text(exc))
+            log.exception("engine.task.failed", what="on_counts_changed", error=error_text(exc))
 
     def on_account_enabled(self, state: AccountState) -> None:
         """A config reload added or enabled an account (its session is started by the app)."""
@@ -245,7 +209,7 @@ class Engine:
         try:
             self._run(self.core.on_paused(paused, now=self._clock()))
         except Exception as exc:  # a bug must not end the caller's loop silently
-            log.exception("engine.task.failed", what="on_paused", error=_text(exc))
+            log.exception("engine.task.failed", what="on_paused", error=error_text(exc))
 
     async def reconcile_account(self, account: str, *, trigger: str = "interval") -> int:
         """Compare a REST read of ``account`` with the book and correct it; returns drifts.
@@ -255,9 +219,10 @@ class Engine:
         try:
             return await self._reconcile_account(account, trigger)
         except Exception as exc:
-            log.exception("engine.task.failed", what="reconcile", account=account, error=_text(exc))
+            error = error_text(exc)
+            log.exception("engine.task.failed", what="reconcile", account=account, error=error)
             cmd = ReadPositions(account, trigger)
-            self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+            self._run(self.core.on_task_failed(cmd, error, now=self._clock()))
             return 0
 
     async def _reconcile_account(self, account: str, trigger: str) -> int:
@@ -266,7 +231,7 @@ class Engine:
             return 0
         try:
             raw = await state.client.get_positions("SWAP")
-        except _EXCHANGE_ERRORS as exc:
+        except EXCHANGE_ERRORS as exc:
             self._run(self.core.on_read_failed(account, trigger, str(exc), now=self._clock()))
             return 0
         positions = self._parse(account, raw)
@@ -287,53 +252,52 @@ class Engine:
                 queue.extend(more)
 
     def _execute(self, cmd: Command) -> list[Command] | None:
-        if isinstance(cmd, Log):
-            getattr(log, cmd.level)(cmd.event, **cmd.fields)
-            return None
-        if isinstance(cmd, SetTimer):
-            self._set_timer(cmd.key, cmd.at)
-            return None
-        if isinstance(cmd, CancelTimer):
-            handle = self._timers.pop(cmd.key, None)
-            if handle is not None:
-                handle.cancel()
-            return None
-        if isinstance(cmd, WriteIntent):
-            return self._write_intent(cmd)
-        if isinstance(cmd, WriteResult):
-            return self._write_result(cmd)
-        if isinstance(cmd, SendMarginCall):
-            if self._stopping:  # a check answered while draining: the call is not started
-                stopped = margin_call.Outcome(margin_call.OutcomeKind.NOT_SENT, "not_sent")
-                return self.core.on_call_done(cmd.call, stopped, now=self._clock())
-            self._spawn(self._send(cmd), cmd)
-            return None
-        if isinstance(cmd, CheckReduce):
-            if self._stopping:
-                return self.core.on_reduce_check_failed(cmd.call, "stopping", now=self._clock())
-            self._spawn(self._check_reduce(cmd), cmd)
-            return None
-        if isinstance(cmd, ReadBills):
-            self._spawn(self.read_bills(cmd.account, cmd.trigger), cmd)
-            return None
-        if isinstance(cmd, ResolveOutcome):
-            self._spawn(self._resolve(cmd), cmd)
-            return None
-        if isinstance(cmd, ReadPositions):
-            self._spawn(self._reconcile(cmd), cmd)
-            return None
-        if isinstance(cmd, FetchInstrument):
-            self._spawn(self._fetch_instrument(cmd), cmd)
-            return None
-        if isinstance(cmd, SyncClock):
-            self._spawn(self._sync_clock(cmd), cmd)
-            return None
-        if isinstance(cmd, WriteMaintenance):
-            return self._write_maintenance(cmd)
-        if isinstance(cmd, RecoverFills):
-            self._spawn(self._recover_fills(cmd), cmd)
-            return None
-        raise TypeError(f"unknown engine command {cmd!r}")
+        handler = self._handlers.get(type(cmd))
+        if handler is None:
+            raise TypeError(f"unknown engine command {cmd!r}")
+        return handler(cmd)
+
+    def _command_handlers(self) -> dict[type[Any], Callable[[Any], list[Command] | None]]:
+        """One handler per command type: synchronous ones answer at once, the exchange's run
+        as tasks whose answers go back into the core."""
+
+        def task(run: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], None]:
+            return lambda cmd: self._spawn(run(cmd), cmd)
+
+        return {
+            Log: lambda cmd: getattr(log, cmd.level)(cmd.event, **cmd.fields),
+            SetTimer: lambda cmd: self._set_timer(cmd.key, cmd.at),
+            CancelTimer: self._cancel_timer,
+            WriteIntent: self._write_intent,
+            WriteResult: self._write_result,
+            WriteMaintenance: self._write_maintenance,
+            SendMarginCall: self._start_send,
+            CheckReduce: self._start_check,
+            ReadBills: task(lambda cmd: self.read_bills(cmd.account, cmd.trigger)),
+            ResolveOutcome: task(self._resolve),
+            ReadPositions: task(self._reconcile),
+            FetchInstrument: task(self._fetch_instrument),
+            SyncClock: task(self._sync_clock),
+            RecoverFills: task(self._recover_fills),
+        }
+
+    def _cancel_timer(self, cmd: CancelTimer) -> None:
+        handle = self._timers.pop(cmd.key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _start_send(self, cmd: SendMarginCall) -> list[Command] | None:
+        if self._stopping:  # a check answered while draining: the call is not started
+            stopped = Outcome(OutcomeKind.NOT_SENT, "not_sent")
+            return self.core.on_call_done(cmd.call, stopped, now=self._clock())
+        self._spawn(self._send(cmd), cmd)
+        return None
+
+    def _start_check(self, cmd: CheckReduce) -> list[Command] | None:
+        if self._stopping:
+            return self.core.on_reduce_check_failed(cmd.call, "stopping", now=self._clock())
+        self._spawn(self._check_reduce(cmd), cmd)
+        return None
 
     def _set_timer(self, key: PositionKey, at: float) -> None:
         old = self._timers.pop(key, None)
@@ -353,7 +317,7 @@ class Engine:
             commands = self.core.on_timer(key, now=now)
         except Exception as exc:  # a bug in the core: log it, never leave the position stuck
             log.exception("engine.task.failed", what="timer", **_key_fields(key))
-            commands = self.core.on_task_failed(SetTimer(key, now), _text(exc), now=now)
+            commands = self.core.on_task_failed(SetTimer(key, now), error_text(exc), now=now)
         self._run(commands)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -380,10 +344,10 @@ class Engine:
             "engine.task.failed",
             what=type(cmd).__name__,
             **fields,
-            error=_text(exc),
+            error=error_text(exc),
             exc_info=exc,
         )
-        self._run(self.core.on_task_failed(cmd, _text(exc), now=self._clock()))
+        self._run(self.core.on_task_failed(cmd, error_text(exc), now=self._clock()))
 
     # -- journal --------------------------------------------------------------------------
 
@@ -393,15 +357,15 @@ class Engine:
             journal_id = self.ledger.journal_intent(
                 account, inst_id, pos_side, cmd.action, format(cmd.amount, "f"), cmd.request
             )
-        except _STORAGE_ERRORS as exc:
-            return self.core.on_intent_failed(cmd.call, _text(exc), now=self._clock())
+        except STORAGE_ERRORS as exc:
+            return self.core.on_intent_failed(cmd.call, error_text(exc), now=self._clock())
         return self.core.on_intent_written(cmd.call, journal_id, now=self._clock())
 
     def _write_result(self, cmd: WriteResult) -> list[Command]:
         try:
             self.ledger.journal_result(cmd.journal_id, cmd.status, cmd.code, cmd.msg)
-        except _STORAGE_ERRORS as exc:
-            return self.core.on_result_failed(cmd, _text(exc), now=self._clock())
+        except STORAGE_ERRORS as exc:
+            return self.core.on_result_failed(cmd, error_text(exc), now=self._clock())
         return self.core.on_result_written(cmd.journal_id, now=self._clock())
 
     def _write_maintenance(self, cmd: WriteMaintenance) -> list[Command]:
@@ -418,9 +382,11 @@ class Engine:
                 ord_id=rec.ord_id,
             )
         except ValueError as exc:  # a record the ledger can never take: dropped, said once
-            return self.core.on_maintenance_failed(rec, _text(exc), now=self._clock(), retry=False)
-        except (*_STORAGE_ERRORS, LedgerError) as exc:
-            return self.core.on_maintenance_failed(rec, _text(exc), now=self._clock())
+            return self.core.on_maintenance_failed(
+                rec, error_text(exc), now=self._clock(), retry=False
+            )
+        except (*STORAGE_ERRORS, LedgerError) as exc:
+            return self.core.on_maintenance_failed(rec, error_text(exc), now=self._clock())
         return self.core.on_maintenance_written(
             rec, None if row is None else row.id, now=self._clock()
         )
@@ -429,27 +395,13 @@ class Engine:
 
     async def _recover_fills(self, cmd: RecoverFills) -> None:
         """Missed maintenances from OKX's trade bills (and order history when configured)."""
-        client = self._client(cmd.account)
         rule = None if self._fills is None else self._fills.rule
-        if rule is None or not hasattr(client, "get_bills"):
-            self._run(self.core.on_fills_recovered(cmd.account, (), now=self._clock()))
-            return
-        try:
-            result = await recover_account(
-                cast(HistoryClient, client),
-                self.ledger,
-                cmd.account,
-                cmd.positions,
-                rule,
-                int(time.time() * 1000),  # OKX's history is in wall-clock ms
-                sources=self._recovery_sources,
-            )
-        except (*_EXCHANGE_ERRORS, *_STORAGE_ERRORS, LedgerError) as exc:
-            error = _text(exc)
-            self._run(self.core.on_fills_recovery_failed(cmd.account, error, now=self._clock()))
-            return
-        keys = {r.position_key for r in result.recorded}
-        self._run(self.core.on_fills_recovered(cmd.account, keys, now=self._clock()))
+        client = self._client(cmd.account)
+        found = await recover_for(cmd, client, self.ledger, rule, self._recovery_sources)
+        if isinstance(found, str):
+            self._run(self.core.on_fills_recovery_failed(cmd.account, found, now=self._clock()))
+        else:
+            self._run(self.core.on_fills_recovered(cmd.account, found, now=self._clock()))
 
     def _client(self, account: str) -> MarginClient:
         state = self.accounts.get(account)
@@ -460,7 +412,10 @@ class Engine:
     async def _send(self, cmd: SendMarginCall) -> None:
         client = self._client(cmd.key[0])
         try:
-            outcome = await margin_call.send(client, cmd.key[1], cmd.key[2], cmd.action, cmd.amount)
+            await client.margin_balance(cmd.key[1], cmd.key[2], cmd.action, cmd.amount)
+            outcome = OK
+        except (AmbiguousOutcome, RequestNotSent, OkxError, ValueError) as exc:
+            outcome = outcome_of(exc)
         except asyncio.CancelledError:
             self._run([WriteResult(cmd.journal_id, "unknown", None, "cancelled at shutdown")])
             log.error(
@@ -477,53 +432,33 @@ class Engine:
     async def _check_reduce(self, cmd: CheckReduce) -> None:
         """OKX's own reduce limit: ``estAvailTrans`` at the position's current leverage."""
         key = cmd.key
+        outcome: Outcome | None = None
         if cmd.lever is None:
             error = "position has no lever"
         else:
             try:
                 info = await self._client(key[0]).adjust_leverage_info(key[1], cmd.lever, key[2])
-            except (*_EXCHANGE_ERRORS, ValueError) as exc:
-                error = str(exc)
+            except (*EXCHANGE_ERRORS, ValueError) as exc:
+                error, outcome = str(exc), outcome_of(exc)
             else:
                 cap = finite_decimal(info.get("estAvailTrans"))
                 if cap is not None and cap >= 0:
                     self._run(self.core.on_reduce_checked(cmd.call, cap, now=self._clock()))
                     return
                 error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
-        self._run(self.core.on_reduce_check_failed(cmd.call, error, now=self._clock()))
+        self._run(
+            self.core.on_reduce_check_failed(cmd.call, error, now=self._clock(), outcome=outcome)
+        )
 
     async def _resolve(self, cmd: ResolveOutcome) -> None:
-        """What OKX booked decides an ambiguous call: a matching bill (docs/spec/okx-fidelity.md
-        §5.4), read at once and once more after ``bill_settle_s``; without one the margin comparison
-        of a positions re-read (read after the bills) decides."""
+        """An ambiguous call: the bills decide when they can (:meth:`BillReader.resolve`);
+        without a bill the margin comparison of a positions re-read (read after the bills)."""
         key = cmd.key
         client = self._client(key[0])
-        bill: Bill | None = None
-        note: str | None = None
-        pending = cmd.pending
-        if pending is not None and pending.journal_id:
-            try:
-                bill = await self._find_bill(client, key, pending.journal_id, pending.margin_before)
-                if bill is None:
-                    await asyncio.sleep(self.settings.bill_settle_s)
-                    bill = await self._find_bill(
-                        client, key, pending.journal_id, pending.margin_before
-                    )
-                if bill is None:
-                    note = "no matching bill after the settle delay"
-                else:
-                    self.ledger.journal_bill(pending.journal_id, bill.bill_id, status="ok")
-            except (*_EXCHANGE_ERRORS, PayloadError) as exc:
-                note = f"bills unreadable: {_text(exc)[:160]}"
-            except _STORAGE_ERRORS as exc:
-                # The bill decides even if it cannot be journalled now; the next bills read
-                # credits it again.
-                note = f"bill not journalled: {_text(exc)[:160]}"
-            except ValueError as exc:  # credited to another call meanwhile: not ours
-                bill, note = None, f"bill refused: {exc}"
+        bill, note = await self._bills.resolve(client, key, cmd.pending)
         try:
             raw = await client.get_positions("SWAP", key[1])
-        except _EXCHANGE_ERRORS as exc:
+        except EXCHANGE_ERRORS as exc:
             self._run(self.core.on_resolve_failed(key, str(exc), now=self._clock()))
             return
         positions = self._parse(key[0], raw)
@@ -538,129 +473,18 @@ class Engine:
             )
         )
 
-    async def _find_bill(
-        self,
-        client: MarginClient,
-        key: PositionKey,
-        journal_id: int,
-        margin_before: Decimal | None,
-    ) -> Bill | None:
-        entry = self.ledger.journal_entry(journal_id)
-        if entry is None:
-            return None
-        if entry.bill_id is not None:
-            return _bill_of(entry)
-        offset_ms = await self._server_offset_ms(key[0], client)
-        skew = self.settings.bill_skew_ms
-        sent = entry.sent_ms + offset_ms
-        raw = await client.get_bills(
-            key[1], sub_type="160" if entry.action == "add" else "161", begin_ms=sent - skew
-        )
-        bills, _ = parse_bills(raw)
-        # Earlier calls of this position take their own bills first, so an earlier call's
-        # transfer of the same amount is never taken for this one.
-        recent = self.ledger.journal_since(entry.sent_ms - int(HOUR_S * 1000))
-        credited = {e.bill_id for e in recent if e.bill_id is not None}
-        earlier = [
-            _call_record(e, offset_ms)
-            for e in recent
-            if e.id < entry.id
-            and e.account == key[0]
-            and e.inst_id == key[1]
-            and e.status in _MAY_HAVE_MOVED
-            and e.bill_id is None
-        ]
-        credits, _ = attribute(bills, earlier, skew_ms=skew, late_ms=skew)
-        credited |= {bill_id for _, bill_id in credits}
-        me = _call_record(entry, offset_ms)
-        return match_ambiguous(bills, me, margin_before, credited, skew_ms=skew)
-
-    async def _server_offset_ms(self, account: str, client: MarginClient) -> int:
-        """The offset to OKX's clock, measured once per account before bills are matched to
-        journal times (the REST client otherwise measures it only after a 50102)."""
-        if account not in self._clock_synced:
-            self._clock_synced.add(account)
-            try:
-                await client.sync_clock()
-            except _EXCHANGE_ERRORS as exc:
-                log.warning("rest.clock.sync_failed", account=account, error=str(exc)[:200])
-        return round(client.clock_offset_s * 1000)
-
     async def read_bills(self, account: str, trigger: str) -> None:
-        """Read the account's margin-transfer bills since the last read and report those no
-        journalled call accounts for (foreign transfers). One read per account at a time."""
-        if account in self._bills_busy:
-            self._bills_again[account] = trigger
-            return
-        self._bills_busy.add(account)
-        try:
-            while True:
-                await self._read_bills_once(account, trigger)
-                again = self._bills_again.pop(account, None)
-                if again is None:
-                    return
-                trigger = again
-        finally:
-            self._bills_busy.discard(account)
+        """Read the account's bills; the foreign transfers go to the core
+        (:meth:`BillReader.read`)."""
 
-    async def _read_bills_once(self, account: str, trigger: str) -> None:
-        state = self.accounts.get(account)
-        if state is None or state.client is None or state.role != "sub":
-            return
-        if self.settings.dry_run:
-            # A dry run moves nothing, so every transfer is someone else's (typically the
-            # controller it is being compared with): no fence to keep, no alert to raise.
-            return
-        client = state.client
-        skew = max(self.settings.bill_skew_ms, ATTRIBUTION_SKEW_MS)
-        offset_ms = await self._server_offset_ms(account, client)
-        since = self._bills_since.get(account, self._started_ms + offset_ms)
-        try:
-            raw: list[dict[str, Any]] = []
-            after: str | None = None
-            for _ in range(BILL_PAGES_MAX):
-                page = await client.get_bills("", begin_ms=since - skew, after=after)
-                raw.extend(page)
-                if len(page) < 100 or not isinstance(page[-1], dict):
-                    break
-                after = str(page[-1].get("billId", "")) or None
-                if after is None:
-                    break
-            entries = self.ledger.journal_since(since - offset_ms - int(HOUR_S * 1000))
-        except _EXCHANGE_ERRORS as exc:
-            self._run(self.core.on_bills_failed(account, trigger, str(exc), now=self._clock()))
-            return
-        except _STORAGE_ERRORS as exc:
-            self._run(self.core.on_bills_failed(account, trigger, _text(exc), now=self._clock()))
-            return
-        bills, errors = parse_bills(raw)
-        for reason in errors:
-            log.warning("rest.payload.invalid", account=account, what="bill", reason=reason)
-        seen = self._bills_seen.setdefault(account, {})
-        calls = [
-            _call_record(e, offset_ms)
-            for e in entries
-            if e.account == account and e.status in _MAY_HAVE_MOVED
-        ]
-        credits, foreign = attribute(bills, calls, skew_ms=skew, late_ms=60_000)
-        for journal_id, bill_id in credits:
-            try:
-                self.ledger.journal_bill(journal_id, bill_id)
-            except (*_STORAGE_ERRORS, ValueError) as exc:
-                log.warning(
-                    "bills.credit.failed", account=account, billId=bill_id, error=_text(exc)
-                )
-        new_foreign = [b for b in foreign if b.bill_id not in seen]
-        for b in bills:
-            seen[b.bill_id] = b.ts
-        if bills:
-            # Re-read a margin behind the newest bill: a bill booked late is not missed.
-            self._bills_since[account] = max(since, max(b.ts for b in bills) - skew)
-        floor = self._bills_since.get(account, since) - 2 * skew
-        for bill_id in [i for i, ts in seen.items() if ts < floor]:
-            del seen[bill_id]
-        # Always answered, foreign or not: positions that wait for this read go on.
-        self._run(self.core.on_bills_read(account, new_foreign, trigger, now=self._clock()))
+        def answer(trigger: str, result: list[Bill] | str) -> None:
+            now = self._clock()
+            if isinstance(result, str):
+                self._run(self.core.on_bills_failed(account, trigger, result, now=now))
+            else:
+                self._run(self.core.on_bills_read(account, result, trigger, now=now))
+
+        await self._bills.read(account, trigger, answer)
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)
@@ -671,14 +495,14 @@ class Engine:
             found = [parse_instrument(r) for r in raw]
             ct_val = next((i.ct_val for i in found if i.inst_id == cmd.inst_id), None)
             error = None if ct_val is not None else "not listed"
-        except (*_EXCHANGE_ERRORS, PayloadError) as exc:
+        except (*EXCHANGE_ERRORS, PayloadError) as exc:
             ct_val, error = None, str(exc)
         self._run(self.core.on_instrument(cmd.inst_id, ct_val, error, now=self._clock()))
 
     async def _sync_clock(self, cmd: SyncClock) -> None:
         try:
             offset = await self._client(cmd.account).sync_clock()
-        except _EXCHANGE_ERRORS as exc:
+        except EXCHANGE_ERRORS as exc:
             log.warning("rest.clock.resync", account=cmd.account, error=str(exc))
             return
         log.info("rest.clock.resync", account=cmd.account, offset_s=round(offset, 3))
@@ -690,31 +514,7 @@ class Engine:
         return positions
 
 
-def _call_record(entry: JournalEntry, offset_ms: int) -> CallRecord:
-    return CallRecord(
-        entry.id,
-        entry.inst_id,
-        entry.action,
-        Decimal(entry.amount),
-        entry.sent_ms + offset_ms,
-        None if entry.done_ms is None else entry.done_ms + offset_ms,
-        entry.bill_id,
-    )
-
-
-def _bill_of(entry: JournalEntry) -> Bill:
-    """The bill a journal row was already credited with (found by an earlier read)."""
-    assert entry.bill_id is not None
-    amount = Decimal(entry.amount)
-    chg = amount if entry.action == "add" else -amount
-    return Bill(entry.bill_id, entry.inst_id, entry.action, amount, chg, None, entry.sent_ms)
-
-
 def _key_fields(key: PositionKey | None) -> dict[str, str]:
     if key is None or not key[0]:
         return {}
     return {"account": key[0], "instId": key[1], "posSide": key[2]}
-
-
-def _text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]

@@ -9,10 +9,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
 from reactor.domain.policy import PolicyConfig
 from reactor.okx.models import PositionKey
+
+
+class Role(StrEnum):
+    """An account's role: a managed sub-account, or the main account (read only)."""
+
+    SUB = "sub"
+    MAIN = "main"
+
+
+class Status(StrEnum):
+    """A position's state on the status page (its values are the strings shown and stored)."""
+
+    OK = "ok"
+    ADJUSTING = "adjusting"
+    BLOCKED = "blocked"
+    HELD = "held"
+    PAUSED = "paused"
+    STALE = "stale"
+    ERROR = "error"
+    UNMANAGED = "unmanaged"
 
 
 class MarginClient(Protocol):
@@ -131,7 +152,7 @@ class EngineSettings:
 @dataclass(slots=True)
 class AccountState:
     name: str
-    role: str
+    role: Role
     client: MarginClient | None = None  # used by the shell only; the core never calls it
     enabled: bool = True
     connected: bool = False
@@ -141,9 +162,18 @@ class AccountState:
     snapshot_logged: bool = False  # the (re)connect snapshot was logged at info
     balance_waiters: set[PositionKey] = field(default_factory=set)  # got 59200, wait for funds
 
+    def __post_init__(self) -> None:
+        self.role = Role(self.role)  # a config's plain "sub"/"main" compares typed from here
+
     @property
     def managed(self) -> bool:
-        return self.role == "sub" and self.stopped_reason is None and not self.guard_tripped
+        return self.role is Role.SUB and self.stopped_reason is None and not self.guard_tripped
+
+    def connect(self) -> None:
+        """A (re)connect: its next full snapshot is said at info and followed by a REST read."""
+        self.connected = True
+        self.reconcile_due = True
+        self.snapshot_logged = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +195,6 @@ class PositionControl:
     due_at: float | None = None  # the one pending wake-up of this position (engine clock)
     last_acted: float = -1e9  # when the last margin call was started
     in_flight: bool = False  # a check, journal write, call or re-read is under way
-    call: int = 0  # id of the call in flight (answers for an older id are stale)
     cooldown_until: float = 0.0
     expected_margin: Decimal | None = None  # an ok call's result, until a push confirms it
     step_cap: Decimal | None = None  # after 59301: the largest reduce step to try
@@ -180,53 +209,9 @@ class PositionControl:
     exchange_limited: bool = False  # estAvailTrans left less than min_action (blocked episode)
     foreign_held: bool = False  # held: someone else keeps moving its margin
     bills_wait_until: float = 0.0  # a margin drift: wait for the bills read until then
-    guard_entry: tuple[float, Decimal, PositionKey] | None = None  # reserved for the call
-    status: str = "ok"
+    status: Status = Status.OK
     reason: str = ""
     target: Decimal | None = None
     band: tuple[Decimal, Decimal] | None = None
     count: int = 0
     changed_at: float = 0.0  # when the push that made it due arrived, for latency
-
-
-# -- the read-only view the status page is built from ---------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    account: str
-    role: str
-    inst_id: str
-    pos_side: str
-    mgn_mode: str
-    pos: Decimal
-    margin: Decimal | None
-    target: Decimal | None
-    band: tuple[Decimal, Decimal] | None
-    count: int
-    upl: Decimal | None
-    profit_rate: Decimal | None
-    status: str
-    reason: str
-    sources: tuple[tuple[str, int], ...] = ()  # where the counted records came from
-
-
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    name: str
-    role: str
-    enabled: bool
-    connected: bool
-    fresh: bool
-    stopped_reason: str | None
-    positions: tuple[PositionView, ...]
-    paused: str | None = None  # the whole account is paused by an operator (with this reason)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineView:
-    accounts: tuple[AccountView, ...]
-    main_expected_positions: int
-    problems: tuple[str, ...]  # engine-level reasons /healthz fails (storage, internal errors)
-    storage_ok: bool
-    internal_errors: int

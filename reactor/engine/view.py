@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 
 from reactor.domain.book import PositionBook
-from reactor.engine.state import (
-    AccountState,
-    AccountView,
-    EngineView,
-    PositionControl,
-    PositionView,
-)
+from reactor.engine.state import AccountState, PositionControl, Role, Status
 from reactor.okx.models import Position, PositionKey
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    account: str
+    role: Role
+    inst_id: str
+    pos_side: str
+    mgn_mode: str
+    pos: Decimal
+    margin: Decimal | None
+    target: Decimal | None
+    band: tuple[Decimal, Decimal] | None
+    count: int
+    upl: Decimal | None
+    profit_rate: Decimal | None
+    status: Status
+    reason: str
+    sources: tuple[tuple[str, int], ...] = ()  # where the counted records came from
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    name: str
+    role: Role
+    enabled: bool
+    connected: bool
+    fresh: bool
+    stopped_reason: str | None
+    positions: tuple[PositionView, ...]
+    paused: str | None = None  # the whole account is paused by an operator (with this reason)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    accounts: tuple[AccountView, ...]
+    main_expected_positions: int
+    problems: tuple[str, ...]  # engine-level reasons /healthz fails (storage, internal errors)
+    storage_ok: bool
+    internal_errors: int
+
 
 _NO_CONTROL = PositionControl()
 
@@ -34,7 +71,7 @@ def build_view(
     problems = list(problems)
     for state in accounts:
         rows = []
-        managed = state.role == "sub"
+        managed = state.role is Role.SUB
         for pos in book.positions(state.name):
             control = controls.get(pos.key, _NO_CONTROL)
             rows.append(
@@ -52,7 +89,7 @@ def build_view(
                     sources=sources(pos) if managed and sources is not None else (),
                     upl=pos.upl,
                     profit_rate=pos.profit_rate,
-                    status=control.status if managed else "unmanaged",
+                    status=control.status if managed else Status.UNMANAGED,
                     reason=control.reason,
                 )
             )

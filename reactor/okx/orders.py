@@ -1,4 +1,4 @@
-"""OKX order and fill payloads: the ``orders`` channel, ``trade/orders-history`` and type-2 bills.
+"""OKX order and fill payloads: the ``orders`` channel and ``trade/orders-history``.
 
 Sans-I/O: typed views parsed from OKX's all-string JSON, plus the subscribe argument. The
 reactor reads orders only to learn which fills grew a position and whether the desk's strategy
@@ -13,9 +13,7 @@ Shapes (fixtures in ``tests/fixtures/okx/``, sources in its README):
   ``state`` ``partially_filled`` or ``filled``.
 - ``GET /api/v5/trade/orders-history``: the same order fields (nautilus_trader
   ``test_data/http_get_orders_history.json``).
-- ``GET /api/v5/account/bills`` type 2 (trade): one bill per fill with ``ordId``, ``clOrdId``,
-  ``tag``, ``subType`` (1 buy, 2 sell, 3 open long, 4 open short, 5 close long, 6 close short),
-  ``sz``, ``ts``; no ``posSide`` (OKX docs "Get bills details"; ccxt ``fetch_ledger`` comment).
+- Type-2 (trade) bills, one per fill, are :mod:`reactor.okx.bills`.
 """
 
 from __future__ import annotations
@@ -28,31 +26,16 @@ from typing import Any
 from reactor.okx.models import PayloadError, _dec, _int, _str
 
 __all__ = [
-    "BILL_TYPE_TRADE",
     "ORDERS_CHANNEL",
-    "Bill",
     "OrderUpdate",
     "OrdersPush",
     "orders_subscribe_arg",
     "orders_subscribe_frame",
-    "parse_bill",
     "parse_order",
     "parse_orders_push",
 ]
 
 ORDERS_CHANNEL = "orders"
-BILL_TYPE_TRADE = "2"
-# Trade bill subType -> the posSide it applies to and the order side (OKX docs, Get bills
-# details: 1 buy, 2 sell (net mode), 3 open long, 4 open short, 5 close long, 6 close short).
-_BILL_SUBTYPE_POS_SIDE = {
-    "1": "net",
-    "2": "net",
-    "3": "long",
-    "4": "short",
-    "5": "long",
-    "6": "short",
-}
-_BILL_SUBTYPE_SIDE = {"1": "buy", "2": "sell", "3": "buy", "4": "sell", "5": "sell", "6": "buy"}
 _PREVIEW = 200
 
 
@@ -192,60 +175,3 @@ def parse_orders_push(account: str, msg: dict[str, Any]) -> OrdersPush:
         except PayloadError as exc:
             invalid.append(InvalidOrder(str(exc), _preview(raw)))
     return OrdersPush(orders, invalid)
-
-
-@dataclass(frozen=True, slots=True)
-class Bill:
-    """One account bill; for type 2 (trade) one fill of one order."""
-
-    account: str
-    bill_id: str
-    type: str
-    sub_type: str
-    inst_id: str
-    inst_type: str
-    mgn_mode: str
-    ord_id: str
-    cl_ord_id: str
-    tag: str
-    trade_id: str
-    sz: Decimal | None
-    ts: int
-
-    @property
-    def pos_side(self) -> str:
-        """The side a trade bill applies to, from its subType ("" when not a trade bill)."""
-        return _BILL_SUBTYPE_POS_SIDE.get(self.sub_type, "") if self.is_trade else ""
-
-    @property
-    def side(self) -> str:
-        return _BILL_SUBTYPE_SIDE.get(self.sub_type, "") if self.is_trade else ""
-
-    @property
-    def is_trade(self) -> bool:
-        return self.type == BILL_TYPE_TRADE
-
-    @property
-    def opens(self) -> bool:
-        """Open long / open short (or a net-mode buy/sell): a fill that may add contracts."""
-        return self.is_trade and self.sub_type in ("1", "2", "3", "4")
-
-
-def parse_bill(account: str, raw: Any) -> Bill:
-    if not isinstance(raw, dict):
-        raise PayloadError(f"bill: expected an object, got {type(raw).__name__}")
-    return Bill(
-        account=account,
-        bill_id=_str(raw, "billId", required=True),
-        type=_str(raw, "type"),
-        sub_type=_str(raw, "subType"),
-        inst_id=_str(raw, "instId"),
-        inst_type=_str(raw, "instType"),
-        mgn_mode=_str(raw, "mgnMode"),
-        ord_id=_str(raw, "ordId"),
-        cl_ord_id=_str(raw, "clOrdId"),
-        tag=_str(raw, "tag"),
-        trade_id=_str(raw, "tradeId"),
-        sz=_dec(raw, "sz"),
-        ts=_int(raw, "ts"),
-    )

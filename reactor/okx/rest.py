@@ -18,7 +18,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -375,6 +375,56 @@ class OkxRestClient:
         if signed:
             self.skew_streak = 0  # OKX accepted our timestamp
         return data
+
+
+# OKX's largest page of ``account/bills`` and ``trade/orders-history`` (``limit`` 100).
+PAGE_LIMIT = 100
+
+
+class Pages:
+    """OKX's ``after`` cursor over a newest-first read: ``async for page in pages(...)``.
+
+    ``fetch(after)`` reads one page older than the row id ``after`` (None: the newest). It stops
+    after a short page, a row without an id, or ``max_pages``; ``truncated`` then says that
+    older rows were left unread. The one paginator of the paged reads (bills, order history).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str | None], Awaitable[list[dict[str, Any]]]],
+        id_field: str,
+        *,
+        max_pages: int,
+        limit: int = PAGE_LIMIT,
+    ) -> None:
+        self._fetch = fetch
+        self._id_field = id_field
+        self._max_pages = max_pages
+        self._limit = limit
+        self.truncated = False
+
+    async def __aiter__(self) -> AsyncIterator[list[dict[str, Any]]]:
+        after: str | None = None
+        for _ in range(self._max_pages):
+            page = await self._fetch(after)
+            yield page
+            if len(page) < self._limit or not isinstance(page[-1], dict):
+                return
+            after = str(page[-1].get(self._id_field) or "")
+            if not after:
+                return
+        self.truncated = True
+
+
+def pages(
+    fetch: Callable[[str | None], Awaitable[list[dict[str, Any]]]],
+    id_field: str,
+    *,
+    max_pages: int,
+    limit: int = PAGE_LIMIT,
+) -> Pages:
+    """See :class:`Pages`."""
+    return Pages(fetch, id_field, max_pages=max_pages, limit=limit)
 
 
 def _transport_text(method: str, path: str, exc: Exception) -> str:

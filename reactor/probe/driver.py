@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from reactor.config import AccountConfig, Config, ConfigError, load_credentials
 from reactor.log import error_text
+from reactor.okx.bills import BILL_TYPE_FUNDING as FUNDING_BILL_TYPE
 from reactor.okx.credentials import Credentials
 from reactor.okx.endpoints import ADJUST_LEVERAGE_INFO
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
@@ -33,7 +34,6 @@ from reactor.okx.models import PayloadError, parse_instrument
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws_protocol import LoginFailed, LoginOk, PrivateChannelProtocol, Subscribed
 from reactor.okx.ws_protocol import SubscribeFailed as WsSubscribeFailed
-from reactor.probe.facts import BILL_TYPE_FUNDING as FUNDING_BILL_TYPE
 from reactor.probe.facts import extract_facts, find_event_push
 from reactor.probe.fixtures import fixture_payloads, readme
 from reactor.probe.record import FileSink, Recorder, Redactor

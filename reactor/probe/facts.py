@@ -15,16 +15,10 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reactor.okx.bills import BILL_TYPE_MARGIN, TRANSFER_SUBTYPE
 from reactor.okx.endpoints import BILLS, MARGIN_BALANCE
 
-# DOC-TA "Get bills details": type 6 = margin transfer; subType 160 manual increase, 161 manual
-# decrease (CCXT-BILL shows a real one).
-BILL_TYPE_MARGIN = "6"
-BILL_SUBTYPE = {"add": "160", "reduce": "161"}
 BILL_SKEW_MS = 5000
-# DOC-TA "Get bills details": type 8 = funding fee (the simulator books settlements so,
-# docs/spec/okx-fidelity.md §11.2.2); its subType and timing on OKX are what the probe reads.
-BILL_TYPE_FUNDING = "8"
 WS_SERVICE_UPGRADE = "64008"
 HOUR_MS = 3_600_000
 
@@ -305,7 +299,7 @@ def margin_call_facts(records: Sequence[Record], name: str) -> dict[str, Any] | 
         }
 
     bill_fact: dict[str, Any] = {"available": None, "seen": False, "polls": 0}
-    sub_type = BILL_SUBTYPE.get(str(start.get("action")), "")
+    sub_type = TRANSFER_SUBTYPE.get(str(start.get("action")), "")
     for r, body in http_answers(span, BILLS):
         bill_fact["polls"] += 1
         code = str(body.get("code")) if isinstance(body, dict) else None

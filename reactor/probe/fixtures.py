@@ -29,7 +29,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from reactor.probe.facts import BILL_SUBTYPE, BILL_TYPE_FUNDING, BILL_TYPE_MARGIN, Record
+from reactor.okx.bills import BILL_TYPE_FUNDING, BILL_TYPE_MARGIN, TRANSFER_SUBTYPE
+from reactor.probe.facts import Record
 
 UID_MASK = "<uid>"
 
@@ -58,7 +59,7 @@ def _margin_bill(payload: dict[str, Any]) -> dict[str, Any] | None:
         if (
             isinstance(bill, dict)
             and str(bill.get("type")) == BILL_TYPE_MARGIN
-            and str(bill.get("subType")) in BILL_SUBTYPE.values()
+            and str(bill.get("subType")) in TRANSFER_SUBTYPE.values()
         ):
             return bill
     return None

@@ -31,8 +31,9 @@ from typing import Any, Protocol
 
 from reactor.domain.policy import PolicyConfig, round_down, safe_floor
 from reactor.log import error_text
+from reactor.okx.bills import TRANSFER_SUBTYPE
 from reactor.okx.models import PayloadError, parse_position
-from reactor.probe.facts import BILL_SUBTYPE, lenient_decimal, match_bill
+from reactor.probe.facts import lenient_decimal, match_bill
 
 # What the venue answered instead of data: an OKX code (404 when the path does not exist).
 NOT_SENT = "not_sent"
@@ -318,7 +319,7 @@ class ProbeScript:
     async def _wait_bill(self, action: str, amt: Decimal, t_sent: int) -> bool | None:
         """Poll the bills until the transfer's bill shows; None if bills are not available."""
         v, o = self.v, self.opts
-        sub_type = BILL_SUBTYPE[action]
+        sub_type = TRANSFER_SUBTYPE[action]
         waited = 0.0
         while True:
             bills = await v.bills(self._inst, sub_type, t_sent - 5000)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reactor.config import Config, resolve_credentials
 from reactor.domain.fills import FillGate
-from reactor.engine import AccountState, Engine, EngineSettings
+from reactor.engine import AccountState, Engine, EngineSettings, Role
 from reactor.fdlimit import raise_nofile_limit
 from reactor.log import add_tap, flush_repeats, get_logger, remove_tap
 from reactor.okx.credentials import Credentials
@@ -160,7 +160,7 @@ async def _start_locked(
     first = next(iter(clients.values()))
     ct_vals = await with_start_retries("instruments", lambda: load_ct_vals(first), stop_event)
     accounts = {
-        a.name: AccountState(a.name, a.role, clients.get(a.name), enabled=a.enabled)
+        a.name: AccountState(a.name, Role(a.role), clients.get(a.name), enabled=a.enabled)
         for a in cfg.accounts
     }
     metrics = Metrics()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reactor.config import Config, ConfigError, load_config, resolve_credentials
-from reactor.engine import AccountState
+from reactor.engine import AccountState, Role
 from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
@@ -90,13 +90,15 @@ async def reload(rt: Runtime, path: Path) -> bool:
             rt.retired_clients.append(client)
     for acc in new.accounts:
         if not acc.enabled and acc.name not in rt.engine.accounts:
-            rt.engine.on_account_enabled(AccountState(acc.name, acc.role, None, enabled=False))
+            rt.engine.on_account_enabled(
+                AccountState(acc.name, Role(acc.role), None, enabled=False)
+            )
     rt.cfg = new
     roles = {a.name: a.role for a in new.accounts}
     for name in plan.start:
         client = rest_client(new, rt.rest_url, name, creds[name], rt.hooks)
         rt.clients[name] = client
-        rt.engine.on_account_enabled(AccountState(name, roles[name], client, enabled=True))
+        rt.engine.on_account_enabled(AccountState(name, Role(roles[name]), client, enabled=True))
         start_session(rt, name, creds[name])
     log.info(
         "reactor.reloaded",

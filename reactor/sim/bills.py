@@ -22,6 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from reactor.okx.bills import (
+    BILL_TYPE_FUNDING,
+    BILL_TYPE_MARGIN,
+    BILL_TYPE_TRADE,
+    FUNDING_SUBTYPE,
+    TRANSFER_SUBTYPE,
+)
 from reactor.sim.errors import ExchangeError
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -65,9 +72,11 @@ BILL_FIELDS = (
     "fillFwdPx",
 )
 
-TYPE_TRADE, TYPE_LIQUIDATION, TYPE_MARGIN, TYPE_FUNDING = "2", "5", "6", "8"
-SUB_MARGIN_ADD, SUB_MARGIN_REDUCE = "160", "161"
-SUB_FUNDING_EXPENSE, SUB_FUNDING_INCOME = "173", "174"
+# The venue's own table (reactor/okx/bills.py, one home); 5 (liquidation) only the simulator books.
+TYPE_TRADE, TYPE_MARGIN, TYPE_FUNDING = BILL_TYPE_TRADE, BILL_TYPE_MARGIN, BILL_TYPE_FUNDING
+TYPE_LIQUIDATION = "5"
+SUB_MARGIN_ADD, SUB_MARGIN_REDUCE = TRANSFER_SUBTYPE["add"], TRANSFER_SUBTYPE["reduce"]
+SUB_FUNDING_EXPENSE, SUB_FUNDING_INCOME = FUNDING_SUBTYPE["expense"], FUNDING_SUBTYPE["income"]
 
 
 def trade_subtype(pos_side: str, side: str, opening: bool) -> str:

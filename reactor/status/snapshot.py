@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from reactor.engine.state import EngineView
+from reactor.engine.view import EngineView
 from reactor.log import amounts_in_text, usdt
 from reactor.status.history import JournalRow, Key, MarginRecorder, last_calls
 from reactor.status.model import AccountStatus, PositionStatus, StatusSnapshot

@@ -24,7 +24,8 @@ from reactor.domain.fills import (
     missing_from_orders,
     recovery_since_ms,
 )
-from reactor.okx.orders import OrderUpdate, parse_bill, parse_order, parse_orders_push
+from reactor.okx.bills import parse_bill
+from reactor.okx.orders import OrderUpdate, parse_order, parse_orders_push
 from tests.paths import FIXTURES
 
 from .factories import D, position

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from reactor.engine.calls import OK, Outcome, OutcomeKind
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -27,7 +28,6 @@ from reactor.engine.commands import (
     WriteResult,
 )
 from reactor.engine.core import EngineCore
-from reactor.engine.margin_call import OK, Outcome, OutcomeKind
 from reactor.engine.state import AccountState, EngineSettings, StorageError
 from reactor.okx.errors import classify
 from reactor.okx.models import Position, PositionKey

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reactor.engine.bills import Bill, CallRecord, attribute, match_ambiguous, parse_bills
+from reactor.engine.foreign import CallRecord, attribute, match_ambiguous
+from reactor.okx.bills import Bill, parse_transfers, transfer_bill
 from tests.domain.factories import D
 
 CRO = "CRO-USDT-SWAP"
@@ -31,9 +32,9 @@ def raw_bill(bill_id: str, sub_type: str, amount: str, pos_bal: str, ts: int) ->
 
 
 def bill(bill_id: str, action: str, amount: str, pos_bal: str | None, ts: int) -> Bill:
-    amt = D(amount)
-    chg = amt if action == "add" else -amt
-    return Bill(bill_id, CRO, action, amt, chg, None if pos_bal is None else D(pos_bal), ts)
+    return transfer_bill(
+        bill_id, CRO, action, D(amount), None if pos_bal is None else D(pos_bal), ts
+    )
 
 
 def call(jid: int, action: str, amount: str, sent: int, done: int | None = None) -> CallRecord:
@@ -47,7 +48,7 @@ def test_parse_keeps_manual_transfers_only_and_reports_bad_records() -> None:
         {"type": "2", "subType": "3", "billId": "3"},  # a fill
         {**raw_bill("4", "160", "x", "1", 102)},
     ]
-    bills, errors = parse_bills(raw)
+    bills, errors = parse_transfers(raw)
     assert [(b.bill_id, b.action, b.sz, b.pos_bal_chg, b.pos_bal) for b in bills] == [
         ("1", "reduce", D("9.97"), D("-9.97"), D("10.32"))
     ]

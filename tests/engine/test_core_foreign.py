@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from reactor.engine.bills import Bill
 from reactor.engine.commands import ReadBills
 from reactor.engine.foreign import ForeignWatch
+from reactor.okx.bills import Bill, transfer_bill
 from tests.domain.factories import D
 
 from .core_driver import CRO, KEY, cro, driver
@@ -15,8 +15,7 @@ T = cro().u_time
 
 
 def bill(n: int, action: str = "add", amount: str = "9.7", pos_bal: str = "20") -> Bill:
-    amt = Decimal(amount)
-    return Bill(str(n), CRO, action, amt, amt if action == "add" else -amt, D(pos_bal), 1000 + n)
+    return transfer_bill(str(n), CRO, action, Decimal(amount), D(pos_bal), 1000 + n)
 
 
 def _reads(d) -> list[ReadBills]:  # type: ignore[no-untyped-def]

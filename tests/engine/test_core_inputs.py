@@ -91,7 +91,7 @@ def test_a_stale_answer_is_ignored() -> None:
     d.feed(
         d.core.on_call_done(
             call.call,
-            d.core and __import__("reactor.engine.margin_call", fromlist=["OK"]).OK,
+            d.core and __import__("reactor.engine.calls", fromlist=["OK"]).OK,
             now=d.now,
         )
     )

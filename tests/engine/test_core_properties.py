@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reactor.engine.calls import OK
 from reactor.engine.commands import SendMarginCall, WriteIntent
-from reactor.engine.margin_call import OK
 from tests.domain.factories import D
 
 from .core_driver import NOT_SENT, UNKNOWN, Driver, cro, doge, driver, rejected

@@ -153,6 +153,28 @@ def test_auth_error_stops_the_account() -> None:
     assert d.sent == [] and d.control().status == "error"
 
 
+def test_a_permission_error_stops_the_account() -> None:
+    """50120 (the key lacks the right) or 50110 (IP not allowed): retrying cannot help."""
+    for code in ("50120", "50110", "50030"):
+        d = driver()
+        d.snapshot(cro())
+        d.answer(rejected(code))
+        assert d.core.accounts["sub1"].stopped_reason == f"permission error {code}"
+        assert [e["code"] for e in d.events("account.stopped")] == [code]
+        d.advance(60.0)
+        assert d.sent == [] and d.control().status == "error"
+
+
+def test_a_permission_error_on_the_check_stops_the_account() -> None:
+    d = driver(pre_reduce_check=True)
+    d.snapshot(cro())
+    (check,) = d.checks
+    d.feed(d.core.on_reduce_check_failed(check.call, "50120", now=d.now, outcome=rejected("50120")))
+    assert d.core.accounts["sub1"].stopped_reason == "permission error 50120"
+    d.advance(60.0)
+    assert len(d.checks) == 1 and d.all_sent == []
+
+
 def test_59300_reconciles_the_account() -> None:
     d = driver()
     d.snapshot(cro())

@@ -33,6 +33,7 @@ class FakeClient:
         self.bills: list[dict[str, str]] = []
         self.bill_reads: list[dict[str, Any]] = []
         self.bills_fail: BaseException | None = None
+        self.check_fails: BaseException | None = None
 
     async def get_positions(
         self, inst_type: str = "SWAP", inst_id: str | None = None
@@ -96,6 +97,8 @@ class FakeClient:
     async def adjust_leverage_info(
         self, inst_id: str, lever: Decimal, pos_side: str, *, mgn_mode: str = "isolated"
     ) -> dict[str, Any]:
+        if self.check_fails is not None:
+            raise self.check_fails
         return {"estAvailTrans": "9.9787"}
 
     def server_now_ms(self) -> int:
@@ -278,4 +281,27 @@ async def test_the_pre_reduce_check_goes_through_the_client(tmp_path: Path) -> N
     engine.on_snapshot("sub1", [cro()], last_page=True)
     await until(lambda: client.calls)
     assert client.calls == [(CRO, "long", "reduce", D("9.97"))]
+    await engine.drain(1.0)
+
+
+async def test_an_invalid_signature_on_the_check_stops_the_account(tmp_path: Path) -> None:
+    """50113 on the ``estAvailTrans`` read: the key is bad, so the account stops (as on a call),
+    not a retry loop of checks."""
+    client = FakeClient()
+    client.check_fails = OkxError("50113", "Invalid signature.", 401)
+    engine = Engine(
+        settings(debounce_s=0.0, cooldown_s=0.05, retry_max_s=0.2, pre_reduce_check=True),
+        {"sub1": AccountState("sub1", "sub", client)},
+        {CRO: D("10")},
+        SqliteLedger(tmp_path / "l.sqlite"),
+    )
+    with capture_logs() as logs:
+        engine.on_connected("sub1")
+        engine.on_snapshot("sub1", [cro()], last_page=True)
+        await until(lambda: engine.accounts["sub1"].stopped_reason)
+        await asyncio.sleep(0.3)  # past the back-off: no second check, no call
+    assert engine.accounts["sub1"].stopped_reason == "auth error 50113"
+    assert client.calls == []
+    assert [e["code"] for e in logs if e["event"] == "account.stopped"] == ["50113"]
+    assert len([e for e in logs if e["event"] == "margin.reduce.check_failed"]) == 1
     await engine.drain(1.0)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from reactor.okx.bills import parse_bill
 from reactor.okx.models import PayloadError
 from reactor.okx.orders import (
     orders_subscribe_arg,
     orders_subscribe_frame,
-    parse_bill,
     parse_order,
     parse_orders_push,
 )

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reactor.engine.state import AccountView, EngineView, PositionView
+from reactor.engine.view import AccountView, EngineView, PositionView
 from reactor.status.history import MarginRecorder, last_calls
 from reactor.status.metrics import Metrics
 from reactor.status.snapshot import build_snapshot
