@@ -104,6 +104,16 @@ class HaRole:
             info = (
                 None if epoch is not None else await asyncio.to_thread(self.store.info, cfg.scope)
             )
+            adopted = False
+            if epoch is None and info is not None and info.held and info.holder == cfg.instance:
+                # A grant (or renewal) whose answer we never got - the database froze with our
+                # statement in flight and ran it on its return: the lease is ours, but nobody
+                # would act under it for a whole TTL. Renew it, timed from now, and act.
+                sent = self._clock()
+                if await asyncio.to_thread(
+                    self.store.renew, cfg.scope, cfg.instance, info.epoch, cfg.lease_ttl_s
+                ):
+                    epoch, adopted = info.epoch, True
         except LeaseUnavailable as exc:
             self._db_problem(exc)
             return
@@ -121,7 +131,13 @@ class HaRole:
         self.seen_epoch = epoch
         self._standby_seen = None
         self.ledger.fence = Fence(cfg.scope, cfg.instance, epoch)
-        log.info("ha.lease.acquired", scope=cfg.scope, epoch=epoch, instance=cfg.instance)
+        log.info(
+            "ha.lease.acquired",
+            scope=cfg.scope,
+            epoch=epoch,
+            instance=cfg.instance,
+            adopted=adopted,
+        )
         await self._on_acquired(epoch)
 
     async def _renew(self) -> None:
