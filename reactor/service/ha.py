@@ -43,6 +43,10 @@ NO_EPOCH = -1  # the fence before any grant: matches no lease row
 Role = Literal["standby", "leader"]
 
 
+class ScopeClash(Exception):
+    """An account of this scope is already another scope's (sharding): refused at start."""
+
+
 class HaRole:
     """The lease task's state and steps (``step`` is one tick; ``run`` loops it)."""
 
@@ -243,6 +247,15 @@ def attach(rt: Runtime, cfg: HaSection) -> HaRole:
     if not isinstance(ledger, PostgresLedger):
         raise TypeError("ha needs the PostgreSQL ledger (storage.kind: postgres)")
     store = LeaseStore(ledger.dsn, timeout_s=rt.cfg.storage.timeout_s)
+    clash = store.claim(cfg.scope, [a.name for a in rt.cfg.accounts])
+    if clash:
+        store.close()
+        where = ", ".join(f"{name} (in {other})" for name, other in clash.items())
+        raise ScopeClash(
+            f"ha.scope {cfg.scope}: accounts already in another scope: {where}; an account"
+            " belongs to one scope only - remove it from one shard's config (and restart that"
+            " shard first when moving it)"
+        )
 
     async def on_acquired(epoch: int) -> None:
         # The old epochs' unanswered calls: unknown, re-read before anything is sent for

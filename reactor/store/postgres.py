@@ -141,6 +141,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at timestamptz NOT NULL DEFAULT '-infinity'
         )""",
     ),
+    (
+        # Sharding: which scope (shard) each account belongs to. The primary key is the rule
+        # that an account is in one scope only; each instance claims its config's accounts at
+        # start (reactor.store.lease.LeaseStore.claim) and is refused on a clash.
+        """CREATE TABLE scope_account (
+            account text PRIMARY KEY,
+            scope   text NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any fixed key: migrations of concurrent starters run one after the other.
