@@ -198,7 +198,7 @@ async def _start_locked(
         rt.clients.update(clients)
         try:
             rt.ha = ha.attach(rt, cfg.ha)
-        except LeaseUnavailable as exc:
+        except (LeaseUnavailable, ha.ScopeClash) as exc:
             raise StartupError(str(exc)) from None
         sync_pauses(rt)
         source = ha.WithHaHealth(source, rt.ha)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reactor.config import HaSection
 from reactor.log import get_logger
-from reactor.status.model import StatusSnapshot, StatusSource
+from reactor.status.model import HaStatus, StatusSnapshot, StatusSource
 from reactor.store.lease import LeaseStore, LeaseUnavailable, SignClock
 from reactor.store.postgres import Fence, PostgresLedger
 
@@ -41,6 +41,10 @@ STANDBY_REASON = "ha standby: another instance holds the lease"
 NO_EPOCH = -1  # the fence before any grant: matches no lease row
 
 Role = Literal["standby", "leader"]
+
+
+class ScopeClash(Exception):
+    """An account of this scope is already another scope's (sharding): refused at start."""
 
 
 class HaRole:
@@ -66,6 +70,7 @@ class HaRole:
         self.role: Role = "standby"
         self.epoch = NO_EPOCH
         self.holder: str | None = None  # the holder last seen (self when leader)
+        self.seen_epoch: int | None = None  # the lease's epoch last seen (own when leader)
         self.problem: str | None = None  # for /healthz: the database or the lease is lost
         self._valid_until = float("-inf")  # local lower bound of the lease's expiry
         self._standby_seen: tuple[str | None, int] | None = None
@@ -103,23 +108,40 @@ class HaRole:
             info = (
                 None if epoch is not None else await asyncio.to_thread(self.store.info, cfg.scope)
             )
+            adopted = False
+            if epoch is None and info is not None and info.held and info.holder == cfg.instance:
+                # A grant (or renewal) whose answer we never got - the database froze with our
+                # statement in flight and ran it on its return: the lease is ours, but nobody
+                # would act under it for a whole TTL. Renew it, timed from now, and act.
+                sent = self._clock()
+                if await asyncio.to_thread(
+                    self.store.renew, cfg.scope, cfg.instance, info.epoch, cfg.lease_ttl_s
+                ):
+                    epoch, adopted = info.epoch, True
         except LeaseUnavailable as exc:
             self._db_problem(exc)
             return
         self.problem = None
         if epoch is None:
-            seen = (info.holder, info.epoch) if info is not None else (None, 0)
+            seen = (info.holder if info.held else None, info.epoch) if info else (None, 0)
+            self.holder, self.seen_epoch = seen[0], seen[1] or None
             if seen != self._standby_seen:
                 self._standby_seen = seen
-                self.holder = seen[0]
                 log.info("ha.standby", scope=cfg.scope, holder=seen[0], epoch=seen[1])
             return
         self.sign.granted(sent)
         self._valid_until = sent + cfg.lease_ttl_s
         self.role, self.epoch, self.holder = "leader", epoch, cfg.instance
+        self.seen_epoch = epoch
         self._standby_seen = None
         self.ledger.fence = Fence(cfg.scope, cfg.instance, epoch)
-        log.info("ha.lease.acquired", scope=cfg.scope, epoch=epoch, instance=cfg.instance)
+        log.info(
+            "ha.lease.acquired",
+            scope=cfg.scope,
+            epoch=epoch,
+            instance=cfg.instance,
+            adopted=adopted,
+        )
         await self._on_acquired(epoch)
 
     async def _renew(self) -> None:
@@ -156,6 +178,7 @@ class HaRole:
         log.error("ha.lease.lost", scope=self.cfg.scope, epoch=self.epoch, reason=why)
         self.problem = f"ha: lease lost ({why})"
         self.role = "standby"
+        self.holder = None  # unknown until the next poll reads the lease
         self._on_lost()
 
     async def release(self) -> None:
@@ -178,8 +201,18 @@ class HaRole:
                 error=str(exc)[:300],
             )
             return
-        self.role = "standby"
+        self.role, self.holder = "standby", None
         log.info("ha.lease.released", scope=self.cfg.scope, epoch=self.epoch, hold_s=hold_s)
+
+    def status(self) -> HaStatus:
+        """Role, epoch and holder for ``/api/status`` and the status page."""
+        return HaStatus(
+            scope=self.cfg.scope,
+            instance=self.cfg.instance,
+            role=self.role,
+            epoch=self.seen_epoch,
+            holder=self.holder,
+        )
 
     def standby_pauses(self, accounts: list[str]) -> dict[tuple[str, str | None, str | None], str]:
         """The whole-account holds of a standby (nothing while leader)."""
@@ -189,15 +222,15 @@ class HaRole:
 
 
 class WithHaHealth:
-    """The status with the HA problem (lease or database lost) as an engine problem, which
-    makes ``/healthz`` answer 503 with the reason."""
+    """The status with the HA role, epoch and holder, and the HA problem (lease or database
+    lost) as an engine problem, which makes ``/healthz`` answer 503 with the reason."""
 
     def __init__(self, source: StatusSource, role: HaRole) -> None:
         self._source = source
         self._role = role
 
     def status_snapshot(self) -> StatusSnapshot:
-        snap = self._source.status_snapshot()
+        snap = replace(self._source.status_snapshot(), ha=self._role.status())
         problem = self._role.problem
         if problem is None or problem in snap.engine_problems:
             return snap
@@ -214,6 +247,15 @@ def attach(rt: Runtime, cfg: HaSection) -> HaRole:
     if not isinstance(ledger, PostgresLedger):
         raise TypeError("ha needs the PostgreSQL ledger (storage.kind: postgres)")
     store = LeaseStore(ledger.dsn, timeout_s=rt.cfg.storage.timeout_s)
+    clash = store.claim(cfg.scope, [a.name for a in rt.cfg.accounts])
+    if clash:
+        store.close()
+        where = ", ".join(f"{name} (in {other})" for name, other in clash.items())
+        raise ScopeClash(
+            f"ha.scope {cfg.scope}: accounts already in another scope: {where}; an account"
+            " belongs to one scope only - remove it from one shard's config (and restart that"
+            " shard first when moving it)"
+        )
 
     async def on_acquired(epoch: int) -> None:
         # The old epochs' unanswered calls: unknown, re-read before anything is sent for

@@ -217,6 +217,27 @@ class AccountStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class HaStatus:
+    """High availability as this instance sees it: its role for its scope, the lease's epoch
+    (the one it holds as leader, the holder's last seen as standby) and the holder."""
+
+    scope: str
+    instance: str
+    role: str  # leader | standby
+    epoch: int | None  # None: no grant seen yet
+    holder: str | None  # None: nobody holds the lease (or the database is unreachable)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "instance": self.instance,
+            "role": self.role,
+            "epoch": self.epoch,
+            "holder": self.holder,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     accounts: tuple[AccountStatus, ...]
     main_expected_positions: int
@@ -226,6 +247,7 @@ class StatusSnapshot:
     internal_errors: int = 0  # engine tasks that raised (engine.task.failed) since start
     venue: str = ""  # sim | demo | live ("" when the caller did not say)
     dry_run: bool = False  # decides and logs, never calls margin-balance
+    ha: HaStatus | None = None  # high availability (cfg.ha); None without it
 
     # -- main account (read-only, monitored) -------------------------------------------------
     def _main_positions(self) -> list[PositionStatus]:
@@ -368,6 +390,7 @@ class StatusSnapshot:
             },
             "venue": self.venue,
             "dryRun": self.dry_run,
+            "ha": self.ha.to_json() if self.ha is not None else None,
             "engine": {"storageOk": self.storage_ok, "internalErrors": self.internal_errors},
             "accounts": [a.to_json() for a in self.accounts],
         }

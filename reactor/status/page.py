@@ -7,7 +7,8 @@ The first snapshot is embedded so the page shows data at once; then it re-fetche
 Stable hooks for tests and operators' scripts: ``#card-main`` (class ``alert`` when below the
 expected count), ``#card-sub``, ``#card-pnl``, ``section.account[data-account]`` and
 ``tr.position[data-account][data-inst][data-side][data-status]`` with ``td.<field>`` cells,
-``#venue`` (sim / demo / live) and ``#dry-run`` in the header, ``#sub-states`` and
+``#venue`` (sim / demo / live), ``#dry-run`` and ``#ha`` (role, epoch and lease holder, with
+``data-role`` leader / standby; hidden without HA) in the header, ``#sub-states`` and
 ``#stopped-list li[data-account]`` (stopped accounts with their reason), ``#pnl-weighting``,
 ``td.last`` (last margin call and its time) and ``td.chart svg.chart`` (margin against the band
 over the journal's last hours, drawn with DOM calls, no markup strings).
@@ -96,6 +97,7 @@ margin-right:6px}#attention-list .why{color:#556;margin-left:6px}
 <body>
 <header><h1>okx-margin-reactor</h1>
 <div><span id="venue" class="tag">-</span><span id="dry-run" class="tag" hidden>dry run</span>
+<span id="ha" class="tag" hidden></span>
 <span id="health"></span> &middot; updated <span id="updated">-</span></div></header>
 <main>
 <section id="attention"><h2>Needs attention: <span id="attention-total">-</span></h2>
@@ -221,6 +223,10 @@ function render(s){
   const v=document.getElementById("venue"); v.textContent=s.venue||"venue ?";
   v.className="tag "+(s.venue||"");
   document.getElementById("dry-run").hidden=!s.dryRun;
+  const ha=document.getElementById("ha"); ha.hidden=!s.ha;
+  if(s.ha){ha.dataset.role=s.ha.role;
+    ha.textContent=s.ha.scope+": "+s.ha.role+" \u00b7 epoch "+(s.ha.epoch??"-")+
+      " \u00b7 holder "+(s.ha.holder||"none");}
   const w=document.getElementById("pnl-weighting");
   w.title=s.pnl.avgProfitRateWeighting||""; w.textContent="(margin-weighted)";
   setText("pnl-upl", money(s.pnl.upl)); setText("pnl-rate", pct(s.pnl.avgProfitRate));

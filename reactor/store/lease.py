@@ -159,6 +159,27 @@ class LeaseStore:
         long a request this holder signed could still be accepted by OKX."""
         return self._one(RELEASE_SQL, (max(0.0, hold_s), scope, holder, epoch)) is not None
 
+    def claim(self, scope: str, accounts: list[str]) -> dict[str, str]:
+        """Record ``accounts`` as ``scope``'s (dropping accounts the scope no longer lists) and
+        return those another scope already has: {account: other scope}; empty when none. An
+        account is in one scope only (the table's primary key), whichever host starts first."""
+        with self._guarded() as conn, conn.transaction():
+            conn.execute(
+                "DELETE FROM scope_account WHERE scope = %s AND NOT (account = ANY(%s))",
+                (scope, accounts),
+            )
+            conn.execute(
+                "INSERT INTO scope_account (account, scope) SELECT unnest(%s::text[]), %s"
+                " ON CONFLICT (account) DO NOTHING",
+                (accounts, scope),
+            )
+            rows = conn.execute(
+                "SELECT account, scope FROM scope_account WHERE account = ANY(%s)"
+                " AND scope <> %s ORDER BY account",
+                (accounts, scope),
+            ).fetchall()
+        return {str(a): str(s) for a, s in rows}
+
     def info(self, scope: str) -> LeaseInfo | None:
         row = self._one(
             "SELECT holder, epoch, extract(epoch FROM expires_at - clock_timestamp())"

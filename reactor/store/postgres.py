@@ -141,6 +141,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at timestamptz NOT NULL DEFAULT '-infinity'
         )""",
     ),
+    (
+        # Sharding: which scope (shard) each account belongs to. The primary key is the rule
+        # that an account is in one scope only; each instance claims its config's accounts at
+        # start (reactor.store.lease.LeaseStore.claim) and is refused on a clash.
+        """CREATE TABLE scope_account (
+            account text PRIMARY KEY,
+            scope   text NOT NULL
+        )""",
+        # Renewals rewrite every row's expires_at: room on each page keeps those updates HOT
+        # (no new index entry, one WAL record a row; measured for 1,000 leases: 3,013 -> 1,016
+        # WAL records, 3.0 -> 1.1 ms, the table 1.2 MB -> 128 kB). Applies to new pages; the
+        # lease table is small, VACUUM FULL lease rewrites it.
+        "ALTER TABLE lease SET (fillfactor = 50)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any fixed key: migrations of concurrent starters run one after the other.

@@ -16,7 +16,7 @@ import pytest
 
 from reactor.okx.models import parse_position
 from reactor.status.metrics import Metrics
-from reactor.status.model import AccountStatus, PositionStatus, StatusSnapshot
+from reactor.status.model import AccountStatus, HaStatus, PositionStatus, StatusSnapshot
 from reactor.status.server import StatusServer
 from tests.paths import REPO
 
@@ -320,5 +320,32 @@ async def test_status_page_venue_stopped_accounts_last_action_and_chart(
             shot = tmp_path / "status-page.png"
             await b.screenshot(shot)
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        await server.stop()
+
+
+async def test_status_page_shows_the_ha_role_epoch_and_holder() -> None:
+    """HA (issue 17): the header tells leader from standby, with the epoch and the holder; the
+    tag follows a takeover on refresh, and stays hidden without HA."""
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not found: `apt-get install chromium` enables the browser test")
+    plain = StatusSnapshot(accounts=(), main_expected_positions=0, generated_ms=1_700_000_000_000)
+    standby = replace(plain, ha=HaStatus("shard:a", "B", "standby", 1, "A"))
+    source = MutableSource(standby)
+    server = StatusServer(source, Metrics(), port=0)
+    url = await server.start()
+    read = "(() => { const h = document.querySelector('#ha');"
+    read += " return [h.hidden, h.dataset.role || null, h.textContent]; })()"
+    try:
+        async with Browser(exe) as b:
+            await b.goto(url + "?refresh=100")
+            await b.wait_for("window.lastSnapshot !== undefined")
+            assert await b.eval(read) == [False, "standby", "shard:a: standby · epoch 1 · holder A"]
+            source.snapshot = replace(plain, ha=HaStatus("shard:a", "B", "leader", 2, "B"))
+            await b.wait_for("document.querySelector('#ha').dataset.role === 'leader'")
+            assert await b.eval(read) == [False, "leader", "shard:a: leader · epoch 2 · holder B"]
+            source.snapshot = plain
+            await b.wait_for("document.querySelector('#ha').hidden")
     finally:
         await server.stop()

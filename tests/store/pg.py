@@ -67,6 +67,7 @@ class PgCluster:
         self.data = self.root / "data"
         self.socket_dir = self.root
         self._names = itertools.count(1)
+        self._options = ""
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
 
@@ -91,9 +92,13 @@ class PgCluster:
             "--no-instructions",
         )
         fast = "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        options = (
+        self._options = (
             f"-k {self.socket_dir} -c listen_addresses='' -p {_PORT}{fast} -c max_connections=200"
         )
+        self.start_server()
+
+    def start_server(self) -> None:
+        """(Re)start the initialised cluster's server: after :meth:`stop_server`."""
         self._run(
             str(self.bin_dir / "pg_ctl"),
             "-D",
@@ -103,15 +108,21 @@ class PgCluster:
             "-w",
             "-s",
             "-o",
-            options,
+            self._options,
             "start",
         )
+
+    def stop_server(self) -> None:
+        """``pg_ctl stop -m fast``: the database is down (every session ended), data kept."""
+        pg_ctl = str(self.bin_dir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.data), "-w", "-s", "-m", "fast", "stop")
 
     def stop(self) -> None:
         try:
             self.thaw()
-            pg_ctl = str(self.bin_dir / "pg_ctl")
-            self._run(pg_ctl, "-D", str(self.data), "-w", "-s", "-m", "immediate", "stop")
+            if (self.data / "postmaster.pid").exists():  # not already stopped by a test
+                pg_ctl = str(self.bin_dir / "pg_ctl")
+                self._run(pg_ctl, "-D", str(self.data), "-w", "-s", "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -162,9 +173,10 @@ def _missing(reason: str) -> None:
     pytest.skip(f"{reason}: `apt-get install postgresql` enables the PostgreSQL tests")
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """The session's cluster, started on first use (a run without PG tests starts nothing)."""
+@contextlib.contextmanager
+def own_cluster() -> Iterator[PgCluster]:
+    """A started cluster of one's own (skipped without PostgreSQL, as :func:`pg_cluster`):
+    for tests that freeze or stop the server, which must not take the session's down."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
         _missing("PostgreSQL binaries (initdb, pg_ctl) not found")
@@ -183,6 +195,13 @@ def pg_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """The session's cluster, started on first use (a run without PG tests starts nothing)."""
+    with own_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

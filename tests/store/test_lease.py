@@ -196,3 +196,14 @@ def test_fence_race_without_for_share_lets_stale_intents_in(pg_dsn: str, store: 
     committed, stale = _race(pg_dsn, FENCED_INTENT_SQL.replace(" FOR SHARE OF l", ""))
     assert committed > 1000
     assert stale > 0
+
+
+def test_an_account_belongs_to_one_scope(store: LeaseStore) -> None:
+    """Sharding: the database knows every scope's accounts; a second scope listing one of them
+    is told which, and a scope that drops an account frees it for another."""
+    assert store.claim("shard:a", ["a1", "a2"]) == {}
+    assert store.claim("shard:a", ["a1", "a2"]) == {}  # every host of the shard claims again
+    assert store.claim("shard:b", ["b1", "a2"]) == {"a2": "shard:a"}
+    assert store.claim("shard:a", ["a1"]) == {}  # a2 moves: shard a lets it go first
+    assert store.claim("shard:b", ["b1", "a2"]) == {}
+    assert store.claim("shard:a", ["a1", "a2"]) == {"a2": "shard:b"}

@@ -48,6 +48,14 @@ def _config(tmp_path: Path, url: str, dsn: str, instance: str, window: float = W
     return load_config(path)
 
 
+def _ha_json(rt: Any) -> Any:
+    return rt.status_source.status_snapshot().to_json()["ha"]
+
+
+def _ha(**fields: Any) -> dict[str, Any]:
+    return {"scope": "shard:a", **fields}
+
+
 def _in_band(p: dict[str, Any] | None) -> bool:
     return p is not None and Decimal("9.5") <= Decimal(p["margin"]) <= Decimal("10.5")
 
@@ -69,6 +77,9 @@ async def test_standby_takes_over_from_a_stalled_leader(
         async with running(_config(tmp_path, sim.url, pg_dsn, "B")) as (rt_b, logs):
             await wait_for(lambda: [e for e in logs.events("ha.standby") if e.get("holder") == "A"])
             assert rt_b.ha is not None and rt_b.ha.role == "standby"
+            # /api/status and the status page show the role, the epoch and the holder.
+            assert _ha_json(rt_a) == _ha(instance="A", role="leader", epoch=1, holder="A")
+            assert _ha_json(rt_b) == _ha(instance="B", role="standby", epoch=1, holder="A")
             # A's lease task stops: no renewals from now on.
             [task] = [t for t in rt_a.tasks if t.get_name() == "ha"]
             task.cancel()
@@ -95,6 +106,8 @@ async def test_standby_takes_over_from_a_stalled_leader(
             lost = await wait_for(lambda: logs.events("ha.lease.lost"), timeout_s=3)
             assert lost[0]["epoch"] == 1
             await asyncio.sleep(0.5)
+            assert _ha_json(rt_b) == _ha(instance="B", role="leader", epoch=2, holder="B")
+            assert _ha_json(rt_a) == _ha(instance="A", role="standby", epoch=2, holder="B")
     calls = await admin.margin_calls()
     with PostgresLedger(pg_dsn) as led:
         entries = {e.id: e for e in led.journal(100)}
