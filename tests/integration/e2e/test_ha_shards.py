@@ -115,7 +115,8 @@ async def test_two_hosts_four_shards(tmp_path: Path, pg_dsn: str) -> None:
                         if holder == f"h2-{shard}" and shard not in moved:
                             moved[shard] = time.monotonic() - killed
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)
+            # Sample on for a second past the bound, however early the shards moved.
+            await asyncio.sleep(max(1.0, killed + TTL + 2.0 - time.monotonic()))
             end = time.monotonic()
     finally:
         for p in procs.values():
