@@ -13,12 +13,14 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from reactor import log as logging_setup
 from reactor.cli import maintenance as maintenance_cli
+from reactor.cli.tables import iso, parse_since, render
 from reactor.config import AccountConfig, Config, ConfigError
-from reactor.store import Ledger
+from reactor.store import JournalEntry, Ledger
 from reactor.store.backend import open_configured
 from reactor.store.state_dir import LEDGER_FILE, LOCK_FILE
 
@@ -60,13 +62,38 @@ def pause(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def pauses(cfg: Config) -> int:
+def _filters(cfg: Config, args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """``--account`` (a name in the config: a typo is one line, exit 2, never an empty
+    listing) and ``--since`` (epoch ms), for the commands that list the ledger."""
+    account = getattr(args, "account", None)
+    if account is not None:
+        account = account_by_name(cfg, account).name
+    since = getattr(args, "since", None)
+    return account, None if since is None else parse_since(since, int(time.time() * 1000))
+
+
+def pauses(cfg: Config, args: argparse.Namespace) -> int:
+    """The pauses in force, oldest account first: a table, or JSON lines with ``--json``."""
+    account, since = _filters(cfg, args)
     ledger = _existing_ledger(cfg)
     try:
-        for p in ledger.pauses():
-            print(json.dumps(p.to_json()))
+        found = [
+            p
+            for p in ledger.pauses()
+            if (account is None or p.account == account) and (since is None or p.paused_ms >= since)
+        ]
     finally:
         ledger.close()
+    if args.json:
+        for p in found:
+            print(json.dumps(p.to_json()))
+        return 0
+    rows = [
+        (p.account, p.inst_id or "(account)", p.pos_side or "-", iso(p.paused_ms), p.source,
+         p.reason or "-")
+        for p in found
+    ]  # fmt: skip
+    print(render(("ACCOUNT", "INSTRUMENT", "SIDE", "PAUSED", "SOURCE", "REASON"), rows))
     return 0
 
 
@@ -218,38 +245,84 @@ async def _current_c_time(cfg: Config, acc: AccountConfig, inst_id: str, pos_sid
     return open_now[0].c_time
 
 
-def maintenance_list(cfg: Config, *, records: bool = False) -> int:
+def maintenance_list(cfg: Config, args: argparse.Namespace) -> int:
+    """Per position its count and sources, then (``--records``) every record: tables, or JSON
+    lines with ``--json``. ``--since`` keeps the records recorded since then and the positions
+    that have one."""
+    account, since = _filters(cfg, args)
     ledger = _existing_ledger(cfg)
     try:
-        for line in maintenance_cli.list_lines(ledger, records=records):
+        counts, recs = maintenance_cli.listing(ledger, account=account, since_ms=since)
+    finally:
+        ledger.close()
+    if args.json:
+        for line in maintenance_cli.json_lines(counts, recs if args.records else []):
             print(line)
-    finally:
-        ledger.close()
+        return 0
+    rows = [
+        (pc.account, pc.inst_id, pc.pos_side,
+         "(not tied)" if pc.c_time is None else iso(pc.c_time), str(pc.count),
+         ", ".join(f"{k} {n}" for k, n in sorted(pc.sources.items())))
+        for pc in counts
+    ]  # fmt: skip
+    print(render(("ACCOUNT", "INSTRUMENT", "SIDE", "POSITION OPENED", "COUNT", "SOURCES"), rows))
+    if args.records:
+        record_rows = [
+            (str(r.id), iso(r.recorded_ms), r.account, r.inst_id, r.pos_side, iso(r.c_time),
+             r.key, r.ord_id or "-", r.source,
+             "-" if r.voided_ms is None else f"voided {iso(r.voided_ms)}")
+            for r in recs
+        ]  # fmt: skip
+        head = ("ID", "RECORDED", "ACCOUNT", "INSTRUMENT", "SIDE", "POSITION OPENED", "KEY")
+        print()
+        print(render((*head, "ORDID", "SOURCE", "VOID"), record_rows))
     return 0
 
 
-def journal(cfg: Config, limit: int) -> int:
+def journal(cfg: Config, args: argparse.Namespace) -> int:
+    """The latest ``--limit`` calls, newest first (``--since``/``--account`` narrow them): a
+    table with ISO times, or JSON lines with ``--json``."""
+    if args.limit < 1:
+        raise ConfigError(f"--limit: must be at least 1, not {args.limit}")
+    account, since = _filters(cfg, args)
     ledger = _existing_ledger(cfg)
     try:
-        for e in ledger.journal(limit):
-            print(
-                json.dumps(
-                    {
-                        "id": e.id,
-                        "account": e.account,
-                        "instId": e.inst_id,
-                        "posSide": e.pos_side,
-                        "action": e.action,
-                        "amount": e.amount,
-                        "status": e.status,
-                        "code": e.code,
-                        "msg": e.msg,
-                        "sent_ms": e.sent_ms,
-                        "done_ms": e.done_ms,
-                        "bill_id": e.bill_id,
-                    }
-                )
-            )
+        if since is None and account is None:
+            entries = ledger.journal(args.limit)
+        else:  # the filters read the rows they select (retention bounds them), newest first
+            entries = [
+                e
+                for e in reversed(ledger.journal_since(0 if since is None else since))
+                if account is None or e.account == account
+            ][: args.limit]
     finally:
         ledger.close()
+    if args.json:
+        for e in entries:
+            print(json.dumps(_journal_json(e)))
+        return 0
+    rows = [
+        (str(e.id), iso(e.sent_ms), e.account, e.inst_id, e.pos_side, e.action, e.amount,
+         e.status, e.code or "-", iso(e.done_ms), e.bill_id or "-", e.msg or "")
+        for e in entries
+    ]  # fmt: skip
+    head = ("ID", "SENT", "ACCOUNT", "INSTRUMENT", "SIDE", "ACTION", "AMOUNT", "STATUS", "CODE")
+    print(render((*head, "DONE", "BILL", "MESSAGE"), rows))
     return 0
+
+
+def _journal_json(e: JournalEntry) -> dict[str, object]:
+    return {
+        "id": e.id,
+        "account": e.account,
+        "instId": e.inst_id,
+        "posSide": e.pos_side,
+        "action": e.action,
+        "amount": e.amount,
+        "status": e.status,
+        "code": e.code,
+        "msg": e.msg,
+        "sent_ms": e.sent_ms,
+        "done_ms": e.done_ms,
+        "bill_id": e.bill_id,
+    }

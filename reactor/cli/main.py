@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from reactor import log as logging_setup
 from reactor.cli import db as db_cli
@@ -58,8 +59,45 @@ def _add_position(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pos-side", default=None, choices=["long", "short", "net"])
 
 
+_USAGE = """Keeps the isolated margin of OKX perpetual-swap positions at a target.
+
+Start with `reactor check-config -c F --online`, then `reactor plan -c F`, then `reactor run`.
+`reactor COMMAND --help` explains each command. Exit codes: 0 ok, 1 runtime failure, 2 bad
+input (one line on stderr naming it)."""
+
+_SINCE_HELP = (
+    "only since then: an ISO 8601 time (2026-03-01T12:00Z; no zone means UTC) or a duration "
+    "before now (90s, 15m, 2h, 3d, 1w)"
+)
+
+
+def _add_listing(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json``, ``--account`` and ``--since``: the same on every command that lists."""
+    p.add_argument(
+        "--json", action="store_true", help=f"one JSON object a line ({what}), for scripts"
+    )
+    p.add_argument("--account", default=None, help="only this account (a name in the config)")
+    p.add_argument("--since", default=None, metavar="WHEN", help=_SINCE_HELP)
+
+
+def _described(
+    sub: Any, name: str, help_text: str, description: str, examples: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` says what it is for and shows examples."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="reactor", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="reactor", description=_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -101,8 +139,18 @@ def _parser() -> argparse.ArgumentParser:
         _add_position(ctl)
         if verb == "pause":
             ctl.add_argument("--reason", default="", help="shown on the status page")
-    pauses = sub.add_parser("pauses", help="list paused accounts and positions")
+    pauses = _described(
+        sub,
+        "pauses",
+        "list paused accounts and positions",
+        "Lists the pauses in force (`reactor pause`, the status page or POST /api/pause): who\n"
+        "is paused, since when (ISO 8601 UTC), from where and why. A paused account or\n"
+        "position gets no margin call until `reactor resume`.",
+        "  reactor pauses -c F\n  reactor pauses -c F --account sub1 --since 1d\n"
+        "  reactor pauses -c F --json",
+    )
     _add_config(pauses)
+    _add_listing(pauses, "the pause")
 
     sub.add_parser("sim", help="run the OKX v5 simulator", add_help=False)
     sub.add_parser("probe", help="reversible probe of one account (reactor probe -h)")
@@ -130,18 +178,40 @@ def _parser() -> argparse.ArgumentParser:
         choices=["cli", "backfill"],
         help="cli (a manual fix) or backfill (from the desk's own records)",
     )
-    lst = msub.add_parser("list", help="per-position counts and where the records came from")
+    lst = _described(
+        msub,
+        "list",
+        "per-position counts and where the records came from",
+        "Shows, per position, how many maintenances count against it and where they came\n"
+        "from (fill, api, cli, backfill); --records also lists every record, voided ones\n"
+        "included. Times are ISO 8601 UTC. --since keeps the records recorded since then\n"
+        "and the positions that have one.",
+        "  reactor maintenance list -c F\n"
+        "  reactor maintenance list -c F --account sub1 --since 2h --records\n"
+        "  reactor maintenance list -c F --json",
+    )
     _add_config(lst)
     lst.add_argument("--records", action="store_true", help="also list every record")
+    _add_listing(lst, "a position, then a record")
     void = msub.add_parser("void", help="undo one record (by key or ordId), with an audit entry")
     void.add_argument("key", metavar="KEY")
     _add_config(void)
     void.add_argument("--account", default=None, help="needed when KEY is in several accounts")
     void.add_argument("--reason", default="", help="why, kept in the audit entry")
 
-    journal = sub.add_parser("journal", help="show the journal of exchange calls")
+    journal = _described(
+        sub,
+        "journal",
+        "show the journal of exchange calls",
+        "Shows the margin calls the reactor made, newest first: when sent and answered\n"
+        "(ISO 8601 UTC), the amount, the status (pending: sent, no answer yet; ok; error with\n"
+        "OKX's code; unknown: outcome never learned) and the OKX bill that credited it.",
+        "  reactor journal -c F\n  reactor journal -c F --account sub1 --since 2h\n"
+        "  reactor journal -c F --since 2026-03-01T00:00Z --limit 500 --json",
+    )
     _add_config(journal)
-    journal.add_argument("--limit", type=int, default=50)
+    journal.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    _add_listing(journal, "the call")
 
     db_cli.add_parser(sub, _add_config)
     return p
@@ -197,15 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("pause", "resume"):
             return ledger_cli.pause(cfg, args)
         if args.command == "pauses":
-            return ledger_cli.pauses(cfg)
+            return ledger_cli.pauses(cfg, args)
         if args.command == "maintenance":
             if args.maint_command == "record":
                 return ledger_cli.maintenance_record(cfg, args)
             if args.maint_command == "void":
                 return ledger_cli.maintenance_void(cfg, args)
-            return ledger_cli.maintenance_list(cfg, records=args.records)
+            return ledger_cli.maintenance_list(cfg, args)
         if args.command == "journal":
-            return ledger_cli.journal(cfg, args.limit)
+            return ledger_cli.journal(cfg, args)
         if args.command == "db":
             return db_cli.run(cfg, args)
     except (ConfigError, StartupError, LedgerError, CliInputError) as exc:

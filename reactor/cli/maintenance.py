@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from reactor.log import get_logger
-from reactor.store import Ledger, MaintenanceRecord, MaintenanceSource
+from reactor.store import Ledger, MaintenanceRecord, MaintenanceSource, PositionCount
 
-__all__ = ["CliInputError", "list_lines", "record", "void"]
+__all__ = ["CliInputError", "json_lines", "list_lines", "listing", "record", "void"]
 
 log = get_logger(__name__)
 
@@ -129,12 +129,29 @@ def _record_json(r: MaintenanceRecord) -> dict[str, Any]:
     }
 
 
-def list_lines(ledger: Ledger, *, records: bool = False) -> list[str]:
-    """One JSON line per position (count and sources); then each record with ``records``.
+def listing(
+    ledger: Ledger, *, account: str | None = None, since_ms: int | None = None
+) -> tuple[list[PositionCount], list[MaintenanceRecord]]:
+    """The position counts and the records, narrowed to ``account`` and (``since_ms``) to the
+    records recorded since then and the positions that have one."""
+    recs = [
+        r
+        for r in ledger.list_maintenance()
+        if (account is None or r.account == account)
+        and (since_ms is None or r.recorded_ms >= since_ms)
+    ]
+    recent = {(r.account, r.inst_id, r.pos_side) for r in recs}
+    counts = [
+        pc
+        for pc in ledger.position_counts()
+        if (account is None or pc.account == account)
+        and (since_ms is None or (pc.account, pc.inst_id, pc.pos_side) in recent)
+    ]
+    return counts, recs
 
-    ``cTime`` null groups records not tied to a position: they count for the position of that
-    instrument and side that was open when they were recorded.
-    """
+
+def json_lines(counts: list[PositionCount], recs: list[MaintenanceRecord]) -> list[str]:
+    """One JSON line per position (count and sources), then one per record."""
     lines = [
         json.dumps(
             {
@@ -146,8 +163,16 @@ def list_lines(ledger: Ledger, *, records: bool = False) -> list[str]:
                 "sources": pc.sources,
             }
         )
-        for pc in ledger.position_counts()
+        for pc in counts
     ]
-    if records:
-        lines += [json.dumps(_record_json(r)) for r in ledger.list_maintenance()]
-    return lines
+    return lines + [json.dumps(_record_json(r)) for r in recs]
+
+
+def list_lines(ledger: Ledger, *, records: bool = False) -> list[str]:
+    """One JSON line per position (count and sources); then each record with ``records``.
+
+    ``cTime`` null groups records not tied to a position: they count for the position of that
+    instrument and side that was open when they were recorded.
+    """
+    counts, recs = listing(ledger)
+    return json_lines(counts, recs if records else [])

@@ -65,6 +65,8 @@ class PushedPosition(Protocol):
     def margin(self) -> Decimal | None: ...
     @property
     def u_time(self) -> int: ...
+    @property
+    def c_time(self) -> int: ...
 
 
 class MarginRecorder:
@@ -79,6 +81,8 @@ class MarginRecorder:
         self._window_ms = window_ms
         self._max = max_points
         self._points: dict[Key, deque[tuple[int, Decimal]]] = {}
+        # Each open position's OKX cTime (when it was opened) as last pushed, with that uTime.
+        self._opened: dict[Key, tuple[int, int]] = {}
 
     def record(self, positions: Iterable[PushedPosition]) -> None:
         """Pushed positions, in any order: an older ``uTime`` than the last point is ignored
@@ -87,7 +91,11 @@ class MarginRecorder:
             key = (p.account, p.inst_id, p.pos_side)
             if p.pos == 0:
                 self._points.pop(key, None)
+                self._opened.pop(key, None)
                 continue
+            opened = self._opened.get(key)
+            if p.c_time > 0 and (opened is None or p.u_time >= opened[1]):
+                self._opened[key] = (p.c_time, p.u_time)
             if p.margin is None:
                 continue
             points = self._points.get(key)
@@ -99,6 +107,12 @@ class MarginRecorder:
             start = p.u_time - self._window_ms
             while len(points) > 1 and points[1][0] <= start:
                 points.popleft()
+
+    def c_time(self, key: Key) -> int | None:
+        """The position's OKX ``cTime`` (epoch ms it was opened), as last pushed; None when no
+        push with one has been seen."""
+        opened = self._opened.get(key)
+        return None if opened is None else opened[0]
 
     def __len__(self) -> int:
         """Points held (all positions): what the retention bounds."""
@@ -113,6 +127,8 @@ class MarginRecorder:
         one without a recorded point gets nothing (no line rather than a made-up one)."""
         for key in [k for k in self._points if k not in current]:
             del self._points[key]
+        for key in [k for k in self._opened if k not in current]:
+            del self._opened[key]
         start = now_ms - self._window_ms
         out: dict[Key, tuple[tuple[int, Decimal], ...]] = {}
         for key, margin in current.items():

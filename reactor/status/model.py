@@ -65,6 +65,9 @@ class PositionStatus:
     history: tuple[tuple[int, Decimal], ...] = ()
     # Where the counted maintenance records came from: fill | api | cli | backfill -> how many.
     sources: tuple[tuple[str, int], ...] = ()
+    # OKX's cTime: when the position was opened (epoch ms; None until a push carried it). The
+    # maintenance count belongs to this position: a reopened one has another cTime.
+    c_time: int | None = None
 
     @property
     def in_band(self) -> bool | None:
@@ -86,6 +89,7 @@ class PositionStatus:
             "role": self.role,
             "instId": self.inst_id,
             "posSide": self.pos_side,
+            "cTime": self.c_time,
             "side": self.side,
             "pos": _dec(self.pos),
             "margin": _dec(self.margin),

@@ -83,6 +83,7 @@ def build_snapshot(
                     last_action_ms=None if call is None else call.sent_ms,
                     history=history.get(key, ()) if p.role == "sub" else (),
                     sources=p.sources,
+                    c_time=None if margins is None else margins.c_time(key),
                 )
             )
         accounts.append(

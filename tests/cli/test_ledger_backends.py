@@ -44,17 +44,17 @@ def test_ledger_commands_on_each_backend(config: Path, capsys: pytest.CaptureFix
     code, lines = _run(capsys, "db", "migrate", *c)
     assert code == 0 and lines[-1].startswith("ledger schema:")
     assert _run(capsys, "pause", *c, "--account", "sub1", "--reason", "desk")[0] == 0
-    code, lines = _run(capsys, "pauses", *c)
+    code, lines = _run(capsys, "pauses", "--json", *c)
     pauses = [json.loads(x) for x in lines if x.startswith("{") and '"account"' in x]
     assert [(p["account"], p["reason"]) for p in pauses if "pausedMs" in p] == [("sub1", "desk")]
     assert _run(capsys, "resume", *c, "--account", "sub1")[0] == 0
     rec = ("maintenance", "record", *c, "--account", "sub1", "--inst-id", "CRO-USDT-SWAP")
     assert _run(capsys, *rec, "--pos-side", "long", "--key", "k1", "--c-time", str(T0))[0] == 0
-    code, lines = _run(capsys, "maintenance", "list", *c)
+    code, lines = _run(capsys, "maintenance", "list", "--json", *c)
     counts = [json.loads(x) for x in lines if '"count"' in x]
     assert [(x["account"], x["count"]) for x in counts] == [("sub1", 1)]
     assert _run(capsys, "maintenance", "void", *c, "k1", "--account", "sub1")[0] == 0
-    code, lines = _run(capsys, "maintenance", "list", *c)
+    code, lines = _run(capsys, "maintenance", "list", "--json", *c)
     assert not [x for x in lines if '"count"' in x]
     cfg = load_config(config)
     with open_configured(cfg) as ledger:

@@ -68,7 +68,7 @@ def test_record_list_void(cfg_path: Path) -> None:
     )
     assert dup.returncode == 0 and events(dup.stdout)[0]["event"] == "maintenance.duplicate"
     cli(cfg_path, "record", *REC, "--key", "k2", "--c-time", str(T0), "--source", "backfill")
-    listed = cli(cfg_path, "list")
+    listed = cli(cfg_path, "list", "--json")
     assert [json.loads(x) for x in listed.stdout.splitlines()] == [
         {
             "account": "sub1",
@@ -84,7 +84,9 @@ def test_record_list_void(cfg_path: Path) -> None:
     [ev] = events(voided.stdout)
     assert ev["event"] == "maintenance.voided" and ev["key"] == "k1"
     assert str(ev["actor"]).startswith("cli:") and ev["reason"] == "test order"
-    records = [json.loads(x) for x in cli(cfg_path, "list", "--records").stdout.splitlines()]
+    records = [
+        json.loads(x) for x in cli(cfg_path, "list", "--records", "--json").stdout.splitlines()
+    ]
     assert records[0]["count"] == 1 and records[0]["sources"] == {"backfill": 1}
     assert [(r["key"], r["voided_ms"] is not None) for r in records[1:]] == [
         ("k1", True),

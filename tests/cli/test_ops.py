@@ -131,7 +131,7 @@ def test_pause_and_resume_persist_in_the_ledger(
     with SqliteLedger(tmp_path / "state" / "reactor.sqlite") as ledger:
         assert [p.key for p in ledger.pauses()] == [("A", None, None)]
     capsys.readouterr()
-    assert main(["pauses", *base]) == 0
+    assert main(["pauses", "--json", *base]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (row["account"], row["instId"], row["reason"], row["source"]) == (
         "A",

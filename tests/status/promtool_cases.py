@@ -17,7 +17,14 @@ from typing import Any
 
 import yaml
 
-from reactor.status.alerting import MTAIL_JOB, PRODUCTION, REACTOR_JOB, alerts, runbook_url
+from reactor.status.alerting import (
+    MTAIL_JOB,
+    PRODUCTION,
+    REACTOR_JOB,
+    alerts,
+    needs_funding,
+    runbook_url,
+)
 
 MTAIL = {"job": MTAIL_JOB, "instance": "localhost:3903", "prog": "okx-margin-reactor.mtail"}
 REACTOR = {"job": REACTOR_JOB, "instance": "localhost:8787"}
@@ -48,13 +55,19 @@ def _annotations(alertname: str, labels: dict[str, str]) -> dict[str, str]:
 
 def fires(at: str, alertname: str, *label_sets: dict[str, str]) -> dict[str, Any]:
     """``alertname`` fires at ``at`` with exactly these label sets (none: it does not fire)."""
-    severity = next(a.severity for a in alerts(PRODUCTION) if a.name == alertname)
+    rule = next(a for a in alerts(PRODUCTION) if a.name == alertname)
+    # the rule's templated labels, as Python computes them: promtool checks Go agrees
+    computed = {"needs_funding": lambda labels: needs_funding(labels.get("code", ""))}
     return {
         "eval_time": at,
         "alertname": alertname,
         "exp_alerts": [
             {
-                "exp_labels": {"severity": severity, **labels},
+                "exp_labels": {
+                    "severity": rule.severity,
+                    **{k: computed[k](labels) for k, _ in rule.labels},
+                    **labels,
+                },
                 "exp_annotations": _annotations(alertname, labels),
             }
             for labels in label_sets
@@ -101,6 +114,24 @@ def cases() -> list[dict[str, Any]]:
             fires("22m", "ReactorMarginCallFailed", POS),
             quiet("34m", "ReactorMarginCallFailed"),
             fires("38m", "ReactorMarginCallFailed", POS),
+        ),
+        case(
+            "the OKX code is a label: 59200 needs funding, 50004 (outcome unknown) does not",
+            [
+                mtail(FAIL, "_x2 1x20", **POS, code="59200"),
+                mtail(FAIL, "_x2 1x20", **POS, code="50004"),
+                mtail(FAIL, "_x2 1x20", **POS, code="none"),
+                mtail(FAIL, "_x2 2x20", account="b", instId="X", posSide="net", code="59200"),
+            ],
+            fires(
+                "5m",
+                "ReactorMarginCallFailed",
+                {**POS, "code": "50004"},
+                {**POS, "code": "59200"},
+                {**POS, "code": "none"},
+                {"account": "b", "instId": "X", "posSide": "net", "code": "59200"},
+            ),
+            quiet("20m", "ReactorMarginCallFailed"),
         ),
         case(
             "a restart of mtail without new failures is quiet",

@@ -342,7 +342,7 @@ def _mtail_one_shot(lines: list[str], tmp_path: Path) -> dict[str, float]:
     return out
 
 
-def _line(ts: str, event: str, level: str = "info", prefix: str = "", **fields: str) -> str:
+def _line(ts: str, event: str, level: str = "info", prefix: str = "", **fields: object) -> str:
     body = {**fields, "event": event, "level": level, "timestamp": f"2026-01-01T{ts}.000123Z"}
     return prefix + json.dumps(body)
 
@@ -360,6 +360,8 @@ def test_mtail_program_on_a_synthetic_log(tmp_path: Path) -> None:
         _line("00:03:00", "margin.target.unblocked", account="b", instId="X", posSide="net"),
         _line("00:04:00", "margin.adjust.failed", "error", **pos, code="59301", msg="m"),
         _line("00:04:01", "margin.adjust.unknown", "error", prefix="<3>", **pos, error="timeout"),
+        # an unknown outcome with its code null (JSON null): counted as "none" too
+        _line("00:04:02", "margin.adjust.unknown", "warning", **pos, code=None, recovered=True),
         _line("00:05:00", "ws.reconnect", account="a", attempt="1"),
         _line("00:05:01", "ws.reconnect", account="a", attempt="2"),
         _line("00:06:00", "account.stopped", "error", account="c", reason="login", code="60024"),
@@ -372,7 +374,12 @@ def test_mtail_program_on_a_synthetic_log(tmp_path: Path) -> None:
     ]
     m = _mtail_one_shot(lines, tmp_path)
     lbl = 'account="a",instId="CRO-USDT-SWAP",posSide="long"'
-    assert m[f"reactor_log_margin_call_failures_total{{{lbl}}}"] == 2
+    # by OKX code; a line without one (the unknown outcome's timeout) counts as "none"
+    fail = "reactor_log_margin_call_failures_total"
+    code = 'account="a",code="{}",instId="CRO-USDT-SWAP",posSide="long"'  # mtail sorts labels
+    assert m[f"{fail}{{{code.format('59301')}}}"] == 1
+    assert m[f"{fail}{{{code.format('none')}}}"] == 2
+    assert sum(v for k, v in m.items() if k.startswith(fail + "{")) == 3
     assert m['reactor_log_ws_reconnects_total{account="a"}'] == 2
     assert m['reactor_log_events_total{event="ws.reconnect",level="info"}'] == 2
     assert m['reactor_log_events_total{event="margin.adjust.unknown",level="error"}'] == 1

@@ -46,7 +46,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 EXPECTED = {
-    "ReactorMarginCallFailed": {"account": "A1"},
+    # the OKX error code travels with the alert (50013: busy, nothing to fund)
+    "ReactorMarginCallFailed": {"account": "A1", "code": "50013", "needs_funding": "no"},
     "ReactorReconnectStorm": {"account": "A1"},
     "ReactorTargetBlocked": {"account": "B2"},
     "ReactorLoginFailed": {"account": "C3"},

@@ -121,7 +121,7 @@ async def test_alerts_arrive_grouped_on_webhook_and_telegram() -> None:
         ]
         assert failed["severity"] == "warning"
         assert failed["runbook_url"].endswith("docs/runbook.md#reactormargincallfailed")
-        assert failed["summary"] == "Margin call failed on A1 CRO-USDT-SWAP long"
+        assert failed["summary"] == "Margin call failed on A1 CRO-USDT-SWAP long (OKX code 59200)"
         assert {bot for bot, _ in rx.telegram} == {f"bot{TOKEN}"}
         assert all(body["chat_id"] == "-100123" for _, body in rx.telegram)
         tg = next(b["text"] for _, b in rx.telegram if "ReactorMarginCallFailed" in b["text"])

@@ -45,10 +45,14 @@ class Pushed:
     pos: D
     margin: D | None
     u_time: int
+    c_time: int = NOW - 10 * H
 
 
-def pushed(margin: str | None, at: int, pos: str = "108", key: tuple[str, ...] = KEY) -> Pushed:
-    return Pushed(key[0], key[1], key[2], D(pos), None if margin is None else D(margin), at)
+def pushed(
+    margin: str | None, at: int, pos: str = "108", key: tuple[str, ...] = KEY, c_time: int = 0
+) -> Pushed:
+    opened = NOW - 10 * H if c_time == 0 else c_time
+    return Pushed(key[0], key[1], key[2], D(pos), None if margin is None else D(margin), at, opened)
 
 
 def test_last_call_is_the_latest_sent() -> None:
@@ -81,6 +85,59 @@ def test_chart_is_the_margin_okx_pushed_not_rebuilt_from_calls() -> None:
     # no push recorded (e.g. just restarted): no line at all, never a made-up one
     other = ("a", "SOL-USDT-SWAP", "long")
     assert other not in rec.history({KEY: D("12"), other: D("9.8")}, NOW)
+
+
+def test_each_position_carries_the_ctime_okx_pushed() -> None:
+    """``/api/status`` names the position (its cTime: the one the maintenance count is for);
+    a reopened position has another, a late push of the old one does not bring it back, a
+    closed position has none."""
+    rec = MarginRecorder(window_ms=6 * H)
+    assert rec.c_time(KEY) is None  # nothing pushed yet: unknown, never made up
+    rec.record([pushed("20", NOW - 3 * H, c_time=NOW - 5 * H)])
+    assert rec.c_time(KEY) == NOW - 5 * H
+    rec.record([pushed("0", NOW - 2 * H, pos="0")])  # closed
+    assert rec.c_time(KEY) is None
+    rec.record([pushed("15", NOW - H, c_time=NOW - H)])  # reopened
+    rec.record([pushed("20", NOW - 3 * H + 1, c_time=NOW - 5 * H)])  # a late push of the old
+    assert rec.c_time(KEY) == NOW - H
+    view = EngineView(
+        accounts=(
+            AccountView(
+                "a",
+                "sub",
+                True,
+                True,
+                True,
+                None,
+                (
+                    PositionView(
+                        "a",
+                        "sub",
+                        KEY[1],
+                        KEY[2],
+                        "isolated",
+                        D("108"),
+                        D("15"),
+                        D("15"),
+                        (D("14"), D("16")),
+                        0,
+                        None,
+                        None,
+                        "ok",
+                        "",
+                    ),
+                ),
+            ),
+        ),
+        main_expected_positions=0,
+        problems=(),
+        storage_ok=True,
+        internal_errors=0,
+    )
+    [acc] = build_snapshot(view, NOW, margins=rec).to_json()["accounts"]
+    assert acc["positions"][0]["cTime"] == NOW - H
+    [acc] = build_snapshot(view, NOW).to_json()["accounts"]
+    assert acc["positions"][0]["cTime"] is None
 
 
 def test_recorded_history_is_bounded() -> None:

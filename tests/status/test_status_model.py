@@ -82,6 +82,7 @@ def test_to_json_uses_decimal_strings() -> None:
         "role": "sub",
         "instId": "ETH-USDT-SWAP",
         "posSide": "short",
+        "cTime": None,
         "side": "short",
         "pos": "1",
         "margin": "24",

@@ -167,6 +167,8 @@ async def test_tagged_maintenance_ends_at_the_new_target_in_one_call(
             status = (await c.get("/api/status")).json()
         [pos] = status["accounts"][0]["positions"]
         assert (pos["count"], pos["sources"]) == (2, {"cli": 1, "fill": 1})
+        # ... and the position they count for: its OKX cTime (issue 20 item 13)
+        assert pos["cTime"] == int(rec["cTime"]) > 0
 
 
 async def _near(admin: SimAdmin, target: str) -> bool:

@@ -63,7 +63,15 @@ def test_demo_run_corrects_and_stops_cleanly_on_sigterm(tmp_path):
     secrets = [s for s in ("demo-secret", "demo-pass") if any(s in json.dumps(e) for e in events)]
     assert secrets == []
     journal = subprocess.run(
-        [sys.executable, "-m", "reactor", "journal", "--config", str(tmp_path / "config.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "reactor",
+            "journal",
+            "--json",
+            "--config",
+            str(tmp_path / "config.yaml"),
+        ],
         capture_output=True,
         text=True,
         timeout=30,

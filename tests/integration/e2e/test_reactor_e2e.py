@@ -169,7 +169,7 @@ async def test_maintenances_recorded_while_running_raise_target(tmp_path, monkey
         await asyncio.sleep(0.5)
         assert len(await admin.margin_calls()) == calls_after_two
     assert calls_after_two == 1
-    listing = _cli(cfg_path, "maintenance", "list")
+    listing = _cli(cfg_path, "maintenance", "list", "--json")
     [position] = [json.loads(line) for line in listing.stdout.splitlines()]
     assert (position["instId"], position["count"], position["sources"]) == (
         "CRO-USDT-SWAP",

@@ -100,7 +100,7 @@ def journal(cfg_path: Path) -> list[dict[str, Any]]:
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, "-m", "reactor", "journal", "--config", str(cfg_path)],
+        [sys.executable, "-m", "reactor", "journal", "--json", "--config", str(cfg_path)],
         capture_output=True,
         text=True,
         timeout=30,
