@@ -213,6 +213,21 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     _add_listing(journal, "the call")
 
+    reload = sub.add_parser(
+        "reload",
+        help="reload the running reactor's config and wait for its answer (systemd ExecReload=)",
+        description="Sends SIGHUP to the reactor holding the state dir and waits for the result:\n"
+        "exit 0 applied, 1 refused (the reason on stderr) or no answer in time, 2 when no\n"
+        "reactor runs. The units use it as ExecReload=, so `systemctl reload` fails on a\n"
+        "refusal.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config(reload)
+    reload.add_argument("--pid", type=int, default=None, help="expected pid ($MAINPID): checked")
+    reload.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the answer (default 60)"
+    )
+
     db_cli.add_parser(sub, _add_config)
     return p
 
@@ -260,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
             from reactor.cli.status import status_command
 
             return status_command(cfg, as_json=args.json, account=args.account)
+        if args.command == "reload":
+            from reactor.cli.reload import reload_command
+
+            return reload_command(cfg, pid=args.pid, timeout_s=args.timeout)
         if args.command == "plan":
             from reactor.cli.plan import plan_command
 

@@ -5,6 +5,8 @@ touching the other accounts' connections."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from reactor.service.accounts import embedded_credentials, rest_client, start_se
 from reactor.service.reload_plan import plan_reload, reload_problem
 from reactor.service.runtime import Runtime
 from reactor.service.systemd import SystemdNotifier
+from reactor.store.state_dir import write_reload_result
 
 log = get_logger("reactor.service.reload")
 
@@ -29,7 +32,9 @@ async def reload_loop(
 ) -> None:
     """One reload per SIGHUP (several signals during a reload fold into one more). Under
     systemd each one is ``RELOADING=1`` then ``READY=1``, with ``STATUS=reload refused: ...``
-    when it was refused (``status()``: the rest of the line)."""
+    when it was refused (``status()``: the rest of the line); each outcome is also written to
+    the state dir for ``reactor reload``, which makes ``systemctl reload`` fail on a refusal."""
+    seq = 0
     while True:
         await wake.wait()
         wake.clear()
@@ -46,7 +51,23 @@ async def reload_loop(
                 log.exception("reactor.task.error", task="reload", error=error_text(exc))
         if notifier is not None:
             notifier.reloaded(status(), rt.reload_refused)
+        seq += 1
+        _record(rt, seq)
         rt.status_changed.set()
+
+
+def _record(rt: Runtime, seq: int) -> None:
+    result: dict[str, object] = {
+        "pid": os.getpid(),
+        "seq": seq,
+        "at_ms": int(time.time() * 1000),
+        "applied": rt.reload_refused is None,
+        "error": rt.reload_refused,
+    }
+    try:
+        write_reload_result(rt.cfg.state_dir, result)
+    except OSError as exc:  # the reload itself stands; only ``reactor reload`` cannot see it
+        log.error("reactor.task.error", task="reload result", error=error_text(exc))
 
 
 def _credentials(new: Config, names: list[str]) -> dict[str, Credentials]:

@@ -23,14 +23,21 @@ from pathlib import Path
 __all__ = [
     "LEDGER_FILE",
     "LOCK_FILE",
+    "RELOAD_RESULT_FILE",
     "StartupError",
     "StateDirError",
     "StateLock",
     "prepare_state_dir",
+    "read_lock_holder",
+    "read_reload_result",
+    "write_reload_result",
 ]
 
 LOCK_FILE = "reactor.lock"
 LEDGER_FILE = "reactor.sqlite"  # the ledger (SQLite), shared by ``reactor run`` and the CLI
+# The outcome of the last reload of the running reactor, for ``reactor reload`` (ExecReload=):
+# systemd cannot be told that a reload failed (READY=1 has no failure form), its helper can.
+RELOAD_RESULT_FILE = "reload-result.json"
 
 
 class StartupError(Exception):
@@ -122,3 +129,43 @@ def _read_holder(fd: int) -> str:
         return f"pid {info['pid']} on {info['host']} since {info['started']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "holder unknown"
+
+
+def read_lock_holder(state_dir: Path) -> int | None:
+    """The pid of the ``reactor run`` that holds the state dir, or None when none does (the
+    lock is free: a stale file names nobody)."""
+    path = Path(state_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+            pid = info.get("pid") if isinstance(info, dict) else None
+            return pid if isinstance(pid, int) and pid > 0 else None
+        return None  # we got the lock: nobody holds it
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_reload_result(state_dir: Path, result: dict[str, object]) -> None:
+    """Replace the reload result atomically (a reader never sees half a file)."""
+    path = Path(state_dir) / RELOAD_RESULT_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(result) + "\n")
+    os.replace(tmp, path)
+
+
+def read_reload_result(state_dir: Path) -> dict[str, object] | None:
+    try:
+        raw = json.loads((Path(state_dir) / RELOAD_RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -138,9 +139,58 @@ async def test_status_line_and_sighup_reload(
 
 
 @pytest.mark.parametrize("unit", ["okx-margin-reactor.service", "okx-margin-reactor@.service"])
-def test_units_reload_with_sighup(unit: str) -> None:
+def test_units_reload_through_the_waiting_helper(unit: str) -> None:
+    """``systemctl reload`` fails on a refusal: ExecReload= is ``reactor reload`` (SIGHUP, then
+    the reactor's answer as the exit status), for the same config as ExecStart=."""
     text = (REPO / "deploy" / unit).read_text()
-    assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in text
+    start = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+    reload = next(x for x in text.splitlines() if x.startswith("ExecReload="))
+    config = start.split("--config ", 1)[1]
+    assert reload.startswith("ExecReload=/opt/okx-margin-reactor/.venv/bin/reactor reload ")
+    assert f"--config {config} " in reload and "--pid $MAINPID" in reload
+
+
+async def test_reactor_reload_exit_status_is_the_reload_result(tmp_path: Path) -> None:
+    """``reactor reload``: 0 when applied, 1 when refused (the reason on stderr), 2 when no
+    reactor holds the state dir (issue 20, item 3)."""
+    scen = scenario(account("A", 1, [cro(margin="10")]), account("B", 2, []))
+    sim, url = await start_sim(scen, tmp_path)
+    env = credentials_env(scen)
+    path = write_config(tmp_path, url, [{"name": "A"}], **FAST)
+
+    async def reload(*extra: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reactor", "reload", "-c", str(path), "--timeout", "30", *extra,
+            env=os.environ | env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, (out + err).decode()
+
+    try:
+        assert (await reload())[0] == 2  # nobody runs yet
+        reactor = await Proc.start(
+            "reactor", "run", "-c", str(path), env=env, stderr=tmp_path / "reactor.err"
+        )
+        try:
+            await reactor.wait_event("ws.connected")
+            _write(path, [{"name": "A"}, {"name": "B"}])
+            code, text = await reload("--pid", str(reactor.proc.pid))
+            assert (code, text.strip()) == (0, "reload applied")
+            await reactor.wait_event("reactor.reloaded")
+
+            _write(path, [{"name": "A"}, {"name": "B"}], policy={"buffer": "2"})
+            code, text = await reload()
+            assert code == 1 and "reload refused" in text and "restart to change policy" in text
+            code, text = await reload("--pid", "1")  # not the holder: refused before any signal
+            assert code == 2 and "is pid" in text
+            assert reactor.alive and len(reactor.events("reactor.reload.refused")) == 1
+        finally:
+            if reactor.alive:
+                await reactor.kill9()
+    finally:
+        await sim.terminate()
 
 
 async def test_reload_refusals_leave_the_running_config(
