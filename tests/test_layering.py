@@ -45,8 +45,16 @@ PARTS = (
 )
 
 
-# The shell and its I/O per feature (bills, fills recovery): the only engine modules that await.
-SHELL_IO = ("shell", "bill_reads", "fill_recovery")
+# The shell and its I/O per feature: the only engine modules that await (or write the ledger).
+SHELL_IO = (
+    "shell",
+    "bill_reads",
+    "call_sends",
+    "fill_recovery",
+    "instrument_reads",
+    "journal_writes",
+    "position_reads",
+)
 
 
 def test_every_engine_module_is_the_core_a_part_or_shell_io() -> None:
@@ -71,7 +79,7 @@ def test_parts_never_call_up_into_the_coordinator() -> None:
 
 # From the bottom up. A module may import its own unit and any unit listed before it.
 LAYERS = (
-    ("reactor.redaction", "reactor.log", "reactor.fdlimit", "reactor.limits"),
+    ("reactor.redaction", "reactor.log", "reactor.fdlimit", "reactor.limits", "reactor.backoff"),
     ("reactor.okx",),
     ("reactor.domain",),
     ("reactor.config",),
