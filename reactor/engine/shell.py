@@ -26,7 +26,7 @@ from reactor.engine import (
 )
 from reactor.engine.bill_reads import BillReader
 from reactor.engine.call_sends import key_fields
-from reactor.engine.calls import Outcome, OutcomeKind
+from reactor.engine.calls import Outcome, OutcomeKind, outcome_of
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -402,8 +402,12 @@ class Engine:
         """Read the account's bills; the foreign transfers go to the core
         (:meth:`BillReader.read`)."""
 
-        def answer(trigger: str, result: list[Bill] | str) -> None:
+        def answer(trigger: str, result: list[Bill] | str | BaseException) -> None:
             now = self._clock()
+            if isinstance(result, BaseException):
+                outcome = outcome_of(result)
+                self._run(self.core.on_read_refused(account, "bills", outcome, now=now))
+                result = str(result)
             if isinstance(result, str):
                 self._run(self.core.on_bills_failed(account, trigger, result, now=now))
             else:
