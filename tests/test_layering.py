@@ -52,6 +52,7 @@ SHELL_IO = (
     "call_sends",
     "fill_recovery",
     "instrument_reads",
+    "journal_settle",
     "journal_writes",
     "position_reads",
 )

@@ -32,7 +32,8 @@ STORAGE_ERRORS = (LedgerError, sqlite3.Error, OSError, KeyError)
 EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
 
 # A read's answer: the foreign transfers, or why the bills could not be read.
-Answer = Callable[[str, "list[Bill] | str"], None]
+# An exchange refusal is answered as the exception (the core reads its class).
+Answer = Callable[[str, "list[Bill] | str | BaseException"], None]
 
 
 class BillReader:
@@ -149,7 +150,7 @@ class BillReader:
             ]
             entries = self._ledger.journal_since(window.journal_since(account, offset_ms))
         except EXCHANGE_ERRORS as exc:
-            answer(trigger, str(exc))
+            answer(trigger, exc)
             return
         except STORAGE_ERRORS as exc:
             answer(trigger, error_text(exc))

@@ -67,7 +67,12 @@ async def check_reduce(
             if cap is not None and cap >= 0:
                 return core.on_reduce_checked(cmd.call, cap, now=clock())
             error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
-    return core.on_reduce_check_failed(cmd.call, error, now=clock(), outcome=outcome)
+    refused = (
+        []
+        if outcome is None
+        else core.on_read_refused(key[0], "estAvailTrans", outcome, now=clock())
+    )
+    return refused + core.on_reduce_check_failed(cmd.call, error, now=clock(), outcome=outcome)
 
 
 async def sync_clock(cmd: SyncClock, client: MarginClient) -> list[Command]:

@@ -602,7 +602,7 @@ def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) 
 def stop_account(ctx: Ctx, account: str, reason: str, outcome: Outcome) -> None:
     """No more calls for ``account`` until restart (its key is bad or lacks the right)."""
     state = ctx.accounts.get(account)
-    if state is not None:
+    if state is not None and state.stopped_reason is None:  # said once
         state.stopped_reason = reason
         ctx.out.error("account.stopped", account=account, code=outcome.code, reason=outcome.msg)
 

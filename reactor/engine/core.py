@@ -47,6 +47,7 @@ from reactor.engine.reconcile import (
     Unanswered,
     positions_read,
     read_failed,
+    read_refused,
     resolve_failed,
     resolved,
     snapshot_done,
@@ -328,6 +329,12 @@ class EngineCore:
         self, account: str, trigger: str, error: str, *, now: float
     ) -> list[Command]:
         return self._input(now, read_failed, account, trigger, error)
+
+    def on_read_refused(
+        self, account: str, what: str, outcome: Outcome, *, now: float
+    ) -> list[Command]:
+        """OKX refused a read: what its class means (:func:`reconcile.read_refused`)."""
+        return self._input(now, read_refused, account, what, outcome)
 
     def on_resolved(
         self,

@@ -61,6 +61,9 @@ class MaintenanceCounts:
         self._sources: dict[tuple[PositionKey, int], dict[str, int]] = {}
         # Maintenances seen but not yet in the ledger (they count meanwhile), oldest first.
         self.unwritten: list[RecordMaintenance] = []
+        # Without the fill gate (records only): positions that grew, and until when (engine
+        # clock) they wait for a maintenance record posted after the fill (local API, CLI).
+        self.awaiting: dict[PositionKey, float] = {}
 
     def count(self, pos: Position) -> int:
         """The ledger's count plus the unwritten ones; raises the source's StorageError."""
@@ -107,6 +110,8 @@ class MaintenanceCounts:
         may have moved, so those positions are evaluated at once."""
         wanted = set(keys)
         self.forget(wanted)
+        for key in [k for k in self.awaiting if k[:3] in wanted]:
+            del self.awaiting[key]  # the record came: its position need not wait longer
         for account in {k[0] for k in wanted}:
             for pos in ctx.book.positions(account):
                 if pos.key[:3] in wanted:
@@ -257,6 +262,7 @@ class MaintenanceFills:
     def on_change(self, ctx: Ctx, change: BookChange, *, baseline: bool) -> None:
         """A position opened, grew, shrank or closed: the gate may hold or release it."""
         if self.gate is None:
+            self._await_record(ctx, change, baseline)
             return
         if change.kind is ChangeKind.CLOSED:
             effects = self.gate.close(change.key, ms(ctx.now))
@@ -283,11 +289,36 @@ class MaintenanceFills:
         self.retry_writes(ctx.now, ctx.out)
         self.arm_timer(ctx.out)
 
+    def _await_record(self, ctx: Ctx, change: BookChange, baseline: bool) -> None:
+        """Records only (no gate): a position that grew waits ``record_grace_s`` for the
+        maintenance record its strategy posts after the fill (or until it comes), as the gate
+        waits for the order event - never corrected to the old target and back. The same
+        growth the gate holds: a known position grown (whatever showed it), or one opened on
+        a push."""
+        key, pos, prev = change.key, change.position, change.previous
+        if change.kind is ChangeKind.CLOSED:
+            self.counts.awaiting.pop(key, None)
+            return
+        if change.kind is ChangeKind.UPDATED:
+            grew = prev is not None and abs(pos.pos) > abs(prev.pos)
+        else:
+            grew = not baseline
+        if grew and ctx.settings.record_grace_s > 0:
+            self.counts.awaiting[key] = ctx.now + ctx.settings.record_grace_s
+
     def holds(self, ctx: Ctx, pos: Position, control: PositionControl) -> bool:
         """Whether the fills keep ``pos`` from being corrected now (recovery, a fill whose
-        order event has not come yet)."""
+        order event has not come yet, a maintenance record not posted yet)."""
         if self.gate is None:
-            return False
+            until = self.counts.awaiting.get(pos.key)
+            if until is None:
+                return False
+            if ctx.now >= until:
+                del self.counts.awaiting[pos.key]
+                return False
+            control.status, control.reason = Status.ADJUSTING, "waiting for a maintenance record"
+            set_timer(pos.key, control, until, ctx.out)
+            return True
         if pos.account in self.recovering:
             control.status, control.reason = Status.ADJUSTING, "recovering fills missed while away"
             return True  # the recovery's answer re-evaluates every position of the account

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reactor.engine.bill_reads import EXCHANGE_ERRORS, BillReader
+from reactor.engine.calls import outcome_of
 from reactor.engine.commands import Command, Log, ResolveOutcome
 from reactor.engine.core import EngineCore
 from reactor.engine.reconcile import parse_rest_positions
@@ -29,7 +30,8 @@ async def read_positions(
     try:
         raw = await client.get_positions("SWAP")
     except EXCHANGE_ERRORS as exc:
-        return core.on_read_failed(account, trigger, str(exc), now=clock()), None
+        refused = core.on_read_refused(account, "positions", outcome_of(exc), now=clock())
+        return refused + core.on_read_failed(account, trigger, str(exc), now=clock()), None
     positions = parse(account, raw)
     commands = core.on_positions_read(account, positions, trigger, now=clock())
     drifts = sum(1 for c in commands if isinstance(c, Log) and c.event == "book.drift")
@@ -46,7 +48,8 @@ async def resolve(
     try:
         raw = await client.get_positions("SWAP", key[1])
     except EXCHANGE_ERRORS as exc:
-        return core.on_resolve_failed(key, str(exc), now=clock())
+        refused = core.on_read_refused(key[0], "positions", outcome_of(exc), now=clock())
+        return refused + core.on_resolve_failed(key, str(exc), now=clock())
     positions = parse(key[0], raw)
     return core.on_resolved(
         key,

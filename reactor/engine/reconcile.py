@@ -11,10 +11,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from reactor.domain.book import BookChange, PositionBook
-from reactor.engine.commands import Out, ReadPositions, opt_str, pos_fields
+from reactor.engine.calls import Outcome, stop_account
+from reactor.engine.commands import Out, ReadPositions, SyncClock, opt_str, pos_fields
 from reactor.engine.fills import MaintenanceFills
 from reactor.engine.state import PendingOutcome, PositionControl
 from reactor.engine.timing import Ctx
+from reactor.okx.errors import ErrorClass
 from reactor.okx.models import PayloadError, Position, PositionKey, parse_position
 
 if TYPE_CHECKING:
@@ -256,3 +258,20 @@ def resolve_failed(ctx: Ctx, key: PositionKey, error: str) -> None:
         control.in_flight = False
         control.failures += 1
         ctx.retry_later(key, control, "resolve")
+
+
+def read_refused(ctx: Ctx, account: str, what: str, outcome: Outcome) -> None:
+    """OKX refused a read (positions, bills, instruments, ``estAvailTrans``): one meaning per
+    class, as on a margin call. A bad key or a missing right stops the account; a timestamp
+    refusal resyncs the clock; transient, rate-limit and ambiguous answers are retried by the
+    read's own back-off, and nothing is held until the position changes (``what``: which read)."""
+    cls = outcome.error_class
+    if cls is None:
+        return
+    if cls.stops_account:
+        state = ctx.accounts.get(account)
+        if state is not None and state.stopped_reason is None:
+            what_err = "auth" if cls is ErrorClass.AUTH else "permission"
+            stop_account(ctx, account, f"{what_err} error {outcome.code}", outcome)
+    elif cls is ErrorClass.CLOCK_SKEW:
+        ctx.out.add(SyncClock(account))

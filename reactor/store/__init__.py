@@ -16,7 +16,13 @@ from reactor.store.db import (
     LedgerUnavailable,
 )
 from reactor.store.interface import Ledger
-from reactor.store.journal import JournalEntry, JournalStatus, ResultStatus
+from reactor.store.journal import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    JournalEntry,
+    JournalStatus,
+    ResultStatus,
+)
 from reactor.store.maintenance import (
     MAINTENANCE_SOURCES,
     AuditEntry,
@@ -29,7 +35,9 @@ from reactor.store.sqlite import SqliteLedger
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
+    "FINAL_STATUSES",
     "MAINTENANCE_SOURCES",
+    "OPEN_STATUSES",
     "SCHEMA_VERSION",
     "AuditEntry",
     "JournalEntry",

@@ -126,7 +126,8 @@ class Ledger(Protocol):
     def journal_result(
         self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
     ) -> None:
-        """Complete an entry: "ok", "error" (with OKX code and message) or "unknown"."""
+        """Complete an entry: "ok", "error" (with OKX code and message), "unknown" or
+        "expired" (its bills are gone)."""
         ...
 
     def journal_bill(
@@ -139,6 +140,10 @@ class Ledger(Protocol):
 
     def pending_intents(self) -> list[JournalEntry]:
         """Entries with no result: after a crash, outcome unknown."""
+        ...
+
+    def open_entries(self) -> list[JournalEntry]:
+        """Entries not final (``pending`` or ``unknown``), oldest first."""
         ...
 
     def journal_since(self, since_ms: int) -> list[JournalEntry]:

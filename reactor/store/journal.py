@@ -1,7 +1,9 @@
 """The call journal: each margin call's intent, committed before it is sent, and its outcome.
 
 An intent still ``pending`` after a crash is a call whose outcome is unknown; the OKX bill
-credited to a call (``bill_id``) settles an ambiguous one.
+credited to a call (``bill_id``) settles an ambiguous one. ``pending`` and ``unknown`` are the
+open statuses: every open row is resolved from OKX's bills while OKX keeps them (``ok`` with its
+bill, ``error`` when none was booked), and marked ``expired`` when they are gone (7 days).
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ from typing import Literal, get_args
 from reactor.redaction import redact_text
 from reactor.store.db import Database
 
-__all__ = ["PRUNABLE_STATUSES", "JournalEntry", "JournalStatus", "JournalTables", "ResultStatus"]
+__all__ = [
+    "FINAL_STATUSES",
+    "OPEN_STATUSES",
+    "PRUNABLE_STATUSES",
+    "JournalEntry",
+    "JournalStatus",
+    "JournalTables",
+    "ResultStatus",
+]
 
 # A journalled call: "pending" from its intent until its outcome is written.
-ResultStatus = Literal["ok", "error", "unknown"]
-JournalStatus = Literal["pending", "ok", "error", "unknown"]
+# "expired": left open until OKX no longer kept the bills that could have settled it.
+ResultStatus = Literal["ok", "error", "unknown", "expired"]
+JournalStatus = Literal["pending", "ok", "error", "unknown", "expired"]
+OPEN_STATUSES = ("pending", "unknown")  # not final: resolved from the bills, whatever run left it
+FINAL_STATUSES = ("ok", "error", "expired")
 _RESULT_STATUSES = frozenset(get_args(ResultStatus))
 # What retention may delete: calls whose outcome is known. A pending intent is a call whose
-# outcome a restart must still resolve, and an "unknown" one may yet be settled by its bill
-# (or needs a human): neither is ever pruned, however old.
+# outcome a restart must still resolve, and an "unknown" one may yet be settled by its bill:
+# neither is ever pruned, however old ("expired" rows are kept too: a human may look).
 PRUNABLE_STATUSES = ("ok", "error")
 _PRUNE_BATCH = 500  # rows per transaction: a running reactor's writes wait for at most one
 
@@ -108,6 +121,13 @@ class JournalTables(Database):
     def pending_intents(self) -> list[JournalEntry]:
         """Entries sent (or about to be) with no result: after a crash, outcome unknown."""
         rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
+        return [JournalEntry(*row) for row in rows]
+
+    def open_entries(self) -> list[JournalEntry]:
+        """Entries not final (``pending`` or ``unknown``, whatever run left them), oldest first."""
+        rows = self._query(
+            f"SELECT {_J_COLS} FROM journal WHERE status IN ('pending', 'unknown') ORDER BY id"
+        )
         return [JournalEntry(*row) for row in rows]
 
     def journal_since(self, since_ms: int) -> list[JournalEntry]:

@@ -777,6 +777,12 @@ class PostgresLedger:
         rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
         return [JournalEntry(*row) for row in rows]
 
+    def open_entries(self) -> list[JournalEntry]:
+        rows = self._query(
+            f"SELECT {_J_COLS} FROM journal WHERE status IN ('pending', 'unknown') ORDER BY id"
+        )
+        return [JournalEntry(*row) for row in rows]
+
     def journal_since(self, since_ms: int) -> list[JournalEntry]:
         rows = self._query(
             f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= %s ORDER BY id", (since_ms,)

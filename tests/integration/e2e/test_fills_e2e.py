@@ -277,3 +277,31 @@ async def test_the_api_makes_the_clis_checks(tmp_path, monkeypatch, sim_factory)
             ("first", int(p["cTime"])),
             ("c", int(p["cTime"])),
         ]
+
+
+@pytest.mark.parametrize("late_ms", [100, 300, 500])
+async def test_records_only_a_record_posted_after_its_fill_moves_the_target_once(
+    tmp_path, monkeypatch, sim_factory, late_ms
+):
+    """Without ``maintenance.detect`` a strategy posts its record to the local API after the
+    fill. The grown position waits for it (or the grace): one call to the new target, never
+    corrected to the old one first and back (20 -> 10 -> 20)."""
+    sim, admin, cfg = await start(tmp_path, monkeypatch, sim_factory, detect=None)
+    async with running(cfg) as (rt, logs):
+        await wait_for(lambda: logs.events("book.snapshot"))
+        await settled(admin, 0.5)
+        assert await admin.margin_calls() == []  # count 1, margin 10: in band
+        ord_id = await buy(sim.url, "108", tag="")
+        await asyncio.sleep(late_ms / 1000)
+        async with httpx.AsyncClient(base_url=rt.status_url) as c:
+            r = await c.post(
+                "/api/maintenance",
+                json={"account": ACCOUNT, "instId": CRO, "posSide": "long", "ordId": ord_id},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        assert r.status_code == 201, r.text
+        await wait_for(lambda: _near(admin, "20"), timeout_s=10)
+        await settled(admin)
+        calls = await admin.margin_calls()
+        assert [json.loads(c["body"])["type"] for c in calls] == ["add"]
+        assert Decimal("19") <= await margin(admin) <= Decimal("21")
