@@ -12,8 +12,10 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from reactor.engine.calls import outcome_of
+from reactor.engine.commands import Command
 from reactor.engine.foreign import BILL_PAGES_MAX, BillWindow, bill_of_call, credited_bill
 from reactor.engine.state import AccountState, EngineSettings, MarginClient, PendingOutcome, Role
 from reactor.log import error_text, get_logger
@@ -22,6 +24,9 @@ from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
 from reactor.okx.models import PayloadError, PositionKey
 from reactor.okx.rest import pages
 from reactor.store import Ledger, LedgerError
+
+if TYPE_CHECKING:
+    from reactor.engine.core import EngineCore
 
 log = get_logger("reactor.engine")
 
@@ -34,6 +39,25 @@ EXCHANGE_ERRORS = (OkxError, RequestNotSent, AmbiguousOutcome)
 # A read's answer: the foreign transfers, or why the bills could not be read.
 # An exchange refusal is answered as the exception (the core reads its class).
 Answer = Callable[[str, "list[Bill] | str | BaseException"], None]
+
+
+def route_answer(
+    core: EngineCore,
+    account: str,
+    trigger: str,
+    result: list[Bill] | str | BaseException,
+    now: float,
+) -> list[Command]:
+    """A bills read's answer as the core's input: a refusal by its code's class (credentials
+    stop the account, a clock refusal resyncs: :meth:`EngineCore.on_read_refused`), then a
+    failure or the bills read."""
+    out: list[Command] = []
+    if isinstance(result, BaseException):
+        out += core.on_read_refused(account, "bills", outcome_of(result), now=now)
+        result = str(result)
+    if isinstance(result, str):
+        return out + core.on_bills_failed(account, trigger, result, now=now)
+    return out + core.on_bills_read(account, result, trigger, now=now)
 
 
 class BillReader:

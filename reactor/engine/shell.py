@@ -17,16 +17,10 @@ from typing import Any
 
 from reactor.domain.book import PositionBook
 from reactor.domain.fills import FillGate
-from reactor.engine import (
-    call_sends,
-    instrument_reads,
-    journal_settle,
-    journal_writes,
-    position_reads,
-)
-from reactor.engine.bill_reads import BillReader
+from reactor.engine import call_sends, instrument_reads, journal_writes, position_reads
+from reactor.engine.bill_reads import BillReader, route_answer
 from reactor.engine.call_sends import key_fields
-from reactor.engine.calls import Outcome, OutcomeKind, outcome_of
+from reactor.engine.calls import Outcome, OutcomeKind
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -46,6 +40,7 @@ from reactor.engine.commands import (
 )
 from reactor.engine.core import EngineCore
 from reactor.engine.fill_recovery import LedgerCounts, recover_for
+from reactor.engine.journal_settle import settle_open
 from reactor.engine.state import (
     AccountState,
     EngineObserver,
@@ -233,17 +228,10 @@ class Engine:
             return 0
         if trigger == "interval":
             await self.read_bills(account, "interval")
-        if trigger in ("interval", "connect"):
-            await self.settle_journal(account)
+        if trigger in ("interval", "connect"):  # open journal rows settled from the bills
+            skew, wall_ms = self.core.bill_window.skew_ms, int(time.time() * 1000)
+            await settle_open(self.ledger, self.accounts, self._bills, skew, wall_ms, only=account)
         return drifts
-
-    async def settle_journal(self, account: str | None = None) -> journal_settle.Settled:
-        """Resolve the journal's open rows from the bills (:mod:`journal_settle`)."""
-        skew = self.core.bill_window.skew_ms
-        wall_ms = int(time.time() * 1000)
-        return await journal_settle.settle_open(
-            self.ledger, self.accounts, self._bills, skew, wall_ms, only=account
-        )
 
     # -- carrying out commands ------------------------------------------------------------
 
@@ -403,15 +391,7 @@ class Engine:
         (:meth:`BillReader.read`)."""
 
         def answer(trigger: str, result: list[Bill] | str | BaseException) -> None:
-            now = self._clock()
-            if isinstance(result, BaseException):
-                outcome = outcome_of(result)
-                self._run(self.core.on_read_refused(account, "bills", outcome, now=now))
-                result = str(result)
-            if isinstance(result, str):
-                self._run(self.core.on_bills_failed(account, trigger, result, now=now))
-            else:
-                self._run(self.core.on_bills_read(account, result, trigger, now=now))
+            self._run(route_answer(self.core, account, trigger, result, self._clock()))
 
         await self._bills.read(account, trigger, answer)
 
