@@ -148,7 +148,7 @@ class HaRole:
         cfg = self.cfg
         sent = self._clock()
         try:
-            ok = await asyncio.to_thread(
+            ok = await self._answer(
                 self.store.renew, cfg.scope, cfg.instance, self.epoch, cfg.lease_ttl_s
             )
         except LeaseUnavailable as exc:
@@ -169,6 +169,17 @@ class HaRole:
         self.problem = None
         self.sign.granted(sent)
         self._valid_until = sent + cfg.lease_ttl_s
+
+    async def _answer(self, call: Callable[..., bool], *args: object) -> bool:
+        """A lease call in a thread. One still unanswered after a renew interval (it takes
+        milliseconds) shows on ``/healthz`` at once rather than when the store's watchdog cuts
+        it; its answer is still awaited, so calls never pile up. Signing is bounded by the last
+        grant either way (:class:`SignClock`)."""
+        task = asyncio.ensure_future(asyncio.to_thread(call, *args))
+        done, _ = await asyncio.wait({task}, timeout=self.cfg.renew_interval_s)
+        if not done:
+            self.problem = "ha: lease database not answering"
+        return await task
 
     def _db_problem(self, exc: LeaseUnavailable) -> None:
         self.problem = f"ha: lease database {exc.reason}"
