@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from reactor.domain.policy import PolicyConfig
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.models import PositionKey
 
 
@@ -69,10 +70,8 @@ class MarginClient(Protocol):
         limit: int = 100,
     ) -> list[dict[str, Any]]: ...
 
-    def server_now_ms(self) -> int: ...
-
     @property
-    def clock_offset_s(self) -> float: ...
+    def clock(self) -> ExchangeClock: ...  # the account's offset to OKX's clock, measured
 
 
 class EngineObserver(Protocol):
