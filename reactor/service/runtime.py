@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -55,7 +55,6 @@ class Runtime:
     cfg: Config
     engine: Engine
     ledger: Ledger
-    clients: dict[str, OkxRestClient]
     sessions: dict[str, PrivateSession]
     rest_url: str
     ws_url: str
@@ -78,6 +77,16 @@ class Runtime:
     # Pauses handed to the engine (account, instId, posSide): sync_pauses logs the changes.
     pauses_applied: frozenset[tuple[str, str | None, str | None]] = frozenset()
     ha: HaRole | None = None  # high availability (cfg.ha): the lease task's state
+
+    @property
+    def clients(self) -> dict[str, OkxRestClient]:
+        """The running (enabled) accounts' REST clients: a view of the engine's accounts,
+        which hold them (the one home; start-up and a reload put them there)."""
+        return {
+            name: cast(OkxRestClient, state.client)
+            for name, state in self.engine.accounts.items()
+            if state.enabled and state.client is not None
+        }
 
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
