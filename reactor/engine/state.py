@@ -158,7 +158,9 @@ class AccountState:
     role: Role
     client: MarginClient | None = None  # used by the shell only; the core never calls it
     enabled: bool = True
-    connected: bool = False
+    # Why the account may not be acted on (the session gave up: on_stopped; or the engine
+    # stopped it after a REST answer). Whether its socket is up is the session's fact alone
+    # (PrivateSession.connected); the engine only hears of (re)connects, below.
     stopped_reason: str | None = None
     guard_tripped: bool = False
     reconcile_due: bool = False  # a (re)connect happened: reconcile after its snapshot
@@ -174,7 +176,6 @@ class AccountState:
 
     def connect(self) -> None:
         """A (re)connect: its next full snapshot is said at info and followed by a REST read."""
-        self.connected = True
         self.reconcile_due = True
         self.snapshot_logged = False
 

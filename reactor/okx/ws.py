@@ -126,8 +126,12 @@ class PrivateSession:
         self._protocol_class = protocol_class  # a seam for benchmarks (frame arrival stamps)
         self._stop = asyncio.Event()
         self._snapshot_done = False
+        # Whether the socket is up (subscribed): kept here only; the status page reads it
+        # (service/runtime.py WithSessionState) and the engine hears on_connected/on_disconnected.
         self.connected = False
         self.logged_in = False
+        # Why this session gave up for good; handed to the engine (on_stopped), whose
+        # AccountState.stopped_reason is what decides and what the status page shows.
         self.stopped_reason: str | None = None
         self.connect_count = 0  # connections that reached "subscribed"
         # The account's book is stale from a lost subscription until the next full snapshot

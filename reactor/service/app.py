@@ -34,7 +34,7 @@ from reactor.service.runtime import (
     Runtime,
     StartHooks,
     WithLedgerHealth,
-    WithStaleness,
+    WithSessionState,
     on_loop_exception,
 )
 from reactor.service.startup import (
@@ -184,7 +184,7 @@ async def _start_locked(
     rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None
-    source: StatusSource = WithStaleness(
+    source: StatusSource = WithSessionState(
         WithLedgerHealth(
             EngineStatus(
                 engine,
