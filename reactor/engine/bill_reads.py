@@ -74,18 +74,16 @@ class BillReader:
         self._window = window
         self._settings = settings
         self._accounts = accounts
-        self._clock_synced: set[str] = set()  # accounts whose offset to OKX's clock is measured
 
     async def server_offset_ms(self, account: str, client: MarginClient) -> int:
-        """The offset to OKX's clock, measured once per account before bills are matched to
-        journal times (the REST client otherwise measures it only after a 50102)."""
-        if account not in self._clock_synced:
-            self._clock_synced.add(account)
+        """The offset to OKX's clock, measured before bills are matched to journal times if
+        nothing measured it yet (the REST client otherwise measures it only after a 50102)."""
+        if not client.clock.measurements:
             try:
                 await client.sync_clock()
             except EXCHANGE_ERRORS as exc:
                 log.warning("rest.clock.sync_failed", account=account, error=str(exc)[:200])
-        return round(client.clock_offset_s * 1000)
+        return round(client.clock.offset_s * 1000)
 
     async def resolve(
         self, client: MarginClient, key: PositionKey, pending: PendingOutcome | None

@@ -228,10 +228,7 @@ class EngineCore:
     def _lost(self, account: str) -> AccountState | None:
         """The account's stream is gone: its book is stale until the next snapshot."""
         self.book.mark_stale(account)
-        state = self.accounts.get(account)
-        if state is not None:
-            state.connected = False
-        return state
+        return self.accounts.get(account)
 
     def on_disconnected(self, account: str, reason: str, *, now: float) -> list[Command]:
         if self._lost(account) is not None:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from reactor.domain.policy import PolicyConfig
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.models import PositionKey
 
 
@@ -69,10 +70,8 @@ class MarginClient(Protocol):
         limit: int = 100,
     ) -> list[dict[str, Any]]: ...
 
-    def server_now_ms(self) -> int: ...
-
     @property
-    def clock_offset_s(self) -> float: ...
+    def clock(self) -> ExchangeClock: ...  # the account's offset to OKX's clock, measured
 
 
 class EngineObserver(Protocol):
@@ -159,7 +158,9 @@ class AccountState:
     role: Role
     client: MarginClient | None = None  # used by the shell only; the core never calls it
     enabled: bool = True
-    connected: bool = False
+    # Why the account may not be acted on (the session gave up: on_stopped; or the engine
+    # stopped it after a REST answer). Whether its socket is up is the session's fact alone
+    # (PrivateSession.connected); the engine only hears of (re)connects, below.
     stopped_reason: str | None = None
     guard_tripped: bool = False
     reconcile_due: bool = False  # a (re)connect happened: reconcile after its snapshot
@@ -175,7 +176,6 @@ class AccountState:
 
     def connect(self) -> None:
         """A (re)connect: its next full snapshot is said at info and followed by a REST read."""
-        self.connected = True
         self.reconcile_due = True
         self.snapshot_logged = False
 

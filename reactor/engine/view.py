@@ -35,8 +35,7 @@ class AccountView:
     name: str
     role: Role
     enabled: bool
-    connected: bool
-    fresh: bool
+    fresh: bool  # a full snapshot came and the subscription was not lost since
     stopped_reason: str | None
     positions: tuple[PositionView, ...]
     paused: str | None = None  # the whole account is paused by an operator (with this reason)
@@ -107,7 +106,6 @@ def build_view(
                 name=state.name,
                 role=state.role,
                 enabled=state.enabled,
-                connected=state.connected,
                 fresh=book.is_fresh(state.name),
                 stopped_reason=state.stopped_reason
                 or ("runaway guard tripped" if state.guard_tripped else None),

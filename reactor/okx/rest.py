@@ -29,6 +29,7 @@ from reactor.backoff import Backoff
 from reactor.fdlimit import log_if_emfile
 from reactor.limits import InputRejected, loads_limited
 from reactor.log import error_text, get_logger
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.credentials import Credentials
 from reactor.okx.endpoints import (
     ACCOUNT_CONFIG,
@@ -86,7 +87,7 @@ class OkxRestClient:
         simulated: bool = False,
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | ExchangeClock = time.time,
         account: str = "",
         get_retries: int = 2,
         retry_backoff_s: float = 0.25,
@@ -95,8 +96,9 @@ class OkxRestClient:
         self.account = account
         self._credentials = credentials
         self._simulated = simulated
-        self._clock = clock
-        self._offset_s = 0.0
+        # The account's reading of OKX's clock, measured here and shared with its WebSocket
+        # session (a plain callable is the local clock: the client then has its own).
+        self.clock = clock if isinstance(clock, ExchangeClock) else ExchangeClock(clock)
         self._clock_sync_backoff = Backoff(clock_sync_backoff_s, CLOCK_SYNC_BACKOFF_MAX_S)
         self.skew_streak = 0  # clock rejections since the last accepted signed request
         self._get_retries = get_retries
@@ -116,10 +118,6 @@ class OkxRestClient:
 
     def __repr__(self) -> str:
         return f"OkxRestClient(account={self.account!r}, base_url={str(self._client.base_url)!r})"
-
-    @property
-    def clock_offset_s(self) -> float:
-        return self._offset_s
 
     async def __aenter__(self) -> OkxRestClient:
         return self
@@ -226,10 +224,6 @@ class OkxRestClient:
             },
         )
 
-    def server_now_ms(self) -> int:
-        """The local clock corrected by the last measured offset to OKX's clock."""
-        return int((self._clock() + self._offset_s) * 1000)
-
     async def server_time_ms(self) -> int:
         data = await self._get(TIME, {}, signed=False, resync=False)
         try:
@@ -238,13 +232,14 @@ class OkxRestClient:
             raise OkxError("0", "public/time: unexpected data", 200) from None
 
     async def sync_clock(self) -> float:
-        """Measure the offset to OKX's clock (after 50102) and use it for all timestamps."""
-        before = self._clock()
+        """Measure the offset to OKX's clock (after 50102) into :attr:`clock`, which signs
+        every later request of this account, REST and WebSocket login alike."""
+        clock = self.clock
+        before = clock.local()
         server_ms = await self.server_time_ms()
-        after = self._clock()
-        self._offset_s = server_ms / 1000.0 - (before + after) / 2.0
-        log.info("rest.clock.synced", account=self.account, offset_s=round(self._offset_s, 3))
-        return self._offset_s
+        offset = clock.measured(server_ms, before, clock.local())
+        log.info("rest.clock.synced", account=self.account, offset_s=round(offset, 3))
+        return offset
 
     async def margin_balance(
         self, inst_id: str, pos_side: str, action: str, amt: Decimal
@@ -346,7 +341,7 @@ class OkxRestClient:
                 log.debug("rest.throttled", account=self.account, path=path, waited_s=waited)
             if signed:
                 creds = self._credentials
-                ts = iso_timestamp(self._clock() + self._offset_s)
+                ts = iso_timestamp(self.clock.now())
                 headers["OK-ACCESS-KEY"] = creds.api_key
                 headers["OK-ACCESS-SIGN"] = rest_sign(
                     creds.secret_key, ts, method, request_path, body_text

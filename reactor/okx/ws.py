@@ -21,6 +21,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from reactor.backoff import Backoff
 from reactor.fdlimit import log_if_emfile
 from reactor.log import error_text, get_logger
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.credentials import Credentials
 from reactor.okx.errors import CLOSE_CODES, WS_SERVICE_UPGRADE, classify_close
 from reactor.okx.models import Position
@@ -100,8 +101,8 @@ class PrivateSession:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         extra_headers: dict[str, str] | None = None,
-        clock: Callable[[], float] = time.time,
-        resync_clock: Callable[[], Awaitable[float]] | None = None,
+        clock: Callable[[], float] | ExchangeClock = time.time,
+        resync_clock: Callable[[], Awaitable[object]] | None = None,
         open_timeout_s: float = 10.0,
         orders: bool = False,
         protocol_class: type[PrivateChannelProtocol] = PrivateChannelProtocol,
@@ -117,15 +118,20 @@ class PrivateSession:
         # Full jitter: accounts do not stampede.
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, jitter=(0.0, 1.0))
         self._extra_headers = dict(extra_headers or {})
-        self._clock = clock
-        self._resync_clock = resync_clock  # e.g. OkxRestClient.sync_clock: offset to OKX time
-        self._offset_s = 0.0
+        # The account's reading of OKX's clock, shared with its REST client, which measures it:
+        # ``resync_clock`` (e.g. OkxRestClient.sync_clock) measures into this same object.
+        self.clock = clock if isinstance(clock, ExchangeClock) else ExchangeClock(clock)
+        self._resync_clock = resync_clock
         self._open_timeout_s = open_timeout_s
         self._protocol_class = protocol_class  # a seam for benchmarks (frame arrival stamps)
         self._stop = asyncio.Event()
         self._snapshot_done = False
+        # Whether the socket is up (subscribed): kept here only; the status page reads it
+        # (service/runtime.py WithSessionState) and the engine hears on_connected/on_disconnected.
         self.connected = False
         self.logged_in = False
+        # Why this session gave up for good; handed to the engine (on_stopped), whose
+        # AccountState.stopped_reason is what decides and what the status page shows.
         self.stopped_reason: str | None = None
         self.connect_count = 0  # connections that reached "subscribed"
         # The account's book is stale from a lost subscription until the next full snapshot
@@ -247,7 +253,7 @@ class PrivateSession:
 
     async def _serve(self, ws: ClientConnection) -> _Outcome:
         proto = self._protocol_class(
-            self.account, self._credentials, clock=self._now, orders=self.orders
+            self.account, self._credentials, clock=self.clock.now, orders=self.orders
         )
         self._snapshot_done = False
         await ws.send(proto.login_frame())  # never logged: it carries the passphrase
@@ -357,9 +363,6 @@ class PrivateSession:
             log.debug("ws.ignored", account=account, reason=event.reason)
         return None
 
-    def _now(self) -> float:
-        return self._clock() + self._offset_s
-
     def stale_for_s(self) -> float | None:
         """How long the book has been stale since the subscription was lost (None: it is
         not, or it was never fresh yet)."""
@@ -392,7 +395,7 @@ class PrivateSession:
             log.warning("ws.login.failed", retry=True, **fields)
             if self._resync_clock is not None:
                 try:
-                    self._offset_s = await self._resync_clock()
+                    await self._resync_clock()  # into self.clock, shared with REST
                 except Exception as exc:
                     error = redact_text(error_text(exc, None))[:300]
                     log.warning("ws.clock.sync_failed", account=self.account, error=error)

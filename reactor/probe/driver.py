@@ -464,7 +464,7 @@ async def run_probe(
         creds,
         recorder,
         headers={"x-simulated-trading": "1"} if simulated else None,
-        clock=lambda: time.time() + rest.clock_offset_s,
+        clock=rest.clock.now,
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome: ScriptOutcome | None = None
@@ -500,7 +500,7 @@ async def run_probe(
         "started": started,
         "simulated_trading": simulated,  # x-simulated-trading: 1 sent
         "window_s": opts.window_s,
-        "clock_offset_ms": round(rest.clock_offset_s * 1000),  # venue clock - ours
+        "clock_offset_ms": round(rest.clock.offset_s * 1000),  # venue clock - ours
         "failure": failure,
     }
     _write_outputs(out, recorder, facts)

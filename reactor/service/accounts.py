@@ -45,6 +45,7 @@ def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
     """The account's private WebSocket session, started (paced with every other account's)."""
     cfg, timing = rt.cfg, rt.cfg.timing
     wrap = rt.hooks.session_handler
+    client = rt.clients[name]
     handler = MarginTap(rt.engine, rt.margins)  # the chart's history, then the engine
     session = PrivateSession(
         name,
@@ -56,7 +57,9 @@ def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
         ping_interval_s=timing.ws_ping_interval_s,
         pong_timeout_s=timing.ws_pong_timeout_s,
         backoff_max_s=timing.ws_backoff_max_s,
-        resync_clock=rt.clients[name].sync_clock,  # after 60006: OKX's clock, with back-off
+        # One reading of OKX's clock per account: the REST client's, which a 60006 re-syncs.
+        clock=client.clock,
+        resync_clock=client.sync_clock,
         # Counts from fills: orders on the same connection (managed sub-accounts only).
         orders=cfg.maintenance.rule() is not None and _role(cfg, name) == "sub",
         protocol_class=rt.hooks.protocol_class,

@@ -34,7 +34,7 @@ from reactor.service.runtime import (
     Runtime,
     StartHooks,
     WithLedgerHealth,
-    WithStaleness,
+    WithSessionState,
     on_loop_exception,
 )
 from reactor.service.startup import (
@@ -179,12 +179,12 @@ async def _start_locked(
     if pauses:
         log.info("control.pauses.loaded", pauses=len(pauses))
     pacer = hooks.pacer or ConnectPacer()
-    rt = Runtime(cfg, engine, ledger, {}, {}, rest_url, ws_url, sim=sim, metrics=metrics)
+    rt = Runtime(cfg, engine, ledger, {}, rest_url, ws_url, sim=sim, metrics=metrics)
     rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
     rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None
-    source: StatusSource = WithStaleness(
+    source: StatusSource = WithSessionState(
         WithLedgerHealth(
             EngineStatus(
                 engine,
@@ -198,7 +198,6 @@ async def _start_locked(
         lambda: rt.sessions,
     )
     if cfg.ha is not None:  # a standby until the lease task acquires
-        rt.clients.update(clients)
         try:
             rt.ha = ha.attach(rt, cfg.ha)
         except (LeaseUnavailable, ha.ScopeClash) as exc:
@@ -213,7 +212,6 @@ async def _start_locked(
         except OSError as exc:
             raise StartupError(port_problem(cfg.status.host, cfg.status.port, exc)) from None
         cleanup.append(server.stop)
-    rt.clients.update(clients)
     rt.status_url = status_url
     for name, c in creds.items():
         start_session(rt, name, c)

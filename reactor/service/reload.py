@@ -105,8 +105,8 @@ async def reload(rt: Runtime, path: Path) -> bool:
         session = rt.sessions.pop(name, None)
         if session is not None:
             await session.stop()
+        client = rt.clients.get(name)  # leaves the running clients with the account
         rt.engine.on_account_disabled(name, removed=plan.is_removed(name))
-        client = rt.clients.pop(name, None)
         if client is not None:
             rt.retired_clients.append(client)
     for acc in new.accounts:
@@ -118,7 +118,6 @@ async def reload(rt: Runtime, path: Path) -> bool:
     roles = {a.name: a.role for a in new.accounts}
     for name in plan.start:
         client = rest_client(new, rt.rest_url, name, creds[name], rt.hooks)
-        rt.clients[name] = client
         rt.engine.on_account_enabled(AccountState(name, Role(roles[name]), client, enabled=True))
         start_session(rt, name, creds[name])
     log.info(

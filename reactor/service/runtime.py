@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -55,7 +55,6 @@ class Runtime:
     cfg: Config
     engine: Engine
     ledger: Ledger
-    clients: dict[str, OkxRestClient]
     sessions: dict[str, PrivateSession]
     rest_url: str
     ws_url: str
@@ -79,10 +78,20 @@ class Runtime:
     pauses_applied: frozenset[tuple[str, str | None, str | None]] = frozenset()
     ha: HaRole | None = None  # high availability (cfg.ha): the lease task's state
 
+    @property
+    def clients(self) -> dict[str, OkxRestClient]:
+        """The running (enabled) accounts' REST clients: a view of the engine's accounts,
+        which hold them (the one home; start-up and a reload put them there)."""
+        return {
+            name: cast(OkxRestClient, state.client)
+            for name, state in self.engine.accounts.items()
+            if state.enabled and state.client is not None
+        }
+
     def status_snapshot(self) -> StatusSnapshot:
         """What ``/api/status`` shows now (the engine's read-only view)."""
         if self.status_source is None:
-            self.status_source = WithStaleness(
+            self.status_source = WithSessionState(
                 WithLedgerHealth(EngineStatus(self.engine, margins=self.margins), self.ledger),
                 lambda: self.sessions,
             )
@@ -115,10 +124,11 @@ class WithLedgerHealth:
         return replace(snap, engine_problems=(*snap.engine_problems, reason), storage_ok=False)
 
 
-class WithStaleness:
-    """The status plus how long each account's book was stale after its subscription was lost
-    (the private session measures it: ws.book.stale); ``sessions`` is asked per snapshot,
-    since a reload adds and removes sessions."""
+class WithSessionState:
+    """The status plus what only the private session knows: whether the account's socket is
+    up (its one home: ``PrivateSession.connected``; an account without a session is not
+    connected) and how long its book was stale after its subscription was lost (ws.book.stale).
+    ``sessions`` is asked per snapshot, since a reload adds and removes sessions."""
 
     def __init__(
         self, source: StatusSource, sessions: Callable[[], dict[str, PrivateSession]]
@@ -133,12 +143,13 @@ class WithStaleness:
         for a in snap.accounts:
             s = sessions.get(a.name)
             if s is None:
-                accounts.append(a)
+                accounts.append(replace(a, connected=False))
                 continue
             since = s.stale_since_wall
             accounts.append(
                 replace(
                     a,
+                    connected=s.connected,
                     stale_since_ms=None if since is None else int(since * 1000),
                     last_stale_s=None if s.last_stale_s is None else round(s.last_stale_s, 3),
                 )

@@ -91,7 +91,10 @@ def build_snapshot(
                 name=a.name,
                 role=a.role,
                 enabled=a.enabled,
-                connected=a.connected,
+                # The socket's state is the session's (the runtime's WithSessionState puts
+                # it here); the engine alone knows only that its book is fresh, which a live
+                # subscription implies.
+                connected=a.fresh,
                 fresh=a.fresh,
                 stopped_reason=a.stopped_reason,
                 positions=tuple(rows),

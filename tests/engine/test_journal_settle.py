@@ -17,6 +17,7 @@ from reactor.engine.bill_reads import HOUR_MS, BillReader
 from reactor.engine.foreign import BillWindow
 from reactor.engine.journal_settle import BILLS_KEPT_MS, BOOKED_WITHIN_MS, settle_open
 from reactor.engine.state import AccountState, Role
+from reactor.okx.clock import ExchangeClock
 from reactor.store import FINAL_STATUSES, SqliteLedger
 
 from .core_driver import CRO, settings
@@ -31,6 +32,7 @@ class Bills:
     def __init__(self) -> None:
         self.rows: list[dict[str, str]] = []
         self.fail: BaseException | None = None
+        self.clock = ExchangeClock()  # never measured: offset 0
 
     def book(self, action: str, amount: str, ts: int) -> None:
         chg = amount if action == "add" else f"-{amount}"
@@ -54,10 +56,6 @@ class Bills:
             and (begin is None or int(b["ts"]) >= begin)
             and (kw.get("after") is None or int(b["billId"]) < int(kw["after"]))
         ]
-
-    @property
-    def clock_offset_s(self) -> float:
-        return 0.0
 
     async def sync_clock(self) -> float:
         return 0.0

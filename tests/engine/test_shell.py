@@ -13,6 +13,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from reactor.engine import AccountState, Engine
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
 from reactor.store import SqliteLedger
@@ -34,6 +35,7 @@ class FakeClient:
         self.bill_reads: list[dict[str, Any]] = []
         self.bills_fail: BaseException | None = None
         self.check_fails: BaseException | None = None
+        self.clock = ExchangeClock()  # never measured: offset 0
 
     async def get_positions(
         self, inst_type: str = "SWAP", inst_id: str | None = None
@@ -100,13 +102,6 @@ class FakeClient:
         if self.check_fails is not None:
             raise self.check_fails
         return {"estAvailTrans": "9.9787"}
-
-    def server_now_ms(self) -> int:
-        return int(time.time() * 1000)
-
-    @property
-    def clock_offset_s(self) -> float:
-        return 0.0
 
     async def sync_clock(self) -> float:
         return 0.0

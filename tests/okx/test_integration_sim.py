@@ -422,7 +422,7 @@ async def test_a_second_clock_step_resyncs_again_and_logs_in(sim: Simulator) -> 
 
     rec = Recorder()
     async with OkxRestClient(sim.url, CREDS_A, clock=stepping) as rest:
-        s = session(sim, rec, clock=stepping, resync_clock=rest.sync_clock)
+        s = session(sim, rec, clock=rest.clock, resync_clock=rest.sync_clock)
         task = asyncio.create_task(s.run())
         await eventually(lambda: rec.connections_with_snapshot() == 1)
         step["s"] = 400.0  # the host clock steps again, the other way
@@ -460,7 +460,7 @@ async def test_expired_login_timestamp_resyncs_clock_and_logs_in(sim: Simulator)
 
     rec = Recorder()
     async with OkxRestClient(sim.url, CREDS_A, clock=skewed) as rest:
-        s = session(sim, rec, clock=skewed, resync_clock=rest.sync_clock)
+        s = session(sim, rec, clock=rest.clock, resync_clock=rest.sync_clock)
         task = asyncio.create_task(s.run())
         await eventually(lambda: rec.connections_with_snapshot() == 1)
         await s.stop()

@@ -224,7 +224,7 @@ async def test_50102_resyncs_clock_once_and_retries_get() -> None:
     c = client(handler, clock=lambda: 1_700_000_000.0)
     assert await c.get_positions() == []
     assert len(stamps) == 2
-    assert abs(c.clock_offset_s - 100.0) < 0.01
+    assert abs(c.clock.offset_s - 100.0) < 0.01
     await c.aclose()
 
 
@@ -242,7 +242,7 @@ async def test_50102_on_margin_call_resyncs_but_does_not_resend() -> None:
     with pytest.raises(OkxError) as info:
         await c.margin_balance("CRO-USDT-SWAP", "long", "add", Decimal("1"))
     assert info.value.error_class is ErrorClass.CLOCK_SKEW
-    assert margin_calls == 1 and abs(c.clock_offset_s - 100.0) < 0.01
+    assert margin_calls == 1 and abs(c.clock.offset_s - 100.0) < 0.01
     await c.aclose()
 
 
@@ -342,7 +342,7 @@ async def test_a_second_clock_step_is_resynced_again() -> None:
     assert await c.get_positions() == []
     server["now"] = 1_700_000_000.0 + 3600
     assert await c.get_positions() == []
-    assert syncs == 3 and abs(c.clock_offset_s - 3600) < 0.01
+    assert syncs == 3 and abs(c.clock.offset_s - 3600) < 0.01
     assert c.skew_streak == 0
     await c.aclose()
 

@@ -107,7 +107,6 @@ def test_each_position_carries_the_ctime_okx_pushed() -> None:
                 "sub",
                 True,
                 True,
-                True,
                 None,
                 (
                     PositionView(
@@ -200,8 +199,8 @@ def _view(status: str, margin: str, reason: str = "") -> EngineView:
         status=status,
         reason=reason,
     )
-    acc = AccountView("a", "sub", True, True, True, None, (p,))
-    stopped = AccountView("b", "sub", True, False, False, "login failed 60024", ())
+    acc = AccountView("a", "sub", True, True, None, (p,))
+    stopped = AccountView("b", "sub", True, False, "login failed 60024", ())
     return EngineView((acc, stopped), 22, (), True, 0)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from reactor.engine import AccountState, Role
 from reactor.service import app, loops, runtime
 
 
@@ -50,6 +51,7 @@ async def test_never_retrieved_task_exceptions_become_events() -> None:
 class _Engine:
     def __init__(self) -> None:
         self.calls = 0
+        self.accounts = {"A": AccountState("A", Role.SUB, object())}  # type: ignore[arg-type]
 
     async def reconcile_account(self, name: str) -> None:
         self.calls += 1
@@ -60,7 +62,6 @@ class _Engine:
 async def test_reconcile_loop_survives_a_failing_pass() -> None:
     rt: Any = app.Runtime.__new__(app.Runtime)
     rt.engine = _Engine()
-    rt.clients = {"A": object()}
     rt.cfg = type("C", (), {"timing": type("T", (), {"reconcile_interval_s": 0.001})()})()
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(loops.reconcile_loop(rt))

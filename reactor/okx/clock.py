@@ -1,0 +1,44 @@
+"""One account's reading of OKX's clock: the local clock plus the offset last measured.
+
+OKX refuses a signature whose timestamp is off by more than 30 s (REST 50102, WebSocket login
+60006). The account's REST client measures the offset (``GET /api/v5/public/time``) and signs
+with it; its WebSocket session signs its login with the same object, so the two never disagree
+and a re-sync by either is used by both. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class ExchangeClock:
+    """OKX's time as this host sees it: ``local() + offset_s``. One per account."""
+
+    __slots__ = ("_local", "measurements", "offset_s")
+
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        self._local = local
+        self.offset_s = 0.0  # OKX's clock minus ours, seconds (0 until measured)
+        self.measurements = 0  # offsets measured so far
+
+    def __repr__(self) -> str:
+        return f"ExchangeClock(offset_s={self.offset_s:.3f}, measurements={self.measurements})"
+
+    def local(self) -> float:
+        """This host's clock (seconds), uncorrected: what a round trip is timed with."""
+        return self._local()
+
+    def now(self) -> float:
+        """OKX's time (seconds) as far as the last measurement tells."""
+        return self._local() + self.offset_s
+
+    def now_ms(self) -> int:
+        return int(self.now() * 1000)
+
+    def measured(self, server_ms: int, before: float, after: float) -> float:
+        """Take OKX's ``server_ms`` answered between local ``before`` and ``after`` (the
+        middle of the round trip) as the new offset; returns it."""
+        self.offset_s = server_ms / 1000.0 - (before + after) / 2.0
+        self.measurements += 1
+        return self.offset_s
