@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from reactor.engine.calls import outcome_of
 from reactor.engine.commands import Command
-from reactor.engine.foreign import BILL_PAGES_MAX, BillWindow, bill_of_call, credited_bill
+from reactor.engine.foreign import (
+    BILL_PAGES_MAX,
+    BillWindow,
+    bill_of_call,
+    credited_bill,
+    journal_floor_ms,
+    okx_sent_ms,
+)
 from reactor.engine.state import AccountState, EngineSettings, MarginClient, PendingOutcome, Role
 from reactor.log import error_text, get_logger
 from reactor.okx.bills import TRANSFER_SUBTYPE, Bill, parse_transfers
@@ -126,12 +133,12 @@ class BillReader:
             return credited_bill(entry)
         offset_ms = await self.server_offset_ms(key[0], client)
         skew = self._settings.bill_skew_ms
-        sent = entry.sent_ms + offset_ms
+        sent = okx_sent_ms(entry, offset_ms)
         raw = await client.get_bills(
             key[1], sub_type=TRANSFER_SUBTYPE[entry.action], begin_ms=sent - skew
         )
         bills, _ = parse_transfers(raw)
-        recent = self._ledger.journal_since(entry.sent_ms - HOUR_MS)
+        recent = self._ledger.journal_since(journal_floor_ms(sent, offset_ms))
         return bill_of_call(bills, entry, recent, offset_ms, margin_before, skew)
 
     async def read(self, account: str, trigger: str, answer: Answer) -> None:

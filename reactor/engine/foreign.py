@@ -226,15 +226,33 @@ ATTRIBUTION_SKEW_MS = 30_000
 HOUR_MS = 3_600_000
 
 
+def okx_sent_ms(entry: JournalEntry, offset_ms: int) -> int:
+    """When ``entry`` was sent, on OKX's clock: the time written with it (the offset in force
+    then, the one its signed request carried), else today's offset (a row written before
+    the journal kept it)."""
+    return entry.sent_ms + offset_ms if entry.sent_okx_ms is None else entry.sent_okx_ms
+
+
+def journal_floor_ms(okx_ms: int, offset_ms: int) -> int:
+    """The local time from which journal rows may have been sent within the hour before
+    ``okx_ms`` (OKX's clock): converted with today's offset or with none, so a row written
+    before the local clock stepped (with the offset in force then) is still among them."""
+    return min(okx_ms - offset_ms, okx_ms) - HOUR_MS
+
+
 def call_record(entry: JournalEntry, offset_ms: int) -> CallRecord:
-    """A journal row as a call that may own a bill, its times on OKX's clock."""
+    """A journal row as a call that may own a bill, its times on OKX's clock. The answer
+    time is the send time plus the local time between the two (never negative: a clock
+    stepped back between them)."""
+    sent = okx_sent_ms(entry, offset_ms)
+    done = None if entry.done_ms is None else sent + max(0, entry.done_ms - entry.sent_ms)
     return CallRecord(
         entry.id,
         entry.inst_id,
         entry.action,
         Decimal(entry.amount),
-        entry.sent_ms + offset_ms,
-        None if entry.done_ms is None else entry.done_ms + offset_ms,
+        sent,
+        done,
         entry.bill_id,
     )
 
@@ -243,7 +261,8 @@ def credited_bill(entry: JournalEntry) -> Bill:
     """The bill a journal row was already credited with (found by an earlier read)."""
     assert entry.bill_id is not None
     amount = Decimal(entry.amount)
-    return transfer_bill(entry.bill_id, entry.inst_id, entry.action, amount, None, entry.sent_ms)
+    ts = entry.sent_ms if entry.sent_okx_ms is None else entry.sent_okx_ms
+    return transfer_bill(entry.bill_id, entry.inst_id, entry.action, amount, None, ts)
 
 
 def bill_of_call(
@@ -319,8 +338,10 @@ class BillWindow:
         return self._since.get(account, self._started_ms + offset_ms)
 
     def journal_since(self, account: str, offset_ms: int) -> int:
-        """The journal's rows from this time on (local ms) may own the bills read."""
-        return self.since(account, offset_ms) - offset_ms - HOUR_MS
+        """The journal's rows from this time on (local ms) may own the bills read: an hour
+        before the cursor, converted with today's offset or with none (a row written before
+        the local clock stepped was written with the offset in force then)."""
+        return journal_floor_ms(self.since(account, offset_ms), offset_ms)
 
     def judge(
         self,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reactor.engine.bill_reads import EXCHANGE_ERRORS, HOUR_MS, STORAGE_ERRORS, BillReader
-from reactor.engine.foreign import bill_of_call
+from reactor.engine.foreign import bill_of_call, journal_floor_ms, okx_sent_ms
 from reactor.engine.state import AccountState, MarginClient, Role
 from reactor.log import error_text, get_logger
 from reactor.okx.bills import TRANSFER_SUBTYPE, parse_transfers
@@ -46,6 +46,20 @@ class Settled:
     left: int = 0
 
 
+def _offset_ms(accounts: Mapping[str, AccountState], account: str) -> int:
+    """The account's offset to OKX's clock in force now (0: no client)."""
+    state = accounts.get(account)
+    client = None if state is None else state.client
+    return 0 if client is None else round(client.clock_offset_s * 1000)
+
+
+def _age_ms(entry: JournalEntry, accounts: Mapping[str, AccountState], wall_ms: int) -> int:
+    """How long ago ``entry`` was sent, on OKX's clock (the one its bills and their 7 days
+    are on): a step of the local clock since the send never ages it."""
+    offset = _offset_ms(accounts, entry.account)
+    return wall_ms + offset - okx_sent_ms(entry, offset)
+
+
 def _note(entry: JournalEntry, what: str) -> str:
     was = f"{entry.status}" + (f": {entry.msg}" if entry.msg else "")
     return f"{what} (was {was})"[:300]
@@ -71,7 +85,7 @@ async def settle_open(
     groups: dict[tuple[str, str, str], list[JournalEntry]] = {}
     for entry in rows:
         try:
-            if wall_ms - entry.sent_ms > BILLS_KEPT_MS:
+            if _age_ms(entry, accounts, wall_ms) > BILLS_KEPT_MS:
                 _close(ledger, entry, "expired", _note(entry, "bills no longer kept by OKX"), done)
             elif entry.bill_id is not None:
                 _credit(ledger, entry, entry.bill_id, done)
@@ -119,7 +133,7 @@ async def _settle_group(
     """A found bill decides at once (booked: applied); no bill decides "not applied" only
     ``BOOKED_WITHIN_MS`` after the send."""
     offset_ms = await bills.server_offset_ms(entries[0].account, client)
-    begin_ms = min(e.sent_ms for e in entries) + offset_ms - skew_ms
+    begin_ms = min(okx_sent_ms(e, offset_ms) for e in entries) - skew_ms
 
     async def fetch(after: str | None) -> list[dict[str, Any]]:
         return await client.get_bills(
@@ -128,12 +142,14 @@ async def _settle_group(
 
     raw = [row async for page in pages(fetch, "billId", max_pages=SETTLE_PAGES_MAX) for row in page]
     found, _ = parse_transfers(raw)
+    okx_now = wall_ms + offset_ms
     for entry in entries:
-        recent = ledger.journal_since(entry.sent_ms - HOUR_MS)
+        sent = okx_sent_ms(entry, offset_ms)
+        recent = ledger.journal_since(journal_floor_ms(sent, offset_ms))
         bill = bill_of_call(found, entry, recent, offset_ms, None, skew_ms)
         if bill is not None:
             _credit(ledger, entry, bill.bill_id, done)
-        elif wall_ms - entry.sent_ms >= BOOKED_WITHIN_MS:
+        elif okx_now - sent >= BOOKED_WITHIN_MS:
             _close(ledger, entry, "error", _note(entry, "not applied: no bill"), done)
         else:
             done.left += 1

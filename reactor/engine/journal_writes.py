@@ -30,10 +30,21 @@ def recover(ledger: Ledger, core: EngineCore, clock: Clock) -> tuple[list[Comman
 
 
 def write_intent(cmd: WriteIntent, ledger: Ledger, core: EngineCore, clock: Clock) -> list[Command]:
+    """The intent carries its send time on OKX's clock, with the offset in force now (the one
+    the signed request will carry): its bill is matched on it, whatever the local clock does
+    later."""
     account, inst_id, pos_side = cmd.key[0], cmd.key[1], cmd.key[2]
+    state = core.accounts.get(account)
+    okx_ms = None if state is None or state.client is None else state.client.server_now_ms()
     try:
         journal_id = ledger.journal_intent(
-            account, inst_id, pos_side, cmd.action, format(cmd.amount, "f"), cmd.request
+            account,
+            inst_id,
+            pos_side,
+            cmd.action,
+            format(cmd.amount, "f"),
+            cmd.request,
+            okx_ms=okx_ms,
         )
     except STORAGE_ERRORS as exc:
         return core.on_intent_failed(cmd.call, error_text(exc), now=clock())

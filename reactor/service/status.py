@@ -105,8 +105,14 @@ def position_check(rt: Runtime, wait_s: float = CHECK_WAIT_S) -> PositionCheck:
             for p in book.positions(account)
             if p.inst_id == inst_id and p.pos_side == pos_side and p.is_open
         ]
-        if open_now:  # an instrument with an open position is listed, whatever the list says
-            return c_time if c_time is not None else open_now[0].c_time or None
+        if open_now and c_time is not None:  # listed, whatever the list says; named by cTime
+            return c_time
+        if open_now and book.is_fresh(account) and open_now[0].c_time > 0:
+            # Tied to the position OKX reports now: never left untied (an untied record would
+            # count by the local clock, for a position opened later).
+            return open_now[0].c_time
+        if open_now:
+            raise Refused(503, f"position {account} {inst_id} {pos_side} not read yet; retry")
         if inst_id not in rt.engine.ct_vals:
             raise Refused(404, f"instId: {inst_id} is not a swap OKX lists")
         if c_time is not None:  # the caller names its position (late, or already closed)

@@ -91,6 +91,9 @@ _ADDED_COLUMNS = (
     # most one call, so an ambiguous call is never matched to an earlier call's bill and a
     # credited bill is never reported as a foreign transfer (docs/spec/okx-fidelity.md §5.4).
     ("journal", "bill_id", "TEXT"),
+    # The send time on OKX's clock (the offset in force then): bills are matched on it, so a
+    # later step of the local clock never makes an earlier call's bill look foreign.
+    ("journal", "sent_okx_ms", "INTEGER"),
 )
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000

@@ -118,9 +118,18 @@ class Ledger(Protocol):
     # --- journal ----------------------------------------------------------------------------
 
     def journal_intent(
-        self, account: str, inst_id: str, pos_side: str, action: str, amount: str, request: str
+        self,
+        account: str,
+        inst_id: str,
+        pos_side: str,
+        action: str,
+        amount: str,
+        request: str,
+        *,
+        okx_ms: int | None = None,
     ) -> int:
-        """Write a pending entry, committed before the call is sent; returns its id."""
+        """Write a pending entry, committed before the call is sent; returns its id.
+        ``okx_ms``: the send time on OKX's clock, with the offset in force now."""
         ...
 
     def journal_result(

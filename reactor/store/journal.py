@@ -39,7 +39,7 @@ _PRUNE_BATCH = 500  # rows per transaction: a running reactor's writes wait for 
 
 _J_COLS = (
     "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
-    " bill_id"
+    " bill_id, sent_okx_ms"
 )
 
 
@@ -58,20 +58,41 @@ class JournalEntry:
     sent_ms: int
     done_ms: int | None
     bill_id: str | None = None  # the OKX bill credited to this call (None: none yet)
+    # When it was sent on OKX's clock: the local clock corrected by the offset in force then
+    # (the time its signed request carried). None: a row written before the column existed.
+    sent_okx_ms: int | None = None
 
 
 class JournalTables(Database):
     """The ``journal`` table."""
 
     def journal_intent(
-        self, account: str, inst_id: str, pos_side: str, action: str, amount: str, request: str
+        self,
+        account: str,
+        inst_id: str,
+        pos_side: str,
+        action: str,
+        amount: str,
+        request: str,
+        *,
+        okx_ms: int | None = None,
     ) -> int:
-        """Write a pending entry, committed before the call is sent; returns its id."""
+        """Write a pending entry, committed before the call is sent; returns its id.
+        ``okx_ms``: the send time on OKX's clock (bills are matched on it)."""
         with self._guarded(write=True) as db:
             cur = db.execute(
                 "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
-                " status, sent_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (account, inst_id, pos_side, action, amount, redact_text(request), self._now_ms()),
+                " status, sent_ms, sent_okx_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (
+                    account,
+                    inst_id,
+                    pos_side,
+                    action,
+                    amount,
+                    redact_text(request),
+                    self._now_ms(),
+                    okx_ms,
+                ),
             )
             row_id = cur.lastrowid
         assert row_id is not None

@@ -155,6 +155,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # lease table is small, VACUUM FULL lease rewrites it.
         "ALTER TABLE lease SET (fillfactor = 50)",
     ),
+    (
+        # The send time on OKX's clock (the offset in force then): bills are matched on it, so
+        # a later step of the local clock never makes an earlier call's bill look foreign.
+        "ALTER TABLE journal ADD COLUMN sent_okx_ms bigint",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any fixed key: migrations of concurrent starters run one after the other.
@@ -165,7 +170,7 @@ _NEVER_SENT = "never sent: the intent write timed out"
 _M_COLS = "id, account, inst_id, pos_side, c_time, key, recorded_ms, source, ord_id, voided_ms"
 _J_COLS = (
     "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
-    " bill_id"
+    " bill_id, sent_okx_ms"
 )
 _A_COLS = "id, record_id, account, key, action, actor, reason, at_ms"
 
@@ -187,8 +192,8 @@ class Fence:
 # a paused client holding the row lock would block the takeover.
 FENCED_INTENT_SQL = (
     "INSERT INTO journal (scope, epoch, account, inst_id, pos_side, action, amount, request,"
-    " status, sent_ms, intent_key)"
-    " SELECT l.name, l.epoch, %s, %s, %s, %s, %s, %s, 'pending', %s, %s FROM lease l"
+    " status, sent_ms, sent_okx_ms, intent_key)"
+    " SELECT l.name, l.epoch, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s FROM lease l"
     " WHERE l.name = %s AND l.holder = %s AND l.epoch = %s AND l.expires_at > clock_timestamp()"
     " FOR SHARE OF l RETURNING id"
 )
@@ -693,9 +698,18 @@ class PostgresLedger:
     # --- journal ----------------------------------------------------------------------------
 
     def journal_intent(
-        self, account: str, inst_id: str, pos_side: str, action: str, amount: str, request: str
+        self,
+        account: str,
+        inst_id: str,
+        pos_side: str,
+        action: str,
+        amount: str,
+        request: str,
+        *,
+        okx_ms: int | None = None,
     ) -> int:
         """Write a pending entry, committed before the call is sent; returns its id.
+        ``okx_ms``: the send time on OKX's clock (bills are matched on it).
 
         With a :attr:`fence`, the entry carries the lease's epoch and commits only while this
         instance holds that lease (0 rows: ``LedgerUnavailable("fenced")``, nothing written).
@@ -704,13 +718,13 @@ class PostgresLedger:
         now = self._now_ms()
         fence = self.fence
         key = uuid.uuid4().hex
-        values = (account, inst_id, pos_side, action, amount, req, now, key)
+        values = (account, inst_id, pos_side, action, amount, req, now, okx_ms, key)
         try:
             if fence is None:
                 rows, _ = self._write(
                     "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
-                    " status, sent_ms, intent_key)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s, %s) RETURNING id",
+                    " status, sent_ms, sent_okx_ms, intent_key)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s) RETURNING id",
                     values,
                 )
                 return int(rows[0][0])

@@ -117,10 +117,10 @@ class FlakyLedger(SqliteLedger):
 
     locked = False
 
-    def journal_intent(self, *args: Any) -> int:
+    def journal_intent(self, *args: Any, **kw: Any) -> int:
         if self.locked:
             raise sqlite3.OperationalError("database is locked")
-        return super().journal_intent(*args)
+        return super().journal_intent(*args, **kw)
 
 
 async def until(pred: Callable[[], object], rounds: int = 2000) -> None:

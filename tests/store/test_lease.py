@@ -142,7 +142,9 @@ def _race(pg_dsn: str, sql: str, *, writers: int = 8, takeovers: int = 200) -> t
                     epoch = current[0]
                     i += 1
                     fence = (SCOPE, f"n{epoch - 1}", epoch)
-                    conn.execute(sql, ("sub1", "X", "long", "add", "1", "{}", i, None, *fence))
+                    conn.execute(
+                        sql, ("sub1", "X", "long", "add", "1", "{}", i, None, None, *fence)
+                    )
                     # A breath between writes: back to back, 8 share-lockers can keep the
                     # takeover's UPDATE waiting for long (PostgreSQL favours no one here).
                     time.sleep(0.0005)

@@ -129,3 +129,14 @@ def test_a_slow_statement_is_cancelled_by_the_server(pg_dsn: str) -> None:
         assert time.monotonic() - started < 1.0
         assert err.value.reason == "timeout"
         assert led.pauses() == []  # the next call works
+
+
+def test_an_intent_keeps_its_send_time_on_okx_clock(pg_dsn: str) -> None:
+    """Migration 3: the journal's send time on OKX's clock (issue 21 item 5), None when not
+    given (a row written by an older version: bills matched by today's offset)."""
+    with PostgresLedger(pg_dsn) as led:
+        with_okx = led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "1", "{}", okx_ms=7)
+        without = led.journal_intent("sub1", "CRO-USDT-SWAP", "long", "add", "2", "{}")
+        assert led.journal_entry(with_okx).sent_okx_ms == 7  # type: ignore[union-attr]
+        assert led.journal_entry(without).sent_okx_ms is None  # type: ignore[union-attr]
+        assert [e.sent_okx_ms for e in led.journal_since(0)] == [7, None]
