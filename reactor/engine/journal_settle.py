@@ -50,7 +50,7 @@ def _offset_ms(accounts: Mapping[str, AccountState], account: str) -> int:
     """The account's offset to OKX's clock in force now (0: no client)."""
     state = accounts.get(account)
     client = None if state is None else state.client
-    return 0 if client is None else round(client.clock_offset_s * 1000)
+    return 0 if client is None else round(client.clock.offset_s * 1000)
 
 
 def _age_ms(entry: JournalEntry, accounts: Mapping[str, AccountState], wall_ms: int) -> int:

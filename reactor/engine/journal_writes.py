@@ -35,7 +35,7 @@ def write_intent(cmd: WriteIntent, ledger: Ledger, core: EngineCore, clock: Cloc
     later."""
     account, inst_id, pos_side = cmd.key[0], cmd.key[1], cmd.key[2]
     state = core.accounts.get(account)
-    okx_ms = None if state is None or state.client is None else state.client.server_now_ms()
+    okx_ms = None if state is None or state.client is None else state.client.clock.now_ms()
     try:
         journal_id = ledger.journal_intent(
             account,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from reactor.engine.bill_reads import HOUR_MS, BillReader
 from reactor.engine.foreign import BillWindow, call_record, okx_sent_ms
@@ -78,9 +79,9 @@ def test_the_journal_read_for_the_bills_covers_rows_written_before_the_step() ->
 class SteppedBills(Bills):
     """The bills endpoint, seen by a client whose local clock stepped +1 h (offset -1 h)."""
 
-    @property
-    def clock_offset_s(self) -> float:
-        return -JUMP_MS / 1000
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock.offset_s = -JUMP_MS / 1000
 
 
 def _settle(ledger: SqliteLedger, bills: Bills, wall_ms: int) -> object:
