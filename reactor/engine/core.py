@@ -372,9 +372,17 @@ class EngineCore:
         return self._input(now, self._calls.reduce_checked, call, cap)
 
     def on_reduce_check_failed(
-        self, call: int, error: str, *, now: float, outcome: Outcome | None = None
+        self,
+        call: int,
+        error: str,
+        *,
+        now: float,
+        outcome: Outcome | None = None,
+        empty: bool = False,
     ) -> list[Command]:
-        return self._input(now, self._calls.reduce_check_failed, call, error, outcome)
+        """``empty``: OKX answered without a number (the reduce goes on up to the local
+        bound)."""
+        return self._input(now, self._calls.reduce_check_failed, call, error, outcome, empty=empty)
 
     def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:
         ctx = self._ctx(now)
@@ -467,7 +475,7 @@ class EngineCore:
         if action.kind is ActionKind.BLOCKED:
             control.status, control.reason = Status.BLOCKED, action.reason
             return action
-        self._calls.start(ctx, pos, action, count)
+        self._calls.start(ctx, pos, action, count, ct_val)
         return action
 
     # ------------------------------------------------------------------ status (read-only)

@@ -446,8 +446,10 @@ class Engine:
                     self._run(self.core.on_reduce_checked(cmd.call, cap, now=self._clock()))
                     return
                 error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
+        now = self._clock()
+        empty = outcome is None and cmd.lever is not None  # answered, without a number
         self._run(
-            self.core.on_reduce_check_failed(cmd.call, error, now=self._clock(), outcome=outcome)
+            self.core.on_reduce_check_failed(cmd.call, error, now=now, outcome=outcome, empty=empty)
         )
 
     async def _resolve(self, cmd: ResolveOutcome) -> None:
