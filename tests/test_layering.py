@@ -45,8 +45,16 @@ PARTS = (
 )
 
 
-# The shell and its I/O per feature (bills, fills recovery): the only engine modules that await.
-SHELL_IO = ("shell", "bill_reads", "fill_recovery")
+# The shell and its I/O per feature: the only engine modules that await (or write the ledger).
+SHELL_IO = (
+    "shell",
+    "bill_reads",
+    "call_sends",
+    "fill_recovery",
+    "instrument_reads",
+    "journal_writes",
+    "position_reads",
+)
 
 
 def test_every_engine_module_is_the_core_a_part_or_shell_io() -> None:

@@ -33,8 +33,11 @@ guard), :mod:`.foreign` (bills: attribution, the read window, the fence against 
 controller), :mod:`.fills` (counts from fills, recovery's answers), :mod:`.reconcile` (REST
 re-reads, resolutions, calls unanswered at a restart), :mod:`.health` (journal writes, internal
 errors), :mod:`.instruments`, :mod:`.episodes`. The shell's I/O per feature:
-:mod:`.bill_reads` (ReadBills, the bill lookup of ResolveOutcome) and :mod:`.fill_recovery`
-(RecoverFills, the ledger as the count source).
+:mod:`.bill_reads` (ReadBills, the bill lookup of ResolveOutcome), :mod:`.fill_recovery`
+(RecoverFills, the ledger as the count source), :mod:`.call_sends` (SendMarginCall,
+CheckReduce, SyncClock), :mod:`.position_reads` (ReadPositions, the re-read of
+ResolveOutcome), :mod:`.instrument_reads` (FetchInstrument) and :mod:`.journal_writes`
+(WriteIntent, WriteResult, WriteMaintenance, the calls a restart left unanswered).
 """
 
 from reactor.engine.calls import Outcome, OutcomeKind

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from reactor.domain.book import PositionBook
 from reactor.domain.fills import FillGate
-from reactor.engine.bill_reads import EXCHANGE_ERRORS, STORAGE_ERRORS, BillReader
-from reactor.engine.calls import OK, Outcome, OutcomeKind, outcome_of
+from reactor.engine import call_sends, instrument_reads, journal_writes, position_reads
+from reactor.engine.bill_reads import BillReader
+from reactor.engine.call_sends import key_fields
+from reactor.engine.calls import Outcome, OutcomeKind
 from reactor.engine.commands import (
     CancelTimer,
     CheckReduce,
@@ -38,7 +40,6 @@ from reactor.engine.commands import (
 )
 from reactor.engine.core import EngineCore
 from reactor.engine.fill_recovery import LedgerCounts, recover_for
-from reactor.engine.reconcile import parse_rest_positions
 from reactor.engine.state import (
     AccountState,
     EngineObserver,
@@ -49,20 +50,14 @@ from reactor.engine.state import (
 from reactor.engine.view import EngineView
 from reactor.log import error_text, get_logger
 from reactor.okx.bills import Bill
-from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
-from reactor.okx.models import (
-    PayloadError,
-    Position,
-    PositionKey,
-    finite_decimal,
-    parse_instrument,
-)
+from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
-from reactor.store import Ledger, LedgerError
+from reactor.store import Ledger
 
 log = get_logger("reactor.engine")
 
-HOUR_S = 3600.0
+Clock = Callable[[], float]
+Handler = Callable[[Any], list[Command] | None]
 
 
 class Engine:
@@ -131,15 +126,10 @@ class Engine:
     # -- start-up / shutdown --------------------------------------------------------------
 
     def recover_journal(self) -> int:
-        """Intents without a result are calls a crash left unanswered: mark them unknown (their
-        positions are re-read before anything is sent) and refill the runaway guard."""
-        pending = self.ledger.pending_intents()
-        for entry in pending:
-            self.ledger.journal_result(entry.id, "unknown", None, "no result before restart")
-        wall_now = time.time()
-        recent = self.ledger.journal_since(int((wall_now - HOUR_S) * 1000))
-        self._run(self.core.recover(pending, recent, now=self._clock(), wall_now=wall_now))
-        return len(pending)
+        """Mark the calls a crash left unanswered unknown (:func:`journal_writes.recover`)."""
+        commands, pending = journal_writes.recover(self.ledger, self.core, self._clock)
+        self._run(commands)
+        return pending
 
     async def drain(self, timeout_s: float) -> None:
         """Let in-flight calls finish; calls cancelled at the deadline are journaled unknown."""
@@ -229,15 +219,12 @@ class Engine:
         state = self.accounts.get(account)
         if state is None or state.client is None or not self.book.is_fresh(account):
             return 0
-        try:
-            raw = await state.client.get_positions("SWAP")
-        except EXCHANGE_ERRORS as exc:
-            self._run(self.core.on_read_failed(account, trigger, str(exc), now=self._clock()))
-            return 0
-        positions = self._parse(account, raw)
-        commands = self.core.on_positions_read(account, positions, trigger, now=self._clock())
-        drifts = sum(1 for c in commands if isinstance(c, Log) and c.event == "book.drift")
+        commands, drifts = await position_reads.read_positions(
+            account, trigger, state.client, self.core, self._clock
+        )
         self._run(commands)
+        if drifts is None:
+            return 0
         if trigger == "interval":
             await self.read_bills(account, "interval")
         return drifts
@@ -257,27 +244,37 @@ class Engine:
             raise TypeError(f"unknown engine command {cmd!r}")
         return handler(cmd)
 
-    def _command_handlers(self) -> dict[type[Any], Callable[[Any], list[Command] | None]]:
+    def _command_handlers(self) -> dict[type[Any], Handler]:
         """One handler per command type: synchronous ones answer at once, the exchange's run
         as tasks whose answers go back into the core."""
 
-        def task(run: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], None]:
-            return lambda cmd: self._spawn(run(cmd), cmd)
+        def task(run: Callable[[Any], Awaitable[Sequence[Command] | None]]) -> Handler:
+            async def answer(cmd: Any) -> None:
+                commands = await run(cmd)  # inside the task: a missing client fails it
+                if commands:
+                    self._run(commands)
+
+            return lambda cmd: self._spawn(answer(cmd), cmd)
+
+        def write(run: Callable[[Any, Ledger, EngineCore, Clock], list[Command]]) -> Handler:
+            return lambda cmd: run(cmd, self.ledger, self.core, self._clock)
 
         return {
             Log: lambda cmd: getattr(log, cmd.level)(cmd.event, **cmd.fields),
             SetTimer: lambda cmd: self._set_timer(cmd.key, cmd.at),
             CancelTimer: self._cancel_timer,
-            WriteIntent: self._write_intent,
-            WriteResult: self._write_result,
-            WriteMaintenance: self._write_maintenance,
+            WriteIntent: write(journal_writes.write_intent),
+            WriteResult: write(journal_writes.write_result),
+            WriteMaintenance: write(journal_writes.write_maintenance),
             SendMarginCall: self._start_send,
             CheckReduce: self._start_check,
             ReadBills: task(lambda cmd: self.read_bills(cmd.account, cmd.trigger)),
             ResolveOutcome: task(self._resolve),
             ReadPositions: task(self._reconcile),
-            FetchInstrument: task(self._fetch_instrument),
-            SyncClock: task(self._sync_clock),
+            FetchInstrument: task(
+                lambda cmd: instrument_reads.fetch_instrument(cmd, *self._client_for(cmd.account))
+            ),
+            SyncClock: task(lambda cmd: call_sends.sync_clock(cmd, self._client(cmd.account))),
             RecoverFills: task(self._recover_fills),
         }
 
@@ -316,7 +313,7 @@ class Engine:
         try:
             commands = self.core.on_timer(key, now=now)
         except Exception as exc:  # a bug in the core: log it, never leave the position stuck
-            log.exception("engine.task.failed", what="timer", **_key_fields(key))
+            log.exception("engine.task.failed", what="timer", **key_fields(key))
             commands = self.core.on_task_failed(SetTimer(key, now), error_text(exc), now=now)
         self._run(commands)
 
@@ -337,7 +334,7 @@ class Engine:
         exc = task.exception()
         if exc is None:
             return
-        fields = _key_fields(getattr(cmd, "key", None))
+        fields = key_fields(getattr(cmd, "key", None))
         if isinstance(cmd, (ReadPositions, FetchInstrument, SyncClock, ReadBills)):
             fields["account"] = cmd.account
         log.error(
@@ -349,59 +346,16 @@ class Engine:
         )
         self._run(self.core.on_task_failed(cmd, error_text(exc), now=self._clock()))
 
-    # -- journal --------------------------------------------------------------------------
-
-    def _write_intent(self, cmd: WriteIntent) -> list[Command]:
-        account, inst_id, pos_side = cmd.key[0], cmd.key[1], cmd.key[2]
-        try:
-            journal_id = self.ledger.journal_intent(
-                account, inst_id, pos_side, cmd.action, format(cmd.amount, "f"), cmd.request
-            )
-        except STORAGE_ERRORS as exc:
-            return self.core.on_intent_failed(cmd.call, error_text(exc), now=self._clock())
-        return self.core.on_intent_written(cmd.call, journal_id, now=self._clock())
-
-    def _write_result(self, cmd: WriteResult) -> list[Command]:
-        try:
-            self.ledger.journal_result(cmd.journal_id, cmd.status, cmd.code, cmd.msg)
-        except STORAGE_ERRORS as exc:
-            return self.core.on_result_failed(cmd, error_text(exc), now=self._clock())
-        return self.core.on_result_written(cmd.journal_id, now=self._clock())
-
-    def _write_maintenance(self, cmd: WriteMaintenance) -> list[Command]:
-        """Synchronous, like the journal: the count is durable before the next evaluation."""
-        rec = cmd.record
-        try:
-            row = self.ledger.record(
-                rec.account,
-                rec.inst_id,
-                rec.pos_side,
-                rec.key,
-                source="fill",
-                c_time=rec.c_time,
-                ord_id=rec.ord_id,
-            )
-        except ValueError as exc:  # a record the ledger can never take: dropped, said once
-            return self.core.on_maintenance_failed(
-                rec, error_text(exc), now=self._clock(), retry=False
-            )
-        except (*STORAGE_ERRORS, LedgerError) as exc:
-            return self.core.on_maintenance_failed(rec, error_text(exc), now=self._clock())
-        return self.core.on_maintenance_written(
-            rec, None if row is None else row.id, now=self._clock()
-        )
-
     # -- exchange tasks -------------------------------------------------------------------
 
-    async def _recover_fills(self, cmd: RecoverFills) -> None:
+    async def _recover_fills(self, cmd: RecoverFills) -> list[Command]:
         """Missed maintenances from OKX's trade bills (and order history when configured)."""
         rule = None if self._fills is None else self._fills.rule
-        client = self._client(cmd.account)
+        client, core, clock = self._client_for(cmd.account)
         found = await recover_for(cmd, client, self.ledger, rule, self._recovery_sources)
         if isinstance(found, str):
-            self._run(self.core.on_fills_recovery_failed(cmd.account, found, now=self._clock()))
-        else:
-            self._run(self.core.on_fills_recovered(cmd.account, found, now=self._clock()))
+            return core.on_fills_recovery_failed(cmd.account, found, now=clock())
+        return core.on_fills_recovered(cmd.account, found, now=clock())
 
     def _client(self, account: str) -> MarginClient:
         state = self.accounts.get(account)
@@ -409,71 +363,24 @@ class Engine:
             raise RuntimeError(f"no REST client for account {account!r}")
         return state.client
 
+    def _client_for(self, account: str) -> tuple[MarginClient, EngineCore, Clock]:
+        """What an I/O function takes: the account's client, the core it answers, the clock."""
+        return self._client(account), self.core, self._clock
+
     async def _send(self, cmd: SendMarginCall) -> None:
-        client = self._client(cmd.key[0])
         try:
-            await client.margin_balance(cmd.key[1], cmd.key[2], cmd.action, cmd.amount)
-            outcome = OK
-        except (AmbiguousOutcome, RequestNotSent, OkxError, ValueError) as exc:
-            outcome = outcome_of(exc)
+            commands = await call_sends.send(cmd, *self._client_for(cmd.key[0]))
         except asyncio.CancelledError:
-            self._run([WriteResult(cmd.journal_id, "unknown", None, "cancelled at shutdown")])
-            log.error(
-                "margin.adjust.unknown",
-                **_key_fields(cmd.key),
-                action=cmd.action,
-                amount=str(cmd.amount),
-                journal_id=cmd.journal_id,
-                error="cancelled",
-            )
+            call_sends.cancelled(cmd, self._run)
             raise
-        self._run(self.core.on_call_done(cmd.call, outcome, now=self._clock()))
+        self._run(commands)
 
     async def _check_reduce(self, cmd: CheckReduce) -> None:
-        """OKX's own reduce limit: ``estAvailTrans`` at the position's current leverage."""
-        key = cmd.key
-        outcome: Outcome | None = None
-        if cmd.lever is None:
-            error = "position has no lever"
-        else:
-            try:
-                info = await self._client(key[0]).adjust_leverage_info(key[1], cmd.lever, key[2])
-            except (*EXCHANGE_ERRORS, ValueError) as exc:
-                error, outcome = str(exc), outcome_of(exc)
-            else:
-                cap = finite_decimal(info.get("estAvailTrans"))
-                if cap is not None and cap >= 0:
-                    self._run(self.core.on_reduce_checked(cmd.call, cap, now=self._clock()))
-                    return
-                error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
-        now = self._clock()
-        empty = outcome is None and cmd.lever is not None  # answered, without a number
-        self._run(
-            self.core.on_reduce_check_failed(cmd.call, error, now=now, outcome=outcome, empty=empty)
-        )
+        self._run(await call_sends.check_reduce(cmd, *self._client_for(cmd.key[0])))
 
-    async def _resolve(self, cmd: ResolveOutcome) -> None:
-        """An ambiguous call: the bills decide when they can (:meth:`BillReader.resolve`);
-        without a bill the margin comparison of a positions re-read (read after the bills)."""
-        key = cmd.key
-        client = self._client(key[0])
-        bill, note = await self._bills.resolve(client, key, cmd.pending)
-        try:
-            raw = await client.get_positions("SWAP", key[1])
-        except EXCHANGE_ERRORS as exc:
-            self._run(self.core.on_resolve_failed(key, str(exc), now=self._clock()))
-            return
-        positions = self._parse(key[0], raw)
-        self._run(
-            self.core.on_resolved(
-                key,
-                positions,
-                now=self._clock(),
-                bill_applied=True if bill is not None else None,
-                bill_id=None if bill is None else bill.bill_id,
-                bills=note,
-            )
-        )
+    async def _resolve(self, cmd: ResolveOutcome) -> list[Command]:
+        client, core, clock = self._client_for(cmd.key[0])
+        return await position_reads.resolve(cmd, client, self._bills, core, clock)
 
     async def read_bills(self, account: str, trigger: str) -> None:
         """Read the account's bills; the foreign transfers go to the core
@@ -490,33 +397,3 @@ class Engine:
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)
-
-    async def _fetch_instrument(self, cmd: FetchInstrument) -> None:
-        try:
-            raw = await self._client(cmd.account).get_instruments("SWAP", cmd.inst_id)
-            found = [parse_instrument(r) for r in raw]
-            ct_val = next((i.ct_val for i in found if i.inst_id == cmd.inst_id), None)
-            error = None if ct_val is not None else "not listed"
-        except (*EXCHANGE_ERRORS, PayloadError) as exc:
-            ct_val, error = None, str(exc)
-        self._run(self.core.on_instrument(cmd.inst_id, ct_val, error, now=self._clock()))
-
-    async def _sync_clock(self, cmd: SyncClock) -> None:
-        try:
-            offset = await self._client(cmd.account).sync_clock()
-        except EXCHANGE_ERRORS as exc:
-            log.warning("rest.clock.resync", account=cmd.account, error=str(exc))
-            return
-        log.info("rest.clock.resync", account=cmd.account, offset_s=round(offset, 3))
-
-    def _parse(self, account: str, raw: list[dict[str, Any]]) -> list[Position]:
-        positions, errors = parse_rest_positions(account, raw)
-        for reason in errors:
-            log.warning("rest.payload.invalid", account=account, what="position", reason=reason)
-        return positions
-
-
-def _key_fields(key: PositionKey | None) -> dict[str, str]:
-    if key is None or not key[0]:
-        return {}
-    return {"account": key[0], "instId": key[1], "posSide": key[2]}
