@@ -255,6 +255,13 @@ class CallTable:
             c.local_room = local_reduce_room(pos, ct_val, policy)
         if c.local_room is not None and action.amount <= c.local_room:
             return call, c  # no read: the local bound proves the reduce safe
+        if control.est_distrusted and c.local_room is not None:
+            # OKX refused a reduce its own number allowed: until the position's size changes
+            # the local bound caps every reduce, so an optimistic figure costs one 59301.
+            self.reduce_checked(
+                ctx, call, c.local_room, read=False, label="local bound after 59301"
+            )
+            return call, None
         cached = cached_estimate(control.est_avail, pos, ct_val, policy)
         if cached is not None:
             self.reduce_checked(ctx, call, cached, read=False)
@@ -681,6 +688,7 @@ def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) 
         control.failures += 1
     if reaction.step_cap is not None:
         control.step_cap = reaction.step_cap
+        control.est_distrusted = ctx.settings.pre_reduce_check
         if control.est_avail is not None:
             # OKX refused this much: its cached number was too high (optimistic, or the mark
             # moved); never try it again from the cache.

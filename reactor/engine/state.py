@@ -224,6 +224,7 @@ class PositionControl:
     foreign_held: bool = False  # held: someone else keeps moving its margin
     bills_wait_until: float = 0.0  # a margin drift: wait for the bills read until then
     est_avail: EstAvail | None = None  # the last estAvailTrans read (reduce check cache)
+    est_distrusted: bool = False  # 59301 despite estAvailTrans: the local bound caps reduces
     status: Status = Status.OK
     reason: str = ""
     target: Decimal | None = None

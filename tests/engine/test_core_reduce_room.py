@@ -126,3 +126,23 @@ def test_an_error_still_sends_nothing() -> None:
     d.snapshot(cro())
     d.feed(d.core.on_reduce_check_failed(d.checks[0].call, "timeout", now=d.now))
     assert d.all_sent == [] and d.control().status == "error"
+
+
+def test_after_59301_the_local_bound_caps_until_the_size_changes() -> None:
+    d = driver(pre_reduce_check=True, cooldown_s=1.0, retry_max_s=4.0)
+    d.snapshot(cro())
+    d.feed(d.core.on_reduce_checked(d.checks[0].call, D("10.4787"), now=d.now))  # optimistic
+    d.answer(rejected("59301"))
+    d.advance(d.timers[KEY] - d.now)
+    d.answer()  # 5.01, inside the local bound
+    # The next step (5.02 of 15.28) is above the local bound (4.9687): capped to it, no read.
+    d.push(cro(margin=D("15.28"), u_time=T + 1))
+    d.advance(2.0)
+    assert len(d.checks) == 1
+    assert [c.amount for c in d.sent] == [D("4.96")]
+    # A new size is a new limit: OKX is asked again.
+    d.answer()
+    d.push(cro(margin=D("10.32"), u_time=T + 2))  # confirms the call
+    d.push(cro(margin=D("20.29"), pos=D("109"), u_time=T + 3))
+    d.advance(2.0)
+    assert len(d.checks) == 2
