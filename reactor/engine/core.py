@@ -37,6 +37,7 @@ from reactor.engine.foreign import (
     ForeignWatch,
     bills_failed,
     bills_read,
+    drift_waits,
     held_foreign,
 )
 from reactor.engine.guard import RunawayGuard, seed_guard
@@ -429,7 +430,8 @@ class EngineCore:
                 ctx.drop(key)
             control = self._controls.get(key)
             if control is not None:
-                note_push(ctx, key, control, change)
+                if note_push(ctx, key, control, change):
+                    drift_waits(ctx, self.foreign, key, control)
                 if change.kind is ChangeKind.UPDATED and still_in_band(control, change):
                     continue
             ctx.schedule(key)
