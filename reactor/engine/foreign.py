@@ -335,6 +335,10 @@ class BillWindow:
             self._busy.discard(account)
         return trigger
 
+    def fold(self, account: str) -> None:
+        """A read of ``account`` is about to fetch: the requests made before it are covered."""
+        self._again.pop(account, None)
+
     def end(self, account: str) -> None:
         """The read failed with a bug: the next request starts a new one."""
         self._busy.discard(account)
