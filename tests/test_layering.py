@@ -79,7 +79,7 @@ def test_parts_never_call_up_into_the_coordinator() -> None:
 
 # From the bottom up. A module may import its own unit and any unit listed before it.
 LAYERS = (
-    ("reactor.redaction", "reactor.log", "reactor.fdlimit", "reactor.limits"),
+    ("reactor.redaction", "reactor.log", "reactor.fdlimit", "reactor.limits", "reactor.backoff"),
     ("reactor.okx",),
     ("reactor.domain",),
     ("reactor.config",),

@@ -28,7 +28,16 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from reactor.api.auth import MAX_BODY, NO_STORE, BadRequest, Id, bearer_ok, parse_json_body
+from reactor.api.auth import (
+    MAX_BODY,
+    NO_STORE,
+    BadRequest,
+    Id,
+    TokenGuard,
+    bearer_ok,
+    error_response,
+    parse_json_body,
+)
 from reactor.log import get_logger
 from reactor.store import Ledger, MaintenanceRecord
 
@@ -103,35 +112,38 @@ class MaintenanceApi:
         """``managed_accounts`` may be a callable: asked per request (a config reload);
         ``check`` refuses what the CLI refuses (an unlisted instrument, no open position)."""
         self._ledger = ledger
-        self._token = token or ""
+        self._guard = TokenGuard(
+            token or "",
+            "maintenance.api.refused",
+            "maintenance API disabled: no token configured",
+            {503: "no token configured", 401: "missing or wrong token"},
+            lambda request: {"peer": request.remote or ""},
+        )
         self._accounts = managed_accounts
         self._on_recorded = on_recorded
         self._check = check
 
     @property
     def enabled(self) -> bool:
-        return bool(self._token)
+        return self._guard.enabled
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(MAINTENANCE_PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
         peer = request.remote or ""
-        if not self.enabled:
-            log.warning("maintenance.api.refused", reason="no token configured", peer=peer)
-            return _error(503, "maintenance API disabled: no token configured")
-        if not bearer_ok(request.headers.get("Authorization"), self._token):
-            log.warning("maintenance.api.refused", reason="missing or wrong token", peer=peer)
-            return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        refused = self._guard.refuse(request)
+        if refused is not None:
+            return refused
         try:
             req = parse_request(await request.content.read(MAX_BODY + 1))
         except BadRequest as exc:
             log.warning("maintenance.api.refused", reason=str(exc), peer=peer)
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         accounts = self._accounts() if callable(self._accounts) else self._accounts
         if req.account not in accounts:
             log.warning("maintenance.api.refused", reason="unknown account", peer=peer)
-            return _error(404, f"account: {req.account} is not a managed sub-account")
+            return error_response(404, f"account: {req.account} is not a managed sub-account")
         key = req.idempotency_key
         fields = {"account": req.account, "instId": req.inst_id, "posSide": req.pos_side}
         c_time = req.c_time
@@ -141,7 +153,7 @@ class MaintenanceApi:
             except Refused as exc:
                 if not self._known(req.account, key):  # a retry stays a 200 duplicate
                     log.warning("maintenance.api.refused", reason=str(exc), peer=peer, **fields)
-                    return _error(exc.status, str(exc))
+                    return error_response(exc.status, str(exc))
                 c_time = req.c_time
         try:
             rec = self._ledger.record(
@@ -155,7 +167,7 @@ class MaintenanceApi:
             )
         except Exception as exc:  # the ledger is down: say so, never pretend it was written
             log.error("maintenance.api.failed", **fields, key=key, error=type(exc).__name__)
-            return _error(503, f"ledger unavailable: {type(exc).__name__}")
+            return error_response(503, f"ledger unavailable: {type(exc).__name__}")
         if rec is None:
             log.info("maintenance.duplicate", **fields, key=key, source="api")
             return web.json_response(
@@ -176,9 +188,3 @@ class MaintenanceApi:
             return bool(self._ledger.find(key, account))
         except Exception:
             return False
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(
-        {"error": message}, status=status, headers={**NO_STORE, **(headers or {})}
-    )

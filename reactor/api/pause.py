@@ -2,7 +2,7 @@
 
 Mounted on the status server. The same token as the maintenance API (one bearer token, read
 from the environment variable ``maintenance.api_token_env`` names, ``REACTOR_API_TOKEN`` by
-default, checked by :func:`reactor.api.maintenance.bearer_ok`); without a token the endpoints
+default, checked by :class:`reactor.api.auth.TokenGuard`); without a token the endpoints
 refuse every call (they never run open), and only loopback clients are served whatever
 ``status.host`` says. A pause is written to the ledger (it survives restarts, and ``reactor
 pause``/``resume`` on the command line write the same rows) and applied to the engine at once.
@@ -17,14 +17,13 @@ the ledger unavailable. Bodies never echo the token.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from reactor.api.auth import MAX_BODY, NO_STORE, BadRequest, Id, bearer_ok, parse_json_body
+from reactor.api.auth import MAX_BODY, NO_STORE, BadRequest, Id, TokenGuard, parse_json_body
 from reactor.log import get_logger
 from reactor.store import Ledger, LedgerError
 
@@ -53,15 +52,6 @@ def parse_request(body: bytes) -> ControlRequest:
     return req
 
 
-def _loopback(remote: str | None) -> bool:
-    if remote is None:
-        return False
-    try:
-        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
 class ControlApi:
     """The handlers; ``on_change`` applies the ledger's pauses to the engine at once (the ledger
     poll only notices other processes' writes)."""
@@ -75,9 +65,15 @@ class ControlApi:
         *,
         token_env: str = TOKEN_ENV,
     ) -> None:
-        self._token_env = token_env  # named in the 503 answer: where the token is expected
+        self._guard = TokenGuard(
+            token or "",
+            "control.api.refused",
+            f"no API token configured (set {token_env})",
+            {401: "bad token"},
+            lambda request: {"path": request.path},
+            loopback_only=True,
+        )
         self._ledger = ledger
-        self._token = token or ""
         self._accounts = accounts
         self._on_change = on_change
 
@@ -92,13 +88,9 @@ class ControlApi:
         return await self._handle(request, pause=False)
 
     async def _handle(self, request: web.Request, *, pause: bool) -> web.Response:
-        if not _loopback(request.remote):
-            return _answer(403, error="served to loopback clients only")
-        if not self._token:
-            return _answer(503, error=f"no API token configured (set {self._token_env})")
-        if not bearer_ok(request.headers.get("Authorization"), self._token):
-            log.warning("control.api.refused", path=request.path, reason="bad token")
-            return _answer(401, error="missing or wrong bearer token")
+        refused = self._guard.refuse(request)
+        if refused is not None:
+            return refused
         try:
             req = parse_request(await request.content.read(MAX_BODY + 1))
         except BadRequest as exc:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reactor.okx.bills import Bill
-from reactor.okx.models import Position
+from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 
 __all__ = [
@@ -52,7 +52,7 @@ DEFAULT_GRACE_MS = 300
 ISOLATED = "isolated"
 # (account, instId, posSide, mgnMode): a position's identity (an isolated and a cross position
 # on one instrument and side coexist on OKX).
-GateKey = tuple[str, str, str, str]
+GateKey = PositionKey
 _ZERO = Decimal(0)
 
 
@@ -186,7 +186,7 @@ class RecordMaintenance:
 
     @property
     def position_key(self) -> GateKey:
-        return (self.account, self.inst_id, self.pos_side, ISOLATED)
+        return PositionKey(self.account, self.inst_id, self.pos_side, ISOLATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +292,7 @@ class FillGate:
         """A position as pushed; returns effects (records bound to it, releases)."""
         if not self.enabled:
             return []
-        gk: GateKey = (pos.account, pos.inst_id, pos.pos_side, pos.mgn_mode)
+        gk = PositionKey(pos.account, pos.inst_id, pos.pos_side, pos.mgn_mode)
         lane = self._lanes.get(gk)
         size = abs(pos.pos)
         if size == 0:
@@ -336,7 +336,7 @@ class FillGate:
         if new <= 0:
             return []  # the same fill again (or an older push late): nothing new
         self._acc[order.ord_id] = (order.account, acc, now_ms)
-        gk: GateKey = (order.account, order.inst_id, order.pos_side, order.td_mode)
+        gk = PositionKey(order.account, order.inst_id, order.pos_side, order.td_mode)
         lane = self._lanes.get(gk)
         if lane is None:
             lane = self._lanes[gk] = _Lane()
@@ -398,7 +398,7 @@ class FillGate:
 
     def hold_until(self, pos: Position, now_ms: int) -> int | None:
         """When the hold of ``pos`` ends at the latest (ms), or None when it is not held."""
-        lane = self._lanes.get((pos.account, pos.inst_id, pos.pos_side, pos.mgn_mode))
+        lane = self._lanes.get(pos.key)
         if lane is None or lane.hold is None:
             return None
         if not lane.hold.since_ms <= now_ms < lane.hold.until_ms:

@@ -36,7 +36,7 @@ from reactor.okx.models import Position, PositionKey
 from reactor.okx.orders import OrderUpdate
 
 # The timer of the fill gate (grace ends, retried maintenance writes); not a position.
-FILLS_KEY: PositionKey = ("", "", "", "fills")
+FILLS_KEY = PositionKey("", "", "", "fills")
 FILL_WRITE_RETRY_S = 1.0
 
 

@@ -114,7 +114,7 @@ def seed_guard(
         if entry.account not in accounts or entry.status not in ("ok", "unknown"):
             continue
         age = max(0.0, wall_now - entry.sent_ms / 1000)
-        key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
+        key = PositionKey(entry.account, entry.inst_id, entry.pos_side, "isolated")
         guard.seed(key, now - age, Decimal(entry.amount))
         seeded[entry.account] = seeded.get(entry.account, 0) + 1
     for account in seeded:

@@ -10,7 +10,7 @@ from reactor.engine.timing import Ctx
 from reactor.okx.models import PositionKey
 
 # The timer of engine-wide work (retrying journal writes that failed); not a position.
-STORAGE_KEY: PositionKey = ("", "", "", "")
+STORAGE_KEY = PositionKey("", "", "", "")
 
 
 class EngineHealth:

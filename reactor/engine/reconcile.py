@@ -134,7 +134,7 @@ def unanswered_calls(
     journalled), each said as ``margin.adjust.unknown``."""
     pending: dict[PositionKey, PendingOutcome] = {}
     for entry in unanswered:
-        key = (entry.account, entry.inst_id, entry.pos_side, "isolated")
+        key = PositionKey(entry.account, entry.inst_id, entry.pos_side, "isolated")
         pending[key] = PendingOutcome(
             entry.id, entry.action, Decimal(entry.amount), None, now, "restart"
         )

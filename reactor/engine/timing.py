@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from reactor.backoff import Backoff
 from reactor.domain.book import BookChange, PositionBook
 from reactor.domain.policy import BELOW_MIN_ACTION, IN_BAND, NOT_MANAGED
 from reactor.engine.commands import CancelTimer, Out, ReadBills, SetTimer, pos_fields
@@ -198,21 +199,15 @@ def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: Book
     return drift
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential back-off with a downward jitter (many positions do not retry in step)."""
-
-    base_s: float
-    max_s: float
-
-    def delay(self, failures: int, rand: Callable[[], float]) -> float:
-        exponent = min(max(failures - 1, 0), 16)
-        delay = min(self.max_s, self.base_s * 2.0**exponent)
-        return delay * (0.75 + rand() / 4)
+# A position's back-off jitters downwards: many positions do not retry in step.
+JITTER = (0.75, 1.0)
+MAX_EXPONENT = 16
 
 
 def backoff_for(settings: EngineSettings) -> Backoff:
-    return Backoff(max(settings.cooldown_s, 0.1), settings.retry_max_s)
+    return Backoff(
+        max(settings.cooldown_s, 0.1), settings.retry_max_s, JITTER, max_exponent=MAX_EXPONENT
+    )
 
 
 # -- the standing gates: whether a position may be corrected at all right now ---------------

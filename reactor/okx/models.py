@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
-# (account, instId, posSide, mgnMode): on OKX an isolated and a cross position on the same
-# instrument and side coexist, so mgnMode is part of a position's identity.
-PositionKey = tuple[str, str, str, str]
+
+class PositionKey(NamedTuple):
+    """(account, instId, posSide, mgnMode): on OKX an isolated and a cross position on the same
+    instrument and side coexist, so mgnMode is part of a position's identity. A tuple, so it
+    equals, hashes and serializes exactly as the plain 4-tuple it replaces."""
+
+    account: str
+    inst_id: str
+    pos_side: str
+    mgn_mode: str
+
 
 # Bounds of a real position; beyond them a record is an invalid frame, never acted on. They are
 # far outside anything OKX lists (largest ctVal 1e7 contracts of PEPE, leverage <= 125), so a
@@ -127,7 +135,7 @@ class Position:
 
     @property
     def key(self) -> PositionKey:
-        return (self.account, self.inst_id, self.pos_side, self.mgn_mode)
+        return PositionKey(self.account, self.inst_id, self.pos_side, self.mgn_mode)
 
     @property
     def is_open(self) -> bool:

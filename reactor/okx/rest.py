@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +25,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from reactor.backoff import Backoff
 from reactor.fdlimit import log_if_emfile
 from reactor.limits import InputRejected, loads_limited
 from reactor.log import error_text, get_logger
@@ -97,10 +97,10 @@ class OkxRestClient:
         self._simulated = simulated
         self._clock = clock
         self._offset_s = 0.0
-        self._clock_sync_backoff_s = clock_sync_backoff_s
+        self._clock_sync_backoff = Backoff(clock_sync_backoff_s, CLOCK_SYNC_BACKOFF_MAX_S)
         self.skew_streak = 0  # clock rejections since the last accepted signed request
         self._get_retries = get_retries
-        self._retry_backoff_s = retry_backoff_s
+        self._retry_backoff = Backoff(retry_backoff_s, jitter=(0.5, 1.5))
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_s),
@@ -270,10 +270,7 @@ class OkxRestClient:
         """Re-sync after a clock rejection; back off when rejections keep coming."""
         self.skew_streak += 1
         if self.skew_streak > 1:
-            delay = min(
-                CLOCK_SYNC_BACKOFF_MAX_S,
-                self._clock_sync_backoff_s * 2 ** (self.skew_streak - 2),
-            )
+            delay = self._clock_sync_backoff.ceiling(self.skew_streak - 1)
             log.warning(
                 "rest.clock.backoff",
                 account=self.account,
@@ -317,7 +314,7 @@ class OkxRestClient:
                     raise
                 error = error_text(exc, None)
             attempt += 1
-            delay = self._retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random())
+            delay = self._retry_backoff.delay(attempt)
             log.warning(
                 "rest.retry",
                 account=self.account,

@@ -9,7 +9,6 @@ stopping an account for good when its credentials are wrong (no retry storm).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
+from reactor.backoff import Backoff
 from reactor.fdlimit import log_if_emfile
 from reactor.log import error_text, get_logger
 from reactor.okx.credentials import Credentials
@@ -114,8 +114,8 @@ class PrivateSession:
         self._pacer = pacer
         self._ping_interval_s = ping_interval_s
         self._pong_timeout_s = pong_timeout_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        # Full jitter: accounts do not stampede.
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, jitter=(0.0, 1.0))
         self._extra_headers = dict(extra_headers or {})
         self._clock = clock
         self._resync_clock = resync_clock  # e.g. OkxRestClient.sync_clock: offset to OKX time
@@ -153,11 +153,7 @@ class PrivateSession:
                 return
             attempt = 0 if outcome.healthy else attempt
             attempt += 1
-            if outcome.then == "now":
-                delay = 0.0
-            else:
-                ceiling = min(self._backoff_max_s, self._backoff_initial_s * 2 ** (attempt - 1))
-                delay = random.uniform(0, ceiling)  # full jitter: accounts do not stampede
+            delay = 0.0 if outcome.then == "now" else self._backoff.delay(attempt)
             log.info(
                 "ws.reconnect",
                 account=self.account,

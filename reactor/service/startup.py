@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import random
 import socket
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+from reactor.backoff import Backoff
 from reactor.config import Config
 from reactor.log import error_text, get_logger
 from reactor.okx.errors import AmbiguousOutcome, OkxError, RequestNotSent
@@ -57,8 +57,7 @@ async def with_start_retries(
             return await call()
         except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
             attempt += 1
-            ceiling = min(max_s, initial_s * 2 ** (attempt - 1))
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+            delay = Backoff(initial_s, max_s, jitter=(0.5, 1.0)).delay(attempt)
             log.warning(
                 "reactor.start.retry",
                 what=what,

@@ -123,9 +123,10 @@ def test_random_histories_keep_the_invariants(ops: list[tuple[str, object, objec
 def test_backoff_grows_and_stays_under_its_cap(
     base: float, cap: float, rand: float, failures: int
 ) -> None:
-    from reactor.engine.timing import Backoff
+    from reactor.backoff import Backoff
+    from reactor.engine.timing import JITTER, MAX_EXPONENT
 
-    b = Backoff(base, cap)
+    b = Backoff(base, cap, JITTER, max_exponent=MAX_EXPONENT)
     now, after = b.delay(failures, lambda: rand), b.delay(failures + 1, lambda: rand)
     assert 0 < now <= after <= max(cap, 0)
     assert now >= 0.75 * min(cap, base)
