@@ -255,9 +255,10 @@ class CallTable:
             c.local_room = local_reduce_room(pos, ct_val, policy)
         if c.local_room is not None and action.amount <= c.local_room:
             return call, c  # no read: the local bound proves the reduce safe
-        if control.est_distrusted and c.local_room is not None:
-            # OKX refused a reduce its own number allowed: until the position's size changes
-            # the local bound caps every reduce, so an optimistic figure costs one 59301.
+        if c.local_room is not None and distrusted(control.distrust_mark, pos.mark_px):
+            # OKX refused a reduce its own number allowed: while the size and the mark stay,
+            # the local bound caps every reduce, so an optimistic figure costs one 59301. (A
+            # mark that moved explains the refusal as well: OKX is asked again then.)
             self.reduce_checked(
                 ctx, call, c.local_room, read=False, label="local bound after 59301"
             )
@@ -562,6 +563,14 @@ def dry_run(ctx: Ctx, pos: Position, control: PositionControl, action: Action, c
 MARK_TOLERANCE = Decimal("0.01")
 
 
+def distrusted(mark: Decimal | None, now: Decimal | None) -> bool:
+    """A 59301 at ``mark`` still stands against OKX's number: the mark moved at most
+    :data:`MARK_TOLERANCE` since."""
+    if mark is None or now is None or mark <= 0:
+        return False
+    return abs(now - mark) <= mark * MARK_TOLERANCE
+
+
 def estimate_of(pos: Position, cap: Decimal) -> EstAvail:
     """The cache entry of OKX's answer ``cap`` for the record ``pos``."""
     return EstAvail(cap, pos.margin, pos.pos, pos.c_time, pos.lever, pos.mark_px)
@@ -688,7 +697,8 @@ def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) 
         control.failures += 1
     if reaction.step_cap is not None:
         control.step_cap = reaction.step_cap
-        control.est_distrusted = ctx.settings.pre_reduce_check
+        if ctx.settings.pre_reduce_check:
+            control.distrust_mark = pos.mark_px
         if control.est_avail is not None:
             # OKX refused this much: its cached number was too high (optimistic, or the mark
             # moved); never try it again from the cache.

@@ -224,7 +224,9 @@ class PositionControl:
     foreign_held: bool = False  # held: someone else keeps moving its margin
     bills_wait_until: float = 0.0  # a margin drift: wait for the bills read until then
     est_avail: EstAvail | None = None  # the last estAvailTrans read (reduce check cache)
-    est_distrusted: bool = False  # 59301 despite estAvailTrans: the local bound caps reduces
+    # 59301 despite estAvailTrans, at this mark: the local bound caps reduces while the mark
+    # stays near it and the size is the same
+    distrust_mark: Decimal | None = None
     status: Status = Status.OK
     reason: str = ""
     target: Decimal | None = None

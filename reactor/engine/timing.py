@@ -190,7 +190,7 @@ def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: Book
         return drift
     if (pos.pos, pos.c_time) != (prev.pos, prev.c_time):
         control.step_cap = None  # a new size: the exchange's limit is a new one too
-        control.est_distrusted = False
+        control.distrust_mark = None
     if control.hold_until_change is not None:
         size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
         if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):

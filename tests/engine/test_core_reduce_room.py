@@ -146,3 +146,17 @@ def test_after_59301_the_local_bound_caps_until_the_size_changes() -> None:
     d.push(cro(margin=D("20.29"), pos=D("109"), u_time=T + 3))
     d.advance(2.0)
     assert len(d.checks) == 2
+
+
+def test_after_59301_a_mark_that_moved_asks_okx_again() -> None:
+    """A refusal in a moving market says the mark moved, not that OKX's number is wrong."""
+    d = driver(pre_reduce_check=True, cooldown_s=1.0, retry_max_s=4.0)
+    d.snapshot(cro())
+    d.feed(d.core.on_reduce_checked(d.checks[0].call, D("9.9787"), now=d.now))
+    d.answer(rejected("59301"))  # the mark fell between the read and the call
+    d.advance(d.timers[KEY] - d.now)
+    d.answer()  # the halved step, 4.98: inside the local bound
+    moved = cro().mark_px * (1 + 2 * MARK_TOLERANCE)
+    d.push(cro(margin=D("15.31"), mark_px=moved, upl=D("7.0"), u_time=T + 1))
+    d.advance(2.0)
+    assert len(d.checks) == 2  # read again, not capped at the local bound
