@@ -85,10 +85,13 @@ async def run(quick: bool) -> dict[str, Any]:
 
                 async def back_in_band() -> bool:
                     nonlocal band
-                    band = await sim.get("/bench/band")
+                    try:
+                        band = await sim.get("/bench/band")
+                    except httpx.TransportError:
+                        return False  # the simulator is busy with the burst: ask again
                     return bool(band.get("episodes")) and band.get("out_now") == 0
 
-                deadline = time.monotonic() + 120
+                deadline = time.monotonic() + 300
                 while time.monotonic() < deadline and not await back_in_band():
                     await asyncio.sleep(0.1)
                 waited = time.monotonic() - t0
