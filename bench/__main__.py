@@ -283,7 +283,13 @@ def table(results: dict[str, Any]) -> str:
             "| positions moved | back in band after | still out | margin calls | 50011 | 59301 "
             "| other errors | reactor's exchange reads meanwhile |",
             "|---|---|---|---|---|---|---|---|",
-            f"| {fund['moved_by_funding']} | {fund['in_band_after_s']} s | "
+            f"| {fund['moved_by_funding']} | "
+            + (
+                f"{fund['in_band_after_s']} s"
+                if fund["in_band_after_s"] is not None
+                else f"not within {fund['waited_s']} s"
+            )
+            + " | "
             f"{fund['out_of_band_at_end']} | {fund['margin_calls']} | {fund['answers_50011']} | "
             f"{fund['answers_59301']} | {fund['other_errors']} | {fund['reads'] or 'none'} |",
             "",
