@@ -25,13 +25,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, fidelity, ha, latency, maintenance_race, seed, snapshot_path
+from bench import (
+    convergence,
+    fidelity,
+    funding,
+    ha,
+    latency,
+    maintenance_race,
+    seed,
+    snapshot_path,
+)
 from bench.common import ROOT
 
 OUT = ROOT / "bench" / "results.json"
 PERFORMANCE = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-PARTS = ("seed", "latency", "convergence", "maintenance", "snapshot", "steady", "ha")
+PARTS = ("seed", "latency", "convergence", "funding", "maintenance", "snapshot", "steady", "ha")
+# The key of each part in the results (a part not run is carried over from the previous file).
+RESULT_KEYS = {"snapshot": "snapshot_path"}
 
 
 def _steady(quick: bool, profile: Path | None) -> dict[str, Any]:
@@ -84,6 +95,12 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         v = r["own"]["p99_ms"]
         add(f"own share p99, {name}", v, "ms", "< 2", v is not None and v < 2)
+        v = r["own"]["p50_ms"]
+        add(f"own share p50, {name} (issue 18)", v, "ms", "< 2", v is not None and v < 2)
+        for kind, reads in (r.get("reads_before_call") or {}).items():
+            if reads["corrections"]:
+                n = reads["corrections"] - reads["with_no_read"]
+                add(f"{kind}s with an exchange read before the call, {name}", n, "", "0", n == 0)
     conv = results.get("convergence")
     if conv:
         for name, res in conv["scenarios"].items():
@@ -101,6 +118,22 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 pct = convergence.spread_pct(s)
                 if pct is not None and res[tool]["runs"] > 1:
                     add(f"spread of convergence, {name}, {tool}", pct, "%", "<= 20", pct <= 20)
+    fund = results.get("funding")
+    if fund:
+        tag = f"{fund['accounts']} x {fund['positions'] // fund['accounts']}"
+        v = fund["in_band_after_s"]
+        add(f"funding settlement, {tag}: every position back in band", v, "s", "", None)
+        v = fund["margin_calls"]
+        add(
+            f"funding settlement, {tag}: margin calls",
+            v,
+            "",
+            f"<= {fund['positions']}",
+            v <= fund["positions"],
+        )
+        for code in ("50011", "59301"):
+            v = fund[f"answers_{code}"]
+            add(f"funding settlement, {tag}: {code} answers", v, "", "0", v == 0)
     snap = results.get("snapshot_path")
     if snap:
         for case in ("nothing changed", "marks moved"):
@@ -217,6 +250,50 @@ def table(results: dict[str, Any]) -> str:
                 f"| {name} | {_ms(r['e2e'])} | {_ms(r['own'])} | {r['calls_per_correction']} |"
             )
         lines.append("")
+        if "own_journal" in next(iter(lat.values())):
+            lines += [
+                "The own share split (ms, p50 / p99 / max): parse (frame -> positions handed to "
+                "the engine), journal (the intent's commit), reads (exchange GETs of the account "
+                "between push and call, in parallel counted once; in trailing mode they run "
+                "during the debounce wait, not in the call's path), the rest (core, event loop, "
+                "httpx); and the reads before the call per correction:",
+                "",
+                "| debounce | parse | journal | reads | rest | reads before the call |",
+                "|---|---|---|---|---|---|",
+            ]
+            for name, r in lat.items():
+                reads = "; ".join(
+                    f"{kind}: {v['with_no_read']} of {v['corrections']} with none"
+                    + (f", {v['by_endpoint']}" if v["by_endpoint"] else "")
+                    for kind, v in r["reads_before_call"].items()
+                    if v["corrections"]
+                )
+                lines.append(
+                    f"| {name} | {_ms(r['own_parse'])} | {_ms(r['own_journal'])} | "
+                    f"{_ms(r['own_reads'])} | {_ms(r['own_rest'])} | {reads} |"
+                )
+            lines.append("")
+    fund = results.get("funding")
+    if fund:
+        lines += [
+            f"Funding settlement (`bench/funding.py`): {fund['accounts']} sub-accounts x "
+            f"{fund['positions'] // fund['accounts']} positions, every position moved by 1 USDT at "
+            "one instant (the simulator's funding clock, rate 1 %), production timing:",
+            "",
+            "| positions moved | back in band after | still out | margin calls | 50011 | 59301 "
+            "| other errors | reactor's exchange reads meanwhile |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {fund['moved_by_funding']} | "
+            + (
+                f"{fund['in_band_after_s']} s"
+                if fund["in_band_after_s"] is not None
+                else f"not within {fund['waited_s']} s"
+            )
+            + " | "
+            f"{fund['out_of_band_at_end']} | {fund['margin_calls']} | {fund['answers_50011']} | "
+            f"{fund['answers_59301']} | {fund['other_errors']} | {fund['reads'] or 'none'} |",
+            "",
+        ]
     conv = results.get("convergence")
     if conv:
         lines += [
@@ -300,10 +377,18 @@ def table(results: dict[str, Any]) -> str:
             "",
         ]
     meta = results.get("meta", {})
+    load = ""
+    if meta.get("load_start") is not None:
+        load = (
+            f" Load average (1 min) {meta['load_start'][0]:.2f} at the start, "
+            f"{meta['load_end'][0]:.2f} at the end."
+        )
     lines.append(
         f"Run: {meta.get('started')} on {meta.get('cpus')} CPUs, Python {meta.get('python')}, "
-        f"{'quick' if meta.get('quick') else 'full'} mode, {meta.get('duration_s')} s."
+        f"{'quick' if meta.get('quick') else 'full'} mode, {meta.get('duration_s')} s.{load}"
     )
+    for part, started in (meta.get("carried") or {}).items():
+        lines.append(f"({part}: carried over from the run of {started}.)")
     return "\n".join(lines)
 
 
@@ -328,6 +413,10 @@ async def _in_process(quick: bool, only: set[str]) -> dict[str, Any]:
     if "convergence" in only:
         print("convergence:", flush=True)
         out["convergence"] = await convergence.run(quick)
+    if "funding" in only:
+        print("funding settlement (every position moved at once):", flush=True)
+        out["funding"] = await funding.run(quick)
+        print(funding.report(out["funding"]), flush=True)
     if "maintenance" in only:
         # Counts from fills: maintenances at random while the price walks; wasted transfers.
         print("maintenances while the price walks (wasted transfers):", flush=True)
@@ -364,6 +453,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "load_start": os.getloadavg(),
         }
     }
     if "seed" in only:
@@ -380,6 +470,18 @@ def main(argv: list[str] | None = None) -> None:
         print("high availability on PostgreSQL (fenced intent, lease renewal, takeover):")
         results["ha"] = ha.run(args.quick)
     results["meta"]["duration_s"] = round(time.time() - started, 1)
+    results["meta"]["load_end"] = os.getloadavg()
+    if previous:
+        # The parts not run this time keep their last figures, said with their run's date.
+        carried = {}
+        for part in PARTS:
+            key = RESULT_KEYS.get(part, part)
+            if part not in only and key in previous and key not in results:
+                results[key] = previous[key]
+                pmeta = previous.get("meta", {})
+                carried[key] = (pmeta.get("carried") or {}).get(key, pmeta.get("started"))
+        if carried:
+            results["meta"]["carried"] = carried
     if previous and "fidelity" in previous:  # python -m bench.fidelity writes it, not this run
         results["fidelity"] = previous["fidelity"]
     results["figures"] = figures(results)

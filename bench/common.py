@@ -167,6 +167,10 @@ class Probe:
     due: dict[tuple[str, str, str], tuple[float, float, float, float]] = field(default_factory=dict)
     sends: list[dict[str, Any]] = field(default_factory=list)
     enabled: bool = True
+    # Every REST GET per account: (path without query, started, ended) on perf_counter.
+    gets: dict[str, list[tuple[str, float, float]]] = field(default_factory=dict)
+    # The last journal intent write per position: (started, ended) on perf_counter.
+    journal: dict[tuple[str, str, str], tuple[float, float]] = field(default_factory=dict)
 
     def on_frame(self, text: str) -> None:
         self.frames += 1
@@ -196,6 +200,17 @@ class Probe:
         raw = json.loads(body)
         key = (account, raw["instId"], raw["posSide"])
         due = self.due.pop(key, None)
+        reads: dict[str, int] = {}
+        reads_s = journal_s = None
+        if due is not None:
+            spans = []
+            for path, t0, t1 in self.gets.get(account, ()):
+                if t0 >= due[0] and t1 <= now:
+                    reads[path] = reads.get(path, 0) + 1
+                    spans.append((t0, t1))
+            reads_s = _covered(spans)
+            j = self.journal.pop(key, None)
+            journal_s = j[1] - j[0] if j is not None and j[0] >= due[0] else 0.0
         self.sends.append(
             {
                 "account": account,
@@ -204,13 +219,42 @@ class Probe:
                 "own_s": None if due is None else now - due[0],
                 "parse_s": None if due is None else due[3] - due[0],
                 "engine_s": None if due is None else now - due[3],
+                "journal_s": journal_s,
+                "reads_s": reads_s,
+                "reads": reads,
                 "in_s": None if due is None or not due[2] else due[1] - due[2],
                 "sim_ts": None if due is None or not due[2] else due[2],
             }
         )
 
 
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """The time the union of ``spans`` covers (reads in parallel count once)."""
+    total, end = 0.0, float("-inf")
+    for t0, t1 in sorted(spans):
+        if t1 <= end:
+            continue
+        total += t1 - max(t0, end)
+        end = t1
+    return total
+
+
 PROBE = Probe()
+
+
+def probe_journal(rt: app.Runtime) -> None:
+    """Stamp the reactor's journal intent writes (the ledger instance of this run only)."""
+    ledger = rt.engine.ledger
+    inner = ledger.journal_intent
+
+    def journal_intent(account: str, inst_id: str, pos_side: str, *args: Any) -> int:
+        t0 = time.perf_counter()
+        try:
+            return inner(account, inst_id, pos_side, *args)
+        finally:
+            PROBE.journal[(account, inst_id, pos_side)] = (t0, time.perf_counter())
+
+    ledger.journal_intent = journal_intent  # type: ignore[method-assign]
 
 
 class StampedProtocol(PrivateChannelProtocol):
@@ -262,7 +306,14 @@ class ProbeTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == MARGIN_PATH:
             PROBE.on_send(self._account, request.content)
-        return await self._inner.handle_async_request(request)
+        if request.method != "GET":
+            return await self._inner.handle_async_request(request)
+        t0 = time.perf_counter()
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            gets = PROBE.gets.setdefault(self._account, [])
+            gets.append((request.url.path, t0, time.perf_counter()))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -20,6 +20,7 @@ from bench.common import (
     dist_ms,
     match_e2e,
     position,
+    probe_journal,
     reactor,
     sim_process,
     wait_until,
@@ -65,6 +66,7 @@ async def run_mode(timing: dict[str, Any], corrections: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp:
             cfg = write_config(Path(tmp), sim, sc, cooldown_s=5, **timing)
             async with reactor(cfg) as rt:
+                probe_journal(rt)
                 names = list(rt.sessions)
                 ok = await wait_until(lambda: all(rt.engine.book.is_fresh(n) for n in names), 60)
                 assert ok, "accounts did not become fresh"
@@ -93,9 +95,41 @@ async def run_mode(timing: dict[str, Any], corrections: int) -> dict[str, Any]:
         # own = frame -> engine gets the parsed positions (parse) + -> request handed to httpx
         "own_parse": dist_ms([s["parse_s"] for s in sends if s["parse_s"] is not None]),
         "own_engine": dist_ms([s["engine_s"] for s in sends if s["engine_s"] is not None]),
+        # own = parse + journal (the intent's commit) + reads (exchange GETs the call waited
+        # for) + the rest (core, event loop, httpx) - per correction (issue 18)
+        "own_journal": dist_ms([s["journal_s"] for s in sends if s["journal_s"] is not None]),
+        "own_reads": dist_ms([s["reads_s"] for s in sends if s["reads_s"] is not None]),
+        "own_rest": dist_ms(
+            [
+                s["engine_s"] - s["journal_s"] - s["reads_s"]
+                for s in sends
+                if s["engine_s"] is not None and s["journal_s"] is not None
+            ]
+        ),
+        "reads_before_call": reads_before_call(sends),
         "inbound": dist_ms(inbound),
         "elapsed_s": round(elapsed, 1),
     }
+
+
+def reads_before_call(sends: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exchange GETs of the account between the push and the call, per correction, by kind of
+    call and endpoint: total, corrections with none, the most before one call."""
+    out: dict[str, Any] = {}
+    for kind in ("add", "reduce"):
+        mine = [s for s in sends if s["own_s"] is not None and f'"type":"{kind}"' in s["body"]]
+        by_path: dict[str, int] = {}
+        for s in mine:
+            for path, n in s["reads"].items():
+                by_path[path] = by_path.get(path, 0) + n
+        counts = [sum(s["reads"].values()) for s in mine]
+        out[kind] = {
+            "corrections": len(mine),
+            "with_no_read": sum(1 for n in counts if n == 0),
+            "max": max(counts, default=0),
+            "by_endpoint": dict(sorted(by_path.items())),
+        }
+    return out
 
 
 async def run(quick: bool) -> dict[str, Any]:
@@ -109,6 +143,20 @@ async def run(quick: bool) -> dict[str, Any]:
             f"max {r['e2e']['max_ms']} ms | own p50 {r['own']['p50_ms']} p99 {r['own']['p99_ms']}"
             f" ms (parse p50 {r['own_parse']['p50_ms']}, engine to request p50 "
             f"{r['own_engine']['p50_ms']}) | calls/correction {r['calls_per_correction']}",
+            flush=True,
+        )
+        split = " | ".join(
+            f"{part} p50 {r['own_' + part]['p50_ms']} p99 {r['own_' + part]['p99_ms']}"
+            for part in ("parse", "journal", "reads", "rest")
+        )
+        reads = r["reads_before_call"]
+        print(
+            f"    own share split (ms): {split}\n    reads before the call: "
+            + "; ".join(
+                f"{k} {v['with_no_read']}/{v['corrections']} with none, max {v['max']}, "
+                f"{v['by_endpoint'] or 'no reads'}"
+                for k, v in reads.items()
+            ),
             flush=True,
         )
     return out

@@ -13,8 +13,9 @@
   ``on_call_done`` (SendMarginCall, with an :class:`Outcome`), ``on_result_written`` /
   ``on_result_failed`` (WriteResult), ``on_resolved`` / ``on_resolve_failed`` (ResolveOutcome),
   ``on_positions_read`` / ``on_read_failed`` (ReadPositions), ``on_instrument``
-  (FetchInstrument), ``on_reduce_checked`` / ``on_reduce_check_failed`` (CheckReduce: OKX's
-  ``estAvailTrans``), ``on_bills_read`` / ``on_bills_failed`` (ReadBills: foreign transfers),
+  (FetchInstrument), ``on_reduce_checked`` / ``on_reduce_check_failed`` /
+  ``on_reduce_check_empty`` (CheckReduce: OKX's ``estAvailTrans``), ``on_bills_read`` /
+  ``on_bills_failed`` (ReadBills: foreign transfers),
   ``on_maintenance_written`` / ``on_maintenance_failed`` (WriteMaintenance),
   ``on_fills_recovered`` / ``on_fills_recovery_failed`` (RecoverFills), ``on_task_failed``
   (any task);

@@ -67,6 +67,7 @@ async def check_reduce(
             if cap is not None and cap >= 0:
                 return core.on_reduce_checked(cmd.call, cap, now=clock())
             error = f"estAvailTrans not a number: {str(info.get('estAvailTrans'))[:40]!r}"
+            return core.on_reduce_check_empty(cmd.call, error, now=clock())  # OKX answered
     refused = (
         []
         if outcome is None

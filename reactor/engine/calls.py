@@ -14,11 +14,11 @@ The functions change the call's :class:`PositionControl` and say what happened t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
-from reactor.domain.policy import Action, ActionKind, round_down
+from reactor.domain.policy import Action, ActionKind, PolicyConfig, local_reduce_room, round_down
 from reactor.engine.commands import (
     CheckReduce,
     Out,
@@ -36,6 +36,7 @@ from reactor.engine.health import EngineHealth
 from reactor.engine.state import (
     AccountState,
     EngineSettings,
+    EstAvail,
     PendingOutcome,
     PositionControl,
     Status,
@@ -198,6 +199,9 @@ class Call:
     journal_id: int = 0
     sent_at: float = 0.0
     checked: bool = False  # the pre-reduce check answered (a second answer is ignored)
+    # The reactor's own reduce bound (:func:`local_reduce_room`) when the call was decided:
+    # a reduce inside it is sent without a read; the bound when OKX gives no number.
+    local_room: Decimal | None = None
 
     def pending(self, code: str | None = None) -> PendingOutcome:
         """What a re-read must resolve when the answer is unknown (or never came)."""
@@ -222,23 +226,54 @@ class CallTable:
         self.sent = 0  # calls sent since start
 
     def open(
-        self, ctx: Ctx, pos: Position, action: Action, guard_entry: Entry | None
+        self,
+        ctx: Ctx,
+        pos: Position,
+        action: Action,
+        guard_entry: Entry | None,
+        ct_val: Decimal | None = None,
     ) -> tuple[int, Call | None]:
         """Start a call for ``pos``: its id, and the call whose intent is to be written now
-        (None: OKX's reduce limit is asked first, :class:`CheckReduce`)."""
+        (None: OKX's reduce limit is asked first, :class:`CheckReduce`, or was answered from
+        the cache already).
+
+        A reduce inside the local bound (:func:`local_reduce_room`, ``ct_val`` known) is sent
+        at once; above it OKX's ``estAvailTrans`` decides, read once per position record
+        (:func:`cached_estimate`), never once per call of a burst (issue 18)."""
         self._next += 1
+        call = self._next
         control = ctx.control(pos.key)
         c = Call(pos.key, control, pos, action, action.amount, guard_entry)
-        self._calls[self._next] = c
+        self._calls[call] = c
         control.in_flight = True
         control.status, control.reason = Status.ADJUSTING, action.reason
         control.last_acted = ctx.now
-        if ctx.settings.pre_reduce_check and action.kind is ActionKind.REDUCE:
-            ctx.out.add(CheckReduce(self._next, pos.key, action.amount, pos.lever))
-            return self._next, None
-        return self._next, c
+        if not ctx.settings.pre_reduce_check or action.kind is not ActionKind.REDUCE:
+            return call, c
+        policy = ctx.settings.policy
+        if ct_val is not None:
+            c.local_room = local_reduce_room(pos, ct_val, policy)
+        if c.local_room is not None and action.amount <= c.local_room:
+            return call, c  # no read: the local bound proves the reduce safe
+        if c.local_room is not None and distrusted(control.distrust_mark, pos.mark_px):
+            # OKX refused a reduce its own number allowed: while the size and the mark stay,
+            # the local bound caps every reduce, so an optimistic figure costs one 59301. (A
+            # mark that moved explains the refusal as well: OKX is asked again then.)
+            self.reduce_checked(
+                ctx, call, c.local_room, read=False, label="local bound after 59301"
+            )
+            return call, None
+        cached = cached_estimate(control.est_avail, pos, ct_val, policy)
+        if cached is not None:
+            self.reduce_checked(ctx, call, cached, read=False)
+            return call, None
+        control.est_avail = None
+        ctx.out.add(CheckReduce(call, pos.key, action.amount, pos.lever))
+        return call, None
 
-    def start(self, ctx: Ctx, pos: Position, action: Action, count: int) -> None:
+    def start(
+        self, ctx: Ctx, pos: Position, action: Action, count: int, ct_val: Decimal | None = None
+    ) -> None:
         """A correction the policy decided: through the runaway guard, only said in a dry
         run, else opened (its intent written, or OKX's reduce limit asked first)."""
         control = ctx.control(pos.key)
@@ -248,7 +283,7 @@ class CallTable:
         if ctx.settings.dry_run:
             dry_run(ctx, pos, control, action, count)
             return
-        call, c = self.open(ctx, pos, action, check.entry)
+        call, c = self.open(ctx, pos, action, check.entry, ct_val)
         if c is not None:
             self.write_intent(ctx, call, c)
 
@@ -285,20 +320,33 @@ class CallTable:
 
     # -- the answers of the call's commands (the core routes them here) --------------------
 
-    def reduce_checked(self, ctx: Ctx, call: int, cap: Decimal | None) -> None:
+    def reduce_checked(
+        self,
+        ctx: Ctx,
+        call: int,
+        cap: Decimal | None,
+        *,
+        read: bool = True,
+        label: str = "estAvailTrans",
+    ) -> None:
         """The exchange's own reduce limit (``estAvailTrans``): never ask for more; the intent
-        is written unless the call was dropped.
+        is written unless the call was dropped. (A reduce inside the local bound never gets
+        here: it is sent without a read.)
 
         ``cap`` None: the venue set no limit (tests of other rules). The policy's floor has
         already bounded the amount; the cap is the second bound, rounded down to the step.
         Less than ``min_action`` left: no call, blocked ``exchange_limit`` until a later check
         (with back-off: OKX's figure moves with the mark price, which pushes do not show).
+        ``read``: ``cap`` is a fresh answer of OKX (cached for the position's record), not the
+        cache itself; ``label`` names the bound in the blocked reason.
         """
         out, policy = ctx.out, ctx.settings.policy
         c = self.get(call)
         if c is None or c.checked:
             return  # a second answer, or one for a call already dropped
         c.checked = True
+        if read and cap is not None:
+            c.control.est_avail = estimate_of(c.position, cap)
         if ctx.controls.get(c.key) is not c.control:
             self.abandon(call, c, "position closed before send", out)
             return
@@ -330,8 +378,11 @@ class CallTable:
                 est_avail=str(cap),
             )
             if amount < policy.min_action:
+                # Not cached: OKX's figure moves with a mark the pushes may not show yet, so
+                # the retry after the back-off asks again.
+                control.est_avail = None
                 self.abandon(call, c, "", out)
-                reason = f"exchange_limit: estAvailTrans {cap} < min_action"
+                reason = f"exchange_limit: {label} {cap} < min_action"
                 control.status, control.reason = Status.BLOCKED, reason
                 control.exchange_limited = True
                 enter_blocked(c.position, control, c.action, reason, out)
@@ -343,17 +394,38 @@ class CallTable:
         self.write_intent(ctx, call, c)
 
     def reduce_check_failed(
-        self, ctx: Ctx, call: int, error: str, outcome: Outcome | None = None
+        self,
+        ctx: Ctx,
+        call: int,
+        error: str,
+        outcome: Outcome | None = None,
+        *,
+        empty: bool = False,
     ) -> None:
-        """``estAvailTrans`` could not be read (error, timeout, no number): no reduce is sent.
+        """``estAvailTrans`` could not be read (error, timeout, no number): no reduce is sent
+        beyond the local bound.
 
         Never a blind reduce: an over-margined position is safe, a reduce OKX would refuse or
         one sized from a guess is not needed now. The position decides again after the
         back-off, from fresh data and a fresh check. ``outcome``: OKX's error, when it answered
-        one; a bad key or a missing right (50113, 50120) stops the account as on a call."""
+        one; a bad key or a missing right (50113, 50120) stops the account as on a call.
+        ``empty``: OKX answered without a number (``estAvailTrans`` ""): the reduce goes on up to
+        the local bound, or the position is blocked ``exchange_limit`` with that reason - a
+        venue that never gives the number must not leave a position over its band silently."""
         c = self.get(call)
         if c is None or c.checked:
             return  # answered already: the call goes on, or was dropped
+        if empty and c.local_room is not None:
+            ctx.out.warning(
+                "margin.reduce.check_failed",
+                **pos_fields(c.key),
+                amount=str(c.amount),
+                error=error[:200],
+            )
+            self.reduce_checked(
+                ctx, call, c.local_room, read=False, label="estAvailTrans empty, local bound"
+            )
+            return
         c.checked = True
         control = c.control
         self.abandon(call, c, "", ctx.out)
@@ -373,7 +445,9 @@ class CallTable:
         ctx.retry_later(c.key, control, "estAvailTrans")
 
     def intent_written(self, ctx: Ctx, call: int, journal_id: int) -> None:
-        """The intent is durable: the call is sent (unless it was dropped meanwhile)."""
+        """The intent is durable (the storage works again, if it had failed): the call is
+        sent (unless it was dropped meanwhile)."""
+        self.health.say_recovered(ctx.out)
         c = self.get(call)
         if c is None:
             ctx.out.add(WriteResult(journal_id, "error", "not_sent", "abandoned before send"))
@@ -391,6 +465,7 @@ class CallTable:
 
     def intent_failed(self, ctx: Ctx, call: int, error: str) -> Call | None:
         """No durable intent, so no call: the position retries with back-off."""
+        self.health.say_failed(error, "intent", ctx.out)
         c = self.pop(call)
         if c is None:
             return None
@@ -483,6 +558,59 @@ def dry_run(ctx: Ctx, pos: Position, control: PositionControl, action: Action, c
     control.cooldown_until = ctx.now + ctx.settings.cooldown_s
 
 
+# A cached ``estAvailTrans`` is reused while the mark stays within this fraction of the mark it
+# was read at. Within it the cached number is derated by the most a mark move can take from it
+# (:func:`cached_estimate`); beyond it the derating eats most of the room of a typical
+# position (20x: 1% of mark is 1.05 x its notional x 1%, a fifth of its initial margin), so a
+# fresh read is worth its place in OKX's 5-per-2-s budget.
+MARK_TOLERANCE = Decimal("0.01")
+
+
+def distrusted(mark: Decimal | None, now: Decimal | None) -> bool:
+    """A 59301 at ``mark`` still stands against OKX's number: the mark moved at most
+    :data:`MARK_TOLERANCE` since."""
+    if mark is None or now is None or mark <= 0:
+        return False
+    return abs(now - mark) <= mark * MARK_TOLERANCE
+
+
+def estimate_of(pos: Position, cap: Decimal) -> EstAvail:
+    """The cache entry of OKX's answer ``cap`` for the record ``pos``."""
+    return EstAvail(cap, pos.margin, pos.pos, pos.c_time, pos.lever, pos.mark_px)
+
+
+def cached_estimate(
+    est: EstAvail | None, pos: Position, ct_val: Decimal | None, policy: PolicyConfig
+) -> Decimal | None:
+    """OKX's cached ``estAvailTrans`` as it stands for ``pos`` now, or None (read again).
+
+    Valid while margin, size, ``cTime`` and leverage are those it was read for, and the mark
+    moved at most :data:`MARK_TOLERANCE`. A mark move of d changes what a position must keep
+    by at most ``qty x d x (1 + 1/lever + fee + mmr rate)`` - the loss (1 per unit), the
+    initial margin at mark (1/lever), the closing fee, the maintenance margin (rate from the
+    record, else the fallback) - so the cache is lowered by that much: never above OKX's
+    number at the new mark."""
+    if est is None or est.margin is None or pos.margin != est.margin or ct_val is None:
+        return None
+    if (pos.pos, pos.c_time, pos.lever) != (est.pos, est.c_time, est.lever):
+        return None
+    if est.mark_px is None or pos.mark_px is None or est.mark_px <= 0:
+        return None
+    if pos.lever is None or pos.lever <= 0:
+        return None
+    move = abs(pos.mark_px - est.mark_px)
+    if move > est.mark_px * MARK_TOLERANCE:
+        return None
+    if move == 0:
+        return est.cap
+    qty = abs(pos.pos) * ct_val
+    rate = policy.mmr_rate_fallback
+    if pos.mmr is not None and qty > 0:
+        rate = max(rate, pos.mmr / (qty * est.mark_px))
+    derate = qty * move * (1 + 1 / pos.lever + policy.close_fee_rate + rate)
+    return max(est.cap - derate, Decimal(0))
+
+
 def capped_amount(amount: Decimal, cap: Decimal | None, step: Decimal) -> Decimal | None:
     """The amount OKX's reduce limit (``estAvailTrans``) allows, rounded down to the step;
     None when the limit does not bind."""
@@ -572,6 +700,13 @@ def settle_failure(ctx: Ctx, c: Call, outcome: Outcome, fields: dict[str, str]) 
         control.failures += 1
     if reaction.step_cap is not None:
         control.step_cap = reaction.step_cap
+        if ctx.settings.pre_reduce_check:
+            control.distrust_mark = pos.mark_px
+        if control.est_avail is not None:
+            # OKX refused this much: its cached number was too high (optimistic, or the mark
+            # moved); never try it again from the cache.
+            cap = min(control.est_avail.cap, c.amount - settings.policy.amount_step)
+            control.est_avail = replace(control.est_avail, cap=max(cap, Decimal(0)))
         out.warning(
             "margin.step.halved",
             **pos_fields(key),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 from reactor.domain.book import BookChange, ChangeKind, PositionBook
 from reactor.domain.fills import FillGate, RecordMaintenance
-from reactor.domain.policy import Action, ActionKind, decide, target_for
+from reactor.domain.policy import Action, decide, target_for
 from reactor.engine import commands as cmd
 from reactor.engine.calls import (
     CallTable,
@@ -30,13 +30,14 @@ from reactor.engine.calls import (
     internal_failure,
 )
 from reactor.engine.commands import Command, ResolveOutcome, WriteResult
-from reactor.engine.episodes import track_blocked, watch_main_positions
+from reactor.engine.episodes import settle_decision, watch_main_positions
 from reactor.engine.fills import FILLS_KEY, MaintenanceCounts, MaintenanceFills
 from reactor.engine.foreign import (
     BillWindow,
     ForeignWatch,
     bills_failed,
     bills_read,
+    drift_waits,
     held_foreign,
 )
 from reactor.engine.guard import RunawayGuard, seed_guard
@@ -60,7 +61,6 @@ from reactor.engine.state import (
     NullObserver,
     PauseKey,
     PositionControl,
-    Status,
 )
 from reactor.engine.timing import (
     Ctx,
@@ -380,17 +380,15 @@ class EngineCore:
     ) -> list[Command]:
         return self._input(now, self._calls.reduce_check_failed, call, error, outcome)
 
+    def on_reduce_check_empty(self, call: int, error: str, *, now: float) -> list[Command]:
+        """OKX answered without a number: the reduce goes on up to the local bound."""
+        return self._input(now, self._calls.reduce_check_failed, call, error, empty=True)
+
     def on_intent_written(self, call: int, journal_id: int, *, now: float) -> list[Command]:
-        ctx = self._ctx(now)
-        self.health.say_recovered(ctx.out)
-        self._calls.intent_written(ctx, call, journal_id)
-        return ctx.out.commands
+        return self._input(now, self._calls.intent_written, call, journal_id)
 
     def on_intent_failed(self, call: int, error: str, *, now: float) -> list[Command]:
-        ctx = self._ctx(now)
-        self.health.say_failed(error, "intent", ctx.out)
-        self._calls.intent_failed(ctx, call, error)
-        return ctx.out.commands
+        return self._input(now, self._calls.intent_failed, call, error)
 
     def on_call_done(self, call: int, outcome: Outcome, *, now: float) -> list[Command]:
         return self._input(now, self._calls.done, call, outcome)
@@ -425,7 +423,8 @@ class EngineCore:
                 ctx.drop(key)
             control = self._controls.get(key)
             if control is not None:
-                note_push(ctx, key, control, change)
+                if note_push(ctx, key, control, change):
+                    drift_waits(ctx, self.foreign, key, control)
                 if change.kind is ChangeKind.UPDATED and still_in_band(control, change):
                     continue
             ctx.schedule(key)
@@ -463,15 +462,8 @@ class EngineCore:
         control.count, control.target = count, rule.target
         control.band = (rule.band_lo, rule.band_hi)
         action = decide(pos, ct_val, count, self.settings.policy, step_cap=control.step_cap)
-        track_blocked(pos, control, action, out)
-        if action.kind is ActionKind.NONE:
-            control.status, control.reason = Status.OK, action.reason
-            control.step_cap = None
-            return action
-        if action.kind is ActionKind.BLOCKED:
-            control.status, control.reason = Status.BLOCKED, action.reason
-            return action
-        self._calls.start(ctx, pos, action, count)
+        if settle_decision(pos, control, action, out):
+            self._calls.start(ctx, pos, action, count, ct_val)
         return action
 
     # ------------------------------------------------------------------ status (read-only)

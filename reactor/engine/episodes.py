@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from reactor.domain.policy import Action, ActionKind
 from reactor.engine.commands import Out, opt_str, pos_fields
-from reactor.engine.state import PositionControl, Role
+from reactor.engine.state import PositionControl, Role, Status
 from reactor.engine.timing import Ctx
 from reactor.okx.models import Position, PositionKey
 
@@ -32,6 +32,20 @@ def enter_blocked(
         upl=opt_str(pos.upl),
         reason=reason,
     )
+
+
+def settle_decision(pos: Position, control: PositionControl, action: Action, out: Out) -> bool:
+    """The policy's decision as the position's status (and its blocked episode); True when a
+    call is due (an add or a reduce)."""
+    track_blocked(pos, control, action, out)
+    if action.kind is ActionKind.NONE:
+        control.status, control.reason = Status.OK, action.reason
+        control.step_cap = None
+        return False
+    if action.kind is ActionKind.BLOCKED:
+        control.status, control.reason = Status.BLOCKED, action.reason
+        return False
+    return True
 
 
 def track_blocked(pos: Position, control: PositionControl, action: Action, out: Out) -> None:

@@ -35,7 +35,7 @@ from reactor.engine.commands import opt_str
 from reactor.engine.state import PositionControl, Status
 from reactor.engine.timing import Ctx, set_timer
 from reactor.okx.bills import Bill, transfer_bill
-from reactor.okx.models import Position
+from reactor.okx.models import Position, PositionKey
 
 if TYPE_CHECKING:
     from reactor.store import JournalEntry
@@ -57,6 +57,9 @@ class ForeignWatch:
         self.limit = max(1, limit)
         self.window_s = window_s
         self._units: dict[Unit, _Watch] = {}
+        # Margin drifts whose bills were not read yet, per unit: each may be a foreign
+        # transfer the watch has not counted.
+        self._unread: dict[Unit, int] = {}
 
     def record(self, unit: Unit, now: float) -> bool:
         """A foreign transfer arrived; True when it starts a hold."""
@@ -72,6 +75,28 @@ class ForeignWatch:
             w.held_since = now
             return True
         return False
+
+    def would_hold(self, unit: Unit, now: float) -> bool:
+        """Whether one more foreign transfer on ``unit`` now would hold it: it is held, on
+        probation, or already has ``limit - 1`` within the window, counting the drifts whose
+        bills are still unread as foreign."""
+        w = self._units.get(unit)
+        unread = self._unread.get(unit, 0)
+        if w is None:
+            return unread + 1 >= self.limit
+        if w.held_since is not None or now < w.probation_until:
+            return True
+        recent = sum(1 for t in w.seen if now - t <= self.window_s)
+        return recent + unread + 1 >= self.limit
+
+    def drifted(self, unit: Unit) -> None:
+        """A margin drift on ``unit`` whose bills are not read yet."""
+        self._unread[unit] = self._unread.get(unit, 0) + 1
+
+    def bills_answered(self, account: str) -> None:
+        """A bills read of ``account`` answered (or failed): its drifts are judged."""
+        for unit in [u for u in self._unread if u[0] == account]:
+            del self._unread[unit]
 
     def held(self, unit: Unit) -> bool:
         w = self._units.get(unit)
@@ -329,6 +354,10 @@ class BillWindow:
             self._busy.discard(account)
         return trigger
 
+    def fold(self, account: str) -> None:
+        """A read of ``account`` is about to fetch: the requests made before it are covered."""
+        self._again.pop(account, None)
+
     def end(self, account: str) -> None:
         """The read failed with a bug: the next request starts a new one."""
         self._busy.discard(account)
@@ -471,6 +500,23 @@ def end_bills_wait(ctx: Ctx, account: str) -> None:
                 set_timer(pos.key, control, max(ctx.now, control.cooldown_until), ctx.out)
 
 
+def drift_waits(ctx: Ctx, watch: ForeignWatch, key: PositionKey, control: PositionControl) -> None:
+    """A margin drift on ``key`` (no fill, no call of ours): act on it at once, unless it
+    could be the foreign transfer that trips the hold - then wait for the bills read, at most
+    ``bills_wait_s`` (issue 18: the wait cost every correction a rate-limited read).
+
+    The fence keeps its guarantee: the reactor answers at most ``limit - 1`` foreign
+    transfers on a unit within the window, as when every drift waited. A drift is answered at
+    once only while the unit has fewer than ``limit - 1`` foreign transfers in its window,
+    counting every drift whose bills are unread as one, and is not on probation; the drift
+    that would be the ``limit``-th waits for the bills, which hold it before it is answered.
+    """
+    unit = (key[0], key[1])
+    if not ctx.settings.dry_run and watch.would_hold(unit, ctx.now):
+        control.bills_wait_until = ctx.now + ctx.settings.bills_wait_s
+    watch.drifted(unit)
+
+
 def bills_read(
     ctx: Ctx, watch: ForeignWatch, account: str, foreign: Sequence[Bill], trigger: str
 ) -> None:
@@ -478,6 +524,7 @@ def bills_read(
     call of this reactor accounts for. Each is ``margin.foreign_transfer``;
     ``foreign_transfer_limit`` of them on one instrument within the window hold its positions
     (``margin.position.held_foreign``) instead of fighting back."""
+    watch.bills_answered(account)
     end_bills_wait(ctx, account)
     record_foreign(ctx, watch, account, foreign, trigger)
 

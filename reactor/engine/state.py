@@ -192,6 +192,20 @@ class PendingOutcome:
     code: str | None = None  # the answer that made it ambiguous (50004, 502, timeout)
 
 
+@dataclass(frozen=True, slots=True)
+class EstAvail:
+    """OKX's ``estAvailTrans`` for a position, with the record it was read for: reused while
+    margin, size, ``cTime`` and leverage stay the same and the mark stays near
+    (:func:`reactor.engine.calls.cached_estimate`), so one burst reads it once per position."""
+
+    cap: Decimal
+    margin: Decimal | None
+    pos: Decimal
+    c_time: int
+    lever: Decimal | None
+    mark_px: Decimal | None
+
+
 @dataclass(slots=True)
 class PositionControl:
     """Per-position timing and outcome state. Lives as long as the position is in the book."""
@@ -213,6 +227,10 @@ class PositionControl:
     exchange_limited: bool = False  # estAvailTrans left less than min_action (blocked episode)
     foreign_held: bool = False  # held: someone else keeps moving its margin
     bills_wait_until: float = 0.0  # a margin drift: wait for the bills read until then
+    est_avail: EstAvail | None = None  # the last estAvailTrans read (reduce check cache)
+    # 59301 despite estAvailTrans, at this mark: the local bound caps reduces while the mark
+    # stays near it and the size is the same
+    distrust_mark: Decimal | None = None
     status: Status = Status.OK
     reason: str = ""
     target: Decimal | None = None

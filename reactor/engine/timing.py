@@ -150,11 +150,14 @@ def still_in_band(control: PositionControl, change: BookChange) -> bool:
     )
 
 
-def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: BookChange) -> None:
+def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: BookChange) -> bool:
     """End the cooldown early once a push shows the margin the call should have left; end
-    holds and the 59301 step cap when the position itself changes."""
-    settings, now, out = ctx.settings, ctx.now, ctx.out
+    holds and the 59301 step cap when the position itself changes. True: the margin drifted
+    (moved with no fill and no call of ours): the bills are read, and the caller decides
+    whether this position waits for them (:func:`reactor.engine.foreign.drift_waits`)."""
+    settings, out = ctx.settings, ctx.out
     pos, prev = change.position, change.previous
+    drift = False
     step = settings.policy.amount_step
     expected = control.expected_margin
     confirmed = (
@@ -170,11 +173,11 @@ def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: Book
     ):
         # The margin moved with no fill and no call of ours in flight: someone else may
         # have transferred margin. Read the bills (a funding fee or an auto-margin add is
-        # not a transfer and is skipped there) before acting on the position, so a second
-        # controller is seen before we answer its transfer; at most ``bills_wait_s``.
+        # not a transfer and is skipped there; one read per account at a time, coalesced),
+        # off the hot path: the position waits for them only when this drift could be the
+        # foreign transfer that trips the hold (the caller, :mod:`.foreign`, knows).
         out.add(ReadBills(key[0], "drift"))
-        if not settings.dry_run:
-            control.bills_wait_until = now + settings.bills_wait_s
+        drift = True
     if confirmed:
         control.cooldown_until = 0.0
         control.expected_margin = None
@@ -184,14 +187,16 @@ def note_push(ctx: Ctx, key: PositionKey, control: PositionControl, change: Book
             control.due_at = None
             out.add(CancelTimer(key))
     if prev is None:
-        return
+        return drift
     if (pos.pos, pos.c_time) != (prev.pos, prev.c_time):
         control.step_cap = None  # a new size: the exchange's limit is a new one too
+        control.distrust_mark = None
     if control.hold_until_change is not None:
         size = (pos.margin, pos.pos, pos.c_time) != (prev.margin, prev.pos, prev.c_time)
         if size or (not control.hold_size_only and pos.mark_px != prev.mark_px):
             control.hold_until_change = None
             control.hold_size_only = False
+    return drift
 
 
 # A position's back-off jitters downwards: many positions do not retry in step.

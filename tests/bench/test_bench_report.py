@@ -114,3 +114,51 @@ def test_the_figures_are_written_into_docs_performance() -> None:
     assert text.index(BEGIN) < text.index(END)
     readme = (ROOT / "README.md").read_text()
     assert BEGIN not in readme and END not in readme
+
+
+def test_the_funding_settlement_and_the_reads_before_a_call_are_figures() -> None:
+    """Issue 18: reads on the call's path, the own share split, the funding settlement."""
+    dist = {"n": 1, "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0}
+    reads = {
+        "add": {"corrections": 5, "with_no_read": 5, "max": 0, "by_endpoint": {}},
+        "reduce": {
+            "corrections": 5,
+            "with_no_read": 4,
+            "max": 1,
+            "by_endpoint": {"/api/v5/account/adjust-leverage-info": 1},
+        },
+    }
+    results: dict[str, object] = {
+        "meta": {"load_start": [1.5, 1, 1], "load_end": [0.5, 1, 1], "carried": {"ha": "X"}},
+        "latency": {
+            "debounce 0": {
+                "corrections": 10,
+                "e2e": dist,
+                "own": dist,
+                "calls_per_correction": 1.0,
+                **{f"own_{p}": dist for p in ("parse", "journal", "reads", "rest")},
+                "reads_before_call": reads,
+            }
+        },
+        "funding": {
+            "accounts": 2,
+            "positions": 40,
+            "moved_by_funding": 40,
+            "in_band_after_s": 1.2,
+            "out_of_band_at_end": 0,
+            "margin_calls": 40,
+            "answers_50011": 0,
+            "answers_59301": 1,
+            "other_errors": 0,
+            "reads": {},
+        },
+    }
+    figs = {f["name"]: f for f in figures(results)}
+    assert figs["adds with an exchange read before the call, debounce 0"]["ok"] is True
+    assert figs["reduces with an exchange read before the call, debounce 0"]["value"] == 1
+    assert figs["funding settlement, 2 x 20: 59301 answers"]["ok"] is False
+    assert figs["funding settlement, 2 x 20: margin calls"]["ok"] is True
+    text = table(results)
+    assert "reduce: 4 of 5 with none" in text and "| 40 | 1.2 s | 0 | 40 | 0 | 1 |" in text
+    assert "Load average (1 min) 1.50 at the start, 0.50 at the end." in text
+    assert "(ha: carried over from the run of X.)" in text

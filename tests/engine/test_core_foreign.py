@@ -63,6 +63,9 @@ def test_a_bills_read_that_never_answers_delays_the_correction_only_briefly() ->
     d = driver(cooldown_s=0.5, bills_wait_s=3.0)
     d.auto_bills = False
     d.snapshot(cro(margin=D("10.2")))
+    # One foreign transfer in the window already (limit 2): this drift could trip the hold,
+    # so it is the kind that waits for the bills (issue 18: the others act at once).
+    d.feed(d.core.on_bills_read("sub1", [bill(1)], "interval", now=d.now))
     d.push(cro(margin=D("19.9"), u_time=T + 1))
     assert [r.trigger for r in _reads(d)] == ["drift"] and d.sent == []
     d.advance(2.9)
@@ -125,3 +128,45 @@ def test_foreign_watch_counts_within_the_window_only() -> None:
     assert w.held(unit) and w.release_due(unit) == 24
     assert not w.try_release(unit, 23) and w.try_release(unit, 24)
     assert not w.held(unit) and w.count(unit) == 4
+
+
+def test_a_drift_that_cannot_trip_the_hold_is_answered_at_once() -> None:
+    """Issue 18: no wait for the bills unless this drift, if foreign, would be the one that
+    holds the unit; the bills are still read (off the hot path)."""
+    d = driver(cooldown_s=0.5, bills_wait_s=3.0, foreign_transfer_limit=2)
+    d.auto_bills = False
+    d.snapshot(cro(margin=D("10.2")))
+    d.push(cro(margin=D("19.9"), u_time=T + 1))
+    assert [r.trigger for r in _reads(d)] == ["drift"]
+    assert len(d.sent) == 1  # no wait
+
+
+def test_a_second_drift_before_the_bills_answer_waits_for_them() -> None:
+    """The first drift's bills are unread: it counts as foreign, so a second drift on the
+    instrument (limit 2) waits - the reactor never answers a second foreign transfer."""
+    d = driver(cooldown_s=0.5, bills_wait_s=3.0, foreign_transfer_limit=2)
+    d.auto_bills = False
+    d.snapshot(cro(margin=D("10.2")), cro(pos_side="short", margin=D("10.2")))
+    d.push(cro(margin=D("19.9"), u_time=T + 1))
+    assert len(d.sent) == 1
+    d.push(cro(pos_side="short", margin=D("19.9"), u_time=T + 1))
+    assert len(d.sent) == 1  # waits for the bills
+    # They show both transfers as foreign: the instrument is held, the second never answered.
+    d.feed(d.core.on_bills_read("sub1", [bill(1), bill(2)], "drift", now=d.now))
+    d.run_due()
+    assert d.events("margin.position.held_foreign")
+    assert len(d.all_sent) == 1
+
+
+def test_on_probation_every_drift_waits_for_the_bills() -> None:
+    d = driver(
+        cooldown_s=0.5, bills_wait_s=3.0, foreign_transfer_limit=3, foreign_transfer_window_s=60
+    )
+    d.snapshot(cro(margin=D("10.2")))
+    d.feed(d.core.on_bills_read("sub1", [bill(1), bill(2), bill(3)], "interval", now=d.now))
+    d.advance(61)  # a quiet window: released on the next evaluation, then on probation
+    d.push(cro(margin=D("10.3"), u_time=T + 1))
+    assert d.events("margin.position.released_foreign")
+    d.auto_bills = False
+    d.push(cro(margin=D("19.9"), u_time=T + 2))
+    assert d.sent == []  # on probation: one foreign transfer holds again, so it waits
