@@ -1,9 +1,11 @@
 """One account's reading of OKX's clock: the local clock plus the offset last measured.
 
 OKX refuses a signature whose timestamp is off by more than 30 s (REST 50102, WebSocket login
-60006). The account's REST client measures the offset (``GET /api/v5/public/time``) and signs
-with it; its WebSocket session signs its login with the same object, so the two never disagree
-and a re-sync by either is used by both. Nothing here does I/O.
+60006). A REST client measures the offset (``GET /api/v5/public/time``) and signs with it; the
+WebSocket sessions sign their logins with the same object, so they never disagree and a re-sync
+by any is used by all. The offset is the host's, not an account's, and ``public/time`` is
+limited per IP (10 per 2 s): the running reactor keeps one for every account (a funding
+settlement at 1,000 accounts otherwise queued 1,000 time reads). Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 
 class ExchangeClock:
-    """OKX's time as this host sees it: ``local() + offset_s``. One per account."""
+    """OKX's time as this host sees it: ``local() + offset_s``. One per process."""
 
     __slots__ = ("_local", "measurements", "offset_s")
 

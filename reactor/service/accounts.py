@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from reactor.config import Config, ConfigError
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession
@@ -35,10 +36,18 @@ def embedded_credentials(cfg: Config, scenario: Any) -> dict[str, Credentials]:
 
 
 def rest_client(
-    cfg: Config, rest_url: str, name: str, creds: Credentials, hooks: StartHooks
+    cfg: Config,
+    rest_url: str,
+    name: str,
+    creds: Credentials,
+    hooks: StartHooks,
+    clock: ExchangeClock,
 ) -> OkxRestClient:
-    """The account's REST client (its own signing, clock offset and rate windows)."""
-    return configured_client(cfg, rest_url, creds, name, transport=hooks.transport_for(name))
+    """The account's REST client (its own signing and rate windows; the process's one reading
+    of OKX's clock: the offset is the host's, not the account's, and ``public/time`` is
+    limited per IP - one measurement serves every account instead of one per account)."""
+    transport = hooks.transport_for(name)
+    return configured_client(cfg, rest_url, creds, name, transport=transport, clock=clock)
 
 
 def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
@@ -57,7 +66,7 @@ def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
         ping_interval_s=timing.ws_ping_interval_s,
         pong_timeout_s=timing.ws_pong_timeout_s,
         backoff_max_s=timing.ws_backoff_max_s,
-        # One reading of OKX's clock per account: the REST client's, which a 60006 re-syncs.
+        # One reading of OKX's clock: the REST clients', which a 60006 re-syncs.
         clock=client.clock,
         resync_clock=client.sync_clock,
         # Counts from fills: orders on the same connection (managed sub-accounts only).
@@ -80,6 +89,7 @@ def configured_client(
     account: str,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    clock: ExchangeClock | None = None,
 ) -> OkxRestClient:
     """A client as the config sets it (demo header, request timeout): the running reactor's
     per-account clients and the one-shot reads of ``plan``, ``check-config --online`` and
@@ -91,4 +101,5 @@ def configured_client(
         timeout_s=cfg.timing.request_timeout_s,
         account=account,
         transport=transport,
+        clock=clock if clock is not None else ExchangeClock(),
     )

@@ -23,6 +23,7 @@ from reactor.domain.fills import FillGate
 from reactor.engine import AccountState, Engine, EngineSettings, Role
 from reactor.fdlimit import raise_nofile_limit
 from reactor.log import add_tap, flush_repeats, get_logger, remove_tap
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
 from reactor.service import ha
@@ -157,7 +158,8 @@ async def _start_locked(
         assert creds is not None
         rest_url, ws_url = cfg.venue.urls()
 
-    clients = {name: rest_client(cfg, rest_url, name, c, hooks) for name, c in creds.items()}
+    clock = ExchangeClock()  # one reading of OKX's clock for every account's client
+    clients = {name: rest_client(cfg, rest_url, name, c, hooks, clock) for name, c in creds.items()}
     for client in clients.values():
         cleanup.append(client.aclose)
     first = next(iter(clients.values()))
@@ -180,7 +182,7 @@ async def _start_locked(
         log.info("control.pauses.loaded", pauses=len(pauses))
     pacer = hooks.pacer or ConnectPacer()
     rt = Runtime(cfg, engine, ledger, {}, rest_url, ws_url, sim=sim, metrics=metrics)
-    rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
+    rt.dry_run, rt.pacer, rt.hooks, rt.exchange_clock = dry_run, pacer, hooks, clock
     rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None

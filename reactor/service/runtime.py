@@ -14,6 +14,7 @@ import httpx
 from reactor.config import Config
 from reactor.engine import Engine
 from reactor.log import error_text, get_logger
+from reactor.okx.clock import ExchangeClock
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import OkxRestClient
 from reactor.okx.ws import PrivateSession, SessionHandler
@@ -65,6 +66,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     dry_run: bool = False
     pacer: ConnectPacer = field(default_factory=ConnectPacer)
+    exchange_clock: ExchangeClock = field(default_factory=ExchangeClock)  # every client's
     hooks: StartHooks = field(default_factory=StartHooks)
     # Clients of accounts a reload stopped: closed at stop, after their calls in flight.
     retired_clients: list[OkxRestClient] = field(default_factory=list)

@@ -19,6 +19,7 @@ from typing import Any
 
 from reactor.engine import journal_writes, shell
 from reactor.okx import rest
+from reactor.okx.clock import ExchangeClock
 from reactor.store import db
 from tests.engine.harness import running, wait_for
 from tests.integration.faults.common import account, cro, in_band, scenario, setup
@@ -38,6 +39,10 @@ async def test_own_transfers_stay_own_after_the_wall_clock_steps_an_hour(
 
     for cls in (rest.OkxRestClient, db.Database):
         monkeypatch.setattr(cls, "__init__", _with_clock(cls.__init__, wall))
+    # The process's one reading of OKX's clock (service/accounts.py) reads the stepped clock too.
+    monkeypatch.setattr(
+        ExchangeClock, "__init__", _with_clock(ExchangeClock.__init__, wall, "local")
+    )
     for module in (shell, journal_writes):
         monkeypatch.setattr(module, "time", SimpleNamespace(time=wall, monotonic=time.monotonic))
     _, admin, cfg, tap = await setup(
@@ -81,9 +86,10 @@ async def test_own_transfers_stay_own_after_the_wall_clock_steps_an_hour(
     tap.assert_conserved()
 
 
-def _with_clock(init: Any, wall: Any) -> Any:
+def _with_clock(init: Any, wall: Any, name: str = "clock") -> Any:
     def stepped(self: Any, *args: Any, **kw: Any) -> None:
-        kw.setdefault("clock", wall)
+        if name == "clock" or not args:  # ExchangeClock(local) may get it positionally
+            kw.setdefault(name, wall)
         init(self, *args, **kw)
 
     return stepped
