@@ -1,7 +1,8 @@
-"""The ledger on one SQLite file: the connection (``db``) with each table's queries mixed in."""
+"""The ledger on one SQLite file: the connection (``db``) under the tables' shared rules."""
 
 from __future__ import annotations
 
+from reactor.store.db import Database
 from reactor.store.journal import JournalTables
 from reactor.store.maintenance import MaintenanceTables
 from reactor.store.pauses import PauseTables
@@ -9,7 +10,7 @@ from reactor.store.pauses import PauseTables
 __all__ = ["SqliteLedger"]
 
 
-class SqliteLedger(MaintenanceTables, JournalTables, PauseTables):
+class SqliteLedger(MaintenanceTables, JournalTables, PauseTables, Database):
     """:class:`reactor.store.Ledger` on a SQLite file (WAL) in the state dir.
 
     Opened with ``SqliteLedger(path, clock=..., busy_timeout_ms=...)``; see
