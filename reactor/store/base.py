@@ -94,4 +94,3 @@ class LedgerBase(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-

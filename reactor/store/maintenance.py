@@ -232,7 +232,9 @@ class MaintenanceTables(LedgerBase):
             rec = MaintenanceRecord(*found[0])
             if rec.voided_ms is not None:
                 raise ValueError(f"maintenance record {rec.key!r} is already void")
-            run(sql("UPDATE maintenance SET voided_ms = ? WHERE id = ?"), (now, rec.id), polled=True)
+            run(
+                sql("UPDATE maintenance SET voided_ms = ? WHERE id = ?"), (now, rec.id), polled=True
+            )
             run(
                 sql(
                     "INSERT INTO maintenance_audit (record_id, account, key, action, actor,"
