@@ -43,9 +43,7 @@ from psycopg.conninfo import conninfo_to_dict
 from reactor.redaction import redact_text
 from reactor.store.base import POSTGRES, Result, Run
 from reactor.store.db import LedgerCorrupt, LedgerUnavailable
-from reactor.store.journal import JournalTables
-from reactor.store.maintenance import MaintenanceTables
-from reactor.store.pauses import PauseTables
+from reactor.store.interface import Ledger
 
 __all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate", "watchdog_s"]
 
@@ -313,7 +311,7 @@ def migrate(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return before, SCHEMA_VERSION
 
 
-class PostgresLedger(MaintenanceTables, JournalTables, PauseTables):
+class PostgresLedger(Ledger):
     """The :class:`~reactor.store.Ledger` interface on one PostgreSQL connection: the tables'
     rules are the SQLite ledger's (:mod:`reactor.store.base`); this class is the connection.
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from reactor.store.db import Database
-from reactor.store.journal import JournalTables
-from reactor.store.maintenance import MaintenanceTables
-from reactor.store.pauses import PauseTables
+from reactor.store.interface import Ledger
 
 __all__ = ["SqliteLedger"]
 
 
-class SqliteLedger(MaintenanceTables, JournalTables, PauseTables, Database):
+class SqliteLedger(Database, Ledger):
     """:class:`reactor.store.Ledger` on a SQLite file (WAL) in the state dir.
 
     Opened with ``SqliteLedger(path, clock=..., busy_timeout_ms=...)``; see
