@@ -441,6 +441,10 @@ class PostgresLedger(Ledger):
                         self._drop()
                         self._down = failure  # the server is gone or frozen: fail fast
                     raise failure from None
+                except BaseException:  # a rule refused (KeyError, ValueError): disarm too,
+                    if self._watchdog.disarm(token):  # else it cuts the idle connection later
+                        self._drop()
+                    raise
                 else:
                     if self._watchdog.disarm(token):  # fired just as the call returned
                         self._drop()
