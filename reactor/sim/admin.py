@@ -346,15 +346,20 @@ class AdminApi:
         return {"ok": True}
 
 
-def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
-    """A finite non-negative number (string or JSON number) from an admin body."""
+def _number(raw: dict[str, Any], name: str) -> Decimal:
+    """A number (string or JSON number) from an admin body, not yet range-checked."""
     value = raw.get(name)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise BadRequest(f"{name} must be a number string")
     try:
-        d = Decimal(str(value))
+        return Decimal(str(value))
     except InvalidOperation:
         raise BadRequest(f"{name} is not a number: {value!r}") from None
+
+
+def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
+    """A finite non-negative number (string or JSON number) from an admin body."""
+    d = _number(raw, name)
     if not d.is_finite() or d < 0:
         raise BadRequest(f"{name} must be a finite non-negative number")
     return d
@@ -362,13 +367,7 @@ def decimal_field(raw: dict[str, Any], name: str) -> Decimal:
 
 def signed_decimal_field(raw: dict[str, Any], name: str) -> Decimal:
     """A finite number of either sign (string or JSON number) from an admin body."""
-    value = raw.get(name)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadRequest(f"{name} must be a number string")
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise BadRequest(f"{name} is not a number: {value!r}") from None
+    d = _number(raw, name)
     if not d.is_finite():
         raise BadRequest(f"{name} must be finite")
     return d

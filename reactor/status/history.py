@@ -18,8 +18,8 @@ from typing import Protocol
 Key = tuple[str, str, str]  # account, instId, posSide
 
 
-class JournalRow(Protocol):
-    """What :class:`reactor.store.JournalEntry` provides (read-only)."""
+class _PositionRow(Protocol):
+    """A row that names its position (:data:`Key`)."""
 
     @property
     def account(self) -> str: ...
@@ -27,6 +27,11 @@ class JournalRow(Protocol):
     def inst_id(self) -> str: ...
     @property
     def pos_side(self) -> str: ...
+
+
+class JournalRow(_PositionRow, Protocol):
+    """What :class:`reactor.store.JournalEntry` provides (read-only)."""
+
     @property
     def action(self) -> str: ...
     @property
@@ -50,15 +55,9 @@ def last_calls(rows: Iterable[JournalRow]) -> dict[Key, JournalRow]:
     return out
 
 
-class PushedPosition(Protocol):
+class PushedPosition(_PositionRow, Protocol):
     """What :class:`reactor.okx.models.Position` provides (read-only)."""
 
-    @property
-    def account(self) -> str: ...
-    @property
-    def inst_id(self) -> str: ...
-    @property
-    def pos_side(self) -> str: ...
     @property
     def pos(self) -> Decimal: ...
     @property

@@ -1,7 +1,8 @@
 """The SQLite ledger's connection: opening, the schema and its migrations, and storage errors.
 
-The ledger is one SQLite file (WAL) in the state dir; the tables' queries live beside this
-module (``maintenance``, ``journal``, ``pauses``) as subclasses of :class:`Database`, and
+The ledger is one SQLite file (WAL) in the state dir; the tables' rules live beside this
+module (``maintenance``, ``journal``, ``pauses``), shared with the PostgreSQL ledger, and run
+their SQL through the runners :class:`Database` implements (:class:`reactor.store.base.LedgerBase`);
 :class:`reactor.store.SqliteLedger` puts them together behind the :class:`reactor.store.Ledger`
 interface.
 
@@ -33,8 +34,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from reactor.store.base import SQLITE, LedgerBase, Result, Run
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -200,17 +202,19 @@ def _migrate_maintenance_sources(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
-class Database:
+class Database(LedgerBase):
     """One connection to the ledger file; thread-safe (one lock), every write committed at once.
 
-    The tables' methods (subclasses in this package) run their SQL through :meth:`_guarded`
-    (writes) and :meth:`_query` (reads), so every storage fault has one translation.
+    The tables' rules run their SQL through the runners below, all of them under
+    :meth:`_guarded`, so every storage fault has one translation.
 
     Writes use WAL with ``synchronous=NORMAL``: a committed intent survives a crash or kill -9
     of the process (the case the journal is for) without an fsync on the hot path between a
     push and its margin call. A power cut may lose the last intents; the reactor then starts
     from the exchange's fresh snapshot, so nothing is re-sent from stale state.
     """
+
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -276,9 +280,6 @@ class Database:
             raise
         self._identity = _identity(self.path)
 
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
     def check(self) -> None:
         """Raise :class:`LedgerReplaced` when the file at ``path`` is no longer the one open."""
         if self._closed:
@@ -318,6 +319,34 @@ class Database:
         with self._guarded(write=False) as db:
             return db.execute(sql, params).fetchall()
 
+    def _execute(self, sql: str, params: tuple[Any, ...], *, polled: bool = False) -> int:
+        with self._guarded(write=True) as db:
+            return int(db.execute(sql, params).rowcount)
+
+    def _insert(self, sql: str, params: tuple[Any, ...], *, polled: bool = False) -> int | None:
+        with self._guarded(write=True) as db:
+            cur = db.execute(sql, params)
+            return cur.lastrowid if cur.rowcount == 1 else None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Run]:
+        """``BEGIN IMMEDIATE``: the write lock from the first statement, so no other process
+        changes what the block read before it writes."""
+
+        def run(sql: str, params: tuple[Any, ...] = (), *, polled: bool = False) -> Result:
+            cur = db.execute(sql, params)
+            return Result(cur.fetchall(), cur.rowcount)
+
+        with self._guarded(write=True) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield run
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
     def data_version(self) -> int:
         """Changes when *another* connection commits: a cheap "anything new?" check."""
         return int(self._query("PRAGMA data_version")[0][0])
@@ -329,17 +358,6 @@ class Database:
             if not self._closed:
                 self._closed = True
                 self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

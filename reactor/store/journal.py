@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from reactor.redaction import redact_text
-from reactor.store.db import Database
+from reactor.store.base import LedgerBase
 
 __all__ = [
     "FINAL_STATUSES",
@@ -63,7 +63,13 @@ class JournalEntry:
     sent_okx_ms: int | None = None
 
 
-class JournalTables(Database):
+def _check_status(status: ResultStatus | None) -> None:
+    """Refuse a status a call cannot end in (``ValueError``); None: unchanged."""
+    if status is not None and status not in _RESULT_STATUSES:
+        raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
+
+
+class JournalTables(LedgerBase):
     """The ``journal`` table."""
 
     def journal_intent(
@@ -79,22 +85,22 @@ class JournalTables(Database):
     ) -> int:
         """Write a pending entry, committed before the call is sent; returns its id.
         ``okx_ms``: the send time on OKX's clock (bills are matched on it)."""
-        with self._guarded(write=True) as db:
-            cur = db.execute(
+        row_id = self._insert(
+            self.dialect.sql(
                 "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
-                " status, sent_ms, sent_okx_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (
-                    account,
-                    inst_id,
-                    pos_side,
-                    action,
-                    amount,
-                    redact_text(request),
-                    self._now_ms(),
-                    okx_ms,
-                ),
-            )
-            row_id = cur.lastrowid
+                " status, sent_ms, sent_okx_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
+            ),
+            (
+                account,
+                inst_id,
+                pos_side,
+                action,
+                amount,
+                redact_text(request),
+                self._now_ms(),
+                okx_ms,
+            ),
+        )
         assert row_id is not None
         return row_id
 
@@ -102,15 +108,14 @@ class JournalTables(Database):
         self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
     ) -> None:
         """Complete an entry: "ok", "error" (with OKX code and message) or "unknown"."""
-        if status not in _RESULT_STATUSES:
-            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
-        with self._guarded(write=True) as db:
-            cur = db.execute(
-                "UPDATE journal SET status = ?, code = ?, msg = ?, done_ms = ? WHERE id = ?",
-                (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
-            )
-            found = cur.rowcount == 1
-        if not found:
+        _check_status(status)
+        n = self._execute(
+            self.dialect.sql(
+                "UPDATE journal SET status = ?, code = ?, msg = ?, done_ms = ? WHERE id = ?"
+            ),
+            (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
+        )
+        if n != 1:
             raise KeyError(f"no journal entry {entry_id}")
 
     def journal_bill(
@@ -119,24 +124,27 @@ class JournalTables(Database):
         """Credit OKX bill ``bill_id`` to an entry (and, when given, set its status: an
         ambiguous call a bill showed applied becomes "ok"). A bill already credited to another
         entry is refused with ``ValueError``: one bill, one call."""
-        if status is not None and status not in _RESULT_STATUSES:
-            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
-        with self._guarded(write=True) as db:
-            other = db.execute(
-                "SELECT id FROM journal WHERE bill_id = ? AND id != ?", (bill_id, entry_id)
-            ).fetchone()
-            if other is not None:
-                raise ValueError(f"bill {bill_id} is already credited to journal entry {other[0]}")
-            cur = db.execute(
-                "UPDATE journal SET bill_id = ?, status = COALESCE(?, status) WHERE id = ?",
+        _check_status(status)
+        sql = self.dialect.sql
+        with self._transaction() as run:
+            other = run(
+                sql("SELECT id FROM journal WHERE bill_id = ? AND id != ?"), (bill_id, entry_id)
+            ).rows
+            if other:
+                raise ValueError(
+                    f"bill {bill_id} is already credited to journal entry {other[0][0]}"
+                )
+            n = run(
+                sql("UPDATE journal SET bill_id = ?, status = COALESCE(?, status) WHERE id = ?"),
                 (bill_id, status, entry_id),
-            )
-            found = cur.rowcount == 1
-        if not found:
+            ).rowcount
+        if n != 1:
             raise KeyError(f"no journal entry {entry_id}")
 
     def journal_entry(self, entry_id: int) -> JournalEntry | None:
-        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE id = ?", (entry_id,))
+        rows = self._query(
+            self.dialect.sql(f"SELECT {_J_COLS} FROM journal WHERE id = ?"), (entry_id,)
+        )
         return JournalEntry(*rows[0]) if rows else None
 
     def pending_intents(self) -> list[JournalEntry]:
@@ -154,36 +162,41 @@ class JournalTables(Database):
     def journal_since(self, since_ms: int) -> list[JournalEntry]:
         """Entries sent at or after ``since_ms``, oldest first (the runaway guard's window)."""
         rows = self._query(
-            f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= ? ORDER BY id", (since_ms,)
+            self.dialect.sql(f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= ? ORDER BY id"),
+            (since_ms,),
         )
         return [JournalEntry(*row) for row in rows]
 
     def journal(self, limit: int = 100) -> list[JournalEntry]:
         """The latest ``limit`` entries, newest first."""
-        rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT ?", (limit,))
+        rows = self._query(
+            self.dialect.sql(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT ?"), (limit,)
+        )
         return [JournalEntry(*row) for row in rows]
 
     def prune_journal(self, before_ms: int, *, dry_run: bool = False) -> int:
         """Delete finished entries (``ok``/``error``) completed before ``before_ms``; returns
         how many (would be) deleted. Pending and unknown entries stay, however old.
 
-        Deletes in small transactions, so a reactor running on the same file is never kept
+        Deletes in small transactions, so a reactor running on the same store is never kept
         waiting for a whole prune (its intents must not time out behind it).
         """
         where = "status IN ('ok', 'error') AND done_ms IS NOT NULL AND done_ms < ?"
         if dry_run:
             return int(
-                self._query(f"SELECT COUNT(*) FROM journal WHERE {where}", (before_ms,))[0][0]
+                self._query(
+                    self.dialect.sql(f"SELECT COUNT(*) FROM journal WHERE {where}"), (before_ms,)
+                )[0][0]
             )
         total = 0
         while True:
-            with self._guarded(write=True) as db:
-                cur = db.execute(
+            n = self._execute(
+                self.dialect.sql(
                     f"DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE {where}"
-                    " ORDER BY id LIMIT ?)",
-                    (before_ms, _PRUNE_BATCH),
-                )
-                n = cur.rowcount
+                    " ORDER BY id LIMIT ?)"
+                ),
+                (before_ms, _PRUNE_BATCH),
+            )
             total += n
             if n < _PRUNE_BATCH:
                 return total

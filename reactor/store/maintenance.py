@@ -1,15 +1,16 @@
 """Maintenance records: recording (idempotent per key and per OKX order), counts, voids, audit.
 
 Maintenance counts are *derived* from records (never a stored counter) and a record's key is
-unique per account, so recording twice is a no-op and a missing increment cannot happen.
+unique per account, so recording twice is a no-op and a missing increment cannot happen. Both
+backends use these rules (:class:`MaintenanceTables`); only their SQL runners differ.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
-from reactor.store.db import Database
+from reactor.store.base import LedgerBase
 
 __all__ = [
     "MAINTENANCE_SOURCES",
@@ -70,7 +71,32 @@ class AuditEntry:
     at_ms: int
 
 
-class MaintenanceTables(Database):
+# The records :meth:`MaintenanceTables.count` counts: tied to the position's cTime, or untied
+# and made at or after it (so a reopened position, a new cTime, starts again at 0).
+_COUNTED = (
+    "account = ? AND inst_id = ? AND pos_side = ?"
+    " AND (c_time = ? OR (c_time IS NULL AND recorded_ms >= ?)) AND voided_ms IS NULL"
+)
+
+
+def _check_record(
+    account: str, inst_id: str, pos_side: str, key: str, source: str, ord_id: str | None
+) -> None:
+    if source not in MAINTENANCE_SOURCES:
+        raise ValueError(f"source must be one of {list(MAINTENANCE_SOURCES)}, not {source!r}")
+    for name, value in (
+        ("account", account),
+        ("inst_id", inst_id),
+        ("pos_side", pos_side),
+        ("key", key),
+    ):
+        if not value:
+            raise ValueError(f"{name} must not be empty")
+    if ord_id is not None and not ord_id:
+        raise ValueError("ord_id must not be empty")
+
+
+class MaintenanceTables(LedgerBase):
     """The ``maintenance`` and ``maintenance_audit`` tables."""
 
     def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
@@ -80,8 +106,7 @@ class MaintenanceTables(Database):
         reopened position (new cTime) starts again at 0.
         """
         rows = self._query(
-            "SELECT COUNT(*) FROM maintenance WHERE account = ? AND inst_id = ? AND pos_side = ?"
-            " AND (c_time = ? OR (c_time IS NULL AND recorded_ms >= ?)) AND voided_ms IS NULL",
+            self.dialect.sql(f"SELECT COUNT(*) FROM maintenance WHERE {_COUNTED}"),
             (account, inst_id, pos_side, c_time, c_time),
         )
         return int(rows[0][0])
@@ -92,7 +117,8 @@ class MaintenanceTables(Database):
     def records_after(self, record_id: int) -> list[MaintenanceRecord]:
         """Records with id > ``record_id``, oldest first: incremental polling."""
         rows = self._query(
-            f"SELECT {_M_COLS} FROM maintenance WHERE id > ? ORDER BY id", (record_id,)
+            self.dialect.sql(f"SELECT {_M_COLS} FROM maintenance WHERE id > ? ORDER BY id"),
+            (record_id,),
         )
         return [MaintenanceRecord(*row) for row in rows]
 
@@ -114,29 +140,18 @@ class MaintenanceTables(Database):
         from history after a restart and a strategy's API call naming that order are one
         maintenance. A voided record keeps its keys, so nothing brings it back by itself.
         """
-        if source not in MAINTENANCE_SOURCES:
-            raise ValueError(f"source must be one of {list(MAINTENANCE_SOURCES)}, not {source!r}")
-        for name, value in (
-            ("account", account),
-            ("inst_id", inst_id),
-            ("pos_side", pos_side),
-            ("key", key),
-        ):
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-        if ord_id is not None and not ord_id:
-            raise ValueError("ord_id must not be empty")
+        _check_record(account, inst_id, pos_side, key, source, ord_id)
         now = self._now_ms()
-        with self._guarded(write=True) as db:
-            cur = db.execute(
+        row_id = self._insert(
+            self.dialect.sql(
                 "INSERT INTO maintenance"
                 " (account, inst_id, pos_side, c_time, key, recorded_ms, source, ord_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (account, inst_id, pos_side, c_time, key, now, source, ord_id),
-            )
-            inserted = cur.rowcount == 1
-            row_id = cur.lastrowid
-        if not inserted or row_id is None:
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            (account, inst_id, pos_side, c_time, key, now, source, ord_id),
+            polled=True,
+        )
+        if row_id is None:
             return None
         return MaintenanceRecord(
             row_id, account, inst_id, pos_side, c_time, key, now, source, ord_id, None
@@ -147,9 +162,7 @@ class MaintenanceTables(Database):
     ) -> list[MaintenanceRecord]:
         """The records :meth:`count` counts for that position, oldest first."""
         rows = self._query(
-            f"SELECT {_M_COLS} FROM maintenance WHERE account = ? AND inst_id = ? AND pos_side = ?"
-            " AND (c_time = ? OR (c_time IS NULL AND recorded_ms >= ?)) AND voided_ms IS NULL"
-            " ORDER BY id",
+            self.dialect.sql(f"SELECT {_M_COLS} FROM maintenance WHERE {_COUNTED} ORDER BY id"),
             (account, inst_id, pos_side, c_time, c_time),
         )
         return [MaintenanceRecord(*row) for row in rows]
@@ -166,7 +179,7 @@ class MaintenanceTables(Database):
         rows = self._query(
             "SELECT account, inst_id, pos_side, c_time, source, COUNT(*) FROM maintenance"
             " WHERE voided_ms IS NULL GROUP BY account, inst_id, pos_side, c_time, source"
-            " ORDER BY account, inst_id, pos_side, c_time"
+            " ORDER BY account, inst_id, pos_side, c_time NULLS FIRST, source"
         )
         grouped: dict[tuple[str, str, str, int | None], dict[str, int]] = {}
         for account, inst_id, pos_side, c_time, source, n in rows:
@@ -179,7 +192,10 @@ class MaintenanceTables(Database):
     def recorded_ord_ids(self, account: str) -> set[str]:
         """Every order of ``account`` already recorded, voided ones included (never re-added)."""
         rows = self._query(
-            "SELECT ord_id FROM maintenance WHERE account = ? AND ord_id IS NOT NULL", (account,)
+            self.dialect.sql(
+                "SELECT ord_id FROM maintenance WHERE account = ? AND ord_id IS NOT NULL"
+            ),
+            (account,),
         )
         return {row[0] for row in rows}
 
@@ -190,7 +206,8 @@ class MaintenanceTables(Database):
         if account is not None:
             sql += " AND account = ?"
             params += (account,)
-        return [MaintenanceRecord(*row) for row in self._query(sql + " ORDER BY id", params)]
+        rows = self._query(self.dialect.sql(sql + " ORDER BY id"), params)
+        return [MaintenanceRecord(*row) for row in rows]
 
     def void(self, account: str, key: str, *, actor: str, reason: str) -> MaintenanceRecord:
         """Void one record (it stops counting) and write an audit entry, in one transaction.
@@ -201,46 +218,37 @@ class MaintenanceTables(Database):
         if not actor:
             raise ValueError("actor must not be empty")
         now = self._now_ms()
-        with self._guarded(write=True) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
+        sql = self.dialect.sql
+        with self._transaction() as run:
+            found = run(
+                sql(
                     f"SELECT {_M_COLS} FROM maintenance WHERE account = ?"
-                    " AND (key = ? OR ord_id = ?) ORDER BY id LIMIT 1",
-                    (account, key, key),
-                ).fetchone()
-                if row is None:
-                    raise KeyError(f"no maintenance record {key!r} in account {account!r}")
-                rec = MaintenanceRecord(*row)
-                if rec.voided_ms is not None:
-                    raise ValueError(f"maintenance record {rec.key!r} is already void")
-                db.execute("UPDATE maintenance SET voided_ms = ? WHERE id = ?", (now, rec.id))
-                db.execute(
+                    " AND (key = ? OR ord_id = ?) ORDER BY id LIMIT 1" + self.dialect.lock_row
+                ),
+                (account, key, key),
+            ).rows
+            if not found:
+                raise KeyError(f"no maintenance record {key!r} in account {account!r}")
+            rec = MaintenanceRecord(*found[0])
+            if rec.voided_ms is not None:
+                raise ValueError(f"maintenance record {rec.key!r} is already void")
+            run(
+                sql("UPDATE maintenance SET voided_ms = ? WHERE id = ?"), (now, rec.id), polled=True
+            )
+            run(
+                sql(
                     "INSERT INTO maintenance_audit (record_id, account, key, action, actor,"
-                    " reason, at_ms) VALUES (?, ?, ?, 'void', ?, ?, ?)",
-                    (rec.id, account, rec.key, actor, reason, now),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        return MaintenanceRecord(
-            rec.id,
-            rec.account,
-            rec.inst_id,
-            rec.pos_side,
-            rec.c_time,
-            rec.key,
-            rec.recorded_ms,
-            rec.source,
-            rec.ord_id,
-            now,
-        )
+                    " reason, at_ms) VALUES (?, ?, ?, 'void', ?, ?, ?)"
+                ),
+                (rec.id, account, rec.key, actor, reason, now),
+                polled=True,
+            )
+        return replace(rec, voided_ms=now)
 
     def audit_after(self, audit_id: int) -> list[AuditEntry]:
         """Audit entries with id > ``audit_id``, oldest first (the reactor polls for voids)."""
         rows = self._query(
-            f"SELECT {_A_COLS} FROM maintenance_audit WHERE id > ? ORDER BY id", (audit_id,)
+            self.dialect.sql(f"SELECT {_A_COLS} FROM maintenance_audit WHERE id > ? ORDER BY id"),
+            (audit_id,),
         )
         return [AuditEntry(*row) for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reactor.store.db import Database
+from reactor.store.base import LedgerBase
 
 __all__ = ["Pause", "PauseTables"]
 
@@ -37,8 +37,8 @@ class Pause:
         }
 
 
-class PauseTables(Database):
-    """The ``pauses`` table."""
+class PauseTables(LedgerBase):
+    """The ``pauses`` table (an account pause stores ``inst_id``/``pos_side`` as "")."""
 
     def pause(
         self,
@@ -52,22 +52,26 @@ class PauseTables(Database):
         """Pause an account (no ``inst_id``) or one position; False when already paused."""
         if not account or (inst_id is None) != (pos_side is None):
             raise ValueError("pause: an account, and instId with posSide or neither")
-        with self._guarded(write=True) as db:
-            cur = db.execute(
+        n = self._execute(
+            self.dialect.sql(
                 "INSERT INTO pauses (account, inst_id, pos_side, reason, source, paused_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (account, inst_id or "", pos_side or "", reason[:200], source, self._now_ms()),
-            )
-            return cur.rowcount == 1
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            (account, inst_id or "", pos_side or "", reason[:200], source, self._now_ms()),
+            polled=True,
+        )
+        return n == 1
 
     def resume(self, account: str, inst_id: str | None = None, pos_side: str | None = None) -> bool:
         """Remove a pause; False when there was none (resuming twice is harmless)."""
-        with self._guarded(write=True) as db:
-            cur = db.execute(
-                "DELETE FROM pauses WHERE account = ? AND inst_id = ? AND pos_side = ?",
-                (account, inst_id or "", pos_side or ""),
-            )
-            return cur.rowcount == 1
+        n = self._execute(
+            self.dialect.sql(
+                "DELETE FROM pauses WHERE account = ? AND inst_id = ? AND pos_side = ?"
+            ),
+            (account, inst_id or "", pos_side or ""),
+            polled=True,
+        )
+        return n == 1
 
     def pauses(self) -> list[Pause]:
         rows = self._query(

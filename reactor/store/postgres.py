@@ -34,7 +34,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -42,19 +41,9 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
 from reactor.redaction import redact_text
-from reactor.store import (
-    MAINTENANCE_SOURCES,
-    AuditEntry,
-    JournalEntry,
-    LedgerCorrupt,
-    LedgerUnavailable,
-    MaintenanceRecord,
-    MaintenanceSource,
-    Pause,
-    PositionCount,
-    ResultStatus,
-)
-from reactor.store.journal import _RESULT_STATUSES
+from reactor.store.base import POSTGRES, Result, Run
+from reactor.store.db import LedgerCorrupt, LedgerUnavailable
+from reactor.store.interface import Ledger
 
 __all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate", "watchdog_s"]
 
@@ -166,13 +155,6 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x6F6B78  # "okx"
 
 _NEVER_SENT = "never sent: the intent write timed out"
-
-_M_COLS = "id, account, inst_id, pos_side, c_time, key, recorded_ms, source, ord_id, voided_ms"
-_J_COLS = (
-    "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
-    " bill_id, sent_okx_ms"
-)
-_A_COLS = "id, record_id, account, key, action, actor, reason, at_ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,13 +316,16 @@ def migrate(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return before, SCHEMA_VERSION
 
 
-class PostgresLedger:
-    """The :class:`~reactor.store.Ledger` interface on one PostgreSQL connection.
+class PostgresLedger(Ledger):
+    """The :class:`~reactor.store.Ledger` interface on one PostgreSQL connection: the tables'
+    rules are the SQLite ledger's (:mod:`reactor.store.base`); this class is the connection.
 
-    Thread-safe (one lock). Each write commits at once (autocommit), except ``void``, whose
-    update and audit entry commit together. ``fence`` (set by the lease task) makes
+    Thread-safe (one lock). Each write commits at once (autocommit), except ``void`` and
+    ``journal_bill``, whose statements commit together. ``fence`` (set by the lease task) makes
     :meth:`journal_intent` refuse to write without the lease: ``LedgerUnavailable("fenced")``.
     """
+
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -389,9 +374,6 @@ class PostgresLedger:
                 " run `reactor db migrate`",
                 "schema",
             )
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -464,6 +446,10 @@ class PostgresLedger:
                         self._drop()
                         self._down = failure  # the server is gone or frozen: fail fast
                     raise failure from None
+                except BaseException:  # a rule refused (KeyError, ValueError): disarm too,
+                    if self._watchdog.disarm(token):  # else it cuts the idle connection later
+                        self._drop()
+                    raise
                 else:
                     if self._watchdog.disarm(token):  # fired just as the call returned
                         self._drop()
@@ -504,6 +490,32 @@ class PostgresLedger:
         with self._guarded(write=False) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def _execute(self, sql: str, params: tuple[Any, ...], *, polled: bool = False) -> int:
+        _, n = self._write(sql, params, polled=polled)
+        return int(n)
+
+    def _insert(self, sql: str, params: tuple[Any, ...], *, polled: bool = False) -> int | None:
+        rows, _ = self._write(sql + " RETURNING id", params, polled=polled)
+        return int(rows[0][0]) if rows else None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Run]:
+        """One server transaction; its polled changes count as this object's own once it
+        commits (:meth:`data_version`)."""
+        changed = 0
+
+        def run(sql: str, params: tuple[Any, ...] = (), *, polled: bool = False) -> Result:
+            nonlocal changed
+            cur = conn.execute(sql, params)
+            if polled:
+                changed += max(cur.rowcount, 0)
+            return Result(cur.fetchall() if cur.description else [], cur.rowcount)
+
+        with self._guarded(write=True) as conn:
+            with conn.transaction():
+                yield run
+            self._own_changes += changed
+
     def _write(self, sql: str, params: tuple[Any, ...], *, polled: bool = False) -> Any:
         """One autocommit statement; returns the cursor's rows (RETURNING) and rowcount."""
         with self._guarded(write=True) as conn:
@@ -513,187 +525,10 @@ class PostgresLedger:
                 self._own_changes += max(cur.rowcount, 0)
             return rows, cur.rowcount
 
-    # --- maintenance ------------------------------------------------------------------------
-
-    def record_maintenance(
-        self,
-        account: str,
-        inst_id: str,
-        pos_side: str,
-        key: str,
-        *,
-        c_time: int | None = None,
-    ) -> MaintenanceRecord | None:
-        """Record one maintenance (source ``cli``); None when ``key`` is already recorded."""
-        for name, value in (
-            ("account", account),
-            ("inst_id", inst_id),
-            ("pos_side", pos_side),
-            ("key", key),
-        ):
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-        now = self._now_ms()
-        rows, _ = self._write(
-            "INSERT INTO maintenance (account, inst_id, pos_side, c_time, key, recorded_ms)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account, key) DO NOTHING RETURNING id",
-            (account, inst_id, pos_side, c_time, key, now),
-            polled=True,
-        )
-        if not rows:
-            return None
-        return MaintenanceRecord(int(rows[0][0]), account, inst_id, pos_side, c_time, key, now)
-
-    def count(self, account: str, inst_id: str, pos_side: str, c_time: int) -> int:
-        """Maintenances of the position opened at ``c_time`` (ms), derived from the records."""
-        rows = self._query(
-            "SELECT COUNT(*) FROM maintenance WHERE account = %s AND inst_id = %s"
-            " AND pos_side = %s AND (c_time = %s OR (c_time IS NULL AND recorded_ms >= %s))"
-            " AND voided_ms IS NULL",
-            (account, inst_id, pos_side, c_time, c_time),
-        )
-        return int(rows[0][0])
-
-    def list_maintenance(self) -> list[MaintenanceRecord]:
-        return self.records_after(0)
-
-    def records_after(self, record_id: int) -> list[MaintenanceRecord]:
-        rows = self._query(
-            f"SELECT {_M_COLS} FROM maintenance WHERE id > %s ORDER BY id", (record_id,)
-        )
-        return [MaintenanceRecord(*row) for row in rows]
-
     def data_version(self) -> int:
         """Changes when another connection changes maintenance records, voids or pauses."""
         rows = self._query("SELECT v FROM ledger_version")
         return int(rows[0][0]) - self._own_changes
-
-    def record(
-        self,
-        account: str,
-        inst_id: str,
-        pos_side: str,
-        key: str,
-        *,
-        source: MaintenanceSource,
-        c_time: int | None = None,
-        ord_id: str | None = None,
-    ) -> MaintenanceRecord | None:
-        """Record one maintenance from ``source``; None when already recorded (by key or
-        ``ord_id``), as in the SQLite ledger."""
-        if source not in MAINTENANCE_SOURCES:
-            raise ValueError(f"source must be one of {list(MAINTENANCE_SOURCES)}, not {source!r}")
-        for name, value in (
-            ("account", account),
-            ("inst_id", inst_id),
-            ("pos_side", pos_side),
-            ("key", key),
-        ):
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-        if ord_id is not None and not ord_id:
-            raise ValueError("ord_id must not be empty")
-        now = self._now_ms()
-        rows, _ = self._write(
-            "INSERT INTO maintenance"
-            " (account, inst_id, pos_side, c_time, key, recorded_ms, source, ord_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-            (account, inst_id, pos_side, c_time, key, now, source, ord_id),
-            polled=True,
-        )
-        if not rows:
-            return None
-        return MaintenanceRecord(
-            int(rows[0][0]), account, inst_id, pos_side, c_time, key, now, source, ord_id, None
-        )
-
-    def records_for(
-        self, account: str, inst_id: str, pos_side: str, c_time: int
-    ) -> list[MaintenanceRecord]:
-        rows = self._query(
-            f"SELECT {_M_COLS} FROM maintenance WHERE account = %s AND inst_id = %s"
-            " AND pos_side = %s AND (c_time = %s OR (c_time IS NULL AND recorded_ms >= %s))"
-            " AND voided_ms IS NULL ORDER BY id",
-            (account, inst_id, pos_side, c_time, c_time),
-        )
-        return [MaintenanceRecord(*row) for row in rows]
-
-    def sources(self, account: str, inst_id: str, pos_side: str, c_time: int) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for rec in self.records_for(account, inst_id, pos_side, c_time):
-            out[rec.source] = out.get(rec.source, 0) + 1
-        return out
-
-    def position_counts(self) -> list[PositionCount]:
-        rows = self._query(
-            "SELECT account, inst_id, pos_side, c_time, source, COUNT(*) FROM maintenance"
-            " WHERE voided_ms IS NULL GROUP BY account, inst_id, pos_side, c_time, source"
-            " ORDER BY account, inst_id, pos_side, c_time NULLS FIRST, source"
-        )
-        grouped: dict[tuple[str, str, str, int | None], dict[str, int]] = {}
-        for account, inst_id, pos_side, c_time, source, n in rows:
-            grouped.setdefault((account, inst_id, pos_side, c_time), {})[source] = int(n)
-        return [
-            PositionCount(*key, count=sum(by_source.values()), sources=by_source)
-            for key, by_source in grouped.items()
-        ]
-
-    def recorded_ord_ids(self, account: str) -> set[str]:
-        rows = self._query(
-            "SELECT ord_id FROM maintenance WHERE account = %s AND ord_id IS NOT NULL", (account,)
-        )
-        return {row[0] for row in rows}
-
-    def find(self, key: str, account: str | None = None) -> list[MaintenanceRecord]:
-        sql = f"SELECT {_M_COLS} FROM maintenance WHERE (key = %s OR ord_id = %s)"
-        params: tuple[Any, ...] = (key, key)
-        if account is not None:
-            sql += " AND account = %s"
-            params += (account,)
-        return [MaintenanceRecord(*row) for row in self._query(sql + " ORDER BY id", params)]
-
-    def void(self, account: str, key: str, *, actor: str, reason: str) -> MaintenanceRecord:
-        """Void one record and write its audit entry in one transaction (SQLite's contract:
-        KeyError when missing, ValueError when already void)."""
-        if not actor:
-            raise ValueError("actor must not be empty")
-        now = self._now_ms()
-        with self._guarded(write=True) as conn, conn.transaction():
-            row = conn.execute(
-                f"SELECT {_M_COLS} FROM maintenance WHERE account = %s"
-                " AND (key = %s OR ord_id = %s) ORDER BY id LIMIT 1 FOR UPDATE",
-                (account, key, key),
-            ).fetchone()
-            if row is None:
-                raise KeyError(f"no maintenance record {key!r} in account {account!r}")
-            rec = MaintenanceRecord(*row)
-            if rec.voided_ms is not None:
-                raise ValueError(f"maintenance record {rec.key!r} is already void")
-            conn.execute("UPDATE maintenance SET voided_ms = %s WHERE id = %s", (now, rec.id))
-            conn.execute(
-                "INSERT INTO maintenance_audit (record_id, account, key, action, actor,"
-                " reason, at_ms) VALUES (%s, %s, %s, 'void', %s, %s, %s)",
-                (rec.id, account, rec.key, actor, reason, now),
-            )
-            self._own_changes += 2
-        return MaintenanceRecord(
-            rec.id,
-            rec.account,
-            rec.inst_id,
-            rec.pos_side,
-            rec.c_time,
-            rec.key,
-            rec.recorded_ms,
-            rec.source,
-            rec.ord_id,
-            now,
-        )
-
-    def audit_after(self, audit_id: int) -> list[AuditEntry]:
-        rows = self._query(
-            f"SELECT {_A_COLS} FROM maintenance_audit WHERE id > %s ORDER BY id", (audit_id,)
-        )
-        return [AuditEntry(*row) for row in rows]
 
     # --- journal ----------------------------------------------------------------------------
 
@@ -747,101 +582,10 @@ class PostgresLedger:
             raise fenced
         return int(rows[0][0])
 
-    def journal_result(
-        self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None
-    ) -> None:
-        if status not in _RESULT_STATUSES:
-            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
-        _, n = self._write(
-            "UPDATE journal SET status = %s, code = %s, msg = %s, done_ms = %s WHERE id = %s",
-            (status, code, None if msg is None else redact_text(msg), self._now_ms(), entry_id),
-        )
-        if n != 1:
-            raise KeyError(f"no journal entry {entry_id}")
-
-    def journal_bill(
-        self, entry_id: int, bill_id: str, *, status: ResultStatus | None = None
-    ) -> None:
-        if status is not None and status not in _RESULT_STATUSES:
-            raise ValueError(f"status must be one of {sorted(_RESULT_STATUSES)}, not {status!r}")
-        with self._guarded(write=True) as conn:
-            other = conn.execute(
-                "SELECT id FROM journal WHERE bill_id = %s AND id != %s", (bill_id, entry_id)
-            ).fetchone()
-            if other is not None:
-                raise ValueError(f"bill {bill_id} is already credited to journal entry {other[0]}")
-            cur = conn.execute(
-                "UPDATE journal SET bill_id = %s, status = COALESCE(%s, status) WHERE id = %s",
-                (bill_id, status, entry_id),
-            )
-            found = cur.rowcount == 1
-        if not found:
-            raise KeyError(f"no journal entry {entry_id}")
-
-    def journal_entry(self, entry_id: int) -> JournalEntry | None:
-        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE id = %s", (entry_id,))
-        return JournalEntry(*rows[0]) if rows else None
-
     def journal_epochs(self) -> list[tuple[int, str, int]]:
         """(id, scope, epoch) of every entry in id order: who wrote which intent."""
         rows = self._query("SELECT id, scope, epoch FROM journal ORDER BY id")
         return [(int(i), str(s), int(e)) for i, s, e in rows]
-
-    def pending_intents(self) -> list[JournalEntry]:
-        rows = self._query(f"SELECT {_J_COLS} FROM journal WHERE status = 'pending' ORDER BY id")
-        return [JournalEntry(*row) for row in rows]
-
-    def open_entries(self) -> list[JournalEntry]:
-        rows = self._query(
-            f"SELECT {_J_COLS} FROM journal WHERE status IN ('pending', 'unknown') ORDER BY id"
-        )
-        return [JournalEntry(*row) for row in rows]
-
-    def journal_since(self, since_ms: int) -> list[JournalEntry]:
-        rows = self._query(
-            f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= %s ORDER BY id", (since_ms,)
-        )
-        return [JournalEntry(*row) for row in rows]
-
-    def journal(self, limit: int = 100) -> list[JournalEntry]:
-        rows = self._query(f"SELECT {_J_COLS} FROM journal ORDER BY id DESC LIMIT %s", (limit,))
-        return [JournalEntry(*row) for row in rows]
-
-    # --- pauses -----------------------------------------------------------------------------
-
-    def pause(
-        self,
-        account: str,
-        inst_id: str | None = None,
-        pos_side: str | None = None,
-        reason: str = "",
-        *,
-        source: str = "",
-    ) -> bool:
-        if not account or (inst_id is None) != (pos_side is None):
-            raise ValueError("pause: an account, and instId with posSide or neither")
-        _, n = self._write(
-            "INSERT INTO pauses (account, inst_id, pos_side, reason, source, paused_ms)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (account, inst_id or "", pos_side or "", reason[:200], source, self._now_ms()),
-            polled=True,
-        )
-        return bool(n == 1)
-
-    def resume(self, account: str, inst_id: str | None = None, pos_side: str | None = None) -> bool:
-        _, n = self._write(
-            "DELETE FROM pauses WHERE account = %s AND inst_id = %s AND pos_side = %s",
-            (account, inst_id or "", pos_side or ""),
-            polled=True,
-        )
-        return bool(n == 1)
-
-    def pauses(self) -> list[Pause]:
-        rows = self._query(
-            "SELECT account, inst_id, pos_side, reason, source, paused_ms FROM pauses"
-            " ORDER BY account, inst_id, pos_side"
-        )
-        return [Pause(a, i or None, ps or None, r, src, int(ms)) for a, i, ps, r, src, ms in rows]
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -851,14 +595,3 @@ class PostgresLedger:
                 self._closed = True
                 self._drop()
                 self._watchdog.close()
-
-    def __enter__(self) -> PostgresLedger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,15 +1,14 @@
-"""The ledger on one SQLite file: the connection (``db``) with each table's queries mixed in."""
+"""The ledger on one SQLite file: the connection (``db``) under the tables' shared rules."""
 
 from __future__ import annotations
 
-from reactor.store.journal import JournalTables
-from reactor.store.maintenance import MaintenanceTables
-from reactor.store.pauses import PauseTables
+from reactor.store.db import Database
+from reactor.store.interface import Ledger
 
 __all__ = ["SqliteLedger"]
 
 
-class SqliteLedger(MaintenanceTables, JournalTables, PauseTables):
+class SqliteLedger(Database, Ledger):
     """:class:`reactor.store.Ledger` on a SQLite file (WAL) in the state dir.
 
     Opened with ``SqliteLedger(path, clock=..., busy_timeout_ms=...)``; see

@@ -64,7 +64,8 @@ async def test_the_python_okx_example_runs_against_reactor_sim(sim_factory: SimF
 def test_the_bench_duration_the_docs_give_is_the_measured_one() -> None:
     meta = json.loads((REPO / "bench" / "results.json").read_text())["meta"]
     assert not meta["quick"]
-    minutes = meta["duration_s"] / 60
+    # A run of some parts carries the last whole run's duration (bench/__main__.py).
+    minutes = meta.get("full_duration_s", meta["duration_s"]) / 60
     said: list[tuple[str, int]] = []
     for page in (REPO / "README.md", DOCS / "performance.md"):
         for m in re.finditer(r"make bench[^\n]*?(?:about |~)(\d+) minutes", page.read_text()):

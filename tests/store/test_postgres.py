@@ -140,3 +140,19 @@ def test_an_intent_keeps_its_send_time_on_okx_clock(pg_dsn: str) -> None:
         assert led.journal_entry(with_okx).sent_okx_ms == 7  # type: ignore[union-attr]
         assert led.journal_entry(without).sent_okx_ms is None  # type: ignore[union-attr]
         assert [e.sent_okx_ms for e in led.journal_since(0)] == [7, None]
+
+
+def test_a_refused_write_leaves_the_connection_usable(pg_dsn: str) -> None:
+    """A rule's refusal (KeyError, ValueError) inside a call disarms its watchdog: the idle
+    connection is not cut later, so the next call is not failed as unreachable."""
+    with PostgresLedger(pg_dsn, timeout_s=0.2) as led:
+        with pytest.raises(KeyError):
+            led.void("sub1", "nope", actor="t", reason="r")
+        entry = led.journal_intent("sub1", "BTC-USDT-SWAP", "long", "add", "1", "{}")
+        led.journal_bill(entry, "b1")
+        other = led.journal_intent("sub1", "BTC-USDT-SWAP", "long", "add", "1", "{}")
+        with pytest.raises(ValueError):
+            led.journal_bill(other, "b1")
+        time.sleep(0.6)  # past watchdog_s(0.2)
+        assert led.pause("sub1", reason="x") is True
+        assert led.problem is None
