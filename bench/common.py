@@ -57,6 +57,15 @@ def dist_ms(values_s: list[float]) -> dict[str, Any]:
     }
 
 
+async def lag_probe(samples: list[float], stop: asyncio.Event) -> None:
+    """Event-loop lag: how late a 10 ms sleep wakes up."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t = loop.time()
+        await asyncio.sleep(0.01)
+        samples.append(max(0.0, loop.time() - t - 0.01))
+
+
 # ---------------------------------------------------------------------------- simulator process
 
 

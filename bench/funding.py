@@ -27,6 +27,8 @@ from bench.common import (
     BAND_LO,
     PROBE,
     account,
+    dist_ms,
+    lag_probe,
     position,
     reactor,
     sim_process,
@@ -77,6 +79,11 @@ async def run(quick: bool) -> dict[str, Any]:
                 PROBE.gets.clear()
                 await sim.post("/bench/band", {"lo": str(BAND_LO), "hi": str(BAND_HI)})
                 before = len(await sim.get("/bench/margin-requests"))
+                await sim.get("/bench/backlog")  # resets the simulator's loop-lag samples
+                lag: list[float] = []
+                stop = asyncio.Event()
+                lag_task = asyncio.create_task(lag_probe(lag, stop))
+                t0_wall = time.time()
                 t0 = time.monotonic()
                 async with httpx.AsyncClient(base_url=sim.url, timeout=60) as admin:
                     r = await admin.post("/sim/funding", json={"fundingRate": RATE})
@@ -97,6 +104,9 @@ async def run(quick: bool) -> dict[str, Any]:
                     await asyncio.sleep(0.1)
                 waited = time.monotonic() - t0
                 await asyncio.sleep(2.0)  # room for extra (wrong) calls to show
+                stop.set()
+                await lag_task
+                backlog = await sim.get(f"/bench/backlog?since={t0_wall}")
                 requests = (await sim.get("/bench/margin-requests"))[before:]
                 reads: dict[str, int] = {}
                 for gets in PROBE.gets.values():
@@ -122,6 +132,11 @@ async def run(quick: bool) -> dict[str, Any]:
             sorted(Counter(c for c in codes if c not in ("0", "50011", "59301")).items())
         ),
         "reads": dict(sorted(reads.items())),
+        # where a backlog sits: each event loop's lag, and the age of the signed requests the
+        # simulator handled (handled - signed), by path and answer code
+        "reactor_loop_lag": dist_ms(lag),
+        "sim_loop_lag": backlog["loop_lag"],
+        "request_age": backlog["ages"],
     }
 
 
@@ -132,8 +147,15 @@ def report(r: dict[str, Any]) -> str:
         f"back in band after {'never' if after is None else f'{after:.2f} s'} "
         f"({r['out_of_band_at_end']} out at the end), {r['margin_calls']} calls, "
         f"50011 x {r['answers_50011']}, 59301 x {r['answers_59301']}, "
-        f"other errors {r['other_errors']}, reads {r['reads'] or 'none'}"
+        f"other errors {r['other_errors']}, reads {r['reads'] or 'none'}\n"
+        f"  loop lag p99/max: reactor {_lag(r['reactor_loop_lag'])}, "
+        f"simulator {_lag(r['sim_loop_lag'])}; request age p99/max by path and code: "
+        + ", ".join(f"{k} {_lag(v)} (n {v['n']})" for k, v in r["request_age"].items())
     )
+
+
+def _lag(d: dict[str, Any]) -> str:
+    return f"{d['p99_ms']}/{d['max_ms']} ms"
 
 
 if __name__ == "__main__":

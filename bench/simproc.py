@@ -25,7 +25,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bench.common import dist_ms, lag_probe
 from reactor import log as logging_setup
+from reactor.okx.signing import parse_iso_timestamp
 from reactor.sim.exchange import Change
 from reactor.sim.scenario import scenario_from_dict
 from reactor.sim.server import Simulator
@@ -113,6 +115,7 @@ class Control:
         self.script_done = True
         self.band: BandTracker | None = None
         self.counts: dict[tuple[str, str, str], int] = {}  # maintenances recorded
+        self.lag: list[float] = []  # this event loop's lag (bench.common.lag_probe)
         sim.on_changes = self._on_changes
 
     def _on_changes(self, changes: list[Change]) -> None:
@@ -131,6 +134,7 @@ class Control:
             web.get("/bench/band", self.band_report),
             web.get("/bench/margin-requests", self.margin_requests),
             web.get("/bench/positions", self.positions),
+            web.get("/bench/backlog", self.backlog),
         ]
 
     def _spawn(self, coro: Any) -> None:
@@ -323,6 +327,23 @@ class Control:
         ]
         return web.json_response(out)
 
+    async def backlog(self, request: web.Request) -> web.Response:
+        """Since ``?since=`` (wall time): this loop's lag and, per path and answer code, how
+        old the signed requests were when handled (handled minus signed): a signature older
+        than the 50102 window is a backlog here or in the sender, and the two lags say where."""
+        since = float(request.query.get("since", "0"))
+        ages: dict[str, list[float]] = {}
+        for r in self.sim.rest.requests:
+            if r["time"] < since or not r.get("signed"):
+                continue
+            with contextlib.suppress(ValueError):
+                age = r["time"] - parse_iso_timestamp(r["signed"])
+                ages.setdefault(f"{r['path'].split('?')[0]} {r['code']}", []).append(age)
+        lag, self.lag[:] = list(self.lag), []
+        return web.json_response(
+            {"loop_lag": dist_ms(lag), "ages": {k: dist_ms(v) for k, v in sorted(ages.items())}}
+        )
+
     async def positions(self, request: web.Request) -> web.Response:
         return web.json_response(
             [
@@ -352,6 +373,8 @@ async def serve(scenario_path: Path, *, rate_limits: bool, stamp: bool) -> None:
     )
     url = await sim.start("127.0.0.1", 0)
     control = Control(sim)
+    done = asyncio.Event()
+    lag_task = asyncio.create_task(lag_probe(control.lag, done))
     app = web.Application()
     app.add_routes(control.routes())
     runner = web.AppRunner(app, access_log=None)
@@ -363,11 +386,11 @@ async def serve(scenario_path: Path, *, rate_limits: bool, stamp: bool) -> None:
         json.dumps({"url": url, "ws_url": sim.ws_url, "control": f"http://{host}:{port}"}),
         flush=True,
     )
-    done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
     await done.wait()
+    await lag_task
     for task in list(control.tasks):
         task.cancel()
     if control.walk_task is not None:

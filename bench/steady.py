@@ -31,6 +31,7 @@ from bench.common import (
     PROBE,
     account,
     dist_ms,
+    lag_probe,
     match_e2e,
     position,
     reactor,
@@ -92,15 +93,6 @@ class GcPauses:
 
     def report(self) -> dict[str, Any]:
         return {str(g): dist_ms(p) for g, p in self.pauses.items()}
-
-
-async def _lag_probe(samples: list[float], stop: asyncio.Event) -> None:
-    """Event-loop lag: how late a 10 ms sleep wakes up."""
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        t = loop.time()
-        await asyncio.sleep(0.01)
-        samples.append(max(0.0, loop.time() - t - 0.01))
 
 
 async def run(
@@ -205,7 +197,7 @@ async def _load_phase(
     cpu0, wall0 = time.process_time(), time.perf_counter()
     lag: list[float] = []
     stop = asyncio.Event()
-    lag_task = asyncio.create_task(_lag_probe(lag, stop))
+    lag_task = asyncio.create_task(lag_probe(lag, stop))
     profiler = None
     if profile is not None:
         from pyinstrument import Profiler

@@ -144,7 +144,7 @@ class BillReader:
             key[1], sub_type=TRANSFER_SUBTYPE[entry.action], begin_ms=sent - skew
         )
         bills, _ = parse_transfers(raw)
-        recent = self._ledger.journal_since(journal_floor_ms(sent, offset_ms))
+        recent = self._ledger.journal_since(journal_floor_ms(sent, offset_ms), key[0])
         return bill_of_call(bills, entry, recent, offset_ms, margin_before, skew)
 
     async def read(self, account: str, trigger: str, answer: Answer) -> None:
@@ -186,7 +186,7 @@ class BillReader:
                 async for page in pages(fetch, "billId", max_pages=BILL_PAGES_MAX)
                 for row in page
             ]
-            entries = self._ledger.journal_since(window.journal_since(account, offset_ms))
+            entries = self._ledger.journal_since(window.journal_since(account, offset_ms), account)
         except EXCHANGE_ERRORS as exc:
             answer(trigger, exc)
             return

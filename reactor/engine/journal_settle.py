@@ -145,7 +145,7 @@ async def _settle_group(
     okx_now = wall_ms + offset_ms
     for entry in entries:
         sent = okx_sent_ms(entry, offset_ms)
-        recent = ledger.journal_since(journal_floor_ms(sent, offset_ms))
+        recent = ledger.journal_since(journal_floor_ms(sent, offset_ms), entry.account)
         bill = bill_of_call(found, entry, recent, offset_ms, None, skew_ms)
         if bill is not None:
             _credit(ledger, entry, bill.bill_id, done)

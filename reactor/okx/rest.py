@@ -52,6 +52,7 @@ from reactor.okx.errors import (
     envelope_error,
 )
 from reactor.okx.pacing import SlidingWindow
+from reactor.okx.sign_gate import SignGate
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
 
@@ -88,6 +89,7 @@ class OkxRestClient:
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] | ExchangeClock = time.time,
+        gate: SignGate | None = None,
         account: str = "",
         get_retries: int = 2,
         retry_backoff_s: float = 0.25,
@@ -99,6 +101,8 @@ class OkxRestClient:
         # The account's reading of OKX's clock, measured here and shared with its WebSocket
         # session (a plain callable is the local clock: the client then has its own).
         self.clock = clock if isinstance(clock, ExchangeClock) else ExchangeClock(clock)
+        # Signed only when it can be written at once (OKX's 30 s window): the process's gate.
+        self.gate = gate if gate is not None else SignGate()
         self._clock_sync_backoff = Backoff(clock_sync_backoff_s, CLOCK_SYNC_BACKOFF_MAX_S)
         self.skew_streak = 0  # clock rejections since the last accepted signed request
         self._get_retries = get_retries
@@ -231,13 +235,22 @@ class OkxRestClient:
         except (IndexError, KeyError, TypeError, ValueError):
             raise OkxError("0", "public/time: unexpected data", 200) from None
 
-    async def sync_clock(self) -> float:
+    async def sync_clock(self, seen: int | None = None) -> float:
         """Measure the offset to OKX's clock (after 50102) into :attr:`clock`, which signs
-        every later request of this account, REST and WebSocket login alike."""
+        every later request of every account sharing it, REST and WebSocket login alike.
+
+        One reading at a time per clock: a caller that waited while another account measured,
+        or whose rejected request (signed at measurement ``seen``) was signed before a newer
+        reading, uses that reading instead of asking again (``public/time`` is limited per
+        IP)."""
         clock = self.clock
-        before = clock.local()
-        server_ms = await self.server_time_ms()
-        offset = clock.measured(server_ms, before, clock.local())
+        seen = clock.measurements if seen is None else seen
+        async with clock.sync_lock:
+            if clock.measurements != seen:
+                return clock.offset_s
+            before = clock.local()
+            server_ms = await self.server_time_ms()
+            offset = clock.measured(server_ms, before, clock.local())
         log.info("rest.clock.synced", account=self.account, offset_s=round(offset, 3))
         return offset
 
@@ -250,19 +263,21 @@ class OkxRestClient:
         if not isinstance(amt, Decimal) or not amt.is_finite() or amt <= 0:
             raise ValueError(f"amt must be a positive finite Decimal, not {amt!r}")
         body = {"instId": inst_id, "posSide": pos_side, "type": action, "amt": format(amt, "f")}
+        seen = self.clock.measurements
         try:
             data = await self._request("POST", MARGIN_BALANCE, body=body)
         except OkxError as exc:
             if exc.error_class is ErrorClass.CLOCK_SKEW:
                 # Rejected, so nothing happened; fix the clock so the engine's next try works.
-                await self._try_sync_clock()
+                await self._try_sync_clock(seen)
             raise
         return data[0] if data and isinstance(data[0], dict) else {}
 
     # -- plumbing -------------------------------------------------------------------------
 
-    async def _try_sync_clock(self) -> bool:
-        """Re-sync after a clock rejection; back off when rejections keep coming."""
+    async def _try_sync_clock(self, seen: int) -> bool:
+        """Re-sync after a clock rejection of a request signed at measurement ``seen``; back
+        off when rejections keep coming."""
         self.skew_streak += 1
         if self.skew_streak > 1:
             delay = self._clock_sync_backoff.ceiling(self.skew_streak - 1)
@@ -274,7 +289,7 @@ class OkxRestClient:
             )
             await asyncio.sleep(delay)
         try:
-            await self.sync_clock()
+            await self.sync_clock(seen)
         except (OkxError, RequestNotSent, AmbiguousOutcome) as exc:
             log.warning("rest.clock.sync_failed", account=self.account, error=str(exc))
             return False
@@ -292,13 +307,14 @@ class OkxRestClient:
         attempt = 0
         resynced = not resync
         while True:
+            seen = self.clock.measurements
             try:
                 return await self._request("GET", path, params=params, signed=signed)
             except OkxError as exc:
                 cls = exc.error_class
                 if cls is ErrorClass.CLOCK_SKEW and not resynced:
                     resynced = True
-                    if await self._try_sync_clock():
+                    if await self._try_sync_clock(seen):
                         continue
                     raise
                 if not cls.retryable or attempt >= self._get_retries:
@@ -339,34 +355,42 @@ class OkxRestClient:
         async with bucket.slot() if bucket is not None else _no_slot() as waited:
             if waited > 0:
                 log.debug("rest.throttled", account=self.account, path=path, waited_s=waited)
-            if signed:
-                creds = self._credentials
-                ts = iso_timestamp(self.clock.now())
-                headers["OK-ACCESS-KEY"] = creds.api_key
-                headers["OK-ACCESS-SIGN"] = rest_sign(
-                    creds.secret_key, ts, method, request_path, body_text
-                )
-                headers["OK-ACCESS-TIMESTAMP"] = ts
-                headers["OK-ACCESS-PASSPHRASE"] = creds.passphrase
-                # Signed first, then checked: a pause after this check changes nothing, the
-                # timestamp OKX judges is already bound (docs/operations.md, exchange fence).
-                fence = self.sign_fence
-                if method != "GET" and fence is not None and not fence():
-                    raise RequestNotSent(f"{method} {path}: not sent: past the signing deadline")
-            try:
-                resp = await self._client.request(
-                    method, request_path, content=body_text or None, headers=headers
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                log_if_emfile(exc, account=self.account, path=path)
-                raise RequestNotSent(_transport_text(method, path, exc)) from None
-            except httpx.TransportError as exc:
-                # Read/write timeout, reset, closed mid-answer: it may have been applied.
-                raise AmbiguousOutcome(_transport_text(method, path, exc)) from None
+            async with self.gate.writing() as written:
+                if signed:
+                    self._sign(headers, method, path, request_path, body_text)
+                try:
+                    resp = await self._client.request(
+                        method,
+                        request_path,
+                        content=body_text or None,
+                        headers=headers,
+                        extensions={"trace": written},
+                    )
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    log_if_emfile(exc, account=self.account, path=path)
+                    raise RequestNotSent(_transport_text(method, path, exc)) from None
+                except httpx.TransportError as exc:
+                    # Read/write timeout, reset, closed mid-answer: it may have been applied.
+                    raise AmbiguousOutcome(_transport_text(method, path, exc)) from None
         data = _unwrap(method, path, resp)
         if signed:
             self.skew_streak = 0  # OKX accepted our timestamp
         return data
+
+    def _sign(
+        self, headers: dict[str, str], method: str, path: str, request_path: str, body: str
+    ) -> None:
+        creds = self._credentials
+        ts = iso_timestamp(self.clock.now())
+        headers["OK-ACCESS-KEY"] = creds.api_key
+        headers["OK-ACCESS-SIGN"] = rest_sign(creds.secret_key, ts, method, request_path, body)
+        headers["OK-ACCESS-TIMESTAMP"] = ts
+        headers["OK-ACCESS-PASSPHRASE"] = creds.passphrase
+        # Signed first, then checked: a pause after this check changes nothing, the
+        # timestamp OKX judges is already bound (docs/operations.md, exchange fence).
+        fence = self.sign_fence
+        if method != "GET" and fence is not None and not fence():
+            raise RequestNotSent(f"{method} {path}: not sent: past the signing deadline")
 
 
 # OKX's largest page of ``account/bills`` and ``trade/orders-history`` (``limit`` 100).

@@ -12,6 +12,7 @@ from reactor.config import Config, ConfigError
 from reactor.okx.clock import ExchangeClock
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
+from reactor.okx.sign_gate import SignGate
 from reactor.okx.ws import PrivateSession
 from reactor.service.margins import MarginTap
 from reactor.service.runtime import Runtime, StartHooks
@@ -42,12 +43,16 @@ def rest_client(
     creds: Credentials,
     hooks: StartHooks,
     clock: ExchangeClock,
+    gate: SignGate,
 ) -> OkxRestClient:
     """The account's REST client (its own signing and rate windows; the process's one reading
     of OKX's clock: the offset is the host's, not the account's, and ``public/time`` is
-    limited per IP - one measurement serves every account instead of one per account)."""
+    limited per IP - one measurement serves every account instead of one per account; and the
+    process's one :class:`SignGate`, so a burst never signs more than it can write)."""
     transport = hooks.transport_for(name)
-    return configured_client(cfg, rest_url, creds, name, transport=transport, clock=clock)
+    return configured_client(
+        cfg, rest_url, creds, name, transport=transport, clock=clock, gate=gate
+    )
 
 
 def start_session(rt: Runtime, name: str, creds: Credentials) -> PrivateSession:
@@ -90,6 +95,7 @@ def configured_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: ExchangeClock | None = None,
+    gate: SignGate | None = None,
 ) -> OkxRestClient:
     """A client as the config sets it (demo header, request timeout): the running reactor's
     per-account clients and the one-shot reads of ``plan``, ``check-config --online`` and
@@ -102,4 +108,5 @@ def configured_client(
         account=account,
         transport=transport,
         clock=clock if clock is not None else ExchangeClock(),
+        gate=gate,
     )

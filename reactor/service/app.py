@@ -26,6 +26,7 @@ from reactor.log import add_tap, flush_repeats, get_logger, remove_tap
 from reactor.okx.clock import ExchangeClock
 from reactor.okx.credentials import Credentials
 from reactor.okx.pacing import ConnectPacer
+from reactor.okx.sign_gate import SignGate
 from reactor.service import ha
 from reactor.service.accounts import embedded_credentials, rest_client, start_session
 from reactor.service.loops import hold, ledger_loop, pause_map, reconcile_loop, sync_pauses
@@ -159,7 +160,10 @@ async def _start_locked(
         rest_url, ws_url = cfg.venue.urls()
 
     clock = ExchangeClock()  # one reading of OKX's clock for every account's client
-    clients = {name: rest_client(cfg, rest_url, name, c, hooks, clock) for name, c in creds.items()}
+    gate = SignGate()  # and one bound on requests signed but not yet written
+    clients = {
+        name: rest_client(cfg, rest_url, name, c, hooks, clock, gate) for name, c in creds.items()
+    }
     for client in clients.values():
         cleanup.append(client.aclose)
     first = next(iter(clients.values()))
@@ -182,7 +186,8 @@ async def _start_locked(
         log.info("control.pauses.loaded", pauses=len(pauses))
     pacer = hooks.pacer or ConnectPacer()
     rt = Runtime(cfg, engine, ledger, {}, rest_url, ws_url, sim=sim, metrics=metrics)
-    rt.dry_run, rt.pacer, rt.hooks, rt.exchange_clock = dry_run, pacer, hooks, clock
+    rt.dry_run, rt.pacer, rt.hooks = dry_run, pacer, hooks
+    rt.exchange_clock, rt.sign_gate = clock, gate
     rt.pauses_applied = frozenset(p.key for p in pauses)  # logged as control.pauses.loaded
     status_url = None
     server: StatusServer | None = None

@@ -117,7 +117,9 @@ async def reload(rt: Runtime, path: Path) -> bool:
     rt.cfg = new
     roles = {a.name: a.role for a in new.accounts}
     for name in plan.start:
-        client = rest_client(new, rt.rest_url, name, creds[name], rt.hooks, rt.exchange_clock)
+        client = rest_client(
+            new, rt.rest_url, name, creds[name], rt.hooks, rt.exchange_clock, rt.sign_gate
+        )
         rt.engine.on_account_enabled(AccountState(name, Role(roles[name]), client, enabled=True))
         start_session(rt, name, creds[name])
     log.info(

@@ -17,6 +17,7 @@ from reactor.log import error_text, get_logger
 from reactor.okx.clock import ExchangeClock
 from reactor.okx.pacing import ConnectPacer
 from reactor.okx.rest import OkxRestClient
+from reactor.okx.sign_gate import SignGate
 from reactor.okx.ws import PrivateSession, SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol
 from reactor.status.history import MarginRecorder
@@ -67,6 +68,7 @@ class Runtime:
     dry_run: bool = False
     pacer: ConnectPacer = field(default_factory=ConnectPacer)
     exchange_clock: ExchangeClock = field(default_factory=ExchangeClock)  # every client's
+    sign_gate: SignGate = field(default_factory=SignGate)  # every client's
     hooks: StartHooks = field(default_factory=StartHooks)
     # Clients of accounts a reload stopped: closed at stop, after their calls in flight.
     retired_clients: list[OkxRestClient] = field(default_factory=list)

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS journal (
     done_ms  INTEGER
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal (status) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS journal_account_sent ON journal (account, sent_ms);
 CREATE TABLE IF NOT EXISTS pauses (
     account   TEXT    NOT NULL,
     inst_id   TEXT    NOT NULL DEFAULT '',

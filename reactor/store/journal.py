@@ -159,13 +159,18 @@ class JournalTables(LedgerBase):
         )
         return [JournalEntry(*row) for row in rows]
 
-    def journal_since(self, since_ms: int) -> list[JournalEntry]:
-        """Entries sent at or after ``since_ms``, oldest first (the runaway guard's window)."""
-        rows = self._query(
-            self.dialect.sql(f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= ? ORDER BY id"),
-            (since_ms,),
-        )
-        return [JournalEntry(*row) for row in rows]
+    def journal_since(self, since_ms: int, account: str | None = None) -> list[JournalEntry]:
+        """Entries sent at or after ``since_ms``, oldest first (the runaway guard's window);
+        only ``account``'s when given. A bills read matches one account's bills against that
+        account's rows: reading every account's (1,000 accounts, an hour of calls) on each
+        read was quadratic in a fleet-wide burst (docs/performance.md, funding)."""
+        args: tuple[object, ...]
+        if account is None:
+            sql, args = f"SELECT {_J_COLS} FROM journal WHERE sent_ms >= ? ORDER BY id", (since_ms,)
+        else:
+            sql = f"SELECT {_J_COLS} FROM journal WHERE account = ? AND sent_ms >= ? ORDER BY id"
+            args = (account, since_ms)
+        return [JournalEntry(*row) for row in self._query(self.dialect.sql(sql), args)]
 
     def journal(self, limit: int = 100) -> list[JournalEntry]:
         """The latest ``limit`` entries, newest first."""

@@ -149,6 +149,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # a later step of the local clock never makes an earlier call's bill look foreign.
         "ALTER TABLE journal ADD COLUMN sent_okx_ms bigint",
     ),
+    (
+        # A bills read matches one account's rows (Ledger.journal_since(since, account)).
+        "CREATE INDEX journal_account_sent ON journal (account, sent_ms)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Any fixed key: migrations of concurrent starters run one after the other.
