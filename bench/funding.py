@@ -62,14 +62,14 @@ def scenario(accounts: int) -> dict[str, Any]:
     }
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    accounts = 100 if quick else 1000
+async def run(quick: bool, accounts: int | None = None) -> dict[str, Any]:
+    accounts = accounts or (100 if quick else 1000)
     sc = scenario(accounts)
     positions = accounts * PER_ACCOUNT
     async with sim_process(sc) as sim:
         with tempfile.TemporaryDirectory(prefix="bench-funding-") as tmp:
             cfg = write_config(Path(tmp), sim, sc)
-            async with reactor(cfg, connect_rate=100 if quick else 50) as rt:
+            async with reactor(cfg, connect_rate=100 if accounts <= 100 else 50) as rt:
                 names = list(rt.sessions)
                 ok = await wait_until(
                     lambda: all(rt.engine.book.is_fresh(n) for n in names), 120 + accounts / 10
@@ -163,5 +163,6 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(prog="bench.funding")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--accounts", type=int, help="instead of 1,000 (--quick: 100)")
     args = ap.parse_args()
-    print(report(asyncio.run(run(args.quick))), flush=True)
+    print(report(asyncio.run(run(args.quick, args.accounts))), flush=True)

@@ -168,6 +168,9 @@ async def _start_locked(
         cleanup.append(client.aclose)
     first = next(iter(clients.values()))
     ct_vals = await with_start_retries("instruments", lambda: load_ct_vals(first), stop_event)
+    # OKX's clock read while the process is quiet: a first reading taken inside a burst (the
+    # first bills read of a funding settlement) is off by up to half a slow round trip.
+    await with_start_retries("clock", first.sync_clock, stop_event)
     accounts = {
         a.name: AccountState(a.name, Role(a.role), clients.get(a.name), enabled=a.enabled)
         for a in cfg.accounts

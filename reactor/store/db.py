@@ -98,6 +98,12 @@ _ADDED_COLUMNS = (
     # later step of the local clock never makes an earlier call's bill look foreign.
     ("journal", "sent_okx_ms", "INTEGER"),
 )
+# Indexes over added columns, created after them. journal_bill: crediting a bill checks that no
+# other row holds it, which scanned the whole journal per credit (quadratic in a fleet-wide
+# burst: 20,000 credits at 1,000 accounts, docs/performance.md).
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS journal_bill ON journal (bill_id) WHERE bill_id IS NOT NULL",
+)
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -264,6 +270,8 @@ class Database(LedgerBase):
                     have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
                     if column not in have:
                         self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                for statement in _ADDED_INDEXES:
+                    self._db.execute(statement)
                 _migrate_maintenance_sources(self._db)
                 if found != SCHEMA_VERSION:
                     self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

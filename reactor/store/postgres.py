@@ -150,8 +150,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE journal ADD COLUMN sent_okx_ms bigint",
     ),
     (
-        # A bills read matches one account's rows (Ledger.journal_since(since, account)).
+        # A bills read matches one account's rows (Ledger.journal_since(since, account)), and
+        # crediting a bill checks no other row holds it: both scanned the whole journal, which
+        # made a fleet-wide burst quadratic (docs/performance.md, funding).
         "CREATE INDEX journal_account_sent ON journal (account, sent_ms)",
+        "CREATE INDEX journal_bill ON journal (bill_id) WHERE bill_id IS NOT NULL",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -151,6 +151,23 @@ def test_journal_intent_then_result(ledger: Ledger, clock: MsClock) -> None:
     assert [e.id for e in ledger.journal(limit=1)] == [third]
 
 
+def test_journal_since_one_account(ledger: Ledger, clock: MsClock) -> None:
+    """A bills read matches one account's rows: ``journal_since(since, account)`` reads only
+    those (on both backends, through the (account, sent_ms) index)."""
+    ids = {}
+    for account in ("sub1", "sub2", "sub1"):
+        clock.ms += 10
+        ids.setdefault(account, []).append(
+            ledger.journal_intent(account, "X-USDT-SWAP", "long", "add", "1", "{}")
+        )
+    since = T0 + 1_015
+    assert [e.id for e in ledger.journal_since(0, "sub1")] == ids["sub1"]
+    assert [e.id for e in ledger.journal_since(since, "sub1")] == ids["sub1"][1:]
+    assert [e.id for e in ledger.journal_since(0, "sub2")] == ids["sub2"]
+    assert ledger.journal_since(0, "nobody") == []
+    assert len(ledger.journal_since(since)) == 2  # every account's: sub2's and sub1's second
+
+
 def test_journal_result_validation(ledger: Ledger) -> None:
     entry = ledger.journal_intent("sub1", "X-USDT-SWAP", "long", "add", "1", "{}")
     with pytest.raises(ValueError):
