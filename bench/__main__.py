@@ -134,6 +134,8 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         for code in ("50011", "59301"):
             v = fund[f"answers_{code}"]
             add(f"funding settlement, {tag}: {code} answers", v, "", "0", v == 0)
+        v = fund["other_codes"].get("50102", 0)
+        add(f"funding settlement, {tag}: 50102 (expired signature) answers", v, "", "0", v == 0)
     snap = results.get("snapshot_path")
     if snap:
         for case in ("nothing changed", "marks moved"):
@@ -294,6 +296,19 @@ def table(results: dict[str, Any]) -> str:
             f"{fund['answers_59301']} | {fund['other_errors']} | {fund['reads'] or 'none'} |",
             "",
         ]
+        if "request_age" in fund:
+            ages = ", ".join(
+                f"`{k}` {v['p99_ms']} / {v['max_ms']} ms ({v['n']})"
+                for k, v in fund["request_age"].items()
+            )
+            lines += [
+                "Where a backlog sits (p99 / max): event-loop lag, reactor "
+                f"{fund['reactor_loop_lag']['p99_ms']} / {fund['reactor_loop_lag']['max_ms']} ms, "
+                f"simulator {fund['sim_loop_lag']['p99_ms']} / {fund['sim_loop_lag']['max_ms']} "
+                "ms; age of each signed request when the simulator handled it, by path and "
+                f"answer (count): {ages}. OKX refuses an age over 30 s (50102).",
+                "",
+            ]
     conv = results.get("convergence")
     if conv:
         lines += [
