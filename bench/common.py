@@ -256,10 +256,10 @@ def probe_journal(rt: app.Runtime) -> None:
     ledger = rt.engine.ledger
     inner = ledger.journal_intent
 
-    def journal_intent(account: str, inst_id: str, pos_side: str, *args: Any) -> int:
+    def journal_intent(account: str, inst_id: str, pos_side: str, *args: Any, **kwargs: Any) -> int:
         t0 = time.perf_counter()
         try:
-            return inner(account, inst_id, pos_side, *args)
+            return inner(account, inst_id, pos_side, *args, **kwargs)
         finally:
             PROBE.journal[(account, inst_id, pos_side)] = (t0, time.perf_counter())
 

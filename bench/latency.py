@@ -81,6 +81,8 @@ async def run_mode(timing: dict[str, Any], corrections: int) -> dict[str, Any]:
                 elapsed = time.monotonic() - t0
                 requests = await sim.get("/bench/margin-requests")
                 sends = list(PROBE.sends)
+    if not sends:  # a broken probe or reactor must not print as a row of empty figures
+        raise RuntimeError(f"latency {timing}: no margin call was sent")
     own = [s["own_s"] for s in sends if s["own_s"] is not None]
     inbound = [s["in_s"] for s in sends if s["in_s"] is not None]
     e2e = match_e2e(sends, requests)
