@@ -33,6 +33,13 @@ class InstrumentFetches:
         fetch.in_flight = True
         return True
 
+    def backing_off(self, inst_id: str, now: float) -> float | None:
+        """When a failed fetch of ``inst_id`` may be tried again, if that is still ahead."""
+        fetch = self._fetches.get(inst_id)
+        if fetch is None or fetch.in_flight or now >= fetch.next_try:
+            return None
+        return fetch.next_try
+
     def done(self, inst_id: str) -> None:
         self._fetches.pop(inst_id, None)
 
@@ -70,6 +77,10 @@ class InstrumentFetches:
         """An instrument listed after start-up: unmanaged, visibly, until its ctVal is read."""
         if self.start(pos.inst_id, ctx.now):
             ctx.out.add(FetchInstrument(pos.account, pos.inst_id))
+        else:  # a wake-up during the back-off: wake again when the next try is due
+            retry_at = self.backing_off(pos.inst_id, ctx.now)
+            if retry_at is not None:
+                set_timer(pos.key, control, retry_at, ctx.out)
         control.status, control.reason = Status.UNMANAGED, self.reason(pos.inst_id)
 
     def task_failed(self, ctx: Ctx, cmd: FetchInstrument, error: str) -> None:

@@ -153,6 +153,23 @@ async def test_one_call_with_its_journal_row(tmp_path: Path) -> None:
     await engine.drain(1.0)
 
 
+async def test_a_correction_due_now_is_journaled_in_the_frames_own_callback(
+    tmp_path: Path,
+) -> None:
+    """Issue 18: with no debounce, the wake-up runs at the end of the snapshot's batch, not a
+    loop iteration later: the intent is durable before ``on_snapshot`` returns, the send task
+    is started."""
+    engine, client = make(tmp_path)
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True, cur_page=1)
+    (row,) = engine.ledger.journal()  # no await since the snapshot
+    assert (row.action, row.amount, row.status) == ("reduce", "10.03", "pending")
+    assert engine.core.in_flight()
+    await until(lambda: engine.ledger.journal(1)[0].status == "ok")
+    assert client.calls == [(CRO, "long", "reduce", D("10.03"))]
+    await engine.drain(1.0)
+
+
 async def test_a_task_exception_is_a_catalogued_event(tmp_path: Path) -> None:
     engine, client = make(tmp_path)
     client.fail_with = RuntimeError("boom")
