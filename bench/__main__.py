@@ -94,7 +94,9 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "trailing" in name:
             continue
         v = r["own"]["p99_ms"]
-        add(f"own share p99, {name}", v, "ms", "< 2", v is not None and v < 2)
+        # issue 18: p99 < 10 ms in this benchmark (per-account bursts, OKX's limits in force);
+        # the steady load's own row below keeps issue 12's < 2 ms
+        add(f"own share p99, {name} (issue 18)", v, "ms", "< 10", v is not None and v < 10)
         v = r["own"]["p50_ms"]
         add(f"own share p50, {name} (issue 18)", v, "ms", "< 2", v is not None and v < 2)
         for kind, reads in (r.get("reads_before_call") or {}).items():
@@ -134,7 +136,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         for code in ("50011", "59301"):
             v = fund[f"answers_{code}"]
             add(f"funding settlement, {tag}: {code} answers", v, "", "0", v == 0)
-        v = fund["other_codes"].get("50102", 0)
+        v = fund.get("other_codes", {}).get("50102", 0)
         add(f"funding settlement, {tag}: 50102 (expired signature) answers", v, "", "0", v == 0)
     snap = results.get("snapshot_path")
     if snap:

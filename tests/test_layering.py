@@ -55,6 +55,7 @@ SHELL_IO = (
     "journal_settle",
     "journal_writes",
     "position_reads",
+    "timers",
 )
 
 

@@ -48,6 +48,7 @@ from reactor.engine.state import (
     MarginClient,
     PauseKey,
 )
+from reactor.engine.timers import PositionTimers, WakeNow
 from reactor.engine.view import EngineView
 from reactor.log import error_text, get_logger
 from reactor.okx.bills import Bill
@@ -58,19 +59,6 @@ from reactor.store import Ledger
 log = get_logger("reactor.engine")
 
 Clock = Callable[[], float]
-
-
-class WakeNow:
-    """A position's wake-up due at once, carried out in the current batch (a queued command
-    of the shell's own: cancelled like a timer handle when replaced or cancelled)."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: PositionKey) -> None:
-        self.key = key
-
-    def cancel(self) -> None:
-        """Replaced or cancelled: :meth:`Engine._wake_now` finds it gone from the timers."""
 
 
 Handler = Callable[[Any], Sequence[Command | WakeNow] | None]
@@ -106,10 +94,8 @@ class Engine:
         self._fills = fills
         self._recovery_sources = recovery_sources
         self._clock = clock
-        self._timers: dict[PositionKey, asyncio.TimerHandle | asyncio.Handle | WakeNow] = {}
-        self._woken_now: set[PositionKey] = set()  # woken in the batch: once per iteration
+        self._timers = PositionTimers(self._fire, clock)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False  # drain() began: no new exchange call starts
         self._bills = BillReader(ledger, self.core.bill_window, settings, self.core.accounts)
         self._handlers = self._command_handlers()
@@ -151,9 +137,7 @@ class Engine:
     async def drain(self, timeout_s: float) -> None:
         """Let in-flight calls finish; calls cancelled at the deadline are journaled unknown."""
         self._stopping = True
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._timers.cancel_all()
         tasks = list(self._tasks)
         if not tasks:
             return
@@ -281,9 +265,9 @@ class Engine:
 
         return {
             Log: lambda cmd: getattr(log, cmd.level)(cmd.event, **cmd.fields),
-            SetTimer: lambda cmd: self._set_timer(cmd.key, cmd.at),
-            WakeNow: self._wake_now,
-            CancelTimer: self._cancel_timer,
+            SetTimer: lambda cmd: self._timers.set(cmd.key, cmd.at),
+            WakeNow: lambda wake: self._wake(wake.key) if self._timers.take(wake) else None,
+            CancelTimer: lambda cmd: self._timers.discard(cmd.key),
             WriteIntent: write(journal_writes.write_intent),
             WriteResult: write(journal_writes.write_result),
             WriteMaintenance: write(journal_writes.write_maintenance),
@@ -299,11 +283,6 @@ class Engine:
             RecoverFills: task(self._recover_fills),
         }
 
-    def _cancel_timer(self, cmd: CancelTimer) -> None:
-        handle = self._timers.pop(cmd.key, None)
-        if handle is not None:
-            handle.cancel()
-
     def _start_send(self, cmd: SendMarginCall) -> list[Command] | None:
         if self._stopping:  # a check answered while draining: the call is not started
             stopped = Outcome(OutcomeKind.NOT_SENT, "not_sent")
@@ -317,44 +296,17 @@ class Engine:
         self._spawn(self._check_reduce(cmd), cmd)
         return None
 
-    def _set_timer(self, key: PositionKey, at: float) -> list[WakeNow] | None:
-        """A wake-up due now runs at the end of the batch being carried out, in the same
-        callback: a loop iteration later it waited behind other work (0.65 ms of the own
-        share's median, docs/performance.md). Once per key and iteration, so a core that
-        re-arms at once cannot hold the loop."""
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        loop = self._running_loop()
-        delay = at - self._clock()
-        if delay <= 0 and key not in self._woken_now:
-            if not self._woken_now:
-                loop.call_soon(self._woken_now.clear)
-            self._woken_now.add(key)
-            wake = self._timers[key] = WakeNow(key)
-            return [wake]
-        self._timers[key] = loop.call_later(max(delay, 0.0), self._fire, key)
-        return None
-
-    def _wake_now(self, wake: WakeNow) -> list[Command] | None:
-        return self._wake(wake.key) if self._timers.get(wake.key) is wake else None
-
     def _fire(self, key: PositionKey) -> None:
         self._run(self._wake(key))
 
     def _wake(self, key: PositionKey) -> list[Command]:
-        self._timers.pop(key, None)
+        self._timers.discard(key)
         now = self._clock()
         try:
             return self.core.on_timer(key, now=now)
         except Exception as exc:  # a bug in the core: log it, never leave the position stuck
             log.exception("engine.task.failed", what="timer", **key_fields(key))
             return self.core.on_task_failed(SetTimer(key, now), error_text(exc), now=now)
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
 
     def _spawn(self, coro: Coroutine[Any, Any, None], cmd: Command) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
