@@ -117,7 +117,7 @@ async def run(quick: bool, accounts: int | None = None) -> dict[str, Any]:
         "accounts": accounts,
         "positions": positions,
         "moved_by_funding": changed,
-        "in_band_after_s": band.get("converged_after_s"),
+        "in_band_after_s": _round(band.get("converged_after_s")),
         "out_of_band_at_end": band.get("out_now"),
         "out_of_band_position_s": round(band.get("out_s", 0.0), 1),
         "waited_s": round(waited, 2),
@@ -138,6 +138,10 @@ async def run(quick: bool, accounts: int | None = None) -> dict[str, Any]:
         "sim_loop_lag": backlog["loop_lag"],
         "request_age": backlog["ages"],
     }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def report(r: dict[str, Any]) -> str:
