@@ -19,7 +19,6 @@ import asyncio
 import gc
 import json
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -59,16 +58,23 @@ def scenario(accounts: int, per_account: int, instruments: int, seed: int = 3) -
     return {"instruments": insts, "accounts": out}
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
+def rss_mb() -> float:
+    return _status_mb("VmRSS:")
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak (``VmHWM``). Not ``ru_maxrss``: Linux keeps that across
+    ``exec``, so a child of ``python -m bench`` reported the parent's 855 MB (the funding run's
+    heap, forked) as its own peak."""
+    return _status_mb("VmHWM:")
 
 
 class GcPauses:
