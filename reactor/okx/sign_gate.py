@@ -37,7 +37,6 @@ class SignGate:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, not {slots}")
         self._slots = asyncio.Semaphore(slots)
-        self.slots = slots
         self.held = 0  # requests signed (or signing) and not yet written
 
     @asynccontextmanager
