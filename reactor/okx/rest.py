@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -56,9 +56,6 @@ from reactor.okx.sign_gate import SignGate
 from reactor.okx.signing import iso_timestamp, rest_sign
 from reactor.redaction import redact_text
 
-if TYPE_CHECKING:
-    pass
-
 log = get_logger(__name__)
 
 # After 50102 the clock is re-synced every time (a clock may step more than once); when
@@ -68,6 +65,14 @@ CLOCK_SYNC_BACKOFF_MAX_S = 10.0
 # An answer over this size or depth is refused before parsing (reactor/limits.py): the largest
 # OKX page the reactor reads (100 bills, positions of a large account) is well under 1 MiB.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+# What ``httpx.AsyncClient`` would add, less compression (OKX's answers are small).
+_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json",
+    "User-Agent": f"python-httpx/{httpx.__version__}",
+}
 
 
 @functools.cache
@@ -107,12 +112,13 @@ class OkxRestClient:
         self.skew_streak = 0  # clock rejections since the last accepted signed request
         self._get_retries = get_retries
         self._retry_backoff = Backoff(retry_backoff_s, jitter=(0.5, 1.5))
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-            verify=_shared_ssl_context(),
-        )
+        # The transport itself, not an ``httpx.AsyncClient`` around it: the client's cookies,
+        # auth flow, redirects and event hooks (none of which OKX uses) cost ~50-100 us per
+        # request, paid by every margin call queued behind it (docs/performance.md). No proxy
+        # from the environment, as the WebSocket sessions (``proxy=None``).
+        self._base_url = base_url.rstrip("/")
+        self._transport = transport or httpx.AsyncHTTPTransport(verify=_shared_ssl_context())
+        self._timeout = httpx.Timeout(timeout_s).as_dict()
         self._buckets = {path: SlidingWindow(n, per) for path, (n, per) in RATE_LIMITS.items()}
         # The exchange fence (high availability): asked after a state-changing request is
         # signed and before it is sent; False means this instance may no longer sign (its
@@ -121,7 +127,7 @@ class OkxRestClient:
         self.sign_fence: Callable[[], bool] | None = None
 
     def __repr__(self) -> str:
-        return f"OkxRestClient(account={self.account!r}, base_url={str(self._client.base_url)!r})"
+        return f"OkxRestClient(account={self.account!r}, base_url={self._base_url!r})"
 
     async def __aenter__(self) -> OkxRestClient:
         return self
@@ -130,7 +136,7 @@ class OkxRestClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     # -- endpoints ------------------------------------------------------------------------
 
@@ -348,7 +354,7 @@ class OkxRestClient:
         query = {k: v for k, v in (params or {}).items() if v}  # OKX: empty means absent
         request_path = f"{path}?{urlencode(query)}" if query else path
         body_text = json.dumps(body, separators=(",", ":")) if body is not None else ""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {**_HEADERS}
         if self._simulated:
             headers["x-simulated-trading"] = "1"
         bucket = self._buckets.get(path)
@@ -358,14 +364,19 @@ class OkxRestClient:
             async with self.gate.writing() as written:
                 if signed:
                     self._sign(headers, method, path, request_path, body_text)
+                request = httpx.Request(
+                    method,
+                    self._base_url + request_path,
+                    content=body_text.encode() if body_text else None,
+                    headers=headers,
+                    extensions={"timeout": self._timeout, "trace": written},
+                )
                 try:
-                    resp = await self._client.request(
-                        method,
-                        request_path,
-                        content=body_text or None,
-                        headers=headers,
-                        extensions={"trace": written},
-                    )
+                    resp = await self._transport.handle_async_request(request)
+                    try:
+                        await resp.aread()
+                    finally:
+                        await resp.aclose()
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     log_if_emfile(exc, account=self.account, path=path)
                     raise RequestNotSent(_transport_text(method, path, exc)) from None

@@ -173,7 +173,7 @@ async def test_worst_case_pause_after_signing_at_the_deadline(
         await wait_for(lambda: _in_band_async(admin, pos))
         async with running(_config(tmp_path, sim.url, pg_dsn, "B")) as (_, logs):
             await wait_for(lambda: [e for e in logs.events("ha.standby") if e.get("holder") == "A"])
-            client = rt_a.clients["Wu666666"]._client
+            client = rt_a.clients["Wu666666"]
             hold = HoldAfterSigning(client._transport)
             client._transport = hold
             # A's renewals stop right after one succeeded; its deadline is then fixed.
