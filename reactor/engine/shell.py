@@ -301,7 +301,8 @@ class Engine:
         }
 
     def _write_logs(self) -> None:
-        logs, self._logs = self._logs, []
+        logs = self._logs.copy()
+        self._logs.clear()  # the same list: the Log handler holds its append
         for cmd in logs:
             getattr(log, cmd.level)(cmd.event, **cmd.fields)
 
