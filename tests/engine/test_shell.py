@@ -170,6 +170,39 @@ async def test_a_correction_due_now_is_journaled_in_the_frames_own_callback(
     await engine.drain(1.0)
 
 
+async def test_a_batch_that_starts_a_call_writes_its_lines_after_the_call_left(
+    tmp_path: Path,
+) -> None:
+    """Issue 18: the lines of a batch that started a margin call are written after the call's
+    first step (the request handed to the client), in the order the core gave them; a batch
+    without a call writes its lines before it returns."""
+    engine, client = make(tmp_path)
+    order: list[str] = []
+    inner = client.margin_balance
+
+    async def margin_balance(*args: Any) -> dict[str, Any]:
+        order.append("call")
+        return await inner(*args)
+
+    client.margin_balance = margin_balance  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        engine.on_connected("sub1")
+        assert [e["event"] for e in logs] == []  # nothing to log, nothing pending
+        engine.on_snapshot("sub1", [cro()], last_page=True, cur_page=1)
+        before = [e["event"] for e in logs]
+        assert "margin.adjust.sent" not in before  # the batch started a call: not yet
+        await asyncio.sleep(0)  # one loop iteration: the send's first step, then the lines
+        order.extend(e["event"] for e in logs[len(before) :])
+    assert order[0] == "call" and "margin.adjust.sent" in order
+    events = [e["event"] for e in logs]
+    assert events.index("book.snapshot") < events.index("margin.adjust.sent")
+    await until(lambda: engine.ledger.journal(1)[0].status == "ok")
+    with capture_logs() as logs:  # in band now: a batch without a call writes at once
+        engine.on_snapshot("sub1", [cro(margin=client.margin)], last_page=True, cur_page=1)
+        assert [e["event"] for e in logs] == ["book.snapshot"]
+    await engine.drain(1.0)
+
+
 async def test_a_task_exception_is_a_catalogued_event(tmp_path: Path) -> None:
     engine, client = make(tmp_path)
     client.fail_with = RuntimeError("boom")
