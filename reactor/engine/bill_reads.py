@@ -147,11 +147,23 @@ class BillReader:
         recent = self._ledger.journal_since(journal_floor_ms(sent, offset_ms), key[0])
         return bill_of_call(bills, entry, recent, offset_ms, margin_before, skew)
 
-    async def read(self, account: str, trigger: str, answer: Answer) -> None:
+    def begin(self, account: str, trigger: str) -> bool:
+        """True when a read of ``account`` starts now (the caller runs :meth:`read` with
+        ``begun``); False: one runs, and it reads once more after. Asked before a task is
+        made: a push with three drifts on one account starts one task, not three."""
+        return self._window.begin(account, trigger)
+
+    def end(self, account: str) -> None:
+        """A read begun was cancelled (perhaps before it ran): the next request starts one."""
+        self._window.end(account)
+
+    async def read(
+        self, account: str, trigger: str, answer: Answer, *, begun: bool = False
+    ) -> None:
         """Read the account's margin-transfer bills since the last read and ``answer`` those
         no journalled call accounts for (foreign transfers). One read per account at a time:
         a request during a read runs once more after it."""
-        if not self._window.begin(account, trigger):
+        if not begun and not self._window.begin(account, trigger):
             return
         again: str | None = trigger
         try:

@@ -290,7 +290,7 @@ class Engine:
             WriteMaintenance: write(journal_writes.write_maintenance),
             SendMarginCall: self._start_send,
             CheckReduce: self._start_check,
-            ReadBills: task(lambda cmd: self.read_bills(cmd.account, cmd.trigger)),
+            ReadBills: self._start_bills_read,
             ResolveOutcome: task(self._resolve),
             ReadPositions: task(self._reconcile),
             FetchInstrument: task(
@@ -340,6 +340,8 @@ class Engine:
     def _task_done(self, task: asyncio.Task[None], cmd: Command) -> None:
         self._tasks.discard(task)
         if task.cancelled():
+            if isinstance(cmd, ReadBills):  # perhaps before its first step: free the account
+                self._bills.end(cmd.account)
             return
         exc = task.exception()
         if exc is None:
@@ -392,14 +394,18 @@ class Engine:
         client, core, clock = self._client_for(cmd.key[0])
         return await position_reads.resolve(cmd, client, self._bills, core, clock)
 
-    async def read_bills(self, account: str, trigger: str) -> None:
+    def _start_bills_read(self, cmd: ReadBills) -> None:
+        if self._bills.begin(cmd.account, cmd.trigger):  # else the running read reads again
+            self._spawn(self.read_bills(cmd.account, cmd.trigger, begun=True), cmd)
+
+    async def read_bills(self, account: str, trigger: str, *, begun: bool = False) -> None:
         """Read the account's bills; the foreign transfers go to the core
         (:meth:`BillReader.read`)."""
 
         def answer(trigger: str, result: list[Bill] | str | BaseException) -> None:
             self._run(route_answer(self.core, account, trigger, result, self._clock()))
 
-        await self._bills.read(account, trigger, answer)
+        await self._bills.read(account, trigger, answer, begun=begun)
 
     async def _reconcile(self, cmd: ReadPositions) -> None:
         await self.reconcile_account(cmd.account, trigger=cmd.trigger)
