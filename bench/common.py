@@ -370,6 +370,8 @@ def write_config(
     state_dir: Path,
     sim: SimProcess,
     scenario: dict[str, Any],
+    *,
+    maintenance: dict[str, Any] | None = None,
     **timing: Any,
 ) -> Config:
     """A reactor config for ``scenario`` on ``sim`` (production timing unless given);
@@ -381,6 +383,7 @@ def write_config(
         [{"name": a["name"]} for a in scenario["accounts"]],
         ws_url=sim.ws_url,
         defaults={},
+        maintenance=maintenance,
         log_level="info",
         **timing,
     )

@@ -42,6 +42,7 @@ from bench.common import (
     write_config,
 )
 from bench.poller import OldPoller
+from reactor.domain.fills import DEFAULT_RECORD_GRACE_MS
 from reactor.okx.credentials import Credentials
 from reactor.okx.rest import OkxRestClient
 from reactor.service.app import LEDGER_FILE
@@ -370,6 +371,8 @@ async def _start(
         cooldown_s=5 / scale,
         reconcile_interval_s=60 / scale,
         ledger_poll_ms=max(1, round(200 / scale)),
+        # the wait for a record posted after a fill, scaled like every other timer
+        maintenance={"record_grace_ms": max(1, round(DEFAULT_RECORD_GRACE_MS / scale))},
     )
     cm = reactor(cfg, probes=False)
     rt = await cm.__aenter__()

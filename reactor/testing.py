@@ -71,6 +71,7 @@ def write_config(
     ws_url: str | None = None,
     defaults: Mapping[str, Any] = TEST_TIMING,
     policy: Mapping[str, Any] | None = None,
+    maintenance: Mapping[str, Any] | None = None,
     log_level: str = "debug",
     **timing: Any,
 ) -> Path:
@@ -93,6 +94,8 @@ def write_config(
         "status": {"enabled": False, "port": 0},
         "log": {"format": "json", "level": log_level},
     }
+    if maintenance is not None:
+        raw["maintenance"] = dict(maintenance)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

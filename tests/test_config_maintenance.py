@@ -50,6 +50,7 @@ def test_defaults_and_values(tmp_path: Path) -> None:
         ({"detect": {"tag": "x" * 17}}, "maintenance.detect.tag"),
         ({"detect": {"clOrdId_prefix": "m-1"}}, "maintenance.detect.clOrdId_prefix"),
         ({"grace_ms": -5}, "maintenance.grace_ms"),
+        ({"record_grace_ms": "soon"}, "maintenance.record_grace_ms"),
         ({"recover_from": ["trades"]}, "maintenance.recover_from"),
         ({"recover_from": []}, "maintenance.recover_from"),
         ({"api_token": "s3cret"}, "maintenance"),

@@ -111,6 +111,9 @@ class _Detect(BaseModel):
         return self
 
 
+DEFAULT_RECORD_GRACE_MS = 1_000
+
+
 class MaintenanceSection(BaseModel):
     """``maintenance:`` in config.yaml.
 
@@ -121,11 +124,19 @@ class MaintenanceSection(BaseModel):
 
     detect: _Detect | None = None
     grace_ms: int = Field(default=DEFAULT_GRACE_MS, ge=0, le=10_000)
+    # Without ``detect``: a position that grew waits this long (at least ``grace_ms``) for the
+    # maintenance record its strategy posts after the fill (local API, CLI: 100-500 ms later).
+    record_grace_ms: int = Field(default=DEFAULT_RECORD_GRACE_MS, ge=0, le=60_000)
     # The local API's bearer token is read from this environment variable (never from config).
     api_token_env: str = Field(default="REACTOR_API_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
     # Where fills missed while away are read back from after a (re)connect: type-2 bills (one
     # per fill, tag and clOrdId included) and/or the order history.
     recover_from: tuple[Literal["bills", "orders"], ...] = Field(default=("bills",), min_length=1)
+
+    @property
+    def record_grace_s(self) -> float:
+        """How long a grown position waits for its record when ``orders`` is not read."""
+        return max(self.grace_ms, self.record_grace_ms) / 1000
 
     def rule(self) -> DetectRule | None:
         if self.detect is None:

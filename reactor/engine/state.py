@@ -142,7 +142,7 @@ class EngineSettings:
     bills_wait_s: float = 3.0
     # Without ``maintenance.detect`` (records only): a position that grew waits this long for
     # the maintenance record posted after its fill (local API, CLI: 100-500 ms later), or
-    # until it comes; ``reactor run`` sets it from ``maintenance.grace_ms`` (at least 1 s).
+    # until it comes; ``reactor run`` sets it from ``maintenance.record_grace_ms``.
     record_grace_s: float = 0.0
     internal_error_window_s: float = 600.0  # /healthz shows an internal error this long
 

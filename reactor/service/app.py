@@ -67,9 +67,6 @@ from reactor.store.state_dir import LEDGER_FILE, StartupError, StateLock, prepar
 log = get_logger("reactor.service.app")
 
 DRAIN_TIMEOUT_S = 10.0
-# A record posted after its fill (local API, CLI) arrives 100-500 ms later: a grown position
-# waits at least this long for it when the orders channel is not read (docs/configuration.md).
-RECORD_GRACE_MIN_S = 1.0
 
 __all__ = [
     "GC_THRESHOLDS",
@@ -266,7 +263,7 @@ def _engine(
         pre_reduce_check=True,  # estAvailTrans caps every reduce
         foreign_transfer_limit=cfg.policy.foreign_transfer_limit,
         foreign_transfer_window_s=cfg.policy.foreign_transfer_window_s,
-        record_grace_s=max(cfg.maintenance.grace_ms / 1000, RECORD_GRACE_MIN_S),
+        record_grace_s=cfg.maintenance.record_grace_s,
     )
     maint = cfg.maintenance
     rule = maint.rule()  # None: counts from records only, the orders channel is not read

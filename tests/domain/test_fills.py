@@ -79,6 +79,15 @@ def test_section_defaults_and_rules() -> None:
     assert sec.rule() == DetectRule(cl_ord_id_prefix="mnt")
 
 
+def test_record_grace_is_the_longer_of_its_setting_and_grace_ms() -> None:
+    """A grown position waits 1 s by default for the record posted after its fill; never
+    less than ``grace_ms``; the benchmarks scale it like every other timer."""
+    assert MaintenanceSection().record_grace_s == 1.0
+    assert MaintenanceSection(record_grace_ms=10).record_grace_s == 0.3  # grace_ms 300 wins
+    assert MaintenanceSection(record_grace_ms=10, grace_ms=0).record_grace_s == 0.01
+    assert MaintenanceSection(record_grace_ms=2500).record_grace_s == 2.5
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -90,6 +99,8 @@ def test_section_defaults_and_rules() -> None:
         {"detect": {"tags": "maint"}},
         {"grace_ms": -1},
         {"grace_ms": 60_000},
+        {"record_grace_ms": -1},
+        {"record_grace_ms": 60_001},
         {"api_token_env": "lower"},
     ],
 )

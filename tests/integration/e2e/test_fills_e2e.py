@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -305,3 +306,22 @@ async def test_records_only_a_record_posted_after_its_fill_moves_the_target_once
         calls = await admin.margin_calls()
         assert [json.loads(c["body"])["type"] for c in calls] == ["add"]
         assert Decimal("19") <= await margin(admin) <= Decimal("21")
+
+
+async def test_records_only_a_grown_position_waits_record_grace_ms(
+    tmp_path, monkeypatch, sim_factory
+):
+    """Without ``detect`` (counts from records only) a position that grew waits
+    ``maintenance.record_grace_ms`` for the record its strategy posts after the fill."""
+    sim, admin, cfg = await start(tmp_path, monkeypatch, sim_factory, record_grace_ms=1500)
+    records_only = cfg.maintenance.model_copy(update={"detect": None})
+    cfg = cfg.model_copy(update={"maintenance": records_only})
+    async with running(cfg) as (rt, logs):
+        assert rt.engine.core.settings.record_grace_s == 1.5
+        await wait_for(lambda: logs.events("book.snapshot"))
+        await settled(admin, 0.5)
+        assert await admin.margin_calls() == []
+        bought = time.monotonic()
+        await buy(sim.url, "108", tag="")
+        await wait_for(lambda: admin.margin_calls(), timeout_s=10)
+        assert time.monotonic() - bought >= 1.4  # it waited for a record that never came
