@@ -67,7 +67,8 @@ CLOCK_SYNC_BACKOFF_MAX_S = 10.0
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
-# What ``httpx.AsyncClient`` would add, less compression (OKX's answers are small).
+# Every request's headers; the User-Agent is the one ``httpx.AsyncClient`` sent (and no
+# Accept-Encoding: OKX's answers are small).
 _HEADERS = {
     "Content-Type": "application/json",
     "Accept": "application/json",
