@@ -13,6 +13,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from reactor.engine import AccountState, Engine
+from reactor.engine.commands import ReadBills
 from reactor.okx.clock import ExchangeClock
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
@@ -202,6 +203,29 @@ async def test_a_batch_that_starts_a_call_writes_its_lines_after_the_call_left(
     with capture_logs() as logs:  # in band now: a batch without a call writes at once
         engine.on_snapshot("sub1", [cro(margin=client.margin)], last_page=True, cur_page=1)
         assert [e["event"] for e in logs] == ["book.snapshot"]  # info: first since connect
+    await engine.drain(1.0)
+
+
+async def test_drifts_of_one_account_in_one_batch_start_one_bills_read(tmp_path: Path) -> None:
+    """Issue 18: three drifts in a push are one bills-read task (asked before the task is
+    made) and one read; a read cancelled before its first step frees the account for the
+    next request."""
+    engine, client = make(tmp_path)
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro()], last_page=True, cur_page=1)
+    await until(lambda: engine.ledger.journal(1)[0].status == "ok")
+    await until(lambda: not engine._tasks)
+    before = len(client.bill_reads)
+    engine._run([ReadBills("sub1", "drift") for _ in range(3)])
+    assert len(engine._tasks) == 1
+    await until(lambda: not engine._tasks)
+    assert len(client.bill_reads) == before + 1  # the drift read covers all three
+    engine._run([ReadBills("sub1", "drift")])
+    (task,) = engine._tasks
+    task.cancel()  # before it ever ran
+    await asyncio.sleep(0)
+    engine._run([ReadBills("sub1", "interval")])
+    assert len(engine._tasks) == 1  # not refused as "one runs": the account was freed
     await engine.drain(1.0)
 
 

@@ -168,6 +168,24 @@ async def test_signed_calls_succeed(sim: Simulator, rest_a: OkxRestClient) -> No
     assert all(r["code"] == "0" and r["simulated"] for r in reqs)
 
 
+async def test_rest_goes_direct_whatever_proxy_the_environment_names(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The REST client connects directly, as the WebSocket sessions do (``proxy=None``): a
+    proxy in the environment (here one that refuses) is not used."""
+    with monkeypatch.context() as env:  # only while the client runs: admin() uses httpx's
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            env.setenv(name, "http://127.0.0.1:9")
+        async with OkxRestClient(sim.url, CREDS_A, simulated=True, account="A") as client:
+            (pos,) = await client.get_positions()
+            assert pos["instId"] == CRO
+            await client.margin_balance(CRO, "long", "reduce", Decimal("0.29"))
+            await client.margin_balance(CRO, "long", "reduce", Decimal("0.5"))  # its URL again
+    reqs = await admin(sim, "GET", "/sim/requests")
+    assert [r["code"] for r in reqs if r["path"].endswith("margin-balance")] == ["0", "0"]
+    assert Decimal((await sim_position(sim, "A"))["margin"]) == Decimal("19.5")
+
+
 async def test_over_large_reduce_raises_59301(sim: Simulator, rest_a: OkxRestClient) -> None:
     with pytest.raises(OkxError) as info:
         await rest_a.margin_balance(CRO, "long", "reduce", Decimal("20"))
