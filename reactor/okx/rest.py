@@ -114,7 +114,7 @@ class OkxRestClient:
         self._get_retries = get_retries
         self._retry_backoff = Backoff(retry_backoff_s, jitter=(0.5, 1.5))
         # The transport itself, not an ``httpx.AsyncClient`` around it: the client's cookies,
-        # auth flow, redirects and event hooks (none of which OKX uses) cost ~50-100 us per
+        # auth flow, redirects and event hooks (none of which OKX uses) cost ~110 us per
         # request, paid by every margin call queued behind it (docs/performance.md). No proxy
         # from the environment, as the WebSocket sessions (``proxy=None``).
         self._base_url = base_url.rstrip("/")
