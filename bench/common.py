@@ -10,7 +10,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from reactor.okx.models import Position
 from reactor.okx.ws import SessionHandler
 from reactor.okx.ws_protocol import PrivateChannelProtocol, WsEvent
 from reactor.service import app
+from reactor.store import Intent
 from reactor.testing import BAND_HI, BAND_LO, TARGETS, credentials_env, wait_until
 
 __all__ = ["BAND_HI", "BAND_LO", "TARGETS", "wait_until"]
@@ -252,18 +253,21 @@ PROBE = Probe()
 
 
 def probe_journal(rt: app.Runtime) -> None:
-    """Stamp the reactor's journal intent writes (the ledger instance of this run only)."""
+    """Stamp the reactor's journal intent writes (the ledger instance of this run only): each
+    intent of a batch gets the batch's commit."""
     ledger = rt.engine.ledger
-    inner = ledger.journal_intent
+    inner = ledger.journal_intents
 
-    def journal_intent(account: str, inst_id: str, pos_side: str, *args: Any, **kwargs: Any) -> int:
+    def journal_intents(intents: Sequence[Intent]) -> list[int]:
         t0 = time.perf_counter()
         try:
-            return inner(account, inst_id, pos_side, *args, **kwargs)
+            return inner(intents)
         finally:
-            PROBE.journal[(account, inst_id, pos_side)] = (t0, time.perf_counter())
+            t1 = time.perf_counter()
+            for i in intents:
+                PROBE.journal[(i.account, i.inst_id, i.pos_side)] = (t0, t1)
 
-    ledger.journal_intent = journal_intent  # type: ignore[method-assign]
+    ledger.journal_intents = journal_intents  # type: ignore[method-assign]
 
 
 class StampedProtocol(PrivateChannelProtocol):

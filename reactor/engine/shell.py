@@ -62,6 +62,8 @@ Clock = Callable[[], float]
 
 
 Handler = Callable[[Any], Sequence[Command | WakeNow] | None]
+# Intents in one commit at most (a bound on the statement's size; a push rarely starts more).
+INTENTS_PER_COMMIT = 64
 
 
 class Engine:
@@ -249,7 +251,12 @@ class Engine:
         queue: deque[Command | WakeNow] = deque(commands)
         try:
             while queue:
-                more = self._execute(queue.popleft())
+                cmd = queue.popleft()
+                more: Sequence[Command | WakeNow] | None
+                if type(cmd) is WriteIntent:
+                    more = self._write_intents(cmd, queue)
+                else:
+                    more = self._execute(cmd)
                 if more:
                     queue.extend(more)
         finally:
@@ -258,6 +265,19 @@ class Engine:
                 asyncio.get_running_loop().call_soon(self._write_logs)  # after the sends
             elif self._logs:
                 self._write_logs()
+
+    def _write_intents(self, first: WriteIntent, queue: deque[Command | WakeNow]) -> list[Command]:
+        """``first`` and the intents queued right behind it (log lines aside) in one commit:
+        the corrections a push started on several positions (issue 18). Their answers join
+        the queue's end, where each would have gone alone."""
+        batch = [first]
+        while queue and type(queue[0]) in (WriteIntent, Log) and len(batch) < INTENTS_PER_COMMIT:
+            cmd = queue.popleft()
+            if isinstance(cmd, WriteIntent):
+                batch.append(cmd)
+            else:
+                self._execute(cmd)
+        return journal_writes.write_intents(batch, self.ledger, self.core, self._clock)
 
     def _execute(self, cmd: Command | WakeNow) -> Sequence[Command | WakeNow] | None:
         handler = self._handlers.get(type(cmd))
@@ -285,7 +305,6 @@ class Engine:
             SetTimer: lambda cmd: self._timers.set(cmd.key, cmd.at),
             WakeNow: lambda wake: self._wake(wake.key) if self._timers.take(wake) else None,
             CancelTimer: lambda cmd: self._timers.discard(cmd.key),
-            WriteIntent: write(journal_writes.write_intent),
             WriteResult: write(journal_writes.write_result),
             WriteMaintenance: write(journal_writes.write_maintenance),
             SendMarginCall: self._start_send,

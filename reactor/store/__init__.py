@@ -19,6 +19,7 @@ from reactor.store.interface import Ledger
 from reactor.store.journal import (
     FINAL_STATUSES,
     OPEN_STATUSES,
+    Intent,
     JournalEntry,
     JournalStatus,
     ResultStatus,
@@ -40,6 +41,7 @@ __all__ = [
     "OPEN_STATUSES",
     "SCHEMA_VERSION",
     "AuditEntry",
+    "Intent",
     "JournalEntry",
     "JournalStatus",
     "Ledger",

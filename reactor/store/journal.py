@@ -8,6 +8,8 @@ bill, ``error`` when none was booked), and marked ``expired`` when they are gone
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -16,8 +18,10 @@ from reactor.store.base import LedgerBase
 
 __all__ = [
     "FINAL_STATUSES",
+    "INTENT_COLUMNS",
     "OPEN_STATUSES",
     "PRUNABLE_STATUSES",
+    "Intent",
     "JournalEntry",
     "JournalStatus",
     "JournalTables",
@@ -41,6 +45,34 @@ _J_COLS = (
     "id, account, inst_id, pos_side, action, amount, request, status, code, msg, sent_ms, done_ms,"
     " bill_id, sent_okx_ms"
 )
+
+
+# A pending row's columns, in the order of :meth:`JournalTables._insert_intents`' rows.
+INTENT_COLUMNS = (
+    "account",
+    "inst_id",
+    "pos_side",
+    "action",
+    "amount",
+    "request",
+    "sent_ms",
+    "sent_okx_ms",
+)
+IntentRow = tuple[str, str, str, str, str, str, int, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A margin call about to be sent. ``okx_ms``: its send time on OKX's clock (its bill is
+    matched on it); ``request``: its body (redacted before it is stored)."""
+
+    account: str
+    inst_id: str
+    pos_side: str
+    action: str
+    amount: str
+    request: str
+    okx_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,24 +117,35 @@ class JournalTables(LedgerBase):
     ) -> int:
         """Write a pending entry, committed before the call is sent; returns its id.
         ``okx_ms``: the send time on OKX's clock (bills are matched on it)."""
-        row_id = self._insert(
-            self.dialect.sql(
-                "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
-                " status, sent_ms, sent_okx_ms) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
-            ),
+        intent = Intent(account, inst_id, pos_side, action, amount, request, okx_ms)
+        return self.journal_intents([intent])[0]
+
+    def journal_intents(self, intents: Sequence[Intent]) -> list[int]:
+        """Write pending entries, committed together before their calls are sent (all of them
+        or none: an error means none was written); their ids, in order.
+
+        One commit for the calls a push started on several positions (issue 18): three
+        intents in one transaction cost SQLite 40 us instead of 117 us one by one."""
+        now = self._now_ms()
+        rows: list[IntentRow] = [
             (
-                account,
-                inst_id,
-                pos_side,
-                action,
-                amount,
-                redact_text(request),
-                self._now_ms(),
-                okx_ms,
-            ),
-        )
-        assert row_id is not None
-        return row_id
+                i.account,
+                i.inst_id,
+                i.pos_side,
+                i.action,
+                i.amount,
+                redact_text(i.request),
+                now,
+                i.okx_ms,
+            )
+            for i in intents
+        ]
+        return self._insert_intents(rows) if rows else []
+
+    @abstractmethod
+    def _insert_intents(self, rows: list[IntentRow]) -> list[int]:
+        """The backend's write of ``rows`` (:data:`INTENT_COLUMNS`) as ``pending`` entries:
+        committed together or not at all; the new ids in the rows' order."""
 
     def journal_result(
         self, entry_id: int, status: ResultStatus, code: str | None = None, msg: str | None = None

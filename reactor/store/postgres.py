@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -44,6 +45,7 @@ from reactor.redaction import redact_text
 from reactor.store.base import POSTGRES, Result, Run
 from reactor.store.db import LedgerCorrupt, LedgerUnavailable
 from reactor.store.interface import Ledger
+from reactor.store.journal import INTENT_COLUMNS, IntentRow
 
 __all__ = ["SCHEMA_VERSION", "Fence", "PostgresLedger", "describe_dsn", "migrate", "watchdog_s"]
 
@@ -179,13 +181,32 @@ class Fence:
 # flight, then re-check the new row): without it an intent of the old epoch can commit after
 # the new epoch was granted (ha.md §2: 15 in 200 takeovers). Never a client-side transaction:
 # a paused client holding the row lock would block the takeover.
-FENCED_INTENT_SQL = (
-    "INSERT INTO journal (scope, epoch, account, inst_id, pos_side, action, amount, request,"
-    " status, sent_ms, sent_okx_ms, intent_key)"
-    " SELECT l.name, l.epoch, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s FROM lease l"
-    " WHERE l.name = %s AND l.holder = %s AND l.epoch = %s AND l.expires_at > clock_timestamp()"
-    " FOR SHARE OF l RETURNING id"
-)
+@cache
+def intent_sql(rows: int, *, fenced: bool) -> str:
+    """One statement writing ``rows`` pending journal entries (:data:`INTENT_COLUMNS` each,
+    plus their ``intent_key``): all of them or none.
+
+    ``fenced``: each entry carries the lease's epoch and the statement inserts only while the
+    lease is held by this holder at this epoch (three more parameters: scope, holder, epoch;
+    0 rows otherwise). ``FOR SHARE OF l`` keeps a takeover's epoch bump waiting until the
+    statement has committed: no intent of an old epoch can commit after a new grant."""
+    columns = ", ".join((*INTENT_COLUMNS, "intent_key"))
+    row = "(%s, %s, %s, %s, %s, %s, %s::bigint, %s::bigint, %s)"  # NULL okx_ms: still bigint
+    values = f"(VALUES {', '.join([row] * rows)}) AS v({columns})"
+    if not fenced:
+        return (
+            f"INSERT INTO journal ({columns}, status) SELECT v.*, 'pending' FROM {values}"
+            " RETURNING id, intent_key"
+        )
+    return (
+        f"INSERT INTO journal (scope, epoch, {columns}, status)"
+        f" SELECT l.name, l.epoch, v.*, 'pending' FROM lease l, {values}"
+        " WHERE l.name = %s AND l.holder = %s AND l.epoch = %s AND l.expires_at > clock_timestamp()"
+        " FOR SHARE OF l RETURNING id, intent_key"
+    )
+
+
+FENCED_INTENT_SQL = intent_sql(1, fenced=True)
 
 
 def describe_dsn(dsn: str) -> str:
@@ -329,7 +350,7 @@ class PostgresLedger(Ledger):
 
     Thread-safe (one lock). Each write commits at once (autocommit), except ``void`` and
     ``journal_bill``, whose statements commit together. ``fence`` (set by the lease task) makes
-    :meth:`journal_intent` refuse to write without the lease: ``LedgerUnavailable("fenced")``.
+    :meth:`journal_intents` refuse to write without the lease: ``LedgerUnavailable("fenced")``.
     """
 
     dialect = POSTGRES
@@ -539,47 +560,31 @@ class PostgresLedger(Ledger):
 
     # --- journal ----------------------------------------------------------------------------
 
-    def journal_intent(
-        self,
-        account: str,
-        inst_id: str,
-        pos_side: str,
-        action: str,
-        amount: str,
-        request: str,
-        *,
-        okx_ms: int | None = None,
-    ) -> int:
-        """Write a pending entry, committed before the call is sent; returns its id.
-        ``okx_ms``: the send time on OKX's clock (bills are matched on it).
+    def _insert_intents(self, rows: list[IntentRow]) -> list[int]:
+        """One statement (:func:`intent_sql`), each row with a fresh ``intent_key``.
 
-        With a :attr:`fence`, the entry carries the lease's epoch and commits only while this
+        With a :attr:`fence`, the entries carry the lease's epoch and commit only while this
         instance holds that lease (0 rows: ``LedgerUnavailable("fenced")``, nothing written).
         """
-        req = redact_text(request)
-        now = self._now_ms()
         fence = self.fence
-        key = uuid.uuid4().hex
-        values = (account, inst_id, pos_side, action, amount, req, now, okx_ms, key)
+        keys = [uuid.uuid4().hex for _ in rows]
+        params = tuple(v for row, key in zip(rows, keys, strict=True) for v in (*row, key))
         try:
             if fence is None:
-                rows, _ = self._write(
-                    "INSERT INTO journal (account, inst_id, pos_side, action, amount, request,"
-                    " status, sent_ms, sent_okx_ms, intent_key)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s) RETURNING id",
-                    values,
+                written, _ = self._write(intent_sql(len(rows), fenced=False), params)
+            else:
+                written, _ = self._write(
+                    intent_sql(len(rows), fenced=True),
+                    (*params, fence.scope, fence.holder, fence.epoch),
                 )
-                return int(rows[0][0])
-            rows, _ = self._write(
-                FENCED_INTENT_SQL, (*values, fence.scope, fence.holder, fence.epoch)
-            )
         except LedgerUnavailable as exc:
             if exc.reason in {"timeout", "unreachable"} and self._sent_on is not None:
-                # The server may still commit it (a frozen server runs the buffered statement
-                # when it thaws): remember it, so it is closed as never sent (_settle).
-                self._ambiguous.append((self._sent_on, key))
+                # The server may still commit them (a frozen server runs the buffered statement
+                # when it thaws): remember them, so they are closed as never sent (_settle).
+                self._ambiguous.extend((self._sent_on, key) for key in keys)
             raise
-        if not rows:
+        if not written:
+            assert fence is not None
             fenced = LedgerUnavailable(
                 f"ledger {self.where}: fenced: lease {fence.scope} epoch {fence.epoch}"
                 " is not held by this instance",
@@ -587,7 +592,8 @@ class PostgresLedger(Ledger):
             )
             self.problem = fenced
             raise fenced
-        return int(rows[0][0])
+        ids = {str(key): int(new_id) for new_id, key in written}
+        return [ids[key] for key in keys]
 
     def journal_epochs(self) -> list[tuple[int, str, int]]:
         """(id, scope, epoch) of every entry in id order: who wrote which intent."""

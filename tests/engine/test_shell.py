@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,10 @@ from reactor.engine.commands import ReadBills
 from reactor.okx.clock import ExchangeClock
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
-from reactor.store import SqliteLedger
+from reactor.store import Intent, SqliteLedger
 from tests.domain.factories import D
 
-from .core_driver import CRO, KEY, cro, settings
+from .core_driver import CRO, CT_VALS, DOGE, KEY, cro, doge, settings
 
 
 class FakeClient:
@@ -117,11 +117,13 @@ class FlakyLedger(SqliteLedger):
     """A ledger whose writes fail while ``locked`` is set (another writer holds the lock)."""
 
     locked = False
+    batches: list[int]  # intents per commit asked for
 
-    def journal_intent(self, *args: Any, **kw: Any) -> int:
+    def journal_intents(self, intents: Sequence[Intent]) -> list[int]:
+        self.__dict__.setdefault("batches", []).append(len(intents))
         if self.locked:
             raise sqlite3.OperationalError("database is locked")
-        return super().journal_intent(*args, **kw)
+        return super().journal_intents(intents)
 
 
 async def until(pred: Callable[[], object], rounds: int = 2000) -> None:
@@ -203,6 +205,33 @@ async def test_a_batch_that_starts_a_call_writes_its_lines_after_the_call_left(
     with capture_logs() as logs:  # in band now: a batch without a call writes at once
         engine.on_snapshot("sub1", [cro(margin=client.margin)], last_page=True, cur_page=1)
         assert [e["event"] for e in logs] == ["book.snapshot"]  # info: first since connect
+    await engine.drain(1.0)
+
+
+async def test_the_corrections_of_one_push_journal_in_one_commit(tmp_path: Path) -> None:
+    """Issue 18: two positions out of band in one push are two intents in one commit, both
+    durable before either call starts; when that commit fails, neither call is sent."""
+    engine, client = make(tmp_path / "ok", ct_vals=CT_VALS)
+    ledger = engine.ledger
+    assert isinstance(ledger, FlakyLedger)
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro(), doge()], last_page=True, cur_page=1)
+    assert ledger.batches == [2]
+    rows = [(r.inst_id, r.status) for r in ledger.journal()]
+    assert rows == [(DOGE, "pending"), (CRO, "pending")] and client.calls == []
+    await until(lambda: len(client.calls) == 2)
+    assert {c[0] for c in client.calls} == {CRO, DOGE}
+    await engine.drain(1.0)
+
+    engine, client = make(tmp_path / "locked", ct_vals=CT_VALS)
+    ledger = engine.ledger
+    assert isinstance(ledger, FlakyLedger)
+    ledger.locked = True
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro(), doge()], last_page=True, cur_page=1)
+    assert ledger.batches == [2]
+    await asyncio.sleep(0.05)
+    assert client.calls == [] and ledger.journal() == []
     await engine.drain(1.0)
 
 

@@ -8,9 +8,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from reactor.store import (
+    Intent,
     Ledger,
     LedgerCorrupt,
     LedgerReplaced,
@@ -149,6 +151,45 @@ def test_journal_intent_then_result(ledger: Ledger, clock: MsClock) -> None:
     assert entries[1].code == "59301"
     assert entries[2].done_ms == T0 + 1_120
     assert [e.id for e in ledger.journal(limit=1)] == [third]
+
+
+def test_intents_of_one_batch_commit_together_in_order(ledger: Ledger, clock: MsClock) -> None:
+    """Issue 18: a push's corrections journal in one commit; the ids follow the intents'
+    order, each row is what its intent said (redacted), and an empty batch writes nothing."""
+    assert ledger.journal_intents([]) == []
+    secret = '{"instId":"A-USDT-SWAP","apiKey":"k-123456789"}'
+    batch = [
+        Intent("sub1", "A-USDT-SWAP", "long", "add", "1.5", secret, okx_ms=7),
+        Intent("sub2", "B-USDT-SWAP", "short", "reduce", "2", "{}"),
+        Intent("sub1", "C-USDT-SWAP", "net", "add", "3", "{}", okx_ms=9),
+    ]
+    ids = ledger.journal_intents(batch)
+    assert len(set(ids)) == 3 and ids == sorted(ids)
+    rows = {e.id: e for e in ledger.pending_intents()}
+    for new_id, intent in zip(ids, batch, strict=True):
+        row = rows[new_id]
+        assert (row.account, row.inst_id, row.pos_side, row.action, row.amount) == (
+            intent.account,
+            intent.inst_id,
+            intent.pos_side,
+            intent.action,
+            intent.amount,
+        )
+        assert (row.status, row.sent_ms, row.sent_okx_ms) == ("pending", T0 + 1_000, intent.okx_ms)
+    assert "k-123456789" not in rows[ids[0]].request
+    after = ledger.journal_intent("sub1", "A-USDT-SWAP", "long", "add", "1", "{}")
+    assert after > ids[-1]
+
+
+def test_a_batch_with_one_bad_intent_writes_none(ledger: Ledger) -> None:
+    """All or none: a row the table refuses (here an amount that is NULL) fails the whole
+    batch, so the engine never holds an id for an intent that was not written."""
+    good = Intent("sub1", "A-USDT-SWAP", "long", "add", "1", "{}")
+    bad = Intent("sub1", "B-USDT-SWAP", "long", "add", None, "{}")  # type: ignore[arg-type]
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+        ledger.journal_intents([good, bad, good])
+    assert ledger.journal() == []
+    assert ledger.journal_intents([good]) != []
 
 
 def test_journal_since_one_account(ledger: Ledger, clock: MsClock) -> None:
