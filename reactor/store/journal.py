@@ -125,7 +125,7 @@ class JournalTables(LedgerBase):
         or none: an error means none was written); their ids, in order.
 
         One commit for the calls a push started on several positions (issue 18): three
-        intents in one transaction cost SQLite 40 us instead of 117 us one by one."""
+        intents in one statement cost SQLite 35-60 us instead of 80-120 us one by one."""
         now = self._now_ms()
         rows: list[IntentRow] = [
             (

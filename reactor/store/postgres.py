@@ -188,11 +188,12 @@ def intent_sql(rows: int, *, fenced: bool) -> str:
 
     ``fenced``: each entry carries the lease's epoch and the statement inserts only while the
     lease is held by this holder at this epoch (three more parameters: scope, holder, epoch;
-    0 rows otherwise). ``FOR SHARE OF l`` keeps a takeover's epoch bump waiting until the
-    statement has committed: no intent of an old epoch can commit after a new grant."""
-    columns = ", ".join((*INTENT_COLUMNS, "intent_key"))
-    row = "(%s, %s, %s, %s, %s, %s, %s::bigint, %s::bigint, %s)"  # NULL okx_ms: still bigint
-    values = f"(VALUES {', '.join([row] * rows)}) AS v({columns})"
+    0 rows otherwise)."""
+    names = (*INTENT_COLUMNS, "intent_key")
+    columns = ", ".join(names)
+    # typed: a VALUES list's NULL (okx_ms unknown) would otherwise be text, not bigint
+    row = ", ".join("%s::bigint" if n.endswith("_ms") else "%s" for n in names)
+    values = f"(VALUES {', '.join([f'({row})'] * rows)}) AS v({columns})"
     if not fenced:
         return (
             f"INSERT INTO journal ({columns}, status) SELECT v.*, 'pending' FROM {values}"
