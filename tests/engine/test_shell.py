@@ -117,10 +117,13 @@ class FlakyLedger(SqliteLedger):
     """A ledger whose writes fail while ``locked`` is set (another writer holds the lock)."""
 
     locked = False
-    batches: list[int]  # intents per commit asked for
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.batches: list[int] = []  # intents per commit asked for
 
     def journal_intents(self, intents: Sequence[Intent]) -> list[int]:
-        self.__dict__.setdefault("batches", []).append(len(intents))
+        self.batches.append(len(intents))
         if self.locked:
             raise sqlite3.OperationalError("database is locked")
         return super().journal_intents(intents)
