@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from reactor.engine import AccountState, Engine
 from reactor.engine.commands import ReadBills
+from reactor.engine.shell import INTENTS_PER_COMMIT
 from reactor.okx.clock import ExchangeClock
 from reactor.okx.errors import OkxError
 from reactor.status.snapshot import EngineStatus
@@ -235,6 +236,21 @@ async def test_the_corrections_of_one_push_journal_in_one_commit(tmp_path: Path)
     assert ledger.batches == [2]
     await asyncio.sleep(0.05)
     assert client.calls == [] and ledger.journal() == []
+    await engine.drain(1.0)
+
+
+async def test_a_commit_holds_at_most_intents_per_commit(tmp_path: Path) -> None:
+    """The batch is bounded (the statement's size): one more intent than the bound is a second
+    commit in the same callback; every intent is durable."""
+    n = INTENTS_PER_COMMIT + 1
+    insts = [f"X{i}-USDT-SWAP" for i in range(n)]
+    engine, _ = make(tmp_path, ct_vals={inst: D("10") for inst in insts})
+    ledger = engine.ledger
+    assert isinstance(ledger, FlakyLedger)
+    engine.on_connected("sub1")
+    engine.on_snapshot("sub1", [cro(inst_id=inst) for inst in insts], last_page=True, cur_page=1)
+    assert ledger.batches == [INTENTS_PER_COMMIT, 1]
+    assert len(ledger.pending_intents()) == n
     await engine.drain(1.0)
 
 
