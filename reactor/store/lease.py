@@ -8,7 +8,7 @@ epoch that grows on every grant (docs/operations.md "High availability"; ha.md Â
   signed under it could still be accepted by OKX, so a successor starts at once when nothing
   was signed in the last window.
 - The database fence, the fenced journal intent, is
-  :data:`reactor.store.postgres.FENCED_INTENT_SQL`; the exchange fence is :class:`SignClock`.
+  :func:`reactor.store.postgres.intent_sql`; the exchange fence is :class:`SignClock`.
 
 Host clocks never decide expiry. The local :class:`SignClock` only ever stops signing
 *earlier* than the database would: its deadline counts from the moment the renewal was sent,
@@ -29,7 +29,6 @@ import psycopg
 
 from reactor.store.postgres import (
     DEFAULT_TIMEOUT_S,
-    FENCED_INTENT_SQL,
     _reason,
     _Watchdog,
     connect_args,
@@ -38,7 +37,7 @@ from reactor.store.postgres import (
     watchdog_s,
 )
 
-__all__ = ["FENCED_INTENT_SQL", "LeaseInfo", "LeaseStore", "LeaseUnavailable", "SignClock"]
+__all__ = ["LeaseInfo", "LeaseStore", "LeaseUnavailable", "SignClock"]
 
 ACQUIRE_SQL = (
     "UPDATE lease SET holder = %s, epoch = epoch + 1,"

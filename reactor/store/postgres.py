@@ -207,9 +207,6 @@ def intent_sql(rows: int, *, fenced: bool) -> str:
     )
 
 
-FENCED_INTENT_SQL = intent_sql(1, fenced=True)
-
-
 def describe_dsn(dsn: str) -> str:
     """The DSN as ``postgres <host>/<db>`` for messages and logs: never a password."""
     try:
@@ -570,14 +567,10 @@ class PostgresLedger(Ledger):
         fence = self.fence
         keys = [uuid.uuid4().hex for _ in rows]
         params = tuple(v for row, key in zip(rows, keys, strict=True) for v in (*row, key))
+        if fence is not None:
+            params = (*params, fence.scope, fence.holder, fence.epoch)
         try:
-            if fence is None:
-                written, _ = self._write(intent_sql(len(rows), fenced=False), params)
-            else:
-                written, _ = self._write(
-                    intent_sql(len(rows), fenced=True),
-                    (*params, fence.scope, fence.holder, fence.epoch),
-                )
+            written, _ = self._write(intent_sql(len(rows), fenced=fence is not None), params)
         except LedgerUnavailable as exc:
             if exc.reason in {"timeout", "unreachable"} and self._sent_on is not None:
                 # The server may still commit them (a frozen server runs the buffered statement

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from reactor.store import Intent, LedgerUnavailable
-from reactor.store.lease import FENCED_INTENT_SQL, LeaseStore, SignClock
+from reactor.store.lease import LeaseStore, SignClock
 from reactor.store.postgres import Fence, PostgresLedger, intent_sql
 
 SCOPE = "shard:a"
@@ -213,8 +213,9 @@ def test_fence_race_without_for_share_lets_stale_intents_in(
     pg_dsn: str, store: LeaseStore, rows: int, writers: int
 ) -> None:
     """The same race without FOR SHARE OF l: proof that the test above can fail."""
-    assert " FOR SHARE OF l" in FENCED_INTENT_SQL
-    sql = intent_sql(rows, fenced=True).replace(" FOR SHARE OF l", "")
+    fenced = intent_sql(rows, fenced=True)
+    assert " FOR SHARE OF l" in fenced
+    sql = fenced.replace(" FOR SHARE OF l", "")
     committed, stale = _race(pg_dsn, sql, rows=rows, writers=writers)
     assert committed > 300  # the takeovers, unhindered, end the race sooner
     assert stale > 0
